@@ -1,0 +1,89 @@
+"""Agents: an OpenCode server plus an agent profile, with capacity, health and a tier."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field, field_validator
+
+from domain.clock import utcnow
+from domain.ids import new_agent_id
+from domain.model import DomainModel, ValueObject
+
+MIN_CAPACITY = 1
+MAX_CAPACITY = 50
+BREAKER_MIN_TASKS = 5
+BREAKER_SUCCESS_FLOOR = 0.3
+
+
+class AgentTier(StrEnum):
+    ELITE = "ELITE"
+    ADVANCED = "ADVANCED"
+    COMPETENT = "COMPETENT"
+    TRAINEE = "TRAINEE"
+    DEGRADED = "DEGRADED"
+
+
+def tier_for(success_rate: float, quality: float) -> AgentTier:
+    if success_rate >= 0.95 and quality >= 0.9:
+        return AgentTier.ELITE
+    if success_rate >= 0.85:
+        return AgentTier.ADVANCED
+    if success_rate >= 0.70:
+        return AgentTier.COMPETENT
+    if success_rate >= 0.50:
+        return AgentTier.TRAINEE
+    return AgentTier.DEGRADED
+
+
+class AgentPerformance(ValueObject):
+    tasks_total: int = Field(default=0, ge=0)
+    tasks_succeeded: int = Field(default=0, ge=0)
+    quality: float = Field(default=1.0, ge=0, le=1)
+
+    @property
+    def success_rate(self) -> float:
+        return self.tasks_succeeded / self.tasks_total if self.tasks_total else 1.0
+
+    @property
+    def tier(self) -> AgentTier:
+        return tier_for(self.success_rate, self.quality)
+
+    @property
+    def breaker_open(self) -> bool:
+        """Too many recent failures: stop routing work here until it recovers."""
+        return self.tasks_total >= BREAKER_MIN_TASKS and self.success_rate < BREAKER_SUCCESS_FLOOR
+
+
+class Agent(DomainModel):
+    id: str = Field(default_factory=new_agent_id)
+    tenant_id: str
+    name: str = Field(min_length=1, max_length=200)
+    server_url: str = Field(min_length=1, max_length=2000)
+    password_env: str | None = Field(default=None, max_length=200)
+    opencode_agent: str = Field(default="build", min_length=1, max_length=100)
+    model: str | None = None
+    capabilities: list[str] = Field(default_factory=list)
+    capacity: int = Field(default=5, ge=MIN_CAPACITY, le=MAX_CAPACITY)
+    active: bool = True
+    performance: AgentPerformance = Field(default_factory=AgentPerformance)
+    last_heartbeat_at: datetime | None = None
+    version: int = Field(default=1, ge=1)
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @field_validator("server_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} must be an http(s) URL")
+        return value
+
+    @field_validator("capabilities")
+    @classmethod
+    def _capabilities(cls, value: list[str]) -> list[str]:
+        return sorted({capability.strip().lower() for capability in value if capability.strip()})
+
+    def has_capabilities(self, required: list[str] | set[str]) -> bool:
+        return {c.lower() for c in required} <= set(self.capabilities)

@@ -1,0 +1,83 @@
+"""Typed domain errors: one base, each carrying the facts the API and CLI need to answer clearly."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error the product raises on purpose."""
+
+
+class InvalidInput(DomainError):
+    """A value breaks a rule of MISSION.md (length, range, pattern)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"invalid {field}: {reason}")
+
+
+class InvalidTransition(DomainError):
+    """A state machine refused a move; names both states."""
+
+    def __init__(self, machine: str, current: str, target: str) -> None:
+        self.machine = machine
+        self.current = current
+        self.target = target
+        super().__init__(f"{machine}: transition {current} -> {target} is not allowed")
+
+
+class RetriesExhausted(DomainError):
+    """A retry was asked for an entity that used all its retries."""
+
+    def __init__(self, entity_id: str, max_retries: int) -> None:
+        self.entity_id = entity_id
+        self.max_retries = max_retries
+        super().__init__(f"{entity_id} has used all {max_retries} retries")
+
+
+class NotFound(DomainError):
+    """The record does not exist for the current tenant (another tenant's record is 'not found')."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        self.kind = kind
+        self.key = key
+        super().__init__(f"{kind} {key!r} not found")
+
+
+class AlreadyExists(DomainError):
+    """A unique key (tenant slug, user email, ...) is taken."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        self.kind = kind
+        self.key = key
+        super().__init__(f"{kind} {key!r} already exists")
+
+
+class ConcurrentModification(DomainError):
+    """A conditional update found another status or version than expected; nothing was written."""
+
+    def __init__(self, kind: str, key: str, expected_status: str, expected_version: int) -> None:
+        self.kind = kind
+        self.key = key
+        self.expected_status = expected_status
+        self.expected_version = expected_version
+        super().__init__(
+            f"{kind} {key!r} changed concurrently "
+            f"(expected status {expected_status} at version {expected_version})"
+        )
+
+
+class TenantNotSet(DomainError):
+    """A tenant-scoped operation ran with no current tenant: refused, never "all tenants"."""
+
+    def __init__(self, operation: str = "tenant-scoped query") -> None:
+        self.operation = operation
+        super().__init__(f"{operation} needs a current tenant, and none is set")
+
+
+class InactiveTenant(DomainError):
+    """Work was asked of a tenant that is deactivated."""
+
+    def __init__(self, slug: str) -> None:
+        self.slug = slug
+        super().__init__(f"tenant {slug!r} is not active")

@@ -1,0 +1,241 @@
+"""Coding sessions: the unit of work a tenant submits and an agent carries out.
+
+The 12 states and their transitions are exactly MISSION.md's table; ORPHANED (supervisor and
+agent-side session both lost) is reachable from RUNNING and retried like FAILED and TIMEOUT.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from datetime import datetime
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from domain.checkpoint import MAX_CHECKPOINTS_KEPT, Checkpoint
+from domain.clock import utcnow
+from domain.errors import InvalidTransition, RetriesExhausted
+from domain.events import StatusChanged
+from domain.ids import new_session_id
+from domain.metrics import SessionMetrics
+from domain.model import DomainModel
+from domain.retry import RetryPolicy
+from domain.state_machine import StateMachine
+
+TITLE_MAX = 200
+DESCRIPTION_MAX = 1000
+PROMPT_MAX = 10_000
+MIN_DURATION_SECONDS = 60
+MAX_DURATION_SECONDS = 86_400
+DEFAULT_DURATION_SECONDS = 3_600
+MODEL_PATTERN = re.compile(r"^[A-Za-z0-9._-]+/[A-Za-z0-9._:/-]+$")
+
+
+class SessionStatus(StrEnum):
+    PENDING = "PENDING"
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    DEGRADED = "DEGRADED"
+    COMPLETED = "COMPLETED"
+    PARTIALLY_COMPLETED = "PARTIALLY_COMPLETED"
+    FAILED = "FAILED"
+    TIMEOUT = "TIMEOUT"
+    STOPPED = "STOPPED"
+    CANCELLED = "CANCELLED"
+    ORPHANED = "ORPHANED"
+
+
+_S = SessionStatus
+SESSION_MACHINE: StateMachine[SessionStatus] = StateMachine(
+    "session",
+    {
+        _S.PENDING: frozenset({_S.QUEUED, _S.RUNNING, _S.CANCELLED, _S.FAILED}),
+        _S.QUEUED: frozenset({_S.RUNNING, _S.CANCELLED, _S.FAILED}),
+        _S.RUNNING: frozenset(
+            {
+                _S.COMPLETED,
+                _S.PARTIALLY_COMPLETED,
+                _S.FAILED,
+                _S.TIMEOUT,
+                _S.PAUSED,
+                _S.STOPPED,
+                _S.DEGRADED,
+                _S.ORPHANED,
+            }
+        ),
+        _S.PAUSED: frozenset({_S.RUNNING, _S.STOPPED, _S.CANCELLED}),
+        _S.DEGRADED: frozenset({_S.RUNNING, _S.FAILED, _S.COMPLETED, _S.STOPPED}),
+        _S.FAILED: frozenset({_S.PENDING}),
+        _S.TIMEOUT: frozenset({_S.PENDING}),
+        _S.ORPHANED: frozenset({_S.PENDING}),
+        _S.COMPLETED: frozenset(),
+        _S.PARTIALLY_COMPLETED: frozenset(),
+        _S.STOPPED: frozenset(),
+        _S.CANCELLED: frozenset(),
+    },
+)
+RETRYABLE_STATES = frozenset({_S.FAILED, _S.TIMEOUT, _S.ORPHANED})
+ACTIVE_STATES = frozenset({_S.QUEUED, _S.RUNNING, _S.PAUSED, _S.DEGRADED})
+
+
+class SessionType(StrEnum):
+    PLANNING = "planning"
+    EXECUTION = "execution"
+    REVIEW = "review"
+    DEBUG = "debug"
+    INTEGRATION = "integration"
+
+
+class Priority(IntEnum):
+    CRITICAL = 0
+    HIGH = 1
+    MEDIUM = 2
+    LOW = 3
+    DEFERRED = 4
+
+
+class Session(DomainModel):
+    id: str = Field(default_factory=new_session_id)
+    tenant_id: str
+    title: str
+    description: str = Field(default="", max_length=DESCRIPTION_MAX)
+    session_type: SessionType = SessionType.EXECUTION
+    priority: Priority = Priority.MEDIUM
+    initial_prompt: str
+    model: str | None = None
+    agent_config: dict[str, Any] = Field(default_factory=dict)
+    max_duration_seconds: int = Field(
+        default=DEFAULT_DURATION_SECONDS, ge=MIN_DURATION_SECONDS, le=MAX_DURATION_SECONDS
+    )
+    parent_id: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    metrics: SessionMetrics = Field(default_factory=SessionMetrics)
+    checkpoints: list[Checkpoint] = Field(default_factory=list)
+    status: SessionStatus = SessionStatus.PENDING
+    status_reason: str = ""
+    retry_count: int = Field(default=0, ge=0)
+    max_retries: int = Field(default=3, ge=0, le=20)
+    next_attempt_at: datetime | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    version: int = Field(default=1, ge=1)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be blank")
+        if len(value) > TITLE_MAX:
+            raise ValueError(f"must be at most {TITLE_MAX} characters, got {len(value)}")
+        return value
+
+    @field_validator("initial_prompt")
+    @classmethod
+    def _prompt(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        if len(value) > PROMPT_MAX:
+            raise ValueError(f"must be at most {PROMPT_MAX} characters, got {len(value)}")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        if value is not None and not MODEL_PATTERN.fullmatch(value):
+            raise ValueError(f"{value!r} must look like provider/model")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        cleaned = [tag.strip() for tag in value if tag.strip()]
+        if any(len(tag) > 64 for tag in cleaned) or len(cleaned) > 50:
+            raise ValueError("at most 50 tags of at most 64 characters")
+        return list(dict.fromkeys(cleaned))
+
+    @property
+    def is_final(self) -> bool:
+        return SESSION_MACHINE.is_final(self.status)
+
+    @property
+    def can_retry(self) -> bool:
+        return self.status in RETRYABLE_STATES and self.retry_count < self.max_retries
+
+    def transition_to(
+        self,
+        target: SessionStatus,
+        reason: str = "",
+        at: datetime | None = None,
+    ) -> StatusChanged:
+        """Move to `target` if the table allows it; returns the event to record."""
+        SESSION_MACHINE.check(self.status, target)
+        if self.status in RETRYABLE_STATES and target is SessionStatus.PENDING:
+            raise InvalidTransition(SESSION_MACHINE.name, self.status.value, target.value)
+        return self._apply(target, reason, at or utcnow())
+
+    def retry(
+        self,
+        policy: RetryPolicy | None = None,
+        at: datetime | None = None,
+        rng: random.Random | None = None,
+        reason: str = "retry",
+    ) -> StatusChanged:
+        """FAILED/TIMEOUT/ORPHANED -> PENDING, bounded by `max_retries`, with backoff and jitter.
+
+        The session becomes eligible again at `next_attempt_at`; one that used its retries stays.
+        """
+        SESSION_MACHINE.check(self.status, SessionStatus.PENDING)
+        if self.retry_count >= self.max_retries:
+            raise RetriesExhausted(self.id, self.max_retries)
+        now = at or utcnow()
+        policy = policy or RetryPolicy(max_retries=self.max_retries)
+        attempt = self.retry_count + 1
+        next_at = policy.next_attempt_at(now, attempt, rng)
+        event = self._apply(
+            SessionStatus.PENDING,
+            reason,
+            now,
+            data={"retry": attempt, "next_attempt_at": next_at.isoformat()},
+        )
+        self.retry_count = attempt
+        self.metrics = self.metrics.model_copy(update={"retries": attempt})
+        self.next_attempt_at = next_at
+        return event
+
+    def add_checkpoint(self, data: dict[str, Any], at: datetime | None = None) -> Checkpoint:
+        """Append checkpoint n+1; only the newest `MAX_CHECKPOINTS_KEPT` are kept."""
+        sequence = self.checkpoints[-1].sequence + 1 if self.checkpoints else 1
+        checkpoint = Checkpoint(sequence=sequence, data=data, created_at=at or utcnow())
+        self.checkpoints = [*self.checkpoints, checkpoint][-MAX_CHECKPOINTS_KEPT:]
+        return checkpoint
+
+    def _apply(
+        self,
+        target: SessionStatus,
+        reason: str,
+        at: datetime,
+        data: dict[str, Any] | None = None,
+    ) -> StatusChanged:
+        event = StatusChanged(
+            entity_kind="session",
+            entity_id=self.id,
+            tenant_id=self.tenant_id,
+            old_status=self.status.value,
+            new_status=target.value,
+            at=at,
+            reason=reason,
+            data=data or {},
+        )
+        self.status = target
+        self.status_reason = reason
+        self.updated_at = at
+        self.metrics = self.metrics.on_status(target.value, at)
+        return event
