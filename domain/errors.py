@@ -81,3 +81,14 @@ class InactiveTenant(DomainError):
     def __init__(self, slug: str) -> None:
         self.slug = slug
         super().__init__(f"tenant {slug!r} is not active")
+
+
+class TenantMismatch(DomainError):
+    """A record of one tenant was handed to a repository scoped to another: refused."""
+
+    def __init__(self, scoped: str, record_tenant: str) -> None:
+        self.scoped = scoped
+        self.record_tenant = record_tenant
+        super().__init__(
+            f"record belongs to tenant {record_tenant!r} but the current tenant is {scoped!r}"
+        )

@@ -25,3 +25,19 @@ class StatusChanged(BaseModel):
     @property
     def event_type(self) -> str:
         return f"{self.entity_kind}.status_changed"
+
+
+class SessionEvent(BaseModel):
+    """One entry of a session's durable history, numbered 1..n per session."""
+
+    model_config = ConfigDict(frozen=True)
+
+    session_id: str
+    tenant_id: str
+    seq: int
+    event_type: str
+    old_status: str | None = None
+    new_status: str | None = None
+    reason: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+    at: datetime

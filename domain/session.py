@@ -123,6 +123,8 @@ class Session(DomainModel):
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     idempotency_key: str | None = Field(default=None, max_length=200)
+    agent_id: str | None = None
+    agent_session_id: str | None = None
     version: int = Field(default=1, ge=1)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

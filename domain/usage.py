@@ -1,0 +1,23 @@
+"""Metered usage of a tenant on one day, the unit of billing."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from pydantic import Field
+
+from domain.model import ValueObject
+
+
+class DailyUsage(ValueObject):
+    tenant_id: str
+    day: date
+    sessions: int = Field(default=0, ge=0)
+    tokens_in: int = Field(default=0, ge=0)
+    tokens_out: int = Field(default=0, ge=0)
+    cost_usd: Decimal = Field(default=Decimal(0), ge=0)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.tokens_in + self.tokens_out

@@ -1,0 +1,103 @@
+"""Agents registered by the current tenant (OpenCode servers plus profiles)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from domain.agent import Agent, AgentPerformance
+from domain.errors import AlreadyExists, ConcurrentModification, NotFound
+from resources.database.repositories.base import TenantScopedRepository
+from resources.database.schema import AgentRow
+
+
+def _to_domain(row: AgentRow) -> Agent:
+    return Agent(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        name=row.name,
+        server_url=row.server_url,
+        password_env=row.password_env,
+        opencode_agent=row.opencode_agent,
+        model=row.model,
+        capabilities=row.capabilities,
+        capacity=row.capacity,
+        active=row.active,
+        performance=AgentPerformance.model_validate(row.performance),
+        last_heartbeat_at=row.last_heartbeat_at,
+        version=row.version,
+        created_at=row.created_at,
+    )
+
+
+class AgentRepository(TenantScopedRepository):
+    kind = "agent"
+
+    def add(self, agent: Agent) -> Agent:
+        tenant = self._owned(agent.tenant_id)
+        self._session.add(
+            AgentRow(
+                id=agent.id,
+                tenant_id=tenant,
+                name=agent.name,
+                server_url=agent.server_url,
+                password_env=agent.password_env,
+                opencode_agent=agent.opencode_agent,
+                model=agent.model,
+                capabilities=agent.capabilities,
+                capacity=agent.capacity,
+                active=agent.active,
+                performance=agent.performance.model_dump(),
+                last_heartbeat_at=agent.last_heartbeat_at,
+                version=agent.version,
+                created_at=agent.created_at,
+            )
+        )
+        try:
+            self._session.flush()
+        except IntegrityError as error:
+            raise AlreadyExists(self.kind, agent.name) from error
+        return agent
+
+    def get(self, agent_id: str) -> Agent:
+        row = self._session.scalars(
+            select(AgentRow).where(AgentRow.tenant_id == self.tenant_id, AgentRow.id == agent_id)
+        ).first()
+        if row is None:
+            raise NotFound(self.kind, agent_id)
+        return _to_domain(row)
+
+    def list(self, active_only: bool = False) -> list[Agent]:
+        query = select(AgentRow).where(AgentRow.tenant_id == self.tenant_id)
+        if active_only:
+            query = query.where(AgentRow.active.is_(True))
+        return [_to_domain(row) for row in self._session.scalars(query.order_by(AgentRow.name))]
+
+    def save(self, agent: Agent) -> None:
+        """Persist heartbeat, performance, capacity and activity, version-checked."""
+        expected_version = agent.version
+        result = self._session.execute(
+            update(AgentRow)
+            .where(
+                AgentRow.id == agent.id,
+                AgentRow.tenant_id == self.tenant_id,
+                AgentRow.version == expected_version,
+            )
+            .values(
+                server_url=agent.server_url,
+                password_env=agent.password_env,
+                opencode_agent=agent.opencode_agent,
+                model=agent.model,
+                capabilities=agent.capabilities,
+                capacity=agent.capacity,
+                active=agent.active,
+                performance=agent.performance.model_dump(),
+                last_heartbeat_at=agent.last_heartbeat_at,
+                version=AgentRow.version + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            self.get(agent.id)
+            raise ConcurrentModification(self.kind, agent.id, "any", expected_version)
+        agent.version = expected_version + 1

@@ -1,0 +1,340 @@
+"""Sessions of the current tenant: their rows, their append-only event history, checkpoints.
+
+A state change is one conditional UPDATE (id, tenant, expected status and version) plus its event
+row, in the caller's transaction: a stale or concurrent change matches no row, raises
+`ConcurrentModification`, and the rollback leaves nothing written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+
+from domain.checkpoint import MAX_CHECKPOINTS_KEPT, Checkpoint
+from domain.clock import utcnow
+from domain.errors import ConcurrentModification, NotFound
+from domain.events import SessionEvent, StatusChanged
+from domain.metrics import SessionMetrics
+from domain.session import ACTIVE_STATES, Priority, Session, SessionStatus, SessionType
+from resources.database.repositories.base import TenantScopedRepository
+from resources.database.schema import CheckpointRow, SessionEventRow, SessionRow
+
+CREATED_EVENT = "session.created"
+STATUS_EVENT = "session.status_changed"
+
+
+def _to_domain(row: SessionRow, checkpoints: list[Checkpoint] | None = None) -> Session:
+    return Session(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        title=row.title,
+        description=row.description,
+        session_type=SessionType(row.session_type),
+        priority=Priority(row.priority),
+        initial_prompt=row.initial_prompt,
+        model=row.model,
+        agent_config=row.agent_config,
+        max_duration_seconds=row.max_duration_seconds,
+        parent_id=row.parent_id,
+        tags=row.tags,
+        metadata=row.metadata_,
+        metrics=SessionMetrics.model_validate(row.metrics),
+        checkpoints=checkpoints or [],
+        status=SessionStatus(row.status),
+        status_reason=row.status_reason,
+        retry_count=row.retry_count,
+        max_retries=row.max_retries,
+        next_attempt_at=row.next_attempt_at,
+        result=row.result,
+        error=row.error,
+        idempotency_key=row.idempotency_key,
+        agent_id=row.agent_id,
+        agent_session_id=row.agent_session_id,
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _mutable_columns(session: Session) -> dict[str, Any]:
+    """What a transition or an update may change; identity and the request itself never change."""
+    return {
+        "status": session.status.value,
+        "status_reason": session.status_reason,
+        "retry_count": session.retry_count,
+        "next_attempt_at": session.next_attempt_at,
+        "metrics": session.metrics.model_dump(mode="json"),
+        "result": session.result,
+        "error": session.error,
+        "agent_id": session.agent_id,
+        "agent_session_id": session.agent_session_id,
+        "tags": session.tags,
+        "metadata": session.metadata,
+        "updated_at": session.updated_at,
+    }
+
+
+def _event_to_domain(row: SessionEventRow) -> SessionEvent:
+    return SessionEvent(
+        session_id=row.session_id,
+        tenant_id=row.tenant_id,
+        seq=row.seq,
+        event_type=row.event_type,
+        old_status=row.old_status,
+        new_status=row.new_status,
+        reason=row.reason,
+        data=row.data,
+        at=row.created_at,
+    )
+
+
+class SessionRepository(TenantScopedRepository):
+    kind = "session"
+
+    def add(self, session: Session) -> Session:
+        """Insert a new session and its first event (`session.created`, seq 1)."""
+        tenant = self._owned(session.tenant_id)
+        columns = _mutable_columns(session)
+        metadata = columns.pop("metadata")
+        self._session.add(
+            SessionRow(
+                id=session.id,
+                tenant_id=tenant,
+                title=session.title,
+                description=session.description,
+                session_type=session.session_type.value,
+                priority=int(session.priority),
+                initial_prompt=session.initial_prompt,
+                model=session.model,
+                agent_config=session.agent_config,
+                max_duration_seconds=session.max_duration_seconds,
+                parent_id=session.parent_id,
+                max_retries=session.max_retries,
+                idempotency_key=session.idempotency_key,
+                version=session.version,
+                last_event_seq=1,
+                created_at=session.created_at,
+                metadata_=metadata,
+                **columns,
+            )
+        )
+        self._session.flush()
+        self._insert_event(
+            session.id, 1, CREATED_EVENT, None, session.status.value, "", {}, session.created_at
+        )
+        return session
+
+    def _row(self, session_id: str) -> SessionRow:
+        row = self._session.scalars(
+            select(SessionRow).where(
+                SessionRow.tenant_id == self.tenant_id, SessionRow.id == session_id
+            )
+        ).first()
+        if row is None:
+            raise NotFound(self.kind, session_id)
+        return row
+
+    def get(self, session_id: str) -> Session:
+        row = self._row(session_id)
+        return _to_domain(row, self.checkpoints(session_id))
+
+    def find_by_idempotency_key(self, key: str) -> Session | None:
+        """The session submitted earlier with this key, or None when there is none."""
+        row = self._session.scalars(
+            select(SessionRow).where(
+                SessionRow.tenant_id == self.tenant_id, SessionRow.idempotency_key == key
+            )
+        ).first()
+        return _to_domain(row) if row else None
+
+    def list(
+        self,
+        statuses: Collection[SessionStatus] | None = None,
+        parent_id: str | None = None,
+        limit: int = 100,
+        before_id: str | None = None,
+    ) -> list[Session]:
+        """Newest first (ids sort by creation time); page with `before_id`. No checkpoints."""
+        query = select(SessionRow).where(SessionRow.tenant_id == self.tenant_id)
+        if statuses:
+            query = query.where(SessionRow.status.in_([s.value for s in statuses]))
+        if parent_id is not None:
+            query = query.where(SessionRow.parent_id == parent_id)
+        if before_id is not None:
+            query = query.where(SessionRow.id < before_id)
+        query = query.order_by(SessionRow.id.desc()).limit(limit)
+        return [_to_domain(row) for row in self._session.scalars(query)]
+
+    def count_active(self) -> int:
+        query = select(func.count()).where(
+            SessionRow.tenant_id == self.tenant_id,
+            SessionRow.status.in_([s.value for s in ACTIVE_STATES]),
+        )
+        return int(self._session.scalar(query) or 0)
+
+    def save_transition(self, session: Session, event: StatusChanged) -> SessionEvent:
+        """Persist `session` after `event`, if the row is still at event.old_status and
+        session.version; bumps the version and appends the event row."""
+        expected_version = session.version
+        seq = self._conditional_update(
+            session, expected_status=event.old_status, expected_version=expected_version
+        )
+        session.version = expected_version + 1
+        return self._insert_event(
+            session.id,
+            seq,
+            STATUS_EVENT,
+            event.old_status,
+            event.new_status,
+            event.reason,
+            event.data,
+            event.at,
+        )
+
+    def save(self, session: Session) -> None:
+        """Persist non-status changes (metrics, result, agent) under the same version check."""
+        expected_version = session.version
+        self._conditional_update(
+            session,
+            expected_status=session.status.value,
+            expected_version=expected_version,
+            bump_seq=False,
+        )
+        session.version = expected_version + 1
+
+    def _conditional_update(
+        self,
+        session: Session,
+        expected_status: str,
+        expected_version: int,
+        bump_seq: bool = True,
+    ) -> int:
+        values = _mutable_columns(session)
+        values["metadata_"] = values.pop("metadata")
+        values["version"] = SessionRow.version + 1
+        if bump_seq:
+            values["last_event_seq"] = SessionRow.last_event_seq + 1
+        statement = (
+            update(SessionRow)
+            .where(
+                SessionRow.id == session.id,
+                SessionRow.tenant_id == self.tenant_id,
+                SessionRow.status == expected_status,
+                SessionRow.version == expected_version,
+            )
+            .values(**values)
+            .returning(SessionRow.last_event_seq)
+            .execution_options(synchronize_session=False)
+        )
+        seq = self._session.execute(statement).scalar_one_or_none()
+        if seq is None:
+            self._row(session.id)  # NotFound when it is not this tenant's
+            raise ConcurrentModification(self.kind, session.id, expected_status, expected_version)
+        return int(seq)
+
+    def append_event(
+        self, session_id: str, event_type: str, data: dict[str, Any], reason: str = ""
+    ) -> SessionEvent:
+        """Record a non-transition event (agent message, tool call, diff, cost), next seq."""
+        statement = (
+            update(SessionRow)
+            .where(SessionRow.id == session_id, SessionRow.tenant_id == self.tenant_id)
+            .values(last_event_seq=SessionRow.last_event_seq + 1)
+            .returning(SessionRow.last_event_seq, SessionRow.status)
+            .execution_options(synchronize_session=False)
+        )
+        found = self._session.execute(statement).first()
+        if found is None:
+            raise NotFound(self.kind, session_id)
+        return self._insert_event(
+            session_id, int(found[0]), event_type, None, None, reason, data, utcnow()
+        )
+
+    def _insert_event(
+        self,
+        session_id: str,
+        seq: int,
+        event_type: str,
+        old_status: str | None,
+        new_status: str | None,
+        reason: str,
+        data: dict[str, Any],
+        at: datetime,
+    ) -> SessionEvent:
+        event = SessionEvent(
+            session_id=session_id,
+            tenant_id=self.tenant_id,
+            seq=seq,
+            event_type=event_type,
+            old_status=old_status,
+            new_status=new_status,
+            reason=reason,
+            data=data,
+            at=at,
+        )
+        self._session.execute(
+            insert(SessionEventRow).values(
+                tenant_id=event.tenant_id,
+                session_id=session_id,
+                seq=seq,
+                event_type=event_type,
+                old_status=old_status,
+                new_status=new_status,
+                reason=reason,
+                data=data,
+                created_at=at,
+            )
+        )
+        return event
+
+    def events(self, session_id: str, after_seq: int = 0, limit: int = 1000) -> list[SessionEvent]:
+        self._row(session_id)
+        query = (
+            select(SessionEventRow)
+            .where(
+                SessionEventRow.tenant_id == self.tenant_id,
+                SessionEventRow.session_id == session_id,
+                SessionEventRow.seq > after_seq,
+            )
+            .order_by(SessionEventRow.seq)
+            .limit(limit)
+        )
+        return [_event_to_domain(row) for row in self._session.scalars(query)]
+
+    def add_checkpoint(self, session_id: str, checkpoint: Checkpoint) -> Checkpoint:
+        """Store checkpoint n and drop those older than the newest `MAX_CHECKPOINTS_KEPT`."""
+        self._row(session_id)
+        tenant = self.tenant_id
+        self._session.execute(
+            insert(CheckpointRow).values(
+                session_id=session_id,
+                sequence=checkpoint.sequence,
+                tenant_id=tenant,
+                data=checkpoint.data,
+                created_at=checkpoint.created_at,
+            )
+        )
+        self._session.execute(
+            delete(CheckpointRow).where(
+                CheckpointRow.tenant_id == tenant,
+                CheckpointRow.session_id == session_id,
+                CheckpointRow.sequence <= checkpoint.sequence - MAX_CHECKPOINTS_KEPT,
+            )
+        )
+        return checkpoint
+
+    def checkpoints(self, session_id: str) -> list[Checkpoint]:
+        query = (
+            select(CheckpointRow)
+            .where(
+                CheckpointRow.tenant_id == self.tenant_id, CheckpointRow.session_id == session_id
+            )
+            .order_by(CheckpointRow.sequence)
+        )
+        return [
+            Checkpoint(sequence=row.sequence, data=row.data, created_at=row.created_at)
+            for row in self._session.scalars(query)
+        ]

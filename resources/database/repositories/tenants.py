@@ -1,0 +1,86 @@
+"""Tenants: the platform-level registry (not tenant-scoped: it is what scopes everything else)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from domain.clock import utcnow
+from domain.errors import AlreadyExists, NotFound
+from domain.tenant import Tenant
+from resources.database.schema import TenantRow
+
+
+def _to_domain(row: TenantRow) -> Tenant:
+    return Tenant(
+        slug=row.slug,
+        name=row.name,
+        active=row.active,
+        max_concurrent_sessions=row.max_concurrent_sessions,
+        monthly_token_budget=row.monthly_token_budget,
+        created_at=row.created_at,
+    )
+
+
+class TenantRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, tenant: Tenant) -> Tenant:
+        if self._session.get(TenantRow, tenant.slug) is not None:
+            raise AlreadyExists("tenant", tenant.slug)
+        self._session.add(
+            TenantRow(
+                slug=tenant.slug,
+                name=tenant.name,
+                active=tenant.active,
+                max_concurrent_sessions=tenant.max_concurrent_sessions,
+                monthly_token_budget=tenant.monthly_token_budget,
+                created_at=tenant.created_at,
+            )
+        )
+        try:
+            self._session.flush()
+        except IntegrityError as error:  # a concurrent create won the race
+            raise AlreadyExists("tenant", tenant.slug) from error
+        return tenant
+
+    def _row(self, slug: str) -> TenantRow:
+        row = self._session.get(TenantRow, slug)
+        if row is None or row.deleted_at is not None:
+            raise NotFound("tenant", slug)
+        return row
+
+    def get(self, slug: str) -> Tenant:
+        return _to_domain(self._row(slug))
+
+    def list(self, include_inactive: bool = True) -> list[Tenant]:
+        query = select(TenantRow).where(TenantRow.deleted_at.is_(None)).order_by(TenantRow.slug)
+        if not include_inactive:
+            query = query.where(TenantRow.active.is_(True))
+        return [_to_domain(row) for row in self._session.scalars(query)]
+
+    def active_slugs(self) -> list[str]:
+        query = (
+            select(TenantRow.slug)
+            .where(TenantRow.deleted_at.is_(None), TenantRow.active.is_(True))
+            .order_by(TenantRow.slug)
+        )
+        return list(self._session.scalars(query))
+
+    def update(self, tenant: Tenant) -> Tenant:
+        row = self._row(tenant.slug)
+        row.name = tenant.name
+        row.active = tenant.active
+        row.max_concurrent_sessions = tenant.max_concurrent_sessions
+        row.monthly_token_budget = tenant.monthly_token_budget
+        self._session.flush()
+        return tenant
+
+    def delete(self, slug: str) -> None:
+        """Soft delete: the tenant disappears from listings and partitions; its data stays."""
+        row = self._row(slug)
+        row.deleted_at = utcnow()
+        row.active = False
+        self._session.flush()

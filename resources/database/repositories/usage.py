@@ -1,0 +1,73 @@
+"""Daily usage counters of the current tenant, incremented atomically for billing."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from domain.usage import DailyUsage
+from resources.database.repositories.base import TenantScopedRepository
+from resources.database.schema import UsageRow
+
+
+class UsageRepository(TenantScopedRepository):
+    def record(
+        self,
+        day: date,
+        sessions: int = 0,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        cost_usd: Decimal | float = Decimal(0),
+    ) -> None:
+        """Add to the day's counters in one upsert, so concurrent writers never lose an update."""
+        cost = Decimal(str(cost_usd))
+        dialect = self._session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(UsageRow).values(
+            tenant_id=self.tenant_id,
+            day=day,
+            sessions=sessions,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost_usd=cost,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[UsageRow.tenant_id, UsageRow.day],
+            set_={
+                "sessions": UsageRow.sessions + statement.excluded.sessions,
+                "tokens_in": UsageRow.tokens_in + statement.excluded.tokens_in,
+                "tokens_out": UsageRow.tokens_out + statement.excluded.tokens_out,
+                "cost_usd": UsageRow.cost_usd + statement.excluded.cost_usd,
+            },
+        )
+        self._session.execute(statement)
+
+    def between(self, first_day: date, last_day: date) -> list[DailyUsage]:
+        query = (
+            select(UsageRow)
+            .where(
+                UsageRow.tenant_id == self.tenant_id,
+                UsageRow.day >= first_day,
+                UsageRow.day <= last_day,
+            )
+            .order_by(UsageRow.day)
+        )
+        return [
+            DailyUsage(
+                tenant_id=row.tenant_id,
+                day=row.day,
+                sessions=row.sessions,
+                tokens_in=row.tokens_in,
+                tokens_out=row.tokens_out,
+                cost_usd=Decimal(row.cost_usd),
+            )
+            for row in self._session.scalars(query)
+        ]
+
+    def tokens_since(self, first_day: date) -> int:
+        """Tokens used from `first_day` on (the month so far, for the token budget)."""
+        return sum(usage.total_tokens for usage in self.between(first_day, date.max))

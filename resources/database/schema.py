@@ -1,0 +1,297 @@
+"""The application's tables (SQLAlchemy 2.0 declarative). Alembic migrations create them.
+
+Every table but `tenants` carries `tenant_id`; those are the "tenant tables" that repositories
+filter and that PostgreSQL row-level security guards (see migrations/versions/0001).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from resources.database.column_types import BigIntPrimaryKey, JsonDocument, UtcDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID = String(40)
+TENANT = String(63)
+STATUS = String(32)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JsonDocument}
+
+
+def tenant_fk() -> Mapped[str]:
+    return mapped_column(TENANT, ForeignKey("tenants.slug", ondelete="CASCADE"), index=True)
+
+
+class TenantRow(Base):
+    __tablename__ = "tenants"
+
+    slug: Mapped[str] = mapped_column(TENANT, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    max_concurrent_sessions: Mapped[int] = mapped_column(Integer, default=10)
+    monthly_token_budget: Mapped[int] = mapped_column(BigInteger, default=1_000_000)
+    created_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None]
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("tenant_id", "email"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = tenant_fk()
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+
+class ApiKeyRow(Base):
+    """Only the SHA-256 of a key is stored; the key itself is shown once, at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = tenant_fk()
+    user_id: Mapped[str | None] = mapped_column(ID, ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class AgentRow(Base):
+    __tablename__ = "agents"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = tenant_fk()
+    name: Mapped[str] = mapped_column(String(200))
+    server_url: Mapped[str] = mapped_column(String(2000))
+    password_env: Mapped[str | None] = mapped_column(String(200))
+    opencode_agent: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str | None] = mapped_column(String(200))
+    capabilities: Mapped[list[str]] = mapped_column(JsonDocument)
+    capacity: Mapped[int] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    performance: Mapped[dict[str, Any]]
+    last_heartbeat_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+
+
+class SessionRow(Base):
+    __tablename__ = "sessions"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index("ix_sessions_dispatch", "tenant_id", "status", "priority", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = tenant_fk()
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    session_type: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer)
+    initial_prompt: Mapped[str] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(String(200))
+    agent_config: Mapped[dict[str, Any]]
+    max_duration_seconds: Mapped[int] = mapped_column(Integer)
+    parent_id: Mapped[str | None] = mapped_column(
+        ID, ForeignKey("sessions.id", ondelete="SET NULL"), index=True
+    )
+    tags: Mapped[list[str]] = mapped_column(JsonDocument)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JsonDocument)
+    metrics: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(STATUS)
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    retry_count: Mapped[int] = mapped_column(Integer, default=0)
+    max_retries: Mapped[int] = mapped_column(Integer, default=3)
+    next_attempt_at: Mapped[datetime | None]
+    result: Mapped[dict[str, Any] | None]
+    error: Mapped[dict[str, Any] | None]
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    agent_id: Mapped[str | None] = mapped_column(ID)
+    agent_session_id: Mapped[str | None] = mapped_column(String(200))
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    last_event_seq: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class SessionEventRow(Base):
+    """Append-only history of a session, numbered 1..n per session."""
+
+    __tablename__ = "session_events"
+    __table_args__ = (UniqueConstraint("session_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(BigIntPrimaryKey, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = tenant_fk()
+    session_id: Mapped[str] = mapped_column(ID, ForeignKey("sessions.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    event_type: Mapped[str] = mapped_column(String(64))
+    old_status: Mapped[str | None] = mapped_column(STATUS)
+    new_status: Mapped[str | None] = mapped_column(STATUS)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class CheckpointRow(Base):
+    __tablename__ = "checkpoints"
+
+    session_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    sequence: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[str] = tenant_fk()
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class TaskRow(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = tenant_fk()
+    parent_task_id: Mapped[str | None] = mapped_column(
+        ID, ForeignKey("tasks.id", ondelete="CASCADE"), index=True
+    )
+    session_id: Mapped[str | None] = mapped_column(
+        ID, ForeignKey("sessions.id", ondelete="SET NULL"), index=True
+    )
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    depth: Mapped[int] = mapped_column(Integer, default=0)
+    required_capabilities: Mapped[list[str]] = mapped_column(JsonDocument)
+    estimate: Mapped[dict[str, Any] | None]
+    status: Mapped[str] = mapped_column(STATUS)
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class TaskDependencyRow(Base):
+    __tablename__ = "task_dependencies"
+
+    task_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    depends_on_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[str] = tenant_fk()
+    dependency_type: Mapped[str] = mapped_column(String(2))
+
+
+class FineTuningJobRow(Base):
+    __tablename__ = "fine_tuning_jobs"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = tenant_fk()
+    base_model: Mapped[str] = mapped_column(String(200))
+    dataset_uri: Mapped[str | None] = mapped_column(String(2000))
+    parameters: Mapped[dict[str, Any]]
+    metrics: Mapped[dict[str, Any]]
+    provider_job_id: Mapped[str | None] = mapped_column(String(200))
+    fine_tuned_model: Mapped[str | None] = mapped_column(String(200))
+    model_version: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(STATUS)
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    retry_count: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[dict[str, Any] | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class StatusEventRow(Base):
+    """Append-only transitions of tasks and fine-tuning jobs (sessions have their own stream)."""
+
+    __tablename__ = "status_events"
+    __table_args__ = (Index("ix_status_events_entity", "entity_kind", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPrimaryKey, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = tenant_fk()
+    entity_kind: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(ID)
+    old_status: Mapped[str] = mapped_column(STATUS)
+    new_status: Mapped[str] = mapped_column(STATUS)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class EvaluationRow(Base):
+    __tablename__ = "evaluations"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = tenant_fk()
+    job_id: Mapped[str | None] = mapped_column(
+        ID, ForeignKey("fine_tuning_jobs.id", ondelete="SET NULL"), index=True
+    )
+    base_model: Mapped[str] = mapped_column(String(200))
+    candidate_model: Mapped[str] = mapped_column(String(200))
+    items: Mapped[int] = mapped_column(Integer)
+    base_score: Mapped[float]
+    candidate_score: Mapped[float]
+    p_value: Mapped[float | None]
+    ci_low: Mapped[float | None]
+    ci_high: Mapped[float | None]
+    decision: Mapped[str] = mapped_column(String(32))
+    details: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class UsageRow(Base):
+    """Metered usage per tenant per day, for billing."""
+
+    __tablename__ = "usage"
+
+    tenant_id: Mapped[str] = mapped_column(
+        TENANT, ForeignKey("tenants.slug", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    sessions: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    tokens_out: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6), default=Decimal(0))
+
+
+TENANT_TABLES: tuple[str, ...] = tuple(
+    table.name for table in Base.metadata.sorted_tables if "tenant_id" in table.columns
+)

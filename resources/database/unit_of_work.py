@@ -1,0 +1,40 @@
+"""One transaction with every repository bound to it: what services and the CLI work through."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.orm import Session
+
+from resources.database.engine import Database
+from resources.database.repositories.agents import AgentRepository
+from resources.database.repositories.api_keys import ApiKeyRepository
+from resources.database.repositories.evaluations import EvaluationRepository
+from resources.database.repositories.fine_tuning_jobs import FineTuningJobRepository
+from resources.database.repositories.sessions import SessionRepository
+from resources.database.repositories.tasks import TaskRepository
+from resources.database.repositories.tenants import TenantRepository
+from resources.database.repositories.usage import UsageRepository
+from resources.database.repositories.users import UserRepository
+
+
+class UnitOfWork:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.tenants = TenantRepository(session)
+        self.users = UserRepository(session)
+        self.api_keys = ApiKeyRepository(session)
+        self.agents = AgentRepository(session)
+        self.sessions = SessionRepository(session)
+        self.tasks = TaskRepository(session)
+        self.fine_tuning_jobs = FineTuningJobRepository(session)
+        self.evaluations = EvaluationRepository(session)
+        self.usage = UsageRepository(session)
+
+
+@contextmanager
+def unit_of_work(database: Database) -> Iterator[UnitOfWork]:
+    """Commits when the block ends; any error rolls everything back."""
+    with database.transaction() as session:
+        yield UnitOfWork(session)

@@ -1,0 +1,204 @@
+"""Shared fixtures for the real services the integration tests need (PostgreSQL and Redis).
+
+Where the services come from:
+- ``TEST_DATABASE_URL`` (e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432/indorch_ci_...``)
+- ``TEST_REDIS_URL`` (e.g. ``redis://127.0.0.1:6379/15``)
+
+``scripts/test.sh`` (``make test``) sets both. When a service is missing or does not answer, the
+tests that need it skip and say why, unless services are required (``INDORCH_REQUIRE_SERVICES=1``
+or ``CI=true``): then they fail. As a second guard, under that requirement any service test that
+ends up skipped anyway (say a ``pytest.skip`` inside the test) is reported as a failure, so CI can
+never pass with its service tests silently skipped.
+
+Tests under ``tests/integration`` that use ``postgres_url``/``fresh_postgres_url`` are marked
+``postgres``, those that use ``redis_url`` are marked ``redis`` (``-m "not postgres"`` etc.).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+INTEGRATION_DIR = Path(__file__).parent / "integration"
+POSTGRES_FIXTURES = frozenset({"postgres_url", "fresh_postgres_url"})
+REDIS_FIXTURES = frozenset({"redis_url"})
+SERVICE_MARKERS = ("postgres", "redis")
+CONNECT_TIMEOUT_SECONDS = 5
+MAX_IDENTIFIER_LENGTH = 63  # PostgreSQL's limit for a database name
+
+
+def services_required() -> bool:
+    """True when a missing service must fail the run instead of skipping its tests."""
+    return (
+        os.environ.get("INDORCH_REQUIRE_SERVICES") == "1"
+        or os.environ.get("CI", "").lower() == "true"
+    )
+
+
+def _unavailable(reason: str) -> None:
+    if services_required():
+        pytest.fail(
+            f"{reason} (services are required: INDORCH_REQUIRE_SERVICES=1 or CI=true)",
+            pytrace=False,
+        )
+    pytest.skip(reason)
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of the test database on the real PostgreSQL server (checked with ``SELECT 1``)."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        _unavailable(
+            "PostgreSQL not available: set TEST_DATABASE_URL "
+            "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/<db>) or run `make test`"
+        )
+    try:
+        engine = create_engine(url, connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS})
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        finally:
+            engine.dispose()
+    except Exception as error:
+        _unavailable(
+            f"PostgreSQL not available: set TEST_DATABASE_URL to a reachable server; "
+            f"{_safe_url(url)} failed: {type(error).__name__}: {error}"
+        )
+    return url
+
+
+def _database_name_for(node_name: str) -> str:
+    """A unique, lowercase PostgreSQL database name (<= 63 chars) derived from the test name."""
+    suffix = uuid.uuid4().hex[:8]
+    prefix = "indorch_t_"
+    slug = re.sub(r"[^a-z0-9]+", "_", node_name.lower()).strip("_") or "test"
+    room = MAX_IDENTIFIER_LENGTH - len(prefix) - len(suffix) - 1
+    return f"{prefix}{slug[:room].rstrip('_')}_{suffix}"
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A brand-new empty database on the same server, dropped after the test."""
+    server_url = make_url(postgres_url)
+    name = _database_name_for(request.node.name)
+    admin = create_engine(
+        server_url.set(database="postgres"),
+        isolation_level="AUTOCOMMIT",
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+    )
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield server_url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """URL of a SQLite database file in the test's temporary directory."""
+    return f"sqlite:///{tmp_path / 'indorch.db'}"
+
+
+# --- Redis ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of the real Redis server for tests (checked with ``PING``)."""
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        _unavailable(
+            "Redis not available: set TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/15) "
+            "or run `make test`"
+        )
+    try:
+        client = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            socket_timeout=CONNECT_TIMEOUT_SECONDS,
+        )
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as error:
+        _unavailable(
+            f"Redis not available: set TEST_REDIS_URL to a reachable server; "
+            f"{_safe_url(url)} failed: {type(error).__name__}: {error}"
+        )
+    return url
+
+
+# --- hooks ------------------------------------------------------------------------------------
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    database = os.environ.get("TEST_DATABASE_URL")
+    redis_server = os.environ.get("TEST_REDIS_URL")
+    return [
+        "services: "
+        f"postgres={_safe_url(database) if database else 'unset'} "
+        f"redis={_safe_url(redis_server) if redis_server else 'unset'} "
+        f"required={services_required()}"
+    ]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if not Path(item.path).is_relative_to(INTEGRATION_DIR):
+            continue
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & POSTGRES_FIXTURES:
+            item.add_marker(pytest.mark.postgres)
+        if fixtures & REDIS_FIXTURES:
+            item.add_marker(pytest.mark.redis)
+
+
+def _is_service_test(item: pytest.Item) -> bool:
+    fixtures = set(getattr(item, "fixturenames", ()))
+    return bool(
+        any(item.get_closest_marker(marker) for marker in SERVICE_MARKERS)
+        or fixtures & (POSTGRES_FIXTURES | REDIS_FIXTURES)
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    outcome = yield
+    report = outcome.get_result()
+    if (
+        report.skipped
+        and not hasattr(report, "wasxfail")
+        and services_required()
+        and _is_service_test(item)
+    ):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = (
+            f"service test skipped while services are required "
+            f"(INDORCH_REQUIRE_SERVICES=1 or CI=true): {reason}"
+        )
