@@ -9,11 +9,13 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from domain.model import ValueObject
 
 
-class RetryPolicy(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class RetryPolicy(ValueObject):
+    """A broken setting (max below base, jitter outside 0-1, ...) is refused as `InvalidInput`."""
 
     max_retries: int = Field(default=3, ge=0, le=20)
     base_delay_seconds: float = Field(default=5.0, gt=0)
@@ -34,7 +36,10 @@ class RetryPolicy(BaseModel):
         """The un-jittered delay before retry number `attempt` (1-based), capped."""
         if attempt < 1:
             raise ValueError("attempt is 1-based")
-        raw = self.base_delay_seconds * self.multiplier ** (attempt - 1)
+        try:
+            raw = self.base_delay_seconds * self.multiplier ** (attempt - 1)
+        except OverflowError:  # far past the cap already
+            return self.max_delay_seconds
         return min(raw, self.max_delay_seconds)
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> timedelta:
