@@ -446,7 +446,7 @@ def _secure_postgres() -> None:
     )
     op.execute(f"GRANT {APP_ROLE} TO CURRENT_USER")
     op.execute(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}")
-    op.execute(f"GRANT SELECT ON tenants TO {APP_ROLE}")
+    op.execute(f"GRANT SELECT ON tenants, alembic_version TO {APP_ROLE}")
     op.execute(f"GRANT INSERT, UPDATE ON tenants TO {APP_ROLE}")
     for table in TENANT_TABLES:
         privileges = (

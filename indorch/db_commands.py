@@ -1,0 +1,45 @@
+"""`indorch db ...`: schema migrations of the application database."""
+
+from __future__ import annotations
+
+import typer
+
+from resources.database.engine import normalized_url
+from resources.database.migrate import current_revision, downgrade, head_revision, upgrade
+from resources.settings import database_url
+
+db_app = typer.Typer(help="Migrate the application database.", no_args_is_help=True)
+
+
+def _shown_url() -> str:
+    return normalized_url(database_url()).render_as_string(hide_password=True)
+
+
+@db_app.command("upgrade")
+def upgrade_command(
+    revision: str = typer.Option("head", help="Target revision."),
+) -> None:
+    """Create or bring the schema up to date (safe to run again)."""
+    upgrade(database_url(), revision)
+    typer.echo(f"database {_shown_url()} is at revision {revision}")
+
+
+@db_app.command("downgrade")
+def downgrade_command(
+    revision: str = typer.Option(..., help="Target revision ('base' removes every table)."),
+) -> None:
+    """Step the schema back to an earlier revision."""
+    downgrade(database_url(), revision)
+    typer.echo(f"database {_shown_url()} is at revision {revision}")
+
+
+@db_app.command("current")
+def current_command() -> None:
+    """Show the schema revision of the database and of the code."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(normalized_url(database_url()))
+    try:
+        typer.echo(f"database: {current_revision(engine) or 'empty'}; code: {head_revision()}")
+    finally:
+        engine.dispose()

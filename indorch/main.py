@@ -1,0 +1,46 @@
+"""`indorch`: the operator's command line. Errors: one line on stderr and a meaningful exit code.
+
+Exit codes: 0 success; 2 bad input, unknown or duplicate record, or a refused operation
+(nothing is written); 1 an unexpected failure (database unreachable, ...).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from sqlalchemy.exc import OperationalError
+
+from domain.errors import DomainError
+from indorch.apikey_commands import apikey_app
+from indorch.db_commands import db_app
+from indorch.output import print_error
+from indorch.tenant_commands import tenant_app
+from indorch.user_commands import user_app
+
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+
+app = typer.Typer(
+    name="indorch",
+    help="Industrial Orchestrator: tenants, users, API keys and the database.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db_app, name="db")
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(user_app, name="user")
+app.add_typer(apikey_app, name="apikey")
+
+
+def run() -> None:
+    """Console entry point: maps typed errors to one line and an exit code, in one place."""
+    try:
+        app()  # usage errors are click's own: it prints them and exits 2
+    except DomainError as error:
+        print_error(str(error))
+        sys.exit(EXIT_BAD_INPUT)
+    except OperationalError as error:
+        print_error(f"database unavailable: {error.orig or error}")
+        sys.exit(EXIT_FAILURE)

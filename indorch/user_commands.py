@@ -1,0 +1,41 @@
+"""`indorch user ...`: users of a tenant and their roles."""
+
+from __future__ import annotations
+
+import typer
+
+from domain.tenant import Role, User
+from indorch.context import tenant_work
+from indorch.output import print_record, print_rows
+
+user_app = typer.Typer(help="Create and list a tenant's users.", no_args_is_help=True)
+COLUMNS = ("id", "email", "name", "role", "active")
+TENANT_OPTION = typer.Option(..., "--tenant", "-t", help="Tenant slug.")
+
+
+@user_app.command("create")
+def create(
+    tenant: str = TENANT_OPTION,
+    email: str = typer.Option(..., help="E-mail address (unique within the tenant)."),
+    name: str = typer.Option("", help="Display name."),
+    role: Role = typer.Option(
+        Role.MEMBER, case_sensitive=False, help="ADMIN, LEAD, MEMBER, VIEWER."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Create a user in a tenant."""
+    user = User(tenant_id=tenant, email=email, name=name, role=role)
+    with tenant_work(tenant) as uow:
+        uow.users.add(user)
+    print_record(user.model_dump(mode="json"), as_json)
+
+
+@user_app.command("list")
+def list_users(
+    tenant: str = TENANT_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List a tenant's users."""
+    with tenant_work(tenant) as uow:
+        users = uow.users.list()
+    print_rows([u.model_dump(mode="json") for u in users], COLUMNS, as_json)

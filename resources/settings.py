@@ -1,0 +1,46 @@
+"""Where configuration comes from: the environment, else the embedded defaults. The one place.
+
+- ``DATABASE_URL``: the application database; default a SQLite file in the state directory.
+- ``INDORCH_STATE_DIR``: the state directory (local databases, the dev ``DAGSTER_HOME``);
+  default ``<project root>/.state``, created on demand.
+- ``REDIS_URL``: Redis, optional on the embedded default (``None`` means "run without it").
+
+Assets, sensors and resources never read the environment themselves (STYLE.md rule 4).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATABASE_URL_VAR = "DATABASE_URL"
+STATE_DIR_VAR = "INDORCH_STATE_DIR"
+REDIS_URL_VAR = "REDIS_URL"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DATABASE_FILE_NAME = "indorch.db"
+
+
+def _env(name: str) -> str | None:
+    """The variable's value; unset and empty both mean "not configured"."""
+    return os.environ.get(name) or None
+
+
+def state_dir() -> Path:
+    """The directory for local state, created if it does not exist yet."""
+    configured = _env(STATE_DIR_VAR)
+    path = Path(configured).expanduser().resolve() if configured else PROJECT_ROOT / ".state"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def database_url_is_configured() -> bool:
+    """True when ``DATABASE_URL`` names the database (production), False on the default."""
+    return _env(DATABASE_URL_VAR) is not None
+
+
+def database_url() -> str:
+    return _env(DATABASE_URL_VAR) or f"sqlite:///{state_dir() / DATABASE_FILE_NAME}"
+
+
+def redis_url() -> str | None:
+    return _env(REDIS_URL_VAR)

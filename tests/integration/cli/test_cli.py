@@ -1,0 +1,203 @@
+"""The `indorch` command as operators run it: a real process, a real database, exit codes.
+
+Contract: bad input (invalid slug, duplicate tenant, unknown tenant, ...) prints one clear line on
+stderr, exits 2, and writes nothing; listings take --json; an API key is printed once and only
+its hash is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from resources.database import Database, tenant_scope, unit_of_work
+from resources.database.schema import TENANT_TABLES
+
+INDORCH = shutil.which("indorch", path=str(Path(sys.executable).parent)) or "indorch"
+
+
+def indorch(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": url, "NO_COLOR": "1", "COLUMNS": "200"}
+    return subprocess.run(
+        [INDORCH, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def ok(url: str, *args: str) -> str:
+    done = indorch(url, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def refused(url: str, *args: str) -> str:
+    """Runs a command expected to be refused: exit 2 and exactly one line on stderr."""
+    done = indorch(url, *args)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def db_url(sqlite_url: str) -> str:
+    ok(sqlite_url, "db", "upgrade")
+    return sqlite_url
+
+
+def tenant_slugs(url: str) -> list[str]:
+    return [tenant["slug"] for tenant in json.loads(ok(url, "tenant", "list", "--json"))]
+
+
+def test_commands_on_an_unmigrated_database_say_to_run_db_upgrade(sqlite_url: str) -> None:
+    line = refused(sqlite_url, "tenant", "list")
+    assert "indorch db upgrade" in line
+
+
+def test_db_upgrade_is_safe_to_run_twice(sqlite_url: str) -> None:
+    ok(sqlite_url, "db", "upgrade")
+    ok(sqlite_url, "db", "upgrade")
+    assert "0001" in ok(sqlite_url, "db", "current")
+
+
+def test_tenant_create_and_list_as_json(db_url: str) -> None:
+    ok(db_url, "tenant", "create", "acme", "--name", "Acme Corp", "--max-concurrent-sessions", "4")
+    ok(db_url, "tenant", "create", "globex")
+    tenants = json.loads(ok(db_url, "tenant", "list", "--json"))
+    assert [(t["slug"], t["name"], t["max_concurrent_sessions"]) for t in tenants] == [
+        ("acme", "Acme Corp", 4),
+        ("globex", "globex", 10),
+    ]
+    assert "Acme Corp" in ok(db_url, "tenant", "list")
+
+
+@pytest.mark.parametrize(
+    "slug",
+    [
+        "Acme",  # capitals
+        "a_b",  # underscore
+        "a b",  # space
+        "x" * 64,  # too long
+    ],
+)
+def test_an_invalid_slug_is_refused_and_nothing_is_written(db_url: str, slug: str) -> None:
+    line = refused(db_url, "tenant", "create", slug)
+    assert "slug" in line
+    assert tenant_slugs(db_url) == []
+
+
+def test_a_duplicate_tenant_is_refused(db_url: str) -> None:
+    ok(db_url, "tenant", "create", "acme", "--name", "First")
+    line = refused(db_url, "tenant", "create", "acme", "--name", "Second")
+    assert "already exists" in line
+    assert json.loads(ok(db_url, "tenant", "show", "acme", "--json"))["name"] == "First"
+
+
+def test_an_unknown_tenant_is_refused_everywhere_and_nothing_is_written(db_url: str) -> None:
+    assert "tenant 'nope' not found" in refused(
+        db_url, "user", "create", "--tenant", "nope", "--email", "a@b.io"
+    )
+    assert "not found" in refused(db_url, "user", "list", "--tenant", "nope")
+    assert "not found" in refused(db_url, "apikey", "create", "--tenant", "nope", "--name", "ci")
+    assert "not found" in refused(db_url, "apikey", "list", "--tenant", "nope")
+    assert "not found" in refused(db_url, "tenant", "show", "nope")
+    engine = create_engine(db_url)
+    with engine.connect() as connection:
+        for table in TENANT_TABLES:
+            assert connection.scalar(text(f"SELECT count(*) FROM {table}")) == 0, table
+    engine.dispose()
+
+
+def test_users_are_created_listed_and_validated(db_url: str) -> None:
+    ok(db_url, "tenant", "create", "acme")
+    created = json.loads(
+        ok(
+            db_url,
+            "user",
+            "create",
+            "-t",
+            "acme",
+            "--email",
+            "Ann@Acme.io",
+            "--role",
+            "lead",
+            "--json",
+        )
+    )
+    assert created["email"] == "ann@acme.io" and created["role"] == "LEAD"
+    assert "already exists" in refused(
+        db_url, "user", "create", "-t", "acme", "--email", "ann@acme.io"
+    )
+    assert "email" in refused(db_url, "user", "create", "-t", "acme", "--email", "not-an-email")
+    users = json.loads(ok(db_url, "user", "list", "-t", "acme", "--json"))
+    assert [u["email"] for u in users] == ["ann@acme.io"]
+
+
+def test_a_bad_role_is_a_usage_error(db_url: str) -> None:
+    ok(db_url, "tenant", "create", "acme")
+    done = indorch(db_url, "user", "create", "-t", "acme", "--email", "a@b.io", "--role", "king")
+    assert done.returncode == 2
+    assert "role" in done.stderr.lower()
+
+
+def test_api_key_is_printed_once_and_only_its_hash_is_stored(db_url: str) -> None:
+    ok(db_url, "tenant", "create", "acme")
+    ok(db_url, "user", "create", "-t", "acme", "--email", "ci@acme.io")
+    created = json.loads(
+        ok(
+            db_url,
+            "apikey",
+            "create",
+            "-t",
+            "acme",
+            "--name",
+            "ci",
+            "--user",
+            "ci@acme.io",
+            "--json",
+        )
+    )
+    plaintext = created["key"]
+    assert plaintext.startswith(created["prefix"])
+    listed = ok(db_url, "apikey", "list", "-t", "acme", "--json")
+    assert plaintext not in listed and json.loads(listed)[0]["id"] == created["id"]
+    database_file = Path(db_url.removeprefix("sqlite:///"))
+    for path in database_file.parent.glob(database_file.name + "*"):  # the file and its WAL
+        assert plaintext.encode() not in path.read_bytes()
+    database = Database(db_url)
+    with tenant_scope("acme"), unit_of_work(database) as uow:
+        assert uow.api_keys.authenticate(plaintext).id == created["id"]
+    database.dispose()
+
+
+def test_api_key_owner_must_be_a_user_of_the_tenant(db_url: str) -> None:
+    ok(db_url, "tenant", "create", "acme")
+    assert "not found" in refused(
+        db_url, "apikey", "create", "-t", "acme", "--name", "ci", "--user", "ghost@acme.io"
+    )
+    assert json.loads(ok(db_url, "apikey", "list", "-t", "acme", "--json")) == []
+
+
+def test_db_upgrade_on_empty_postgres_enables_row_level_security(fresh_postgres_url: str) -> None:
+    ok(fresh_postgres_url, "db", "upgrade")
+    engine = create_engine(fresh_postgres_url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class "
+                "WHERE relname = ANY(:names) AND relkind = 'r'"
+            ),
+            {"names": list(TENANT_TABLES)},
+        ).all()
+    engine.dispose()
+    assert {name for name, *_ in rows} == set(TENANT_TABLES)
+    assert all(enabled and forced for _, enabled, forced in rows)
+    ok(fresh_postgres_url, "tenant", "create", "acme")
+    ok(fresh_postgres_url, "user", "create", "-t", "acme", "--email", "a@acme.io")
+    assert tenant_slugs(fresh_postgres_url) == ["acme"]
