@@ -92,3 +92,27 @@ class TenantMismatch(DomainError):
         super().__init__(
             f"record belongs to tenant {record_tenant!r} but the current tenant is {scoped!r}"
         )
+
+
+class TokenBudgetExceeded(DomainError):
+    """The tenant used its monthly token budget: new work is refused until the month turns."""
+
+    def __init__(self, tenant_id: str, used: int, budget: int) -> None:
+        self.tenant_id = tenant_id
+        self.used = used
+        self.budget = budget
+        super().__init__(
+            f"tenant {tenant_id!r} used {used:,} of its {budget:,} monthly tokens: "
+            "new sessions are refused until next month or a higher budget"
+        )
+
+
+class NoAgentAvailable(DomainError):
+    """No registered agent can take the work now; `reasons` says why for each agent."""
+
+    def __init__(self, required: list[str], reasons: dict[str, str]) -> None:
+        self.required = required
+        self.reasons = reasons
+        detail = "; ".join(f"{agent}: {why}" for agent, why in sorted(reasons.items()))
+        need = ", ".join(required) or "no special capability"
+        super().__init__(f"no agent available (needs {need})" + (f": {detail}" if detail else ""))

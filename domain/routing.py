@@ -1,0 +1,104 @@
+"""Routing: which agent takes a session, and why.
+
+Only agents with every required capability, free capacity, a fresh heartbeat and a closed
+circuit breaker are eligible; among them the highest score wins. The score weighs the agent's
+tier, how closely its capabilities fit (specialists before generalists), its free capacity and
+its health, so the decision and its reason can be recorded and explained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from domain.agent import Agent, AgentTier
+from domain.errors import NoAgentAvailable
+from domain.model import ValueObject
+
+TIER_WEIGHT = {
+    AgentTier.ELITE: 1.0,
+    AgentTier.ADVANCED: 0.8,
+    AgentTier.COMPETENT: 0.6,
+    AgentTier.TRAINEE: 0.4,
+    AgentTier.DEGRADED: 0.1,
+}
+WEIGHTS = {"tier": 0.4, "load": 0.35, "fit": 0.15, "health": 0.1}
+
+
+@dataclass(frozen=True)
+class AgentState:
+    """An agent as routing sees it now: its sessions in flight and whether it answers."""
+
+    agent: Agent
+    active_sessions: int
+    healthy: bool = True
+
+    @property
+    def free_slots(self) -> int:
+        return max(self.agent.capacity - self.active_sessions, 0)
+
+
+class RoutingDecision(ValueObject):
+    agent_id: str
+    score: float
+    reason: str
+    scores: dict[str, float]
+
+
+def refusal_reason(state: AgentState, required: set[str]) -> str | None:
+    """Why this agent cannot take the work, or None when it can."""
+    agent = state.agent
+    if not agent.active:
+        return "inactive"
+    missing = sorted(required - set(agent.capabilities))
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    if not state.healthy:
+        return "unhealthy"
+    if agent.performance.breaker_open:
+        return f"circuit open (success {agent.performance.success_rate:.0%})"
+    if state.free_slots == 0:
+        return f"full ({state.active_sessions}/{agent.capacity})"
+    return None
+
+
+def score(state: AgentState, required: set[str]) -> float:
+    agent = state.agent
+    fit = len(required) / len(agent.capabilities) if agent.capabilities and required else 1.0
+    parts = {
+        "tier": TIER_WEIGHT[agent.performance.tier],
+        "load": state.free_slots / agent.capacity,
+        "fit": fit,
+        "health": 1.0 if state.healthy else 0.0,
+    }
+    return round(sum(WEIGHTS[name] * value for name, value in parts.items()), 6)
+
+
+def choose_agent(states: Iterable[AgentState], required: Iterable[str] = ()) -> RoutingDecision:
+    """The best eligible agent, or `NoAgentAvailable` listing each agent's refusal."""
+    needed = {capability.lower() for capability in required}
+    refusals: dict[str, str] = {}
+    scored: list[tuple[float, int, str, AgentState]] = []
+    for state in states:
+        why_not = refusal_reason(state, needed)
+        if why_not:
+            refusals[state.agent.id] = why_not
+            continue
+        scored.append((score(state, needed), state.free_slots, state.agent.id, state))
+    if not scored:
+        raise NoAgentAvailable(sorted(needed), refusals)
+    # Highest score; ties go to the agent with more free slots, then the lower id (stable).
+    scored.sort(key=lambda item: (-item[0], -item[1], item[2]))
+    best_score, _, _, best = scored[0]
+    agent = best.agent
+    reason = (
+        f"{agent.name} ({agent.performance.tier.value}, {best.active_sessions}/{agent.capacity} "
+        f"busy) scored {best_score:.3f} of {len(scored)} eligible"
+        + (f"; {len(refusals)} refused" if refusals else "")
+    )
+    return RoutingDecision(
+        agent_id=agent.id,
+        score=best_score,
+        reason=reason,
+        scores={item[2]: item[0] for item in scored},
+    )
