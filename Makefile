@@ -1,6 +1,6 @@
 # Developer entry points. `make test` is the project's test command (also run by .ci/run);
 # extra pytest arguments: make test PYTEST_ARGS="-k name -x".
-.PHONY: test bootstrap lint fmt demo
+.PHONY: test bootstrap lint fmt demo dev
 
 VENV_BIN := .venv/bin
 
@@ -22,3 +22,7 @@ fmt: bootstrap
 demo:
 	@echo "the demo arrives with the sessions issue (#3)"
 	@exit 1
+
+# Dagster web UI + daemon on this project's instance (DAGSTER_HOME defaults to .state/dagster).
+dev: bootstrap
+	bash scripts/dagster.sh dev

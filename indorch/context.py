@@ -5,28 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from domain.errors import DomainError
 from resources.database import Database, UnitOfWork, tenant_scope, unit_of_work
-from resources.database.migrate import current_revision, head_revision
+from resources.database.migrate import ensure_current
 from resources.settings import database_url
-
-
-class SchemaNotCurrent(DomainError):
-    """The database was never migrated, or is behind the code."""
-
-    def __init__(self, current: str | None, head: str | None) -> None:
-        super().__init__(
-            f"the database schema is at {current or 'nothing'}, the code needs {head}: "
-            "run `indorch db upgrade`"
-        )
 
 
 def open_database() -> Database:
     database = Database(database_url())
-    current, head = current_revision(database.engine), head_revision()
-    if current != head:
+    try:
+        ensure_current(database.engine)
+    except Exception:
         database.dispose()
-        raise SchemaNotCurrent(current, head)
+        raise
     return database
 
 

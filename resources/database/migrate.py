@@ -11,6 +11,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 
+from domain.errors import DomainError
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -47,3 +49,21 @@ def current_revision(engine: Engine) -> str | None:
 
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+class SchemaNotCurrent(DomainError):
+    """The database was never migrated, or is behind the code: refuse rather than fail later."""
+
+    def __init__(self, current: str | None, head: str | None) -> None:
+        self.current = current
+        self.head = head
+        super().__init__(
+            f"the application database schema is at {current or 'nothing'}, the code needs "
+            f"{head}: run `indorch db upgrade`"
+        )
+
+
+def ensure_current(engine: Engine) -> None:
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise SchemaNotCurrent(current, head)

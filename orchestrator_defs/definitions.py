@@ -1,0 +1,30 @@
+"""The Dagster code location: each area's own `defs()`, merged, with the resources bound once.
+
+`workspace.yaml` loads this module. `defs` is a `@dg.definitions` function, so importing the
+module builds nothing: the settings (and the state directory they may create) are read only when
+Dagster, or a test, asks for the definitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import dagster as dg
+
+from resources.database_resource import configured_database_resource
+from sensors.definitions import defs as sensor_defs
+
+AREAS: tuple[Callable[[], dg.Definitions], ...] = (sensor_defs,)
+
+
+def resources() -> dict[str, dg.ConfigurableResource]:
+    """Every resource under the name assets, sensors and ops ask for."""
+    return {"database": configured_database_resource()}
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions.merge(
+        *(area() for area in AREAS),
+        dg.Definitions(resources=resources()),
+    )
