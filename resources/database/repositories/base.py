@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from domain.errors import TenantMismatch
+from domain.errors import NotFound, TenantMismatch
 from resources.database.tenant_context import current_tenant_id
 
 
@@ -26,3 +29,18 @@ class TenantScopedRepository:
         if record_tenant != tenant:
             raise TenantMismatch(tenant, record_tenant)
         return tenant
+
+    def _require_own(self, row_type: Any, key: str | None, kind: str) -> None:
+        """`NotFound` unless `key` is None or the id of a `row_type` row of the current tenant.
+
+        Checked before writing a reference (parent, session, job): a foreign key alone accepts
+        another tenant's id (and PostgreSQL runs foreign-key checks without row-level security),
+        which would link the tenants' records and reveal that the other tenant's id exists.
+        """
+        if key is None:
+            return
+        found = self._session.scalar(
+            select(row_type.id).where(row_type.tenant_id == self.tenant_id, row_type.id == key)
+        )
+        if found is None:
+            raise NotFound(kind, key)

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from domain.errors import NotFound
 from domain.evaluation import Evaluation, EvaluationDecision
 from resources.database.repositories.base import TenantScopedRepository
-from resources.database.schema import EvaluationRow
+from resources.database.schema import EvaluationRow, FineTuningJobRow
 
 
 def _to_domain(row: EvaluationRow) -> Evaluation:
@@ -34,6 +34,7 @@ class EvaluationRepository(TenantScopedRepository):
 
     def add(self, evaluation: Evaluation) -> Evaluation:
         tenant = self._owned(evaluation.tenant_id)
+        self._require_own(FineTuningJobRow, evaluation.job_id, "fine-tuning job")
         data = evaluation.model_dump()
         data.update(tenant_id=tenant, decision=evaluation.decision.value)
         self._session.add(EvaluationRow(**data))

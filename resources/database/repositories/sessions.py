@@ -97,6 +97,7 @@ class SessionRepository(TenantScopedRepository):
     def add(self, session: Session) -> Session:
         """Insert a new session and its first event (`session.created`, seq 1)."""
         tenant = self._owned(session.tenant_id)
+        self._require_own(SessionRow, session.parent_id, self.kind)
         columns = _mutable_columns(session)
         metadata = columns.pop("metadata")
         self._session.add(

@@ -12,7 +12,7 @@ from domain.events import StatusChanged
 from domain.task import DependencyType, Task, TaskDependency, TaskStatus
 from resources.database.repositories.base import TenantScopedRepository
 from resources.database.repositories.status_events import record_status_event, status_history
-from resources.database.schema import TaskDependencyRow, TaskRow
+from resources.database.schema import SessionRow, TaskDependencyRow, TaskRow
 
 
 def _to_domain(row: TaskRow) -> Task:
@@ -39,6 +39,8 @@ class TaskRepository(TenantScopedRepository):
 
     def add(self, task: Task) -> Task:
         tenant = self._owned(task.tenant_id)
+        self._require_own(TaskRow, task.parent_task_id, self.kind)
+        self._require_own(SessionRow, task.session_id, "session")
         self._session.add(
             TaskRow(
                 id=task.id,
@@ -108,6 +110,7 @@ class TaskRepository(TenantScopedRepository):
 
     def save_transition(self, task: Task, event: StatusChanged) -> None:
         expected_version = task.version
+        self._require_own(SessionRow, task.session_id, "session")
         result = self._session.execute(
             update(TaskRow)
             .where(

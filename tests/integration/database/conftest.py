@@ -1,0 +1,112 @@
+"""Fixtures for the persistence tests: migrated databases per backend, `Database`s, seeded tenants.
+
+- ``migrated_postgres_url`` / ``migrated_sqlite_url``: one database per test module, upgraded to
+  head with the real migrations (``fresh_postgres_url`` is for tests that need a pristine one).
+- ``database``: a ``Database`` on each backend in turn (parametrized sqlite / postgresql).
+- ``pg_database`` / ``pg_admin_engine``: PostgreSQL only; the admin engine connects as the
+  server's superuser (no ``SET ROLE``), which row-level security does not filter.
+- ``tenant`` / ``seeded_pair``: new tenants (unique slugs: the tests of a module share its
+  database), empty or seeded with one record of every kind (see ``support.seed_tenant``).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.pool import NullPool
+
+from resources.database import Database
+from resources.database.migrate import upgrade
+from tests.integration.database.support import BACKENDS, Seed, new_tenant, seed_tenant
+
+# --- databases --------------------------------------------------------------------------------
+
+
+def _module_database_name(module_name: str) -> str:
+    """indorch_m_<test module>_<random>, lowercase and within PostgreSQL's 63 characters."""
+    slug = re.sub(r"[^a-z0-9]+", "_", module_name.rsplit(".", 1)[-1].lower()).strip("_")
+    return f"indorch_m_{slug[:40].rstrip('_')}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def migrated_postgres_url(postgres_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A new database on the test server for this module, migrated to head; dropped afterwards."""
+    server_url = make_url(postgres_url)
+    name = _module_database_name(request.module.__name__)
+    admin = create_engine(server_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            url = server_url.set(database=name).render_as_string(hide_password=False)
+            upgrade(url)
+            yield url
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def migrated_sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite file for this module, migrated to head."""
+    path: Path = tmp_path_factory.mktemp("sqlite") / "indorch.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def database(request: pytest.FixtureRequest) -> Iterator[Database]:
+    """The application `Database` on a migrated SQLite file, then on a migrated PostgreSQL."""
+    fixture = "migrated_postgres_url" if request.param == "postgresql" else "migrated_sqlite_url"
+    url = request.getfixturevalue(fixture)
+    db = Database(url)
+    try:
+        yield db
+    finally:
+        db.dispose()
+
+
+@pytest.fixture(scope="module")
+def pg_database(migrated_postgres_url: str) -> Iterator[Database]:
+    db = Database(migrated_postgres_url)
+    try:
+        yield db
+    finally:
+        db.dispose()
+
+
+@pytest.fixture(scope="module")
+def pg_admin_engine(migrated_postgres_url: str) -> Iterator[Engine]:
+    """Superuser connections to the module's PostgreSQL database (bypass RLS; for checks only).
+
+    No pool, so a role or setting changed on a connection can never leak into another test.
+    """
+    engine = create_engine(migrated_postgres_url, poolclass=NullPool)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def tenant(database: Database) -> str:
+    """A new, empty tenant on the current backend."""
+    return new_tenant(database)
+
+
+@pytest.fixture
+def seeded_pair(database: Database) -> tuple[Seed, Seed]:
+    """Two new tenants, A and B, each seeded with one record of every kind."""
+    return (
+        seed_tenant(database, new_tenant(database, "a")),
+        seed_tenant(database, new_tenant(database, "b")),
+    )

@@ -1,0 +1,138 @@
+"""Helpers shared by the persistence tests: backends, transactions as a tenant, seeded tenants."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import TypeVar
+
+import pytest
+
+from domain.agent import Agent
+from domain.api_key import ApiKey
+from domain.evaluation import Evaluation, EvaluationDecision
+from domain.fine_tuning import FineTuningJob, FineTuningStatus
+from domain.session import Session, SessionStatus
+from domain.task import Task, TaskDependency, TaskStatus
+from domain.tenant import Role, Tenant, User
+from resources.database import Database, tenant_scope, unit_of_work
+from resources.database.unit_of_work import UnitOfWork
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
+APP_ROLE = "indorch_app"
+IDEMPOTENCY_KEY = "submit-42"  # the same key in every tenant: unique per tenant, not globally
+USAGE_DAY = date(2026, 1, 15)
+T = TypeVar("T")
+
+
+def run_as(db: Database, tenant: str | None, action: Callable[[UnitOfWork], T]) -> T:
+    """Run `action` in one transaction as `tenant` (None: no tenant set); commit if it returns."""
+    if tenant is None:
+        with unit_of_work(db) as uow:
+            return action(uow)
+    with tenant_scope(tenant), unit_of_work(db) as uow:
+        return action(uow)
+
+
+def new_tenant(db: Database, prefix: str = "t") -> str:
+    slug = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    with unit_of_work(db) as uow:
+        uow.tenants.add(Tenant(slug=slug, name=f"Tenant {slug}"))
+    return slug
+
+
+@dataclass(frozen=True)
+class Seed:
+    """One tenant's records, as the repositories returned them after seeding."""
+
+    tenant: str
+    user: User  # alice@example.com, an e-mail address every seeded tenant has
+    own_user: User  # an e-mail address only this tenant has
+    api_key: ApiKey
+    api_key_plaintext: str
+    agent: Agent
+    session: Session  # RUNNING (active), 2 checkpoints, 3 events, idempotency key
+    child_session: Session  # PENDING, parent = session
+    task: Task  # READY, linked to session
+    subtask: Task  # PENDING, child of task, depends on task
+    job: FineTuningJob  # QUEUED
+    evaluation: Evaluation  # of job
+    usage_day: date
+
+    @property
+    def active_sessions(self) -> int:
+        return 1
+
+
+def seed_tenant(db: Database, tenant: str) -> Seed:
+    """One record of every kind for `tenant`, through the repositories (so RLS lets it in)."""
+
+    def write(uow: UnitOfWork) -> Seed:
+        user = uow.users.add(User(tenant_id=tenant, email="alice@example.com", role=Role.LEAD))
+        own_user = uow.users.add(User(tenant_id=tenant, email=f"owner@{tenant}.example.com"))
+        api_key, plaintext = uow.api_keys.create("ci", role=Role.MEMBER, user_id=user.id)
+        agent = uow.agents.add(
+            Agent(tenant_id=tenant, name="builder", server_url="http://127.0.0.1:4096")
+        )
+        session = Session(
+            tenant_id=tenant,
+            title="Fix the flaky test",
+            initial_prompt="Find and fix it.",
+            idempotency_key=IDEMPOTENCY_KEY,
+        )
+        uow.sessions.add(session)
+        uow.sessions.save_transition(session, session.transition_to(SessionStatus.RUNNING))
+        for number in (1, 2):
+            checkpoint = session.add_checkpoint({"step": number})
+            uow.sessions.add_checkpoint(session.id, checkpoint)
+        uow.sessions.append_event(session.id, "agent.message", {"text": "hello"})
+        child = uow.sessions.add(
+            Session(tenant_id=tenant, title="Child", initial_prompt="Sub.", parent_id=session.id)
+        )
+        task = uow.tasks.add(Task(tenant_id=tenant, title="Plan", session_id=session.id))
+        uow.tasks.save_transition(task, task.transition_to(TaskStatus.READY))
+        subtask = uow.tasks.add(
+            Task(tenant_id=tenant, title="Build", parent_task_id=task.id, depth=1)
+        )
+        uow.tasks.add_dependency(TaskDependency(task_id=subtask.id, depends_on_id=task.id))
+        job = uow.fine_tuning_jobs.add(FineTuningJob(tenant_id=tenant, base_model="qwen/coder"))
+        uow.fine_tuning_jobs.save_transition(job, job.transition_to(FineTuningStatus.QUEUED))
+        evaluation = uow.evaluations.add(
+            Evaluation(
+                tenant_id=tenant,
+                job_id=job.id,
+                base_model="qwen/coder",
+                candidate_model="ft:qwen/coder:1",
+                items=40,
+                base_score=0.5,
+                candidate_score=0.6,
+                p_value=0.01,
+                decision=EvaluationDecision.PROMOTE,
+            )
+        )
+        uow.usage.record(
+            USAGE_DAY, sessions=1, tokens_in=100, tokens_out=50, cost_usd=Decimal("0.5")
+        )
+        return Seed(
+            tenant=tenant,
+            user=user,
+            own_user=own_user,
+            api_key=api_key,
+            api_key_plaintext=plaintext,
+            agent=agent,
+            session=uow.sessions.get(session.id),
+            child_session=uow.sessions.get(child.id),
+            task=uow.tasks.get(task.id),
+            subtask=uow.tasks.get(subtask.id),
+            job=uow.fine_tuning_jobs.get(job.id),
+            evaluation=evaluation,
+            usage_day=USAGE_DAY,
+        )
+
+    return run_as(db, tenant, write)

@@ -1,0 +1,204 @@
+"""Invariants the database keeps: checkpoint pruning, gap-free event numbering, atomic usage
+counters, idempotency keys unique per tenant. Concurrency is exercised on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from domain.checkpoint import MAX_CHECKPOINTS_KEPT
+from domain.session import Session, SessionStatus
+from resources.database import Database
+from resources.database.schema import CheckpointRow
+from resources.database.unit_of_work import UnitOfWork
+from tests.integration.database.support import new_tenant, run_as
+
+THREADS = 4
+PER_THREAD = 10
+THREAD_TIMEOUT_SECONDS = 60
+
+
+def _add_session(db: Database, tenant: str, **fields: object) -> Session:
+    return run_as(
+        db,
+        tenant,
+        lambda uow: uow.sessions.add(
+            Session(tenant_id=tenant, title="Work", initial_prompt="Do it.", **fields)
+        ),
+    )
+
+
+def _in_threads(count: int, work: Callable[[int], None]) -> None:
+    """Run `work(i)` in `count` threads started together; re-raise the first error."""
+    barrier = threading.Barrier(count, timeout=THREAD_TIMEOUT_SECONDS)
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            work(index)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(THREAD_TIMEOUT_SECONDS)
+        assert not thread.is_alive(), "a worker thread hung"
+    if errors:
+        raise errors[0]
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+
+def test_only_the_newest_checkpoints_are_kept(database: Database, tenant: str) -> None:
+    session = _add_session(database, tenant)
+    total = MAX_CHECKPOINTS_KEPT + 5
+
+    def add_all(uow: UnitOfWork) -> None:
+        for number in range(1, total + 1):
+            uow.sessions.add_checkpoint(session.id, session.add_checkpoint({"n": number}))
+
+    run_as(database, tenant, add_all)
+
+    def stored(uow: UnitOfWork) -> tuple[list[int], int]:
+        rows = uow.session.scalar(
+            select(func.count()).where(CheckpointRow.session_id == session.id)
+        )
+        return [c.sequence for c in uow.sessions.checkpoints(session.id)], int(rows or 0)
+
+    sequences, rows = run_as(database, tenant, stored)
+    assert sequences == list(range(6, total + 1))
+    assert rows == MAX_CHECKPOINTS_KEPT
+    loaded = run_as(database, tenant, lambda uow: uow.sessions.get(session.id))
+    assert [c.sequence for c in loaded.checkpoints] == sequences
+    assert [c.data for c in loaded.checkpoints][-1] == {"n": total}
+    assert [c.sequence for c in session.checkpoints] == sequences  # the domain agrees
+
+
+# --- event numbering --------------------------------------------------------------------------
+
+
+def test_events_are_numbered_from_one_in_order(database: Database, tenant: str) -> None:
+    session = _add_session(database, tenant)
+
+    def work(uow: UnitOfWork) -> None:
+        uow.sessions.save_transition(session, session.transition_to(SessionStatus.RUNNING))
+        uow.sessions.append_event(session.id, "agent.message", {"text": "hi"})
+        uow.sessions.save_transition(session, session.transition_to(SessionStatus.COMPLETED))
+
+    run_as(database, tenant, work)
+    events = run_as(database, tenant, lambda uow: uow.sessions.events(session.id))
+    assert [(e.seq, e.event_type, e.old_status, e.new_status) for e in events] == [
+        (1, "session.created", None, "PENDING"),
+        (2, "session.status_changed", "PENDING", "RUNNING"),
+        (3, "agent.message", None, None),
+        (4, "session.status_changed", "RUNNING", "COMPLETED"),
+    ]
+    after_two = run_as(database, tenant, lambda uow: uow.sessions.events(session.id, after_seq=2))
+    assert [e.seq for e in after_two] == [3, 4]
+
+
+def test_concurrent_appends_number_events_without_gaps(pg_database: Database) -> None:
+    tenant = new_tenant(pg_database)
+    session = _add_session(pg_database, tenant)
+
+    def append(worker: int) -> None:
+        for number in range(PER_THREAD):
+            run_as(
+                pg_database,
+                tenant,
+                lambda uow, number=number: uow.sessions.append_event(
+                    session.id, "tool.call", {"worker": worker, "n": number}
+                ),
+            )
+
+    _in_threads(THREADS, append)
+    events = run_as(pg_database, tenant, lambda uow: uow.sessions.events(session.id))
+    total = 1 + THREADS * PER_THREAD
+    assert [e.seq for e in events] == list(range(1, total + 1))
+    for worker in range(THREADS):  # each worker's events in the order it wrote them
+        mine = [e.data["n"] for e in events if e.data.get("worker") == worker]
+        assert mine == list(range(PER_THREAD))
+    # the session's counter agrees, so the next event continues the sequence
+    following = run_as(
+        pg_database, tenant, lambda uow: uow.sessions.append_event(session.id, "done", {})
+    )
+    assert following.seq == total + 1
+
+
+# --- usage ------------------------------------------------------------------------------------
+
+
+def test_usage_records_add_up(database: Database, tenant: str) -> None:
+    day = date(2026, 2, 1)
+
+    def record(uow: UnitOfWork) -> None:
+        uow.usage.record(day, sessions=1, tokens_in=10, tokens_out=5, cost_usd=Decimal("0.25"))
+        uow.usage.record(day, tokens_in=1, cost_usd=0.125)
+        uow.usage.record(date(2026, 2, 2), tokens_out=3)
+
+    run_as(database, tenant, record)
+    usage = run_as(database, tenant, lambda uow: uow.usage.between(day, day))
+    assert [(u.sessions, u.tokens_in, u.tokens_out, u.cost_usd) for u in usage] == [
+        (1, 11, 5, Decimal("0.375"))
+    ]
+    assert run_as(database, tenant, lambda uow: uow.usage.tokens_since(day)) == 19
+
+
+def test_concurrent_usage_increments_are_not_lost(pg_database: Database) -> None:
+    tenant, other = new_tenant(pg_database), new_tenant(pg_database)
+    day = date(2026, 3, 1)
+
+    def record(worker: int) -> None:
+        for _ in range(PER_THREAD):
+            for slug in (tenant, other):
+                run_as(
+                    pg_database,
+                    slug,
+                    lambda uow: uow.usage.record(
+                        day, sessions=1, tokens_in=3, tokens_out=2, cost_usd=Decimal("0.001")
+                    ),
+                )
+
+    _in_threads(THREADS, record)
+    n = THREADS * PER_THREAD
+    for slug in (tenant, other):
+        usage = run_as(pg_database, slug, lambda uow: uow.usage.between(day, day))
+        assert [
+            (u.tenant_id, u.sessions, u.tokens_in, u.tokens_out, u.cost_usd) for u in usage
+        ] == [(slug, n, 3 * n, 2 * n, Decimal("0.001") * n)]
+
+
+# --- idempotency keys -------------------------------------------------------------------------
+
+
+def test_idempotency_key_is_unique_per_tenant_not_globally(database: Database) -> None:
+    first, second = new_tenant(database), new_tenant(database)
+    key = "client-request-7"
+    in_first = _add_session(database, first, idempotency_key=key)
+    in_second = _add_session(database, second, idempotency_key=key)  # fine: another tenant
+
+    found = run_as(database, first, lambda uow: uow.sessions.find_by_idempotency_key(key))
+    assert found is not None and found.id == in_first.id
+    found = run_as(database, second, lambda uow: uow.sessions.find_by_idempotency_key(key))
+    assert found is not None and found.id == in_second.id
+    assert run_as(database, first, lambda uow: uow.sessions.find_by_idempotency_key("x")) is None
+
+    with pytest.raises(IntegrityError):
+        _add_session(database, first, idempotency_key=key)
+    assert [s.id for s in run_as(database, first, lambda uow: uow.sessions.list())] == [in_first.id]
+
+
+def test_sessions_without_idempotency_key_do_not_collide(database: Database, tenant: str) -> None:
+    sessions = [_add_session(database, tenant) for _ in range(3)]
+    listed = run_as(database, tenant, lambda uow: uow.sessions.list())
+    assert [s.id for s in listed] == [s.id for s in reversed(sessions)]  # newest first

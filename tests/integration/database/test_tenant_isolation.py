@@ -1,0 +1,675 @@
+"""Tenant isolation through the repositories, on SQLite and on PostgreSQL.
+
+Two tenants, A and B, are seeded with one record of every kind. Then every public method of every
+tenant-scoped repository is called as B on A's records: reads answer `NotFound` or leave A's rows
+out, writes to A's records answer `NotFound` (and A's data is unchanged afterwards), a record
+stamped with A's tenant is refused with `TenantMismatch`, and with no tenant set every method
+raises `TenantNotSet`.
+
+The tables below are checked against the repositories by introspection: a public method added
+later without an isolation case (and a no-tenant call) fails `test_every_public_method_is_covered`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session as OrmSession
+
+import resources.database.repositories as repositories_package
+from domain.agent import Agent
+from domain.checkpoint import Checkpoint
+from domain.errors import NotFound, TenantMismatch, TenantNotSet
+from domain.evaluation import Evaluation
+from domain.fine_tuning import FineTuningJob, FineTuningStatus
+from domain.session import Session, SessionStatus
+from domain.task import Task, TaskDependency, TaskStatus
+from domain.tenant import User
+from resources.database import Database
+from resources.database.repositories.base import TenantScopedRepository
+from resources.database.schema import TENANT_TABLES, Base
+from resources.database.unit_of_work import UnitOfWork
+from tests.integration.database.support import IDEMPOTENCY_KEY, Seed, run_as
+
+Call = Callable[[UnitOfWork, Seed, Seed], Any]  # (unit of work as B, seed A, seed B)
+
+
+# --- expectations -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """One attempt, as tenant B, to reach tenant A's data through `method`."""
+
+    method: str  # "Repository.method"
+    label: str
+    call: Call
+    raises: type[Exception] | None = None
+    check: Callable[[Any, Seed, Seed], None] | None = None  # on the result when nothing raised
+
+    @property
+    def id(self) -> str:
+        return f"{self.method}:{self.label}"
+
+
+def _copy(record: Any) -> Any:
+    return record.model_copy(deep=True)
+
+
+def _ids(records: Iterable[Any]) -> set[str]:
+    return {record.id for record in records}
+
+
+def only_b(*a_fields: str) -> Callable[[Any, Seed, Seed], None]:
+    """The listing holds B's records only: none of A's (named by `a_fields` of seed A)."""
+
+    def check(result: list[Any], a: Seed, b: Seed) -> None:
+        assert result, "B's own records should be listed"
+        assert {record.tenant_id for record in result} == {b.tenant}
+        assert _ids(result).isdisjoint({getattr(a, field).id for field in a_fields})
+
+    return check
+
+
+def equals(expected: Callable[[Seed], Any]) -> Callable[[Any, Seed, Seed], None]:
+    def check(result: Any, a: Seed, b: Seed) -> None:
+        assert result == expected(b)
+
+    return check
+
+
+def _new_session(tenant: str, **fields: Any) -> Session:
+    return Session(tenant_id=tenant, title="Intruder", initial_prompt="x", **fields)
+
+
+def _record_b_usage(uow: UnitOfWork, a: Seed, b: Seed) -> int:
+    uow.usage.record(a.usage_day, tokens_in=7)
+    return uow.usage.tokens_since(a.usage_day)
+
+
+def _transitioned_session(a: Seed) -> tuple[Session, Any]:
+    session = _copy(a.session)
+    return session, session.transition_to(SessionStatus.PAUSED)
+
+
+def _transitioned_task(a: Seed) -> tuple[Task, Any]:
+    task = _copy(a.task)
+    return task, task.transition_to(TaskStatus.ASSIGNED)
+
+
+def _transitioned_job(a: Seed) -> tuple[FineTuningJob, Any]:
+    job = _copy(a.job)
+    return job, job.transition_to(FineTuningStatus.RUNNING)
+
+
+def _b_task_moved_to_a_session(uow: UnitOfWork, a: Seed, b: Seed) -> None:
+    task = _copy(b.subtask)
+    event = task.transition_to(TaskStatus.ASSIGNED)
+    task.session_id = a.session.id
+    uow.tasks.save_transition(task, event)
+
+
+def _saved_agent(uow: UnitOfWork, a: Seed, b: Seed) -> None:
+    agent = _copy(a.agent)
+    agent.capacity = 9
+    uow.agents.save(agent)
+
+
+def _saved_session(uow: UnitOfWork, a: Seed, b: Seed) -> None:
+    session = _copy(a.session)
+    session.result = {"stolen": True}
+    uow.sessions.save(session)
+
+
+def _saved_job(uow: UnitOfWork, a: Seed, b: Seed) -> None:
+    job = _copy(a.job)
+    job.provider_job_id = "ftjob-intruder"
+    uow.fine_tuning_jobs.save(job)
+
+
+def _evaluation(tenant: str, job_id: str | None) -> Evaluation:
+    return Evaluation(
+        tenant_id=tenant,
+        job_id=job_id,
+        base_model="m/base",
+        candidate_model="m/ft",
+        items=1,
+        base_score=0.5,
+        candidate_score=0.5,
+    )
+
+
+CASES: list[Case] = [
+    # users
+    Case(
+        "UserRepository.add",
+        "record of A",
+        lambda uow, a, b: uow.users.add(User(tenant_id=a.tenant, email="eve@example.com")),
+        raises=TenantMismatch,
+    ),
+    Case("UserRepository.get", "A's user", lambda uow, a, b: uow.users.get(a.user.id), NotFound),
+    Case(
+        "UserRepository.get_by_email",
+        "e-mail only A has",
+        lambda uow, a, b: uow.users.get_by_email(a.own_user.email),
+        NotFound,
+    ),
+    Case(
+        "UserRepository.get_by_email",
+        "e-mail both have",
+        lambda uow, a, b: uow.users.get_by_email(a.user.email).id,
+        check=equals(lambda b: b.user.id),
+    ),
+    Case(
+        "UserRepository.list",
+        "B's users only",
+        lambda uow, a, b: uow.users.list(),
+        check=only_b("user", "own_user"),
+    ),
+    # api keys
+    Case(
+        "ApiKeyRepository.create",
+        "for A's user",
+        lambda uow, a, b: uow.api_keys.create("intruder", user_id=a.user.id),
+        NotFound,
+    ),
+    Case(
+        "ApiKeyRepository.authenticate",
+        "A's key",
+        lambda uow, a, b: uow.api_keys.authenticate(a.api_key_plaintext),
+        NotFound,
+    ),
+    Case(
+        "ApiKeyRepository.authenticate",
+        "B's key still works",
+        lambda uow, a, b: uow.api_keys.authenticate(b.api_key_plaintext).id,
+        check=equals(lambda b: b.api_key.id),
+    ),
+    Case(
+        "ApiKeyRepository.list",
+        "B's keys only",
+        lambda uow, a, b: uow.api_keys.list(),
+        check=only_b("api_key"),
+    ),
+    Case(
+        "ApiKeyRepository.revoke",
+        "A's key",
+        lambda uow, a, b: uow.api_keys.revoke(a.api_key.id),
+        NotFound,
+    ),
+    # agents
+    Case(
+        "AgentRepository.add",
+        "record of A",
+        lambda uow, a, b: uow.agents.add(
+            Agent(tenant_id=a.tenant, name="intruder", server_url="http://127.0.0.1:1")
+        ),
+        TenantMismatch,
+    ),
+    Case(
+        "AgentRepository.get", "A's agent", lambda uow, a, b: uow.agents.get(a.agent.id), NotFound
+    ),
+    Case(
+        "AgentRepository.list",
+        "B's agents only",
+        lambda uow, a, b: uow.agents.list(),
+        check=only_b("agent"),
+    ),
+    Case(
+        "AgentRepository.list",
+        "active only",
+        lambda uow, a, b: uow.agents.list(active_only=True),
+        check=only_b("agent"),
+    ),
+    Case("AgentRepository.save", "A's agent", _saved_agent, NotFound),
+    # sessions
+    Case(
+        "SessionRepository.add",
+        "record of A",
+        lambda uow, a, b: uow.sessions.add(_new_session(a.tenant)),
+        TenantMismatch,
+    ),
+    Case(
+        "SessionRepository.add",
+        "child of A's session",
+        lambda uow, a, b: uow.sessions.add(_new_session(b.tenant, parent_id=a.session.id)),
+        NotFound,
+    ),
+    Case(
+        "SessionRepository.get",
+        "A's session",
+        lambda uow, a, b: uow.sessions.get(a.session.id),
+        NotFound,
+    ),
+    Case(
+        "SessionRepository.find_by_idempotency_key",
+        "key both used",
+        lambda uow, a, b: uow.sessions.find_by_idempotency_key(IDEMPOTENCY_KEY).id,
+        check=equals(lambda b: b.session.id),
+    ),
+    Case(
+        "SessionRepository.list",
+        "B's sessions only",
+        lambda uow, a, b: uow.sessions.list(),
+        check=only_b("session", "child_session"),
+    ),
+    Case(
+        "SessionRepository.list",
+        "children of A's session",
+        lambda uow, a, b: uow.sessions.list(parent_id=a.session.id),
+        check=equals(lambda b: []),
+    ),
+    Case(
+        "SessionRepository.list",
+        "by status",
+        lambda uow, a, b: uow.sessions.list(statuses={SessionStatus.RUNNING}),
+        check=only_b("session"),
+    ),
+    Case(
+        "SessionRepository.count_active",
+        "B's own count",
+        lambda uow, a, b: uow.sessions.count_active(),
+        check=equals(lambda b: b.active_sessions),
+    ),
+    Case(
+        "SessionRepository.save_transition",
+        "A's session",
+        lambda uow, a, b: uow.sessions.save_transition(*_transitioned_session(a)),
+        NotFound,
+    ),
+    Case("SessionRepository.save", "A's session", _saved_session, NotFound),
+    Case(
+        "SessionRepository.append_event",
+        "to A's session",
+        lambda uow, a, b: uow.sessions.append_event(a.session.id, "agent.message", {"x": 1}),
+        NotFound,
+    ),
+    Case(
+        "SessionRepository.events",
+        "of A's session",
+        lambda uow, a, b: uow.sessions.events(a.session.id),
+        NotFound,
+    ),
+    Case(
+        "SessionRepository.add_checkpoint",
+        "to A's session",
+        lambda uow, a, b: uow.sessions.add_checkpoint(a.session.id, Checkpoint(sequence=3)),
+        NotFound,
+    ),
+    Case(
+        "SessionRepository.checkpoints",
+        "of A's session",
+        lambda uow, a, b: uow.sessions.checkpoints(a.session.id),
+        check=equals(lambda b: []),
+    ),
+    # tasks
+    Case(
+        "TaskRepository.add",
+        "record of A",
+        lambda uow, a, b: uow.tasks.add(Task(tenant_id=a.tenant, title="Intruder")),
+        TenantMismatch,
+    ),
+    Case(
+        "TaskRepository.add",
+        "subtask of A's task",
+        lambda uow, a, b: uow.tasks.add(
+            Task(tenant_id=b.tenant, title="Intruder", parent_task_id=a.task.id, depth=1)
+        ),
+        NotFound,
+    ),
+    Case(
+        "TaskRepository.add",
+        "linked to A's session",
+        lambda uow, a, b: uow.tasks.add(
+            Task(tenant_id=b.tenant, title="Intruder", session_id=a.session.id)
+        ),
+        NotFound,
+    ),
+    Case("TaskRepository.get", "A's task", lambda uow, a, b: uow.tasks.get(a.task.id), NotFound),
+    Case(
+        "TaskRepository.list",
+        "B's tasks only",
+        lambda uow, a, b: uow.tasks.list(),
+        check=only_b("task", "subtask"),
+    ),
+    Case(
+        "TaskRepository.list",
+        "subtasks of A's task",
+        lambda uow, a, b: uow.tasks.list(parent_task_id=a.task.id),
+        check=equals(lambda b: []),
+    ),
+    Case(
+        "TaskRepository.list",
+        "tasks of A's session",
+        lambda uow, a, b: uow.tasks.list(session_id=a.session.id),
+        check=equals(lambda b: []),
+    ),
+    Case(
+        "TaskRepository.add_dependency",
+        "B's task on A's task",
+        lambda uow, a, b: uow.tasks.add_dependency(
+            TaskDependency(task_id=b.task.id, depends_on_id=a.task.id)
+        ),
+        NotFound,
+    ),
+    Case(
+        "TaskRepository.add_dependency",
+        "between A's tasks",
+        lambda uow, a, b: uow.tasks.add_dependency(
+            TaskDependency(task_id=a.task.id, depends_on_id=a.subtask.id)
+        ),
+        NotFound,
+    ),
+    Case(
+        "TaskRepository.dependencies",
+        "of A's tasks",
+        lambda uow, a, b: uow.tasks.dependencies([a.task.id, a.subtask.id]),
+        check=equals(lambda b: []),
+    ),
+    Case(
+        "TaskRepository.save_transition",
+        "A's task",
+        lambda uow, a, b: uow.tasks.save_transition(*_transitioned_task(a)),
+        NotFound,
+    ),
+    Case(
+        "TaskRepository.save_transition",
+        "B's task moved onto A's session",
+        _b_task_moved_to_a_session,
+        NotFound,
+    ),
+    Case(
+        "TaskRepository.history",
+        "of A's task",
+        lambda uow, a, b: uow.tasks.history(a.task.id),
+        NotFound,
+    ),
+    # fine-tuning jobs
+    Case(
+        "FineTuningJobRepository.add",
+        "record of A",
+        lambda uow, a, b: uow.fine_tuning_jobs.add(
+            FineTuningJob(tenant_id=a.tenant, base_model="m/base")
+        ),
+        TenantMismatch,
+    ),
+    Case(
+        "FineTuningJobRepository.get",
+        "A's job",
+        lambda uow, a, b: uow.fine_tuning_jobs.get(a.job.id),
+        NotFound,
+    ),
+    Case(
+        "FineTuningJobRepository.list",
+        "B's jobs only",
+        lambda uow, a, b: uow.fine_tuning_jobs.list(),
+        check=only_b("job"),
+    ),
+    Case(
+        "FineTuningJobRepository.list",
+        "by status",
+        lambda uow, a, b: uow.fine_tuning_jobs.list(statuses={FineTuningStatus.QUEUED}),
+        check=only_b("job"),
+    ),
+    Case(
+        "FineTuningJobRepository.save_transition",
+        "A's job",
+        lambda uow, a, b: uow.fine_tuning_jobs.save_transition(*_transitioned_job(a)),
+        NotFound,
+    ),
+    Case("FineTuningJobRepository.save", "A's job", _saved_job, NotFound),
+    Case(
+        "FineTuningJobRepository.history",
+        "of A's job",
+        lambda uow, a, b: uow.fine_tuning_jobs.history(a.job.id),
+        NotFound,
+    ),
+    # evaluations
+    Case(
+        "EvaluationRepository.add",
+        "record of A",
+        lambda uow, a, b: uow.evaluations.add(_evaluation(a.tenant, None)),
+        TenantMismatch,
+    ),
+    Case(
+        "EvaluationRepository.add",
+        "of A's job",
+        lambda uow, a, b: uow.evaluations.add(_evaluation(b.tenant, a.job.id)),
+        NotFound,
+    ),
+    Case(
+        "EvaluationRepository.get",
+        "A's evaluation",
+        lambda uow, a, b: uow.evaluations.get(a.evaluation.id),
+        NotFound,
+    ),
+    Case(
+        "EvaluationRepository.list",
+        "B's evaluations only",
+        lambda uow, a, b: uow.evaluations.list(),
+        check=only_b("evaluation"),
+    ),
+    Case(
+        "EvaluationRepository.list",
+        "of A's job",
+        lambda uow, a, b: uow.evaluations.list(job_id=a.job.id),
+        check=equals(lambda b: []),
+    ),
+    # usage
+    Case(
+        "UsageRepository.record",
+        "counts for B only",
+        _record_b_usage,
+        check=equals(lambda b: 150 + 7),
+    ),
+    Case(
+        "UsageRepository.between",
+        "B's days only",
+        lambda uow, a, b: [
+            (u.tenant_id, u.total_tokens) for u in uow.usage.between(date.min, date.max)
+        ],
+        check=equals(lambda b: [(b.tenant, 150)]),
+    ),
+    Case(
+        "UsageRepository.tokens_since",
+        "B's tokens only",
+        lambda uow, a, b: uow.usage.tokens_since(a.usage_day),
+        check=equals(lambda b: 150),
+    ),
+]
+
+# Each method once more with no tenant set at all (A's ids as arguments): `TenantNotSet`.
+NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
+    "UserRepository.add": lambda uow, a: uow.users.add(User(tenant_id=a.tenant, email="e@x.io")),
+    "UserRepository.get": lambda uow, a: uow.users.get(a.user.id),
+    "UserRepository.get_by_email": lambda uow, a: uow.users.get_by_email(a.user.email),
+    "UserRepository.list": lambda uow, a: uow.users.list(),
+    "ApiKeyRepository.create": lambda uow, a: uow.api_keys.create("k"),
+    "ApiKeyRepository.authenticate": lambda uow, a: uow.api_keys.authenticate(a.api_key_plaintext),
+    "ApiKeyRepository.list": lambda uow, a: uow.api_keys.list(),
+    "ApiKeyRepository.revoke": lambda uow, a: uow.api_keys.revoke(a.api_key.id),
+    "AgentRepository.add": lambda uow, a: uow.agents.add(
+        Agent(tenant_id=a.tenant, name="n", server_url="http://127.0.0.1:1")
+    ),
+    "AgentRepository.get": lambda uow, a: uow.agents.get(a.agent.id),
+    "AgentRepository.list": lambda uow, a: uow.agents.list(),
+    "AgentRepository.save": lambda uow, a: uow.agents.save(_copy(a.agent)),
+    "SessionRepository.add": lambda uow, a: uow.sessions.add(_new_session(a.tenant)),
+    "SessionRepository.get": lambda uow, a: uow.sessions.get(a.session.id),
+    "SessionRepository.find_by_idempotency_key": lambda uow, a: (
+        uow.sessions.find_by_idempotency_key(IDEMPOTENCY_KEY)
+    ),
+    "SessionRepository.list": lambda uow, a: uow.sessions.list(),
+    "SessionRepository.count_active": lambda uow, a: uow.sessions.count_active(),
+    "SessionRepository.save_transition": lambda uow, a: uow.sessions.save_transition(
+        *_transitioned_session(a)
+    ),
+    "SessionRepository.save": lambda uow, a: uow.sessions.save(_copy(a.session)),
+    "SessionRepository.append_event": lambda uow, a: uow.sessions.append_event(
+        a.session.id, "agent.message", {}
+    ),
+    "SessionRepository.events": lambda uow, a: uow.sessions.events(a.session.id),
+    "SessionRepository.add_checkpoint": lambda uow, a: uow.sessions.add_checkpoint(
+        a.session.id, Checkpoint(sequence=3)
+    ),
+    "SessionRepository.checkpoints": lambda uow, a: uow.sessions.checkpoints(a.session.id),
+    "TaskRepository.add": lambda uow, a: uow.tasks.add(Task(tenant_id=a.tenant, title="t")),
+    "TaskRepository.get": lambda uow, a: uow.tasks.get(a.task.id),
+    "TaskRepository.list": lambda uow, a: uow.tasks.list(),
+    "TaskRepository.add_dependency": lambda uow, a: uow.tasks.add_dependency(
+        TaskDependency(task_id=a.task.id, depends_on_id=a.subtask.id)
+    ),
+    "TaskRepository.dependencies": lambda uow, a: uow.tasks.dependencies([a.task.id]),
+    "TaskRepository.save_transition": lambda uow, a: uow.tasks.save_transition(
+        *_transitioned_task(a)
+    ),
+    "TaskRepository.history": lambda uow, a: uow.tasks.history(a.task.id),
+    "FineTuningJobRepository.add": lambda uow, a: uow.fine_tuning_jobs.add(
+        FineTuningJob(tenant_id=a.tenant, base_model="m/base")
+    ),
+    "FineTuningJobRepository.get": lambda uow, a: uow.fine_tuning_jobs.get(a.job.id),
+    "FineTuningJobRepository.list": lambda uow, a: uow.fine_tuning_jobs.list(),
+    "FineTuningJobRepository.save_transition": lambda uow, a: uow.fine_tuning_jobs.save_transition(
+        *_transitioned_job(a)
+    ),
+    "FineTuningJobRepository.save": lambda uow, a: uow.fine_tuning_jobs.save(_copy(a.job)),
+    "FineTuningJobRepository.history": lambda uow, a: uow.fine_tuning_jobs.history(a.job.id),
+    "EvaluationRepository.add": lambda uow, a: uow.evaluations.add(_evaluation(a.tenant, None)),
+    "EvaluationRepository.get": lambda uow, a: uow.evaluations.get(a.evaluation.id),
+    "EvaluationRepository.list": lambda uow, a: uow.evaluations.list(),
+    "UsageRepository.record": lambda uow, a: uow.usage.record(a.usage_day, tokens_in=1),
+    "UsageRepository.between": lambda uow, a: uow.usage.between(date.min, date.max),
+    "UsageRepository.tokens_since": lambda uow, a: uow.usage.tokens_since(a.usage_day),
+}
+
+
+# --- the methods that must be covered ---------------------------------------------------------
+
+
+def tenant_scoped_repositories() -> list[type[TenantScopedRepository]]:
+    """Every `TenantScopedRepository` subclass in `resources.database.repositories`."""
+    for module in pkgutil.iter_modules(repositories_package.__path__):
+        importlib.import_module(f"{repositories_package.__name__}.{module.name}")
+    found: list[type[TenantScopedRepository]] = []
+    pending = list(TenantScopedRepository.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return sorted(found, key=lambda cls: cls.__name__)
+
+
+def public_methods() -> set[str]:
+    return {
+        f"{cls.__name__}.{name}"
+        for cls in tenant_scoped_repositories()
+        for name, member in inspect.getmembers(cls, inspect.isfunction)
+        if not name.startswith("_")
+    }
+
+
+def test_every_public_method_is_covered() -> None:
+    methods = public_methods()
+    assert len(tenant_scoped_repositories()) >= 8  # users ... usage; tenants are not scoped
+    cased = {case.method for case in CASES}
+    assert sorted(methods - cased) == [], "public methods without a cross-tenant case"
+    assert sorted(methods - set(NO_TENANT_CALLS)) == [], "public methods without a no-tenant call"
+    assert sorted(cased - methods) == [], "cases for methods that no longer exist"
+    assert sorted(set(NO_TENANT_CALLS) - methods) == [], "no-tenant calls for missing methods"
+
+
+def test_the_unit_of_work_exposes_every_tenant_scoped_repository() -> None:
+    """So the cases above, written against the unit of work, reach every repository."""
+    uow = UnitOfWork(OrmSession())  # an unbound session: the repositories only keep it
+    exposed = {
+        type(value) for value in vars(uow).values() if isinstance(value, TenantScopedRepository)
+    }
+    assert exposed == set(tenant_scoped_repositories())
+
+
+# --- what A owns, to show nothing of it changed -----------------------------------------------
+
+
+def _snapshot(uow: UnitOfWork) -> dict[str, Any]:
+    """Everything the current tenant owns, through the repositories and as row counts."""
+    tenant = uow.users.tenant_id
+    sessions = uow.sessions.list()
+    tasks = uow.tasks.list()
+    jobs = uow.fine_tuning_jobs.list()
+    tables = Base.metadata.tables
+    return {
+        "users": [user.model_dump() for user in uow.users.list()],
+        "api_keys": [key.model_dump() for key in uow.api_keys.list()],
+        "agents": [agent.model_dump() for agent in uow.agents.list()],
+        "sessions": [uow.sessions.get(s.id).model_dump() for s in sessions],
+        "events": {s.id: [e.model_dump() for e in uow.sessions.events(s.id)] for s in sessions},
+        "tasks": [task.model_dump() for task in tasks],
+        "dependencies": [d.model_dump() for d in uow.tasks.dependencies(_ids(tasks))],
+        "task_history": {t.id: [e.model_dump() for e in uow.tasks.history(t.id)] for t in tasks},
+        "jobs": [job.model_dump() for job in jobs],
+        "job_history": {
+            j.id: [e.model_dump() for e in uow.fine_tuning_jobs.history(j.id)] for j in jobs
+        },
+        "evaluations": [e.model_dump() for e in uow.evaluations.list()],
+        "usage": [u.model_dump() for u in uow.usage.between(date.min, date.max)],
+        "rows": {
+            name: uow.session.scalar(
+                select(func.count())
+                .select_from(tables[name])
+                .where(tables[name].c.tenant_id == tenant)
+            )
+            for name in TENANT_TABLES
+        },
+    }
+
+
+# --- the tests --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_tenant_b_cannot_reach_tenant_a(
+    database: Database, seeded_pair: tuple[Seed, Seed], case: Case
+) -> None:
+    a, b = seeded_pair
+    before = run_as(database, a.tenant, _snapshot)
+    assert all(before["rows"].values()), "the seed should put rows of A in every tenant table"
+
+    if case.raises is not None:
+        with pytest.raises(case.raises):
+            run_as(database, b.tenant, lambda uow: case.call(uow, a, b))
+    else:
+        result = run_as(database, b.tenant, lambda uow: case.call(uow, a, b))
+        assert case.check is not None
+        case.check(result, a, b)
+
+    assert run_as(database, a.tenant, _snapshot) == before
+
+
+@pytest.mark.parametrize("method", sorted(NO_TENANT_CALLS))
+def test_no_tenant_set_is_refused(
+    database: Database, seeded_pair: tuple[Seed, Seed], method: str
+) -> None:
+    a, _ = seeded_pair
+    before = run_as(database, a.tenant, _snapshot)
+    with pytest.raises(TenantNotSet) as raised:
+        run_as(database, None, lambda uow: NO_TENANT_CALLS[method](uow, a))
+    assert "needs a current tenant" in str(raised.value)
+    assert run_as(database, a.tenant, _snapshot) == before
+
+
+def test_tenant_mismatch_names_both_tenants(
+    database: Database, seeded_pair: tuple[Seed, Seed]
+) -> None:
+    a, b = seeded_pair
+    with pytest.raises(TenantMismatch) as raised:
+        run_as(database, b.tenant, lambda uow: uow.sessions.add(_new_session(a.tenant)))
+    assert (raised.value.scoped, raised.value.record_tenant) == (b.tenant, a.tenant)
+    assert a.tenant in str(raised.value) and b.tenant in str(raised.value)
