@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
 from typing import Any
 
@@ -21,6 +21,7 @@ from domain.events import StatusChanged
 from domain.ids import new_session_id
 from domain.metrics import SessionMetrics
 from domain.model import DomainModel
+from domain.quota import CostCap
 from domain.retry import RetryPolicy
 from domain.state_machine import StateMachine
 
@@ -125,6 +126,10 @@ class Session(DomainModel):
     idempotency_key: str | None = Field(default=None, max_length=200)
     agent_id: str | None = None
     agent_session_id: str | None = None
+    required_capabilities: list[str] = Field(default_factory=list)
+    cost_cap: CostCap | None = None
+    lease_owner: str | None = Field(default=None, max_length=200)
+    lease_expires_at: datetime | None = None
     version: int = Field(default=1, ge=1)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -166,6 +171,17 @@ class Session(DomainModel):
     @property
     def is_final(self) -> bool:
         return SESSION_MACHINE.is_final(self.status)
+
+    def lease_expired(self, now: datetime) -> bool:
+        """No live supervisor: never leased, or its lease ran out (the run died or stalled)."""
+        return self.lease_expires_at is None or self.lease_expires_at <= now
+
+    @property
+    def deadline(self) -> datetime | None:
+        """When a RUNNING session must be aborted and end TIMEOUT (from its first start)."""
+        if self.metrics.started_at is None:
+            return None
+        return self.metrics.started_at + timedelta(seconds=self.max_duration_seconds)
 
     @property
     def can_retry(self) -> bool:

@@ -116,6 +116,7 @@ class SessionRow(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "idempotency_key"),
         Index("ix_sessions_dispatch", "tenant_id", "status", "priority", "id"),
+        Index("ix_sessions_status_lease", "status", "lease_expires_at"),
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -142,6 +143,8 @@ class SessionRow(Base):
     result: Mapped[dict[str, Any] | None]
     error: Mapped[dict[str, Any] | None]
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    required_capabilities: Mapped[list[str]] = mapped_column(JsonDocument)
+    cost_cap: Mapped[dict[str, Any] | None]
     agent_id: Mapped[str | None] = mapped_column(ID)
     agent_session_id: Mapped[str | None] = mapped_column(String(200))
     lease_owner: Mapped[str | None] = mapped_column(String(200))

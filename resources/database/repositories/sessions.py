@@ -18,6 +18,7 @@ from domain.clock import utcnow
 from domain.errors import ConcurrentModification, NotFound
 from domain.events import SessionEvent, StatusChanged
 from domain.metrics import SessionMetrics
+from domain.quota import CostCap
 from domain.session import ACTIVE_STATES, Priority, Session, SessionStatus, SessionType
 from resources.database.repositories.base import TenantScopedRepository
 from resources.database.schema import CheckpointRow, SessionEventRow, SessionRow
@@ -53,6 +54,10 @@ def _to_domain(row: SessionRow, checkpoints: list[Checkpoint] | None = None) -> 
         idempotency_key=row.idempotency_key,
         agent_id=row.agent_id,
         agent_session_id=row.agent_session_id,
+        required_capabilities=row.required_capabilities,
+        cost_cap=CostCap.model_validate(row.cost_cap) if row.cost_cap else None,
+        lease_owner=row.lease_owner,
+        lease_expires_at=row.lease_expires_at,
         version=row.version,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -71,6 +76,8 @@ def _mutable_columns(session: Session) -> dict[str, Any]:
         "error": session.error,
         "agent_id": session.agent_id,
         "agent_session_id": session.agent_session_id,
+        "lease_owner": session.lease_owner,
+        "lease_expires_at": session.lease_expires_at,
         "tags": session.tags,
         "metadata": session.metadata,
         "updated_at": session.updated_at,
@@ -115,6 +122,8 @@ class SessionRepository(TenantScopedRepository):
                 parent_id=session.parent_id,
                 max_retries=session.max_retries,
                 idempotency_key=session.idempotency_key,
+                required_capabilities=session.required_capabilities,
+                cost_cap=session.cost_cap.model_dump() if session.cost_cap else None,
                 version=session.version,
                 last_event_seq=1,
                 created_at=session.created_at,

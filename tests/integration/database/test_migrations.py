@@ -9,10 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Engine
 
-from resources.database.migrate import current_revision, downgrade, head_revision, upgrade
+from resources.database.migrate import (
+    alembic_config,
+    current_revision,
+    downgrade,
+    head_revision,
+    upgrade,
+)
 from resources.database.schema import TENANT_TABLES, Base
 from tests.integration.database.support import BACKENDS
 
@@ -51,8 +58,11 @@ def _rls_flags(engine: Engine) -> dict[str, tuple[bool, bool]]:
         return {name: (enabled, forced) for name, enabled, forced in rows}
 
 
-def test_head_is_a_single_known_revision() -> None:
-    assert head_revision() == "0001"
+def test_migrations_form_one_line_ending_at_head() -> None:
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert scripts.get_heads() == [head_revision()]
+    chain = [script.revision for script in scripts.walk_revisions()]
+    assert chain[-1] == "0001" and len(chain) == len(set(chain))
 
 
 def test_upgrade_downgrade_upgrade_on_a_clean_database(
