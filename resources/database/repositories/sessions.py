@@ -11,7 +11,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 
 from domain.checkpoint import MAX_CHECKPOINTS_KEPT, Checkpoint
 from domain.clock import utcnow
@@ -184,6 +184,43 @@ class SessionRepository(TenantScopedRepository):
             SessionRow.status.in_([s.value for s in ACTIVE_STATES]),
         )
         return int(self._session.scalar(query) or 0)
+
+    def due_pending(self, now: datetime, limit: int) -> list[Session]:
+        """PENDING sessions whose backoff has passed, most urgent first (priority, then age)."""
+        query = (
+            select(SessionRow)
+            .where(
+                SessionRow.tenant_id == self.tenant_id,
+                SessionRow.status == SessionStatus.PENDING.value,
+                or_(SessionRow.next_attempt_at.is_(None), SessionRow.next_attempt_at <= now),
+            )
+            .order_by(SessionRow.priority, SessionRow.id)
+            .limit(limit)
+        )
+        return [_to_domain(row) for row in self._session.scalars(query)]
+
+    def leased_by(self, owner: str) -> list[Session]:
+        """The sessions a supervisor (wave) holds, whatever their state now."""
+        query = select(SessionRow).where(
+            SessionRow.tenant_id == self.tenant_id, SessionRow.lease_owner == owner
+        )
+        return [_to_domain(row) for row in self._session.scalars(query.order_by(SessionRow.id))]
+
+    def with_expired_lease(
+        self, now: datetime, statuses: Collection[SessionStatus], limit: int = 1000
+    ) -> list[Session]:
+        """Sessions in `statuses` whose supervisor is gone (lease missing or run out)."""
+        query = (
+            select(SessionRow)
+            .where(
+                SessionRow.tenant_id == self.tenant_id,
+                SessionRow.status.in_([s.value for s in statuses]),
+                or_(SessionRow.lease_expires_at.is_(None), SessionRow.lease_expires_at <= now),
+            )
+            .order_by(SessionRow.id)
+            .limit(limit)
+        )
+        return [_to_domain(row) for row in self._session.scalars(query)]
 
     def save_transition(self, session: Session, event: StatusChanged) -> SessionEvent:
         """Persist `session` after `event`, if the row is still at event.old_status and

@@ -55,6 +55,17 @@ class TenantRepository:
     def get(self, slug: str) -> Tenant:
         return _to_domain(self._row(slug))
 
+    def get_for_update(self, slug: str) -> Tenant:
+        """The tenant, its row locked until the transaction ends (serializes quota decisions)."""
+        row = self._session.scalars(
+            select(TenantRow)
+            .where(TenantRow.slug == slug, TenantRow.deleted_at.is_(None))
+            .with_for_update()
+        ).first()
+        if row is None:
+            raise NotFound("tenant", slug)
+        return _to_domain(row)
+
     def list(self, include_inactive: bool = True) -> list[Tenant]:
         query = select(TenantRow).where(TenantRow.deleted_at.is_(None)).order_by(TenantRow.slug)
         if not include_inactive:

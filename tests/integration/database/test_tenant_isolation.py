@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session as OrmSession
 import resources.database.repositories as repositories_package
 from domain.agent import Agent
 from domain.checkpoint import Checkpoint
+from domain.clock import utcnow
 from domain.errors import NotFound, TenantMismatch, TenantNotSet
 from domain.evaluation import Evaluation
 from domain.fine_tuning import FineTuningJob, FineTuningStatus
@@ -280,6 +281,24 @@ CASES: list[Case] = [
         check=equals(lambda b: b.active_sessions),
     ),
     Case(
+        "SessionRepository.due_pending",
+        "B's pending sessions only",
+        lambda uow, a, b: uow.sessions.due_pending(utcnow(), 100),
+        check=only_b("child_session"),
+    ),
+    Case(
+        "SessionRepository.leased_by",
+        "a lease owner name A might use",
+        lambda uow, a, b: uow.sessions.leased_by("wave-1"),
+        check=equals(lambda b: []),
+    ),
+    Case(
+        "SessionRepository.with_expired_lease",
+        "B's unsupervised running sessions only",
+        lambda uow, a, b: uow.sessions.with_expired_lease(utcnow(), {SessionStatus.RUNNING}),
+        check=only_b("session"),
+    ),
+    Case(
         "SessionRepository.save_transition",
         "A's session",
         lambda uow, a, b: uow.sessions.save_transition(*_transitioned_session(a)),
@@ -509,6 +528,11 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
     ),
     "SessionRepository.list": lambda uow, a: uow.sessions.list(),
     "SessionRepository.count_active": lambda uow, a: uow.sessions.count_active(),
+    "SessionRepository.due_pending": lambda uow, a: uow.sessions.due_pending(utcnow(), 10),
+    "SessionRepository.leased_by": lambda uow, a: uow.sessions.leased_by("wave-1"),
+    "SessionRepository.with_expired_lease": lambda uow, a: uow.sessions.with_expired_lease(
+        utcnow(), {SessionStatus.RUNNING}
+    ),
     "SessionRepository.save_transition": lambda uow, a: uow.sessions.save_transition(
         *_transitioned_session(a)
     ),

@@ -1,0 +1,151 @@
+"""An async client of the OpenCode server's documented V1 routes (opencode-ai 1.18.33).
+
+Explicit timeouts on every call; idempotent calls retry a bounded number of times on connection
+errors, 429 and 5xx; expected absence (an unknown session) raises `AgentSessionGone`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from resources.opencode.errors import AgentServerError, AgentSessionGone
+from resources.opencode.models import (
+    AgentSession,
+    FileDiff,
+    Health,
+    Message,
+    SessionStatus,
+)
+
+BASIC_AUTH_USER = "opencode"
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+
+
+def split_model(model: str | None) -> dict[str, str] | None:
+    """`provider/model` -> the server's {providerID, modelID}; None leaves the server default."""
+    if not model:
+        return None
+    provider, _, model_id = model.partition("/")
+    return {"providerID": provider, "modelID": model_id}
+
+
+class OpenCodeClient:
+    def __init__(
+        self,
+        base_url: str,
+        password: str | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        attempts: int = 3,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._auth = httpx.BasicAuth(BASIC_AUTH_USER, password) if password else None
+        self._attempts = attempts
+        self._http = httpx.AsyncClient(base_url=self.base_url, auth=self._auth, timeout=timeout)
+
+    @property
+    def auth(self) -> httpx.BasicAuth | None:
+        return self._auth
+
+    async def __aenter__(self) -> OpenCodeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        retry: bool = True,
+        session_id: str | None = None,
+    ) -> httpx.Response:
+        attempts = self._attempts if retry else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                response = await self._http.request(method, path, json=json, params=params)
+            except httpx.TransportError as error:
+                if attempt == attempts:
+                    raise AgentServerError(self.base_url, f"{method} {path}: {error!r}") from error
+            else:
+                if response.status_code == 404 and session_id:
+                    raise AgentSessionGone(self.base_url, f"session {session_id} not found", 404)
+                if response.status_code not in RETRYABLE_STATUS or attempt == attempts:
+                    if response.is_error:
+                        raise AgentServerError(
+                            self.base_url,
+                            f"{method} {path}: {response.text[:300]}",
+                            response.status_code,
+                        )
+                    return response
+            await asyncio.sleep(0.2 * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
+    async def health(self) -> Health:
+        response = await self._request("GET", "/global/health")
+        return Health.model_validate(response.json())
+
+    async def create_session(self, title: str, parent_id: str | None = None) -> AgentSession:
+        body: dict[str, Any] = {"title": title}
+        if parent_id:
+            body["parentID"] = parent_id
+        response = await self._request("POST", "/session", json=body, retry=False)
+        return AgentSession.model_validate(response.json())
+
+    async def prompt_async(
+        self,
+        session_id: str,
+        text: str,
+        agent: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        """Queue a prompt; the server answers at once and works on it in the background."""
+        body: dict[str, Any] = {"parts": [{"type": "text", "text": text}]}
+        if agent:
+            body["agent"] = agent
+        if (parsed := split_model(model)) is not None:
+            body["model"] = parsed
+        await self._request(
+            "POST",
+            f"/session/{session_id}/prompt_async",
+            json=body,
+            retry=False,
+            session_id=session_id,
+        )
+
+    async def statuses(self) -> dict[str, SessionStatus]:
+        """Status of the server's non-idle sessions (a session missing from it is idle)."""
+        response = await self._request("GET", "/session/status")
+        return {key: SessionStatus.model_validate(value) for key, value in response.json().items()}
+
+    async def abort(self, session_id: str) -> bool:
+        response = await self._request(
+            "POST", f"/session/{session_id}/abort", session_id=session_id
+        )
+        return bool(response.json())
+
+    async def messages(self, session_id: str) -> list[Message]:
+        response = await self._request(
+            "GET", f"/session/{session_id}/message", session_id=session_id
+        )
+        return [Message.model_validate(item) for item in response.json()]
+
+    async def diff(self, session_id: str) -> list[FileDiff]:
+        response = await self._request("GET", f"/session/{session_id}/diff", session_id=session_id)
+        return [FileDiff.model_validate(item) for item in response.json()]
+
+    async def reply_permission(self, request_id: str, reply: str, message: str = "") -> bool:
+        body: dict[str, Any] = {"reply": reply}
+        if message:
+            body["message"] = message
+        response = await self._request("POST", f"/permission/{request_id}/reply", json=body)
+        return bool(response.json())

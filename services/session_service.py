@@ -1,0 +1,248 @@
+"""Submitting and steering coding sessions: the one path the CLI, sensors and API share.
+
+Quotas are enforced where work starts: the monthly token budget at submit (refused with a clear
+error), the concurrency limit at claim time (extra sessions simply wait in PENDING).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import Field
+from sqlalchemy.exc import IntegrityError
+
+from domain.clock import utcnow
+from domain.errors import ConcurrentModification, InactiveTenant, InvalidTransition
+from domain.events import SessionEvent
+from domain.model import ValueObject
+from domain.quota import CostCap, check_token_budget, free_session_slots, month_start
+from domain.session import SESSION_MACHINE, Priority, Session, SessionStatus, SessionType
+from resources.database import Database, UnitOfWork, tenant_scope, unit_of_work
+from services.agent_control import AgentControl
+
+EventSink = Callable[[SessionEvent], None]
+CANCELLABLE_BEFORE_START = frozenset({SessionStatus.PENDING, SessionStatus.QUEUED})
+STOPPABLE = frozenset({SessionStatus.RUNNING, SessionStatus.DEGRADED, SessionStatus.PAUSED})
+
+
+class SubmitSession(ValueObject):
+    """What a tenant asks for; validated again, field by field, when the Session is built."""
+
+    title: str
+    prompt: str
+    description: str = ""
+    session_type: SessionType = SessionType.EXECUTION
+    priority: Priority = Priority.MEDIUM
+    model: str | None = None
+    agent_config: dict[str, Any] = Field(default_factory=dict)
+    max_duration_seconds: int = 3600
+    max_retries: int = 3
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str | None = None
+    required_capabilities: list[str] = Field(default_factory=list)
+    cost_cap: CostCap | None = None
+    parent_id: str | None = None
+
+
+class SessionService:
+    def __init__(
+        self,
+        database: Database,
+        agent_control: AgentControl | None = None,
+        publish: EventSink | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._database = database
+        self._agent_control = agent_control
+        self._publish = publish or (lambda event: None)
+        self._clock = clock
+
+    # -- submit -------------------------------------------------------------------------------
+
+    def submit(self, tenant_id: str, request: SubmitSession) -> Session:
+        """A new PENDING session; the same idempotency key twice gives the same session."""
+        try:
+            return self._submit(tenant_id, request)
+        except IntegrityError:
+            # A concurrent submit with the same key won the race: answer with its session.
+            existing = self._find_by_key(tenant_id, request.idempotency_key)
+            if existing is None:
+                raise
+            return existing
+
+    def _submit(self, tenant_id: str, request: SubmitSession) -> Session:
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            tenant = uow.tenants.get(tenant_id)
+            if not tenant.active:
+                raise InactiveTenant(tenant_id)
+            if request.idempotency_key:
+                existing = uow.sessions.find_by_idempotency_key(request.idempotency_key)
+                if existing is not None:
+                    return existing
+            check_token_budget(tenant, uow.usage.tokens_since(month_start(self._clock())))
+            session = Session(
+                tenant_id=tenant_id,
+                title=request.title,
+                initial_prompt=request.prompt,
+                description=request.description,
+                session_type=request.session_type,
+                priority=request.priority,
+                model=request.model,
+                agent_config=request.agent_config,
+                max_duration_seconds=request.max_duration_seconds,
+                max_retries=request.max_retries,
+                tags=request.tags,
+                metadata=request.metadata,
+                idempotency_key=request.idempotency_key,
+                required_capabilities=request.required_capabilities,
+                cost_cap=request.cost_cap,
+                parent_id=request.parent_id,
+                created_at=self._clock(),
+                updated_at=self._clock(),
+            )
+            uow.sessions.add(session)
+            created = uow.sessions.events(session.id)
+        for event in created:
+            self._publish(event)
+        return session
+
+    def _find_by_key(self, tenant_id: str, key: str | None) -> Session | None:
+        if not key:
+            return None
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            return uow.sessions.find_by_idempotency_key(key)
+
+    # -- read ---------------------------------------------------------------------------------
+
+    def get(self, tenant_id: str, session_id: str) -> Session:
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            return uow.sessions.get(session_id)
+
+    def list(self, tenant_id: str, **filters: Any) -> list[Session]:
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            return uow.sessions.list(**filters)
+
+    def events(self, tenant_id: str, session_id: str, after_seq: int = 0) -> list[SessionEvent]:
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            return uow.sessions.events(session_id, after_seq=after_seq)
+
+    # -- steer --------------------------------------------------------------------------------
+
+    def cancel(self, tenant_id: str, session_id: str, reason: str = "cancelled") -> Session:
+        """Before it starts: CANCELLED. Running or paused: aborted on the agent, STOPPED."""
+        session = self.get(tenant_id, session_id)
+        if session.status in CANCELLABLE_BEFORE_START | {SessionStatus.PAUSED}:
+            return self._transition(tenant_id, session, SessionStatus.CANCELLED, reason)
+        if session.status in STOPPABLE:
+            return self.stop(tenant_id, session_id, reason)
+        raise InvalidTransition("session", session.status.value, SessionStatus.CANCELLED.value)
+
+    def stop(self, tenant_id: str, session_id: str, reason: str = "stopped") -> Session:
+        session = self.get(tenant_id, session_id)
+        SESSION_MACHINE.check(session.status, SessionStatus.STOPPED)
+        self._abort_on_agent(tenant_id, session)
+        return self._transition(tenant_id, session, SessionStatus.STOPPED, reason)
+
+    def pause(self, tenant_id: str, session_id: str, reason: str = "paused") -> Session:
+        """Abort the agent's current turn and hold the session; `resume` continues it."""
+        session = self.get(tenant_id, session_id)
+        SESSION_MACHINE.check(session.status, SessionStatus.PAUSED)  # before touching the agent
+        self._abort_on_agent(tenant_id, session)
+        session.lease_owner = None
+        session.lease_expires_at = None
+        return self._transition(tenant_id, session, SessionStatus.PAUSED, reason)
+
+    def resume(self, tenant_id: str, session_id: str, reason: str = "resumed") -> Session:
+        """PAUSED -> RUNNING with no lease: the dispatcher adopts it into a supervising wave,
+        which tells the agent to continue."""
+        session = self.get(tenant_id, session_id)
+        session.metadata = {**session.metadata, "resume_requested": True}
+        return self._transition(tenant_id, session, SessionStatus.RUNNING, reason)
+
+    def _abort_on_agent(self, tenant_id: str, session: Session) -> None:
+        if self._agent_control is None or not (session.agent_id and session.agent_session_id):
+            return
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            agent = uow.agents.get(session.agent_id)
+        self._agent_control.abort(agent, session.agent_session_id)
+
+    def _transition(
+        self, tenant_id: str, session: Session, target: SessionStatus, reason: str
+    ) -> Session:
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            event = session.transition_to(target, reason, at=self._clock())
+            recorded = uow.sessions.save_transition(session, event)
+        self._publish(recorded)
+        return session
+
+    # -- dispatch and retry (sensors) ---------------------------------------------------------
+
+    def claim_pending(
+        self, tenant_id: str, owner: str, limit: int, lease: timedelta
+    ) -> list[Session]:
+        """PENDING -> QUEUED for up to the tenant's free slots, leased to `owner`.
+
+        Each claim is a conditional UPDATE, so two dispatchers never claim one session twice;
+        the tenant row is locked for the count-then-claim, so together they never exceed the
+        tenant's concurrency limit either.
+        """
+        now = self._clock()
+        claimed: list[Session] = []
+        recorded: list[SessionEvent] = []
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            tenant = uow.tenants.get_for_update(tenant_id)
+            if not tenant.active:
+                return []
+            slots = min(free_session_slots(tenant, uow.sessions.count_active()), limit)
+            if slots <= 0:
+                return []
+            for session in uow.sessions.due_pending(now, slots):
+                if _claim(uow, session, owner, now + lease, now, recorded):
+                    claimed.append(session)
+        for event in recorded:
+            self._publish(event)
+        return claimed
+
+    def retry_due(self, tenant_id: str, limit: int = 100) -> list[Session]:
+        """FAILED/TIMEOUT/ORPHANED sessions with retries left go back to PENDING with backoff."""
+        now = self._clock()
+        retried: list[Session] = []
+        recorded: list[SessionEvent] = []
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            candidates = uow.sessions.list(
+                statuses={SessionStatus.FAILED, SessionStatus.TIMEOUT, SessionStatus.ORPHANED},
+                limit=limit,
+            )
+            for session in candidates:
+                if not session.can_retry:
+                    continue
+                event = session.retry(at=now, reason=f"retry after {session.status.value}")
+                session.lease_owner = None
+                session.lease_expires_at = None
+                session.agent_session_id = None
+                recorded.append(uow.sessions.save_transition(session, event))
+                retried.append(session)
+        for event in recorded:
+            self._publish(event)
+        return retried
+
+
+def _claim(
+    uow: UnitOfWork,
+    session: Session,
+    owner: str,
+    lease_until: datetime,
+    now: datetime,
+    recorded: list[SessionEvent],
+) -> bool:
+    event = session.transition_to(SessionStatus.QUEUED, f"claimed by {owner}", at=now)
+    session.lease_owner = owner
+    session.lease_expires_at = lease_until
+    try:
+        recorded.append(uow.sessions.save_transition(session, event))
+    except ConcurrentModification:
+        return False
+    return True
