@@ -88,6 +88,7 @@ create_database() { # create_database <prefix>; sets CREATED_DB and TEST_DATABAS
 }
 
 bash scripts/bootstrap.sh
+bash scripts/install_opencode.sh >/dev/null
 
 lint_status=0
 log "ruff format --check"

@@ -12,6 +12,9 @@ never pass with its service tests silently skipped.
 
 Tests under ``tests/integration`` that use ``postgres_url``/``fresh_postgres_url`` are marked
 ``postgres``, those that use ``redis_url`` are marked ``redis`` (``-m "not postgres"`` etc.).
+OpenCode: tests that use ``opencode_binary`` (every fixture of ``tests/integration/opencode``
+depends on it) are marked ``opencode`` and follow the same skip/fail rule; their fixtures live in
+``tests/integration/opencode/conftest.py``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from sqlalchemy.engine import make_url
 INTEGRATION_DIR = Path(__file__).parent / "integration"
 POSTGRES_FIXTURES = frozenset({"postgres_url", "fresh_postgres_url"})
 REDIS_FIXTURES = frozenset({"redis_url"})
-SERVICE_MARKERS = ("postgres", "redis")
+OPENCODE_FIXTURES = frozenset({"opencode_binary"})  # see tests/integration/opencode/conftest.py
+SERVICE_MARKERS = ("postgres", "redis", "opencode")
 CONNECT_TIMEOUT_SECONDS = 5
 MAX_IDENTIFIER_LENGTH = 63  # PostgreSQL's limit for a database name
 
@@ -176,13 +180,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.postgres)
         if fixtures & REDIS_FIXTURES:
             item.add_marker(pytest.mark.redis)
+        if fixtures & OPENCODE_FIXTURES:
+            item.add_marker(pytest.mark.opencode)
 
 
 def _is_service_test(item: pytest.Item) -> bool:
     fixtures = set(getattr(item, "fixturenames", ()))
     return bool(
         any(item.get_closest_marker(marker) for marker in SERVICE_MARKERS)
-        or fixtures & (POSTGRES_FIXTURES | REDIS_FIXTURES)
+        or fixtures & (POSTGRES_FIXTURES | REDIS_FIXTURES | OPENCODE_FIXTURES)
     )
 
 
