@@ -37,10 +37,31 @@ def tier_for(success_rate: float, quality: float) -> AgentTier:
     return AgentTier.DEGRADED
 
 
+RECENT_WINDOW = 20
+
+
 class AgentPerformance(ValueObject):
     tasks_total: int = Field(default=0, ge=0)
     tasks_succeeded: int = Field(default=0, ge=0)
     quality: float = Field(default=1.0, ge=0, le=1)
+    recent: list[bool] = Field(default_factory=list, max_length=RECENT_WINDOW)
+
+    def record(self, succeeded: bool) -> AgentPerformance:
+        """The performance after one more finished session (the recent window slides)."""
+        return self.model_copy(
+            update={
+                "tasks_total": self.tasks_total + 1,
+                "tasks_succeeded": self.tasks_succeeded + int(succeeded),
+                "recent": [*self.recent, succeeded][-RECENT_WINDOW:],
+            }
+        )
+
+    @property
+    def recent_success_rate(self) -> float:
+        """Success over the last sessions; before any are recorded, the overall rate."""
+        if not self.recent:
+            return self.success_rate
+        return sum(self.recent) / len(self.recent)
 
     @property
     def success_rate(self) -> float:
@@ -53,6 +74,11 @@ class AgentPerformance(ValueObject):
     @property
     def breaker_open(self) -> bool:
         """Too many recent failures: stop routing work here until it recovers."""
+        if self.recent:
+            return (
+                len(self.recent) >= BREAKER_MIN_TASKS
+                and self.recent_success_rate < BREAKER_SUCCESS_FLOOR
+            )
         return self.tasks_total >= BREAKER_MIN_TASKS and self.success_rate < BREAKER_SUCCESS_FLOOR
 
 

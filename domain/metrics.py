@@ -16,6 +16,7 @@ _ENDED = frozenset(
 
 class SessionMetrics(ValueObject):
     started_at: datetime | None = None
+    attempt_started_at: datetime | None = None
     ended_at: datetime | None = None
     duration_seconds: float | None = Field(default=None, ge=0)
     tokens_in: int = Field(default=0, ge=0)
@@ -31,8 +32,10 @@ class SessionMetrics(ValueObject):
 
     def on_status(self, status: str, at: datetime) -> SessionMetrics:
         """The metrics after entering `status` at `at` (start and end timestamps, duration)."""
-        if status == _RUNNING and self.started_at is None:
-            return self.model_copy(update={"started_at": at})
+        if status == _RUNNING and self.attempt_started_at is None:
+            return self.model_copy(
+                update={"started_at": self.started_at or at, "attempt_started_at": at}
+            )
         if status in _ENDED:
             started = self.started_at or at
             return self.model_copy(

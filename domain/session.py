@@ -178,10 +178,10 @@ class Session(DomainModel):
 
     @property
     def deadline(self) -> datetime | None:
-        """When a RUNNING session must be aborted and end TIMEOUT (from its first start)."""
-        if self.metrics.started_at is None:
+        """When this attempt must be aborted and end TIMEOUT (max duration from its start)."""
+        if self.metrics.attempt_started_at is None:
             return None
-        return self.metrics.started_at + timedelta(seconds=self.max_duration_seconds)
+        return self.metrics.attempt_started_at + timedelta(seconds=self.max_duration_seconds)
 
     @property
     def can_retry(self) -> bool:
@@ -224,7 +224,9 @@ class Session(DomainModel):
             data={"retry": attempt, "next_attempt_at": next_at.isoformat()},
         )
         self.retry_count = attempt
-        self.metrics = self.metrics.model_copy(update={"retries": attempt})
+        self.metrics = self.metrics.model_copy(
+            update={"retries": attempt, "attempt_started_at": None, "ended_at": None}
+        )
         self.next_attempt_at = next_at
         return event
 

@@ -18,7 +18,7 @@ from domain.errors import ConcurrentModification, InactiveTenant, InvalidTransit
 from domain.events import SessionEvent
 from domain.model import ValueObject
 from domain.quota import CostCap, check_token_budget, free_session_slots, month_start
-from domain.session import SESSION_MACHINE, Priority, Session, SessionStatus, SessionType
+from domain.session import Priority, Session, SessionStatus, SessionType
 from resources.database import Database, UnitOfWork, tenant_scope, unit_of_work
 from services.agent_control import AgentControl
 
@@ -142,18 +142,22 @@ class SessionService:
 
     def stop(self, tenant_id: str, session_id: str, reason: str = "stopped") -> Session:
         session = self.get(tenant_id, session_id)
-        SESSION_MACHINE.check(session.status, SessionStatus.STOPPED)
-        self._abort_on_agent(tenant_id, session)
-        return self._transition(tenant_id, session, SessionStatus.STOPPED, reason)
+        stopped = self._transition(tenant_id, session, SessionStatus.STOPPED, reason)
+        self._abort_on_agent(tenant_id, stopped)
+        return stopped
 
     def pause(self, tenant_id: str, session_id: str, reason: str = "paused") -> Session:
-        """Abort the agent's current turn and hold the session; `resume` continues it."""
+        """Hold the session, then abort the agent's current turn; `resume` continues it.
+
+        The state changes first, so the supervisor, seeing the abort, finds the session PAUSED
+        and lets go instead of calling the abort a failure.
+        """
         session = self.get(tenant_id, session_id)
-        SESSION_MACHINE.check(session.status, SessionStatus.PAUSED)  # before touching the agent
-        self._abort_on_agent(tenant_id, session)
         session.lease_owner = None
         session.lease_expires_at = None
-        return self._transition(tenant_id, session, SessionStatus.PAUSED, reason)
+        paused = self._transition(tenant_id, session, SessionStatus.PAUSED, reason)
+        self._abort_on_agent(tenant_id, paused)
+        return paused
 
     def resume(self, tenant_id: str, session_id: str, reason: str = "resumed") -> Session:
         """PAUSED -> RUNNING with no lease: the dispatcher adopts it into a supervising wave,

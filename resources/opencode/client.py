@@ -139,8 +139,12 @@ class OpenCodeClient:
         )
         return [Message.model_validate(item) for item in response.json()]
 
-    async def diff(self, session_id: str) -> list[FileDiff]:
-        response = await self._request("GET", f"/session/{session_id}/diff", session_id=session_id)
+    async def diff(self, session_id: str, message_id: str | None = None) -> list[FileDiff]:
+        """Files changed since `message_id` (the server returns nothing without one)."""
+        params = {"messageID": message_id} if message_id else None
+        response = await self._request(
+            "GET", f"/session/{session_id}/diff", params=params, session_id=session_id
+        )
         return [FileDiff.model_validate(item) for item in response.json()]
 
     async def reply_permission(self, request_id: str, reply: str, message: str = "") -> bool:

@@ -185,6 +185,19 @@ class SessionRepository(TenantScopedRepository):
         )
         return int(self._session.scalar(query) or 0)
 
+    def active_by_agent(self) -> dict[str, int]:
+        """Sessions in flight per agent id (routing's load figure)."""
+        query = (
+            select(SessionRow.agent_id, func.count())
+            .where(
+                SessionRow.tenant_id == self.tenant_id,
+                SessionRow.agent_id.is_not(None),
+                SessionRow.status.in_([s.value for s in ACTIVE_STATES]),
+            )
+            .group_by(SessionRow.agent_id)
+        )
+        return {agent_id: int(count) for agent_id, count in self._session.execute(query)}
+
     def due_pending(self, now: datetime, limit: int) -> list[Session]:
         """PENDING sessions whose backoff has passed, most urgent first (priority, then age)."""
         query = (

@@ -1,0 +1,502 @@
+"""Supervising a wave of sessions at once, with asyncio, on their agents' OpenCode servers.
+
+Each session: route to an agent, create the agent-side session, send the prompt, follow the
+server's shared event stream, enforce the deadline (abort -> TIMEOUT) and the cost cap (abort ->
+STOPPED), renew the lease, and record the outcome (state, tokens, cost, diff) durably. A session
+whose lease ran out (its wave died) is adopted: still running on the agent, it is followed on; its
+agent session gone, it becomes ORPHANED and the retry sensor sends it elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from domain.agent import Agent
+from domain.clock import utcnow
+from domain.errors import ConcurrentModification, NoAgentAvailable
+from domain.events import SessionEvent
+from domain.metrics import SessionMetrics
+from domain.routing import AgentState, choose_agent
+from domain.session import Session, SessionStatus
+from resources.database import Database, tenant_scope, unit_of_work
+from resources.opencode.client import OpenCodeClient
+from resources.opencode.errors import AgentServerError, AgentSessionGone
+from resources.opencode.event_stream import ServerEventStream
+from resources.opencode.models import Message, ServerEvent
+from resources.opencode.resource import OpenCodeResource
+from services.session_outcome import SessionOutcome, outcome_of
+from services.turn_tracker import TurnTracker
+
+logger = logging.getLogger(__name__)
+EventSink = Callable[[SessionEvent], None]
+SUPERVISED = frozenset({SessionStatus.RUNNING, SessionStatus.DEGRADED})
+CONTINUE_PROMPT = "Continue the task from where you stopped."
+
+
+@dataclass(frozen=True)
+class SupervisionSettings:
+    lease: timedelta = timedelta(seconds=60)
+    renew_every: timedelta = timedelta(seconds=15)
+    orphan_after_seconds: float = 15.0  # agent server unreachable this long: agent session lost
+    poll_seconds: float = 1.0
+    routing_wait_seconds: float = 2.0  # between routing attempts while every agent is full
+
+
+@dataclass
+class _AgentLink:
+    agent: Agent
+    client: OpenCodeClient
+    stream: ServerEventStream
+    healthy: bool = True
+
+
+@dataclass
+class _Supervision:
+    """What one session's supervision knows between events."""
+
+    session: Session
+    link: _AgentLink
+    tracker: TurnTracker
+    next_renewal: datetime
+    aborted_by_us: str | None = None
+
+
+class WaveSupervisor:
+    def __init__(
+        self,
+        database: Database,
+        opencode: OpenCodeResource,
+        owner: str,
+        publish: EventSink | None = None,
+        settings: SupervisionSettings | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._database = database
+        self._opencode = opencode
+        self._owner = owner
+        self._publish = publish or (lambda event: None)
+        self._settings = settings or SupervisionSettings()
+        self._clock = clock
+        self._links: dict[str, _AgentLink] = {}
+        self._routing_lock = asyncio.Lock()
+        self._assigned: dict[str, int] = {}
+
+    async def run(self, tenant_id: str, session_ids: list[str]) -> list[SessionOutcome]:
+        """Supervise every session to its end; one failing supervision never stops the others."""
+        try:
+            results = await asyncio.gather(
+                *(self._supervise(tenant_id, session_id) for session_id in session_ids),
+                return_exceptions=True,
+            )
+        finally:
+            for link in self._links.values():
+                await link.stream.close()
+                await link.client.aclose()
+        outcomes: list[SessionOutcome] = []
+        for session_id, result in zip(session_ids, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.error("supervision of %s failed: %r", session_id, result, exc_info=result)
+                outcomes.append(self._current_outcome(tenant_id, session_id, repr(result)))
+            else:
+                outcomes.append(result)
+        return outcomes
+
+    # -- one session ----------------------------------------------------------------------------
+
+    async def _supervise(self, tenant_id: str, session_id: str) -> SessionOutcome:
+        with tenant_scope(tenant_id):
+            session = self._load(session_id)
+            if session.status is SessionStatus.QUEUED and session.lease_owner == self._owner:
+                supervision = await self._start(session)
+            elif session.status in SUPERVISED:
+                supervision = await self._adopt(session)
+            else:
+                return outcome_of(session, "not ours to supervise")
+            if supervision is None:
+                return outcome_of(self._load(session_id), "ended before it was followed")
+            try:
+                return await self._follow(supervision)
+            finally:
+                supervision.link.stream.unsubscribe(supervision.session.agent_session_id or "")
+
+    async def _start(self, session: Session) -> _Supervision | None:
+        link = await self._route(session)
+        try:
+            agent_session = await link.client.create_session(f"{session.id} {session.title}")
+        except AgentServerError as error:
+            self._release_assignment(link)
+            self._finish(session, SessionStatus.FAILED, f"agent server error: {error.detail}")
+            return None
+        session.agent_id = link.agent.id
+        session.agent_session_id = agent_session.id
+        now = self._clock()
+        session.lease_expires_at = now + self._settings.lease
+        self._save_transition(
+            session, SessionStatus.RUNNING, f"on {link.agent.name} as {agent_session.id}"
+        )
+        link.stream.subscribe(agent_session.id)
+        supervision = self._supervision(session, link)
+        try:
+            await link.client.prompt_async(
+                agent_session.id,
+                session.initial_prompt,
+                agent=link.agent.opencode_agent,
+                model=session.model or link.agent.model,
+            )
+        except AgentServerError as error:
+            self._finish(
+                session, SessionStatus.FAILED, f"agent server error: {error.detail}", supervision
+            )
+            return None
+        self._append(session.id, "agent.prompted", {"agent_session_id": agent_session.id})
+        return supervision
+
+    async def _adopt(self, session: Session) -> _Supervision | None:
+        """Take over a session whose supervisor is gone; ORPHANED if its agent session is too."""
+        now = self._clock()
+        if not session.lease_expired(now) and session.lease_owner != self._owner:
+            return None
+        if not (session.agent_id and session.agent_session_id):
+            self._finish(session, SessionStatus.ORPHANED, "no agent session to adopt")
+            return None
+        with unit_of_work(self._database) as uow:
+            agent = uow.agents.get(session.agent_id)
+        link = await self._link(agent)
+        session.lease_owner = self._owner
+        session.lease_expires_at = now + self._settings.lease
+        try:
+            self._save(session)
+        except ConcurrentModification:
+            return None  # another wave adopted it first
+        link.stream.subscribe(session.agent_session_id)
+        try:
+            messages = await link.client.messages(session.agent_session_id)
+        except AgentServerError as error:
+            link.stream.unsubscribe(session.agent_session_id)
+            self._finish(session, SessionStatus.ORPHANED, f"agent session lost: {error.detail}")
+            return None
+        supervision = self._supervision(session, link)
+        for message in messages:
+            supervision.tracker.observe_message(message.info)
+        self._append(session.id, "session.adopted", {"wave": self._owner})
+        if session.metadata.get("resume_requested"):
+            session.metadata = {
+                k: v for k, v in session.metadata.items() if k != "resume_requested"
+            }
+            self._save(session)
+            await link.client.prompt_async(
+                session.agent_session_id, CONTINUE_PROMPT, agent=agent.opencode_agent
+            )
+        elif await self._turn_finished(supervision):
+            supervision.tracker.idle_seen = True
+        return supervision
+
+    async def _follow(self, sup: _Supervision) -> SessionOutcome:
+        assert sup.session.agent_session_id is not None
+        queue = sup.link.stream.subscribe(sup.session.agent_session_id)
+        while True:
+            if sup.tracker.idle_seen and await self._turn_finished(sup):
+                return await self._complete(sup)
+            sup.tracker.idle_seen = False
+            event = await self._next_event(queue)
+            if event is not None:
+                self._observe(sup, event)
+            ended = await self._check_limits(sup)
+            if ended is not None:
+                return ended
+
+    async def _next_event(self, queue: asyncio.Queue[ServerEvent]) -> ServerEvent | None:
+        try:
+            return await asyncio.wait_for(queue.get(), self._settings.poll_seconds)
+        except TimeoutError:
+            return None
+
+    def _observe(self, sup: _Supervision, event: ServerEvent) -> None:
+        session_id = sup.session.id
+        match event.type:
+            case "message.updated":
+                info = event.properties.get("info") or {}
+                if info.get("role") == "assistant":
+                    sup.tracker.observe_message_dict(info)
+            case "session.status":
+                status = event.status
+                if status is not None and status.type == "retry":
+                    sup.tracker.retries += 1
+                    self._append(
+                        session_id,
+                        "agent.retry",
+                        {"attempt": status.attempt, "message": status.message},
+                    )
+                elif status is not None and status.type == "idle":
+                    sup.tracker.idle_seen = True
+            case "session.idle":
+                sup.tracker.idle_seen = True
+            case "session.error":
+                sup.tracker.error = event.error
+                self._append(session_id, "agent.error", {"error": _error_summary(event.error)})
+            case "message.part.updated":
+                part = event.properties.get("part") or {}
+                if part.get("type") == "tool" and (part.get("state") or {}).get("status") in {
+                    "completed",
+                    "error",
+                }:
+                    sup.tracker.tool_calls += 1
+                    self._append(
+                        session_id,
+                        "agent.tool",
+                        {"tool": part.get("tool"), "status": part["state"]["status"]},
+                    )
+            case "permission.asked":
+                asyncio.get_running_loop().create_task(self._answer_permission(sup, event))
+
+    async def _answer_permission(self, sup: _Supervision, event: ServerEvent) -> None:
+        """Policy from the session's agent config: allow, reject, or wait (until the deadline)."""
+        policy = str(sup.session.agent_config.get("permission", "wait"))
+        request_id = event.properties.get("id")
+        self._append(sup.session.id, "agent.permission", {"policy": policy, "request": request_id})
+        if policy in {"allow", "reject"} and request_id:
+            reply = "once" if policy == "allow" else "reject"
+            await sup.link.client.reply_permission(request_id, reply)
+
+    async def _check_limits(self, sup: _Supervision) -> SessionOutcome | None:
+        now = self._clock()
+        session = sup.session
+        deadline = session.deadline
+        if deadline is not None and now >= deadline:
+            await self._abort(sup, "deadline")
+            await self._collect_diff(sup)
+            return self._finish(
+                session,
+                SessionStatus.TIMEOUT,
+                f"ran past its max duration of {session.max_duration_seconds} s",
+                sup,
+            )
+        breach = session.cost_cap.breach(self._metrics(sup)) if session.cost_cap else None
+        if breach:
+            await self._abort(sup, "cost cap")
+            await self._collect_diff(sup)
+            return self._finish(session, SessionStatus.STOPPED, breach, sup)
+        if sup.link.stream.seconds_down() > self._settings.orphan_after_seconds:
+            try:
+                await sup.link.client.health()
+            except AgentServerError as error:
+                sup.link.healthy = False
+                return self._finish(
+                    session, SessionStatus.ORPHANED, f"agent server lost: {error.detail}", sup
+                )
+        if now >= sup.next_renewal:
+            return self._renew(sup, now)
+        return None
+
+    def _renew(self, sup: _Supervision, now: datetime) -> SessionOutcome | None:
+        session = sup.session
+        session.lease_expires_at = now + self._settings.lease
+        session.metrics = self._metrics(sup)
+        try:
+            self._save(session)
+        except ConcurrentModification:
+            current = self._load(session.id)
+            if current.status not in SUPERVISED or current.lease_owner != self._owner:
+                return outcome_of(current, f"taken over: {current.status.value}")
+            sup.session = current
+            return None
+        sup.next_renewal = now + self._settings.renew_every
+        return None
+
+    async def _turn_finished(self, sup: _Supervision) -> bool:
+        """Idle is announced before the last assistant message is final: confirm from messages."""
+        assert sup.session.agent_session_id is not None
+        try:
+            messages = await sup.link.client.messages(sup.session.agent_session_id)
+        except AgentSessionGone:
+            return False
+        for message in messages:
+            sup.tracker.observe_message(message.info)
+        sup.tracker.messages = messages
+        return _answered(messages)
+
+    async def _complete(self, sup: _Supervision) -> SessionOutcome:
+        await self._collect_diff(sup)
+        error = sup.tracker.error
+        session = sup.session
+        if error and error.get("name") == "MessageAbortedError" and not sup.aborted_by_us:
+            current = self._load(session.id)
+            if current.status not in SUPERVISED:
+                return outcome_of(current, f"{current.status.value} while running")
+        if error:
+            return self._finish(session, SessionStatus.FAILED, _error_summary(error), sup)
+        return self._finish(session, SessionStatus.COMPLETED, "agent finished", sup)
+
+    async def _collect_diff(self, sup: _Supervision) -> None:
+        """Files the agent changed in this agent session (the diff from its first prompt)."""
+        first_user = next((m for m in sup.tracker.messages if m.info.role == "user"), None)
+        if first_user is None or sup.session.agent_session_id is None:
+            return
+        try:
+            sup.tracker.diff = await sup.link.client.diff(
+                sup.session.agent_session_id, message_id=first_user.info.id
+            )
+        except AgentServerError as error:
+            logger.warning("diff of %s unavailable: %s", sup.session.id, error)
+
+    async def _abort(self, sup: _Supervision, why: str) -> None:
+        sup.aborted_by_us = why
+        assert sup.session.agent_session_id is not None
+        try:
+            await sup.link.client.abort(sup.session.agent_session_id)
+        except AgentServerError as error:
+            logger.warning("abort of %s failed: %s", sup.session.id, error)
+
+    # -- endings --------------------------------------------------------------------------------
+
+    def _finish(
+        self,
+        session: Session,
+        target: SessionStatus,
+        reason: str,
+        sup: _Supervision | None = None,
+    ) -> SessionOutcome:
+        """Record the end of this attempt: state, metrics, result, usage, agent performance."""
+        if sup is not None:
+            session.metrics = self._metrics(sup)
+            session.result = sup.tracker.result()
+            if target is not SessionStatus.COMPLETED:
+                session.error = {"reason": reason}
+        session.lease_owner = None
+        session.lease_expires_at = None
+        try:
+            with unit_of_work(self._database) as uow:
+                event = session.transition_to(target, reason, at=self._clock())
+                recorded = uow.sessions.save_transition(session, event)
+                if sup is not None:
+                    delta = sup.tracker.usage_delta()
+                    uow.usage.record(
+                        self._clock().date(),
+                        sessions=1,
+                        tokens_in=delta.tokens_in,
+                        tokens_out=delta.tokens_out,
+                        cost_usd=delta.cost_usd,
+                    )
+                    agent = uow.agents.get(sup.link.agent.id)
+                    agent.performance = agent.performance.record(
+                        succeeded=target is SessionStatus.COMPLETED
+                    )
+                    uow.agents.save(agent)
+        except ConcurrentModification:
+            current = self._load(session.id)
+            return outcome_of(current, f"changed meanwhile: {current.status.value}")
+        finally:
+            if sup is not None:
+                self._release_assignment(sup.link)
+        self._publish(recorded)
+        logger.info(
+            "session %s of tenant %s: %s (%s)", session.id, session.tenant_id, target.value, reason
+        )
+        return outcome_of(session, reason)
+
+    # -- routing and agent links ----------------------------------------------------------------
+
+    async def _route(self, session: Session) -> _AgentLink:
+        """Choose an agent; while all are full, wait (the lease is renewed meanwhile)."""
+        while True:
+            async with self._routing_lock:
+                with unit_of_work(self._database) as uow:
+                    agents = uow.agents.list(active_only=True)
+                    load = uow.sessions.active_by_agent()
+                states = []
+                for agent in agents:
+                    link = await self._link(agent)
+                    busy = load.get(agent.id, 0) + self._assigned.get(agent.id, 0)
+                    states.append(AgentState(agent, busy, healthy=link.healthy))
+                try:
+                    decision = choose_agent(states, session.required_capabilities)
+                except NoAgentAvailable as refused:
+                    reason = str(refused)
+                else:
+                    self._assigned[decision.agent_id] = self._assigned.get(decision.agent_id, 0) + 1
+                    self._append(
+                        session.id,
+                        "session.routed",
+                        {"agent_id": decision.agent_id, "reason": decision.reason},
+                    )
+                    return self._links[decision.agent_id]
+            self._append(session.id, "session.waiting", {"reason": reason})
+            session.lease_expires_at = self._clock() + self._settings.lease
+            self._save(session)
+            await asyncio.sleep(self._settings.routing_wait_seconds)
+
+    async def _link(self, agent: Agent) -> _AgentLink:
+        link = self._links.get(agent.id)
+        if link is None:
+            client = self._opencode.client_for(agent)
+            stream = ServerEventStream(client)
+            link = _AgentLink(agent=agent, client=client, stream=stream)
+            self._links[agent.id] = link
+            await stream.start(wait_seconds=5.0)
+            link.healthy = stream.connected.is_set()
+        return link
+
+    def _release_assignment(self, link: _AgentLink) -> None:
+        count = self._assigned.get(link.agent.id, 0)
+        if count > 0:
+            self._assigned[link.agent.id] = count - 1
+
+    # -- persistence helpers --------------------------------------------------------------------
+
+    def _supervision(self, session: Session, link: _AgentLink) -> _Supervision:
+        tracker = TurnTracker(base=session.metrics)
+        return _Supervision(
+            session=session,
+            link=link,
+            tracker=tracker,
+            next_renewal=self._clock() + self._settings.renew_every,
+        )
+
+    def _metrics(self, sup: _Supervision) -> SessionMetrics:
+        return sup.tracker.metrics()
+
+    def _load(self, session_id: str) -> Session:
+        with unit_of_work(self._database) as uow:
+            return uow.sessions.get(session_id)
+
+    def _save(self, session: Session) -> None:
+        with unit_of_work(self._database) as uow:
+            uow.sessions.save(session)
+
+    def _save_transition(self, session: Session, target: SessionStatus, reason: str) -> None:
+        with unit_of_work(self._database) as uow:
+            event = session.transition_to(target, reason, at=self._clock())
+            recorded = uow.sessions.save_transition(session, event)
+        self._publish(recorded)
+
+    def _append(self, session_id: str, event_type: str, data: dict[str, Any]) -> None:
+        with unit_of_work(self._database) as uow:
+            recorded = uow.sessions.append_event(session_id, event_type, data)
+        self._publish(recorded)
+
+    def _current_outcome(self, tenant_id: str, session_id: str, reason: str) -> SessionOutcome:
+        with tenant_scope(tenant_id):
+            return outcome_of(self._load(session_id), reason)
+
+
+def _answered(messages: list[Message]) -> bool:
+    """The last user message has an assistant reply, and every assistant message is final."""
+    last_user = max((i for i, m in enumerate(messages) if m.info.role == "user"), default=None)
+    if last_user is None:
+        return False
+    replies = [m for m in messages[last_user + 1 :] if m.info.role == "assistant"]
+    return bool(replies) and all(m.info.completed for m in replies)
+
+
+def _error_summary(error: dict[str, Any] | None) -> str:
+    if not error:
+        return "unknown error"
+    data = error.get("data") or {}
+    detail = data.get("message") or ""
+    code = f" {data['statusCode']}" if data.get("statusCode") else ""
+    return f"{error.get('name', 'Error')}{code}: {detail}".strip()

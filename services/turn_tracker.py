@@ -1,0 +1,82 @@
+"""What an agent session has cost and produced so far, folded from its messages and events.
+
+Tokens and cost live on each assistant message and grow while it streams; the tracker keeps the
+latest figures per message, so counting the same message twice never double-counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from domain.metrics import SessionMetrics
+from resources.opencode.models import FileDiff, Message, MessageInfo
+
+
+@dataclass(frozen=True)
+class UsageDelta:
+    tokens_in: int
+    tokens_out: int
+    cost_usd: Decimal
+
+
+@dataclass
+class TurnTracker:
+    base: SessionMetrics
+    retries: int = 0
+    tool_calls: int = 0
+    error: dict[str, Any] | None = None
+    idle_seen: bool = False
+    messages: list[Message] = field(default_factory=list)
+    diff: list[FileDiff] = field(default_factory=list)
+    _assistant: dict[str, MessageInfo] = field(default_factory=dict)
+
+    def observe_message(self, info: MessageInfo) -> None:
+        if info.role == "assistant":
+            self._assistant[info.id] = info
+
+    def observe_message_dict(self, info: dict[str, Any]) -> None:
+        self.observe_message(MessageInfo.model_validate(info))
+
+    def usage_delta(self) -> UsageDelta:
+        infos = self._assistant.values()
+        return UsageDelta(
+            tokens_in=int(sum(info.tokens.input for info in infos)),
+            tokens_out=int(sum(info.tokens.output + info.tokens.reasoning for info in infos)),
+            cost_usd=Decimal(str(round(sum(info.cost for info in infos), 8))),
+        )
+
+    def metrics(self) -> SessionMetrics:
+        delta = self.usage_delta()
+        errors = self.retries + (1 if self.error else 0)
+        return self.base.model_copy(
+            update={
+                "tokens_in": self.base.tokens_in + delta.tokens_in,
+                "tokens_out": self.base.tokens_out + delta.tokens_out,
+                "cost_usd": round(self.base.cost_usd + float(delta.cost_usd), 8),
+                "api_calls": self.base.api_calls + len(self._assistant),
+                "api_errors": self.base.api_errors + errors,
+            }
+        )
+
+    def result(self) -> dict[str, Any]:
+        """The session's result: the agent's last answer and the files it changed."""
+        answers = [m for m in self.messages if m.info.role == "assistant" and m.text]
+        files = [
+            {
+                "file": item.file,
+                "status": item.status,
+                "additions": int(item.additions),
+                "deletions": int(item.deletions),
+            }
+            for item in self.diff
+        ]
+        return {
+            "text": answers[-1].text if answers else "",
+            "files": files,
+            "files_changed": len(files),
+            "additions": sum(f["additions"] for f in files),
+            "deletions": sum(f["deletions"] for f in files),
+            "tool_calls": self.tool_calls,
+        }
