@@ -11,15 +11,22 @@ from collections.abc import Callable
 
 import dagster as dg
 
+from orchestrator_defs.sessions.definitions import defs as session_defs
 from resources.database_resource import configured_database_resource
+from resources.opencode.resource import OpenCodeResource
+from resources.supervision_config import SupervisionConfig
 from sensors.definitions import defs as sensor_defs
 
-AREAS: tuple[Callable[[], dg.Definitions], ...] = (sensor_defs,)
+AREAS: tuple[Callable[[], dg.Definitions], ...] = (session_defs, sensor_defs)
 
 
 def resources() -> dict[str, dg.ConfigurableResource]:
     """Every resource under the name assets, sensors and ops ask for."""
-    return {"database": configured_database_resource()}
+    return {
+        "database": configured_database_resource(),
+        "opencode": OpenCodeResource(),
+        "supervision": SupervisionConfig(),
+    }
 
 
 @dg.definitions

@@ -2,8 +2,13 @@
 
 import dagster as dg
 
+from sensors.dispatch import dispatch_sensor
+from sensors.retry import retry_sensor
+from sensors.run_failure import wave_failure_sensor
 from sensors.tenant_partitions import tenant_partition_sensor
 
 
 def defs() -> dg.Definitions:
-    return dg.Definitions(sensors=[tenant_partition_sensor])
+    return dg.Definitions(
+        sensors=[tenant_partition_sensor, dispatch_sensor, retry_sensor, wave_failure_sensor]
+    )

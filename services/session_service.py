@@ -7,6 +7,7 @@ error), the concurrency limit at claim time (extra sessions simply wait in PENDI
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,13 +19,23 @@ from domain.errors import ConcurrentModification, InactiveTenant, InvalidTransit
 from domain.events import SessionEvent
 from domain.model import ValueObject
 from domain.quota import CostCap, check_token_budget, free_session_slots, month_start
+from domain.retry import RetryPolicy
 from domain.session import Priority, Session, SessionStatus, SessionType
 from resources.database import Database, UnitOfWork, tenant_scope, unit_of_work
 from services.agent_control import AgentControl
 
 EventSink = Callable[[SessionEvent], None]
+OwnerNaming = Callable[[list[Session]], str]
 CANCELLABLE_BEFORE_START = frozenset({SessionStatus.PENDING, SessionStatus.QUEUED})
 STOPPABLE = frozenset({SessionStatus.RUNNING, SessionStatus.DEGRADED, SessionStatus.PAUSED})
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Sessions leased together to one owner (a wave); empty when there was nothing to take."""
+
+    owner: str
+    sessions: list[Session]
 
 
 class SubmitSession(ValueObject):
@@ -54,8 +65,10 @@ class SessionService:
         agent_control: AgentControl | None = None,
         publish: EventSink | None = None,
         clock: Callable[[], datetime] = utcnow,
+        retry_base_seconds: float | None = None,
     ) -> None:
         self._database = database
+        self._retry_base_seconds = retry_base_seconds
         self._agent_control = agent_control
         self._publish = publish or (lambda event: None)
         self._clock = clock
@@ -185,30 +198,103 @@ class SessionService:
     # -- dispatch and retry (sensors) ---------------------------------------------------------
 
     def claim_pending(
-        self, tenant_id: str, owner: str, limit: int, lease: timedelta
-    ) -> list[Session]:
-        """PENDING -> QUEUED for up to the tenant's free slots, leased to `owner`.
+        self, tenant_id: str, limit: int, lease: timedelta, owner_for: OwnerNaming
+    ) -> Claim:
+        """PENDING -> QUEUED for up to `limit` of the tenant's free slots, leased to one owner.
 
-        Each claim is a conditional UPDATE, so two dispatchers never claim one session twice;
-        the tenant row is locked for the count-then-claim, so together they never exceed the
-        tenant's concurrency limit either.
+        `owner_for` names the owner (the wave) from the sessions about to be claimed. Each claim
+        is a conditional UPDATE, so two dispatchers never claim one session twice; the tenant
+        row is locked for the count-then-claim, so together they never exceed the tenant's
+        concurrency limit either.
         """
         now = self._clock()
         claimed: list[Session] = []
         recorded: list[SessionEvent] = []
+        owner = ""
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
             tenant = uow.tenants.get_for_update(tenant_id)
-            if not tenant.active:
-                return []
             slots = min(free_session_slots(tenant, uow.sessions.count_active()), limit)
-            if slots <= 0:
-                return []
-            for session in uow.sessions.due_pending(now, slots):
+            if not tenant.active or slots <= 0:
+                return Claim(owner, claimed)
+            candidates = uow.sessions.due_pending(now, slots)
+            if not candidates:
+                return Claim(owner, claimed)
+            owner = owner_for(candidates)
+            for session in candidates:
                 if _claim(uow, session, owner, now + lease, now, recorded):
                     claimed.append(session)
         for event in recorded:
             self._publish(event)
-        return claimed
+        return Claim(owner, claimed)
+
+    def claim(self, tenant_id: str, session_id: str, owner: str, lease: timedelta) -> Session:
+        """Claim one given session (a launch that names it), if the tenant's quota allows.
+
+        Over the quota it stays PENDING and the dispatcher starts it when a slot frees up.
+        """
+        now = self._clock()
+        recorded: list[SessionEvent] = []
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            tenant = uow.tenants.get_for_update(tenant_id)
+            session = uow.sessions.get(session_id)
+            has_slot = free_session_slots(tenant, uow.sessions.count_active()) > 0
+            if session.status is SessionStatus.PENDING and tenant.active and has_slot:
+                _claim(uow, session, owner, now + lease, now, recorded)
+        for event in recorded:
+            self._publish(event)
+        return session
+
+    def lease_unsupervised(
+        self, tenant_id: str, limit: int, lease: timedelta, owner_for: OwnerNaming
+    ) -> Claim:
+        """Sessions whose supervisor is gone (claimed but never started, or running with an
+        expired lease), leased to a new owner (wave) that starts or adopts them."""
+        now = self._clock()
+        leased: list[Session] = []
+        owner = ""
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            stale = uow.sessions.with_expired_lease(
+                now,
+                {SessionStatus.QUEUED, SessionStatus.RUNNING, SessionStatus.DEGRADED},
+                limit=limit,
+            )
+            if not stale:
+                return Claim(owner, leased)
+            owner = owner_for(stale)
+            for session in stale:
+                session.lease_owner = owner
+                session.lease_expires_at = now + lease
+                try:
+                    uow.sessions.save(session)
+                except ConcurrentModification:
+                    continue
+                leased.append(session)
+        return Claim(owner, leased)
+
+    def _retry_policy(self, session: Session) -> RetryPolicy:
+        if self._retry_base_seconds is None:
+            return RetryPolicy(max_retries=session.max_retries)
+        return RetryPolicy(
+            max_retries=session.max_retries,
+            base_delay_seconds=self._retry_base_seconds,
+            max_delay_seconds=max(self._retry_base_seconds * 16, self._retry_base_seconds),
+        )
+
+    def release_leases(self, tenant_id: str, owner: str) -> list[Session]:
+        """Expire the leases `owner` holds (its run died), so the dispatcher adopts them now."""
+        now = self._clock()
+        released: list[Session] = []
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            for session in uow.sessions.leased_by(owner):
+                if session.is_final:
+                    continue
+                session.lease_expires_at = now
+                try:
+                    uow.sessions.save(session)
+                except ConcurrentModification:
+                    continue
+                released.append(session)
+        return released
 
     def retry_due(self, tenant_id: str, limit: int = 100) -> list[Session]:
         """FAILED/TIMEOUT/ORPHANED sessions with retries left go back to PENDING with backoff."""
@@ -223,7 +309,11 @@ class SessionService:
             for session in candidates:
                 if not session.can_retry:
                     continue
-                event = session.retry(at=now, reason=f"retry after {session.status.value}")
+                event = session.retry(
+                    policy=self._retry_policy(session),
+                    at=now,
+                    reason=f"retry after {session.status.value}",
+                )
                 session.lease_owner = None
                 session.lease_expires_at = None
                 session.agent_session_id = None

@@ -19,16 +19,18 @@ The scripts (parameters are optional unless marked required):
     the working directory OpenCode states in its system prompt, and ``content`` (default
     ``"hello\\n"``). Once the tool's result is in the conversation: answer the final text
     ``reply``. ``path`` is required; an absolute ``path`` is used as it is.
-``[script:fail-401 message="..."]``
+``[script:fail-401 message="..." attempts=N]``
     HTTP 401 with an OpenAI-style error body, every call (OpenCode does not retry; the session
-    gets ``session.error``).
+    gets ``session.error``). With ``attempts=N`` only the first N agent sessions that send this
+    prompt fail; later ones (the orchestrator's retries) are answered like ``text``.
 ``[script:fail-5xx times=2 status=500 retry_after=0.2 reply="..."]``
     HTTP ``status`` (500, 502, 503 or 529) on the first ``times`` calls of this conversation, then
     behave like ``text`` (OpenCode retries with backoff: ``session.status`` type ``retry``).
     ``retry_after`` (seconds) adds ``retry-after-ms``/``retry-after`` headers to the failures,
     which OpenCode honours instead of its own backoff (about 2 s, then 4 s, ...).
-``[script:hang]``
+``[script:hang attempts=N]``
     Accept the request and never answer, until the client disconnects (or the server stops).
+    ``attempts=N`` as for ``fail-401``: later agent sessions get a ``text`` answer.
 ``[script:slow seconds=3 reply="..."]``
     Like ``text``, but the answer takes ``seconds``: the streamed chunks are spread over that time
     (non-streaming: the whole answer arrives after that time).
@@ -53,9 +55,9 @@ _ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
 _ALLOWED_PARAMETERS = {
     "text": {"reply"},
     "write": {"path", "content", "reply"},
-    "fail-401": {"message"},
+    "fail-401": {"message", "attempts", "reply"},
     "fail-5xx": {"times", "status", "message", "retry_after", "reply"},
-    "hang": set(),
+    "hang": {"attempts", "reply"},
     "slow": {"seconds", "reply"},
 }
 
@@ -92,6 +94,12 @@ class Script:
     @property
     def times(self) -> int:
         return int(self.parameters.get("times", "2"))
+
+    @property
+    def attempts(self) -> int | None:
+        """How many agent sessions the misbehaviour lasts for (None: all of them)."""
+        value = self.parameters.get("attempts")
+        return int(value) if value is not None else None
 
     @property
     def status(self) -> int:
@@ -138,6 +146,8 @@ def _validate(script: Script) -> None:
         if script.name == "write" and not script.parameters.get("path"):
             raise ScriptError("script 'write' needs path=...")
         if script.name == "fail-5xx":
+            if script.attempts is not None and not 0 <= script.attempts <= MAX_FAILURES:
+                raise ScriptError(f"attempts must be within 0..{MAX_FAILURES}")
             if not 0 <= script.times <= MAX_FAILURES:
                 raise ScriptError(f"times must be within 0..{MAX_FAILURES}")
             if script.status not in RETRYABLE_STATUSES:

@@ -141,6 +141,7 @@ class ScriptedModel:
         self._requests: list[RecordedRequest] = []
         self._next_index = 0
         self._failures: dict[str, int] = {}
+        self._sessions_by_prompt: dict[str, list[str]] = {}
         self._closing = threading.Event()
 
     # --- state -----------------------------------------------------------------------------
@@ -161,6 +162,7 @@ class ScriptedModel:
         with self._lock:
             self._requests.clear()
             self._failures.clear()
+            self._sessions_by_prompt.clear()
 
     def close(self) -> None:
         """Release hanging requests (called before the server stops)."""
@@ -178,6 +180,15 @@ class ScriptedModel:
                 return False
             self._failures[key] = served + 1
             return True
+
+    def _attempt_number(self, first_user_text: str, session: str) -> int:
+        """1 for the first agent session that sent this prompt, 2 for the next, and so on."""
+        prompt = hashlib.sha256(first_user_text.encode()).hexdigest()
+        with self._lock:
+            sessions = self._sessions_by_prompt.setdefault(prompt, [])
+            if session not in sessions:
+                sessions.append(session)
+            return sessions.index(session) + 1
 
     # --- decisions -------------------------------------------------------------------------
 
@@ -198,6 +209,10 @@ class ScriptedModel:
                 error=openai_chat.error_body(str(error), "invalid_request_error"),
             )
         entry.script = script.name
+        if script.attempts is not None and script.name in {"fail-401", "hang"}:
+            attempt = self._attempt_number(first, entry.headers.get(SESSION_HEADER, ""))
+            if attempt > script.attempts:
+                return Turn("text", text=script.reply)
         return self._turn_for(script, messages, entry.conversation)
 
     def _turn_for(self, script: Script, messages: list[dict[str, Any]], key: str) -> Turn:

@@ -1,0 +1,1 @@
+"""Coding sessions on Dagster: the wave job, its run tags, and the area's definitions."""

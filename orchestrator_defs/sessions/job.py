@@ -1,0 +1,100 @@
+"""The `session_wave` job: one run supervises a wave of one tenant's sessions concurrently.
+
+Launched by the dispatch sensor (config: the claimed session ids) or by hand with
+`dagster job launch -j session_wave` and a config that names a tenant and a prompt: then the
+session is submitted and claimed here, and supervised by the same code.
+"""
+
+
+import asyncio
+
+import dagster as dg
+from pydantic import Field
+
+from assets.coding_sessions import CODING_SESSIONS
+from orchestrator_defs.partitions import tenant_partitions
+from orchestrator_defs.sessions.waves import JOB_NAME, WAVE_OP
+from resources.database_resource import DatabaseResource
+from resources.opencode.resource import OpenCodeResource
+from resources.supervision_config import SupervisionConfig
+from services.session_outcome import SessionOutcome
+from services.session_service import SessionService, SubmitSession
+from services.supervisor import WaveSupervisor
+
+FINAL_OR_WAITING = {"COMPLETED", "PARTIALLY_COMPLETED", "FAILED", "TIMEOUT", "STOPPED"}
+
+
+class WaveConfig(dg.Config):
+    tenant: str = Field(description="Tenant slug whose sessions this wave supervises.")
+    session_ids: list[str] = Field(default_factory=list, description="Claimed sessions.")
+    wave_id: str = Field(default="", description="Lease owner of the sessions (the run key).")
+    prompt: str = Field(default="", description="Submit and run one new session (CLI launch).")
+    title: str = Field(default="", description="Title of that session (default: the prompt).")
+
+
+@dg.op(name=WAVE_OP, description="Supervises a wave of one tenant's sessions on their agents.")
+def supervise_wave(
+    context: dg.OpExecutionContext,
+    config: WaveConfig,
+    database: DatabaseResource,
+    opencode: OpenCodeResource,
+    supervision: SupervisionConfig,
+) -> None:
+    db = database.get_database()
+    owner = config.wave_id or f"run-{context.run_id}"
+    session_ids = list(config.session_ids)
+    if config.prompt:
+        service = SessionService(db)
+        title = config.title or config.prompt.strip().splitlines()[0][:200]
+        submitted = service.submit(config.tenant, SubmitSession(title=title, prompt=config.prompt))
+        claimed = service.claim(config.tenant, submitted.id, owner, supervision.claim_lease)
+        context.log.info(f"tenant {config.tenant}: submitted {claimed.id} ({claimed.status})")
+        session_ids.append(submitted.id)
+    context.log.info(
+        f"tenant {config.tenant}: wave {owner} supervises {len(session_ids)} sessions: "
+        + ", ".join(session_ids)
+    )
+    supervisor = WaveSupervisor(db, opencode, owner=owner, settings=supervision.settings())
+    outcomes = asyncio.run(supervisor.run(config.tenant, session_ids))
+    _ensure_partition(context, config.tenant)
+    for outcome in outcomes:
+        context.log.info(
+            f"tenant {outcome.tenant_id} session {outcome.session_id}: {outcome.status} "
+            f"({outcome.reason})"
+        )
+        if outcome.status in FINAL_OR_WAITING:
+            context.log_event(_materialization(outcome))
+
+
+def _ensure_partition(context: dg.OpExecutionContext, tenant: str) -> None:
+    if not context.instance.has_dynamic_partition(tenant_partitions.name, tenant):
+        context.instance.add_dynamic_partitions(tenant_partitions.name, [tenant])
+
+
+def _materialization(outcome: SessionOutcome) -> dg.AssetMaterialization:
+    return dg.AssetMaterialization(
+        asset_key=CODING_SESSIONS.key,
+        partition=outcome.tenant_id,
+        description=f"{outcome.session_id}: {outcome.status}",
+        metadata={
+            "session_id": dg.MetadataValue.text(outcome.session_id),
+            "status": dg.MetadataValue.text(outcome.status),
+            "agent_id": dg.MetadataValue.text(outcome.agent_id or "-"),
+            "attempts": dg.MetadataValue.int(outcome.attempts),
+            "tokens_in": dg.MetadataValue.int(outcome.tokens_in),
+            "tokens_out": dg.MetadataValue.int(outcome.tokens_out),
+            "cost_usd": dg.MetadataValue.float(outcome.cost_usd),
+            "files_changed": dg.MetadataValue.int(outcome.files_changed),
+            "duration_seconds": dg.MetadataValue.float(outcome.duration_seconds or 0.0),
+            "reason": dg.MetadataValue.text(outcome.reason),
+        },
+    )
+
+
+@dg.job(
+    name=JOB_NAME,
+    description="Supervise a wave of a tenant's coding sessions on OpenCode agents.",
+    tags={"indorch/kind": "session-wave"},
+)
+def session_wave() -> None:
+    supervise_wave()

@@ -1,0 +1,38 @@
+"""How sessions are dispatched and supervised: wave size, leases, timings. One place, typed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dagster as dg
+from pydantic import Field
+
+from services.supervisor import SupervisionSettings
+
+
+class SupervisionConfig(dg.ConfigurableResource):
+    """Wave size 1 gives one Dagster run per session (for comparison); larger waves share one."""
+
+    wave_size: int = Field(default=25, ge=1, le=2000)
+    claim_lease_seconds: float = Field(
+        default=600.0, gt=0, description="How long a claimed session waits for its wave run."
+    )
+    lease_seconds: float = Field(default=60.0, gt=0)
+    renew_every_seconds: float = Field(default=15.0, gt=0)
+    orphan_after_seconds: float = Field(default=15.0, gt=0)
+    poll_seconds: float = Field(default=1.0, gt=0)
+    retry_base_seconds: float = Field(
+        default=5.0, gt=0, description="First retry's backoff; doubles per retry, with jitter."
+    )
+
+    def settings(self) -> SupervisionSettings:
+        return SupervisionSettings(
+            lease=timedelta(seconds=self.lease_seconds),
+            renew_every=timedelta(seconds=self.renew_every_seconds),
+            orphan_after_seconds=self.orphan_after_seconds,
+            poll_seconds=self.poll_seconds,
+        )
+
+    @property
+    def claim_lease(self) -> timedelta:
+        return timedelta(seconds=self.claim_lease_seconds)

@@ -1,0 +1,69 @@
+"""Dispatch: turns waiting sessions into wave runs, one tenant at a time.
+
+Per tenant and tick: sessions whose supervisor is gone (claimed but never started, or running
+with an expired lease) are re-leased to a new wave that adopts them; then PENDING sessions are
+claimed, a wave at a time, up to the tenant's free slots. Claims are conditional UPDATEs, so two
+ticks never claim one session twice. A wave's id, its sessions' lease owner and its run key are
+one value derived from the sessions and their versions: deterministic, and new for every claim.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from domain.session import Session
+from orchestrator_defs.sessions.job import session_wave
+from orchestrator_defs.sessions.waves import Wave, wave_id_for
+from resources.database_resource import DatabaseResource
+from resources.supervision_config import SupervisionConfig
+from services.session_service import Claim, SessionService
+
+TICK_INTERVAL_SECONDS = 2
+MAX_WAVES_PER_TENANT_TICK = 50
+
+
+def tenant_waves(
+    service: SessionService, tenant: str, supervision: SupervisionConfig
+) -> list[Wave]:
+    waves: list[Wave] = []
+    for purpose in ("adopt", "start"):
+
+        def owner_for(sessions: list[Session], purpose: str = purpose) -> str:
+            return wave_id_for(tenant, sessions, purpose)
+
+        for _ in range(MAX_WAVES_PER_TENANT_TICK):
+            take = service.lease_unsupervised if purpose == "adopt" else service.claim_pending
+            claim: Claim = take(tenant, supervision.wave_size, supervision.claim_lease, owner_for)
+            if not claim.sessions:
+                break
+            waves.append(Wave(tenant, tuple(s.id for s in claim.sessions), claim.owner))
+    return waves
+
+
+@dg.sensor(
+    job=session_wave,
+    minimum_interval_seconds=TICK_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Claims waiting sessions per tenant (within quota) and launches wave runs.",
+)
+def dispatch_sensor(
+    context: dg.SensorEvaluationContext,
+    database: DatabaseResource,
+    supervision: SupervisionConfig,
+) -> dg.SensorResult | dg.SkipReason:
+    service = SessionService(database.get_database())
+    with database.unit_of_work() as uow:
+        tenants = uow.tenants.active_slugs()
+    requests: list[dg.RunRequest] = []
+    for tenant in tenants:
+        for wave in tenant_waves(service, tenant, supervision):
+            context.log.info(
+                f"tenant {tenant}: wave {wave.wave_id} with {len(wave.session_ids)} sessions: "
+                + ", ".join(wave.session_ids)
+            )
+            requests.append(
+                dg.RunRequest(run_key=wave.wave_id, run_config=wave.run_config(), tags=wave.tags())
+            )
+    if not requests:
+        return dg.SkipReason(f"{len(tenants)} active tenants, no session waiting within quota")
+    return dg.SensorResult(run_requests=requests)

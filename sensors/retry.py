@@ -1,0 +1,42 @@
+"""Retry: FAILED, TIMEOUT and ORPHANED sessions with retries left go back to PENDING.
+
+The domain computes each retry's backoff (exponential, with jitter) into `next_attempt_at`; the
+dispatcher claims the session only after that moment. A session that used its retries stays.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from resources.database_resource import DatabaseResource
+from resources.supervision_config import SupervisionConfig
+from services.session_service import SessionService
+
+TICK_INTERVAL_SECONDS = 5
+
+
+@dg.sensor(
+    minimum_interval_seconds=TICK_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Moves failed, timed-out and orphaned sessions with retries left back to PENDING.",
+)
+def retry_sensor(
+    context: dg.SensorEvaluationContext,
+    database: DatabaseResource,
+    supervision: SupervisionConfig,
+) -> dg.SkipReason:
+    service = SessionService(
+        database.get_database(), retry_base_seconds=supervision.retry_base_seconds
+    )
+    with database.unit_of_work() as uow:
+        tenants = uow.tenants.active_slugs()
+    retried = 0
+    for tenant in tenants:
+        for session in service.retry_due(tenant):
+            retried += 1
+            context.log.info(
+                f"tenant {tenant} session {session.id}: retry {session.retry_count} of "
+                f"{session.max_retries} at {session.next_attempt_at:%H:%M:%S}"
+            )
+    # This sensor launches nothing itself: the dispatcher starts the retried sessions.
+    return dg.SkipReason(f"{retried} sessions sent back to PENDING across {len(tenants)} tenants")

@@ -1,0 +1,39 @@
+"""Reconciles the sessions of wave runs that Dagster marked failed.
+
+Their leases are expired at once, so the dispatcher's next tick adopts them: a session still
+running on its agent is followed by a new wave (no work lost), one never started is started, and
+one whose agent session is gone ends ORPHANED and is retried. Runs Dagster retries itself
+(`dagster/will_retry`) are left alone.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestrator_defs.sessions.job import session_wave
+from orchestrator_defs.sessions.waves import TENANT_TAG, WAVE_TAG
+from resources.database_resource import DatabaseResource
+from services.session_service import SessionService
+
+WILL_RETRY_TAG = "dagster/will_retry"
+
+
+@dg.run_failure_sensor(
+    monitored_jobs=[session_wave],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Hands the sessions of a failed wave run back to the dispatcher.",
+)
+def wave_failure_sensor(context: dg.RunFailureSensorContext, database: DatabaseResource) -> None:
+    run = context.dagster_run
+    if run.tags.get(WILL_RETRY_TAG) == "true":
+        context.log.info(f"run {run.run_id} will be retried by Dagster; nothing to reconcile")
+        return
+    tenant, wave_id = run.tags.get(TENANT_TAG), run.tags.get(WAVE_TAG)
+    if not (tenant and wave_id):
+        context.log.info(f"run {run.run_id} carries no wave tags; nothing to reconcile")
+        return
+    released = SessionService(database.get_database()).release_leases(tenant, wave_id)
+    context.log.info(
+        f"tenant {tenant}: wave {wave_id} failed; released {len(released)} sessions "
+        f"for adoption: {', '.join(s.id for s in released)}"
+    )
