@@ -39,7 +39,10 @@ class SessionMetrics(ValueObject):
         if status in _ENDED:
             started = self.started_at or at
             return self.model_copy(
-                update={"ended_at": at, "duration_seconds": (at - started).total_seconds()}
+                update={
+                    "ended_at": at,
+                    "duration_seconds": max((at - started).total_seconds(), 0.0),
+                }
             )
         return self
 
