@@ -42,3 +42,16 @@ def tenant_work(slug: str) -> Iterator[UnitOfWork]:
             yield uow
     finally:
         database.dispose()
+
+
+@contextmanager
+def tenant_database(slug: str) -> Iterator[Database]:
+    """The database, once the tenant is known to exist (unknown tenant -> NotFound); for the
+    services, which open their own tenant-scoped transactions."""
+    database = open_database()
+    try:
+        with unit_of_work(database) as uow:
+            uow.tenants.get(slug)
+        yield database
+    finally:
+        database.dispose()

@@ -12,9 +12,11 @@ import typer
 from sqlalchemy.exc import OperationalError
 
 from domain.errors import DomainError
+from indorch.agent_commands import agent_app
 from indorch.apikey_commands import apikey_app
 from indorch.db_commands import db_app
 from indorch.output import print_error
+from indorch.session_commands import session_app
 from indorch.tenant_commands import tenant_app
 from indorch.user_commands import user_app
 
@@ -23,7 +25,7 @@ EXIT_BAD_INPUT = 2
 
 app = typer.Typer(
     name="indorch",
-    help="Industrial Orchestrator: tenants, users, API keys and the database.",
+    help="Industrial Orchestrator: tenants, users, API keys, agents, sessions and the database.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -32,6 +34,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(agent_app, name="agent")
+app.add_typer(session_app, name="session")
 
 
 def run() -> None:

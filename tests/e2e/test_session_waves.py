@@ -1,0 +1,336 @@
+"""Coding sessions end to end: the dispatch and retry sensors, the `session_wave` job run with
+`execute_in_process`, two real OpenCode servers and the scripted model, a real SQLite database.
+
+Contract: a session that writes a file completes with its diff, tokens and cost recorded and its
+tenant's `coding_sessions` partition materialized; a model failing once, a hang and a killed
+agent server each end in a retry that completes; a killed wave's session is adopted without a
+second agent session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import pytest
+
+from domain.agent import Agent
+from domain.session import Session, SessionStatus
+from domain.tenant import Tenant
+from orchestrator_defs.sessions.job import session_wave
+from resources.database import Database, tenant_scope, unit_of_work
+from resources.database.migrate import upgrade
+from resources.database_resource import DatabaseResource
+from resources.opencode.resource import OpenCodeResource
+from resources.supervision_config import SupervisionConfig
+from sensors.dispatch import dispatch_sensor
+from sensors.retry import retry_sensor
+from services.session_service import SessionService, SubmitSession
+from services.supervisor import SupervisionSettings, WaveSupervisor
+from standins.opencode_server import OpenCodeServer
+from standins.scripted_model import ScriptedModel
+
+TENANT = "acme"
+FINAL = {"COMPLETED", "PARTIALLY_COMPLETED", "STOPPED", "CANCELLED"}
+SUPERVISION = SupervisionConfig(
+    wave_size=10,
+    poll_seconds=0.3,
+    orphan_after_seconds=2.0,
+    renew_every_seconds=2.0,
+    lease_seconds=10.0,
+    retry_base_seconds=0.2,
+)
+
+
+@pytest.fixture(scope="module")
+def servers(
+    opencode_binary: Path, opencode_home: Path, scripted_model_url: str
+) -> Iterator[list[OpenCodeServer]]:
+    started: list[OpenCodeServer] = []
+    try:
+        for _ in range(2):
+            started.append(
+                OpenCodeServer(scripted_model_url, home=opencode_home, binary=opencode_binary)
+            )
+        for server in started:
+            server.start()
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+
+
+@dataclass
+class World:
+    url: str
+    database: Database
+    service: SessionService
+    agents: list[Agent]
+    instance: dg.DagsterInstance
+
+    def submit(self, prompt: str, **fields: object) -> str:
+        request = SubmitSession(title=prompt[-60:], prompt=prompt, **fields)
+        return self.service.submit(TENANT, request).id
+
+    def session(self, session_id: str) -> Session:
+        return self.service.get(TENANT, session_id)
+
+    def resources(self) -> dict[str, object]:
+        return {
+            "database": DatabaseResource(url=self.url),
+            "opencode": OpenCodeResource(),
+            "supervision": SUPERVISION,
+        }
+
+
+@pytest.fixture
+def world(tmp_path: Path, servers: list[OpenCodeServer]) -> Iterator[World]:
+    url = f"sqlite:///{tmp_path / 'indorch.db'}"
+    upgrade(url)
+    database = Database(url)
+    with unit_of_work(database) as uow:
+        uow.tenants.add(Tenant(slug=TENANT, name="Acme"))
+    agents = []
+    with tenant_scope(TENANT), unit_of_work(database) as uow:
+        for number, server in enumerate(servers, start=1):
+            agents.append(
+                uow.agents.add(
+                    Agent(tenant_id=TENANT, name=f"agent-{number}", server_url=server.url)
+                )
+            )
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenants", [TENANT])
+        yield World(url, database, SessionService(database), agents, instance)
+    database.dispose()
+
+
+def tick(world: World) -> int:
+    """One retry tick and one dispatch tick; every requested wave runs to its end in-process."""
+    resources = world.resources()
+    with dg.build_sensor_context(instance=world.instance, resources=resources) as context:
+        retry_sensor.evaluate_tick(context)
+    with dg.build_sensor_context(instance=world.instance, resources=resources) as context:
+        requests = dispatch_sensor.evaluate_tick(context).run_requests or []
+    for request in requests:
+        result = session_wave.execute_in_process(
+            run_config=request.run_config,
+            resources=resources,
+            instance=world.instance,
+            tags=request.tags,
+        )
+        assert result.success
+    return len(requests)
+
+
+def run_until_final(world: World, session_id: str, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if world.session(session_id).status.value in FINAL:
+            return
+        if tick(world) == 0:
+            time.sleep(0.3)
+    history = [
+        (e.event_type, e.new_status, e.reason, e.data)
+        for e in world.service.events(TENANT, session_id)
+    ]
+    raise AssertionError(
+        f"{session_id} still {world.session(session_id).status} after {seconds}s: {history}"
+    )
+
+
+def statuses(world: World, session_id: str) -> list[str]:
+    return [
+        event.new_status
+        for event in world.service.events(TENANT, session_id)
+        if event.new_status is not None
+    ]
+
+
+def test_a_session_that_writes_a_file_completes_with_diff_tokens_and_cost(world: World) -> None:
+    session_id = world.submit('[script:write path=docs/hello.md content="# Hello\\n"] Write it.')
+    run_until_final(world, session_id)
+
+    session = world.session(session_id)
+    assert session.status is SessionStatus.COMPLETED
+    assert session.result is not None
+    assert session.result["files"] == [
+        {"file": "docs/hello.md", "status": "added", "additions": 1, "deletions": 0}
+    ]
+    assert session.metrics.tokens_in > 0 and session.metrics.cost_usd > 0
+    assert statuses(world, session_id) == ["PENDING", "QUEUED", "RUNNING", "COMPLETED"]
+    with tenant_scope(TENANT), unit_of_work(world.database) as uow:
+        usage = uow.usage.between(session.created_at.date(), datetime.now(UTC).date())
+    assert sum(day.tokens_in for day in usage) == session.metrics.tokens_in
+    materialization = world.instance.get_latest_materialization_event(
+        dg.AssetKey("coding_sessions")
+    )
+    assert materialization is not None
+    assert materialization.dagster_event.partition == TENANT
+    metadata = materialization.asset_materialization.metadata
+    assert metadata["session_id"].value == session_id
+    assert metadata["files_changed"].value == 1
+
+
+def test_a_model_failing_once_fails_is_retried_and_completes(world: World) -> None:
+    session_id = world.submit("[script:fail-401 attempts=1] Refactor the parser.")
+    run_until_final(world, session_id)
+
+    session = world.session(session_id)
+    assert session.status is SessionStatus.COMPLETED
+    assert session.retry_count == 1
+    assert statuses(world, session_id) == [
+        "PENDING",
+        "QUEUED",
+        "RUNNING",
+        "FAILED",
+        "PENDING",
+        "QUEUED",
+        "RUNNING",
+        "COMPLETED",
+    ]
+
+
+def test_a_dagster_launch_with_tenant_and_prompt_runs_one_session(world: World) -> None:
+    result = session_wave.execute_in_process(
+        run_config={
+            "ops": {"supervise_wave": {"config": {"tenant": TENANT, "prompt": "Say hello."}}}
+        },
+        resources=world.resources(),
+        instance=world.instance,
+    )
+    assert result.success
+    [session] = world.service.list(TENANT)
+    assert session.status is SessionStatus.COMPLETED
+    assert session.title == "Say hello."
+
+
+def accelerated_clock(factor: float) -> Callable[[], datetime]:
+    """Session time running `factor` times faster than the wall clock, from now."""
+    origin_wall, origin = time.monotonic(), datetime.now(UTC)
+    return lambda: origin + timedelta(seconds=(time.monotonic() - origin_wall) * factor)
+
+
+def claim_all(world: World, owner: str) -> list[str]:
+    claim = world.service.claim_pending(TENANT, 100, timedelta(seconds=60), lambda s: owner)
+    return [session.id for session in claim.sessions]
+
+
+def test_a_hang_times_out_and_the_retry_completes(world: World) -> None:
+    session_id = world.submit("[script:hang attempts=1] Think hard.", max_duration_seconds=60)
+    ids = claim_all(world, "wave-hang")
+    supervisor = WaveSupervisor(
+        world.database,
+        OpenCodeResource(),
+        owner="wave-hang",
+        settings=SupervisionSettings(poll_seconds=0.3),
+        clock=accelerated_clock(30.0),  # the 60 s deadline passes in about 2 s
+    )
+    [outcome] = asyncio.run(supervisor.run(TENANT, ids))
+    assert outcome.status == "TIMEOUT"
+    assert "max duration of 60 s" in world.session(session_id).status_reason
+
+    run_until_final(world, session_id)
+    assert world.session(session_id).status is SessionStatus.COMPLETED
+    assert statuses(world, session_id)[:5] == ["PENDING", "QUEUED", "RUNNING", "TIMEOUT", "PENDING"]
+
+
+def agent_sessions_titled(server: OpenCodeServer, prefix: str) -> int:
+    sessions = httpx.get(f"{server.url}/session", timeout=10).json()
+    return sum(1 for item in sessions if str(item.get("title", "")).startswith(prefix))
+
+
+def test_a_killed_wave_is_adopted_without_a_second_agent_session(
+    world: World, servers: list[OpenCodeServer]
+) -> None:
+    session_id = world.submit("[script:slow seconds=4] Take your time.")
+    ids = claim_all(world, "wave-doomed")
+
+    async def die_mid_session() -> None:
+        supervisor = WaveSupervisor(
+            world.database,
+            OpenCodeResource(),
+            owner="wave-doomed",
+            settings=SupervisionSettings(poll_seconds=0.3, lease=timedelta(seconds=30)),
+        )
+        task = asyncio.create_task(supervisor.run(TENANT, ids))
+        while world.session(session_id).status is not SessionStatus.RUNNING:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        task.cancel()  # the run dies: no final state, a lease that is still valid
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(die_mid_session())
+    assert world.session(session_id).status is SessionStatus.RUNNING
+    assert tick(world) == 0  # its lease still runs: nobody adopts it yet
+
+    released = world.service.release_leases(TENANT, "wave-doomed")  # the run-failure sensor
+    assert [s.id for s in released] == [session_id]
+    run_until_final(world, session_id)
+
+    session = world.session(session_id)
+    assert session.status is SessionStatus.COMPLETED
+    assert session.retry_count == 0
+    assert sum(agent_sessions_titled(server, session_id) for server in servers) == 1
+    assert "session.adopted" in [
+        event.event_type for event in world.service.events(TENANT, session_id)
+    ]
+
+
+def test_a_killed_agent_server_orphans_the_session_and_the_retry_runs_elsewhere(
+    tmp_path: Path,
+    opencode_binary: Path,
+    opencode_home: Path,
+    scripted_model_url: str,
+    scripted_model: ScriptedModel,
+    world: World,
+) -> None:
+    doomed = OpenCodeServer(scripted_model_url, home=opencode_home, binary=opencode_binary).start()
+    try:
+        with tenant_scope(TENANT), unit_of_work(world.database) as uow:
+            for agent in uow.agents.list():  # only the doomed server takes the first attempt
+                agent.active = False
+                uow.agents.save(agent)
+            doomed_agent = uow.agents.add(
+                Agent(tenant_id=TENANT, name="doomed", server_url=doomed.url)
+            )
+        session_id = world.submit("[script:hang attempts=1] A long one.")
+        ids = claim_all(world, "wave-orphan")
+
+        async def kill_mid_session() -> list:
+            supervisor = WaveSupervisor(
+                world.database,
+                OpenCodeResource(),
+                owner="wave-orphan",
+                settings=SupervisionSettings(poll_seconds=0.3, orphan_after_seconds=1.0),
+            )
+            task = asyncio.create_task(supervisor.run(TENANT, ids))
+            while not any(  # the model holds the agent's request: the session is mid-turn
+                request["script"] == "hang" and "A long one." in str(request["body"])
+                for request in scripted_model.requests()
+            ):
+                await asyncio.sleep(0.1)
+            doomed.kill()
+            return await task
+
+        [outcome] = asyncio.run(kill_mid_session())
+        assert outcome.status == "ORPHANED"
+    finally:
+        doomed.stop()
+    with tenant_scope(TENANT), unit_of_work(world.database) as uow:
+        for agent in uow.agents.list():
+            agent.active = agent.id != doomed_agent.id
+            uow.agents.save(agent)
+
+    run_until_final(world, session_id, seconds=40)
+    session = world.session(session_id)
+    assert session.status is SessionStatus.COMPLETED
+    assert session.agent_id in {agent.id for agent in world.agents}
+    assert statuses(world, session_id)[3:5] == ["ORPHANED", "PENDING"]
