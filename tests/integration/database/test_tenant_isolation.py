@@ -281,6 +281,12 @@ CASES: list[Case] = [
         check=equals(lambda b: b.active_sessions),
     ),
     Case(
+        "SessionRepository.active_by_agent",
+        "B's agents only",
+        lambda uow, a, b: set(uow.sessions.active_by_agent()),
+        check=equals(lambda b: set()),
+    ),
+    Case(
         "SessionRepository.due_pending",
         "B's pending sessions only",
         lambda uow, a, b: uow.sessions.due_pending(utcnow(), 100),
@@ -528,6 +534,7 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
     ),
     "SessionRepository.list": lambda uow, a: uow.sessions.list(),
     "SessionRepository.count_active": lambda uow, a: uow.sessions.count_active(),
+    "SessionRepository.active_by_agent": lambda uow, a: uow.sessions.active_by_agent(),
     "SessionRepository.due_pending": lambda uow, a: uow.sessions.due_pending(utcnow(), 10),
     "SessionRepository.leased_by": lambda uow, a: uow.sessions.leased_by("wave-1"),
     "SessionRepository.with_expired_lease": lambda uow, a: uow.sessions.with_expired_lease(
