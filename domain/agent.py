@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from domain.clock import utcnow
 from domain.ids import new_agent_id
 from domain.model import DomainModel, ValueObject
+from domain.model_name import MODEL_PATTERN
 
 MIN_CAPACITY = 1
 MAX_CAPACITY = 50
@@ -104,6 +105,13 @@ class Agent(DomainModel):
         value = value.strip().rstrip("/")
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} must be an http(s) URL")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        if value is not None and not MODEL_PATTERN.fullmatch(value):
+            raise ValueError(f"{value!r} must look like provider/model")
         return value
 
     @field_validator("capabilities")

@@ -7,7 +7,6 @@ agent-side session both lost) is reachable from RUNNING and retried like FAILED 
 from __future__ import annotations
 
 import random
-import re
 from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -21,6 +20,7 @@ from domain.events import StatusChanged
 from domain.ids import new_session_id
 from domain.metrics import SessionMetrics
 from domain.model import DomainModel
+from domain.model_name import MODEL_PATTERN
 from domain.quota import CostCap
 from domain.retry import RetryPolicy
 from domain.state_machine import StateMachine
@@ -31,7 +31,6 @@ PROMPT_MAX = 10_000
 MIN_DURATION_SECONDS = 60
 MAX_DURATION_SECONDS = 86_400
 DEFAULT_DURATION_SECONDS = 3_600
-MODEL_PATTERN = re.compile(r"^[A-Za-z0-9._-]+/[A-Za-z0-9._:/-]+$")
 
 
 class SessionStatus(StrEnum):

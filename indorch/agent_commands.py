@@ -7,7 +7,6 @@ password is read from the environment when the server is called, here and by the
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from domain.session import MODEL_PATTERN
 from indorch.context import tenant_database, tenant_work
 from indorch.output import print_record, print_rows
 from resources.database import tenant_scope, unit_of_work
+from resources.opencode.control import agent_password
 
 if TYPE_CHECKING:
     from resources.opencode.models import Health
@@ -70,12 +70,6 @@ def _health_cell(health: dict[str, Any]) -> str:
 # -- talking to the server ----------------------------------------------------------------------
 
 
-def _password(agent: Agent) -> str | None:
-    # Same rule as resources.opencode.resource.agent_password, which this CLI does not import:
-    # that module loads dagster (~0.7 s more start-up for every command).
-    return os.environ.get(agent.password_env) if agent.password_env else None
-
-
 async def _health(agent: Agent) -> tuple[Health, float]:
     """The server's /global/health and the round trip in ms; one attempt, short timeouts."""
     import httpx
@@ -85,7 +79,7 @@ async def _health(agent: Agent) -> tuple[Health, float]:
     timeout = httpx.Timeout(CHECK_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
     started = time.perf_counter()
     async with OpenCodeClient(
-        agent.server_url, password=_password(agent), timeout=timeout, attempts=1
+        agent.server_url, password=agent_password(agent), timeout=timeout, attempts=1
     ) as client:
         health = await client.health()
     return health, (time.perf_counter() - started) * 1000
@@ -124,7 +118,7 @@ def _require_healthy(agent: Agent) -> Health:
         if health.healthy:
             return health
         problem = "the server says it is not healthy"
-    if agent.password_env and _password(agent) is None:
+    if agent.password_env and agent_password(agent) is None:
         problem += f"; environment variable {agent.password_env} is not set"
     raise AgentServerError(
         agent.server_url,

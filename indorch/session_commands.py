@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from domain.agent import Agent
 from domain.errors import InvalidInput, InvalidTransition
 from domain.events import SessionEvent
 from domain.session import (
@@ -54,27 +53,14 @@ MAX_LIST_LIMIT = 1000
 SHOWN_TEXT_CHARS = 500
 
 
-class _OpenCodeAgentControl:
-    """`resources.opencode.resource.OpenCodeAgentControl`, loaded only when a session's agent
-    must really be told: that module imports dagster (~0.7 s more start-up)."""
-
-    def abort(self, agent: Agent, agent_session_id: str) -> None:
-        self._control().abort(agent, agent_session_id)
-
-    def send_prompt(self, agent: Agent, agent_session_id: str, text: str) -> None:
-        self._control().send_prompt(agent, agent_session_id, text)
-
-    @staticmethod
-    def _control() -> Any:
-        from resources.opencode.resource import OpenCodeAgentControl
-
-        return OpenCodeAgentControl()
-
-
 def _service(database: Database) -> SessionService:
+    from resources.live_events import make_event_publisher
+    from resources.opencode.control import OpenCodeAgentControl
+    from resources.settings import redis_url
     from services.session_service import SessionService
 
-    return SessionService(database, agent_control=_OpenCodeAgentControl())
+    publisher = make_event_publisher(redis_url())
+    return SessionService(database, agent_control=OpenCodeAgentControl(), publish=publisher.publish)
 
 
 # -- parsing --------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import dagster as dg
 from orchestrator_defs.sessions.definitions import defs as session_defs
 from resources.database_resource import configured_database_resource
 from resources.opencode.resource import OpenCodeResource
+from resources.redis_resource import configured_redis_resource
 from resources.supervision_config import SupervisionConfig
 from sensors.definitions import defs as sensor_defs
 
@@ -26,6 +27,7 @@ def resources() -> dict[str, dg.ConfigurableResource]:
         "database": configured_database_resource(),
         "opencode": OpenCodeResource(),
         "supervision": SupervisionConfig(),
+        "redis": configured_redis_resource(),
     }
 
 

@@ -15,6 +15,7 @@ from domain.session import Session
 from orchestrator_defs.sessions.job import session_wave
 from orchestrator_defs.sessions.waves import Wave, wave_id_for
 from resources.database_resource import DatabaseResource
+from resources.redis_resource import RedisResource
 from resources.supervision_config import SupervisionConfig
 from services.session_service import Claim, SessionService
 
@@ -50,8 +51,9 @@ def dispatch_sensor(
     context: dg.SensorEvaluationContext,
     database: DatabaseResource,
     supervision: SupervisionConfig,
+    redis: RedisResource,
 ) -> dg.SensorResult | dg.SkipReason:
-    service = SessionService(database.get_database())
+    service = SessionService(database.get_database(), publish=redis.event_publisher().publish)
     with database.unit_of_work() as uow:
         tenants = uow.tenants.active_slugs()
     requests: list[dg.RunRequest] = []

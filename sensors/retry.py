@@ -9,6 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from resources.database_resource import DatabaseResource
+from resources.redis_resource import RedisResource
 from resources.supervision_config import SupervisionConfig
 from services.session_service import SessionService
 
@@ -24,9 +25,12 @@ def retry_sensor(
     context: dg.SensorEvaluationContext,
     database: DatabaseResource,
     supervision: SupervisionConfig,
+    redis: RedisResource,
 ) -> dg.SkipReason:
     service = SessionService(
-        database.get_database(), retry_base_seconds=supervision.retry_base_seconds
+        database.get_database(),
+        publish=redis.event_publisher().publish,
+        retry_base_seconds=supervision.retry_base_seconds,
     )
     with database.unit_of_work() as uow:
         tenants = uow.tenants.active_slugs()

@@ -6,6 +6,7 @@ error), the concurrency limit at claim time (extra sessions simply wait in PENDI
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,7 +16,12 @@ from pydantic import Field
 from sqlalchemy.exc import IntegrityError
 
 from domain.clock import utcnow
-from domain.errors import ConcurrentModification, InactiveTenant, InvalidTransition
+from domain.errors import (
+    ConcurrentModification,
+    DomainError,
+    InactiveTenant,
+    InvalidTransition,
+)
 from domain.events import SessionEvent
 from domain.model import ValueObject
 from domain.quota import CostCap, check_token_budget, free_session_slots, month_start
@@ -24,6 +30,7 @@ from domain.session import Priority, Session, SessionStatus, SessionType
 from resources.database import Database, UnitOfWork, tenant_scope, unit_of_work
 from services.agent_control import AgentControl
 
+logger = logging.getLogger(__name__)
 EventSink = Callable[[SessionEvent], None]
 OwnerNaming = Callable[[list[Session]], str]
 CANCELLABLE_BEFORE_START = frozenset({SessionStatus.PENDING, SessionStatus.QUEUED})
@@ -176,15 +183,27 @@ class SessionService:
         """PAUSED -> RUNNING with no lease: the dispatcher adopts it into a supervising wave,
         which tells the agent to continue."""
         session = self.get(tenant_id, session_id)
+        if session.status is not SessionStatus.PAUSED:
+            raise InvalidTransition("session", session.status.value, "RUNNING (resume)")
         session.metadata = {**session.metadata, "resume_requested": True}
         return self._transition(tenant_id, session, SessionStatus.RUNNING, reason)
 
     def _abort_on_agent(self, tenant_id: str, session: Session) -> None:
+        """Abort the agent's turn. The state already changed: an unreachable agent server is
+        recorded on the session (its turn dies with the server), not raised."""
         if self._agent_control is None or not (session.agent_id and session.agent_session_id):
             return
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
             agent = uow.agents.get(session.agent_id)
-        self._agent_control.abort(agent, session.agent_session_id)
+        try:
+            self._agent_control.abort(agent, session.agent_session_id)
+        except DomainError as error:
+            logger.warning("abort of %s on %s failed: %s", session.id, agent.name, error)
+            with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+                recorded = uow.sessions.append_event(
+                    session.id, "agent.abort_failed", {"agent_id": agent.id, "error": str(error)}
+                )
+            self._publish(recorded)
 
     def _transition(
         self, tenant_id: str, session: Session, target: SessionStatus, reason: str

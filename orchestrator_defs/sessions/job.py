@@ -5,7 +5,6 @@ Launched by the dispatch sensor (config: the claimed session ids) or by hand wit
 session is submitted and claimed here, and supervised by the same code.
 """
 
-
 import asyncio
 
 import dagster as dg
@@ -16,6 +15,7 @@ from orchestrator_defs.partitions import tenant_partitions
 from orchestrator_defs.sessions.waves import JOB_NAME, WAVE_OP
 from resources.database_resource import DatabaseResource
 from resources.opencode.resource import OpenCodeResource
+from resources.redis_resource import RedisResource
 from resources.supervision_config import SupervisionConfig
 from services.session_outcome import SessionOutcome
 from services.session_service import SessionService, SubmitSession
@@ -39,12 +39,14 @@ def supervise_wave(
     database: DatabaseResource,
     opencode: OpenCodeResource,
     supervision: SupervisionConfig,
+    redis: RedisResource,
 ) -> None:
     db = database.get_database()
+    publish = redis.event_publisher().publish
     owner = config.wave_id or f"run-{context.run_id}"
     session_ids = list(config.session_ids)
     if config.prompt:
-        service = SessionService(db)
+        service = SessionService(db, publish=publish)
         title = config.title or config.prompt.strip().splitlines()[0][:200]
         submitted = service.submit(config.tenant, SubmitSession(title=title, prompt=config.prompt))
         claimed = service.claim(config.tenant, submitted.id, owner, supervision.claim_lease)
@@ -54,7 +56,9 @@ def supervise_wave(
         f"tenant {config.tenant}: wave {owner} supervises {len(session_ids)} sessions: "
         + ", ".join(session_ids)
     )
-    supervisor = WaveSupervisor(db, opencode, owner=owner, settings=supervision.settings())
+    supervisor = WaveSupervisor(
+        db, opencode, owner=owner, publish=publish, settings=supervision.settings()
+    )
     outcomes = asyncio.run(supervisor.run(config.tenant, session_ids))
     _ensure_partition(context, config.tenant)
     for outcome in outcomes:

@@ -29,6 +29,7 @@ from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.migrate import upgrade
 from resources.database_resource import DatabaseResource
 from resources.opencode.resource import OpenCodeResource
+from resources.redis_resource import RedisResource
 from resources.supervision_config import SupervisionConfig
 from sensors.dispatch import dispatch_sensor
 from sensors.retry import retry_sensor
@@ -87,6 +88,7 @@ class World:
             "database": DatabaseResource(url=self.url),
             "opencode": OpenCodeResource(),
             "supervision": SUPERVISION,
+            "redis": RedisResource(url=None),
         }
 
 

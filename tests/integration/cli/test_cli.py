@@ -64,7 +64,9 @@ def test_db_upgrade_is_safe_to_run_twice(sqlite_url: str) -> None:
     ok(sqlite_url, "db", "upgrade")
     ok(sqlite_url, "db", "upgrade")
     current = ok(sqlite_url, "db", "current")
-    assert current.startswith("database: 0") and current.split()[1].rstrip(";") == current.split()[-1]
+    assert (
+        current.startswith("database: 0") and current.split()[1].rstrip(";") == current.split()[-1]
+    )
 
 
 def test_tenant_create_and_list_as_json(db_url: str) -> None:

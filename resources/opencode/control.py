@@ -1,0 +1,44 @@
+"""Acting on agent sessions from synchronous callers (CLI, services), without Dagster loaded."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import httpx
+
+from domain.agent import Agent
+from resources.opencode.client import DEFAULT_TIMEOUT, OpenCodeClient
+
+
+def agent_password(agent: Agent) -> str | None:
+    """The agent's Basic-auth password, read from the environment variable it names.
+
+    The registry stores only the variable's name, so no secret ever reaches the database or logs.
+    """
+    return os.environ.get(agent.password_env) if agent.password_env else None
+
+
+def client_for(agent: Agent, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> OpenCodeClient:
+    return OpenCodeClient(agent.server_url, password=agent_password(agent), timeout=timeout)
+
+
+class OpenCodeAgentControl:
+    """`services.agent_control.AgentControl` on real OpenCode servers, for sync callers."""
+
+    def __init__(self, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> None:
+        self._timeout = timeout
+
+    def abort(self, agent: Agent, agent_session_id: str) -> None:
+        asyncio.run(self._abort(agent, agent_session_id))
+
+    def send_prompt(self, agent: Agent, agent_session_id: str, text: str) -> None:
+        asyncio.run(self._prompt(agent, agent_session_id, text))
+
+    async def _abort(self, agent: Agent, agent_session_id: str) -> None:
+        async with client_for(agent, self._timeout) as client:
+            await client.abort(agent_session_id)
+
+    async def _prompt(self, agent: Agent, agent_session_id: str, text: str) -> None:
+        async with client_for(agent, self._timeout) as client:
+            await client.prompt_async(agent_session_id, text, agent=agent.opencode_agent)
