@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -57,6 +57,12 @@ class TenantRepository:
 
     def get_for_update(self, slug: str) -> Tenant:
         """The tenant, its row locked until the transaction ends (serializes quota decisions)."""
+        if self._session.get_bind().dialect.name == "sqlite":
+            # No row locks in SQLite: a write takes the database's write lock for the rest of
+            # the transaction, so a concurrent claimer waits here instead of counting stale rows.
+            self._session.execute(
+                update(TenantRow).where(TenantRow.slug == slug).values(slug=TenantRow.slug)
+            )
         row = self._session.scalars(
             select(TenantRow)
             .where(TenantRow.slug == slug, TenantRow.deleted_at.is_(None))

@@ -1,0 +1,113 @@
+"""Claiming sessions for waves: atomic and within the tenant's quota, on PostgreSQL and SQLite.
+
+Contract: two dispatchers claiming at the same moment never claim one session twice; a tenant
+limited to 2 concurrent sessions with 6 submitted never has more than 2 active, however many
+dispatchers claim at once; the rest wait in PENDING and are claimed as slots free up.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from domain.session import SessionStatus
+from domain.tenant import Tenant
+from resources.database import Database, tenant_scope, unit_of_work
+from resources.database.migrate import upgrade
+from services.session_service import Claim, SessionService, SubmitSession
+
+LEASE = timedelta(minutes=5)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Database]:
+    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    upgrade(url)
+    database = Database(url)
+    yield database
+    database.dispose()
+
+
+def new_tenant(database: Database, limit: int) -> str:
+    slug = f"t-{uuid.uuid4().hex[:10]}"
+    with unit_of_work(database) as uow:
+        uow.tenants.add(Tenant(slug=slug, name=slug, max_concurrent_sessions=limit))
+    return slug
+
+
+def submit(service: SessionService, tenant: str, count: int) -> list[str]:
+    return [
+        service.submit(tenant, SubmitSession(title=f"task {n}", prompt=f"do {n}")).id
+        for n in range(count)
+    ]
+
+
+def claim_concurrently(database: Database, tenant: str, dispatchers: int) -> list[Claim]:
+    """`dispatchers` threads, each with its own service, claim at the same instant."""
+    barrier = threading.Barrier(dispatchers)
+    claims: list[Claim] = []
+    errors: list[BaseException] = []
+
+    def dispatch(number: int) -> None:
+        service = SessionService(database)
+        barrier.wait()
+        try:
+            claims.append(service.claim_pending(tenant, 100, LEASE, lambda s: f"wave-{number}"))
+        except BaseException as error:  # surfaced below, with the thread's failure
+            errors.append(error)
+
+    threads = [threading.Thread(target=dispatch, args=(n,)) for n in range(dispatchers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    return claims
+
+
+def test_two_dispatchers_at_once_never_claim_one_session_twice(database: Database) -> None:
+    tenant = new_tenant(database, limit=50)
+    service = SessionService(database)
+    submitted = set(submit(service, tenant, 20))
+
+    claims = claim_concurrently(database, tenant, dispatchers=2)
+
+    claimed = [session.id for claim in claims for session in claim.sessions]
+    assert len(claimed) == len(set(claimed)) == 20
+    assert set(claimed) == submitted
+    with tenant_scope(tenant), unit_of_work(database) as uow:
+        for session_id in submitted:
+            session = uow.sessions.get(session_id)
+            owners = {claim.owner for claim in claims if session in claim.sessions}
+            assert session.status is SessionStatus.QUEUED
+            assert session.lease_owner in owners
+            queued = [e for e in uow.sessions.events(session_id) if e.new_status == "QUEUED"]
+            assert len(queued) == 1
+
+
+def test_a_tenant_limited_to_two_never_has_more_than_two_active(database: Database) -> None:
+    tenant = new_tenant(database, limit=2)
+    service = SessionService(database)
+    submitted = submit(service, tenant, 6)
+
+    claims = claim_concurrently(database, tenant, dispatchers=3)
+    first_wave = [session for claim in claims for session in claim.sessions]
+    assert len(first_wave) == 2
+    with tenant_scope(tenant), unit_of_work(database) as uow:
+        assert uow.sessions.count_active() == 2
+        pending = uow.sessions.list(statuses={SessionStatus.PENDING})
+    assert len(pending) == 4
+
+    # A slot frees up: exactly one more is claimed, the highest priority / oldest first.
+    finished = service.get(tenant, first_wave[0].id)
+    service.cancel(tenant, finished.id)
+    claims = claim_concurrently(database, tenant, dispatchers=3)
+    second_wave = [session.id for claim in claims for session in claim.sessions]
+    assert len(second_wave) == 1
+    assert second_wave[0] == sorted(s for s in submitted if s not in {x.id for x in first_wave})[0]
+    with tenant_scope(tenant), unit_of_work(database) as uow:
+        assert uow.sessions.count_active() == 2
