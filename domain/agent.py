@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import Field, field_validator
@@ -16,6 +16,7 @@ MIN_CAPACITY = 1
 MAX_CAPACITY = 50
 BREAKER_MIN_TASKS = 5
 BREAKER_SUCCESS_FLOOR = 0.3
+BREAKER_COOLDOWN = timedelta(seconds=60)
 
 
 class AgentTier(StrEnum):
@@ -46,16 +47,35 @@ class AgentPerformance(ValueObject):
     tasks_succeeded: int = Field(default=0, ge=0)
     quality: float = Field(default=1.0, ge=0, le=1)
     recent: list[bool] = Field(default_factory=list, max_length=RECENT_WINDOW)
+    breaker_opened_at: datetime | None = None
 
-    def record(self, succeeded: bool) -> AgentPerformance:
-        """The performance after one more finished session (the recent window slides)."""
-        return self.model_copy(
+    def record(self, succeeded: bool, at: datetime) -> AgentPerformance:
+        """The performance after one more finished session (the recent window slides).
+
+        A success while the breaker is open (the half-open probe) closes it: the window
+        restarts from that success.
+        """
+        if self.breaker_open and succeeded:
+            recent = [True]
+        else:
+            recent = [*self.recent, succeeded][-RECENT_WINDOW:]
+        after = self.model_copy(
             update={
                 "tasks_total": self.tasks_total + 1,
                 "tasks_succeeded": self.tasks_succeeded + int(succeeded),
-                "recent": [*self.recent, succeeded][-RECENT_WINDOW:],
+                "recent": recent,
             }
         )
+        opened_at = (self.breaker_opened_at or at) if after.breaker_open else None
+        return after.model_copy(update={"breaker_opened_at": opened_at})
+
+    def breaker_refuses(self, now: datetime | None) -> bool:
+        """Open and still cooling down; after `BREAKER_COOLDOWN` one probe may go (half-open)."""
+        if not self.breaker_open:
+            return False
+        if now is None or self.breaker_opened_at is None:
+            return True
+        return now - self.breaker_opened_at < BREAKER_COOLDOWN
 
     @property
     def recent_success_rate(self) -> float:

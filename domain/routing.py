@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from domain.agent import Agent, AgentTier
 from domain.errors import NoAgentAvailable
@@ -32,6 +33,7 @@ class AgentState:
     agent: Agent
     active_sessions: int
     healthy: bool = True
+    now: datetime | None = None
 
     @property
     def free_slots(self) -> int:
@@ -55,7 +57,7 @@ def refusal_reason(state: AgentState, required: set[str]) -> str | None:
         return f"lacks {', '.join(missing)}"
     if not state.healthy:
         return "unhealthy"
-    if agent.performance.breaker_open:
+    if agent.performance.breaker_refuses(state.now):
         return f"circuit open (success {agent.performance.success_rate:.0%})"
     if state.free_slots == 0:
         return f"full ({state.active_sessions}/{agent.capacity})"

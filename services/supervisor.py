@@ -384,7 +384,7 @@ class WaveSupervisor:
                     )
                     agent = uow.agents.get(sup.link.agent.id)
                     agent.performance = agent.performance.record(
-                        succeeded=target is SessionStatus.COMPLETED
+                        succeeded=target is SessionStatus.COMPLETED, at=self._clock()
                     )
                     uow.agents.save(agent)
         except ConcurrentModification:
@@ -412,7 +412,7 @@ class WaveSupervisor:
                 for agent in agents:
                     link = await self._link(agent)
                     busy = load.get(agent.id, 0) + self._assigned.get(agent.id, 0)
-                    states.append(AgentState(agent, busy, healthy=link.healthy))
+                    states.append(AgentState(agent, busy, healthy=link.healthy, now=self._clock()))
                 try:
                     decision = choose_agent(states, session.required_capabilities)
                 except NoAgentAvailable as refused:

@@ -3,9 +3,11 @@ the best scored, and explains both the choice and every refusal."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from domain.agent import Agent, AgentPerformance
+from domain.agent import BREAKER_COOLDOWN, Agent, AgentPerformance
 from domain.errors import NoAgentAvailable
 from domain.routing import AgentState, choose_agent, refusal_reason
 
@@ -78,3 +80,28 @@ def test_no_eligible_agent_raises_with_each_reason() -> None:
 def test_no_agents_at_all_is_no_agent_available() -> None:
     with pytest.raises(NoAgentAvailable):
         choose_agent([])
+
+
+def test_an_open_breaker_lets_one_probe_through_after_its_cooldown() -> None:
+    opened = datetime(2026, 1, 1, tzinfo=UTC)
+    performance = AgentPerformance()
+    for _ in range(5):
+        performance = performance.record(succeeded=False, at=opened)
+    assert performance.breaker_open and performance.breaker_opened_at == opened
+    failing = agent("failing").model_copy(update={"performance": performance})
+
+    during = AgentState(failing, 0, now=opened + BREAKER_COOLDOWN / 2)
+    after = AgentState(failing, 0, now=opened + BREAKER_COOLDOWN)
+    assert refusal_reason(during, set()) == "circuit open (success 0%)"
+    assert refusal_reason(after, set()) is None  # half-open: one probe may go
+
+
+def test_a_successful_probe_closes_the_breaker() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    performance = AgentPerformance()
+    for _ in range(6):
+        performance = performance.record(succeeded=False, at=at)
+    recovered = performance.record(succeeded=True, at=at + BREAKER_COOLDOWN)
+    assert not recovered.breaker_open
+    assert recovered.breaker_opened_at is None
+    assert recovered.tasks_total == 7 and recovered.tasks_succeeded == 1
