@@ -37,7 +37,14 @@ def tenant_waves(
             claim: Claim = take(tenant, supervision.wave_size, supervision.claim_lease, owner_for)
             if not claim.sessions:
                 break
-            waves.append(Wave(tenant, tuple(s.id for s in claim.sessions), claim.owner))
+            waves.append(
+                Wave(
+                    tenant,
+                    tuple(s.id for s in claim.sessions),
+                    claim.owner,
+                    max(s.max_duration_seconds for s in claim.sessions),
+                )
+            )
     return waves
 
 

@@ -15,6 +15,9 @@ TENANT_TAG = "tenant"
 WAVE_TAG = "indorch/wave"
 SESSIONS_TAG = "indorch/sessions"
 MAX_SESSION_IDS_IN_TAG = 20
+MAX_RUNTIME_TAG = "dagster/max_runtime"  # run monitoring fails a run that outlives it
+# Room beyond the longest session's max duration: waiting for an agent slot, startup, teardown.
+RUNTIME_MARGIN_SECONDS = 900
 WAVE_OP = "supervise_wave"
 JOB_NAME = "session_wave"
 
@@ -24,6 +27,7 @@ class Wave:
     tenant_id: str
     session_ids: tuple[str, ...]
     wave_id: str
+    longest_session_seconds: int = 86_400
 
     def run_config(self) -> dict[str, object]:
         return {
@@ -39,7 +43,10 @@ class Wave:
         }
 
     def tags(self) -> dict[str, str]:
-        return wave_tags(self.tenant_id, self.wave_id, self.session_ids)
+        return {
+            **wave_tags(self.tenant_id, self.wave_id, self.session_ids),
+            MAX_RUNTIME_TAG: str(self.longest_session_seconds + RUNTIME_MARGIN_SECONDS),
+        }
 
 
 def wave_id_for(tenant_id: str, sessions: list[Session], purpose: str) -> str:
