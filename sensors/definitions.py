@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from sensors.agent_health import agent_health_sensor
 from sensors.dispatch import dispatch_sensor
 from sensors.retry import retry_sensor
 from sensors.run_failure import wave_failure_sensor
@@ -10,5 +11,11 @@ from sensors.tenant_partitions import tenant_partition_sensor
 
 def defs() -> dg.Definitions:
     return dg.Definitions(
-        sensors=[tenant_partition_sensor, dispatch_sensor, retry_sensor, wave_failure_sensor]
+        sensors=[
+            tenant_partition_sensor,
+            dispatch_sensor,
+            retry_sensor,
+            wave_failure_sensor,
+            agent_health_sensor,
+        ]
     )
