@@ -204,3 +204,14 @@ def test_db_upgrade_on_empty_postgres_enables_row_level_security(fresh_postgres_
     ok(fresh_postgres_url, "tenant", "create", "acme")
     ok(fresh_postgres_url, "user", "create", "-t", "acme", "--email", "a@acme.io")
     assert tenant_slugs(fresh_postgres_url) == ["acme"]
+
+
+def test_health_is_ok_without_redis_and_degraded_when_redis_is_down(db_url: str) -> None:
+    assert json.loads(ok(db_url, "health", "--json"))["redis"]["status"] == "not configured"
+    env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": "redis://127.0.0.1:1/0"}
+    done = subprocess.run(
+        [INDORCH, "health", "--json"], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["status"] == "degraded" and report["database"]["status"] == "ok"
