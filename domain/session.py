@@ -186,6 +186,11 @@ class Session(DomainModel):
     def can_retry(self) -> bool:
         return self.status in RETRYABLE_STATES and self.retry_count < self.max_retries
 
+    @property
+    def settled(self) -> bool:
+        """Nothing more happens to it on its own: final, or failed with no retry left."""
+        return self.is_final or (self.status in RETRYABLE_STATES and not self.can_retry)
+
     def transition_to(
         self,
         target: SessionStatus,

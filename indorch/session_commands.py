@@ -6,6 +6,10 @@ runs a session: the Dagster daemon's dispatcher picks PENDING sessions up. `--wa
 
 Exit codes beyond main's: `submit --wait` exits 0 when the session COMPLETED or
 PARTIALLY_COMPLETED, 1 when it ended otherwise, 3 when the wait timed out (the session goes on).
+
+`submit --subtask "title::prompt"` (repeatable, each after the one before), `--subtasks-file F`
+(a JSON list of subtasks with explicit `depends_on`) or `--decompose` (the rule-based decomposer)
+submit a decomposed request: a coordinating parent that ends when its child sessions have.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from indorch.context import tenant_database
 from indorch.output import console, print_error, print_record, print_rows
 
 if TYPE_CHECKING:
+    from domain.decomposition import SubtaskSpec
     from resources.database import Database
     from services.session_service import SessionService
 
@@ -104,6 +109,31 @@ def _read_prompt(prompt: str | None, prompt_file: str | None) -> str:
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or str(error)
         raise InvalidInput("prompt-file", f"cannot read {prompt_file}: {reason}") from None
+
+
+def _subtasks(given: list[str], subtasks_file: str | None) -> list[SubtaskSpec]:
+    """`--subtask "title::prompt"` values (each after the one before), or a JSON file's list."""
+    from domain.decomposition import SubtaskSpec
+
+    if given and subtasks_file is not None:
+        raise InvalidInput("subtask", "give --subtask or --subtasks-file, not both")
+    if subtasks_file is None:
+        specs = []
+        for index, value in enumerate(given):
+            title, separator, text = value.partition("::")
+            title, text = (title, text) if separator else (default_title(value), value)
+            depends_on: list[str | int] = [index - 1] if index else []
+            specs.append(SubtaskSpec(title=title, prompt=text, depends_on=depends_on))
+        return specs
+    try:
+        raw = sys.stdin.read() if subtasks_file == "-" else Path(subtasks_file).read_text("utf-8")
+        items = json.loads(raw)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise InvalidInput("subtasks-file", f"cannot read {subtasks_file}: {reason}") from None
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise InvalidInput("subtasks-file", "must hold a JSON list of subtask objects")
+    return [SubtaskSpec(**item) for item in items]
 
 
 def default_title(prompt: str) -> str:
@@ -245,13 +275,31 @@ def submit(
         None, help="Submitting the same key again returns the same session."
     ),
     tags: list[str] = typer.Option(None, "--tag", help="A tag (repeatable)."),
+    subtasks: list[str] = typer.Option(
+        None,
+        "--subtask",
+        help='A subtask "title::prompt", run after the one before (repeatable).',
+    ),
+    subtasks_file: str = typer.Option(
+        None,
+        "--subtasks-file",
+        help="JSON list of subtasks: title, prompt, key, depends_on (keys or 0-based indices), "
+        "dependency_type, max_retries, ... ('-': standard input).",
+    ),
+    decompose: bool = typer.Option(
+        False, "--decompose", help="Split the prompt into subtasks by its numbered/bullet steps."
+    ),
     as_json: bool = JSON_OPTION,
     wait: bool = typer.Option(False, "--wait", help="Wait until the session ends."),
     timeout: float = typer.Option(
         None, help="With --wait: give up after this many seconds (exit 3)."
     ),
 ) -> None:
-    """Submit a session; it starts when the dispatcher has a free slot and a fitting agent."""
+    """Submit a session; it starts when the dispatcher has a free slot and a fitting agent.
+
+    With subtasks (--subtask, --subtasks-file, --decompose) each subtask becomes a child session
+    that starts once those it depends on completed; the session shown is their parent.
+    """
     from domain.quota import CostCap
     from services.session_service import SubmitSession
 
@@ -274,6 +322,8 @@ def submit(
         idempotency_key=idempotency_key,
         required_capabilities=capabilities or [],
         cost_cap=cap,
+        subtasks=_subtasks(subtasks or [], subtasks_file),
+        decompose=decompose,
     )
     with tenant_database(tenant) as database:
         service = _service(database)

@@ -2,6 +2,10 @@
 
 Quotas are enforced where work starts: the monthly token budget at submit (refused with a clear
 error), the concurrency limit at claim time (extra sessions simply wait in PENDING).
+
+A request with subtasks (given, or found by the rule-based decomposer) becomes a coordinating
+parent and one child session per subtask, written in one transaction after the subtask graph is
+checked (see `domain.coordination`); cancelling the parent cancels or stops its children.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ from pydantic import Field
 from sqlalchemy.exc import IntegrityError
 
 from domain.clock import utcnow
+from domain.coordination import plan_decomposition
+from domain.decomposition import SubtaskSpec, decompose
 from domain.errors import (
     ConcurrentModification,
     DomainError,
     InactiveTenant,
+    InvalidInput,
     InvalidTransition,
 )
 from domain.events import SessionEvent
@@ -29,6 +36,7 @@ from domain.retry import RetryPolicy
 from domain.session import Priority, Session, SessionStatus, SessionType
 from resources.database import Database, UnitOfWork, tenant_scope, unit_of_work
 from services.agent_control import AgentControl
+from services.coordination import sync_task
 
 logger = logging.getLogger(__name__)
 EventSink = Callable[[SessionEvent], None]
@@ -63,6 +71,18 @@ class SubmitSession(ValueObject):
     required_capabilities: list[str] = Field(default_factory=list)
     cost_cap: CostCap | None = None
     parent_id: str | None = None
+    subtasks: list[SubtaskSpec] = Field(default_factory=list)
+    decompose: bool = False  # split the prompt with the rule-based decomposer
+
+    def planned_subtasks(self) -> tuple[list[SubtaskSpec], str]:
+        """The subtasks to run (none: one ordinary session) and where they come from."""
+        if self.subtasks and self.decompose:
+            raise InvalidInput("subtasks", "give subtasks or ask to decompose, not both")
+        if self.subtasks:
+            return list(self.subtasks), "request"
+        if self.decompose:
+            return decompose(self.prompt), "decomposer"
+        return [], ""
 
 
 class SessionService:
@@ -103,6 +123,10 @@ class SessionService:
                 if existing is not None:
                     return existing
             check_token_budget(tenant, uow.usage.tokens_since(month_start(self._clock())))
+            subtasks, source = request.planned_subtasks()
+            metadata = request.metadata
+            if subtasks:
+                metadata = {**metadata, "decomposition": {"subtasks": len(subtasks), "by": source}}
             session = Session(
                 tenant_id=tenant_id,
                 title=request.title,
@@ -113,9 +137,9 @@ class SessionService:
                 model=request.model,
                 agent_config=request.agent_config,
                 max_duration_seconds=request.max_duration_seconds,
-                max_retries=request.max_retries,
+                max_retries=0 if subtasks else request.max_retries,  # retries are the children's
                 tags=request.tags,
-                metadata=request.metadata,
+                metadata=metadata,
                 idempotency_key=request.idempotency_key,
                 required_capabilities=request.required_capabilities,
                 cost_cap=request.cost_cap,
@@ -123,8 +147,18 @@ class SessionService:
                 created_at=self._clock(),
                 updated_at=self._clock(),
             )
+            plan = None
+            if subtasks:
+                plan = plan_decomposition(session, subtasks, request.max_retries, self._clock())
             uow.sessions.add(session)
             created = uow.sessions.events(session.id)
+            if plan is not None:
+                for child, task in zip(plan.children, plan.tasks, strict=True):
+                    uow.sessions.add(child)
+                    uow.tasks.add(task)
+                    created += uow.sessions.events(child.id)
+                for dependency in plan.dependencies:
+                    uow.tasks.add_dependency(dependency)
         for event in created:
             self._publish(event)
         return session
@@ -155,7 +189,9 @@ class SessionService:
         """Before it starts: CANCELLED. Running or paused: aborted on the agent, STOPPED."""
         session = self.get(tenant_id, session_id)
         if session.status in CANCELLABLE_BEFORE_START | {SessionStatus.PAUSED}:
-            return self._transition(tenant_id, session, SessionStatus.CANCELLED, reason)
+            cancelled = self._transition(tenant_id, session, SessionStatus.CANCELLED, reason)
+            self._end_subtasks(tenant_id, cancelled)
+            return cancelled
         if session.status in STOPPABLE:
             return self.stop(tenant_id, session_id, reason)
         raise InvalidTransition("session", session.status.value, SessionStatus.CANCELLED.value)
@@ -164,7 +200,38 @@ class SessionService:
         session = self.get(tenant_id, session_id)
         stopped = self._transition(tenant_id, session, SessionStatus.STOPPED, reason)
         self._abort_on_agent(tenant_id, stopped)
+        self._end_subtasks(tenant_id, stopped)
         return stopped
+
+    def _end_subtasks(self, tenant_id: str, parent: Session) -> None:
+        """A coordinating parent ended: cancel its children that did not start, stop the others.
+
+        One that changes meanwhile (or awaits a retry) is left: the dispatcher never starts a
+        child of an ended parent, and the retry sensor cancels it once it is PENDING again.
+        """
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            children = [
+                child
+                for child in uow.sessions.list(parent_id=parent.id, limit=1000)
+                if uow.tasks.list(session_id=child.id)  # a subtask, not a mere follow-up
+            ]
+        why = f"parent {parent.id} {parent.status.value}"
+        for child in children:
+            try:
+                if child.status in CANCELLABLE_BEFORE_START | {SessionStatus.PAUSED}:
+                    self.cancel(tenant_id, child.id, why)
+                elif child.status in STOPPABLE:
+                    self.stop(tenant_id, child.id, why)
+            except (ConcurrentModification, InvalidTransition) as error:
+                logger.info("subtask %s of %s left as it is: %s", child.id, parent.id, error)
+        try:
+            with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+                for child in children:
+                    current = uow.sessions.get(child.id)
+                    for task in uow.tasks.list(session_id=child.id):
+                        sync_task(uow, task, current, False, self._clock())
+        except ConcurrentModification as error:  # the retry sensor's pass catches up
+            logger.info("tasks of %s not updated: %s", parent.id, error)
 
     def pause(self, tenant_id: str, session_id: str, reason: str = "paused") -> Session:
         """Hold the session, then abort the agent's current turn; `resume` continues it.

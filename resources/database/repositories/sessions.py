@@ -1,5 +1,11 @@
 """Sessions of the current tenant: their rows, their append-only event history, checkpoints.
 
+A decomposed request is a coordinating parent session whose children are linked to tasks (see
+`domain.coordination`): the parent never runs on an agent, so it is never due, never counts
+against the concurrency limit and is never adopted; a child is due only when every prerequisite
+task's session COMPLETED and its parent is PENDING or RUNNING (a paused parent holds its
+children, an ended one abandons those that have not started).
+
 A state change is one conditional UPDATE (id, tenant, expected status and version) plus its event
 row, in the caller's transaction: a stale or concurrent change matches no row, raises
 `ConcurrentModification`, and the rollback leaves nothing written.
@@ -11,7 +17,8 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, insert, or_, select, update
+from sqlalchemy.orm import aliased
 
 from domain.checkpoint import MAX_CHECKPOINTS_KEPT, Checkpoint
 from domain.clock import utcnow
@@ -21,10 +28,66 @@ from domain.metrics import SessionMetrics
 from domain.quota import CostCap
 from domain.session import ACTIVE_STATES, Priority, Session, SessionStatus, SessionType
 from resources.database.repositories.base import TenantScopedRepository
-from resources.database.schema import CheckpointRow, SessionEventRow, SessionRow
+from resources.database.schema import (
+    CheckpointRow,
+    SessionEventRow,
+    SessionRow,
+    TaskDependencyRow,
+    TaskRow,
+)
 
 CREATED_EVENT = "session.created"
 STATUS_EVENT = "session.status_changed"
+COORDINATING = (SessionStatus.PENDING.value, SessionStatus.RUNNING.value)
+
+
+def _coordinates() -> ColumnElement[bool]:
+    """The session is a coordinating parent: one of its children is linked to a task."""
+    child = aliased(SessionRow)
+    return exists(
+        select(child.id)
+        .join(TaskRow, TaskRow.session_id == child.id)
+        .where(child.tenant_id == SessionRow.tenant_id, child.parent_id == SessionRow.id)
+    )
+
+
+def _is_subtask() -> ColumnElement[bool]:
+    """The session runs a task of a decomposition (a child of a coordinating parent)."""
+    return exists(
+        select(TaskRow.id).where(
+            TaskRow.tenant_id == SessionRow.tenant_id,
+            TaskRow.session_id == SessionRow.id,
+            SessionRow.parent_id.is_not(None),
+        )
+    )
+
+
+def _waits_for_prerequisites() -> ColumnElement[bool]:
+    """The session's task depends on a task whose session has not COMPLETED (yet)."""
+    task, before, before_session = aliased(TaskRow), aliased(TaskRow), aliased(SessionRow)
+    return exists(
+        select(TaskDependencyRow.task_id)
+        .join(task, task.id == TaskDependencyRow.task_id)
+        .join(before, before.id == TaskDependencyRow.depends_on_id)
+        .join(before_session, before_session.id == before.session_id)
+        .where(
+            task.tenant_id == SessionRow.tenant_id,
+            task.session_id == SessionRow.id,
+            before_session.status != SessionStatus.COMPLETED.value,
+        )
+    )
+
+
+def _parent_not_coordinating() -> ColumnElement[bool]:
+    """The session is a subtask whose parent is neither PENDING nor RUNNING (held or ended)."""
+    parent = aliased(SessionRow)
+    return _is_subtask() & exists(
+        select(parent.id).where(
+            parent.tenant_id == SessionRow.tenant_id,
+            parent.id == SessionRow.parent_id,
+            parent.status.not_in(COORDINATING),
+        )
+    )
 
 
 def _to_domain(row: SessionRow, checkpoints: list[Checkpoint] | None = None) -> Session:
@@ -179,9 +242,11 @@ class SessionRepository(TenantScopedRepository):
         return [_to_domain(row) for row in self._session.scalars(query)]
 
     def count_active(self) -> int:
+        """Sessions holding a concurrency slot (a coordinating parent holds none)."""
         query = select(func.count()).where(
             SessionRow.tenant_id == self.tenant_id,
             SessionRow.status.in_([s.value for s in ACTIVE_STATES]),
+            ~_coordinates(),
         )
         return int(self._session.scalar(query) or 0)
 
@@ -199,15 +264,54 @@ class SessionRepository(TenantScopedRepository):
         return {agent_id: int(count) for agent_id, count in self._session.execute(query)}
 
     def due_pending(self, now: datetime, limit: int) -> list[Session]:
-        """PENDING sessions whose backoff has passed, most urgent first (priority, then age)."""
+        """PENDING sessions whose backoff has passed, most urgent first (priority, then age).
+
+        Not coordinating parents, nor subtasks whose prerequisites have not all COMPLETED or
+        whose parent is not PENDING/RUNNING.
+        """
         query = (
             select(SessionRow)
             .where(
                 SessionRow.tenant_id == self.tenant_id,
                 SessionRow.status == SessionStatus.PENDING.value,
                 or_(SessionRow.next_attempt_at.is_(None), SessionRow.next_attempt_at <= now),
+                ~_coordinates(),
+                ~_waits_for_prerequisites(),
+                ~_parent_not_coordinating(),
             )
             .order_by(SessionRow.priority, SessionRow.id)
+            .limit(limit)
+        )
+        return [_to_domain(row) for row in self._session.scalars(query)]
+
+    def coordinators(self, statuses: Collection[SessionStatus], limit: int = 100) -> list[Session]:
+        """Coordinating parents (of a decomposed request) in `statuses`, oldest first."""
+        query = (
+            select(SessionRow)
+            .where(
+                SessionRow.tenant_id == self.tenant_id,
+                SessionRow.status.in_([s.value for s in statuses]),
+                _coordinates(),
+            )
+            .order_by(SessionRow.id)
+            .limit(limit)
+        )
+        return [_to_domain(row) for row in self._session.scalars(query)]
+
+    def abandoned_subtasks(self, limit: int = 100) -> list[Session]:
+        """PENDING subtask sessions whose parent ended: they can never start."""
+        parent = aliased(SessionRow)
+        query = (
+            select(SessionRow)
+            .join(parent, parent.id == SessionRow.parent_id)
+            .where(
+                SessionRow.tenant_id == self.tenant_id,
+                parent.tenant_id == self.tenant_id,
+                SessionRow.status == SessionStatus.PENDING.value,
+                parent.status.not_in((*COORDINATING, SessionStatus.PAUSED.value)),
+                _is_subtask(),
+            )
+            .order_by(SessionRow.id)
             .limit(limit)
         )
         return [_to_domain(row) for row in self._session.scalars(query)]
@@ -222,13 +326,17 @@ class SessionRepository(TenantScopedRepository):
     def with_expired_lease(
         self, now: datetime, statuses: Collection[SessionStatus], limit: int = 1000
     ) -> list[Session]:
-        """Sessions in `statuses` whose supervisor is gone (lease missing or run out)."""
+        """Sessions in `statuses` whose supervisor is gone (lease missing or run out).
+
+        Coordinating parents never have one (they run on no agent): they are left out.
+        """
         query = (
             select(SessionRow)
             .where(
                 SessionRow.tenant_id == self.tenant_id,
                 SessionRow.status.in_([s.value for s in statuses]),
                 or_(SessionRow.lease_expires_at.is_(None), SessionRow.lease_expires_at <= now),
+                ~_coordinates(),
             )
             .order_by(SessionRow.id)
             .limit(limit)

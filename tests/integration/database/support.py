@@ -59,6 +59,8 @@ class Seed:
     agent: Agent
     session: Session  # RUNNING (active), 2 checkpoints, 3 events, idempotency key
     child_session: Session  # PENDING, parent = session
+    coordinator: Session  # CANCELLED parent of a decomposed request
+    abandoned_subtask: Session  # PENDING child of coordinator, linked to a task
     task: Task  # READY, linked to session
     subtask: Task  # PENDING, child of task, depends on task
     job: FineTuningJob  # QUEUED
@@ -95,6 +97,16 @@ def seed_tenant(db: Database, tenant: str) -> Seed:
         child = uow.sessions.add(
             Session(tenant_id=tenant, title="Child", initial_prompt="Sub.", parent_id=session.id)
         )
+        coordinator = uow.sessions.add(
+            Session(tenant_id=tenant, title="Decomposed", initial_prompt="1. x\n2. y")
+        )
+        uow.sessions.save_transition(
+            coordinator, coordinator.transition_to(SessionStatus.CANCELLED)
+        )
+        abandoned = uow.sessions.add(
+            Session(tenant_id=tenant, title="x", initial_prompt="x", parent_id=coordinator.id)
+        )
+        uow.tasks.add(Task(tenant_id=tenant, title="x", session_id=abandoned.id))
         task = uow.tasks.add(Task(tenant_id=tenant, title="Plan", session_id=session.id))
         uow.tasks.save_transition(task, task.transition_to(TaskStatus.READY))
         subtask = uow.tasks.add(
@@ -128,6 +140,8 @@ def seed_tenant(db: Database, tenant: str) -> Seed:
             agent=agent,
             session=uow.sessions.get(session.id),
             child_session=uow.sessions.get(child.id),
+            coordinator=uow.sessions.get(coordinator.id),
+            abandoned_subtask=uow.sessions.get(abandoned.id),
             task=uow.tasks.get(task.id),
             subtask=uow.tasks.get(subtask.id),
             job=uow.fine_tuning_jobs.get(job.id),

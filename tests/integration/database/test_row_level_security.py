@@ -212,7 +212,7 @@ def test_rows_of_another_tenant_cannot_be_updated_or_deleted(
             connection.execute(
                 text("UPDATE sessions SET title = title WHERE tenant_id = :t"), {"t": a.tenant}
             ).rowcount
-            == 2
+            == 4
         )
 
 
@@ -246,7 +246,7 @@ def test_database_sets_the_tenant_for_each_transaction(
         with tenant_scope(a.tenant), unit_of_work(db) as uow:
             assert _tenant_setting(uow.session) == a.tenant
             pid = uow.session.execute(text("SELECT pg_backend_pid()")).scalar_one()
-            assert uow.session.execute(text("SELECT count(*) FROM sessions")).scalar_one() == 2
+            assert uow.session.execute(text("SELECT count(*) FROM sessions")).scalar_one() == 4
         with tenant_scope(b.tenant), unit_of_work(db) as uow:
             assert _tenant_setting(uow.session) == b.tenant
             assert uow.session.execute(text("SELECT pg_backend_pid()")).scalar_one() == pid

@@ -260,7 +260,7 @@ CASES: list[Case] = [
         "SessionRepository.list",
         "B's sessions only",
         lambda uow, a, b: uow.sessions.list(),
-        check=only_b("session", "child_session"),
+        check=only_b("session", "child_session", "coordinator", "abandoned_subtask"),
     ),
     Case(
         "SessionRepository.list",
@@ -290,7 +290,19 @@ CASES: list[Case] = [
         "SessionRepository.due_pending",
         "B's pending sessions only",
         lambda uow, a, b: uow.sessions.due_pending(utcnow(), 100),
-        check=only_b("child_session"),
+        check=only_b("child_session", "coordinator", "abandoned_subtask"),
+    ),
+    Case(
+        "SessionRepository.coordinators",
+        "B's coordinating parents only",
+        lambda uow, a, b: uow.sessions.coordinators({SessionStatus.CANCELLED}),
+        check=only_b("coordinator"),
+    ),
+    Case(
+        "SessionRepository.abandoned_subtasks",
+        "B's abandoned subtasks only",
+        lambda uow, a, b: uow.sessions.abandoned_subtasks(),
+        check=only_b("abandoned_subtask"),
     ),
     Case(
         "SessionRepository.leased_by",
@@ -536,6 +548,10 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
     "SessionRepository.count_active": lambda uow, a: uow.sessions.count_active(),
     "SessionRepository.active_by_agent": lambda uow, a: uow.sessions.active_by_agent(),
     "SessionRepository.due_pending": lambda uow, a: uow.sessions.due_pending(utcnow(), 10),
+    "SessionRepository.coordinators": lambda uow, a: uow.sessions.coordinators(
+        {SessionStatus.CANCELLED}
+    ),
+    "SessionRepository.abandoned_subtasks": lambda uow, a: uow.sessions.abandoned_subtasks(),
     "SessionRepository.leased_by": lambda uow, a: uow.sessions.leased_by("wave-1"),
     "SessionRepository.with_expired_lease": lambda uow, a: uow.sessions.with_expired_lease(
         utcnow(), {SessionStatus.RUNNING}
