@@ -8,9 +8,9 @@ from enum import StrEnum
 from pydantic import Field, field_validator
 
 from domain.clock import utcnow
+from domain.field_rules import checked_model
 from domain.ids import new_agent_id
 from domain.model import DomainModel, ValueObject
-from domain.model_name import MODEL_PATTERN
 
 MIN_CAPACITY = 1
 MAX_CAPACITY = 50
@@ -130,9 +130,7 @@ class Agent(DomainModel):
     @field_validator("model")
     @classmethod
     def _model(cls, value: str | None) -> str | None:
-        if value is not None and not MODEL_PATTERN.fullmatch(value):
-            raise ValueError(f"{value!r} must look like provider/model")
-        return value
+        return checked_model(value)
 
     @field_validator("capabilities")
     @classmethod

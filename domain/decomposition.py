@@ -27,8 +27,8 @@ from pydantic import ConfigDict, Field, field_validator
 from domain.dag import check_dependency_graph
 from domain.errors import InvalidInput
 from domain.estimate import Estimate
+from domain.field_rules import checked_model, checked_prompt, checked_title
 from domain.model import ValueObject
-from domain.model_name import MODEL_PATTERN
 from domain.quota import CostCap
 from domain.session import MAX_DURATION_SECONDS, MIN_DURATION_SECONDS, PROMPT_MAX, TITLE_MAX
 from domain.task import DependencyType, TaskDependency
@@ -63,28 +63,17 @@ class SubtaskSpec(ValueObject):
     @field_validator("title")
     @classmethod
     def _title(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("must not be blank")
-        if len(value) > TITLE_MAX:
-            raise ValueError(f"must be at most {TITLE_MAX} characters, got {len(value)}")
-        return value
+        return checked_title(value, TITLE_MAX)
 
     @field_validator("prompt")
     @classmethod
     def _prompt(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        if len(value) > SUBTASK_PROMPT_MAX:
-            raise ValueError(f"must be at most {SUBTASK_PROMPT_MAX} characters, got {len(value)}")
-        return value
+        return checked_prompt(value, SUBTASK_PROMPT_MAX)
 
     @field_validator("model")
     @classmethod
     def _model(cls, value: str | None) -> str | None:
-        if value is not None and not MODEL_PATTERN.fullmatch(value):
-            raise ValueError(f"{value!r} must look like provider/model")
-        return value
+        return checked_model(value)
 
 
 # --- the graph of a subtask list --------------------------------------------------------------

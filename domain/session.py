@@ -17,10 +17,10 @@ from domain.checkpoint import MAX_CHECKPOINTS_KEPT, Checkpoint
 from domain.clock import utcnow
 from domain.errors import InvalidTransition, RetriesExhausted
 from domain.events import StatusChanged
+from domain.field_rules import checked_model, checked_prompt, checked_title
 from domain.ids import new_session_id
 from domain.metrics import SessionMetrics
 from domain.model import DomainModel
-from domain.model_name import MODEL_PATTERN
 from domain.quota import CostCap
 from domain.retry import RetryPolicy
 from domain.state_machine import StateMachine
@@ -136,28 +136,17 @@ class Session(DomainModel):
     @field_validator("title")
     @classmethod
     def _title(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("must not be blank")
-        if len(value) > TITLE_MAX:
-            raise ValueError(f"must be at most {TITLE_MAX} characters, got {len(value)}")
-        return value
+        return checked_title(value, TITLE_MAX)
 
     @field_validator("initial_prompt")
     @classmethod
     def _prompt(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        if len(value) > PROMPT_MAX:
-            raise ValueError(f"must be at most {PROMPT_MAX} characters, got {len(value)}")
-        return value
+        return checked_prompt(value, PROMPT_MAX)
 
     @field_validator("model")
     @classmethod
     def _model(cls, value: str | None) -> str | None:
-        if value is not None and not MODEL_PATTERN.fullmatch(value):
-            raise ValueError(f"{value!r} must look like provider/model")
-        return value
+        return checked_model(value)
 
     @field_validator("tags")
     @classmethod

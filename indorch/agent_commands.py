@@ -17,7 +17,6 @@ import typer
 from domain.agent import Agent
 from domain.clock import utcnow
 from domain.errors import AlreadyExists, InvalidInput
-from domain.session import MODEL_PATTERN
 from indorch.context import tenant_database, tenant_work
 from indorch.output import print_record, print_rows
 from resources.database import tenant_scope, unit_of_work
@@ -148,8 +147,6 @@ def _require_host(url: str) -> None:
 def _check_profile(password_env: str | None, model: str | None) -> None:
     if password_env is not None and not ENV_VAR_NAME.fullmatch(password_env):
         raise InvalidInput("password-env", f"{password_env!r} is not an environment variable name")
-    if model is not None and not MODEL_PATTERN.fullmatch(model):
-        raise InvalidInput("model", f"{model!r} must look like provider/model")
 
 
 # -- commands -------------------------------------------------------------------------------------
