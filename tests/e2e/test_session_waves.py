@@ -28,6 +28,7 @@ from orchestrator_defs.sessions.job import session_wave
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.migrate import upgrade
 from resources.database_resource import DatabaseResource
+from resources.live_events import RedisEventReader
 from resources.opencode.resource import OpenCodeResource
 from resources.redis_resource import RedisResource
 from resources.supervision_config import SupervisionConfig
@@ -83,12 +84,14 @@ class World:
     def session(self, session_id: str) -> Session:
         return self.service.get(TENANT, session_id)
 
+    redis_url: str | None = None
+
     def resources(self) -> dict[str, object]:
         return {
             "database": DatabaseResource(url=self.url),
             "opencode": OpenCodeResource(),
             "supervision": SUPERVISION,
-            "redis": RedisResource(url=None),
+            "redis": RedisResource(url=self.redis_url),
         }
 
 
@@ -211,6 +214,35 @@ def test_a_dagster_launch_with_tenant_and_prompt_runs_one_session(world: World) 
     [session] = world.service.list(TENANT)
     assert session.status is SessionStatus.COMPLETED
     assert session.title == "Say hello."
+
+
+def launch_one(world: World, prompt: str) -> Session:
+    result = session_wave.execute_in_process(
+        run_config={"ops": {"supervise_wave": {"config": {"tenant": TENANT, "prompt": prompt}}}},
+        resources=world.resources(),
+        instance=world.instance,
+    )
+    assert result.success
+    return next(s for s in world.service.list(TENANT) if s.initial_prompt == prompt)
+
+
+def test_live_events_reach_the_tenants_redis_stream(world: World, redis_url: str) -> None:
+    world.redis_url = redis_url
+    reader = RedisEventReader(redis_url)
+    session = launch_one(world, "Live events, please.")
+    assert session.status is SessionStatus.COMPLETED
+    streamed = reader.read_session_events(TENANT, session.id, count=1000)
+    stored = world.service.events(TENANT, session.id)
+    assert [entry.event.seq for entry in streamed] == [event.seq for event in stored]
+
+
+def test_waves_carry_on_from_the_database_when_redis_is_down(world: World) -> None:
+    world.redis_url = "redis://127.0.0.1:1/0"  # nothing listens there
+    session = launch_one(world, "Redis is down, carry on.")
+    assert session.status is SessionStatus.COMPLETED
+    assert [e.new_status for e in world.service.events(TENANT, session.id) if e.new_status][
+        -1
+    ] == "COMPLETED"
 
 
 def accelerated_clock(factor: float) -> Callable[[], datetime]:
