@@ -18,10 +18,14 @@ fmt: bootstrap
 	$(VENV_BIN)/ruff format .
 	$(VENV_BIN)/ruff check --fix .
 
-# PLACEHOLDER (to be replaced with the sessions issue #3): the real demo is not written yet.
-demo:
-	@echo "the demo arrives with the sessions issue (#3)"
-	@exit 1
+# The demo: the main job on the embedded default (SQLite, no Redis) in a fresh .state/demo/:
+# the scripted model, two real OpenCode servers, `dagster dev` (UI on 127.0.0.1:3000), two tenants
+# and a dozen sessions followed live, then a summary; the UI stays up until Ctrl-C.
+# Options go through ARGS: make demo ARGS="--exit" (stop when done), "--quick" (no slow / 60 s
+# timeout session), "--port 3001"; all of them: .venv/bin/indorch demo --help.
+demo: bootstrap
+	bash scripts/install_opencode.sh >/dev/null
+	$(VENV_BIN)/indorch demo $(ARGS)
 
 # Dagster web UI + daemon on this project's instance (DAGSTER_HOME defaults to .state/dagster).
 dev: bootstrap

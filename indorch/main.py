@@ -15,6 +15,7 @@ from domain.errors import DomainError
 from indorch.agent_commands import agent_app
 from indorch.apikey_commands import apikey_app
 from indorch.db_commands import db_app
+from indorch.demo_command import demo
 from indorch.health_command import health
 from indorch.output import print_error
 from indorch.session_commands import session_app
@@ -37,6 +38,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(agent_app, name="agent")
 app.add_typer(session_app, name="session")
+app.command("demo")(demo)
 app.command("health")(health)
 
 

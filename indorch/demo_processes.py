@@ -1,0 +1,300 @@
+"""The demo's child processes: the scripted model, real OpenCode servers and `dagster dev`.
+
+Every child runs in its own process group (`start_new_session`), so Ctrl-C in the terminal
+reaches only the driver, which then stops them in order: Dagster first (SIGINT: its own clean
+shutdown of webserver, daemon and code server), then what is left of its group (the code server,
+run workers), then the OpenCode servers, then the model. Every child (and everything it starts)
+carries ``INDORCH_DEMO_ID`` in its environment: whatever survived is found afterwards and killed,
+and the watchdog (`indorch.demo_watchdog`, started first) does the same if the driver itself is
+killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from indorch.demo_watchdog import DEMO_ID_VAR
+from standins.opencode_server import (
+    OpenCodeNotInstalled,
+    OpenCodeServer,
+    OpenCodeStartError,
+    find_opencode_binary,
+    free_port,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DAGSTER_START_TIMEOUT_SECONDS = 120.0
+MODEL_START_TIMEOUT_SECONDS = 30.0
+DAGSTER_STOP_SECONDS = 20.0
+GROUP_STOP_SECONDS = 3.0
+LOG_TAIL_CHARS = 3000
+WATCHDOG_STOP_SECONDS = 10.0
+
+
+class DemoError(Exception):
+    """The demo cannot go on (a port is taken, a process did not start); the message says why."""
+
+
+class PortTaken(DemoError):
+    def __init__(self, host: str, port: int, what: str, hint: str) -> None:
+        super().__init__(f"port {port} on {host} ({what}) is already in use: {hint}")
+
+
+def require_free_port(host: str, port: int, what: str, hint: str) -> None:
+    """Refuse a port someone already listens on (TIME_WAIT leftovers do not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            raise PortTaken(host, port, what, hint) from None
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _wait_group_gone(process: subprocess.Popen[bytes], seconds: float) -> bool:
+    """True once no process of the group led by `process` is left (our own child, the leader,
+    is reaped on the way: unreaped, its zombie would keep the group alive)."""
+    deadline = time.monotonic() + seconds
+    while process.poll() is None or _group_alive(process.pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def log_tail(path: Path, chars: int = LOG_TAIL_CHARS) -> str:
+    if not path.exists():
+        return ""
+    return path.read_text(errors="replace")[-chars:]
+
+
+@dataclass
+class Child:
+    """A process we started, in its own process group, with its output in `log_path`."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def exited(self) -> int | None:
+        return self.process.poll()
+
+    def stop(self, interrupt_seconds: float = 0.0) -> None:
+        """SIGINT first when `interrupt_seconds` > 0 (a clean shutdown), then SIGTERM to the whole
+        group, then SIGKILL to whatever is left of it."""
+        if interrupt_seconds > 0 and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(interrupt_seconds)
+        _signal_group(self.pid, signal.SIGTERM)
+        if not _wait_group_gone(self.process, GROUP_STOP_SECONDS):
+            _signal_group(self.pid, signal.SIGKILL)
+            _wait_group_gone(self.process, GROUP_STOP_SECONDS)
+
+
+@dataclass
+class DemoProcesses:
+    """Starts the demo's processes and stops every one of them (`stop_all`, idempotent)."""
+
+    env: dict[str, str]
+    logs: Path
+    children: list[Child] = field(default_factory=list)
+    servers: list[OpenCodeServer] = field(default_factory=list)
+    watchdog: subprocess.Popen[bytes] | None = None
+
+    def start_watchdog(self) -> None:
+        """Before anything else: it stops the demo's processes if this one dies unannounced.
+        It does not carry the demo id itself (it would count as left over)."""
+        demo_id = self.env[DEMO_ID_VAR]
+        with (self.logs / "watchdog.log").open("wb") as log:
+            self.watchdog = subprocess.Popen(
+                [sys.executable, "-m", "indorch.demo_watchdog", demo_id],
+                cwd=PROJECT_ROOT,
+                env={k: v for k, v in self.env.items() if k != DEMO_ID_VAR},
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def stop_watchdog(self) -> None:
+        """Close its pipe: it looks once more (nothing left after `stop_all`) and exits."""
+        watchdog, self.watchdog = self.watchdog, None
+        if watchdog is None:
+            return
+        if watchdog.stdin is not None:
+            watchdog.stdin.close()
+        try:
+            watchdog.wait(WATCHDOG_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            watchdog.kill()
+            watchdog.wait()
+
+    def _spawn(self, name: str, command: list[str]) -> Child:
+        log_path = self.logs / f"{name}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                command,
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        child = Child(name, process, log_path)
+        self.children.append(child)
+        return child
+
+    # -- the scripted model ---------------------------------------------------------------------
+
+    def start_scripted_model(self, host: str = "127.0.0.1") -> str:
+        """`python -m standins.scripted_model` on a free port; returns its URL once it answers."""
+        port = free_port(host)
+        child = self._spawn(
+            "scripted-model",
+            [sys.executable, "-m", "standins.scripted_model", "--host", host, "--port", str(port)],
+        )
+        url = f"http://{host}:{port}"
+        _wait_until(
+            lambda: _answers(f"{url}/v1/models"),
+            child,
+            MODEL_START_TIMEOUT_SECONDS,
+            "the scripted model",
+        )
+        return url
+
+    # -- OpenCode -------------------------------------------------------------------------------
+
+    def start_opencode_servers(
+        self, model_url: str, workspaces: list[Path], home: Path
+    ) -> list[OpenCodeServer]:
+        """One real `opencode serve` per workspace, one shared HOME. One after the other: two
+        servers initialising the same HOME at once can fail with "database is locked" (its
+        SQLite file); the Dagster webserver starts meanwhile anyway."""
+        try:
+            binary = find_opencode_binary(install=True)
+        except OpenCodeNotInstalled as missing:
+            raise DemoError(str(missing)) from None
+        servers = []
+        for workspace in workspaces:
+            server = OpenCodeServer(model_url, workspace=workspace, home=home, binary=binary)
+            self.servers.append(server)  # before starting: stop_all reaches a half-started one
+            try:
+                server.start()
+            except OpenCodeStartError as error:
+                raise DemoError(f"an OpenCode server did not start: {error}") from None
+            servers.append(server)
+        return servers
+
+    # -- Dagster --------------------------------------------------------------------------------
+
+    def start_dagster(self, host: str, port: int) -> Child:
+        """`dagster dev -w workspace.yaml` (webserver + daemon); does not wait (see below)."""
+        dagster = Path(sys.executable).with_name("dagster")
+        command = [str(dagster), "dev", "-w", "workspace.yaml", "-h", host, "-p", str(port)]
+        return self._spawn("dagster", command)
+
+    def wait_for_dagster(self, child: Child, url: str) -> None:
+        _wait_until(
+            lambda: _answers(f"{url}/server_info"),
+            child,
+            DAGSTER_START_TIMEOUT_SECONDS,
+            "the Dagster webserver",
+        )
+
+    # -- stopping -------------------------------------------------------------------------------
+
+    def stop_all(self) -> dict[str, float]:
+        """Dagster first (its runs talk to the servers), then the OpenCode servers side by side,
+        then the model (whose server would otherwise wait for their connections to close).
+        Returns the seconds each took; safe to call again."""
+        took: dict[str, float] = {}
+        for child in [c for c in self.children if c.name == "dagster"]:
+            took[child.name] = _timed(lambda child=child: child.stop(DAGSTER_STOP_SECONDS))
+        if self.servers:
+            with ThreadPoolExecutor(max_workers=len(self.servers)) as pool:
+                futures = {
+                    f"opencode:{server.port}": pool.submit(
+                        _timed, _server_stopper(server, self.logs)
+                    )
+                    for server in self.servers
+                }
+                took.update({name: future.result() for name, future in futures.items()})
+        for child in [c for c in self.children if c.name != "dagster"]:
+            took[child.name] = _timed(child.stop)
+        self.servers.clear()
+        self.children.clear()
+        return took
+
+
+def _timed(action: Callable[[], None]) -> float:
+    began = time.monotonic()
+    action()
+    return time.monotonic() - began
+
+
+def _server_stopper(server: OpenCodeServer, logs: Path) -> Callable[[], None]:
+    def stop() -> None:
+        if server.log_path is not None and server.log_path.exists():  # stop() deletes it
+            with contextlib.suppress(OSError):
+                shutil.copyfile(server.log_path, logs / f"opencode-{server.port}.log")
+        server.stop()
+
+    return stop
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait_until(check: Callable[[], bool], child: Child, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        code = child.exited()
+        if code is not None:
+            raise DemoError(
+                f"{what} exited with {code} while starting; {child.log_path} ends with:\n"
+                f"{log_tail(child.log_path)}"
+            )
+        if time.monotonic() > deadline:
+            raise DemoError(
+                f"{what} did not answer within {seconds:g} s; {child.log_path} ends with:\n"
+                f"{log_tail(child.log_path)}"
+            )
+        time.sleep(0.3)

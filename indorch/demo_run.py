@@ -1,0 +1,455 @@
+"""The demo driver behind `indorch demo`: the main job on the embedded default, end to end.
+
+In a fresh state directory (default `.state/demo/`, wiped first): a SQLite application database
+(`indorch db upgrade`), a Dagster home from `dagster_instance/dagster.yaml`, the scripted model,
+two real OpenCode servers (a workspace each, one shared HOME) and `dagster dev` (webserver and
+daemon). Two tenants get both servers as agents and about a dozen sessions, submitted through
+`SessionService`; the daemon's sensors dispatch them in `session_wave` runs, retry what fails,
+and settle the decomposed request. A table follows them live; a summary follows, with where to
+look in the Dagster UI, which stays up until Ctrl-C (`--exit`: stop when done).
+
+Exit codes: 0 every session COMPLETED (or PARTIALLY_COMPLETED); 1 some did not, or the demo could
+not run (a process did not start); 2 refused before starting anything (a port is taken, the
+state directory is not the demo's); 130 interrupted before the sessions were done. Every child
+process is stopped on every path; `<state dir>/summary.json` holds the summary, `logs/` the
+children's output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.text import Text
+
+from indorch.demo_dagster import UiLinks, WaveRun, materialized_partitions, wait_for_runs_to_end
+from indorch.demo_processes import DemoError, DemoProcesses, PortTaken, require_free_port
+from indorch.demo_progress import Progress, Row, rows_for, summary_table
+from indorch.demo_sessions import (
+    TENANTS,
+    TIMEOUT_SECONDS,
+    Submitted,
+    demo_sessions,
+    seed,
+    submit_all,
+)
+from indorch.demo_watchdog import DEMO_ID_VAR, leftover_processes, terminate_leftovers
+
+if TYPE_CHECKING:
+    from resources.database import Database
+    from services.session_service import SessionService
+    from standins.opencode_server import OpenCodeServer
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+STATE_MARKER = ".indorch-demo"
+DAGSTER_TEMPLATE = PROJECT_ROOT / "dagster_instance" / "dagster.yaml"
+AGENT_COUNT = 2
+RUNS_END_WAIT_SECONDS = 30.0
+SUCCESS_STATES = frozenset({"COMPLETED", "PARTIALLY_COMPLETED"})
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_REFUSED = 2
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class DemoPaths:
+    root: Path
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.root / 'indorch.db'}"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster"
+
+    @property
+    def opencode_home(self) -> Path:
+        return self.root / "opencode-home"
+
+    @property
+    def workspaces(self) -> list[Path]:
+        return [self.root / "workspaces" / f"opencode-{n}" for n in range(1, AGENT_COUNT + 1)]
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+
+def prepare_state(root: Path) -> DemoPaths:
+    """Wipe and recreate the state directory; refuse one the demo did not make (not empty)."""
+    root = root.expanduser().resolve()
+    if root.exists():
+        if not root.is_dir() or (any(root.iterdir()) and not (root / STATE_MARKER).exists()):
+            raise DemoError(
+                f"{root} exists and was not made by the demo; refusing to wipe it "
+                "(pass another --state-dir)"
+            )
+        shutil.rmtree(root)
+    paths = DemoPaths(root)
+    for directory in (paths.dagster_home, paths.opencode_home, paths.logs, *paths.workspaces):
+        directory.mkdir(parents=True)
+    (root / STATE_MARKER).write_text("made by `indorch demo`; wiped by its next run\n")
+    shutil.copyfile(DAGSTER_TEMPLATE, paths.dagster_home / "dagster.yaml")
+    return paths
+
+
+def demo_environment(paths: DemoPaths, demo_id: str) -> dict[str, str]:
+    """This process's environment becomes the demo's (the children inherit it): the state dir's
+    SQLite database and Dagster home, no Redis (the embedded default), the demo id marker."""
+    from resources.settings import DATABASE_URL_VAR, REDIS_URL_VAR, STATE_DIR_VAR
+
+    os.environ.pop(REDIS_URL_VAR, None)
+    os.environ.update(
+        {
+            DATABASE_URL_VAR: paths.database_url,
+            STATE_DIR_VAR: str(paths.root),
+            "DAGSTER_HOME": str(paths.dagster_home),
+            DEMO_ID_VAR: demo_id,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return dict(os.environ)
+
+
+@dataclass
+class Timings:
+    """Seconds since the demo started, by milestone (in the order they happened)."""
+
+    started: float = field(default_factory=time.monotonic)
+    marks: dict[str, float] = field(default_factory=dict)
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
+
+    def mark(self, name: str) -> float:
+        self.marks[name] = round(self.now(), 1)
+        return self.marks[name]
+
+
+@dataclass
+class DemoOptions:
+    state_dir: Path
+    host: str
+    port: int
+    quick: bool
+    exit_when_done: bool
+    timeout: float
+
+
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """The first Ctrl-C, SIGTERM or hang-up starts the clean-up; later ones must not cut it
+    short (a closing terminal sends SIGHUP right after the SIGINT, for one)."""
+    _ignore_signals()
+    raise KeyboardInterrupt
+
+
+def _install_signal_handlers() -> None:
+    # Also when started with SIGINT ignored (a background job): the children get defaults.
+    for signum in INTERRUPTS:
+        signal.signal(signum, _interrupt)
+
+
+def _ignore_signals() -> None:
+    for signum in INTERRUPTS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def _restore_signals() -> None:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+class Demo:
+    def __init__(self, options: DemoOptions, console: Console) -> None:
+        self.options = options
+        self.console = console
+        self.timings = Timings()
+        self.demo_id = uuid.uuid4().hex[:16]
+        self.ui = UiLinks(f"http://{options.host}:{options.port}")
+        self.paths: DemoPaths | None = None
+        self.processes: DemoProcesses | None = None
+        self.database: Database | None = None
+        self.service: SessionService | None = None
+        self.agent_names: dict[str, str] = {}
+
+    def out(self, *objects: object, **options: object) -> None:
+        """Print, unless the terminal is gone (closed window): the clean-up must go on."""
+        with contextlib.suppress(OSError):
+            self.console.print(*objects, highlight=False, **options)
+
+    def say(self, message: str) -> None:
+        """A step of the demo, on the console and in `logs/demo.log`."""
+        self.out(f"[dim]{self.timings.now():6.1f}s[/dim] {message}")
+        self.log(message)
+
+    def log(self, message: str) -> None:
+        if self.paths is None:
+            return
+        with contextlib.suppress(OSError), (self.paths.logs / "demo.log").open("a") as log:
+            log.write(f"{self.timings.now():7.1f}s {Text.from_markup(message).plain}\n")
+
+    # -- the whole run --------------------------------------------------------------------------
+
+    def run(self) -> int:
+        _install_signal_handlers()
+        stage = "starting"
+        code = EXIT_INTERRUPTED
+        try:
+            require_free_port(
+                self.options.host,
+                self.options.port,
+                "the Dagster UI",
+                "stop what listens there (another `dagster dev` or demo?) or pass --port",
+            )
+            self.paths = prepare_state(self.options.state_dir)
+            env = demo_environment(self.paths, self.demo_id)
+            self.processes = DemoProcesses(env=env, logs=self.paths.logs)
+            self.processes.start_watchdog()
+            servers = self.start()
+            stage = "sessions"
+            rows = self.follow(self.submit([server.url for server in servers]))
+            stage = "summary"
+            code = self.summarize(rows)
+            stage = "ui"
+            if not self.options.exit_when_done:
+                self.keep_ui_up()
+            return code
+        except PortTaken as refused:
+            self.out(f"[red]error:[/red] {refused}")
+            return EXIT_REFUSED
+        except DemoError as error:
+            self.out(f"[red]error:[/red] {error}")
+            return EXIT_REFUSED if self.processes is None else EXIT_FAILED
+        except KeyboardInterrupt:
+            self.out(f"\ninterrupted ({stage}); stopping everything")
+            self.log(f"interrupted ({stage})")
+            return code if stage == "ui" else EXIT_INTERRUPTED
+        except OSError as error:
+            if error.errno not in {errno.EIO, errno.EPIPE}:  # the terminal or the reader is gone
+                raise
+            return EXIT_INTERRUPTED
+        finally:
+            _ignore_signals()
+            try:
+                self.stop()
+            finally:
+                _restore_signals()
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def start(self) -> list[OpenCodeServer]:
+        from indorch.context import open_database
+        from resources.database.migrate import upgrade
+
+        assert self.paths is not None and self.processes is not None
+        self.say(f"state directory [bold]{self.paths.root}[/bold] (fresh; logs in logs/)")
+        upgrade(self.paths.database_url)
+        self.say(f"database {self.paths.database_url} migrated (indorch db upgrade)")
+        self.timings.mark("dagster_spawned")
+        dagster = self.processes.start_dagster(self.options.host, self.options.port)
+        self.say(
+            f"dagster dev starting (pid {dagster.pid}), DAGSTER_HOME={self.paths.dagster_home}"
+        )
+        model_url = self.processes.start_scripted_model()
+        self.timings.mark("model_ready")
+        self.say(f"scripted model on {model_url}")
+        servers = self.processes.start_opencode_servers(
+            model_url, self.paths.workspaces, self.paths.opencode_home
+        )
+        self.timings.mark("opencode_ready")
+        for number, server in enumerate(servers, start=1):
+            self.say(
+                f"OpenCode server opencode-{number} on {server.url} (pid {server.pid}, "
+                f"workspace {server.workspace})"
+            )
+        self.say(f"waiting for the Dagster UI on {self.ui.base} ...")
+        self.processes.wait_for_dagster(dagster, self.ui.base)
+        self.timings.mark("dagster_ready")
+        self.say(
+            f"Dagster UI up on [bold]{self.ui.base}[/bold] "
+            f"({self.timings.marks['dagster_ready'] - self.timings.marks['dagster_spawned']:.1f} s "
+            "after launch); the daemon runs the sensors"
+        )
+        self.database = open_database()
+        return servers
+
+    def submit(self, server_urls: list[str]) -> list[Submitted]:
+        from resources.live_events import make_event_publisher
+        from resources.settings import redis_url
+        from services.session_service import SessionService
+
+        assert self.database is not None
+        self.agent_names = seed(self.database, server_urls).agent_names
+        tenants = ", ".join(f"{t.slug} (max {t.max_concurrent_sessions})" for t in TENANTS)
+        self.say(f"tenants {tenants}; both OpenCode servers registered as agents of each")
+        self.service = SessionService(
+            self.database, publish=make_event_publisher(redis_url()).publish
+        )
+        submitted = submit_all(self.service, demo_sessions(self.options.quick))
+        self.timings.mark("submitted")
+        self.say(
+            f"submitted {len(submitted)} sessions"
+            + (
+                " (--quick: without the slow one and the 60 s timeout)"
+                if self.options.quick
+                else ""
+            )
+            + "; the daemon's dispatch sensor takes them from here"
+        )
+        return submitted
+
+    def snapshot(self, submitted: list[Submitted]) -> list[Row]:
+        assert self.service is not None
+        sessions = []
+        for tenant in TENANTS:
+            sessions += self.service.list(tenant.slug, limit=1000)
+        return rows_for(sessions, submitted, self.agent_names)
+
+    def follow(self, submitted: list[Submitted]) -> list[Row]:
+        def note(rows: list[Row]) -> str:
+            waiting = [r for r in rows if r.scenario.startswith("hangs") and not r.settled]
+            if not waiting:
+                return ""
+            return (
+                f"'{waiting[0].title}' hangs on purpose: it is aborted at its {TIMEOUT_SECONDS} s "
+                "deadline (TIMEOUT) and retried, so the demo takes about a minute and a half"
+            )
+
+        deadline = time.monotonic() + self.options.timeout
+        hint = f"Dagster UI {self.ui.base}: runs at {self.ui.runs}"
+        progress = Progress(self.console, lambda: self.snapshot(submitted), hint)
+        rows = progress.follow(time.monotonic(), deadline, note)
+        self.timings.mark("settled")
+        return rows
+
+    def summarize(self, rows: list[Row]) -> int:
+        assert self.paths is not None
+        runs: list[WaveRun] = []
+        partitions: dict[str, int] = {}
+        dagster_problem = ""
+        try:
+            runs = wait_for_runs_to_end(self.ui.base, RUNS_END_WAIT_SECONDS)
+            partitions = dict(materialized_partitions(self.ui.base))
+        except Exception as error:  # the summary of sessions matters more than Dagster's
+            dagster_problem = f"could not ask the Dagster UI: {type(error).__name__}: {error}"
+        self.timings.mark("runs_ended")
+        self.out()
+        self.out(summary_table(rows))
+        unsettled = [row for row in rows if not row.settled]
+        failed = [row for row in rows if row.state not in SUCCESS_STATES]
+        if unsettled:
+            verdict = f"[red]{len(unsettled)} sessions not settled after {self.options.timeout:g} s"
+        elif failed:
+            verdict = f"[red]{len(failed)} of {len(rows)} sessions did not complete"
+        else:
+            verdict = f"[green]all {len(rows)} sessions completed"
+        self.out(verdict)
+        self.log(verdict)
+        self._print_dagster(runs, partitions, dagster_problem)
+        self._print_timings()
+        self._write_summary(rows, runs, partitions)
+        return EXIT_FAILED if failed else EXIT_OK
+
+    def _print_dagster(self, runs: list[WaveRun], partitions: dict[str, int], problem: str) -> None:
+        by_status: dict[str, int] = {}
+        for run in runs:
+            by_status[run.status] = by_status.get(run.status, 0) + 1
+        statuses = ", ".join(f"{count} {status}" for status, count in sorted(by_status.items()))
+        materialized = ", ".join(f"{tenant}: {n}" for tenant, n in sorted(partitions.items()))
+        self.out()
+        self.out(f"[bold]Dagster UI[/bold]  {self.ui.base}")
+        self.out(f"  session_wave runs ({len(runs)}: {statuses or 'none'})  {self.ui.runs}")
+        self.out(
+            f"  coding_sessions asset, one partition per tenant "
+            f"(materializations {materialized or 'none'})  {self.ui.asset_partitions}"
+        )
+        self.out(f"  sensors (dispatch, retry, wave failure, tenant partitions)  {self.ui.sensors}")
+        if problem:
+            self.out(f"  [yellow]{problem}[/yellow]")
+
+    def _print_timings(self) -> None:
+        marks = self.timings.marks
+        self.out(
+            f"[bold]Timings[/bold]  scripted model {marks.get('model_ready', 0):.1f} s, "
+            f"OpenCode servers {marks.get('opencode_ready', 0):.1f} s, "
+            f"Dagster UI {marks.get('dagster_ready', 0):.1f} s, "
+            f"sessions settled {marks.get('settled', 0):.1f} s "
+            f"({marks.get('settled', 0) - marks.get('submitted', 0):.1f} s after submitting), "
+            f"wave runs ended {marks.get('runs_ended', 0):.1f} s (since the start)"
+        )
+
+    def _write_summary(
+        self, rows: list[Row], runs: list[WaveRun], partitions: dict[str, int]
+    ) -> None:
+        assert self.paths is not None
+        summary = {
+            "demo_id": self.demo_id,
+            "ui": self.ui.base,
+            "quick": self.options.quick,
+            "timings_seconds": dict(self.timings.marks),
+            "sessions": [row.as_json() for row in rows],
+            "wave_runs": [run.__dict__ for run in runs],
+            "materializations_by_partition": partitions,
+        }
+        self.paths.summary.write_text(json.dumps(summary, indent=2) + "\n")
+        self.out(f"summary: {self.paths.summary}")
+
+    def keep_ui_up(self) -> None:
+        assert self.processes is not None
+        self.out(
+            f"\nThe Dagster UI stays up on [bold]{self.ui.base}[/bold]; "
+            "press Ctrl-C to stop everything."
+        )
+        dagster = next(child for child in self.processes.children if child.name == "dagster")
+        while dagster.exited() is None:
+            time.sleep(1.0)
+        self.out(f"[red]dagster dev exited ({dagster.exited()}); see {dagster.log_path}")
+
+    def stop(self) -> None:
+        """Stop every process of the demo, whatever happened; say so (if there is a terminal)."""
+        if self.database is not None:
+            with contextlib.suppress(Exception):
+                self.database.dispose()
+        if self.processes is None:
+            return
+        began = time.monotonic()
+        try:
+            steps = self.processes.stop_all()
+            left = terminate_leftovers(self.demo_id)
+            remaining = leftover_processes(self.demo_id)
+        finally:
+            self.processes.stop_watchdog()
+        took = time.monotonic() - began
+        detail = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in steps.items())
+        if left:
+            self.say(
+                f"[yellow]stopped {len(left)} leftover processes:[/yellow] "
+                + "; ".join(f"{p.pid} {p.command[:80]}" for p in left)
+            )
+        if remaining:
+            self.say(
+                f"[red]{len(remaining)} processes still alive:[/red] "
+                + "; ".join(f"{p.pid} {p.command[:80]}" for p in remaining)
+            )
+        else:
+            self.say(f"stopped every demo process in {took:.1f} s ({detail}); none left")

@@ -1,0 +1,79 @@
+"""`indorch demo --exit --quick` end to end, as `make demo ARGS="--exit --quick"` runs it: a real
+`dagster dev` (webserver, daemon, sensors, `session_wave` runs), two real OpenCode servers and the
+scripted model, in a fresh state directory.
+
+Contract: the demo exits 0; every session is COMPLETED, the one the model refuses once after 2
+attempts, the decomposed request with its 3 subtasks; the wave runs succeeded and both tenants'
+`coding_sessions` partitions were materialized; not one process of the demo is left running.
+Takes about 60 s on an idle 2-core machine (up to ~100 s when the machine is busy): the quick
+set leaves out the slow session and the 60 s timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from indorch.demo_watchdog import DEMO_ID_VAR, leftover_processes
+from standins.opencode_server import free_port
+
+pytestmark = [pytest.mark.opencode, pytest.mark.timeout(420)]
+INDORCH = shutil.which("indorch", path=str(Path(sys.executable).parent)) or "indorch"
+DEMO_TIMEOUT_SECONDS = 360
+
+
+def run_demo(state_dir: Path, port: int) -> subprocess.CompletedProcess[str]:
+    command = [
+        INDORCH, "demo", "--exit", "--quick", "--port", str(port),
+        "--state-dir", str(state_dir), "--timeout", "240",
+    ]  # fmt: skip
+    env = {key: value for key, value in os.environ.items() if key != DEMO_ID_VAR}
+    process = subprocess.Popen(
+        command,
+        env={**env, "NO_COLOR": "1", "COLUMNS": "200"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=DEMO_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGTERM)  # the driver stops its children on SIGTERM
+        output, _ = process.communicate(timeout=60)
+        pytest.fail(f"the demo did not finish in {DEMO_TIMEOUT_SECONDS} s:\n{output[-5000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, output, "")
+
+
+def test_the_quick_demo_completes_every_session_and_leaves_no_process(
+    opencode_binary: Path, tmp_path: Path
+) -> None:
+    state_dir = tmp_path / "demo"
+    done = run_demo(state_dir, free_port())
+
+    assert done.returncode == 0, done.stdout[-6000:]
+    summary = json.loads((state_dir / "summary.json").read_text())
+    sessions = summary["sessions"]
+    by_title = {session["title"]: session for session in sessions}
+    assert {session["state"] for session in sessions} == {"COMPLETED"}, sessions
+    assert by_title["Refactor the tokenizer"]["attempts"] == 2
+    assert [s["title"] for s in sessions if s["subtask"]] == [
+        "Todo: the data model",
+        "Todo: the store",
+        "Todo: the command line",
+    ]
+    assert all(s["attempts"] == 1 for s in sessions if s["title"] != "Refactor the tokenizer")
+    assert by_title["Add a hello-world script"]["files_changed"] >= 1
+    assert all(s["tokens"] > 0 and s["cost_usd"] > 0 for s in sessions)
+    assert {run["status"] for run in summary["wave_runs"]} == {"SUCCESS"}
+    assert set(summary["materializations_by_partition"]) == {"acme", "globex"}
+    assert "all 13 sessions completed" in done.stdout
+    assert "none left" in done.stdout
+
+    assert leftover_processes(summary["demo_id"]) == []
