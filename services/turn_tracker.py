@@ -6,6 +6,7 @@ latest figures per message, so counting the same message twice never double-coun
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -60,6 +61,27 @@ class TurnTracker:
             }
         )
 
+    def touched_paths(self) -> set[str]:
+        """Workspace-relative paths this agent session's own tools wrote or edited."""
+        paths: set[str] = set()
+        for message in self.messages:
+            root = message.info.path.root
+            for part in message.parts:
+                tool_input = (part.get("state") or {}).get("input") or {}
+                path = tool_input.get("filePath") or tool_input.get("path")
+                if part.get("type") == "tool" and isinstance(path, str):
+                    paths.add(_relative(path, root))
+        return paths
+
+    def own_diff(self) -> list[FileDiff]:
+        """The workspace diff restricted to files this session touched.
+
+        The server's diff covers its whole workspace, where other sessions may be writing at
+        the same time; a result must never show another session's (or tenant's) files.
+        """
+        touched = self.touched_paths()
+        return [item for item in self.diff if item.file in touched]
+
     def result(self) -> dict[str, Any]:
         """The session's result: the agent's last answer and the files it changed."""
         answers = [m for m in self.messages if m.info.role == "assistant" and m.text]
@@ -70,7 +92,7 @@ class TurnTracker:
                 "additions": int(item.additions),
                 "deletions": int(item.deletions),
             }
-            for item in self.diff
+            for item in self.own_diff()
         ]
         return {
             "text": answers[-1].text if answers else "",
@@ -80,3 +102,10 @@ class TurnTracker:
             "deletions": sum(f["deletions"] for f in files),
             "tool_calls": self.tool_calls,
         }
+
+
+def _relative(path: str, root: str) -> str:
+    """`path` relative to the workspace `root` (the diff's file names are relative to it)."""
+    if root and os.path.isabs(path):
+        return os.path.relpath(path, root)
+    return path

@@ -46,6 +46,11 @@ class MessageTime(_Lenient):
     completed: int | None = None
 
 
+class MessagePath(_Lenient):
+    cwd: str = ""
+    root: str = ""
+
+
 class MessageInfo(_Lenient):
     """A user or assistant message; assistants carry tokens, cost and an error if it failed."""
 
@@ -58,6 +63,7 @@ class MessageInfo(_Lenient):
     error: dict[str, Any] | None = None
     finish: str | None = None
     time: MessageTime = Field(default_factory=MessageTime)
+    path: MessagePath = Field(default_factory=MessagePath)
 
     @property
     def completed(self) -> bool:

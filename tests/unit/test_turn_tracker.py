@@ -1,0 +1,41 @@
+"""A session's result lists only the files its own tools touched, whatever else the shared
+workspace diff shows (another session's, or another tenant's, files)."""
+
+from __future__ import annotations
+
+from domain.metrics import SessionMetrics
+from resources.opencode.models import FileDiff, Message, MessageInfo
+from services.turn_tracker import TurnTracker
+
+
+def tool_part(tool: str, path: str) -> dict[str, object]:
+    state = {"status": "completed", "input": {"filePath": path}}
+    return {"type": "tool", "tool": tool, "state": state}
+
+
+def test_result_keeps_only_the_sessions_own_files() -> None:
+    tracker = TurnTracker(base=SessionMetrics())
+    tracker.messages = [
+        Message(info=MessageInfo(id="msg_1", role="user")),
+        Message(
+            info=MessageInfo(
+                id="msg_2", role="assistant", path={"cwd": "/srv/ws", "root": "/srv/ws"}
+            ),
+            parts=[tool_part("write", "/srv/ws/docs/mine.md"), {"type": "text", "text": "done"}],
+        ),
+    ]
+    tracker.diff = [
+        FileDiff(file="docs/mine.md", additions=3, status="added"),
+        FileDiff(file="reports/other-tenant.md", additions=9, status="added"),
+        FileDiff(file="mine.md", additions=1, status="added"),  # same name, other folder
+    ]
+    result = tracker.result()
+    assert [f["file"] for f in result["files"]] == ["docs/mine.md"]
+    assert result["files_changed"] == 1 and result["additions"] == 3
+    assert result["text"] == "done"
+
+
+def test_no_tools_no_files() -> None:
+    tracker = TurnTracker(base=SessionMetrics())
+    tracker.diff = [FileDiff(file="someone-else.md", additions=1)]
+    assert tracker.result()["files"] == []
