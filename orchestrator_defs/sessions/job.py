@@ -99,6 +99,9 @@ def _materialization(outcome: SessionOutcome) -> dg.AssetMaterialization:
     name=JOB_NAME,
     description="Supervise a wave of a tenant's coding sessions on OpenCode agents.",
     tags={"indorch/kind": "session-wave"},
+    # One op: a second process per run (the multiprocess default) would only add ~100 MB and
+    # seconds of start-up to every wave.
+    executor_def=dg.in_process_executor,
 )
 def session_wave() -> None:
     supervise_wave()
