@@ -1,0 +1,196 @@
+"""From what a scenario left behind to its figures: throughput, latency, sessions in flight.
+
+Orchestrated scenarios are read from the application database after the fact (the conductor
+does it, outside the measured processes): a session's submit time is its `created_at`, its
+prompt-delivered time the `agent.prompted` event. Sessions in flight are counted three ways:
+held by a live wave run (the Dagster instance's run records: the denominator of memory per
+in-flight session), on agents (RUNNING: the agent session exists) and claimed (QUEUED and after).
+The floor reports the same instants itself (in flight: while it holds a slot on its server).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from sqlalchemy import select
+
+from orchestrator_defs.sessions.waves import WAVE_OP
+from resources.database import Database
+from resources.database.schema import SessionEventRow, SessionRow
+
+ENDED = {
+    "COMPLETED",
+    "PARTIALLY_COMPLETED",
+    "FAILED",
+    "TIMEOUT",
+    "STOPPED",
+    "CANCELLED",
+    "ORPHANED",
+}
+
+
+@dataclass
+class Timeline:
+    """One session's instants (epoch seconds; 0 when it never got there)."""
+
+    submitted: float
+    claimed: float = 0.0  # taken by a wave (QUEUED); the floor: got a slot on its server
+    prompted: float = 0.0
+    running: float = 0.0
+    ended: float = 0.0
+    status: str = ""
+    retries: int = 0
+    failures: list[str] = field(default_factory=list)  # why attempts ended other than COMPLETED
+
+
+def percentile(values: Iterable[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default); None for no values."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    position = (len(ordered) - 1) * q
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def max_overlap(intervals: Iterable[tuple[float, float, int]]) -> tuple[int, float]:
+    """The largest total weight of intervals (start, end, weight) open at one instant, and when."""
+    points: list[tuple[float, int]] = []
+    for start, end, weight in intervals:
+        points += [(start, weight), (end, -weight)]
+    points.sort(key=lambda point: (point[0], point[1]))  # ends before starts at a tie
+    best, best_at, open_now = 0, 0.0, 0
+    for at, step in points:
+        open_now += step
+        if open_now > best:
+            best, best_at = open_now, at
+    return best, best_at
+
+
+def wave_runs(dagster_home: Path) -> list[tuple[float, float, int]]:
+    """Each wave run of the scenario's Dagster instance: (start, end, sessions it supervised)."""
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    try:
+        out = []
+        for record in instance.get_run_records():
+            config = record.dagster_run.run_config.get("ops", {}).get(WAVE_OP, {})
+            sessions = len(config.get("config", {}).get("session_ids", []))
+            if sessions and record.start_time:
+                out.append((record.start_time, record.end_time or time.time(), sessions))
+        return out
+    finally:
+        instance.dispose()
+
+
+def _epoch(value: datetime | None) -> float:
+    return value.timestamp() if value is not None else 0.0
+
+
+def orchestrated_timelines(url: str) -> list[Timeline]:
+    database = Database(url, app_role=None)
+    try:
+        with database.transaction() as session:
+            rows = session.execute(
+                select(
+                    SessionRow.id, SessionRow.status, SessionRow.created_at, SessionRow.retry_count
+                )
+            ).all()
+            events = session.execute(
+                select(
+                    SessionEventRow.session_id,
+                    SessionEventRow.event_type,
+                    SessionEventRow.new_status,
+                    SessionEventRow.reason,
+                    SessionEventRow.created_at,
+                ).order_by(SessionEventRow.id)
+            ).all()
+    finally:
+        database.dispose()
+    timelines = {
+        row.id: Timeline(_epoch(row.created_at), status=row.status, retries=row.retry_count)
+        for row in rows
+    }
+    for event in events:
+        line = timelines[event.session_id]
+        at = _epoch(event.created_at)
+        if event.event_type == "agent.prompted" and not line.prompted:
+            line.prompted = at
+        elif event.new_status == "QUEUED" and not line.claimed:
+            line.claimed = at
+        elif event.new_status == "RUNNING" and not line.running:
+            line.running = at
+        elif event.new_status in ENDED:
+            line.ended = at  # the last one: a retried session ends with its last attempt
+            if event.new_status != "COMPLETED":
+                line.failures.append(f"{event.new_status}: {event.reason}"[:120])
+    return list(timelines.values())
+
+
+def floor_timelines(records: list[dict[str, Any]]) -> list[Timeline]:
+    return [
+        Timeline(
+            submitted=record["submitted_at"],
+            claimed=record["started_at"],
+            prompted=record["prompted_at"],
+            running=record["started_at"] if record["prompted_at"] else 0.0,
+            ended=record["done_at"],
+            status="COMPLETED" if record["ok"] else f"FAILED {record['error']}",
+        )
+        for record in records
+    ]
+
+
+def session_figures(
+    timelines: list[Timeline], runs: list[tuple[float, float, int]] | None = None
+) -> dict[str, Any]:
+    """`runs`: the wave runs (start, end, sessions); None for the floor, whose sessions are in
+    flight while they hold a slot on their server."""
+    completed = [t for t in timelines if t.status == "COMPLETED"]
+    first = min((t.submitted for t in timelines), default=0.0)
+    last = max((t.ended for t in timelines if t.ended), default=first)
+    wall = max(last - first, 1e-9)
+    latencies = [t.prompted - t.submitted for t in timelines if t.prompted]
+    durations = [t.ended - t.submitted for t in completed if t.ended]
+    # In flight: held by a live wave run (from the run's start to its end: the memory that
+    # supervises it exists); on agents: its agent session exists (RUNNING .. final); claimed:
+    # taken by a wave and not ended (QUEUED .. final, including the wait for the run to start).
+    claimed, _ = max_overlap((t.claimed, t.ended or last, 1) for t in timelines if t.claimed)
+    on_agents, _ = max_overlap((t.running, t.ended or last, 1) for t in timelines if t.running)
+    in_flight, at = max_overlap(runs) if runs is not None else (on_agents, 0.0)
+    failures: dict[str, int] = {}
+    for line in timelines:
+        for reason in line.failures:
+            failures[reason] = failures.get(reason, 0) + 1
+    statuses: dict[str, int] = {}
+    for line in timelines:
+        key = line.status.split(" ", 1)[0]
+        statuses[key] = statuses.get(key, 0) + 1
+    return {
+        "sessions": len(timelines),
+        "completed": len(completed),
+        "retried": sum(1 for t in timelines if t.retries),
+        "statuses": statuses,
+        "attempt_failures": failures,
+        "first_submit": first,
+        "last_end": last,
+        "wall_seconds": round(wall, 2),
+        "sessions_per_minute": round(len(completed) / wall * 60, 1),
+        "latency_p50_s": _round(percentile(latencies, 0.5)),
+        "latency_p95_s": _round(percentile(latencies, 0.95)),
+        "duration_p50_s": _round(percentile(durations, 0.5)),
+        "max_in_flight": in_flight,
+        "max_in_flight_at": at,
+        "max_on_agents": on_agents,
+        "max_claimed": claimed,
+    }
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)

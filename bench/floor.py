@@ -1,0 +1,127 @@
+"""The floor: the agent calls the orchestrator makes for a session, made directly with httpx.
+
+Per session, on one of the servers (round robin): `POST /session`, `POST .../prompt_async`, wait
+for `session.idle` on the server's `GET /event` stream (one stream per server), then
+`GET .../message` until every assistant message is complete and `GET .../diff` of the first user
+message -- what the wave supervisor does, minus the orchestration (no database, no Dagster).
+Every session is "submitted" at once; at most `per_server` are in progress on a server at a time
+(the summed capacity of the agents the orchestrated runs register on it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+
+IDLE_TIMEOUT_SECONDS = 600.0
+
+
+@dataclass
+class FloorSession:
+    number: int
+    server: str
+    submitted_at: float
+    started_at: float = 0.0  # got a slot on its server
+    prompted_at: float = 0.0
+    done_at: float = 0.0
+    ok: bool = False
+    error: str = ""
+
+
+class _Server:
+    def __init__(self, url: str, per_server: int) -> None:
+        limits = httpx.Limits(max_connections=per_server + 8, max_keepalive_connections=per_server)
+        self.http = httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits)
+        self.events = httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(None, connect=5.0))
+        self.slots = asyncio.Semaphore(per_server)
+        self.idle: dict[str, asyncio.Future[None]] = {}
+        self.connected = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def follow(self) -> None:
+        async with self.events.stream("GET", "/event") as response:
+            self.connected.set()
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                event = json.loads(line[5:])
+                kind = event.get("type")
+                props = event.get("properties") or {}
+                if kind == "session.idle" or (
+                    kind == "session.status" and (props.get("status") or {}).get("type") == "idle"
+                ):
+                    future = self.idle.get(props.get("sessionID", ""))
+                    if future is not None and not future.done():
+                        future.set_result(None)
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+                await self.task
+        await self.http.aclose()
+        await self.events.aclose()
+
+
+async def _one(server: _Server, record: FloorSession, prompt: str) -> None:
+    async with server.slots:
+        record.started_at = time.time()
+        try:
+            created = await server.http.post("/session", json={"title": f"floor {record.number}"})
+            created.raise_for_status()
+            session_id = created.json()["id"]
+            idle = asyncio.get_running_loop().create_future()
+            server.idle[session_id] = idle
+            body = {"parts": [{"type": "text", "text": prompt}], "agent": "build"}
+            sent = await server.http.post(f"/session/{session_id}/prompt_async", json=body)
+            sent.raise_for_status()
+            record.prompted_at = time.time()
+            await asyncio.wait_for(idle, IDLE_TIMEOUT_SECONDS)
+            messages = await _answered_messages(server.http, session_id)
+            first_user = next(m for m in messages if m["info"]["role"] == "user")
+            diff = await server.http.get(
+                f"/session/{session_id}/diff", params={"messageID": first_user["info"]["id"]}
+            )
+            diff.raise_for_status()
+            record.ok = not any(m["info"].get("error") for m in messages)
+        except Exception as error:  # a failed session is counted, never hidden
+            record.error = repr(error)[:300]
+        finally:
+            record.done_at = time.time()
+
+
+async def _answered_messages(http: httpx.AsyncClient, session_id: str) -> list[dict[str, Any]]:
+    """`session.idle` comes before the last assistant message is final: read until it is."""
+    while True:
+        response = await http.get(f"/session/{session_id}/message")
+        response.raise_for_status()
+        messages = response.json()
+        replies = [m for m in messages if m["info"]["role"] == "assistant"]
+        if replies and all((m["info"].get("time") or {}).get("completed") for m in replies):
+            return messages
+        await asyncio.sleep(0.05)
+
+
+async def run_floor(
+    urls: list[str], sessions: int, per_server: int, prompt_for: Any
+) -> list[dict[str, Any]]:
+    servers = [_Server(url, per_server) for url in urls]
+    try:
+        for server in servers:
+            server.task = asyncio.create_task(server.follow())
+            await asyncio.wait_for(server.connected.wait(), 10.0)
+        started = time.time()
+        records = [FloorSession(n, urls[n % len(urls)], started) for n in range(sessions)]
+        await asyncio.gather(
+            *(_one(servers[r.number % len(servers)], r, prompt_for(r.number)) for r in records)
+        )
+        return [asdict(record) for record in records]
+    finally:
+        for server in servers:
+            await server.close()

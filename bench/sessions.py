@@ -1,0 +1,213 @@
+"""Sessions through the orchestrator, against the same agent calls made directly, in one run.
+
+    .venv/bin/python -m bench.sessions [--sessions 300] [--servers 3] [--tenants 3] [--quick]
+
+Agent side (not measured as control plane): the scripted model (`standins.scripted_model`,
+instant answers) and K real OpenCode servers, restarted fresh and warmed up before each scenario.
+The unit of work is a two-turn session: `[script:write ...]` makes the model call OpenCode's
+`write` tool, then answer (plus OpenCode's own title call: three model requests).
+
+Scenarios, each in its own worker process whose whole process tree is measured:
+
+1. **floor** -- the agent calls without orchestration (`bench.floor`).
+2. **wave size 1, launched** -- the naive design: one real Dagster run per session, launched
+   through the instance's DefaultRunLauncher (a run subprocess + a step subprocess each).
+   Fewer sessions (`--wave1-sessions`); rates are per session.
+3. **default wave size, launched** -- `SupervisionConfig().wave_size` sessions per real run.
+4. **default wave size, in process** -- each wave `execute_in_process` in a thread: Dagster's run
+   machinery without the run launcher's process start (what a long-lived run worker would pay).
+5. **in flight** -- `--inflight` sessions held by the model (`[script:slow seconds=H]`), agents
+   registered so that all fit at once (capacity 50 each, several per server); how many were
+   really in flight at once is measured, not assumed.
+
+Metrics: sessions/min (completed / (last end - first submit)), submit -> prompt-delivered
+latency p50/p95 (`agent.prompted` - `created_at`), control-plane CPU seconds per session and
+MB per in-flight session (`bench.scenario`). Results: a table on stdout and
+`bench/results/sessions.json`. Linux only (/proc, prctl).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from bench import report
+from bench.fleet import Fleet
+from bench.procstat import become_subreaper
+from bench.scenario import Scenario, Setting
+from bench.scenario import run as run_scenario
+from bench.world import tenant_slugs
+from resources.supervision_config import SupervisionConfig
+
+RESULTS = Path(__file__).resolve().parent / "results" / "sessions.json"
+TWO_TURNS = '[script:write path=bench/s{n}.md content="bench {n}\\n" reply="Written."] Note {n}.'
+HELD = '[script:slow seconds={hold} reply="Held."] Hold {{n}}.'
+PRODUCTION_MAX_RUNS = 30  # dagster_instance/dagster.production.yaml: max_concurrent_runs
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.sessions", description=__doc__)
+    parser.add_argument("--sessions", type=int, default=300, help="sessions per main scenario")
+    parser.add_argument("--servers", type=int, default=3, help="OpenCode servers")
+    parser.add_argument("--tenants", type=int, default=3)
+    parser.add_argument("--wave1-sessions", type=int, default=40)
+    parser.add_argument("--inflight", type=int, default=1000, help="sessions held at once")
+    parser.add_argument("--hold-seconds", type=float, default=90.0)
+    parser.add_argument(
+        "--inflight-wave-size",
+        type=int,
+        default=0,
+        help="wave size of the in-flight run (default: one wave per tenant)",
+    )
+    parser.add_argument(
+        "--inflight-mode",
+        choices=("inprocess", "launched"),
+        default="inprocess",
+        help="how the in-flight run's waves run",
+    )
+    parser.add_argument("--max-runs", type=int, default=PRODUCTION_MAX_RUNS)
+    parser.add_argument(
+        "--inflight-max-runs",
+        type=int,
+        default=0,
+        help="runs in progress at once in the in-flight run (default: no limit)",
+    )
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated scenario keys (floor,wave1,wave,inprocess,inflight)",
+    )
+    parser.add_argument("--quick", action="store_true", help="a ~1-2 minute smoke run")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs)")
+    args = parser.parse_args(argv)
+    if args.quick:  # every scenario, tiny, on servers that are not restarted in between
+        args.sessions, args.servers, args.wave1_sessions = 12, 2, 2
+        args.inflight, args.hold_seconds = 40, 5.0
+    return args
+
+
+def plan(args: argparse.Namespace) -> list[Scenario]:
+    wave = SupervisionConfig().wave_size
+    n = args.sessions
+    # Waves of the in-flight run all at once: as many threads (or runs) as there can be waves.
+    inflight_runs = args.inflight_max_runs or args.inflight
+    inflight_wave = args.inflight_wave_size or math.ceil(args.inflight / args.tenants)
+    scenarios = [
+        Scenario("floor", "floor: direct agent calls", "floor", n, TWO_TURNS),
+        Scenario(
+            "wave1",
+            "wave size 1, launched runs",
+            "launched",
+            args.wave1_sessions,
+            TWO_TURNS,
+            wave_size=1,
+            max_runs=args.max_runs,
+        ),
+        Scenario(
+            "wave",
+            f"wave size {wave}, launched runs",
+            "launched",
+            n,
+            TWO_TURNS,
+            wave_size=wave,
+            max_runs=args.max_runs,
+        ),
+        Scenario(
+            "inprocess",
+            f"wave size {wave}, in-process runs",
+            "inprocess",
+            n,
+            TWO_TURNS,
+            wave_size=wave,
+            max_runs=args.max_runs,
+        ),
+        Scenario(
+            "inflight",
+            f"{args.inflight} held, wave size {inflight_wave}, {args.inflight_mode}",
+            args.inflight_mode,
+            args.inflight,
+            HELD.format(hold=args.hold_seconds),
+            wave_size=inflight_wave,
+            max_runs=inflight_runs,
+            note=f"model holds each reply {args.hold_seconds:g} s",
+        ),
+    ]
+    only = {key.strip() for key in args.only.split(",") if key.strip()}
+    return [s for s in scenarios if not only or s.key in only]
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # through the `finally` blocks: servers and workers stop
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    console = Console(width=170)
+    become_subreaper()
+    scratch = Path(tempfile.mkdtemp(prefix="indorch-bench-"))
+    setting = Setting(scratch, tenant_slugs(args.tenants), args.database, args.postgres_url)
+    fleet = Fleet(scratch)
+    results: list[dict[str, Any]] = []
+    started = time.time()
+    try:
+        console.log(f"starting the scripted model and {args.servers} OpenCode servers")
+        fleet.start(args.servers)
+        for number, scenario in enumerate(plan(args)):
+            if number and not args.quick:
+                fleet.restart_servers()
+            console.log(f"{scenario.label}: {scenario.sessions} sessions")
+            outcome = run_scenario(scenario, fleet, setting, console.log)
+            results.append(outcome)
+            console.log(report.one_line(outcome))
+    finally:
+        fleet.stop()
+        if args.keep:
+            console.log(f"kept {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    document = {
+        "command": " ".join(
+            [".venv/bin/python -m bench.sessions", *map(shlex.quote, argv or sys.argv[1:])]
+        ),
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seconds": round(time.time() - started, 1),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+            "python": platform.python_version(),
+        },
+        "settings": {
+            "servers": args.servers,
+            "tenants": args.tenants,
+            "database": args.database,
+            "default_wave_size": SupervisionConfig().wave_size,
+            "max_concurrent_runs": args.max_runs,
+        },
+        "scenarios": results,
+        "comparisons": report.comparisons(results),
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(document, indent=2) + "\n")
+    report.print_tables(console, document)
+    console.print(f"written: {args.output}")
+
+
+if __name__ == "__main__":
+    main()
