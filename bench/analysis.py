@@ -3,8 +3,9 @@
 Orchestrated scenarios are read from the application database after the fact (the conductor
 does it, outside the measured processes): a session's submit time is its `created_at`, its
 prompt-delivered time the `agent.prompted` event. Sessions in flight are counted three ways:
-held by a live wave run (the Dagster instance's run records: the denominator of memory per
-in-flight session), on agents (RUNNING: the agent session exists) and claimed (QUEUED and after).
+held (from the start of the first wave run holding it, per the Dagster instance's run records,
+to its end: the denominator of memory per in-flight session), on agents (RUNNING: the agent
+session exists) and claimed (QUEUED and after).
 The floor reports the same instants itself (in flight: while it holds a slot on its server).
 """
 
@@ -41,6 +42,8 @@ class Timeline:
     """One session's instants (epoch seconds; 0 when it never got there)."""
 
     submitted: float
+    session_id: str = ""
+    held: float = 0.0  # a live wave run first held it (its run started); the floor: got a slot
     claimed: float = 0.0  # taken by a wave (QUEUED); the floor: got a slot on its server
     prompted: float = 0.0
     running: float = 0.0
@@ -74,19 +77,28 @@ def max_overlap(intervals: Iterable[tuple[float, float, int]]) -> tuple[int, flo
     return best, best_at
 
 
-def wave_runs(dagster_home: Path) -> list[tuple[float, float, int]]:
-    """Each wave run of the scenario's Dagster instance: (start, end, sessions it supervised)."""
+def wave_runs(dagster_home: Path) -> list[tuple[float, float, list[str]]]:
+    """Each wave run of the scenario's Dagster instance: (start, end, the sessions it held)."""
     instance = dg.DagsterInstance.from_config(str(dagster_home))
     try:
         out = []
         for record in instance.get_run_records():
             config = record.dagster_run.run_config.get("ops", {}).get(WAVE_OP, {})
-            sessions = len(config.get("config", {}).get("session_ids", []))
+            sessions = list(config.get("config", {}).get("session_ids", []))
             if sessions and record.start_time:
                 out.append((record.start_time, record.end_time or time.time(), sessions))
         return out
     finally:
         instance.dispose()
+
+
+def held_since(runs: list[tuple[float, float, list[str]]]) -> dict[str, float]:
+    """When a live wave run first held each session (the start of its first run)."""
+    since: dict[str, float] = {}
+    for start, _end, sessions in runs:
+        for session_id in sessions:
+            since[session_id] = min(start, since.get(session_id, start))
+    return since
 
 
 def _epoch(value: datetime | None) -> float:
@@ -114,7 +126,7 @@ def orchestrated_timelines(url: str) -> list[Timeline]:
     finally:
         database.dispose()
     timelines = {
-        row.id: Timeline(_epoch(row.created_at), status=row.status, retries=row.retry_count)
+        row.id: Timeline(_epoch(row.created_at), row.id, status=row.status, retries=row.retry_count)
         for row in rows
     }
     for event in events:
@@ -137,6 +149,7 @@ def floor_timelines(records: list[dict[str, Any]]) -> list[Timeline]:
     return [
         Timeline(
             submitted=record["submitted_at"],
+            held=record["started_at"],
             claimed=record["started_at"],
             prompted=record["prompted_at"],
             running=record["started_at"] if record["prompted_at"] else 0.0,
@@ -148,22 +161,26 @@ def floor_timelines(records: list[dict[str, Any]]) -> list[Timeline]:
 
 
 def session_figures(
-    timelines: list[Timeline], runs: list[tuple[float, float, int]] | None = None
+    timelines: list[Timeline], runs: list[tuple[float, float, list[str]]] | None = None
 ) -> dict[str, Any]:
-    """`runs`: the wave runs (start, end, sessions); None for the floor, whose sessions are in
-    flight while they hold a slot on their server."""
+    """`runs`: the wave runs (start, end, session ids); None for the floor, whose sessions are
+    in flight while they hold a slot on their server."""
+    if runs is not None:
+        since = held_since(runs)
+        for line in timelines:
+            line.held = since.get(line.session_id, 0.0)
     completed = [t for t in timelines if t.status == "COMPLETED"]
     first = min((t.submitted for t in timelines), default=0.0)
     last = max((t.ended for t in timelines if t.ended), default=first)
     wall = max(last - first, 1e-9)
     latencies = [t.prompted - t.submitted for t in timelines if t.prompted]
     durations = [t.ended - t.submitted for t in completed if t.ended]
-    # In flight: held by a live wave run (from the run's start to its end: the memory that
-    # supervises it exists); on agents: its agent session exists (RUNNING .. final); claimed:
-    # taken by a wave and not ended (QUEUED .. final, including the wait for the run to start).
-    claimed, _ = max_overlap((t.claimed, t.ended or last, 1) for t in timelines if t.claimed)
+    # In flight: from the start of the first wave run that held it (the memory supervising it
+    # exists) to its end, retries' backoff included; on agents: its agent session exists
+    # (RUNNING .. end); claimed: taken by a wave (QUEUED .. end, waiting for its run included).
+    in_flight, at = max_overlap((t.held, t.ended or last, 1) for t in timelines if t.held)
     on_agents, _ = max_overlap((t.running, t.ended or last, 1) for t in timelines if t.running)
-    in_flight, at = max_overlap(runs) if runs is not None else (on_agents, 0.0)
+    claimed, _ = max_overlap((t.claimed, t.ended or last, 1) for t in timelines if t.claimed)
     failures: dict[str, int] = {}
     for line in timelines:
         for reason in line.failures:

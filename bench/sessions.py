@@ -17,8 +17,14 @@ Scenarios, each in its own worker process whose whole process tree is measured:
 4. **default wave size, in process** -- each wave `execute_in_process` in a thread: Dagster's run
    machinery without the run launcher's process start (what a long-lived run worker would pay).
 5. **in flight** -- `--inflight` sessions held by the model (`[script:slow seconds=H]`), agents
-   registered so that all fit at once (capacity 50 each, several per server); how many were
-   really in flight at once is measured, not assumed.
+   registered so that all fit at once (capacity 50 each, several per server), one wave per
+   tenant by default (`--inflight-wave-size`), waves in process (`--inflight-mode launched` for
+   real runs: about 250 MB per run); how many were really in flight at once is measured.
+
+The orchestrated scenarios evaluate the real `dispatch_sensor` every 2 s and `retry_sensor`
+every 5 s, as the daemon would (sessions that fail an attempt are retried; the table counts
+them). The bench plays the run queue: at most `--max-runs` runs in progress, launched one after
+another as the daemon's default queue does; the per-tenant tag limit is not applied.
 
 Metrics: sessions/min (completed / (last end - first submit)), submit -> prompt-delivered
 latency p50/p95 (`agent.prompted` - `created_at`), control-plane CPU seconds per session and

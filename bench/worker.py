@@ -12,7 +12,10 @@ Modes:
   every `tick_seconds` and the real `retry_sensor` every 5 s (as the daemon would); each
   RunRequest launched as a real run through the instance's DefaultRunLauncher (`bench.launch`).
 - `inprocess`: the same, but each wave run is `session_wave.execute_in_process` in a thread of
-  this process: Dagster's run machinery without the run launcher's process start.
+  this process: Dagster's run machinery without the run launcher's process start. Two things
+  of Dagster's are not thread-safe and are switched off for it: compute-log capture (it
+  redirects the process's stdout/stderr per run; `bench.launch`) and the per-run
+  `logging.config.dictConfig` call (no python_logs are configured, so it adds no handlers).
 """
 
 from __future__ import annotations
