@@ -1,6 +1,8 @@
 """Launching wave runs as production does: each RunRequest becomes a run on a DagsterInstance and
 is started by its run launcher (the DefaultRunLauncher: a subprocess per run, spawned by the code
-location's gRPC server, with the default multiprocess executor's step subprocess under it).
+location's gRPC server; `session_wave` runs its op in that process, with the instance's
+compute-log capture processes beside it). `instance.submit_run` returns once the run process has
+started, so runs are launched one after another, as the daemon's default run queue does.
 
 The run is created exactly as Dagster's sensor daemon creates a sensor's run
 (`dagster._daemon.sensor._create_sensor_run`: the remote job, its execution plan snapshot, the
