@@ -144,7 +144,7 @@ def _require_host(url: str) -> None:
         raise InvalidInput("server_url", f"{url!r}: {error}") from None
 
 
-def _check_profile(password_env: str | None, model: str | None) -> None:
+def _check_profile(password_env: str | None) -> None:
     if password_env is not None and not ENV_VAR_NAME.fullmatch(password_env):
         raise InvalidInput("password-env", f"{password_env!r} is not an environment variable name")
 
@@ -174,7 +174,7 @@ def register(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Register an OpenCode server as an agent (refused, nothing written, if it does not answer)."""
-    _check_profile(password_env, model)
+    _check_profile(password_env)
     agent = Agent(
         tenant_id=tenant,
         name=name.strip(),
