@@ -1,7 +1,11 @@
 """An async client of the OpenCode server's documented V1 routes (opencode-ai 1.18.33).
 
-Explicit timeouts on every call; idempotent calls retry a bounded number of times on connection
-errors, 429 and 5xx; expected absence (an unknown session) raises `AgentSessionGone`.
+Explicit timeouts on every call; idempotent calls retry a bounded number of times on transport
+errors, 429 and 5xx. Calls that are not idempotent (`create_session`, `prompt_async`) retry only
+the transport errors that mean the request never reached the server (`NEVER_SENT`: connect
+error, connect timeout, no free pooled connection); a failure after sending (read timeout, server
+disconnected) or an error status is reported at once, since the server may have acted on it.
+Expected absence (an unknown session) raises `AgentSessionGone`.
 Every client shares one SSL context per process (`shared_ssl_context`).
 """
 
@@ -26,6 +30,9 @@ from resources.opencode.models import (
 BASIC_AUTH_USER = "opencode"
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+DEFAULT_RETRY_BACKOFF_SECONDS = 0.2
+# The request was never sent: retrying it cannot make the server act twice.
+NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @functools.cache
@@ -54,12 +61,21 @@ class OpenCodeClient:
         password: str | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         attempts: int = 3,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF_SECONDS,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """`attempts` bounds every retry; the waits are `retry_backoff` * 1, 2, 4, ...
+        `transport` replaces the network (tests)."""
         self.base_url = base_url.rstrip("/")
         self._auth = httpx.BasicAuth(BASIC_AUTH_USER, password) if password else None
-        self._attempts = attempts
+        self._attempts = max(1, attempts)
+        self._retry_backoff = retry_backoff
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, auth=self._auth, timeout=timeout, verify=shared_ssl_context()
+            base_url=self.base_url,
+            auth=self._auth,
+            timeout=timeout,
+            verify=shared_ssl_context(),
+            transport=transport,
         )
 
     @property
@@ -82,20 +98,22 @@ class OpenCodeClient:
         *,
         json: Any = None,
         params: dict[str, Any] | None = None,
-        retry: bool = True,
+        idempotent: bool = True,
         session_id: str | None = None,
     ) -> httpx.Response:
-        attempts = self._attempts if retry else 1
-        for attempt in range(1, attempts + 1):
+        """One call, retried up to `attempts` times: idempotent calls on any transport error,
+        429 and 5xx; the others only when the request was never sent (`NEVER_SENT`)."""
+        for attempt in range(1, self._attempts + 1):
+            last = attempt == self._attempts
             try:
                 response = await self._http.request(method, path, json=json, params=params)
             except httpx.TransportError as error:
-                if attempt == attempts:
+                if last or not (idempotent or isinstance(error, NEVER_SENT)):
                     raise AgentServerError(self.base_url, f"{method} {path}: {error!r}") from error
             else:
                 if response.status_code == 404 and session_id:
                     raise AgentSessionGone(self.base_url, f"session {session_id} not found", 404)
-                if response.status_code not in RETRYABLE_STATUS or attempt == attempts:
+                if last or not idempotent or response.status_code not in RETRYABLE_STATUS:
                     if response.is_error:
                         raise AgentServerError(
                             self.base_url,
@@ -103,7 +121,7 @@ class OpenCodeClient:
                             response.status_code,
                         )
                     return response
-            await asyncio.sleep(0.2 * 2 ** (attempt - 1))
+            await asyncio.sleep(self._retry_backoff * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 
     async def health(self) -> Health:
@@ -114,7 +132,7 @@ class OpenCodeClient:
         body: dict[str, Any] = {"title": title}
         if parent_id:
             body["parentID"] = parent_id
-        response = await self._request("POST", "/session", json=body, retry=False)
+        response = await self._request("POST", "/session", json=body, idempotent=False)
         return AgentSession.model_validate(response.json())
 
     async def prompt_async(
@@ -134,7 +152,7 @@ class OpenCodeClient:
             "POST",
             f"/session/{session_id}/prompt_async",
             json=body,
-            retry=False,
+            idempotent=False,
             session_id=session_id,
         )
 

@@ -2,19 +2,30 @@
 
 - One SSL context per process: building one costs ~20 ms of CPU (``ssl.create_default_context``
   loads the CA bundle), and a wave builds a client per agent; every client shares it.
+- Retries: idempotent calls retry transport errors, 429 and 5xx; calls that are not idempotent
+  (``create_session``, ``prompt_async``) retry only the transport errors that mean the request
+  never reached the server (connect error, connect timeout, no free pooled connection), never a
+  failure after sending (read timeout, server disconnected), nor an error status. The server is
+  an ``httpx.MockTransport`` that fails the first N requests, then answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import certifi
+import httpx
 import pytest
 
 from resources.opencode.client import OpenCodeClient, shared_ssl_context
+from resources.opencode.errors import AgentServerError
+
+SESSION = {"id": "ses_1", "title": "t", "directory": "/w"}
 
 
 @pytest.fixture
@@ -64,3 +75,138 @@ def test_the_ssl_context_honours_ssl_cert_dir(
     monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
     asyncio.run(_open_and_close(2))
     assert context_calls == [{"capath": str(tmp_path)}]
+
+
+# --- retries ----------------------------------------------------------------------------------
+
+
+class FlakyServer:
+    """Fails the first ``failures`` requests (raising ``error`` or answering ``status``)."""
+
+    def __init__(
+        self,
+        failures: int,
+        error: type[httpx.TransportError] | None = None,
+        status: int | None = None,
+    ) -> None:
+        self.failures = failures
+        self.error = error
+        self.status = status
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if len(self.requests) <= self.failures:
+            if self.error is not None:
+                raise self.error("scripted failure", request=request)
+            return httpx.Response(self.status or 503, text="scripted failure")
+        if request.url.path == "/session":
+            return httpx.Response(200, json=SESSION)
+        if request.url.path.endswith("/prompt_async"):
+            return httpx.Response(204)
+        return httpx.Response(200, json={})
+
+
+def client_on(server: FlakyServer, attempts: int = 3) -> OpenCodeClient:
+    return OpenCodeClient(
+        "http://opencode.test",
+        attempts=attempts,
+        retry_backoff=0.001,
+        transport=httpx.MockTransport(server),
+    )
+
+
+async def _create(server: FlakyServer, attempts: int = 3) -> Any:
+    async with client_on(server, attempts) as client:
+        return await client.create_session("t")
+
+
+async def _prompt(server: FlakyServer) -> None:
+    async with client_on(server) as client:
+        await client.prompt_async("ses_1", "hello")
+
+
+async def _statuses(server: FlakyServer) -> Any:
+    async with client_on(server) as client:
+        return await client.statuses()
+
+
+NEVER_SENT = [httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout]
+AFTER_SENDING = [httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.WriteError, httpx.ReadError]
+
+
+@pytest.mark.parametrize("error", NEVER_SENT)
+def test_create_session_retries_a_request_that_never_reached_the_server(
+    error: type[httpx.TransportError],
+) -> None:
+    server = FlakyServer(failures=2, error=error)
+    session = asyncio.run(_create(server))
+    assert session.id == "ses_1"
+    assert len(server.requests) == 3
+    assert all(request.content == server.requests[0].content for request in server.requests)
+
+
+def test_prompt_async_retries_a_refused_connection() -> None:
+    server = FlakyServer(failures=1, error=httpx.ConnectError)
+    asyncio.run(_prompt(server))
+    assert [request.url.path for request in server.requests] == ["/session/ses_1/prompt_async"] * 2
+
+
+def test_never_sent_retries_are_bounded() -> None:
+    server = FlakyServer(failures=10, error=httpx.ConnectError)
+    with pytest.raises(AgentServerError, match="ConnectError") as raised:
+        asyncio.run(_create(server, attempts=4))
+    assert len(server.requests) == 4
+    assert isinstance(raised.value.__cause__, httpx.ConnectError)
+    assert raised.value.status_code is None
+
+
+@pytest.mark.parametrize("call", [_create, _prompt], ids=["create_session", "prompt_async"])
+@pytest.mark.parametrize("error", AFTER_SENDING)
+def test_calls_that_are_not_idempotent_do_not_retry_a_failure_after_sending(
+    call: Callable[[FlakyServer], Awaitable[Any]], error: type[httpx.TransportError]
+) -> None:
+    server = FlakyServer(failures=1, error=error)
+    with pytest.raises(AgentServerError, match=error.__name__):
+        asyncio.run(call(server))
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_create_session_does_not_retry_an_error_status(status: int) -> None:
+    server = FlakyServer(failures=1, status=status)
+    with pytest.raises(AgentServerError) as raised:
+        asyncio.run(_create(server))
+    assert raised.value.status_code == status
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("error", [*NEVER_SENT, *AFTER_SENDING])
+def test_idempotent_calls_retry_every_transport_error(error: type[httpx.TransportError]) -> None:
+    server = FlakyServer(failures=2, error=error)
+    assert asyncio.run(_statuses(server)) == {}
+    assert len(server.requests) == 3
+
+
+def test_idempotent_calls_retry_5xx() -> None:
+    server = FlakyServer(failures=2, status=503)
+    assert asyncio.run(_statuses(server)) == {}
+    assert len(server.requests) == 3
+
+
+def test_a_refused_connection_on_a_real_socket_is_retried_then_reported() -> None:
+    """Nothing listens on the port: every attempt is refused (never sent), all are made."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: connections are refused
+
+        async def create() -> None:
+            async with OpenCodeClient(
+                f"http://127.0.0.1:{port}", attempts=3, retry_backoff=0.05
+            ) as client:
+                await client.create_session("t")
+
+        started = time.monotonic()
+        with pytest.raises(AgentServerError, match="ConnectError"):
+            asyncio.run(create())
+    assert time.monotonic() - started >= 0.05 + 0.1  # two backoffs: 3 attempts
