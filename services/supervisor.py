@@ -29,6 +29,7 @@ from resources.opencode.errors import AgentServerError, AgentSessionGone
 from resources.opencode.event_stream import ServerEventStream
 from resources.opencode.models import Message, ServerEvent
 from resources.opencode.resource import OpenCodeResource
+from services.agent_load import AgentLoadView
 from services.session_outcome import SessionOutcome, outcome_of
 from services.turn_tracker import TurnTracker
 
@@ -45,6 +46,7 @@ class SupervisionSettings:
     orphan_after_seconds: float = 15.0  # agent server unreachable this long: agent session lost
     poll_seconds: float = 1.0
     routing_wait_seconds: float = 2.0  # between routing attempts while every agent is full
+    routing_refresh_seconds: float = 1.0  # agents and their load re-read at most this often
 
 
 @dataclass
@@ -84,7 +86,11 @@ class WaveSupervisor:
         self._clock = clock
         self._links: dict[str, _AgentLink] = {}
         self._routing_lock = asyncio.Lock()
-        self._assigned: dict[str, int] = {}
+        self._load = AgentLoadView(
+            self._read_registry,
+            timedelta(seconds=self._settings.routing_refresh_seconds),
+            clock,
+        )
 
     async def run(self, tenant_id: str, session_ids: list[str]) -> list[SessionOutcome]:
         """Supervise every session to its end; one failing supervision never stops the others."""
@@ -110,7 +116,7 @@ class WaveSupervisor:
 
     async def _supervise(self, tenant_id: str, session_id: str) -> SessionOutcome:
         with tenant_scope(tenant_id):
-            session = self._load(session_id)
+            session = self._load_session(session_id)
             if session.status is SessionStatus.QUEUED and session.lease_owner == self._owner:
                 supervision = await self._start(session)
             elif session.status in SUPERVISED:
@@ -118,7 +124,7 @@ class WaveSupervisor:
             else:
                 return outcome_of(session, "not ours to supervise")
             if supervision is None:
-                return outcome_of(self._load(session_id), "ended before it was followed")
+                return outcome_of(self._load_session(session_id), "ended before it was followed")
             try:
                 return await self._follow(supervision)
             finally:
@@ -129,16 +135,21 @@ class WaveSupervisor:
         try:
             agent_session = await link.client.create_session(f"{session.id} {session.title}")
         except AgentServerError as error:
-            self._release_assignment(link)
+            self._load.start_failed(link.agent.id)
             self._finish(session, SessionStatus.FAILED, f"agent server error: {error.detail}")
             return None
         session.agent_id = link.agent.id
         session.agent_session_id = agent_session.id
         now = self._clock()
         session.lease_expires_at = now + self._settings.lease
-        self._save_transition(
-            session, SessionStatus.RUNNING, f"on {link.agent.name} as {agent_session.id}"
-        )
+        try:
+            self._save_transition(
+                session, SessionStatus.RUNNING, f"on {link.agent.name} as {agent_session.id}"
+            )
+        except BaseException:
+            self._load.start_failed(link.agent.id)
+            raise
+        self._load.started(link.agent.id)
         link.stream.subscribe(agent_session.id)
         supervision = self._supervision(session, link)
         try:
@@ -300,7 +311,7 @@ class WaveSupervisor:
         try:
             self._save(session)
         except ConcurrentModification:
-            current = self._load(session.id)
+            current = self._load_session(session.id)
             if current.status not in SUPERVISED or current.lease_owner != self._owner:
                 return outcome_of(current, f"taken over: {current.status.value}")
             sup.session = current
@@ -325,7 +336,7 @@ class WaveSupervisor:
         error = sup.tracker.error
         session = sup.session
         if error and error.get("name") == "MessageAbortedError" and not sup.aborted_by_us:
-            current = self._load(session.id)
+            current = self._load_session(session.id)
             if current.status not in SUPERVISED:
                 return outcome_of(current, f"{current.status.value} while running")
         if error:
@@ -382,17 +393,14 @@ class WaveSupervisor:
                         tokens_out=delta.tokens_out,
                         cost_usd=delta.cost_usd,
                     )
-                    agent = uow.agents.get(sup.link.agent.id)
+                    agent = uow.agents.get_for_update(sup.link.agent.id)
                     agent.performance = agent.performance.record(
                         succeeded=target is SessionStatus.COMPLETED, at=self._clock()
                     )
                     uow.agents.save(agent)
         except ConcurrentModification:
-            current = self._load(session.id)
+            current = self._load_session(session.id)
             return outcome_of(current, f"changed meanwhile: {current.status.value}")
-        finally:
-            if sup is not None:
-                self._release_assignment(sup.link)
         self._publish(recorded)
         logger.info(
             "session %s of tenant %s: %s (%s)", session.id, session.tenant_id, target.value, reason
@@ -405,20 +413,19 @@ class WaveSupervisor:
         """Choose an agent; while all are full, wait (the lease is renewed meanwhile)."""
         while True:
             async with self._routing_lock:
-                with unit_of_work(self._database) as uow:
-                    agents = uow.agents.list(active_only=True)
-                    load = uow.sessions.active_by_agent()
+                busy = self._load.busy()
                 states = []
-                for agent in agents:
+                for agent in self._load.agents():
                     link = await self._link(agent)
-                    busy = load.get(agent.id, 0) + self._assigned.get(agent.id, 0)
-                    states.append(AgentState(agent, busy, healthy=link.healthy, now=self._clock()))
+                    states.append(
+                        AgentState(agent, busy[agent.id], healthy=link.healthy, now=self._clock())
+                    )
                 try:
                     decision = choose_agent(states, session.required_capabilities)
                 except NoAgentAvailable as refused:
                     reason = str(refused)
                 else:
-                    self._assigned[decision.agent_id] = self._assigned.get(decision.agent_id, 0) + 1
+                    self._load.routed(decision.agent_id)
                     self._append(
                         session.id,
                         "session.routed",
@@ -441,10 +448,9 @@ class WaveSupervisor:
             link.healthy = stream.connected.is_set()
         return link
 
-    def _release_assignment(self, link: _AgentLink) -> None:
-        count = self._assigned.get(link.agent.id, 0)
-        if count > 0:
-            self._assigned[link.agent.id] = count - 1
+    def _read_registry(self) -> tuple[list[Agent], dict[str, int]]:
+        with unit_of_work(self._database) as uow:
+            return uow.agents.list(active_only=True), uow.sessions.active_by_agent()
 
     # -- persistence helpers --------------------------------------------------------------------
 
@@ -460,7 +466,7 @@ class WaveSupervisor:
     def _metrics(self, sup: _Supervision) -> SessionMetrics:
         return sup.tracker.metrics()
 
-    def _load(self, session_id: str) -> Session:
+    def _load_session(self, session_id: str) -> Session:
         with unit_of_work(self._database) as uow:
             return uow.sessions.get(session_id)
 
@@ -481,7 +487,7 @@ class WaveSupervisor:
 
     def _current_outcome(self, tenant_id: str, session_id: str, reason: str) -> SessionOutcome:
         with tenant_scope(tenant_id):
-            return outcome_of(self._load(session_id), reason)
+            return outcome_of(self._load_session(session_id), reason)
 
 
 def _answered(messages: list[Message]) -> bool:

@@ -61,11 +61,13 @@ def supervise_wave(
     )
     outcomes = asyncio.run(supervisor.run(config.tenant, session_ids))
     _ensure_partition(context, config.tenant)
+    # One log line for the wave's outcomes (every session id in it, searchable in the run's
+    # log); each log line is a write to Dagster's event log, so not one per session.
+    context.log.info(
+        f"tenant {config.tenant}: wave {owner} ended: "
+        + "; ".join(f"{o.session_id} {o.status} ({o.reason})" for o in outcomes)
+    )
     for outcome in outcomes:
-        context.log.info(
-            f"tenant {outcome.tenant_id} session {outcome.session_id}: {outcome.status} "
-            f"({outcome.reason})"
-        )
         if outcome.status in FINAL_OR_WAITING:
             context.log_event(_materialization(outcome))
 

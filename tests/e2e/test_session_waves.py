@@ -181,6 +181,15 @@ def test_a_session_that_writes_a_file_completes_with_diff_tokens_and_cost(world:
     metadata = materialization.asset_materialization.metadata
     assert metadata["session_id"].value == session_id
     assert metadata["files_changed"].value == 1
+    # An operator finds the session's run by its tags, and its outcome in that run's log.
+    run_id = materialization.run_id
+    run = world.instance.get_run_by_id(run_id)
+    assert run is not None and run.tags["tenant"] == TENANT
+    assert session_id in run.tags["indorch/sessions"]
+    messages = [entry.user_message for entry in world.instance.all_logs(run_id)]
+    assert any(
+        TENANT in message and f"{session_id} COMPLETED" in message for message in messages
+    ), messages
 
 
 def test_a_model_failing_once_fails_is_retried_and_completes(world: World) -> None:

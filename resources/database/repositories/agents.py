@@ -67,6 +67,18 @@ class AgentRepository(TenantScopedRepository):
             raise NotFound(self.kind, agent_id)
         return _to_domain(row)
 
+    def get_for_update(self, agent_id: str) -> Agent:
+        """The agent, its row locked until the transaction ends: concurrent read-modify-writes
+        (waves recording finished sessions) queue instead of failing on the version check."""
+        row = self._session.scalars(
+            select(AgentRow)
+            .where(AgentRow.tenant_id == self.tenant_id, AgentRow.id == agent_id)
+            .with_for_update()
+        ).first()
+        if row is None:
+            raise NotFound(self.kind, agent_id)
+        return _to_domain(row)
+
     def list(self, active_only: bool = False) -> list[Agent]:
         query = select(AgentRow).where(AgentRow.tenant_id == self.tenant_id)
         if active_only:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, func, insert, or_, select, update
@@ -39,8 +40,10 @@ from resources.database.schema import (
 CREATED_EVENT = "session.created"
 STATUS_EVENT = "session.status_changed"
 COORDINATING = (SessionStatus.PENDING.value, SessionStatus.RUNNING.value)
+_PARENT = aliased(SessionRow, name="parent")
 
 
+@cache  # built once: aliased entities are costly to construct on every query
 def _coordinates() -> ColumnElement[bool]:
     """The session is a coordinating parent: one of its children is linked to a task."""
     child = aliased(SessionRow)
@@ -51,6 +54,7 @@ def _coordinates() -> ColumnElement[bool]:
     )
 
 
+@cache  # built once: aliased entities are costly to construct on every query
 def _is_subtask() -> ColumnElement[bool]:
     """The session runs a task of a decomposition (a child of a coordinating parent)."""
     return exists(
@@ -62,6 +66,7 @@ def _is_subtask() -> ColumnElement[bool]:
     )
 
 
+@cache  # built once: aliased entities are costly to construct on every query
 def _waits_for_prerequisites() -> ColumnElement[bool]:
     """The session's task depends on a task whose session has not COMPLETED (yet)."""
     task, before, before_session = aliased(TaskRow), aliased(TaskRow), aliased(SessionRow)
@@ -78,6 +83,7 @@ def _waits_for_prerequisites() -> ColumnElement[bool]:
     )
 
 
+@cache  # built once: aliased entities are costly to construct on every query
 def _parent_not_coordinating() -> ColumnElement[bool]:
     """The session is a subtask whose parent is neither PENDING nor RUNNING (held or ended)."""
     parent = aliased(SessionRow)
@@ -300,7 +306,7 @@ class SessionRepository(TenantScopedRepository):
 
     def abandoned_subtasks(self, limit: int = 100) -> list[Session]:
         """PENDING subtask sessions whose parent ended: they can never start."""
-        parent = aliased(SessionRow)
+        parent = _PARENT
         query = (
             select(SessionRow)
             .join(parent, parent.id == SessionRow.parent_id)

@@ -23,6 +23,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 
 from domain.agent import Agent, AgentPerformance
+from domain.clock import utcnow
 from domain.errors import ConcurrentModification
 from domain.fine_tuning import FineTuningJob, FineTuningStatus
 from domain.session import Session, SessionStatus
@@ -394,3 +395,52 @@ def test_a_change_blocked_behind_an_open_one_fails_once_that_one_commits(
             thread.join(THREAD_TIMEOUT_SECONDS)
     assert outcomes == {"first": "won", "second": "lost"}
     assert _state(pg_database, tenant, entity, entity_id) == (entity.moved_to, 2, 1)
+
+
+def test_finishes_on_one_agent_queue_on_its_row_and_both_count(
+    pg_database: Database, pg_second_database: Database, pg_admin_engine: Engine
+) -> None:
+    """Two waves recording a finished session on the same agent at once: the second waits for
+    the first's row lock (get_for_update), then reads the new version, so neither update is lost
+    or refused."""
+    tenant = new_tenant(pg_database)
+    agent = run_as(
+        pg_database,
+        tenant,
+        lambda uow: uow.agents.add(
+            Agent(tenant_id=tenant, name="shared", server_url="http://127.0.0.1:4096")
+        ),
+    )
+    first_locked = threading.Event()
+    release_first = threading.Event()
+    outcomes: dict[str, str] = {}
+
+    def record_finish(db: Database, name: str, hold: bool) -> None:
+        try:
+            with tenant_scope(tenant), unit_of_work(db) as uow:
+                current = uow.agents.get_for_update(agent.id)
+                if hold:
+                    first_locked.set()
+                    release_first.wait(THREAD_TIMEOUT_SECONDS)
+                current.performance = current.performance.record(succeeded=True, at=utcnow())
+                uow.agents.save(current)
+            outcomes[name] = "saved"
+        except Exception as error:
+            outcomes[name] = f"error: {type(error).__name__}: {error}"
+
+    first = threading.Thread(target=record_finish, args=(pg_database, "first", True))
+    second = threading.Thread(target=record_finish, args=(pg_second_database, "second", False))
+    first.start()
+    assert first_locked.wait(THREAD_TIMEOUT_SECONDS)
+    second.start()
+    deadline = time.monotonic() + THREAD_TIMEOUT_SECONDS
+    while _backends_waiting_on_a_lock(pg_admin_engine) == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    waited = _backends_waiting_on_a_lock(pg_admin_engine)
+    release_first.set()
+    for thread in (first, second):
+        thread.join(THREAD_TIMEOUT_SECONDS)
+    assert waited == 1, "the second reader did not wait for the first's row lock"
+    assert outcomes == {"first": "saved", "second": "saved"}
+    saved = run_as(pg_database, tenant, lambda uow: uow.agents.get(agent.id))
+    assert (saved.performance.tasks_total, saved.version) == (2, 3)

@@ -219,6 +219,12 @@ CASES: list[Case] = [
         "AgentRepository.get", "A's agent", lambda uow, a, b: uow.agents.get(a.agent.id), NotFound
     ),
     Case(
+        "AgentRepository.get_for_update",
+        "A's agent",
+        lambda uow, a, b: uow.agents.get_for_update(a.agent.id),
+        NotFound,
+    ),
+    Case(
         "AgentRepository.list",
         "B's agents only",
         lambda uow, a, b: uow.agents.list(),
@@ -537,6 +543,7 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
         Agent(tenant_id=a.tenant, name="n", server_url="http://127.0.0.1:1")
     ),
     "AgentRepository.get": lambda uow, a: uow.agents.get(a.agent.id),
+    "AgentRepository.get_for_update": lambda uow, a: uow.agents.get_for_update(a.agent.id),
     "AgentRepository.list": lambda uow, a: uow.agents.list(),
     "AgentRepository.save": lambda uow, a: uow.agents.save(_copy(a.agent)),
     "SessionRepository.add": lambda uow, a: uow.sessions.add(_new_session(a.tenant)),
