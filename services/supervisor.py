@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -64,8 +65,8 @@ class _Supervision:
     session: Session
     link: _AgentLink
     tracker: TurnTracker
-    next_renewal: datetime
     aborted_by_us: str | None = None
+    lease_lost: bool = False  # the wave's last renewal did not hold it: check who has it
 
 
 class WaveSupervisor:
@@ -91,15 +92,20 @@ class WaveSupervisor:
             timedelta(seconds=self._settings.routing_refresh_seconds),
             clock,
         )
+        self._following: dict[str, _Supervision] = {}
 
     async def run(self, tenant_id: str, session_ids: list[str]) -> list[SessionOutcome]:
         """Supervise every session to its end; one failing supervision never stops the others."""
+        renewer = asyncio.create_task(self._renew_leases(tenant_id))
         try:
             results = await asyncio.gather(
                 *(self._supervise(tenant_id, session_id) for session_id in session_ids),
                 return_exceptions=True,
             )
         finally:
+            renewer.cancel()
+            with suppress(asyncio.CancelledError):
+                await renewer
             for link in self._links.values():
                 await link.stream.close()
                 await link.client.aclose()
@@ -125,9 +131,11 @@ class WaveSupervisor:
                 return outcome_of(session, "not ours to supervise")
             if supervision is None:
                 return outcome_of(self._load_session(session_id), "ended before it was followed")
+            self._following[session_id] = supervision
             try:
                 return await self._follow(supervision)
             finally:
+                del self._following[session_id]
                 supervision.link.stream.unsubscribe(supervision.session.agent_session_id or "")
 
     async def _start(self, session: Session) -> _Supervision | None:
@@ -300,24 +308,36 @@ class WaveSupervisor:
                 return self._finish(
                     session, SessionStatus.ORPHANED, f"agent server lost: {error.detail}", sup
                 )
-        if now >= sup.next_renewal:
-            return self._renew(sup, now)
-        return None
-
-    def _renew(self, sup: _Supervision, now: datetime) -> SessionOutcome | None:
-        session = sup.session
-        session.lease_expires_at = now + self._settings.lease
-        session.metrics = self._metrics(sup)
-        try:
-            self._save(session)
-        except ConcurrentModification:
+        if sup.lease_lost:
+            sup.lease_lost = False
             current = self._load_session(session.id)
             if current.status not in SUPERVISED or current.lease_owner != self._owner:
                 return outcome_of(current, f"taken over: {current.status.value}")
-            sup.session = current
-            return None
-        sup.next_renewal = now + self._settings.renew_every
         return None
+
+    async def _renew_leases(self, tenant_id: str) -> None:
+        """Every `renew_every`, one statement extends the leases of all the wave's sessions
+        (waiting for an agent, or followed); a followed session it did not hold is checked."""
+        with tenant_scope(tenant_id):
+            while True:
+                await asyncio.sleep(self._settings.renew_every.total_seconds())
+                until = self._clock() + self._settings.lease
+                try:
+                    with unit_of_work(self._database) as uow:
+                        held = uow.sessions.renew_leases(self._owner, until)
+                except Exception as error:  # the next round retries; the lease outlasts three
+                    logger.warning(
+                        "tenant %s: lease renewal of wave %s failed: %r",
+                        tenant_id,
+                        self._owner,
+                        error,
+                    )
+                    continue
+                for session_id, sup in self._following.items():
+                    if session_id in held:
+                        sup.session.lease_expires_at = until
+                    else:
+                        sup.lease_lost = True
 
     async def _turn_finished(self, sup: _Supervision) -> bool:
         """Idle is announced before the last assistant message is final: confirm from messages."""
@@ -410,7 +430,8 @@ class WaveSupervisor:
     # -- routing and agent links ----------------------------------------------------------------
 
     async def _route(self, session: Session) -> _AgentLink:
-        """Choose an agent; while all are full, wait (the lease is renewed meanwhile)."""
+        """Choose an agent; while all are full, wait (the wave renews the lease meanwhile)."""
+        waiting_for = ""
         while True:
             async with self._routing_lock:
                 busy = self._load.busy()
@@ -432,9 +453,9 @@ class WaveSupervisor:
                         {"agent_id": decision.agent_id, "reason": decision.reason},
                     )
                     return self._links[decision.agent_id]
-            self._append(session.id, "session.waiting", {"reason": reason})
-            session.lease_expires_at = self._clock() + self._settings.lease
-            self._save(session)
+            if reason != waiting_for:  # recorded once per reason, not every round
+                self._append(session.id, "session.waiting", {"reason": reason})
+                waiting_for = reason
             await asyncio.sleep(self._settings.routing_wait_seconds)
 
     async def _link(self, agent: Agent) -> _AgentLink:
@@ -455,13 +476,7 @@ class WaveSupervisor:
     # -- persistence helpers --------------------------------------------------------------------
 
     def _supervision(self, session: Session, link: _AgentLink) -> _Supervision:
-        tracker = TurnTracker(base=session.metrics)
-        return _Supervision(
-            session=session,
-            link=link,
-            tracker=tracker,
-            next_renewal=self._clock() + self._settings.renew_every,
-        )
+        return _Supervision(session=session, link=link, tracker=TurnTracker(base=session.metrics))
 
     def _metrics(self, sup: _Supervision) -> SessionMetrics:
         return sup.tracker.metrics()

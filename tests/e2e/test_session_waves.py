@@ -34,6 +34,7 @@ from resources.redis_resource import RedisResource
 from resources.supervision_config import SupervisionConfig
 from sensors.dispatch import dispatch_sensor
 from sensors.retry import retry_sensor
+from services.session_outcome import SessionOutcome
 from services.session_service import SessionService, SubmitSession
 from services.supervisor import SupervisionSettings, WaveSupervisor
 from standins.opencode_server import OpenCodeServer
@@ -265,6 +266,17 @@ def claim_all(world: World, owner: str) -> list[str]:
     return [session.id for session in claim.sessions]
 
 
+async def start_wave(
+    world: World, owner: str, ids: list[str], settings: SupervisionSettings, running: str
+) -> asyncio.Task[list[SessionOutcome]]:
+    """A wave supervising `ids` in the background, once session `running` is RUNNING."""
+    supervisor = WaveSupervisor(world.database, OpenCodeResource(), owner=owner, settings=settings)
+    task = asyncio.create_task(supervisor.run(TENANT, ids))
+    while world.session(running).status is not SessionStatus.RUNNING:
+        await asyncio.sleep(0.1)
+    return task
+
+
 def test_a_hang_times_out_and_the_retry_completes(world: World) -> None:
     session_id = world.submit("[script:hang attempts=1] Think hard.", max_duration_seconds=60)
     ids = claim_all(world, "wave-hang")
@@ -296,15 +308,8 @@ def test_a_killed_wave_is_adopted_without_a_second_agent_session(
     ids = claim_all(world, "wave-doomed")
 
     async def die_mid_session() -> None:
-        supervisor = WaveSupervisor(
-            world.database,
-            OpenCodeResource(),
-            owner="wave-doomed",
-            settings=SupervisionSettings(poll_seconds=0.3, lease=timedelta(seconds=30)),
-        )
-        task = asyncio.create_task(supervisor.run(TENANT, ids))
-        while world.session(session_id).status is not SessionStatus.RUNNING:
-            await asyncio.sleep(0.1)
+        settings = SupervisionSettings(poll_seconds=0.3, lease=timedelta(seconds=30))
+        task = await start_wave(world, "wave-doomed", ids, settings, running=session_id)
         await asyncio.sleep(0.5)
         task.cancel()  # the run dies: no final state, a lease that is still valid
         with contextlib.suppress(asyncio.CancelledError):
@@ -325,6 +330,55 @@ def test_a_killed_wave_is_adopted_without_a_second_agent_session(
     assert "session.adopted" in [
         event.event_type for event in world.service.events(TENANT, session_id)
     ]
+
+
+def test_a_wave_keeps_the_leases_of_sessions_that_outlive_them(world: World) -> None:
+    """A 2 s lease renewed every 0.5 s by the wave, a 5 s session: meanwhile the dispatcher
+    finds nothing unsupervised to adopt, and the session completes on its one agent session."""
+    session_id = world.submit("[script:slow seconds=5] Take your time.")
+    ids = claim_all(world, "wave-steady")
+    settings = SupervisionSettings(
+        poll_seconds=0.3, lease=timedelta(seconds=2), renew_every=timedelta(seconds=0.5)
+    )
+    adopted_meanwhile: list[int] = []
+
+    async def supervise_and_probe() -> list[str]:
+        task = await start_wave(world, "wave-steady", ids, settings, running=session_id)
+        for _ in range(3):  # well past the first lease's expiry
+            await asyncio.sleep(1.0)
+            leased = world.service.lease_unsupervised(
+                TENANT, 10, timedelta(seconds=30), lambda sessions: "wave-intruder"
+            )
+            adopted_meanwhile.append(len(leased.sessions))
+        outcomes = await task
+        return [outcome.status for outcome in outcomes]
+
+    assert asyncio.run(supervise_and_probe()) == ["COMPLETED"]
+    assert adopted_meanwhile == [0, 0, 0]
+    assert world.session(session_id).lease_owner is None
+
+
+def test_a_session_taken_over_is_let_go_by_its_old_wave(world: World) -> None:
+    """Another wave took the lease (its renewal found the first wave gone): the first wave's
+    next renewal does not hold the session, so it stops following it and records nothing."""
+    session_id = world.submit("[script:slow seconds=4] Take your time.")
+    ids = claim_all(world, "wave-old")
+    settings = SupervisionSettings(
+        poll_seconds=0.2, lease=timedelta(seconds=30), renew_every=timedelta(seconds=0.5)
+    )
+
+    async def take_over_mid_session() -> list[str]:
+        task = await start_wave(world, "wave-old", ids, settings, running=session_id)
+        with tenant_scope(TENANT), unit_of_work(world.database) as uow:
+            session = uow.sessions.get(session_id)
+            session.lease_owner = "wave-new"
+            uow.sessions.save(session)
+        outcomes = await asyncio.wait_for(task, timeout=3.0)  # before the session ends (4 s)
+        return [f"{outcome.status}: {outcome.reason}" for outcome in outcomes]
+
+    assert asyncio.run(take_over_mid_session()) == ["RUNNING: taken over: RUNNING"]
+    session = world.session(session_id)
+    assert (session.status, session.lease_owner) == (SessionStatus.RUNNING, "wave-new")
 
 
 def test_a_killed_agent_server_orphans_the_session_and_the_retry_runs_elsewhere(

@@ -41,6 +41,7 @@ CREATED_EVENT = "session.created"
 STATUS_EVENT = "session.status_changed"
 COORDINATING = (SessionStatus.PENDING.value, SessionStatus.RUNNING.value)
 _PARENT = aliased(SessionRow, name="parent")
+LEASED_STATES = (SessionStatus.QUEUED, SessionStatus.RUNNING, SessionStatus.DEGRADED)
 
 
 @cache  # built once: aliased entities are costly to construct on every query
@@ -328,6 +329,27 @@ class SessionRepository(TenantScopedRepository):
             SessionRow.tenant_id == self.tenant_id, SessionRow.lease_owner == owner
         )
         return [_to_domain(row) for row in self._session.scalars(query.order_by(SessionRow.id))]
+
+    def renew_leases(self, owner: str, until: datetime) -> set[str]:
+        """Extend every lease `owner` holds on a session it still supervises; the ids renewed.
+
+        One statement for a whole wave. The version is left alone: a lease is not a state
+        change, and a writer holding the session (the owner itself, an operator's cancel) must
+        not fail its version check because of it. A session missing from the answer was taken
+        over, or left the supervised states.
+        """
+        statement = (
+            update(SessionRow)
+            .where(
+                SessionRow.tenant_id == self.tenant_id,
+                SessionRow.lease_owner == owner,
+                SessionRow.status.in_([s.value for s in LEASED_STATES]),
+            )
+            .values(lease_expires_at=until)
+            .returning(SessionRow.id)
+            .execution_options(synchronize_session=False)
+        )
+        return set(self._session.scalars(statement))
 
     def with_expired_lease(
         self, now: datetime, statuses: Collection[SessionStatus], limit: int = 1000

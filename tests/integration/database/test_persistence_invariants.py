@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -202,3 +202,42 @@ def test_sessions_without_idempotency_key_do_not_collide(database: Database, ten
     sessions = [_add_session(database, tenant) for _ in range(3)]
     listed = run_as(database, tenant, lambda uow: uow.sessions.list())
     assert [s.id for s in listed] == [s.id for s in reversed(sessions)]  # newest first
+
+
+def test_a_wave_renews_the_leases_it_holds_in_one_statement(
+    database: Database, tenant: str
+) -> None:
+    """Only the owner's supervisable sessions (QUEUED, RUNNING, DEGRADED) are renewed; the
+    version stays (a lease is not a state change, so no writer's version check is disturbed)."""
+    earlier = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    held = {
+        status: _add_session(
+            database, tenant, status=status, lease_owner="wave-1", lease_expires_at=earlier
+        )
+        for status in (SessionStatus.QUEUED, SessionStatus.RUNNING, SessionStatus.DEGRADED)
+    }
+    paused = _add_session(
+        database,
+        tenant,
+        status=SessionStatus.PAUSED,
+        lease_owner="wave-1",
+        lease_expires_at=earlier,
+    )
+    others = _add_session(
+        database,
+        tenant,
+        status=SessionStatus.RUNNING,
+        lease_owner="wave-2",
+        lease_expires_at=earlier,
+    )
+    until = earlier + timedelta(minutes=1)
+
+    renewed = run_as(database, tenant, lambda uow: uow.sessions.renew_leases("wave-1", until))
+
+    assert renewed == {session.id for session in held.values()}
+    for session in held.values():
+        stored = run_as(database, tenant, lambda uow, s=session: uow.sessions.get(s.id))
+        assert (stored.lease_expires_at, stored.version) == (until, session.version)
+    for untouched in (paused, others):
+        stored = run_as(database, tenant, lambda uow, s=untouched: uow.sessions.get(s.id))
+        assert stored.lease_expires_at == earlier

@@ -317,6 +317,12 @@ CASES: list[Case] = [
         check=equals(lambda b: []),
     ),
     Case(
+        "SessionRepository.renew_leases",
+        "a lease owner name A might use",
+        lambda uow, a, b: uow.sessions.renew_leases("wave-1", utcnow()),
+        check=equals(lambda b: set()),
+    ),
+    Case(
         "SessionRepository.with_expired_lease",
         "B's unsupervised running sessions only",
         lambda uow, a, b: uow.sessions.with_expired_lease(utcnow(), {SessionStatus.RUNNING}),
@@ -560,6 +566,7 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
     ),
     "SessionRepository.abandoned_subtasks": lambda uow, a: uow.sessions.abandoned_subtasks(),
     "SessionRepository.leased_by": lambda uow, a: uow.sessions.leased_by("wave-1"),
+    "SessionRepository.renew_leases": lambda uow, a: uow.sessions.renew_leases("wave-1", utcnow()),
     "SessionRepository.with_expired_lease": lambda uow, a: uow.sessions.with_expired_lease(
         utcnow(), {SessionStatus.RUNNING}
     ),
