@@ -24,6 +24,22 @@ class SupervisionConfig(dg.ConfigurableResource):
     retry_base_seconds: float = Field(
         default=5.0, gt=0, description="First retry's backoff; doubles per retry, with jitter."
     )
+    top_up_seconds: float = Field(
+        default=1800.0,
+        ge=0,
+        description="How long beyond its first sessions' time a wave may take on its tenant's "
+        "new sessions (0: waves never top up).",
+    )
+    top_up_every_seconds: float = Field(default=1.0, gt=0)
+    linger_seconds: float = Field(
+        default=10.0, ge=0, description="A topping-up wave with nothing to do ends after this."
+    )
+    left_behind_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="While a tenant has a live wave, the dispatcher claims only sessions due "
+        "this long (those its waves did not take on).",
+    )
 
     def settings(self) -> SupervisionSettings:
         return SupervisionSettings(

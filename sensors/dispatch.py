@@ -9,32 +9,54 @@ one value derived from the sessions and their versions: deterministic, and new f
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dagster as dg
 
+from domain.clock import utcnow
 from domain.session import Session
 from orchestrator_defs.sessions.job import session_wave
-from orchestrator_defs.sessions.waves import Wave, wave_id_for
+from orchestrator_defs.sessions.waves import JOB_NAME, TENANT_TAG, Wave, wave_id_for
 from resources.database_resource import DatabaseResource
 from resources.redis_resource import RedisResource
 from resources.supervision_config import SupervisionConfig
 from services.session_service import Claim, SessionService
 
 TICK_INTERVAL_SECONDS = 2
+LIVE_RUN_STATUSES = (
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+)
 MAX_WAVES_PER_TENANT_TICK = 50
 
 
 def tenant_waves(
-    service: SessionService, tenant: str, supervision: SupervisionConfig
+    service: SessionService,
+    tenant: str,
+    supervision: SupervisionConfig,
+    has_live_wave: bool = False,
 ) -> list[Wave]:
+    """Waves for the tenant's unsupervised and due sessions. While the tenant has a live wave
+    (which takes on new sessions itself), only sessions it left behind are claimed."""
     waves: list[Wave] = []
+    due_by = (
+        utcnow() - timedelta(seconds=supervision.left_behind_seconds)
+        if has_live_wave and supervision.top_up_seconds > 0
+        else None
+    )
     for purpose in ("adopt", "start"):
 
         def owner_for(sessions: list[Session], purpose: str = purpose) -> str:
             return wave_id_for(tenant, sessions, purpose)
 
         for _ in range(MAX_WAVES_PER_TENANT_TICK):
-            take = service.lease_unsupervised if purpose == "adopt" else service.claim_pending
-            claim: Claim = take(tenant, supervision.wave_size, supervision.claim_lease, owner_for)
+            size, lease = supervision.wave_size, supervision.claim_lease
+            if purpose == "adopt":
+                claim: Claim = service.lease_unsupervised(tenant, size, lease, owner_for)
+            else:
+                claim = service.claim_pending(tenant, size, lease, owner_for, due_by=due_by)
             if not claim.sessions:
                 break
             waves.append(
@@ -43,9 +65,17 @@ def tenant_waves(
                     tuple(s.id for s in claim.sessions),
                     claim.owner,
                     max(s.max_duration_seconds for s in claim.sessions),
+                    int(supervision.top_up_seconds),
                 )
             )
     return waves
+
+
+def tenants_with_live_waves(instance: dg.DagsterInstance) -> set[str]:
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(job_name=JOB_NAME, statuses=list(LIVE_RUN_STATUSES))
+    )
+    return {run.tags[TENANT_TAG] for run in runs if TENANT_TAG in run.tags}
 
 
 @dg.sensor(
@@ -63,9 +93,10 @@ def dispatch_sensor(
     service = SessionService(database.get_database(), publish=redis.event_publisher().publish)
     with database.unit_of_work() as uow:
         tenants = uow.tenants.active_slugs()
+    live = tenants_with_live_waves(context.instance)
     requests: list[dg.RunRequest] = []
     for tenant in tenants:
-        for wave in tenant_waves(service, tenant, supervision):
+        for wave in tenant_waves(service, tenant, supervision, tenant in live):
             context.log.info(
                 f"tenant {tenant}: wave {wave.wave_id} with {len(wave.session_ids)} sessions: "
                 + ", ".join(wave.session_ids)

@@ -284,14 +284,22 @@ class SessionService:
     # -- dispatch and retry (sensors) ---------------------------------------------------------
 
     def claim_pending(
-        self, tenant_id: str, limit: int, lease: timedelta, owner_for: OwnerNaming
+        self,
+        tenant_id: str,
+        limit: int,
+        lease: timedelta,
+        owner_for: OwnerNaming,
+        *,
+        due_by: datetime | None = None,
+        max_duration_seconds: float | None = None,
     ) -> Claim:
         """PENDING -> QUEUED for up to `limit` of the tenant's free slots, leased to one owner.
 
         `owner_for` names the owner (the wave) from the sessions about to be claimed. Each claim
         is a conditional UPDATE, so two dispatchers never claim one session twice; the tenant
         row is locked for the count-then-claim, so together they never exceed the tenant's
-        concurrency limit either.
+        concurrency limit either. `due_by` and `max_duration_seconds` narrow the candidates
+        (see `SessionRepository.due_pending`).
         """
         now = self._clock()
         claimed: list[Session] = []
@@ -302,7 +310,9 @@ class SessionService:
             slots = min(free_session_slots(tenant, uow.sessions.count_active()), limit)
             if not tenant.active or slots <= 0:
                 return Claim(owner, claimed)
-            candidates = uow.sessions.due_pending(now, slots)
+            candidates = uow.sessions.due_pending(
+                now, slots, due_by=due_by, max_duration_seconds=max_duration_seconds
+            )
             if not candidates:
                 return Claim(owner, claimed)
             owner = owner_for(candidates)

@@ -32,12 +32,14 @@ from resources.opencode.models import Message, ServerEvent
 from resources.opencode.resource import OpenCodeResource
 from services.agent_load import AgentLoadView
 from services.session_outcome import SessionOutcome, outcome_of
+from services.top_up import TopUp
 from services.turn_tracker import TurnTracker
 
 logger = logging.getLogger(__name__)
 EventSink = Callable[[SessionEvent], None]
 SUPERVISED = frozenset({SessionStatus.RUNNING, SessionStatus.DEGRADED})
 CONTINUE_PROMPT = "Continue the task from where you stopped."
+DIFF_RETRY_SECONDS = 0.3
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class SupervisionSettings:
     poll_seconds: float = 1.0
     routing_wait_seconds: float = 2.0  # between routing attempts while every agent is full
     routing_refresh_seconds: float = 1.0  # agents and their load re-read at most this often
+    diff_settle_seconds: float = 5.0  # the server's diff may lag the session's idle this long
 
 
 @dataclass
@@ -94,29 +97,77 @@ class WaveSupervisor:
         )
         self._following: dict[str, _Supervision] = {}
 
-    async def run(self, tenant_id: str, session_ids: list[str]) -> list[SessionOutcome]:
-        """Supervise every session to its end; one failing supervision never stops the others."""
+    async def run(
+        self, tenant_id: str, session_ids: list[str], top_up: TopUp | None = None
+    ) -> list[SessionOutcome]:
+        """Supervise every session to its end; one failing supervision never stops the others.
+
+        With `top_up`, the wave also takes on the tenant's new sessions while it has room, and
+        ends after lingering with nothing to do (`services.top_up`).
+        """
         renewer = asyncio.create_task(self._renew_leases(tenant_id))
+        running: dict[asyncio.Task[SessionOutcome], str] = {}
+        outcomes: list[SessionOutcome] = []
+
+        def start(ids: list[str]) -> None:
+            for session_id in ids:
+                running[asyncio.create_task(self._supervise(tenant_id, session_id))] = session_id
+
+        start(session_ids)
+        idle_since: float | None = None
         try:
-            results = await asyncio.gather(
-                *(self._supervise(tenant_id, session_id) for session_id in session_ids),
-                return_exceptions=True,
-            )
+            while running or top_up is not None:
+                if running:
+                    done, _ = await asyncio.wait(
+                        running,
+                        timeout=top_up.every_seconds if top_up else None,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    for task in done:
+                        outcomes.append(self._outcome(tenant_id, running.pop(task), task))
+                if top_up is None:
+                    continue
+                start(self._top_up(tenant_id, top_up, room=top_up.size - len(running)))
+                if running:
+                    idle_since = None
+                    continue
+                loop_time = asyncio.get_running_loop().time()
+                idle_since = idle_since if idle_since is not None else loop_time
+                if loop_time - idle_since >= top_up.linger_seconds:
+                    break
+                await asyncio.sleep(top_up.every_seconds)
         finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
             renewer.cancel()
             with suppress(asyncio.CancelledError):
                 await renewer
             for link in self._links.values():
                 await link.stream.close()
                 await link.client.aclose()
-        outcomes: list[SessionOutcome] = []
-        for session_id, result in zip(session_ids, results, strict=True):
-            if isinstance(result, BaseException):
-                logger.error("supervision of %s failed: %r", session_id, result, exc_info=result)
-                outcomes.append(self._current_outcome(tenant_id, session_id, repr(result)))
-            else:
-                outcomes.append(result)
         return outcomes
+
+    def _outcome(
+        self, tenant_id: str, session_id: str, task: asyncio.Task[SessionOutcome]
+    ) -> SessionOutcome:
+        error = task.exception()
+        if error is None:
+            return task.result()
+        logger.error("supervision of %s failed: %r", session_id, error, exc_info=error)
+        return self._current_outcome(tenant_id, session_id, repr(error))
+
+    def _top_up(self, tenant_id: str, top_up: TopUp, room: int) -> list[str]:
+        """The tenant's next due sessions that fit the wave's room and its runtime budget."""
+        within = (top_up.until - self._clock()).total_seconds()
+        if room <= 0 or within <= 0:
+            return []
+        try:
+            with tenant_scope(tenant_id):
+                return top_up.claim(room, within)
+        except Exception as error:  # the next round tries again; the dispatcher is the fallback
+            logger.warning("tenant %s: wave %s top-up failed: %r", tenant_id, self._owner, error)
+            return []
 
     # -- one session ----------------------------------------------------------------------------
 
@@ -368,12 +419,29 @@ class WaveSupervisor:
         first_user = next((m for m in sup.tracker.messages if m.info.role == "user"), None)
         if first_user is None or sup.session.agent_session_id is None:
             return
-        try:
-            sup.tracker.diff = await sup.link.client.diff(
-                sup.session.agent_session_id, message_id=first_user.info.id
-            )
-        except AgentServerError as error:
-            logger.warning("diff of %s unavailable: %s", sup.session.id, error)
+        loop = asyncio.get_running_loop()
+        settle_until = loop.time() + self._settings.diff_settle_seconds
+        while True:
+            try:
+                sup.tracker.diff = await sup.link.client.diff(
+                    sup.session.agent_session_id, message_id=first_user.info.id
+                )
+            except AgentServerError as error:
+                logger.warning("diff of %s unavailable: %s", sup.session.id, error)
+                return
+            pending = sup.tracker.diff_pending()
+            if not pending:
+                return
+            if loop.time() >= settle_until:
+                logger.warning(
+                    "tenant %s session %s: diff still lacks %s after %.0f s",
+                    sup.session.tenant_id,
+                    sup.session.id,
+                    sorted(pending),
+                    self._settings.diff_settle_seconds,
+                )
+                return
+            await asyncio.sleep(DIFF_RETRY_SECONDS)
 
     async def _abort(self, sup: _Supervision, why: str) -> None:
         sup.aborted_by_us = why

@@ -14,6 +14,8 @@ from typing import Any
 from domain.metrics import SessionMetrics
 from resources.opencode.models import FileDiff, Message, MessageInfo
 
+WRITING_TOOLS = frozenset({"write", "edit", "multiedit", "patch", "apply_patch"})
+
 
 @dataclass(frozen=True)
 class UsageDelta:
@@ -61,17 +63,26 @@ class TurnTracker:
             }
         )
 
-    def touched_paths(self) -> set[str]:
-        """Workspace-relative paths this agent session's own tools wrote or edited."""
+    def touched_paths(self, tools: frozenset[str] | None = None) -> set[str]:
+        """Workspace-relative paths this agent session's own tools (or only `tools`) named."""
         paths: set[str] = set()
         for message in self.messages:
             root = message.info.path.root
             for part in message.parts:
+                if part.get("type") != "tool" or (
+                    tools is not None and part.get("tool") not in tools
+                ):
+                    continue
                 tool_input = (part.get("state") or {}).get("input") or {}
                 path = tool_input.get("filePath") or tool_input.get("path")
-                if part.get("type") == "tool" and isinstance(path, str):
+                if isinstance(path, str):
                     paths.add(_relative(path, root))
         return paths
+
+    def diff_pending(self) -> set[str]:
+        """Files this session's tools wrote that the diff does not list (yet): the server
+        computes the diff after the session goes idle."""
+        return self.touched_paths(WRITING_TOOLS) - {item.file for item in self.diff}
 
     def own_diff(self) -> list[FileDiff]:
         """The workspace diff restricted to files this session touched.

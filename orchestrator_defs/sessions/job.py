@@ -6,13 +6,21 @@ session is submitted and claimed here, and supervised by the same code.
 """
 
 import asyncio
+from datetime import timedelta
 
 import dagster as dg
 from pydantic import Field
 
 from assets.coding_sessions import CODING_SESSIONS
+from domain.clock import utcnow
 from orchestrator_defs.partitions import tenant_partitions
-from orchestrator_defs.sessions.waves import JOB_NAME, WAVE_OP
+from orchestrator_defs.sessions.waves import (
+    JOB_NAME,
+    MAX_RUNTIME_TAG,
+    RUNTIME_MARGIN_SECONDS,
+    WAVE_OP,
+)
+from resources.database import Database
 from resources.database_resource import DatabaseResource
 from resources.opencode.resource import OpenCodeResource
 from resources.redis_resource import RedisResource
@@ -20,6 +28,7 @@ from resources.supervision_config import SupervisionConfig
 from services.session_outcome import SessionOutcome
 from services.session_service import SessionService, SubmitSession
 from services.supervisor import WaveSupervisor
+from services.top_up import TopUp, claim_next_for
 
 FINAL_OR_WAITING = {"COMPLETED", "PARTIALLY_COMPLETED", "FAILED", "TIMEOUT", "STOPPED"}
 
@@ -59,7 +68,8 @@ def supervise_wave(
     supervisor = WaveSupervisor(
         db, opencode, owner=owner, publish=publish, settings=supervision.settings()
     )
-    outcomes = asyncio.run(supervisor.run(config.tenant, session_ids))
+    top_up = None if config.prompt else _top_up(context, db, config.tenant, owner, supervision)
+    outcomes = asyncio.run(supervisor.run(config.tenant, session_ids, top_up=top_up))
     _ensure_partition(context, config.tenant)
     # One log line for the wave's outcomes (every session id in it, searchable in the run's
     # log); each log line is a write to Dagster's event log, so not one per session.
@@ -70,6 +80,28 @@ def supervise_wave(
     for outcome in outcomes:
         if outcome.status in FINAL_OR_WAITING:
             context.log_event(_materialization(outcome))
+
+
+def _top_up(
+    context: dg.OpExecutionContext,
+    db: Database,
+    tenant: str,
+    owner: str,
+    supervision: SupervisionConfig,
+) -> TopUp | None:
+    """The wave takes on new sessions that can end within its run's runtime budget (the
+    dispatcher sized `dagster/max_runtime` for it); a run without the tag does not top up."""
+    max_runtime = context.run.tags.get(MAX_RUNTIME_TAG)
+    if supervision.top_up_seconds <= 0 or max_runtime is None:
+        return None
+    budget = timedelta(seconds=float(max_runtime) - RUNTIME_MARGIN_SECONDS)
+    return TopUp(
+        claim=claim_next_for(SessionService(db), tenant, owner, supervision.claim_lease),
+        size=supervision.wave_size,
+        until=utcnow() + budget,
+        every_seconds=supervision.top_up_every_seconds,
+        linger_seconds=supervision.linger_seconds,
+    )
 
 
 def _ensure_partition(context: dg.OpExecutionContext, tenant: str) -> None:

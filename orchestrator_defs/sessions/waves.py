@@ -28,6 +28,7 @@ class Wave:
     session_ids: tuple[str, ...]
     wave_id: str
     longest_session_seconds: int = 86_400
+    top_up_seconds: int = 0  # how long it may take on new sessions beyond its first ones' time
 
     def run_config(self) -> dict[str, object]:
         return {
@@ -45,7 +46,9 @@ class Wave:
     def tags(self) -> dict[str, str]:
         return {
             **wave_tags(self.tenant_id, self.wave_id, self.session_ids),
-            MAX_RUNTIME_TAG: str(self.longest_session_seconds + RUNTIME_MARGIN_SECONDS),
+            MAX_RUNTIME_TAG: str(
+                self.longest_session_seconds + self.top_up_seconds + RUNTIME_MARGIN_SECONDS
+            ),
         }
 
 

@@ -37,6 +37,7 @@ from sensors.retry import retry_sensor
 from services.session_outcome import SessionOutcome
 from services.session_service import SessionService, SubmitSession
 from services.supervisor import SupervisionSettings, WaveSupervisor
+from services.top_up import TopUp, claim_next_for
 from standins.opencode_server import OpenCodeServer
 from standins.scripted_model import ScriptedModel
 
@@ -49,6 +50,8 @@ SUPERVISION = SupervisionConfig(
     renew_every_seconds=2.0,
     lease_seconds=10.0,
     retry_base_seconds=0.2,
+    top_up_every_seconds=0.2,
+    linger_seconds=0.5,  # waves top up while they run, and end soon after (tests wait on them)
 )
 
 
@@ -267,14 +270,48 @@ def claim_all(world: World, owner: str) -> list[str]:
 
 
 async def start_wave(
-    world: World, owner: str, ids: list[str], settings: SupervisionSettings, running: str
+    world: World,
+    owner: str,
+    ids: list[str],
+    settings: SupervisionSettings,
+    running: str,
+    top_up: TopUp | None = None,
 ) -> asyncio.Task[list[SessionOutcome]]:
     """A wave supervising `ids` in the background, once session `running` is RUNNING."""
     supervisor = WaveSupervisor(world.database, OpenCodeResource(), owner=owner, settings=settings)
-    task = asyncio.create_task(supervisor.run(TENANT, ids))
+    task = asyncio.create_task(supervisor.run(TENANT, ids, top_up=top_up))
     while world.session(running).status is not SessionStatus.RUNNING:
         await asyncio.sleep(0.1)
     return task
+
+
+def test_a_wave_takes_on_its_tenants_new_sessions_while_it_runs(world: World) -> None:
+    """A session submitted while a wave runs joins that wave (no new run), completes there, and
+    the wave ends once it has had nothing to do for its linger time."""
+    first = world.submit("[script:slow seconds=2] First.")
+    ids = claim_all(world, "wave-long")
+    top_up = TopUp(
+        claim=claim_next_for(world.service, TENANT, "wave-long", timedelta(seconds=60)),
+        size=10,
+        until=datetime.now(UTC) + timedelta(hours=2),  # room for the default 1 h sessions
+        every_seconds=0.2,
+        linger_seconds=1.0,
+    )
+    settings = SupervisionSettings(poll_seconds=0.2)
+
+    async def submit_while_running() -> tuple[str, list[SessionOutcome]]:
+        task = await start_wave(world, "wave-long", ids, settings, running=first, top_up=top_up)
+        second = world.submit('[script:write path=joined.md content="joined"] Second.')
+        return second, await asyncio.wait_for(task, timeout=60)
+
+    second, outcomes = asyncio.run(submit_while_running())
+
+    assert {o.session_id: o.status for o in outcomes} == {
+        first: "COMPLETED",
+        second: "COMPLETED",
+    }
+    claimed = [e for e in world.service.events(TENANT, second) if e.new_status == "QUEUED"]
+    assert len(claimed) == 1 and "wave-long" in claimed[0].reason
 
 
 def test_a_hang_times_out_and_the_retry_completes(world: World) -> None:

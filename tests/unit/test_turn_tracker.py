@@ -39,3 +39,24 @@ def test_no_tools_no_files() -> None:
     tracker = TurnTracker(base=SessionMetrics())
     tracker.diff = [FileDiff(file="someone-else.md", additions=1)]
     assert tracker.result()["files"] == []
+
+
+def test_files_written_but_not_in_the_diff_yet_are_pending() -> None:
+    """OpenCode computes a session's diff after it goes idle: a file its own tools wrote but the
+    diff does not list yet is worth waiting for; a file it only read is not."""
+    tracker = TurnTracker(base=SessionMetrics())
+    tracker.messages = [
+        Message(
+            info=MessageInfo(id="msg_2", role="assistant", path={"cwd": "/ws", "root": "/ws"}),
+            parts=[
+                tool_part("read", "/ws/README.md"),
+                tool_part("write", "/ws/a.md"),
+                tool_part("edit", "/ws/b.md"),
+            ],
+        ),
+    ]
+    assert tracker.diff_pending() == {"a.md", "b.md"}
+    tracker.diff = [FileDiff(file="a.md", additions=1, status="added")]
+    assert tracker.diff_pending() == {"b.md"}
+    tracker.diff.append(FileDiff(file="b.md", additions=1, status="modified"))
+    assert tracker.diff_pending() == set()

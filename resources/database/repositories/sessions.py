@@ -270,12 +270,21 @@ class SessionRepository(TenantScopedRepository):
         )
         return {agent_id: int(count) for agent_id, count in self._session.execute(query)}
 
-    def due_pending(self, now: datetime, limit: int) -> list[Session]:
+    def due_pending(
+        self,
+        now: datetime,
+        limit: int,
+        *,
+        due_by: datetime | None = None,
+        max_duration_seconds: float | None = None,
+    ) -> list[Session]:
         """PENDING sessions whose backoff has passed, most urgent first (priority, then age).
 
         Not coordinating parents, nor subtasks whose prerequisites have not all COMPLETED or
-        whose parent is not PENDING/RUNNING.
+        whose parent is not PENDING/RUNNING. `due_by`: only those due (submitted, or their
+        retry's backoff over) by then; `max_duration_seconds`: only those allowed no longer.
         """
+        due_at = func.coalesce(SessionRow.next_attempt_at, SessionRow.created_at)
         query = (
             select(SessionRow)
             .where(
@@ -289,6 +298,10 @@ class SessionRepository(TenantScopedRepository):
             .order_by(SessionRow.priority, SessionRow.id)
             .limit(limit)
         )
+        if due_by is not None:
+            query = query.where(due_at <= due_by)
+        if max_duration_seconds is not None:
+            query = query.where(SessionRow.max_duration_seconds <= max_duration_seconds)
         return [_to_domain(row) for row in self._session.scalars(query)]
 
     def coordinators(self, statuses: Collection[SessionStatus], limit: int = 100) -> list[Session]:

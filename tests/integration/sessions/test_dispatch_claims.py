@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import pytest
 
+from domain.clock import utcnow
 from domain.session import SessionStatus
 from domain.tenant import Tenant
 from resources.database import Database, tenant_scope, unit_of_work
@@ -111,3 +112,35 @@ def test_a_tenant_limited_to_two_never_has_more_than_two_active(database: Databa
     assert second_wave[0] == sorted(s for s in submitted if s not in {x.id for x in first_wave})[0]
     with tenant_scope(tenant), unit_of_work(database) as uow:
         assert uow.sessions.count_active() == 2
+
+
+def test_a_claim_can_leave_recent_sessions_to_the_waves_that_top_up(database: Database) -> None:
+    """`due_by`: only sessions waiting since then are claimed (the dispatcher's fallback while
+    a live wave of the tenant takes on new sessions itself)."""
+    tenant = new_tenant(database, limit=10)
+    now = utcnow()
+    early = SessionService(database, clock=lambda: now - timedelta(seconds=30))
+    early_ids = [early.submit(tenant, SubmitSession(title="early", prompt="do it")).id]
+    recent_ids = submit(SessionService(database, clock=lambda: now), tenant, 2)
+    service = SessionService(database, clock=lambda: now)
+
+    claim = service.claim_pending(
+        tenant, 10, LEASE, lambda s: "wave-late", due_by=now - timedelta(seconds=10)
+    )
+
+    assert [s.id for s in claim.sessions] == early_ids
+    rest = service.claim_pending(tenant, 10, LEASE, lambda s: "wave-now")
+    assert sorted(s.id for s in rest.sessions) == sorted(recent_ids)
+
+
+def test_a_claim_can_take_only_sessions_that_fit_a_runtime_budget(database: Database) -> None:
+    tenant = new_tenant(database, limit=10)
+    service = SessionService(database)
+    short = service.submit(
+        tenant, SubmitSession(title="short", prompt="a", max_duration_seconds=60)
+    )
+    service.submit(tenant, SubmitSession(title="long", prompt="b", max_duration_seconds=7200))
+
+    claim = service.claim_pending(tenant, 10, LEASE, lambda s: "wave", max_duration_seconds=600)
+
+    assert [s.id for s in claim.sessions] == [short.id]
