@@ -12,6 +12,8 @@
   ``OPENCODE_PASSWORD = "..."`` gets a server with HTTP Basic auth.
 - ``opencode_client`` / ``opencode_events`` (module): an httpx client with the server's
   credentials, and the server's ``GET /event`` stream followed from before the first test.
+- ``opencode_global_events`` (module): the server's ``GET /global/event`` stream (every
+  directory's events, in ``{"directory", "project", "payload"}`` envelopes), likewise.
 
 Tests using these fixtures are marked ``opencode`` (see ``tests/conftest.py``).
 """
@@ -98,6 +100,17 @@ def opencode_client(opencode_server: OpenCodeServer) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def opencode_events(opencode_server: OpenCodeServer) -> Iterator[EventStream]:
     stream = EventStream(opencode_server.url, auth=opencode_server.auth).start()
+    try:
+        yield stream
+    finally:
+        stream.close()
+
+
+@pytest.fixture(scope="module")
+def opencode_global_events(opencode_server: OpenCodeServer) -> Iterator[EventStream]:
+    stream = EventStream(
+        opencode_server.url, auth=opencode_server.auth, path="/global/event"
+    ).start()
     try:
         yield stream
     finally:

@@ -2,7 +2,10 @@
 
 One :class:`EventStream` per server (not per session), as the wave supervisor will do: a
 background thread reads the SSE stream (``data: {"id", "type", "properties"}`` lines) with plain
-httpx and keeps every event; tests wait for events of their session.
+httpx and keeps every event; tests wait for events of their session. The same reader follows
+``GET /event?directory=...`` (one directory's events) and ``GET /global/event`` (every
+directory's, each wrapped as ``{"directory", "project", "payload": {"id", "type", ...}}``):
+:func:`payload_of` unwraps either shape.
 
 :func:`lifecycle` reduces one session's events to the states a supervisor acts on
 (``status:busy``, ``status:retry``, ``error:<name>``, ``status:idle``, ``idle``), consecutive
@@ -28,8 +31,14 @@ TRACES = Path(__file__).parent / "traces"
 CONNECT_TIMEOUT_SECONDS = 15.0
 
 
+def payload_of(event: Event) -> Event:
+    """The event itself (``/event``) or its ``payload`` (a ``/global/event`` envelope)."""
+    payload = event.get("payload")
+    return payload if isinstance(payload, dict) and "type" not in event else event
+
+
 def session_of(event: Event) -> str | None:
-    properties = event.get("properties") or {}
+    properties = payload_of(event).get("properties") or {}
     if "sessionID" in properties:
         return properties["sessionID"]
     info = properties.get("info") or properties.get("part") or {}
@@ -39,10 +48,18 @@ def session_of(event: Event) -> str | None:
 class EventStream:
     """A background reader of ``GET /event``; thread-safe access to what it has seen."""
 
-    def __init__(self, base_url: str, auth: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        auth: tuple[str, str] | None = None,
+        path: str = "/event",
+        params: dict[str, str] | None = None,
+    ) -> None:
         self._client = httpx.Client(
             base_url=base_url, auth=auth, timeout=httpx.Timeout(10.0, read=None)
         )
+        self._path = path
+        self._params = params
         self._events: list[Event] = []
         self._condition = threading.Condition()
         self._finished = False
@@ -53,12 +70,14 @@ class EventStream:
 
     def start(self) -> EventStream:
         self._thread.start()
-        self.wait_for(lambda event: event["type"] == "server.connected", CONNECT_TIMEOUT_SECONDS)
+        self.wait_for(
+            lambda event: payload_of(event)["type"] == "server.connected", CONNECT_TIMEOUT_SECONDS
+        )
         return self
 
     def _read(self) -> None:
         try:
-            with self._client.stream("GET", "/event") as response:
+            with self._client.stream("GET", self._path, params=self._params) as response:
                 response.raise_for_status()
                 network_stream = response.extensions.get("network_stream")
                 if network_stream is not None:
@@ -118,14 +137,18 @@ class EventStream:
 
     def wait_for_session(self, session_id: str, event_type: str, timeout: float = 30.0) -> Event:
         return self.wait_for(
-            lambda event: event["type"] == event_type and session_of(event) == session_id,
+            lambda event: (
+                payload_of(event)["type"] == event_type and session_of(event) == session_id
+            ),
             timeout,
             f"{event_type} of {session_id}",
         )
 
 
 def summary(event: Event) -> str:
-    return f"{event['type']} {json.dumps(event.get('properties'))[:200]}"
+    payload = payload_of(event)
+    where = f"[{event['directory']}] " if "directory" in event else ""
+    return f"{where}{payload['type']} {json.dumps(payload.get('properties'))[:200]}"
 
 
 def lifecycle(events: Iterable[Event], session_id: str) -> list[str]:
@@ -134,6 +157,7 @@ def lifecycle(events: Iterable[Event], session_id: str) -> list[str]:
     for event in events:
         if session_of(event) != session_id:
             continue
+        event = payload_of(event)
         properties = event["properties"]
         if event["type"] == "session.status":
             state = f"status:{properties['status']['type']}"

@@ -25,6 +25,7 @@ from tests.integration.opencode.event_stream import (
     recorded_lifecycle,
     session_of,
 )
+from tests.integration.opencode.support import settled_diff
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -185,9 +186,8 @@ def test_write_script_edits_the_workspace_with_diff_tokens_and_cost(
 
     # the diff of the user message names the file
     user_message_id = next(m["info"]["id"] for m in found if m["info"]["role"] == "user")
-    diff = opencode_client.get(f"/session/{session_id}/diff", params={"messageID": user_message_id})
-    assert diff.status_code == 200
-    (file_diff,) = [entry for entry in diff.json() if entry["file"] == path]
+    diff = settled_diff(opencode_client, session_id, user_message_id)
+    (file_diff,) = [entry for entry in diff if entry["file"] == path]
     assert file_diff["status"] == "added"
     assert file_diff["additions"] == 2
     assert "+# Hello" in file_diff["patch"]
