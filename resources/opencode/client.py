@@ -7,25 +7,40 @@ error, connect timeout, no free pooled connection); a failure after sending (rea
 disconnected) or an error status is reported at once, since the server may have acted on it.
 Expected absence (an unknown session) raises `AgentSessionGone`.
 Every client shares one SSL context per process (`shared_ssl_context`).
+
+A workspace per session: `create_worktree` makes a git worktree (a directory on a branch of its
+own) and returns once it is checked out; a session created with `directory=` runs there. Pass the
+same `directory` to the calls of that session: the server-wide routes (`statuses`,
+`reply_permission`) only see the directory they are asked about, and the session's own routes
+accept it. `global_events` follows every directory's events; `remove_worktree` cleans up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import json as jsonlib
+import logging
 import ssl
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from httpx_sse import EventSource, SSEError, aconnect_sse
 
 from resources.opencode.errors import AgentServerError, AgentSessionGone
 from resources.opencode.models import (
     AgentSession,
     FileDiff,
+    GlobalEvent,
     Health,
     Message,
     SessionStatus,
+    Worktree,
 )
+
+logger = logging.getLogger(__name__)
 
 BASIC_AUTH_USER = "opencode"
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -33,6 +48,9 @@ DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 DEFAULT_RETRY_BACKOFF_SECONDS = 0.2
 # The request was never sent: retrying it cannot make the server act twice.
 NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# The server sends `server.heartbeat` every few seconds: silence this long means a dead stream.
+EVENT_READ_TIMEOUT_SECONDS = 30.0
+WORKTREE_READY_TIMEOUT_SECONDS = 60.0
 
 
 @functools.cache
@@ -100,9 +118,13 @@ class OpenCodeClient:
         params: dict[str, Any] | None = None,
         idempotent: bool = True,
         session_id: str | None = None,
+        directory: str | None = None,
     ) -> httpx.Response:
         """One call, retried up to `attempts` times: idempotent calls on any transport error,
-        429 and 5xx; the others only when the request was never sent (`NEVER_SENT`)."""
+        429 and 5xx; the others only when the request was never sent (`NEVER_SENT`).
+        `directory` scopes the call to that directory (the server's `directory` parameter)."""
+        if directory:
+            params = {**(params or {}), "directory": directory}
         for attempt in range(1, self._attempts + 1):
             last = attempt == self._attempts
             try:
@@ -128,11 +150,33 @@ class OpenCodeClient:
         response = await self._request("GET", "/global/health")
         return Health.model_validate(response.json())
 
-    async def create_session(self, title: str, parent_id: str | None = None) -> AgentSession:
+    # --- sessions ---------------------------------------------------------------------------
+
+    async def create_session(
+        self,
+        title: str,
+        parent_id: str | None = None,
+        *,
+        directory: str | None = None,
+        permission: list[dict[str, str]] | None = None,
+    ) -> AgentSession:
+        """A new session; it works in `directory` (a worktree), else in the server's workspace.
+        `permission`: rules such as {"permission": "edit", "pattern": "*", "action": "ask"}."""
         body: dict[str, Any] = {"title": title}
         if parent_id:
             body["parentID"] = parent_id
-        response = await self._request("POST", "/session", json=body, idempotent=False)
+        if permission:
+            body["permission"] = permission
+        response = await self._request(
+            "POST", "/session", json=body, idempotent=False, directory=directory
+        )
+        return AgentSession.model_validate(response.json())
+
+    async def get_session(self, session_id: str, *, directory: str | None = None) -> AgentSession:
+        """The session (found by id in any directory); `.directory` is where it works."""
+        response = await self._request(
+            "GET", f"/session/{session_id}", session_id=session_id, directory=directory
+        )
         return AgentSession.model_validate(response.json())
 
     async def prompt_async(
@@ -141,6 +185,8 @@ class OpenCodeClient:
         text: str,
         agent: str | None = None,
         model: str | None = None,
+        *,
+        directory: str | None = None,
     ) -> None:
         """Queue a prompt; the server answers at once and works on it in the background."""
         body: dict[str, Any] = {"parts": [{"type": "text", "text": text}]}
@@ -154,36 +200,154 @@ class OpenCodeClient:
             json=body,
             idempotent=False,
             session_id=session_id,
+            directory=directory,
         )
 
-    async def statuses(self) -> dict[str, SessionStatus]:
-        """Status of the server's non-idle sessions (a session missing from it is idle)."""
-        response = await self._request("GET", "/session/status")
+    async def statuses(self, *, directory: str | None = None) -> dict[str, SessionStatus]:
+        """Status of the non-idle sessions of ONE directory (default: the server's workspace);
+        a session missing from it is idle, or works in another directory."""
+        response = await self._request("GET", "/session/status", directory=directory)
         return {key: SessionStatus.model_validate(value) for key, value in response.json().items()}
 
-    async def abort(self, session_id: str) -> bool:
+    async def abort(self, session_id: str, *, directory: str | None = None) -> bool:
         response = await self._request(
-            "POST", f"/session/{session_id}/abort", session_id=session_id
+            "POST", f"/session/{session_id}/abort", session_id=session_id, directory=directory
         )
         return bool(response.json())
 
-    async def messages(self, session_id: str) -> list[Message]:
+    async def messages(self, session_id: str, *, directory: str | None = None) -> list[Message]:
         response = await self._request(
-            "GET", f"/session/{session_id}/message", session_id=session_id
+            "GET", f"/session/{session_id}/message", session_id=session_id, directory=directory
         )
         return [Message.model_validate(item) for item in response.json()]
 
-    async def diff(self, session_id: str, message_id: str | None = None) -> list[FileDiff]:
+    async def diff(
+        self, session_id: str, message_id: str | None = None, *, directory: str | None = None
+    ) -> list[FileDiff]:
         """Files changed since `message_id` (the server returns nothing without one)."""
         params = {"messageID": message_id} if message_id else None
         response = await self._request(
-            "GET", f"/session/{session_id}/diff", params=params, session_id=session_id
+            "GET",
+            f"/session/{session_id}/diff",
+            params=params,
+            session_id=session_id,
+            directory=directory,
         )
         return [FileDiff.model_validate(item) for item in response.json()]
 
-    async def reply_permission(self, request_id: str, reply: str, message: str = "") -> bool:
+    async def reply_permission(
+        self, request_id: str, reply: str, message: str = "", *, directory: str | None = None
+    ) -> bool:
+        """Answer a permission request; `directory` must be the asking session's (the server
+        answers 404 for a request of another directory)."""
         body: dict[str, Any] = {"reply": reply}
         if message:
             body["message"] = message
-        response = await self._request("POST", f"/permission/{request_id}/reply", json=body)
+        response = await self._request(
+            "POST", f"/permission/{request_id}/reply", json=body, directory=directory
+        )
         return bool(response.json())
+
+    # --- worktrees --------------------------------------------------------------------------
+
+    async def create_worktree(
+        self, name: str | None = None, *, ready_timeout: float = WORKTREE_READY_TIMEOUT_SECONDS
+    ) -> Worktree:
+        """A new git worktree of the server's project, checked out and ready for sessions.
+
+        The server answers before the checkout is done and announces `worktree.ready` (or
+        `worktree.failed`) on `/global/event`; this follows that stream from before asking.
+        `name` is slugged by the server (lower case, `[a-z0-9-]`; a taken name gets a suffix).
+        A worktree that fails or is not ready within `ready_timeout` is removed again and
+        `AgentServerError` raised.
+        """
+        body = {"name": name} if name else {}
+        worktree: Worktree | None = None
+        try:
+            async with asyncio.timeout(ready_timeout), self.global_events() as events:
+                response = await self._request(
+                    "POST", "/experimental/worktree", json=body, idempotent=False
+                )
+                worktree = Worktree.model_validate(response.json())
+                async for event in events:
+                    if event.directory != worktree.directory:
+                        continue
+                    if event.type == "worktree.ready":
+                        return worktree
+                    if event.type == "worktree.failed":
+                        detail = event.payload.properties.get("message", "")
+                        raise AgentServerError(
+                            self.base_url, f"worktree {worktree.name} failed: {detail}"
+                        )
+                raise AgentServerError(
+                    self.base_url, f"worktree {worktree.name}: event stream ended before ready"
+                )
+        except BaseException as error:
+            if worktree is not None:
+                with contextlib.suppress(Exception):
+                    await self.remove_worktree(worktree.directory)
+            if isinstance(error, TimeoutError):
+                raise AgentServerError(
+                    self.base_url, f"worktree {name or ''} not ready after {ready_timeout:g}s"
+                ) from error
+            raise
+
+    async def worktrees(self) -> list[str]:
+        """The directories of the project's worktrees."""
+        response = await self._request("GET", "/experimental/worktree")
+        return [str(directory) for directory in response.json()]
+
+    async def remove_worktree(self, directory: str) -> bool:
+        """Delete the worktree's directory (uncommitted changes included) and its branch; the
+        server also disposes of its instance for that directory. True for an unknown one too."""
+        response = await self._request(
+            "DELETE", "/experimental/worktree", json={"directory": directory}
+        )
+        return bool(response.json())
+
+    async def reset_worktree(self, directory: str) -> bool:
+        """Discard every change of the worktree: its branch back to the project's default
+        branch, untracked files removed (to reuse a worktree)."""
+        response = await self._request(
+            "POST", "/experimental/worktree/reset", json={"directory": directory}
+        )
+        return bool(response.json())
+
+    # --- events -----------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def global_events(
+        self, read_timeout: float = EVENT_READ_TIMEOUT_SECONDS
+    ) -> AsyncIterator[AsyncIterator[GlobalEvent]]:
+        """`GET /global/event`: every directory's events, each with its `directory`.
+
+        Connected (its `server.connected` read) when the block starts, so nothing the block then
+        asks the server for can be missed. Not reconnected; a stream silent for `read_timeout`
+        (the server sends heartbeats) or broken raises `AgentServerError`.
+        """
+        path = "/global/event"
+        timeout = httpx.Timeout(read_timeout, connect=self._http.timeout.connect)
+        try:
+            async with aconnect_sse(self._http, "GET", path, timeout=timeout) as source:
+                if source.response.is_error:
+                    await source.response.aread()
+                    raise AgentServerError(
+                        self.base_url,
+                        f"GET {path}: {source.response.text[:300]}",
+                        source.response.status_code,
+                    )
+                events = self._parse_global(source)
+                if await anext(events, None) is None:
+                    raise AgentServerError(self.base_url, f"GET {path}: ended at once")
+                yield events
+        except (httpx.TransportError, SSEError) as error:
+            raise AgentServerError(self.base_url, f"GET {path}: {error!r}") from error
+
+    async def _parse_global(self, source: EventSource) -> AsyncIterator[GlobalEvent]:
+        async for message in source.aiter_sse():
+            if not message.data:
+                continue
+            try:
+                yield GlobalEvent.model_validate(jsonlib.loads(message.data))
+            except ValueError:
+                logger.warning("unreadable event from %s: %.200s", self.base_url, message.data)

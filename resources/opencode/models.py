@@ -26,6 +26,15 @@ class AgentSession(_Lenient):
     directory: str = ""
 
 
+class Worktree(_Lenient):
+    """A git worktree the server made (`POST /experimental/worktree`): a directory of its own on
+    branch `opencode/<name>`, under the server's HOME (`.local/share/opencode/worktree/...`)."""
+
+    name: str
+    branch: str = ""
+    directory: str
+
+
 class SessionStatus(_Lenient):
     """busy | idle | retry (the server is retrying the model: attempt, message, next)."""
 
@@ -117,3 +126,25 @@ class ServerEvent(_Lenient):
     def error_name(self) -> str | None:
         error = self.error
         return error.get("name") if error else None
+
+
+class GlobalEvent(_Lenient):
+    """One event of `GET /global/event`: every directory's events of the server, each wrapped.
+
+    `directory` is the directory (instance) the event belongs to: a session's events carry the
+    directory the session runs in; project events say "global"; server events (connected,
+    heartbeat) have none. The server also repeats each durable event as a `sync` payload
+    (`syncEvent`, no `properties`): it names no session, so routing by session ignores it.
+    """
+
+    directory: str | None = None
+    project: str | None = None
+    payload: ServerEvent
+
+    @property
+    def type(self) -> str:
+        return self.payload.type
+
+    @property
+    def session_id(self) -> str | None:
+        return self.payload.session_id

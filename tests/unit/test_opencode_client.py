@@ -7,15 +7,18 @@
   never reached the server (connect error, connect timeout, no free pooled connection), never a
   failure after sending (read timeout, server disconnected), nor an error status. The server is
   an ``httpx.MockTransport`` that fails the first N requests, then answers.
+- Directories: every call that takes ``directory`` sends it as the ``directory`` query parameter
+  (what the server reads first); ``/global/event`` envelopes parse into ``GlobalEvent``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import certifi
@@ -24,6 +27,7 @@ import pytest
 
 from resources.opencode.client import OpenCodeClient, shared_ssl_context
 from resources.opencode.errors import AgentServerError
+from resources.opencode.models import GlobalEvent
 
 SESSION = {"id": "ses_1", "title": "t", "directory": "/w"}
 
@@ -105,6 +109,21 @@ class FlakyServer:
         if request.url.path.endswith("/prompt_async"):
             return httpx.Response(204)
         return httpx.Response(200, json={})
+
+
+def on_transport(
+    handler: Callable[[httpx.Request], httpx.Response],
+    work: Callable[[OpenCodeClient], Awaitable[Any]],
+) -> Any:
+    """Run `work` with a client whose network is `handler`."""
+
+    async def run() -> Any:
+        async with OpenCodeClient(
+            "http://opencode.test", transport=httpx.MockTransport(handler)
+        ) as client:
+            return await work(client)
+
+    return asyncio.run(run())
 
 
 def client_on(server: FlakyServer, attempts: int = 3) -> OpenCodeClient:
@@ -210,3 +229,199 @@ def test_a_refused_connection_on_a_real_socket_is_retried_then_reported() -> Non
         with pytest.raises(AgentServerError, match="ConnectError"):
             asyncio.run(create())
     assert time.monotonic() - started >= 0.05 + 0.1  # two backoffs: 3 attempts
+
+
+# --- directories ------------------------------------------------------------------------------
+
+WORKTREE = "/srv/home/.local/share/opencode/worktree/abc/ind-1"
+
+
+class RecordingServer:
+    """Answers every route the client uses; keeps each request."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        path = request.url.path
+        if path == "/session":
+            return httpx.Response(200, json={**SESSION, "directory": WORKTREE})
+        if path.endswith("/prompt_async"):
+            return httpx.Response(204)
+        if path in ("/session/status",):
+            return httpx.Response(200, json={"ses_1": {"type": "busy"}})
+        if path.endswith(("/message", "/diff")) or path == "/experimental/worktree":
+            return httpx.Response(200, json=[] if request.method == "GET" else True)
+        return httpx.Response(200, json=True)
+
+
+async def _every_scoped_call(client: OpenCodeClient) -> None:
+    await client.create_session("t", directory=WORKTREE)
+    await client.prompt_async("ses_1", "hello", directory=WORKTREE)
+    await client.statuses(directory=WORKTREE)
+    await client.messages("ses_1", directory=WORKTREE)
+    await client.diff("ses_1", "msg_1", directory=WORKTREE)
+    await client.abort("ses_1", directory=WORKTREE)
+    await client.reply_permission("per_1", "once", directory=WORKTREE)
+
+
+def test_every_scoped_call_sends_the_directory_as_a_query_parameter() -> None:
+    server = RecordingServer()
+    on_transport(server, _every_scoped_call)
+    assert [r.url.params.get("directory") for r in server.requests] == [WORKTREE] * 7
+    assert server.requests[4].url.params["messageID"] == "msg_1"
+
+
+async def _unscoped_calls(client: OpenCodeClient) -> None:
+    await client.create_session("t")
+    await client.statuses()
+    await client.abort("ses_1")
+
+
+def test_without_a_directory_no_parameter_is_sent() -> None:
+    server = RecordingServer()
+    on_transport(server, _unscoped_calls)
+    assert all("directory" not in r.url.params for r in server.requests)
+
+
+async def _remove_and_reset(client: OpenCodeClient) -> tuple[bool, bool]:
+    return await client.remove_worktree(WORKTREE), await client.reset_worktree(WORKTREE)
+
+
+def test_worktree_removal_and_reset_name_the_directory_in_the_body() -> None:
+    server = RecordingServer()
+    assert on_transport(server, _remove_and_reset) == (True, True)
+    removal, reset = server.requests
+    assert (removal.method, removal.url.path) == ("DELETE", "/experimental/worktree")
+    assert (reset.method, reset.url.path) == ("POST", "/experimental/worktree/reset")
+    assert removal.content == reset.content == b'{"directory":"' + WORKTREE.encode() + b'"}'
+
+
+def test_global_event_envelopes_parse() -> None:
+    session_event = GlobalEvent.model_validate(
+        {
+            "directory": WORKTREE,
+            "project": "abc",
+            "payload": {
+                "id": "evt_1",
+                "type": "session.status",
+                "properties": {"sessionID": "ses_1", "status": {"type": "busy"}},
+            },
+        }
+    )
+    assert session_event.directory == WORKTREE
+    assert session_event.type == "session.status"
+    assert session_event.session_id == "ses_1"
+    assert session_event.payload.status is not None
+    assert session_event.payload.status.type == "busy"
+
+    server_event = GlobalEvent.model_validate(
+        {"payload": {"id": "evt_2", "type": "server.heartbeat", "properties": {}}}
+    )
+    assert server_event.directory is None
+    assert server_event.session_id is None
+
+    # the server also sends each durable event again as a "sync" payload: no session to route
+    sync = GlobalEvent.model_validate(
+        {
+            "directory": WORKTREE,
+            "project": "abc",
+            "payload": {
+                "type": "sync",
+                "syncEvent": {"type": "session.created.1", "data": {"sessionID": "ses_1"}},
+            },
+        }
+    )
+    assert sync.type == "sync"
+    assert sync.session_id is None
+
+
+class WorktreeServer:
+    """`POST /experimental/worktree` answers WORKTREE; `/global/event` sends `events`, then ends."""
+
+    def __init__(self, *events: dict[str, Any]) -> None:
+        self.events = [{"payload": {"type": "server.connected", "properties": {}}}, *events]
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if request.url.path == "/global/event":
+            body = "".join(f"data: {json.dumps(event)}\n\n" for event in self.events)
+            return httpx.Response(
+                200, headers={"content-type": "text/event-stream"}, content=body.encode()
+            )
+        if request.method == "POST":
+            return httpx.Response(
+                200, json={"name": "ind-1", "branch": "opencode/ind-1", "directory": WORKTREE}
+            )
+        return httpx.Response(200, json=True)
+
+    def routes(self) -> list[str]:
+        return [f"{r.method} {r.url.path}" for r in self.requests]
+
+
+def worktree_event(event_type: str, directory: str = WORKTREE, **properties: Any) -> dict:
+    return {"directory": directory, "payload": {"type": event_type, "properties": properties}}
+
+
+def _create_worktree(server: Callable[[httpx.Request], httpx.Response]) -> Any:
+    return on_transport(server, lambda client: client.create_worktree("IND-1"))
+
+
+def test_create_worktree_returns_once_the_server_says_it_is_ready() -> None:
+    server = WorktreeServer(
+        worktree_event("worktree.ready", directory="/elsewhere", name="other"),
+        worktree_event("worktree.ready", name="ind-1", branch="opencode/ind-1"),
+    )
+    worktree = _create_worktree(server)
+    assert (worktree.name, worktree.branch, worktree.directory) == (
+        "ind-1",
+        "opencode/ind-1",
+        WORKTREE,
+    )
+    # subscribed before asking, so the ready event cannot be missed
+    assert server.routes() == ["GET /global/event", "POST /experimental/worktree"]
+    assert json.loads(server.requests[1].content) == {"name": "IND-1"}
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        [worktree_event("worktree.failed", message="checkout failed")],
+        [worktree_event("worktree.ready", directory="/elsewhere")],  # then the stream ends
+    ],
+    ids=["failed", "stream-ended"],
+)
+def test_a_worktree_that_never_gets_ready_is_removed_and_reported(
+    events: list[dict[str, Any]],
+) -> None:
+    server = WorktreeServer(*events)
+    with pytest.raises(AgentServerError, match="worktree"):
+        _create_worktree(server)
+    assert server.routes()[-1] == "DELETE /experimental/worktree"
+    assert json.loads(server.requests[-1].content) == {"directory": WORKTREE}
+
+
+class ConnectedThenSilent(httpx.AsyncByteStream):
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b'data: {"payload": {"type": "server.connected", "properties": {}}}\n\n'
+        await asyncio.sleep(3600)
+
+
+def test_a_worktree_not_ready_in_time_is_removed_and_reported() -> None:
+    requests: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        if request.url.path == "/global/event":
+            return httpx.Response(
+                200, headers={"content-type": "text/event-stream"}, stream=ConnectedThenSilent()
+            )
+        if request.method == "POST":
+            return httpx.Response(200, json={"name": "slow", "directory": WORKTREE})
+        return httpx.Response(200, json=True)
+
+    with pytest.raises(AgentServerError, match=r"not ready after 0\.3s"):
+        on_transport(handler, lambda client: client.create_worktree("slow", ready_timeout=0.3))
+    assert [f"{r.method} {r.url.path}" for r in requests][-1] == "DELETE /experimental/worktree"
