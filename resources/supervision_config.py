@@ -24,6 +24,11 @@ class SupervisionConfig(dg.ConfigurableResource):
     retry_base_seconds: float = Field(
         default=5.0, gt=0, description="First retry's backoff; doubles per retry, with jitter."
     )
+    tenant_workspaces: bool = Field(
+        default=True,
+        description="Run each tenant's sessions in a git worktree of its own on every agent "
+        "server (agents of several tenants may share a server).",
+    )
     top_up_seconds: float = Field(
         default=1800.0,
         ge=0,
@@ -47,6 +52,7 @@ class SupervisionConfig(dg.ConfigurableResource):
             renew_every=timedelta(seconds=self.renew_every_seconds),
             orphan_after_seconds=self.orphan_after_seconds,
             poll_seconds=self.poll_seconds,
+            tenant_workspaces=self.tenant_workspaces,
         )
 
     @property

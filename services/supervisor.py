@@ -30,6 +30,7 @@ from resources.opencode.errors import AgentServerError, AgentSessionGone
 from resources.opencode.event_stream import ServerEventStream
 from resources.opencode.models import Message, ServerEvent
 from resources.opencode.resource import OpenCodeResource
+from resources.opencode.workspaces import tenant_workspace
 from services.agent_load import AgentLoadView
 from services.session_outcome import SessionOutcome, outcome_of
 from services.top_up import TopUp
@@ -50,6 +51,7 @@ class SupervisionSettings:
     poll_seconds: float = 1.0
     routing_wait_seconds: float = 2.0  # between routing attempts while every agent is full
     routing_refresh_seconds: float = 1.0  # agents and their load re-read at most this often
+    tenant_workspaces: bool = True  # each tenant's sessions in its own worktree on a server
     diff_settle_seconds: float = 5.0  # the server's diff may lag the session's idle this long
 
 
@@ -58,6 +60,7 @@ class _AgentLink:
     agent: Agent
     client: OpenCodeClient
     stream: ServerEventStream
+    directory: str | None = None  # the tenant's workspace on the server (None: its default)
     healthy: bool = True
 
 
@@ -96,6 +99,7 @@ class WaveSupervisor:
             clock,
         )
         self._following: dict[str, _Supervision] = {}
+        self._tenant = ""
 
     async def run(
         self, tenant_id: str, session_ids: list[str], top_up: TopUp | None = None
@@ -105,6 +109,7 @@ class WaveSupervisor:
         With `top_up`, the wave also takes on the tenant's new sessions while it has room, and
         ends after lingering with nothing to do (`services.top_up`).
         """
+        self._tenant = tenant_id
         renewer = asyncio.create_task(self._renew_leases(tenant_id))
         running: dict[asyncio.Task[SessionOutcome], str] = {}
         outcomes: list[SessionOutcome] = []
@@ -192,13 +197,17 @@ class WaveSupervisor:
     async def _start(self, session: Session) -> _Supervision | None:
         link = await self._route(session)
         try:
-            agent_session = await link.client.create_session(f"{session.id} {session.title}")
+            agent_session = await link.client.create_session(
+                f"{session.id} {session.title}", directory=link.directory
+            )
         except AgentServerError as error:
             self._load.start_failed(link.agent.id)
             self._finish(session, SessionStatus.FAILED, f"agent server error: {error.detail}")
             return None
         session.agent_id = link.agent.id
         session.agent_session_id = agent_session.id
+        if link.directory:
+            session.metadata = {**session.metadata, "agent_directory": link.directory}
         now = self._clock()
         session.lease_expires_at = now + self._settings.lease
         try:
@@ -217,6 +226,7 @@ class WaveSupervisor:
                 session.initial_prompt,
                 agent=link.agent.opencode_agent,
                 model=session.model or link.agent.model,
+                directory=link.directory,
             )
         except AgentServerError as error:
             self._finish(
@@ -245,7 +255,9 @@ class WaveSupervisor:
             return None  # another wave adopted it first
         link.stream.subscribe(session.agent_session_id)
         try:
-            messages = await link.client.messages(session.agent_session_id)
+            messages = await link.client.messages(
+                session.agent_session_id, directory=link.directory
+            )
         except AgentServerError as error:
             link.stream.unsubscribe(session.agent_session_id)
             self._finish(session, SessionStatus.ORPHANED, f"agent session lost: {error.detail}")
@@ -260,7 +272,10 @@ class WaveSupervisor:
             }
             self._save(session)
             await link.client.prompt_async(
-                session.agent_session_id, CONTINUE_PROMPT, agent=agent.opencode_agent
+                session.agent_session_id,
+                CONTINUE_PROMPT,
+                agent=agent.opencode_agent,
+                directory=link.directory,
             )
         elif await self._turn_finished(supervision):
             supervision.tracker.idle_seen = True
@@ -331,7 +346,7 @@ class WaveSupervisor:
         self._append(sup.session.id, "agent.permission", {"policy": policy, "request": request_id})
         if policy in {"allow", "reject"} and request_id:
             reply = "once" if policy == "allow" else "reject"
-            await sup.link.client.reply_permission(request_id, reply)
+            await sup.link.client.reply_permission(request_id, reply, directory=sup.link.directory)
 
     async def _check_limits(self, sup: _Supervision) -> SessionOutcome | None:
         now = self._clock()
@@ -394,7 +409,9 @@ class WaveSupervisor:
         """Idle is announced before the last assistant message is final: confirm from messages."""
         assert sup.session.agent_session_id is not None
         try:
-            messages = await sup.link.client.messages(sup.session.agent_session_id)
+            messages = await sup.link.client.messages(
+                sup.session.agent_session_id, directory=sup.link.directory
+            )
         except AgentSessionGone:
             return False
         for message in messages:
@@ -424,7 +441,9 @@ class WaveSupervisor:
         while True:
             try:
                 sup.tracker.diff = await sup.link.client.diff(
-                    sup.session.agent_session_id, message_id=first_user.info.id
+                    sup.session.agent_session_id,
+                    message_id=first_user.info.id,
+                    directory=sup.link.directory,
                 )
             except AgentServerError as error:
                 logger.warning("diff of %s unavailable: %s", sup.session.id, error)
@@ -447,7 +466,7 @@ class WaveSupervisor:
         sup.aborted_by_us = why
         assert sup.session.agent_session_id is not None
         try:
-            await sup.link.client.abort(sup.session.agent_session_id)
+            await sup.link.client.abort(sup.session.agent_session_id, directory=sup.link.directory)
         except AgentServerError as error:
             logger.warning("abort of %s failed: %s", sup.session.id, error)
 
@@ -530,11 +549,20 @@ class WaveSupervisor:
         link = self._links.get(agent.id)
         if link is None:
             client = self._opencode.client_for(agent)
-            stream = ServerEventStream(client)
-            link = _AgentLink(agent=agent, client=client, stream=stream)
+            directory, workspace_ready = None, True
+            if self._settings.tenant_workspaces:
+                try:
+                    directory = await tenant_workspace(client, self._tenant)
+                except AgentServerError as error:  # never fall back to a shared workspace
+                    logger.warning(
+                        "tenant %s: no workspace on agent %s: %s", self._tenant, agent.id, error
+                    )
+                    workspace_ready = False
+            stream = ServerEventStream(client, directory)
+            link = _AgentLink(agent=agent, client=client, stream=stream, directory=directory)
             self._links[agent.id] = link
             await stream.start(wait_seconds=5.0)
-            link.healthy = stream.connected.is_set()
+            link.healthy = workspace_ready and stream.connected.is_set()
         return link
 
     def _read_registry(self) -> tuple[list[Agent], dict[str, int]]:

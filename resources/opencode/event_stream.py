@@ -1,4 +1,6 @@
-"""One `GET /event` stream per OpenCode server, shared by every session supervised on it.
+"""One `GET /event` stream per OpenCode server (and workspace directory), shared by every
+session supervised there. The server scopes `/event` to one directory: a stream opened with
+`directory` carries the events of the sessions working in it, and no one else's.
 
 Events are routed to per-session queues. When the stream drops it reconnects with backoff and
 re-syncs each subscribed session from `GET /session/status` (a synthetic `session.status` event
@@ -16,7 +18,7 @@ import time
 import httpx
 from httpx_sse import aconnect_sse
 
-from resources.opencode.client import OpenCodeClient
+from resources.opencode.client import OpenCodeClient, shared_ssl_context
 from resources.opencode.models import ServerEvent
 
 logger = logging.getLogger(__name__)
@@ -26,12 +28,14 @@ MAX_BACKOFF_SECONDS = 5.0
 
 
 class ServerEventStream:
-    def __init__(self, client: OpenCodeClient) -> None:
+    def __init__(self, client: OpenCodeClient, directory: str | None = None) -> None:
         self._client = client
+        self._directory = directory
         self._http = httpx.AsyncClient(
             base_url=client.base_url,
             auth=client.auth,
             timeout=httpx.Timeout(READ_TIMEOUT_SECONDS, connect=3.0),
+            verify=shared_ssl_context(),
         )
         self._queues: dict[str, asyncio.Queue[ServerEvent]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -68,7 +72,8 @@ class ServerEventStream:
         backoff = 0.2
         while True:
             try:
-                async with aconnect_sse(self._http, "GET", "/event") as source:
+                params = {"directory": self._directory} if self._directory else None
+                async with aconnect_sse(self._http, "GET", "/event", params=params) as source:
                     source.response.raise_for_status()
                     self.connected.set()
                     self.down_since = None
@@ -100,7 +105,7 @@ class ServerEventStream:
     async def _resync(self) -> None:
         if not self._queues:
             return
-        statuses = await self._client.statuses()
+        statuses = await self._client.statuses(directory=self._directory)
         for session_id, queue in list(self._queues.items()):
             status = statuses.get(session_id)
             properties = {

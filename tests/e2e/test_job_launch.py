@@ -193,4 +193,7 @@ def test_dagster_job_launch_with_tenant_and_prompt_runs_one_session(
     assert session.result is not None
     assert session.result["files_changed"] == 1, session.result
     assert [entry["file"] for entry in session.result["files"]] == ["x.md"]
-    assert (opencode_server.workspace / "x.md").read_text() == "hi"
+    # Written in the tenant's own workspace on the agent server, not in the server's default.
+    workspace = Path(session.metadata["agent_directory"])
+    assert (workspace / "x.md").read_text() == "hi"
+    assert not (opencode_server.workspace / "x.md").exists()

@@ -314,6 +314,39 @@ def test_a_wave_takes_on_its_tenants_new_sessions_while_it_runs(world: World) ->
     assert len(claimed) == 1 and "wave-long" in claimed[0].reason
 
 
+def test_tenants_sharing_an_agent_server_work_in_workspaces_of_their_own(
+    world: World, servers: list[OpenCodeServer]
+) -> None:
+    """Two tenants' agents on the same OpenCode server: each tenant's sessions run in a git
+    worktree of that tenant's; neither the server's own workspace nor the other tenant's
+    worktree gets the file, and both sessions of one tenant share its worktree."""
+    other = "globex"
+    with unit_of_work(world.database) as uow:
+        uow.tenants.add(Tenant(slug=other, name="Globex"))
+    with tenant_scope(other), unit_of_work(world.database) as uow:
+        uow.agents.add(Agent(tenant_id=other, name="shared", server_url=servers[0].url))
+    ours = world.submit('[script:write path=secret.md content="acme only"] Write it.')
+    theirs = world.service.submit(
+        other, SubmitSession(title="theirs", prompt='[script:write path=own.md content="g"] Go.')
+    ).id
+
+    for tenant, session_id in ((TENANT, ours), (other, theirs)):
+        owner = f"wave-{tenant}"
+        claim = world.service.claim_pending(tenant, 10, timedelta(seconds=60), lambda s, o=owner: o)
+        assert [s.id for s in claim.sessions] == [session_id]
+        supervisor = WaveSupervisor(world.database, OpenCodeResource(), owner=owner)
+        outcomes = asyncio.run(supervisor.run(tenant, [session_id]))
+        assert [(o.status, o.files_changed) for o in outcomes] == [("COMPLETED", 1)]
+
+    acme_dir = Path(world.session(ours).metadata["agent_directory"])
+    globex_dir = Path(world.service.get(other, theirs).metadata["agent_directory"])
+    assert acme_dir != globex_dir
+    assert acme_dir.name == f"tenant-{TENANT}" and globex_dir.name == f"tenant-{other}"
+    assert (acme_dir / "secret.md").read_text() == "acme only"
+    assert not (globex_dir / "secret.md").exists()
+    assert all(not (server.workspace / "secret.md").exists() for server in servers)
+
+
 def test_a_hang_times_out_and_the_retry_completes(world: World) -> None:
     session_id = world.submit("[script:hang attempts=1] Think hard.", max_duration_seconds=60)
     ids = claim_all(world, "wave-hang")
