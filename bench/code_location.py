@@ -1,6 +1,7 @@
 """The code location the bench launches runs from: the project's own, with the wave size and
-supervision timings taken from the environment (`INDORCH_BENCH_WAVE_SIZE`), so one definitions
-module serves every wave size. Everything else (jobs, ops, sensors, resources) is the project's.
+whether waves top up taken from the environment (`INDORCH_BENCH_WAVE_SIZE`,
+`INDORCH_BENCH_TOP_UP`), so one definitions module serves every scenario. Everything else
+(jobs, ops, sensors, resources) is the project's.
 """
 
 from __future__ import annotations
@@ -13,10 +14,16 @@ from orchestrator_defs.definitions import AREAS, resources
 from resources.supervision_config import SupervisionConfig
 
 WAVE_SIZE_VAR = "INDORCH_BENCH_WAVE_SIZE"
+TOP_UP_VAR = "INDORCH_BENCH_TOP_UP"  # "0": waves never take on new sessions (the naive design)
 
 
 def bench_supervision() -> SupervisionConfig:
-    return SupervisionConfig(wave_size=int(os.environ.get(WAVE_SIZE_VAR, "25")))
+    default = SupervisionConfig()
+    top_up = os.environ.get(TOP_UP_VAR, "1") != "0"
+    return SupervisionConfig(
+        wave_size=int(os.environ.get(WAVE_SIZE_VAR, str(default.wave_size))),
+        top_up_seconds=default.top_up_seconds if top_up else 0,
+    )
 
 
 @dg.definitions

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import analysis
-from bench.code_location import WAVE_SIZE_VAR
+from bench.code_location import TOP_UP_VAR, WAVE_SIZE_VAR
 from bench.fleet import Fleet
 from bench.launch import write_instance_yaml
 from bench.procstat import TreeMonitor
@@ -41,6 +41,7 @@ class Scenario:
     sessions: int
     prompt: str
     wave_size: int = 1
+    top_up: bool = True  # waves take on new sessions while they run (False: the naive design)
     max_runs: int = 30
     per_server_concurrency: int = 0  # floor only
     timeout_seconds: float = 1800.0
@@ -96,6 +97,7 @@ def _measure(spec: dict[str, Any], folder: Path, fleet: Fleet, log: Any) -> dict
             DATABASE_URL_VAR: spec["database_url"],
             STATE_DIR_VAR: str(folder / "state"),
             WAVE_SIZE_VAR: str(spec["wave_size"]),
+            TOP_UP_VAR: "1" if spec["top_up"] else "0",
             "PYTHONWARNINGS": "ignore",
         }
     )
@@ -172,6 +174,7 @@ def _summary(
         "mode": scenario.mode,
         "note": scenario.note,
         "wave_size": scenario.wave_size if scenario.mode != "floor" else None,
+        "top_up": scenario.top_up if scenario.mode != "floor" else None,
         "max_runs": scenario.max_runs if scenario.mode != "floor" else None,
         "per_server_concurrency": spec.get("per_server_concurrency") or None,
         "agents": agents,

@@ -11,7 +11,7 @@ Scenarios, each in its own worker process whose whole process tree is measured:
 
 1. **floor** -- the agent calls without orchestration (`bench.floor`).
 2. **wave size 1, launched** -- the naive design: one real Dagster run per session, launched
-   through the instance's DefaultRunLauncher (a run subprocess + a step subprocess each).
+   through the instance's DefaultRunLauncher (a run process each; waves do not top up).
    Fewer sessions (`--wave1-sessions`); rates are per session.
 3. **default wave size, launched** -- `SupervisionConfig().wave_size` sessions per real run.
 4. **default wave size, in process** -- each wave `execute_in_process` in a thread: Dagster's run
@@ -123,6 +123,7 @@ def plan(args: argparse.Namespace) -> list[Scenario]:
             args.wave1_sessions,
             TWO_TURNS,
             wave_size=1,
+            top_up=False,
             max_runs=args.max_runs,
         ),
         Scenario(

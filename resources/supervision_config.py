@@ -13,7 +13,9 @@ from services.supervisor import SupervisionSettings
 class SupervisionConfig(dg.ConfigurableResource):
     """Wave size 1 gives one Dagster run per session (for comparison); larger waves share one."""
 
-    wave_size: int = Field(default=25, ge=1, le=2000)
+    # A run process costs ~100 MB and seconds to start: waves are large and long-lived (top-up),
+    # bounded by the tenant's quota (the dispatcher never claims beyond it).
+    wave_size: int = Field(default=100, ge=1, le=2000)
     claim_lease_seconds: float = Field(
         default=600.0, gt=0, description="How long a claimed session waits for its wave run."
     )
