@@ -2,6 +2,8 @@
 
 Only the name of the environment variable holding a server's Basic-auth password is stored; the
 password is read from the environment when the server is called, here and by the supervisors.
+The database stack and the OpenCode client are imported when a command needs them (see
+`indorch.main`).
 """
 
 from __future__ import annotations
@@ -19,8 +21,6 @@ from domain.clock import utcnow
 from domain.errors import AlreadyExists, InvalidInput
 from indorch.context import tenant_database, tenant_work
 from indorch.output import print_record, print_rows
-from resources.database import tenant_scope, unit_of_work
-from resources.opencode.control import agent_password
 
 if TYPE_CHECKING:
     from resources.opencode.models import Health
@@ -74,6 +74,7 @@ async def _health(agent: Agent) -> tuple[Health, float]:
     import httpx
 
     from resources.opencode.client import OpenCodeClient
+    from resources.opencode.control import agent_password
 
     timeout = httpx.Timeout(CHECK_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
     started = time.perf_counter()
@@ -104,6 +105,7 @@ async def _probe_all(agents: list[Agent]) -> list[dict[str, Any]]:
 
 def _require_healthy(agent: Agent) -> Health:
     """Refuse (nothing written) unless the server answers GET /global/health as healthy."""
+    from resources.opencode.control import agent_password
     from resources.opencode.errors import AgentServerError
 
     status_code = None
@@ -174,6 +176,8 @@ def register(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Register an OpenCode server as an agent (refused, nothing written, if it does not answer)."""
+    from resources.database import tenant_scope, unit_of_work
+
     _check_profile(password_env)
     agent = Agent(
         tenant_id=tenant,

@@ -2,6 +2,10 @@
 
 Exit codes: 0 success; 2 bad input, unknown or duplicate record, or a refused operation
 (nothing is written); 1 an unexpected failure (database unreachable, ...).
+
+Start-up time matters (every call is a process): the command modules import the database stack,
+the OpenCode client and the services when a command runs, so `indorch --help`, a usage error or a
+command that does not need them does not pay for them.
 """
 
 from __future__ import annotations
@@ -9,7 +13,6 @@ from __future__ import annotations
 import sys
 
 import typer
-from sqlalchemy.exc import OperationalError
 
 from domain.errors import DomainError
 from indorch.agent_commands import agent_app
@@ -49,6 +52,10 @@ def run() -> None:
     except DomainError as error:
         print_error(str(error))
         sys.exit(EXIT_BAD_INPUT)
-    except OperationalError as error:
+    except Exception as error:
+        from sqlalchemy.exc import OperationalError  # loaded already if a database was opened
+
+        if not isinstance(error, OperationalError):
+            raise
         print_error(f"database unavailable: {error.orig or error}")
         sys.exit(EXIT_FAILURE)

@@ -58,14 +58,24 @@ MAX_LIST_LIMIT = 1000
 SHOWN_TEXT_CHARS = 500
 
 
-def _service(database: Database) -> SessionService:
-    from resources.live_events import make_event_publisher
-    from resources.opencode.control import OpenCodeAgentControl
+def _service(database: Database, *, steering: bool = False) -> SessionService:
+    """The service the sensors and the API use. Only what a command needs is loaded, for
+    start-up time: the OpenCode client when `steering` (cancel, pause, stop abort the agent's
+    turn), the Redis client when Redis is configured (without it nothing is published)."""
     from resources.settings import redis_url
     from services.session_service import SessionService
 
-    publisher = make_event_publisher(redis_url())
-    return SessionService(database, agent_control=OpenCodeAgentControl(), publish=publisher.publish)
+    agent_control = None
+    if steering:
+        from resources.opencode.control import OpenCodeAgentControl
+
+        agent_control = OpenCodeAgentControl()
+    publish = None
+    if url := redis_url():
+        from resources.live_events import make_event_publisher
+
+        publish = make_event_publisher(url).publish
+    return SessionService(database, agent_control=agent_control, publish=publish)
 
 
 # -- parsing --------------------------------------------------------------------------------------
@@ -467,7 +477,7 @@ def _follow(
 
 def _steer(action: str, tenant: str, session_id: str, reason: str | None) -> None:
     with tenant_database(tenant) as database:
-        service = _service(database)
+        service = _service(database, steering=True)
         if action == "resume":  # RUNNING is reachable from PENDING too; resume is for PAUSED
             current = service.get(tenant, session_id)
             if current.status is not SessionStatus.PAUSED:
