@@ -21,13 +21,6 @@ OPENCODE_PASSWORD = "cli-agent-secret"  # read by the opencode_server fixture
 PASSWORD_ENV = {"OC_PASSWORD": OPENCODE_PASSWORD}
 
 
-@pytest.fixture
-def db_url(sqlite_url: str) -> str:
-    ok(sqlite_url, "db", "upgrade")
-    ok(sqlite_url, "tenant", "create", "acme")
-    return sqlite_url
-
-
 def dead_url() -> str:
     return f"http://127.0.0.1:{free_port()}"
 

@@ -8,10 +8,6 @@ its hash is stored.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,36 +15,7 @@ from sqlalchemy import create_engine, text
 
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.schema import TENANT_TABLES
-
-INDORCH = shutil.which("indorch", path=str(Path(sys.executable).parent)) or "indorch"
-
-
-def indorch(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": url, "NO_COLOR": "1", "COLUMNS": "200"}
-    return subprocess.run(
-        [INDORCH, *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-
-
-def ok(url: str, *args: str) -> str:
-    done = indorch(url, *args)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def refused(url: str, *args: str) -> str:
-    """Runs a command expected to be refused: exit 2 and exactly one line on stderr."""
-    done = indorch(url, *args)
-    assert done.returncode == 2, (done.stdout, done.stderr)
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    return lines[0]
-
-
-@pytest.fixture
-def db_url(sqlite_url: str) -> str:
-    ok(sqlite_url, "db", "upgrade")
-    return sqlite_url
+from tests.integration.cli.support import indorch, ok, refused
 
 
 def tenant_slugs(url: str) -> list[str]:
@@ -69,15 +36,24 @@ def test_db_upgrade_is_safe_to_run_twice(sqlite_url: str) -> None:
     )
 
 
-def test_tenant_create_and_list_as_json(db_url: str) -> None:
-    ok(db_url, "tenant", "create", "acme", "--name", "Acme Corp", "--max-concurrent-sessions", "4")
-    ok(db_url, "tenant", "create", "globex")
-    tenants = json.loads(ok(db_url, "tenant", "list", "--json"))
+def test_tenant_create_and_list_as_json(migrated_db_url: str) -> None:
+    ok(
+        migrated_db_url,
+        "tenant",
+        "create",
+        "acme",
+        "--name",
+        "Acme Corp",
+        "--max-concurrent-sessions",
+        "4",
+    )
+    ok(migrated_db_url, "tenant", "create", "globex")
+    tenants = json.loads(ok(migrated_db_url, "tenant", "list", "--json"))
     assert [(t["slug"], t["name"], t["max_concurrent_sessions"]) for t in tenants] == [
         ("acme", "Acme Corp", 4),
         ("globex", "globex", 10),
     ]
-    assert "Acme Corp" in ok(db_url, "tenant", "list")
+    assert "Acme Corp" in ok(migrated_db_url, "tenant", "list")
 
 
 @pytest.mark.parametrize(
@@ -89,28 +65,32 @@ def test_tenant_create_and_list_as_json(db_url: str) -> None:
         "x" * 64,  # too long
     ],
 )
-def test_an_invalid_slug_is_refused_and_nothing_is_written(db_url: str, slug: str) -> None:
-    line = refused(db_url, "tenant", "create", slug)
+def test_an_invalid_slug_is_refused_and_nothing_is_written(migrated_db_url: str, slug: str) -> None:
+    line = refused(migrated_db_url, "tenant", "create", slug)
     assert "slug" in line
-    assert tenant_slugs(db_url) == []
+    assert tenant_slugs(migrated_db_url) == []
 
 
-def test_a_duplicate_tenant_is_refused(db_url: str) -> None:
-    ok(db_url, "tenant", "create", "acme", "--name", "First")
-    line = refused(db_url, "tenant", "create", "acme", "--name", "Second")
+def test_a_duplicate_tenant_is_refused(migrated_db_url: str) -> None:
+    ok(migrated_db_url, "tenant", "create", "acme", "--name", "First")
+    line = refused(migrated_db_url, "tenant", "create", "acme", "--name", "Second")
     assert "already exists" in line
-    assert json.loads(ok(db_url, "tenant", "show", "acme", "--json"))["name"] == "First"
+    assert json.loads(ok(migrated_db_url, "tenant", "show", "acme", "--json"))["name"] == "First"
 
 
-def test_an_unknown_tenant_is_refused_everywhere_and_nothing_is_written(db_url: str) -> None:
+def test_an_unknown_tenant_is_refused_everywhere_and_nothing_is_written(
+    migrated_db_url: str,
+) -> None:
     assert "tenant 'nope' not found" in refused(
-        db_url, "user", "create", "--tenant", "nope", "--email", "a@b.io"
+        migrated_db_url, "user", "create", "--tenant", "nope", "--email", "a@b.io"
     )
-    assert "not found" in refused(db_url, "user", "list", "--tenant", "nope")
-    assert "not found" in refused(db_url, "apikey", "create", "--tenant", "nope", "--name", "ci")
-    assert "not found" in refused(db_url, "apikey", "list", "--tenant", "nope")
-    assert "not found" in refused(db_url, "tenant", "show", "nope")
-    engine = create_engine(db_url)
+    assert "not found" in refused(migrated_db_url, "user", "list", "--tenant", "nope")
+    assert "not found" in refused(
+        migrated_db_url, "apikey", "create", "--tenant", "nope", "--name", "ci"
+    )
+    assert "not found" in refused(migrated_db_url, "apikey", "list", "--tenant", "nope")
+    assert "not found" in refused(migrated_db_url, "tenant", "show", "nope")
+    engine = create_engine(migrated_db_url)
     with engine.connect() as connection:
         for table in TENANT_TABLES:
             assert connection.scalar(text(f"SELECT count(*) FROM {table}")) == 0, table
@@ -118,7 +98,6 @@ def test_an_unknown_tenant_is_refused_everywhere_and_nothing_is_written(db_url: 
 
 
 def test_users_are_created_listed_and_validated(db_url: str) -> None:
-    ok(db_url, "tenant", "create", "acme")
     created = json.loads(
         ok(
             db_url,
@@ -143,14 +122,12 @@ def test_users_are_created_listed_and_validated(db_url: str) -> None:
 
 
 def test_a_bad_role_is_a_usage_error(db_url: str) -> None:
-    ok(db_url, "tenant", "create", "acme")
     done = indorch(db_url, "user", "create", "-t", "acme", "--email", "a@b.io", "--role", "king")
     assert done.returncode == 2
     assert "role" in done.stderr.lower()
 
 
 def test_api_key_is_printed_once_and_only_its_hash_is_stored(db_url: str) -> None:
-    ok(db_url, "tenant", "create", "acme")
     ok(db_url, "user", "create", "-t", "acme", "--email", "ci@acme.io")
     created = json.loads(
         ok(
@@ -180,7 +157,6 @@ def test_api_key_is_printed_once_and_only_its_hash_is_stored(db_url: str) -> Non
 
 
 def test_api_key_owner_must_be_a_user_of_the_tenant(db_url: str) -> None:
-    ok(db_url, "tenant", "create", "acme")
     assert "not found" in refused(
         db_url, "apikey", "create", "-t", "acme", "--name", "ci", "--user", "ghost@acme.io"
     )
@@ -206,12 +182,11 @@ def test_db_upgrade_on_empty_postgres_enables_row_level_security(fresh_postgres_
     assert tenant_slugs(fresh_postgres_url) == ["acme"]
 
 
-def test_health_is_ok_without_redis_and_degraded_when_redis_is_down(db_url: str) -> None:
-    assert json.loads(ok(db_url, "health", "--json"))["redis"]["status"] == "not configured"
-    env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": "redis://127.0.0.1:1/0"}
-    done = subprocess.run(
-        [INDORCH, "health", "--json"], env=env, capture_output=True, text=True, check=False
+def test_health_is_ok_without_redis_and_degraded_when_redis_is_down(migrated_db_url: str) -> None:
+    assert (
+        json.loads(ok(migrated_db_url, "health", "--json"))["redis"]["status"] == "not configured"
     )
+    done = indorch(migrated_db_url, "health", "--json", env={"REDIS_URL": "redis://127.0.0.1:1/0"})
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["status"] == "degraded" and report["database"]["status"] == "ok"

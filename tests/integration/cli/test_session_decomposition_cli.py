@@ -17,13 +17,6 @@ from tests.integration.cli.support import ok, refused
 from tests.integration.cli.test_session_cli import session_count, submit
 
 
-@pytest.fixture
-def db_url(sqlite_url: str) -> str:
-    ok(sqlite_url, "db", "upgrade")
-    ok(sqlite_url, "tenant", "create", "acme")
-    return sqlite_url
-
-
 def listed(url: str) -> list[dict]:
     return json.loads(ok(url, "session", "list", "-t", "acme", "--json"))
 
