@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,7 +52,8 @@ class SupervisionSettings:
     routing_wait_seconds: float = 2.0  # between routing attempts while every agent is full
     routing_refresh_seconds: float = 1.0  # agents and their load re-read at most this often
     tenant_workspaces: bool = True  # each tenant's sessions in its own worktree on a server
-    diff_settle_seconds: float = 5.0  # the server's diff may lag the session's idle this long
+    diff_settle_seconds: float = 2.0  # the server's diff may lag the session's idle this long
+    starts_per_agent: int = 8  # session starts (create + prompt) in flight at once per agent
 
 
 @dataclass
@@ -62,6 +63,8 @@ class _AgentLink:
     stream: ServerEventStream
     directory: str | None = None  # the tenant's workspace on the server (None: its default)
     healthy: bool = True
+    # Starts queue here rather than all hitting the server at once (it answers slowly, then not).
+    starting: asyncio.Semaphore = field(default_factory=asyncio.Semaphore)
 
 
 @dataclass
@@ -196,6 +199,10 @@ class WaveSupervisor:
 
     async def _start(self, session: Session) -> _Supervision | None:
         link = await self._route(session)
+        async with link.starting:
+            return await self._start_on(link, session)
+
+    async def _start_on(self, link: _AgentLink, session: Session) -> _Supervision | None:
         try:
             agent_session = await link.client.create_session(
                 f"{session.id} {session.title}", directory=link.directory
@@ -452,8 +459,8 @@ class WaveSupervisor:
             if not pending:
                 return
             if loop.time() >= settle_until:
-                logger.warning(
-                    "tenant %s session %s: diff still lacks %s after %.0f s",
+                logger.info(
+                    "tenant %s session %s: diff lacks %s after %.0f s; taken from its tool calls",
                     sup.session.tenant_id,
                     sup.session.id,
                     sorted(pending),
@@ -559,7 +566,13 @@ class WaveSupervisor:
                     )
                     workspace_ready = False
             stream = ServerEventStream(client, directory)
-            link = _AgentLink(agent=agent, client=client, stream=stream, directory=directory)
+            link = _AgentLink(
+                agent=agent,
+                client=client,
+                stream=stream,
+                directory=directory,
+                starting=asyncio.Semaphore(self._settings.starts_per_agent),
+            )
             self._links[agent.id] = link
             await stream.start(wait_seconds=5.0)
             link.healthy = workspace_ready and stream.connected.is_set()

@@ -7,6 +7,7 @@ latest figures per message, so counting the same message twice never double-coun
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -63,9 +64,8 @@ class TurnTracker:
             }
         )
 
-    def touched_paths(self, tools: frozenset[str] | None = None) -> set[str]:
-        """Workspace-relative paths this agent session's own tools (or only `tools`) named."""
-        paths: set[str] = set()
+    def _tool_parts(self, tools: frozenset[str] | None = None) -> Iterator[tuple[str, dict]]:
+        """(workspace-relative path, part) of this session's own tool calls that name a file."""
         for message in self.messages:
             root = message.info.path.root
             for part in message.parts:
@@ -76,8 +76,11 @@ class TurnTracker:
                 tool_input = (part.get("state") or {}).get("input") or {}
                 path = tool_input.get("filePath") or tool_input.get("path")
                 if isinstance(path, str):
-                    paths.add(_relative(path, root))
-        return paths
+                    yield _relative(path, root), part
+
+    def touched_paths(self, tools: frozenset[str] | None = None) -> set[str]:
+        """Workspace-relative paths this agent session's own tools (or only `tools`) named."""
+        return {path for path, _ in self._tool_parts(tools)}
 
     def diff_pending(self) -> set[str]:
         """Files this session's tools wrote that the diff does not list (yet): the server
@@ -85,13 +88,21 @@ class TurnTracker:
         return self.touched_paths(WRITING_TOOLS) - {item.file for item in self.diff}
 
     def own_diff(self) -> list[FileDiff]:
-        """The workspace diff restricted to files this session touched.
+        """The workspace diff restricted to files this session touched, plus the files its
+        own tools wrote that the diff does not list, as the tool calls describe them.
 
         The server's diff covers its whole workspace, where other sessions may be writing at
-        the same time; a result must never show another session's (or tenant's) files.
+        the same time (it may even credit a file to another session): a result must never show
+        another session's (or tenant's) files, nor miss one of its own.
         """
         touched = self.touched_paths()
-        return [item for item in self.diff if item.file in touched]
+        listed = [item for item in self.diff if item.file in touched]
+        pending = self.diff_pending()
+        from_tools: dict[str, FileDiff] = {}
+        for path, part in self._tool_parts(WRITING_TOOLS):
+            if path in pending and (part.get("state") or {}).get("status") == "completed":
+                from_tools[path] = _diff_from_tool(path, part["state"])
+        return listed + list(from_tools.values())
 
     def result(self) -> dict[str, Any]:
         """The session's result: the agent's last answer and the files it changed."""
@@ -113,6 +124,20 @@ class TurnTracker:
             "deletions": sum(f["deletions"] for f in files),
             "tool_calls": self.tool_calls,
         }
+
+
+def _diff_from_tool(path: str, state: dict[str, Any]) -> FileDiff:
+    """A file change as a completed write/edit call reports it (its line counts, if any)."""
+    metadata = state.get("metadata") or {}
+    counts = metadata.get("filediff") or {}
+    content = (state.get("input") or {}).get("content")
+    written = isinstance(content, str) and not counts
+    return FileDiff(
+        file=path,
+        status="added" if written and metadata.get("exists") is False else "modified",
+        additions=len(content.splitlines()) if written else counts.get("additions", 0),
+        deletions=counts.get("deletions", 0),
+    )
 
 
 def _relative(path: str, root: str) -> str:

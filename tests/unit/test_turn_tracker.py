@@ -60,3 +60,40 @@ def test_files_written_but_not_in_the_diff_yet_are_pending() -> None:
     assert tracker.diff_pending() == {"b.md"}
     tracker.diff.append(FileDiff(file="b.md", additions=1, status="modified"))
     assert tracker.diff_pending() == set()
+
+
+def test_written_files_the_diff_never_listed_come_from_the_tool_calls() -> None:
+    """Sessions sharing a workspace can see the server's diff credit a file to another session:
+    a file this session's own write/edit tools changed is then reported from the tool call."""
+    write = {
+        "type": "tool",
+        "tool": "write",
+        "state": {
+            "status": "completed",
+            "input": {"filePath": "/ws/new.md", "content": "one\ntwo\n"},
+            "metadata": {"exists": False},
+        },
+    }
+    edit = {
+        "type": "tool",
+        "tool": "edit",
+        "state": {
+            "status": "completed",
+            "input": {"filePath": "/ws/old.md"},
+            "metadata": {"filediff": {"additions": 2, "deletions": 1}},
+        },
+    }
+    tracker = TurnTracker(base=SessionMetrics())
+    tracker.messages = [
+        Message(
+            info=MessageInfo(id="msg_2", role="assistant", path={"cwd": "/ws", "root": "/ws"}),
+            parts=[write, edit],
+        ),
+    ]
+    tracker.diff = [FileDiff(file="elsewhere.md", additions=5, status="added")]
+    files = tracker.result()["files"]
+    assert files == [
+        {"file": "new.md", "status": "added", "additions": 2, "deletions": 0},
+        {"file": "old.md", "status": "modified", "additions": 2, "deletions": 1},
+    ]
+    assert tracker.result()["files_changed"] == 2

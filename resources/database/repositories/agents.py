@@ -47,7 +47,7 @@ class AgentRepository(TenantScopedRepository):
                 capabilities=agent.capabilities,
                 capacity=agent.capacity,
                 active=agent.active,
-                performance=agent.performance.model_dump(),
+                performance=agent.performance.model_dump(mode="json"),
                 last_heartbeat_at=agent.last_heartbeat_at,
                 version=agent.version,
                 created_at=agent.created_at,
@@ -103,7 +103,7 @@ class AgentRepository(TenantScopedRepository):
                 capabilities=agent.capabilities,
                 capacity=agent.capacity,
                 active=agent.active,
-                performance=agent.performance.model_dump(),
+                performance=agent.performance.model_dump(mode="json"),
                 last_heartbeat_at=agent.last_heartbeat_at,
                 version=AgentRow.version + 1,
             )

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from domain.agent import Agent
 from domain.checkpoint import MAX_CHECKPOINTS_KEPT
 from domain.session import Session, SessionStatus
 from resources.database import Database
@@ -241,3 +242,26 @@ def test_a_wave_renews_the_leases_it_holds_in_one_statement(
     for untouched in (paused, others):
         stored = run_as(database, tenant, lambda uow, s=untouched: uow.sessions.get(s.id))
         assert stored.lease_expires_at == earlier
+
+
+def test_an_agent_whose_breaker_opened_is_saved_and_read_back(
+    database: Database, tenant: str
+) -> None:
+    """The breaker's opening time is a datetime inside the JSON performance column."""
+    opened_at = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    agent = run_as(
+        database,
+        tenant,
+        lambda uow: uow.agents.add(
+            Agent(tenant_id=tenant, name="flaky", server_url="http://127.0.0.1:4096")
+        ),
+    )
+    for _ in range(5):
+        agent.performance = agent.performance.record(succeeded=False, at=opened_at)
+    assert agent.performance.breaker_opened_at == opened_at
+
+    run_as(database, tenant, lambda uow: uow.agents.save(agent))
+
+    stored = run_as(database, tenant, lambda uow: uow.agents.get(agent.id))
+    assert stored.performance == agent.performance
+    assert stored.performance.breaker_refuses(opened_at + timedelta(seconds=1))
