@@ -41,6 +41,8 @@ EventSink = Callable[[SessionEvent], None]
 SUPERVISED = frozenset({SessionStatus.RUNNING, SessionStatus.DEGRADED})
 CONTINUE_PROMPT = "Continue the task from where you stopped."
 DIFF_RETRY_SECONDS = 0.3
+PROMPT_CONFIRM_ATTEMPTS = 3  # after a prompt_async without an answer
+PROMPT_CONFIRM_PAUSE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -236,12 +238,33 @@ class WaveSupervisor:
                 directory=link.directory,
             )
         except AgentServerError as error:
+            # No answer is not a refusal: an overloaded server may have queued the prompt.
+            if error.status_code is None and await self._prompt_arrived(link, agent_session.id):
+                self._append(
+                    session.id,
+                    "agent.prompted",
+                    {"agent_session_id": agent_session.id, "confirmed_after": error.detail},
+                )
+                return supervision
             self._finish(
                 session, SessionStatus.FAILED, f"agent server error: {error.detail}", supervision
             )
             return None
         self._append(session.id, "agent.prompted", {"agent_session_id": agent_session.id})
         return supervision
+
+    async def _prompt_arrived(self, link: _AgentLink, agent_session_id: str) -> bool:
+        """Whether the agent session holds our prompt (a user message), asked a few times."""
+        for attempt in range(PROMPT_CONFIRM_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(PROMPT_CONFIRM_PAUSE_SECONDS)
+            try:
+                messages = await link.client.messages(agent_session_id, directory=link.directory)
+            except AgentServerError:
+                continue
+            if any(message.info.role == "user" for message in messages):
+                return True
+        return False
 
     async def _adopt(self, session: Session) -> _Supervision | None:
         """Take over a session whose supervisor is gone; ORPHANED if its agent session is too."""

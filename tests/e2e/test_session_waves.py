@@ -431,7 +431,7 @@ def test_a_wave_keeps_the_leases_of_sessions_that_outlive_them(world: World) -> 
 def test_a_session_taken_over_is_let_go_by_its_old_wave(world: World) -> None:
     """Another wave took the lease (its renewal found the first wave gone): the first wave's
     next renewal does not hold the session, so it stops following it and records nothing."""
-    session_id = world.submit("[script:slow seconds=4] Take your time.")
+    session_id = world.submit("[script:slow seconds=10] Take your time.")
     ids = claim_all(world, "wave-old")
     settings = SupervisionSettings(
         poll_seconds=0.2, lease=timedelta(seconds=30), renew_every=timedelta(seconds=0.5)
@@ -443,7 +443,7 @@ def test_a_session_taken_over_is_let_go_by_its_old_wave(world: World) -> None:
             session = uow.sessions.get(session_id)
             session.lease_owner = "wave-new"
             uow.sessions.save(session)
-        outcomes = await asyncio.wait_for(task, timeout=3.0)  # before the session ends (4 s)
+        outcomes = await asyncio.wait_for(task, timeout=8.0)  # before the session ends (10 s)
         return [f"{outcome.status}: {outcome.reason}" for outcome in outcomes]
 
     assert asyncio.run(take_over_mid_session()) == ["RUNNING: taken over: RUNNING"]
