@@ -17,12 +17,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy.exc import IntegrityError
 
 from domain.clock import utcnow
 from domain.coordination import plan_decomposition
 from domain.decomposition import SubtaskSpec, decompose
 from domain.errors import (
+    AlreadyExists,
     ConcurrentModification,
     DomainError,
     InactiveTenant,
@@ -106,7 +106,7 @@ class SessionService:
         """A new PENDING session; the same idempotency key twice gives the same session."""
         try:
             return self._submit(tenant_id, request)
-        except IntegrityError:
+        except AlreadyExists:
             # A concurrent submit with the same key won the race: answer with its session.
             existing = self._find_by_key(tenant_id, request.idempotency_key)
             if existing is None:

@@ -19,11 +19,12 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from domain.checkpoint import MAX_CHECKPOINTS_KEPT, Checkpoint
 from domain.clock import utcnow
-from domain.errors import ConcurrentModification, NotFound
+from domain.errors import AlreadyExists, ConcurrentModification, NotFound
 from domain.events import SessionEvent, StatusChanged
 from domain.metrics import SessionMetrics
 from domain.quota import CostCap
@@ -177,31 +178,36 @@ class SessionRepository(TenantScopedRepository):
         self._require_own(SessionRow, session.parent_id, self.kind)
         columns = _mutable_columns(session)
         metadata = columns.pop("metadata")
-        self._session.add(
-            SessionRow(
-                id=session.id,
-                tenant_id=tenant,
-                title=session.title,
-                description=session.description,
-                session_type=session.session_type.value,
-                priority=int(session.priority),
-                initial_prompt=session.initial_prompt,
-                model=session.model,
-                agent_config=session.agent_config,
-                max_duration_seconds=session.max_duration_seconds,
-                parent_id=session.parent_id,
-                max_retries=session.max_retries,
-                idempotency_key=session.idempotency_key,
-                required_capabilities=session.required_capabilities,
-                cost_cap=session.cost_cap.model_dump() if session.cost_cap else None,
-                version=session.version,
-                last_event_seq=1,
-                created_at=session.created_at,
-                metadata_=metadata,
-                **columns,
-            )
+        row = SessionRow(
+            id=session.id,
+            tenant_id=tenant,
+            title=session.title,
+            description=session.description,
+            session_type=session.session_type.value,
+            priority=int(session.priority),
+            initial_prompt=session.initial_prompt,
+            model=session.model,
+            agent_config=session.agent_config,
+            max_duration_seconds=session.max_duration_seconds,
+            parent_id=session.parent_id,
+            max_retries=session.max_retries,
+            idempotency_key=session.idempotency_key,
+            required_capabilities=session.required_capabilities,
+            cost_cap=session.cost_cap.model_dump() if session.cost_cap else None,
+            version=session.version,
+            last_event_seq=1,
+            created_at=session.created_at,
+            metadata_=metadata,
+            **columns,
         )
-        self._session.flush()
+        try:
+            with self._session.begin_nested():  # a savepoint: the transaction stays usable
+                self._session.add(row)
+                self._session.flush()
+        except IntegrityError:
+            if session.idempotency_key and self.find_by_idempotency_key(session.idempotency_key):
+                raise AlreadyExists("session idempotency key", session.idempotency_key) from None
+            raise
         self._insert_event(
             session.id, 1, CREATED_EVENT, None, session.status.value, "", {}, session.created_at
         )

@@ -10,10 +10,10 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from domain.agent import Agent
 from domain.checkpoint import MAX_CHECKPOINTS_KEPT
+from domain.errors import AlreadyExists
 from domain.session import Session, SessionStatus
 from resources.database import Database
 from resources.database.schema import CheckpointRow
@@ -194,8 +194,9 @@ def test_idempotency_key_is_unique_per_tenant_not_globally(database: Database) -
     assert found is not None and found.id == in_second.id
     assert run_as(database, first, lambda uow: uow.sessions.find_by_idempotency_key("x")) is None
 
-    with pytest.raises(IntegrityError):
+    with pytest.raises(AlreadyExists) as taken:
         _add_session(database, first, idempotency_key=key)
+    assert (taken.value.kind, taken.value.key) == ("session idempotency key", key)
     assert [s.id for s in run_as(database, first, lambda uow: uow.sessions.list())] == [in_first.id]
 
 

@@ -144,3 +144,31 @@ def test_a_claim_can_take_only_sessions_that_fit_a_runtime_budget(database: Data
     claim = service.claim_pending(tenant, 10, LEASE, lambda s: "wave", max_duration_seconds=600)
 
     assert [s.id for s in claim.sessions] == [short.id]
+
+
+def test_submits_racing_with_one_idempotency_key_get_one_session(database: Database) -> None:
+    """Four threads submit the same request at the same instant: one session, the same id for
+    all (on PostgreSQL the losers hit the unique key and are answered with the winner's)."""
+    tenant = new_tenant(database, limit=10)
+    barrier = threading.Barrier(4, timeout=30)
+    ids: list[str] = []
+    errors: list[str] = []
+
+    def submit_once() -> None:
+        request = SubmitSession(title="once", prompt="Do it once.", idempotency_key="req-1")
+        service = SessionService(database)
+        try:
+            barrier.wait()
+            ids.append(service.submit(tenant, request).id)
+        except Exception as error:  # reported by the assertion below
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=submit_once) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert len(ids) == 4 and len(set(ids)) == 1
+    with tenant_scope(tenant), unit_of_work(database) as uow:
+        assert [s.id for s in uow.sessions.list()] == ids[:1]
