@@ -306,6 +306,14 @@ class SessionService:
         recorded: list[SessionEvent] = []
         owner = ""
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            # Nothing due: no tenant lock (on SQLite a write) for the sensor's and the waves'
+            # frequent empty looks; the locked path below decides on its own reads.
+            due = uow.sessions.due_pending(
+                now, 1, due_by=due_by, max_duration_seconds=max_duration_seconds
+            )
+            if not due:
+                return Claim(owner, claimed)
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
             tenant = uow.tenants.get_for_update(tenant_id)
             slots = min(free_session_slots(tenant, uow.sessions.count_active()), limit)
             if not tenant.active or slots <= 0:
