@@ -5,6 +5,8 @@ with an expired lease) are re-leased to a new wave that adopts them; then PENDIN
 claimed, a wave at a time, up to the tenant's free slots. Claims are conditional UPDATEs, so two
 ticks never claim one session twice. A wave's id, its sessions' lease owner and its run key are
 one value derived from the sessions and their versions: deterministic, and new for every claim.
+A tenant with a live wave run (queued or running) is left its new sessions: that wave takes them
+on itself (`services.top_up`); only those due for `left_behind_seconds` are claimed here.
 """
 
 from __future__ import annotations
