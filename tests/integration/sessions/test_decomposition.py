@@ -12,7 +12,6 @@ results and summed metrics. Cancelling the parent cancels its children.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -27,22 +26,12 @@ from domain.session import Session, SessionStatus
 from domain.task import TaskStatus
 from domain.tenant import Tenant
 from resources.database import Database, tenant_scope, unit_of_work
-from resources.database.migrate import upgrade
 from resources.database.schema import SessionRow, TaskDependencyRow, TaskRow
 from services.coordination import CoordinationService
 from services.session_service import SessionService, SubmitSession
 
 S = SessionStatus
 LEASE = timedelta(minutes=5)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Database]:
-    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    upgrade(url)
-    database = Database(url)
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

@@ -9,28 +9,15 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
-
-import pytest
 
 from domain.clock import utcnow
 from domain.session import SessionStatus
 from domain.tenant import Tenant
 from resources.database import Database, tenant_scope, unit_of_work
-from resources.database.migrate import upgrade
 from services.session_service import Claim, SessionService, SubmitSession
 
 LEASE = timedelta(minutes=5)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Database]:
-    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    upgrade(url)
-    database = Database(url)
-    yield database
-    database.dispose()
 
 
 def new_tenant(database: Database, limit: int) -> str:
