@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -63,10 +63,10 @@ class _AgentLink:
     agent: Agent
     client: OpenCodeClient
     stream: ServerEventStream
+    # Starts queue here rather than all hitting the server at once (it answers slowly, then not).
+    starting: asyncio.Semaphore
     directory: str | None = None  # the tenant's workspace on the server (None: its default)
     healthy: bool = True
-    # Starts queue here rather than all hitting the server at once (it answers slowly, then not).
-    starting: asyncio.Semaphore = field(default_factory=asyncio.Semaphore)
 
 
 @dataclass
