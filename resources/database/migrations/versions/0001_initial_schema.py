@@ -427,24 +427,45 @@ TENANT_TABLES = (
 APPEND_ONLY_TABLES = ("session_events", "status_events")
 
 
+def app_role_statements(role: str) -> list[str]:
+    """Create the application role if missing and make the migrating user a member.
+
+    Roles are cluster-wide: two databases migrated at once race on them, and the loser of the
+    race gets a duplicate key once the winner commits. Either way the role exists, which is all
+    the migration needs.
+    """
+    return [
+        f"""
+        DO $$
+        BEGIN
+            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
+                CREATE ROLE {role} NOLOGIN NOSUPERUSER NOBYPASSRLS;
+            END IF;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;
+        END
+        $$
+        """,
+        f"""
+        DO $$
+        BEGIN
+            GRANT {role} TO CURRENT_USER;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;
+        END
+        $$
+        """,
+    ]
+
+
 def _secure_postgres() -> None:
     """The application role sees only rows of the tenant set for the transaction (app.tenant_id).
 
     It has no BYPASSRLS, RLS is forced so even a table owner is subject to it, and the event
     tables are append-only for the application (no UPDATE or DELETE granted).
     """
-    op.execute(
-        f"""
-        DO $$
-        BEGIN
-            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
-                CREATE ROLE {APP_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS;
-            END IF;
-        END
-        $$
-        """
-    )
-    op.execute(f"GRANT {APP_ROLE} TO CURRENT_USER")
+    for statement in app_role_statements(APP_ROLE):
+        op.execute(statement)
     op.execute(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}")
     op.execute(f"GRANT SELECT ON tenants, alembic_version TO {APP_ROLE}")
     op.execute(f"GRANT INSERT, UPDATE ON tenants TO {APP_ROLE}")
