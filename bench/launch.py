@@ -1,7 +1,7 @@
 """Launching wave runs as production does: each RunRequest becomes a run on a DagsterInstance and
 is started by its run launcher (the DefaultRunLauncher: a subprocess per run, spawned by the code
-location's gRPC server; `session_wave` runs its op in that process, with the instance's
-compute-log capture processes beside it). `instance.submit_run` returns once the run process has
+location's gRPC server; `session_wave` runs its op in that process, its compute logs captured
+as the project's instance captures them). `instance.submit_run` returns once the run process has
 started, so runs are launched one after another, as the daemon's default run queue does.
 
 The run is created exactly as Dagster's sensor daemon creates a sensor's run
@@ -43,10 +43,17 @@ run_launcher:
   class: DefaultRunLauncher
 """
 
+# Compute logs captured as the project's instance captures them (dagster_instance/dagster.yaml).
+COMPUTE_LOGS_YAML = """\
+compute_logs:
+  module: resources.compute_log_capture
+  class: FileComputeLogManager
+"""
+
 
 # Runs executed in threads of one process (the in-process mode) cannot capture compute logs:
-# the capture redirects the process's stdout/stderr to per-run files (with `tail` processes), so
-# concurrent runs would fight over them. A long-lived worker would not capture that way either.
+# the capture redirects the process's stdout/stderr to per-run files, so concurrent runs would
+# fight over them. A long-lived worker would not capture that way either.
 NO_COMPUTE_LOGS_YAML = """\
 compute_logs:
   module: dagster.core.storage.noop_compute_log_manager
@@ -56,7 +63,7 @@ compute_logs:
 
 def write_instance_yaml(dagster_home: Path, capture_compute_logs: bool = True) -> None:
     dagster_home.mkdir(parents=True, exist_ok=True)
-    text = INSTANCE_YAML + ("" if capture_compute_logs else NO_COMPUTE_LOGS_YAML)
+    text = INSTANCE_YAML + (COMPUTE_LOGS_YAML if capture_compute_logs else NO_COMPUTE_LOGS_YAML)
     (dagster_home / "dagster.yaml").write_text(text)
 
 

@@ -1,0 +1,62 @@
+"""Compute-log capture for the Dagster instance: to files, with no processes beside each run.
+
+Dagster's `LocalComputeLogManager` also mirrors a step's captured output back to the process's
+own stdout/stderr, through a `tail -F` and a Python watcher process per stream: four processes
+(~25 MB, ~0.1 CPU-s to start) beside every wave run. A launched run's own streams are read by
+no one; the captured files are what the UI shows. This manager writes those same files, under
+the same keys and layout, and starts nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Generator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from dagster import Field, Float, StringSource
+from dagster._config import UserConfigSchema
+from dagster._core.execution.compute_logs import redirect_to_file
+from dagster._core.storage.compute_log_manager import CapturedLogContext, ComputeIOType
+from dagster._core.storage.local_compute_log_manager import (
+    IO_TYPE_EXTENSION,
+    LocalComputeLogManager,
+)
+from dagster._serdes import ConfigurableClassData
+from dagster._utils import ensure_file, touch_file
+
+DAGSTER_HOME_VAR = "DAGSTER_HOME"
+
+
+class FileComputeLogManager(LocalComputeLogManager):
+    """`LocalComputeLogManager` without the mirror.
+
+    `base_dir` defaults to `$DAGSTER_HOME/storage`, where Dagster's default manager keeps them.
+    """
+
+    @classmethod
+    def config_type(cls) -> UserConfigSchema:
+        return {
+            "base_dir": Field(StringSource, is_required=False),
+            "polling_timeout": Field(Float, is_required=False),
+        }
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: dict[str, Any]
+    ) -> FileComputeLogManager:
+        settings = dict(config_value)
+        if "base_dir" not in settings:
+            settings["base_dir"] = os.path.join(os.environ[DAGSTER_HOME_VAR], "storage")
+        return cls(inst_data=inst_data, **settings)
+
+    @contextmanager
+    def capture_logs(self, log_key: Sequence[str]) -> Generator[CapturedLogContext, None, None]:
+        stdout_path = self.get_captured_local_path(log_key, IO_TYPE_EXTENSION[ComputeIOType.STDOUT])
+        stderr_path = self.get_captured_local_path(log_key, IO_TYPE_EXTENSION[ComputeIOType.STDERR])
+        ensure_file(stdout_path)
+        ensure_file(stderr_path)
+        with redirect_to_file(sys.stdout, stdout_path), redirect_to_file(sys.stderr, stderr_path):
+            yield CapturedLogContext(log_key)
+        touch_file(self.complete_artifact_path(log_key))  # the UI stops polling a finished capture

@@ -1,0 +1,81 @@
+"""Compute logs of a real run land in the instance's files, without helper processes per run.
+
+Dagster's own LocalComputeLogManager mirrors a step's captured output back to the process's
+streams through a `tail` process and a Python watcher per stream: four processes (~25 MB) beside
+every wave run. The project's manager captures to the same files and starts none.
+"""
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from resources.compute_log_capture import FileComputeLogManager
+
+
+def _children() -> list[int]:
+    """Every live child process of this process (all threads)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        children = (task / "children").read_text().split()
+        found.extend(int(pid) for pid in children)
+    return found
+
+
+@dg.op
+def talkative(context: dg.OpExecutionContext) -> list[int]:
+    print("printed by the op", flush=True)
+    # Below Python's buffers: the descriptor itself is redirected (pytest's own capture has
+    # already swapped sys.stderr, so not fd 2 here but the one it stands on).
+    os.write(sys.stderr.fileno(), b"written to the descriptor\n")
+    context.log.info("logged by the op")
+    return _children()
+
+
+@dg.job
+def talkative_job() -> None:
+    talkative()
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    capture = {
+        "module": "resources.compute_log_capture",
+        "class": "FileComputeLogManager",
+        "config": {"base_dir": str(tmp_path / "logs")},
+    }
+    with dg.instance_for_test(overrides={"compute_logs": capture}) as instance:
+        yield instance
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_a_run_captures_stdout_and_stderr_into_files_without_helper_processes(
+    instance: dg.DagsterInstance,
+) -> None:
+    assert isinstance(instance.compute_log_manager, FileComputeLogManager)
+    result = talkative_job.execute_in_process(instance=instance, raise_on_error=True)
+
+    assert result.output_for_node("talkative") == []  # no tail, no watcher beside the step
+    captured = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.LOGS_CAPTURED)
+    assert captured, "the run announced no captured logs"
+    file_key = captured[0].get_dagster_event().logs_captured_data.file_key
+    manager = instance.compute_log_manager
+    log_key = manager.build_log_key_for_run(result.run_id, file_key)
+    data = manager.get_log_data(log_key)
+    assert data.stdout is not None and b"printed by the op" in data.stdout
+    assert data.stderr is not None and b"written to the descriptor" in data.stderr
+    assert b"logged by the op" in data.stderr  # Dagster's console handler writes to stderr
+    assert manager.is_capture_complete(log_key)
+
+
+def test_the_files_default_to_where_dagster_keeps_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    manager = FileComputeLogManager.from_config_value(None, {})
+    assert Path(
+        manager.get_captured_local_path(["run", "compute_logs", "k"], "out")
+    ).is_relative_to(tmp_path / "storage")
