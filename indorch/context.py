@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def open_database() -> Database:
     from resources.database import Database
-    from resources.database.migrate import ensure_current
+    from resources.database.schema_version import ensure_current
     from resources.settings import database_url
 
     database = Database(database_url())

@@ -44,7 +44,7 @@ def current_command() -> None:
     from sqlalchemy import create_engine
 
     from resources.database.engine import normalized_url
-    from resources.database.migrate import current_revision, head_revision
+    from resources.database.schema_version import current_revision, head_revision
 
     engine = create_engine(normalized_url(database_url()))
     try:

@@ -15,7 +15,7 @@ from pydantic import Field, PrivateAttr
 from resources import settings
 from resources.database import Database, UnitOfWork, unit_of_work
 from resources.database.engine import DEFAULT_APP_ROLE
-from resources.database.migrate import ensure_current
+from resources.database.schema_version import ensure_current
 
 
 class DatabaseResource(dg.ConfigurableResource):

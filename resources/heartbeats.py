@@ -15,12 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-
-import redis
+from typing import TYPE_CHECKING
 
 from domain.clock import utcnow
 from resources.redis_keys import heartbeat_index_key, heartbeat_key
 from resources.redis_link import ProbeBackoff, RedisLink, RedisUnavailable
+
+if TYPE_CHECKING:
+    import redis
 
 DEFAULT_TTL_SECONDS = 30.0
 

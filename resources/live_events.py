@@ -20,14 +20,16 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import redis
 from pydantic import ValidationError
 
 from domain.events import SessionEvent
 from resources.redis_keys import session_events_key, tenant_events_key
 from resources.redis_link import ProbeBackoff, RedisLink, RedisUnavailable
+
+if TYPE_CHECKING:
+    import redis
 
 logger = logging.getLogger(__name__)
 

@@ -21,14 +21,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
 from domain.errors import DomainError
+
+if TYPE_CHECKING:  # redis-py is imported by the first client: a run without Redis never loads it
+    import redis
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +83,10 @@ def connect(
     command_timeout: float = COMMAND_TIMEOUT_SECONDS,
 ) -> redis.Redis:
     """A client that gives up quickly and never retries by itself (callers decide)."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     return redis.Redis.from_url(
         url,
         socket_connect_timeout=connect_timeout,
@@ -142,9 +145,11 @@ class RedisLink:
                     )
                 # This call is the probe: hold other callers off until it has an answer.
                 self._next_probe_at = now + self._backoff.wait_after(self._failures)
+        from redis import RedisError  # loaded with the client (`connect`): a dictionary look-up
+
         try:
             result = action(self._client)
-        except redis.RedisError as error:
+        except RedisError as error:
             detail = self._scrub(describe(error))
             self._failed(detail)
             raise RedisUnavailable(self.safe_url, self.purpose, detail) from error

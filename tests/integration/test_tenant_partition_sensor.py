@@ -16,7 +16,8 @@ import pytest
 
 from domain.tenant import Tenant
 from orchestrator_defs.partitions import tenant_partitions
-from resources.database.migrate import SchemaNotCurrent, upgrade
+from resources.database.migrate import upgrade
+from resources.database.schema_version import SchemaNotCurrent
 from resources.database_resource import DatabaseResource
 from sensors.tenant_partitions import tenant_partition_sensor
 

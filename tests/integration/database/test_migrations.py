@@ -13,14 +13,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Engine
 
-from resources.database.migrate import (
-    alembic_config,
-    current_revision,
-    downgrade,
-    head_revision,
-    upgrade,
-)
+from resources.database.migrate import alembic_config, downgrade, upgrade
 from resources.database.schema import TENANT_TABLES, Base
+from resources.database.schema_version import current_revision, head_revision
 from tests.integration.database.support import BACKENDS
 
 EXPECTED_TABLES = frozenset(Base.metadata.tables)
