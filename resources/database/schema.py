@@ -295,6 +295,21 @@ class UsageRow(Base):
     cost_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6), default=Decimal(0))
 
 
+class TenantWorkspaceRow(Base):
+    """The git worktree a tenant's sessions use on one agent server: one per tenant and server,
+    so that waves in different processes agree on it (the key decides a race)."""
+
+    __tablename__ = "tenant_workspaces"
+
+    tenant_id: Mapped[str] = mapped_column(
+        TENANT, ForeignKey("tenants.slug", ondelete="CASCADE"), primary_key=True
+    )
+    server_url: Mapped[str] = mapped_column(String(2000), primary_key=True)
+    directory: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+
+
 TENANT_TABLES: tuple[str, ...] = tuple(
     table.name for table in Base.metadata.sorted_tables if "tenant_id" in table.columns
 )

@@ -17,6 +17,7 @@ from resources.database.repositories.tasks import TaskRepository
 from resources.database.repositories.tenants import TenantRepository
 from resources.database.repositories.usage import UsageRepository
 from resources.database.repositories.users import UserRepository
+from resources.database.repositories.workspaces import TenantWorkspaceRepository
 
 
 class UnitOfWork:
@@ -31,6 +32,7 @@ class UnitOfWork:
         self.fine_tuning_jobs = FineTuningJobRepository(session)
         self.evaluations = EvaluationRepository(session)
         self.usage = UsageRepository(session)
+        self.workspaces = TenantWorkspaceRepository(session)
 
 
 @contextmanager

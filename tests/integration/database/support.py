@@ -18,6 +18,7 @@ from domain.fine_tuning import FineTuningJob, FineTuningStatus
 from domain.session import Session, SessionStatus
 from domain.task import Task, TaskDependency, TaskStatus
 from domain.tenant import Role, Tenant, User
+from domain.workspace import TenantWorkspace
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.unit_of_work import UnitOfWork
 
@@ -28,6 +29,7 @@ BACKENDS = [
 APP_ROLE = "indorch_app"
 IDEMPOTENCY_KEY = "submit-42"  # the same key in every tenant: unique per tenant, not globally
 USAGE_DAY = date(2026, 1, 15)
+SHARED_SERVER = "http://127.0.0.1:4096"  # an agent server every seeded tenant has a workspace on
 T = TypeVar("T")
 
 
@@ -66,6 +68,8 @@ class Seed:
     job: FineTuningJob  # QUEUED
     evaluation: Evaluation  # of job
     usage_day: date
+    workspace: TenantWorkspace  # on SHARED_SERVER
+    own_workspace: TenantWorkspace  # on a server only this tenant has a workspace on
 
     @property
     def active_sessions(self) -> int:
@@ -131,6 +135,18 @@ def seed_tenant(db: Database, tenant: str) -> Seed:
         uow.usage.record(
             USAGE_DAY, sessions=1, tokens_in=100, tokens_out=50, cost_usd=Decimal("0.5")
         )
+        workspace = uow.workspaces.add(
+            TenantWorkspace(
+                tenant_id=tenant, server_url=SHARED_SERVER, directory=f"/wt/shared/tenant-{tenant}"
+            )
+        )
+        own_workspace = uow.workspaces.add(
+            TenantWorkspace(
+                tenant_id=tenant,
+                server_url=f"http://{tenant}.example:4096",
+                directory=f"/wt/own/tenant-{tenant}",
+            )
+        )
         return Seed(
             tenant=tenant,
             user=user,
@@ -147,6 +163,8 @@ def seed_tenant(db: Database, tenant: str) -> Seed:
             job=uow.fine_tuning_jobs.get(job.id),
             evaluation=evaluation,
             usage_day=USAGE_DAY,
+            workspace=workspace,
+            own_workspace=own_workspace,
         )
 
     return run_as(db, tenant, write)

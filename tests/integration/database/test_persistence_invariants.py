@@ -1,5 +1,6 @@
 """Invariants the database keeps: checkpoint pruning, gap-free event numbering, atomic usage
-counters, idempotency keys unique per tenant. Concurrency is exercised on PostgreSQL."""
+counters, idempotency keys unique per tenant, one workspace per tenant and agent server replaced
+only over the record as read. Concurrency is exercised on PostgreSQL (and SQLite where said)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from sqlalchemy import func, select
 
 from domain.agent import Agent
 from domain.checkpoint import MAX_CHECKPOINTS_KEPT
-from domain.errors import AlreadyExists
+from domain.errors import AlreadyExists, ConcurrentModification
 from domain.session import Session, SessionStatus
+from domain.workspace import TenantWorkspace
 from resources.database import Database
 from resources.database.schema import CheckpointRow
 from resources.database.unit_of_work import UnitOfWork
@@ -266,3 +268,65 @@ def test_an_agent_whose_breaker_opened_is_saved_and_read_back(
     stored = run_as(database, tenant, lambda uow: uow.agents.get(agent.id))
     assert stored.performance == agent.performance
     assert stored.performance.breaker_refuses(opened_at + timedelta(seconds=1))
+
+
+# --- tenant workspaces ------------------------------------------------------------------------
+
+SERVER = "http://127.0.0.1:4096"
+
+
+def _record_workspace(db: Database, tenant: str, directory: str) -> TenantWorkspace:
+    workspace = TenantWorkspace(tenant_id=tenant, server_url=SERVER, directory=directory)
+    return run_as(db, tenant, lambda uow: uow.workspaces.add(workspace))
+
+
+def test_a_second_workspace_on_one_server_already_exists_and_the_transaction_goes_on(
+    database: Database, tenant: str
+) -> None:
+    """The loser of a race is told `AlreadyExists` under a savepoint: it reads the winner's
+    workspace in the same transaction."""
+    _record_workspace(database, tenant, "/wt/tenant-x")
+
+    def lose(uow: UnitOfWork) -> tuple[AlreadyExists, TenantWorkspace | None]:
+        second = TenantWorkspace(tenant_id=tenant, server_url=SERVER, directory="/wt/tenant-x-2")
+        with pytest.raises(AlreadyExists) as taken:
+            uow.workspaces.add(second)
+        return taken.value, uow.workspaces.find(SERVER)
+
+    taken, found = run_as(database, tenant, lose)
+    assert (taken.kind, taken.key) == ("tenant workspace", SERVER)
+    assert found is not None and found.directory == "/wt/tenant-x"
+
+
+def test_workspaces_recorded_at_once_on_one_server_leave_the_first_one(
+    database: Database, tenant: str
+) -> None:
+    outcomes: list[str] = []
+
+    def record(index: int) -> None:
+        try:
+            _record_workspace(database, tenant, f"/wt/tenant-x-{index}")
+            outcomes.append(f"/wt/tenant-x-{index}")
+        except AlreadyExists:
+            outcomes.append("lost")
+
+    _in_threads(THREADS, record)
+    [winner] = [outcome for outcome in outcomes if outcome != "lost"]
+    assert outcomes.count("lost") == THREADS - 1
+    found = run_as(database, tenant, lambda uow: uow.workspaces.find(SERVER))
+    assert found is not None and found.directory == winner
+
+
+def test_a_workspace_is_replaced_only_as_it_was_read(database: Database, tenant: str) -> None:
+    """A server reset gives the worktree's name, hence its directory, back: the version, not
+    the directory alone, tells the second racer it came too late."""
+    read = _record_workspace(database, tenant, "/wt/tenant-x")
+    replaced = run_as(database, tenant, lambda uow: uow.workspaces.replace(read, "/wt/tenant-x"))
+    assert (replaced.directory, replaced.version) == ("/wt/tenant-x", 2)
+
+    with pytest.raises(ConcurrentModification):
+        run_as(database, tenant, lambda uow: uow.workspaces.replace(read, "/wt/tenant-x-late"))
+    assert run_as(database, tenant, lambda uow: uow.workspaces.find(SERVER)) == replaced
+
+    run_as(database, tenant, lambda uow: uow.workspaces.remove(SERVER))
+    assert run_as(database, tenant, lambda uow: uow.workspaces.list()) == []

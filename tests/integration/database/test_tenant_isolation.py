@@ -34,11 +34,12 @@ from domain.fine_tuning import FineTuningJob, FineTuningStatus
 from domain.session import Session, SessionStatus
 from domain.task import Task, TaskDependency, TaskStatus
 from domain.tenant import User
+from domain.workspace import TenantWorkspace
 from resources.database import Database
 from resources.database.repositories.base import TenantScopedRepository
 from resources.database.schema import TENANT_TABLES, Base
 from resources.database.unit_of_work import UnitOfWork
-from tests.integration.database.support import IDEMPOTENCY_KEY, Seed, run_as
+from tests.integration.database.support import IDEMPOTENCY_KEY, SHARED_SERVER, Seed, run_as
 
 Call = Callable[[UnitOfWork, Seed, Seed], Any]  # (unit of work as B, seed A, seed B)
 
@@ -146,6 +147,14 @@ def _evaluation(tenant: str, job_id: str | None) -> Evaluation:
         base_score=0.5,
         candidate_score=0.5,
     )
+
+
+def _workspace(tenant: str, server_url: str, directory: str = "/wt/intruder") -> TenantWorkspace:
+    return TenantWorkspace(tenant_id=tenant, server_url=server_url, directory=directory)
+
+
+def _workspaces(records: Iterable[TenantWorkspace]) -> set[tuple[str, str, str]]:
+    return {(w.tenant_id, w.server_url, w.directory) for w in records}
 
 
 CASES: list[Case] = [
@@ -533,6 +542,60 @@ CASES: list[Case] = [
         lambda uow, a, b: uow.usage.tokens_since(a.usage_day),
         check=equals(lambda b: 150),
     ),
+    # tenant workspaces
+    Case(
+        "TenantWorkspaceRepository.add",
+        "record of A",
+        lambda uow, a, b: uow.workspaces.add(_workspace(a.tenant, "http://new.example:4096")),
+        TenantMismatch,
+    ),
+    Case(
+        "TenantWorkspaceRepository.add",
+        "on a server only A has one on",
+        lambda uow, a, b: uow.workspaces.add(_workspace(b.tenant, a.own_workspace.server_url)),
+        check=lambda result, a, b: (
+            _workspaces([result]) == {(b.tenant, a.own_workspace.server_url, "/wt/intruder")}
+        ),
+    ),
+    Case(
+        "TenantWorkspaceRepository.find",
+        "server both have one on",
+        lambda uow, a, b: uow.workspaces.find(SHARED_SERVER),
+        check=equals(lambda b: b.workspace),
+    ),
+    Case(
+        "TenantWorkspaceRepository.find",
+        "server only A has one on",
+        lambda uow, a, b: uow.workspaces.find(a.own_workspace.server_url),
+        check=equals(lambda b: None),
+    ),
+    Case(
+        "TenantWorkspaceRepository.list",
+        "B's workspaces only",
+        lambda uow, a, b: _workspaces(uow.workspaces.list()),
+        check=equals(lambda b: _workspaces([b.workspace, b.own_workspace])),
+    ),
+    Case(
+        "TenantWorkspaceRepository.replace",
+        "record of A",
+        lambda uow, a, b: uow.workspaces.replace(a.workspace, "/wt/intruder"),
+        TenantMismatch,
+    ),
+    Case(
+        "TenantWorkspaceRepository.replace",
+        "A's, on a server only A has one on",
+        lambda uow, a, b: uow.workspaces.replace(
+            _workspace(b.tenant, a.own_workspace.server_url, a.own_workspace.directory),
+            "/wt/intruder",
+        ),
+        NotFound,
+    ),
+    Case(
+        "TenantWorkspaceRepository.remove",
+        "A's, on a server only A has one on",
+        lambda uow, a, b: uow.workspaces.remove(a.own_workspace.server_url),
+        NotFound,
+    ),
 ]
 
 # Each method once more with no tenant set at all (A's ids as arguments): `TenantNotSet`.
@@ -609,6 +672,15 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
     "UsageRepository.record": lambda uow, a: uow.usage.record(a.usage_day, tokens_in=1),
     "UsageRepository.between": lambda uow, a: uow.usage.between(date.min, date.max),
     "UsageRepository.tokens_since": lambda uow, a: uow.usage.tokens_since(a.usage_day),
+    "TenantWorkspaceRepository.add": lambda uow, a: uow.workspaces.add(
+        _workspace(a.tenant, "http://new.example:4096")
+    ),
+    "TenantWorkspaceRepository.find": lambda uow, a: uow.workspaces.find(SHARED_SERVER),
+    "TenantWorkspaceRepository.list": lambda uow, a: uow.workspaces.list(),
+    "TenantWorkspaceRepository.replace": lambda uow, a: uow.workspaces.replace(
+        a.workspace, "/wt/x"
+    ),
+    "TenantWorkspaceRepository.remove": lambda uow, a: uow.workspaces.remove(SHARED_SERVER),
 }
 
 
@@ -681,6 +753,7 @@ def _snapshot(uow: UnitOfWork) -> dict[str, Any]:
         },
         "evaluations": [e.model_dump() for e in uow.evaluations.list()],
         "usage": [u.model_dump() for u in uow.usage.between(date.min, date.max)],
+        "workspaces": [w.model_dump() for w in uow.workspaces.list()],
         "rows": {
             name: uow.session.scalar(
                 select(func.count())
