@@ -39,6 +39,10 @@ def print_error(message: str) -> None:
     error_console.print(f"error: {message}", markup=False)
 
 
+def print_warning(message: str) -> None:
+    error_console.print(f"warning: {message}", markup=False)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "-"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import typer
 
 from domain.tenant import Tenant
-from indorch.context import platform_work
-from indorch.output import print_record, print_rows
+from indorch.context import open_database, platform_work
+from indorch.output import print_record, print_rows, print_warning
 
 tenant_app = typer.Typer(help="Create and list tenants.", no_args_is_help=True)
 COLUMNS = ("slug", "name", "active", "max_concurrent_sessions", "monthly_token_budget")
@@ -73,9 +75,26 @@ def delete(
     slug: str,
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
 ) -> None:
-    """Delete a tenant (soft: hidden from listings and partitions, data kept)."""
+    """Delete a tenant (soft: hidden from listings and partitions, its records kept) and remove
+    its worktrees from the agent servers (one that cannot be reached is named, to clean by hand)."""
+    from resources.database import unit_of_work
+    from services.tenant_workspaces import remove_tenant_workspaces
+
     if not yes:
         typer.confirm(f"Delete tenant {slug}?", abort=True)
-    with platform_work() as uow:
-        uow.tenants.delete(slug)
+    database = open_database()
+    try:
+        with unit_of_work(database) as uow:
+            uow.tenants.delete(slug)  # first: no new wave of the tenant starts meanwhile
+        removals = asyncio.run(remove_tenant_workspaces(database, slug))
+    finally:
+        database.dispose()
     typer.echo(f"tenant {slug} deleted")
+    for removal in removals:
+        if removal.error is None:
+            typer.echo(f"removed its worktree {removal.directory} on {removal.server_url}")
+        else:
+            print_warning(
+                f"its worktree {removal.directory} is left on {removal.server_url} "
+                f"(remove it there by hand): {removal.error}"
+            )

@@ -30,9 +30,9 @@ from resources.opencode.errors import AgentServerError, AgentSessionGone
 from resources.opencode.event_stream import ServerEventStream
 from resources.opencode.models import Message, ServerEvent
 from resources.opencode.resource import OpenCodeResource
-from resources.opencode.workspaces import tenant_workspace
 from services.agent_load import AgentLoadView
 from services.session_outcome import SessionOutcome, outcome_of
+from services.tenant_workspaces import tenant_workspace
 from services.top_up import TopUp
 from services.turn_tracker import TurnTracker
 
@@ -582,7 +582,7 @@ class WaveSupervisor:
             directory, workspace_ready = None, True
             if self._settings.tenant_workspaces:
                 try:
-                    directory = await tenant_workspace(client, self._tenant)
+                    directory = await tenant_workspace(client, self._tenant, self._database)
                 except AgentServerError as error:  # never fall back to a shared workspace
                     logger.warning(
                         "tenant %s: no workspace on agent %s: %s", self._tenant, agent.id, error

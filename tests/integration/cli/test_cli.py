@@ -2,7 +2,7 @@
 
 Contract: bad input (invalid slug, duplicate tenant, unknown tenant, ...) prints one clear line on
 stderr, exits 2, and writes nothing; listings take --json; an API key is printed once and only
-its hash is stored.
+its hash is stored; a tenant's deletion names each worktree it could not remove from a server.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from domain.workspace import TenantWorkspace
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.schema import TENANT_TABLES
 from tests.integration.cli.support import indorch, ok, refused
@@ -76,6 +77,32 @@ def test_a_duplicate_tenant_is_refused(migrated_db_url: str) -> None:
     line = refused(migrated_db_url, "tenant", "create", "acme", "--name", "Second")
     assert "already exists" in line
     assert json.loads(ok(migrated_db_url, "tenant", "show", "acme", "--json"))["name"] == "First"
+
+
+def test_tenant_delete_names_a_worktree_left_on_an_unreachable_server(db_url: str) -> None:
+    """Best effort per server: the tenant is deleted and its worktree's record goes; the
+    operator is told which worktree is left on which server."""
+    unreachable = "http://127.0.0.1:1"
+    database = Database(db_url)
+    try:
+        with tenant_scope("acme"), unit_of_work(database) as uow:
+            uow.workspaces.add(
+                TenantWorkspace(
+                    tenant_id="acme", server_url=unreachable, directory="/wt/tenant-acme"
+                )
+            )
+
+        done = indorch(db_url, "tenant", "delete", "acme", "--yes")
+
+        assert done.returncode == 0, (done.stdout, done.stderr)
+        assert "tenant acme deleted" in done.stdout
+        [warning] = done.stderr.strip().splitlines()
+        assert "/wt/tenant-acme" in warning and unreachable in warning
+        with tenant_scope("acme"), unit_of_work(database) as uow:
+            assert uow.workspaces.list() == []
+    finally:
+        database.dispose()
+    assert tenant_slugs(db_url) == []
 
 
 def test_an_unknown_tenant_is_refused_everywhere_and_nothing_is_written(
