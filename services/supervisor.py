@@ -31,6 +31,7 @@ from resources.opencode.event_stream import ServerEventStream
 from resources.opencode.models import Message, ServerEvent
 from resources.opencode.resource import OpenCodeResource
 from services.agent_load import AgentLoadView
+from services.event_batch import EventBatch
 from services.session_outcome import SessionOutcome, outcome_of
 from services.tenant_workspaces import tenant_workspace
 from services.top_up import TopUp
@@ -56,6 +57,7 @@ class SupervisionSettings:
     tenant_workspaces: bool = True  # each tenant's sessions in its own worktree on a server
     diff_settle_seconds: float = 2.0  # the server's diff may lag the session's idle this long
     starts_per_agent: int = 8  # session starts (create + prompt) in flight at once per agent
+    event_flush_seconds: float = 0.25  # observational events wait at most this long (EventBatch)
 
 
 @dataclass
@@ -104,6 +106,7 @@ class WaveSupervisor:
             clock,
         )
         self._following: dict[str, _Supervision] = {}
+        self._events = EventBatch()
         self._tenant = ""
 
     async def run(
@@ -116,6 +119,7 @@ class WaveSupervisor:
         """
         self._tenant = tenant_id
         renewer = asyncio.create_task(self._renew_leases(tenant_id))
+        flusher = asyncio.create_task(self._flush_events_periodically(tenant_id))
         running: dict[asyncio.Task[SessionOutcome], str] = {}
         outcomes: list[SessionOutcome] = []
 
@@ -150,9 +154,11 @@ class WaveSupervisor:
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
-            renewer.cancel()
-            with suppress(asyncio.CancelledError):
-                await renewer
+            for helper in (renewer, flusher):
+                helper.cancel()
+                with suppress(asyncio.CancelledError):
+                    await helper
+            self._flush_events(tenant_id)
             for link in self._links.values():
                 await link.stream.close()
                 await link.client.aclose()
@@ -517,8 +523,10 @@ class WaveSupervisor:
                 session.error = {"reason": reason}
         session.lease_owner = None
         session.lease_expires_at = None
+        pending = self._events.take(session.id)
         try:
             with unit_of_work(self._database) as uow:
+                earlier = self._events.write(uow, pending)
                 event = session.transition_to(target, reason, at=self._clock())
                 recorded = uow.sessions.save_transition(session, event)
                 if sup is not None:
@@ -536,8 +544,14 @@ class WaveSupervisor:
                     )
                     uow.agents.save(agent)
         except ConcurrentModification:
+            self._events.restore(pending)
             current = self._load_session(session.id)
             return outcome_of(current, f"changed meanwhile: {current.status.value}")
+        except BaseException:
+            self._events.restore(pending)
+            raise
+        for written in earlier:
+            self._publish(written)
         self._publish(recorded)
         logger.info(
             "session %s of tenant %s: %s (%s)", session.id, session.tenant_id, target.value, reason
@@ -622,15 +636,46 @@ class WaveSupervisor:
             uow.sessions.save(session)
 
     def _save_transition(self, session: Session, target: SessionStatus, reason: str) -> None:
-        with unit_of_work(self._database) as uow:
-            event = session.transition_to(target, reason, at=self._clock())
-            recorded = uow.sessions.save_transition(session, event)
+        """The state change, after the session's pending events, in one transaction."""
+        pending = self._events.take(session.id)
+        try:
+            with unit_of_work(self._database) as uow:
+                earlier = self._events.write(uow, pending)
+                event = session.transition_to(target, reason, at=self._clock())
+                recorded = uow.sessions.save_transition(session, event)
+        except BaseException:
+            self._events.restore(pending)
+            raise
+        for written in earlier:
+            self._publish(written)
         self._publish(recorded)
 
     def _append(self, session_id: str, event_type: str, data: dict[str, Any]) -> None:
-        with unit_of_work(self._database) as uow:
-            recorded = uow.sessions.append_event(session_id, event_type, data)
-        self._publish(recorded)
+        """Record an observation; written with the next flush or state change (EventBatch)."""
+        self._events.add(session_id, event_type, data, at=self._clock())
+
+    async def _flush_events_periodically(self, tenant_id: str) -> None:
+        while True:
+            await asyncio.sleep(self._settings.event_flush_seconds)
+            if self._events:
+                self._flush_events(tenant_id)
+
+    def _flush_events(self, tenant_id: str) -> None:
+        """Write the pending events; if the database fails, they wait for the next flush."""
+        try:
+            with tenant_scope(tenant_id):
+                written = self._events.flush(self._database)
+        except Exception as error:
+            logger.warning(
+                "tenant %s: wave %s could not write %d session events yet: %r",
+                tenant_id,
+                self._owner,
+                len(self._events),
+                error,
+            )
+            return
+        for event in written:
+            self._publish(event)
 
     def _current_outcome(self, tenant_id: str, session_id: str, reason: str) -> SessionOutcome:
         with tenant_scope(tenant_id):

@@ -451,9 +451,16 @@ class SessionRepository(TenantScopedRepository):
         return int(seq)
 
     def append_event(
-        self, session_id: str, event_type: str, data: dict[str, Any], reason: str = ""
+        self,
+        session_id: str,
+        event_type: str,
+        data: dict[str, Any],
+        reason: str = "",
+        at: datetime | None = None,
     ) -> SessionEvent:
-        """Record a non-transition event (agent message, tool call, diff, cost), next seq."""
+        """Record a non-transition event (agent message, tool call, diff, cost), next seq.
+
+        `at`: when it happened, if it is written later (a wave batches them); default now."""
         statement = (
             update(SessionRow)
             .where(SessionRow.id == session_id, SessionRow.tenant_id == self.tenant_id)
@@ -465,7 +472,7 @@ class SessionRepository(TenantScopedRepository):
         if found is None:
             raise NotFound(self.kind, session_id)
         return self._insert_event(
-            session_id, int(found[0]), event_type, None, None, reason, data, utcnow()
+            session_id, int(found[0]), event_type, None, None, reason, data, at or utcnow()
         )
 
     def _insert_event(

@@ -1,0 +1,99 @@
+"""A wave's observational session events, written together rather than one transaction each.
+
+Routing decisions, prompts delivered, tool calls, retries: a wave records several per session,
+and a transaction apiece was about a tenth of a wave's CPU. They wait here, each stamped with
+the time it happened, and are written in one transaction per flush (every fraction of a second)
+or, for one session, inside the transaction of its next state change, before it, so the
+session's history keeps its order. State changes themselves are never batched: they are written
+when they happen.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from domain.clock import utcnow
+from domain.errors import NotFound
+from domain.events import SessionEvent
+from resources.database import Database, UnitOfWork, unit_of_work
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    session_id: str
+    event_type: str
+    data: dict[str, Any]
+    at: datetime = field(default_factory=utcnow)
+
+
+class EventBatch:
+    """Pending events of one tenant's sessions, in the order they happened."""
+
+    def __init__(self) -> None:
+        self._pending: list[PendingEvent] = []
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(
+        self,
+        session_id: str,
+        event_type: str,
+        data: dict[str, Any],
+        at: datetime | None = None,
+    ) -> None:
+        self._pending.append(PendingEvent(session_id, event_type, data, at or utcnow()))
+
+    def take(self, session_id: str | None = None) -> list[PendingEvent]:
+        """Remove and return the pending events (of one session, or all)."""
+        if session_id is None:
+            taken, self._pending = self._pending, []
+            return taken
+        taken = [e for e in self._pending if e.session_id == session_id]
+        if taken:
+            self._pending = [e for e in self._pending if e.session_id != session_id]
+        return taken
+
+    def restore(self, events: list[PendingEvent]) -> None:
+        """Put back events whose transaction did not commit, ahead of the newer ones."""
+        self._pending[:0] = events
+
+    @staticmethod
+    def write(uow: UnitOfWork, events: list[PendingEvent]) -> list[SessionEvent]:
+        """Append `events` in `uow` (in the caller's tenant scope).
+
+        An event of a session that no longer exists is dropped with a warning; the others are
+        written (the failed look-up changed nothing, so the transaction stays usable).
+        """
+        written = []
+        for pending in events:
+            try:
+                written.append(
+                    uow.sessions.append_event(
+                        pending.session_id, pending.event_type, pending.data, at=pending.at
+                    )
+                )
+            except NotFound:
+                logger.warning(
+                    "session %s is gone: its %s event was dropped",
+                    pending.session_id,
+                    pending.event_type,
+                )
+        return written
+
+    def flush(self, database: Database) -> list[SessionEvent]:
+        """Write every pending event in one transaction; on failure they stay pending."""
+        events = self.take()
+        if not events:
+            return []
+        try:
+            with unit_of_work(database) as uow:
+                return self.write(uow, events)
+        except BaseException:
+            self.restore(events)
+            raise

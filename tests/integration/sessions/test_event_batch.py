@@ -1,0 +1,124 @@
+"""A wave's observational session events are written together, in order, on SQLite and PostgreSQL.
+
+Contract: events added for several sessions reach the database in one transaction when the
+batch is flushed, each at the time it was added; a session's pending events written with its
+state change keep their place before it in the session's history; an event whose session is
+gone does not cost the others theirs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event
+
+from domain.clock import utcnow
+from domain.errors import NotFound
+from domain.session import SessionStatus
+from resources.database import Database, tenant_scope, unit_of_work
+from services.event_batch import EventBatch
+from services.session_service import SessionService, SubmitSession
+from tests.integration.database.support import new_tenant
+
+
+def _submit(database: Database, tenant: str, count: int) -> list[str]:
+    service = SessionService(database)
+    return [
+        service.submit(tenant, SubmitSession(title=f"task {n}", prompt=f"do {n}")).id
+        for n in range(count)
+    ]
+
+
+def _history(database: Database, tenant: str, session_id: str) -> list[tuple[int, str]]:
+    with tenant_scope(tenant), unit_of_work(database) as uow:
+        return [(e.seq, e.event_type) for e in uow.sessions.events(session_id)]
+
+
+def test_a_flush_writes_every_pending_event_in_one_transaction(database: Database) -> None:
+    tenant = new_tenant(database)
+    first, second = _submit(database, tenant, 2)
+    batch = EventBatch()
+    added_at = utcnow() - timedelta(seconds=5)
+    batch.add(first, "agent.prompted", {"n": 1}, at=added_at)
+    batch.add(second, "agent.prompted", {"n": 2})
+    batch.add(first, "agent.tool", {"tool": "write"})
+    commits: list[object] = []
+    listener = lambda connection: commits.append(connection)  # noqa: E731
+    event.listen(database.engine, "commit", listener)
+    try:
+        with tenant_scope(tenant):
+            written = batch.flush(database)
+    finally:
+        event.remove(database.engine, "commit", listener)
+
+    assert len(commits) == 1
+    assert [(e.session_id, e.event_type) for e in written] == [
+        (first, "agent.prompted"),
+        (second, "agent.prompted"),
+        (first, "agent.tool"),
+    ]
+    assert written[0].at == added_at
+    assert _history(database, tenant, first)[-2:] == [
+        (2, "agent.prompted"),
+        (3, "agent.tool"),
+    ]
+    assert len(batch) == 0
+
+
+def test_pending_events_go_before_the_state_change_they_are_written_with(
+    database: Database,
+) -> None:
+    tenant = new_tenant(database)
+    (session_id,) = _submit(database, tenant, 1)
+    other_id = _submit(database, tenant, 1)[0]
+    batch = EventBatch()
+    batch.add(session_id, "session.routed", {"agent_id": "AGENT-x"})
+    batch.add(other_id, "session.routed", {"agent_id": "AGENT-y"})
+    pending = batch.take(session_id)
+    with tenant_scope(tenant), unit_of_work(database) as uow:
+        written = batch.write(uow, pending)
+        session = uow.sessions.get(session_id)
+        change = session.transition_to(SessionStatus.CANCELLED, "test", at=utcnow())
+        uow.sessions.save_transition(session, change)
+
+    assert [e.event_type for e in written] == ["session.routed"]
+    assert [kind for _, kind in _history(database, tenant, session_id)][-2:] == [
+        "session.routed",
+        "session.status_changed",
+    ]
+    assert len(batch) == 1  # the other session's event waits for the next flush
+
+
+def test_an_event_of_a_missing_session_does_not_lose_the_others(database: Database) -> None:
+    tenant = new_tenant(database)
+    (session_id,) = _submit(database, tenant, 1)
+    batch = EventBatch()
+    batch.add(f"SESSION-{uuid.uuid4().hex[:12]}", "agent.tool", {})
+    batch.add(session_id, "agent.tool", {"tool": "edit"})
+    with tenant_scope(tenant):
+        written = batch.flush(database)
+    assert [e.session_id for e in written] == [session_id]
+    assert _history(database, tenant, session_id)[-1][1] == "agent.tool"
+
+
+def test_events_taken_for_a_change_that_failed_are_written_later(database: Database) -> None:
+    tenant = new_tenant(database)
+    (session_id,) = _submit(database, tenant, 1)
+    batch = EventBatch()
+    batch.add(session_id, "agent.tool", {"tool": "write"})
+    pending = batch.take(session_id)
+    with pytest.raises(RuntimeError), tenant_scope(tenant), unit_of_work(database) as uow:
+        batch.write(uow, pending)
+        raise RuntimeError("the state change failed")  # the transaction rolls back
+    batch.restore(pending)
+    with tenant_scope(tenant):
+        batch.flush(database)
+    assert _history(database, tenant, session_id)[-1][1] == "agent.tool"
+
+
+def test_writing_outside_a_batch_still_refuses_a_missing_session(database: Database) -> None:
+    tenant = new_tenant(database)
+    with pytest.raises(NotFound), tenant_scope(tenant), unit_of_work(database) as uow:
+        uow.sessions.append_event("SESSION-missing", "agent.tool", {})
