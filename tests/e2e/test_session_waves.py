@@ -37,6 +37,7 @@ from sensors.retry import retry_sensor
 from services.session_outcome import SessionOutcome
 from services.session_service import SessionService, SubmitSession
 from services.supervisor import SupervisionSettings, WaveSupervisor
+from services.tenant_workspaces import remove_tenant_workspaces
 from services.top_up import TopUp, claim_next_for
 from standins.opencode_server import OpenCodeServer
 from standins.scripted_model import ScriptedModel
@@ -114,10 +115,23 @@ def world(tmp_path: Path, servers: list[OpenCodeServer]) -> Iterator[World]:
                     Agent(tenant_id=TENANT, name=f"agent-{number}", server_url=server.url)
                 )
             )
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("tenants", [TENANT])
-        yield World(url, database, SessionService(database), agents, instance)
-    database.dispose()
+    try:
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions("tenants", [TENANT])
+            yield World(url, database, SessionService(database), agents, instance)
+    finally:
+        remove_worktrees(database)
+        database.dispose()
+
+
+def remove_worktrees(database: Database) -> None:
+    """The servers outlive the test, its database does not: the worktrees it recorded go, so
+    the next test's tenant gets `tenant-<slug>` again (the name of a worktree left over would
+    be taken) and the servers do not pile up worktrees."""
+    with unit_of_work(database) as uow:
+        slugs = [tenant.slug for tenant in uow.tenants.list()]
+    for slug in slugs:
+        asyncio.run(remove_tenant_workspaces(database, slug))
 
 
 def tick(world: World) -> int:
