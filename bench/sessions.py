@@ -19,7 +19,7 @@ Scenarios, each in its own worker process whose whole process tree is measured:
 5. **in flight** -- `--inflight` sessions held by the model (`[script:slow seconds=H]`), agents
    registered so that all fit at once (capacity 50 each, several per server), one wave per
    tenant by default (`--inflight-wave-size`), waves in process (`--inflight-mode launched` for
-   real runs: about 250 MB per run); how many were really in flight at once is measured.
+   real runs: about 130 MB per run process); how many were really in flight at once is measured.
 
 The orchestrated scenarios evaluate the real `dispatch_sensor` every 2 s and `retry_sensor`
 every 5 s, as the daemon would (sessions that fail an attempt are retried; the table counts
