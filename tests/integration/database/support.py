@@ -1,7 +1,9 @@
-"""Helpers shared by the persistence tests: backends, transactions as a tenant, seeded tenants."""
+"""Helpers shared by the persistence tests: backends, transactions as a tenant, seeded tenants,
+threads started together."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ BACKENDS = [
 APP_ROLE = "indorch_app"
 IDEMPOTENCY_KEY = "submit-42"  # the same key in every tenant: unique per tenant, not globally
 USAGE_DAY = date(2026, 1, 15)
+THREAD_TIMEOUT_SECONDS = 60
 SHARED_SERVER = "http://127.0.0.1:4096"  # an agent server every seeded tenant has a workspace on
 T = TypeVar("T")
 
@@ -40,6 +43,28 @@ def run_as(db: Database, tenant: str | None, action: Callable[[UnitOfWork], T]) 
             return action(uow)
     with tenant_scope(tenant), unit_of_work(db) as uow:
         return action(uow)
+
+
+def in_threads(count: int, work: Callable[[int], None]) -> None:
+    """Run `work(i)` in `count` threads started together; re-raise the first error."""
+    barrier = threading.Barrier(count, timeout=THREAD_TIMEOUT_SECONDS)
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            work(index)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(THREAD_TIMEOUT_SECONDS)
+        assert not thread.is_alive(), "a worker thread hung"
+    if errors:
+        raise errors[0]
 
 
 def new_tenant(db: Database, prefix: str = "t") -> str:

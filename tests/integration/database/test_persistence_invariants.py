@@ -1,11 +1,9 @@
 """Invariants the database keeps: checkpoint pruning, gap-free event numbering, atomic usage
 counters, idempotency keys unique per tenant, one workspace per tenant and agent server replaced
-only over the record as read. Concurrency is exercised on PostgreSQL (and SQLite where said)."""
+only over the record as read. Concurrency is exercised on PostgreSQL (workspaces: both)."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -20,11 +18,10 @@ from domain.workspace import TenantWorkspace
 from resources.database import Database
 from resources.database.schema import CheckpointRow
 from resources.database.unit_of_work import UnitOfWork
-from tests.integration.database.support import new_tenant, run_as
+from tests.integration.database.support import in_threads, new_tenant, run_as
 
 THREADS = 4
 PER_THREAD = 10
-THREAD_TIMEOUT_SECONDS = 60
 
 
 def _add_session(db: Database, tenant: str, **fields: object) -> Session:
@@ -35,28 +32,6 @@ def _add_session(db: Database, tenant: str, **fields: object) -> Session:
             Session(tenant_id=tenant, title="Work", initial_prompt="Do it.", **fields)
         ),
     )
-
-
-def _in_threads(count: int, work: Callable[[int], None]) -> None:
-    """Run `work(i)` in `count` threads started together; re-raise the first error."""
-    barrier = threading.Barrier(count, timeout=THREAD_TIMEOUT_SECONDS)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            work(index)
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(THREAD_TIMEOUT_SECONDS)
-        assert not thread.is_alive(), "a worker thread hung"
-    if errors:
-        raise errors[0]
 
 
 # --- checkpoints ------------------------------------------------------------------------------
@@ -124,7 +99,7 @@ def test_concurrent_appends_number_events_without_gaps(pg_database: Database) ->
                 ),
             )
 
-    _in_threads(THREADS, append)
+    in_threads(THREADS, append)
     events = run_as(pg_database, tenant, lambda uow: uow.sessions.events(session.id))
     total = 1 + THREADS * PER_THREAD
     assert [e.seq for e in events] == list(range(1, total + 1))
@@ -172,7 +147,7 @@ def test_concurrent_usage_increments_are_not_lost(pg_database: Database) -> None
                     ),
                 )
 
-    _in_threads(THREADS, record)
+    in_threads(THREADS, record)
     n = THREADS * PER_THREAD
     for slug in (tenant, other):
         usage = run_as(pg_database, slug, lambda uow: uow.usage.between(day, day))
@@ -310,7 +285,7 @@ def test_workspaces_recorded_at_once_on_one_server_leave_the_first_one(
         except AlreadyExists:
             outcomes.append("lost")
 
-    _in_threads(THREADS, record)
+    in_threads(THREADS, record)
     [winner] = [outcome for outcome in outcomes if outcome != "lost"]
     assert outcomes.count("lost") == THREADS - 1
     found = run_as(database, tenant, lambda uow: uow.workspaces.find(SERVER))

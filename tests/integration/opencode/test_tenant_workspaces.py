@@ -10,7 +10,6 @@ deleting a tenant removes its worktrees from the servers (another tenant's stay)
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
@@ -29,12 +28,11 @@ from services.tenant_workspaces import (
     workspace_name,
 )
 from standins.opencode_server import OpenCodeServer
-from tests.integration.database.support import BACKENDS, new_tenant
+from tests.integration.database.support import BACKENDS, in_threads, new_tenant
 
 pytestmark = pytest.mark.timeout(120)
 
 RACERS = 2
-THREAD_TIMEOUT_SECONDS = 60
 
 
 @pytest.fixture(params=BACKENDS)
@@ -50,33 +48,21 @@ def racing_waves(
     database: Database, server: OpenCodeServer, tenant: str, racers: int = RACERS
 ) -> list[str]:
     """`tenant_workspace` in `racers` threads released together, each with its own event loop,
-    OpenCode client and database engine; the directories they answered."""
-    barrier = threading.Barrier(racers, timeout=THREAD_TIMEOUT_SECONDS)
+    OpenCode client and database engine (as run processes have); the directories answered."""
     answers: list[str] = []
-    errors: list[BaseException] = []
 
     async def wave(engine: Database) -> str:
         async with OpenCodeClient(server.url) as client:
             return await tenant_workspace(client, tenant, engine)
 
-    def run() -> None:
+    def run(_: int) -> None:
         engine = Database(database.url)
         try:
-            barrier.wait()
             answers.append(asyncio.run(wave(engine)))
-        except BaseException as error:
-            errors.append(error)
         finally:
             engine.dispose()
 
-    threads = [threading.Thread(target=run, daemon=True) for _ in range(racers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(THREAD_TIMEOUT_SECONDS)
-        assert not thread.is_alive(), "a wave hung"
-    if errors:
-        raise errors[0]
+    in_threads(racers, run)
     return answers
 
 
