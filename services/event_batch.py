@@ -5,7 +5,8 @@ and a transaction apiece was about a tenth of a wave's CPU. They wait here, each
 the time it happened, and are written in one transaction per flush (every fraction of a second)
 or, for one session, inside the transaction of its next state change, before it, so the
 session's history keeps its order. State changes themselves are never batched: they are written
-when they happen.
+when they happen, so a killed wave loses at most its last fraction of a second of observations,
+never a session's state.
 """
 
 from __future__ import annotations
