@@ -1,8 +1,9 @@
 """Is the database at the code's schema? Answered without Alembic, for every process that asks.
 
-Each wave run, sensor tick and CLI command checks this before it works. Importing Alembic (and
-the Mako templating it brings) costs a run process ~9 MB and ~0.1 CPU-s; the answer needs only
-the migration scripts' `revision` / `down_revision` lines and the one row of `alembic_version`.
+Each wave run, sensor tick and CLI command checks this before it works. Alembic (and the Mako
+templating it brings, ~9 MB and ~0.1 CPU-s to import) is for migrating; the answer needs only the
+migration scripts' `revision` / `down_revision` lines and the one row of `alembic_version`. The
+CLI's commands no longer load it (a run process still does: Dagster's own SQL storage uses it).
 Migrating stays with Alembic (`migrate.py`); tests hold both answers equal.
 """
 

@@ -1,9 +1,10 @@
-"""A run checks the schema version without loading Alembic (or redis-py, without Redis).
+"""The schema check loads neither Alembic nor (without Redis) redis-py.
 
-Every wave run is a fresh process that checks the database is at the code's migration head
-before it works. Alembic and its templating stack cost ~9 MB and ~0.1 CPU-s to import; the run
-needs none of it to read one version row. The check's answers are compared with Alembic's in
-`test_migrations.py`.
+Every wave run, sensor tick and CLI command checks that the database is at the code's migration
+head before it works. Alembic and its templating stack cost ~9 MB and ~0.1 CPU-s to import; the
+check needs none of it to read one version row. (In a run, Dagster's own SQL storage still
+imports Alembic; the project's code does not add it.) The check's answers are compared with
+Alembic's here and in `test_migrations.py`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 """
 
 
-def test_a_run_checks_the_schema_without_alembic_or_redis(sqlite_url: str) -> None:
+def test_the_code_location_checks_the_schema_without_alembic_or_redis(sqlite_url: str) -> None:
     upgrade(sqlite_url)
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     finished = subprocess.run(
