@@ -83,6 +83,20 @@ class InactiveTenant(DomainError):
         super().__init__(f"tenant {slug!r} is not active")
 
 
+class TenantBusy(DomainError):
+    """A tenant with sessions under way cannot be deleted: its waves would lose their
+    worktrees under running agents."""
+
+    def __init__(self, slug: str, active_sessions: int) -> None:
+        self.slug = slug
+        self.active_sessions = active_sessions
+        plural = "s" if active_sessions != 1 else ""
+        super().__init__(
+            f"tenant {slug!r} has {active_sessions} active session{plural} (queued, running or "
+            "paused): end them first (`indorch session cancel`), then delete the tenant"
+        )
+
+
 class TenantMismatch(DomainError):
     """A record of one tenant was handed to a repository scoped to another: refused."""
 

@@ -8,6 +8,7 @@ its hash is stored; a tenant's deletion names each worktree it could not remove 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,12 @@ from sqlalchemy import create_engine, text
 
 from domain.workspace import TenantWorkspace
 from resources.database import Database, tenant_scope, unit_of_work
+from resources.database.migrate import upgrade
 from resources.database.schema import TENANT_TABLES
+from services.session_service import SessionService, SubmitSession
 from tests.integration.cli.support import indorch, ok, refused
+
+UNREACHABLE = "http://127.0.0.1:1"  # nothing listens on port 1
 
 
 def tenant_slugs(url: str) -> list[str]:
@@ -82,7 +87,7 @@ def test_a_duplicate_tenant_is_refused(migrated_db_url: str) -> None:
 def test_tenant_delete_names_a_worktree_left_on_an_unreachable_server(db_url: str) -> None:
     """Best effort per server: the tenant is deleted and its worktree's record goes; the
     operator is told which worktree is left on which server."""
-    unreachable = "http://127.0.0.1:1"
+    unreachable = UNREACHABLE
     database = Database(db_url)
     try:
         with tenant_scope("acme"), unit_of_work(database) as uow:
@@ -103,6 +108,49 @@ def test_tenant_delete_names_a_worktree_left_on_an_unreachable_server(db_url: st
     finally:
         database.dispose()
     assert tenant_slugs(db_url) == []
+
+
+def _claim_one_session(url: str, tenant: str) -> str:
+    """Submit a session and claim it for a wave (QUEUED: active, its wave about to start it)."""
+    database = Database(url)
+    try:
+        service = SessionService(database)
+        session = service.submit(tenant, SubmitSession(title="busy", prompt="work"))
+        claim = service.claim_pending(tenant, 10, timedelta(minutes=5), lambda _: "wave-1")
+        assert [s.id for s in claim.sessions] == [session.id]
+        return session.id
+    finally:
+        database.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_tenant_with_active_sessions_is_not_deleted(
+    backend: str, db_url: str, request: pytest.FixtureRequest
+) -> None:
+    """Its waves would lose their worktrees under running sessions: refused until they end,
+    and nothing changes (on PostgreSQL the count is taken under the tenant's row-level scope)."""
+    url = db_url
+    if backend == "postgres":
+        url = request.getfixturevalue("fresh_postgres_url")
+        upgrade(url)
+        ok(url, "tenant", "create", "acme", "--name", "Acme")
+    session_id = _claim_one_session(url, "acme")
+    database = Database(url)
+    try:
+        with tenant_scope("acme"), unit_of_work(database) as uow:
+            uow.workspaces.add(
+                TenantWorkspace(tenant_id="acme", server_url=UNREACHABLE, directory="/wt/a")
+            )
+
+        line = refused(url, "tenant", "delete", "acme", "--yes")
+
+        assert "1 active session" in line and "indorch session cancel" in line
+        assert tenant_slugs(url) == ["acme"]
+        with tenant_scope("acme"), unit_of_work(database) as uow:
+            assert [w.directory for w in uow.workspaces.list()] == ["/wt/a"]
+            assert uow.sessions.get(session_id).status.value == "QUEUED"
+    finally:
+        database.dispose()
 
 
 def test_an_unknown_tenant_is_refused_everywhere_and_nothing_is_written(
