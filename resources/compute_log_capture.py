@@ -15,7 +15,7 @@ from collections.abc import Generator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from dagster import Field, Float, StringSource
+from dagster import DagsterInstance, Field, Float, StringSource
 from dagster._config import UserConfigSchema
 from dagster._core.execution.compute_logs import redirect_to_file
 from dagster._core.storage.compute_log_manager import CapturedLogContext, ComputeIOType
@@ -26,14 +26,22 @@ from dagster._core.storage.local_compute_log_manager import (
 from dagster._serdes import ConfigurableClassData
 from dagster._utils import ensure_file, touch_file
 
-DAGSTER_HOME_VAR = "DAGSTER_HOME"
-
 
 class FileComputeLogManager(LocalComputeLogManager):
     """`LocalComputeLogManager` without the mirror.
 
-    `base_dir` defaults to `$DAGSTER_HOME/storage`, where Dagster's default manager keeps them.
+    `base_dir` defaults to `<instance root>/storage`, where Dagster's default manager keeps them
+    (the root is DAGSTER_HOME, or the directory an instance was loaded from).
     """
+
+    def __init__(
+        self,
+        base_dir: str | None = None,
+        polling_timeout: float | None = None,
+        inst_data: ConfigurableClassData | None = None,
+    ) -> None:
+        super().__init__(base_dir or "", polling_timeout=polling_timeout, inst_data=inst_data)
+        self._base_dir_configured = base_dir is not None
 
     @classmethod
     def config_type(cls) -> UserConfigSchema:
@@ -46,10 +54,12 @@ class FileComputeLogManager(LocalComputeLogManager):
     def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: dict[str, Any]
     ) -> FileComputeLogManager:
-        settings = dict(config_value)
-        if "base_dir" not in settings:
-            settings["base_dir"] = os.path.join(os.environ[DAGSTER_HOME_VAR], "storage")
-        return cls(inst_data=inst_data, **settings)
+        return cls(inst_data=inst_data, **config_value)
+
+    def register_instance(self, instance: DagsterInstance) -> None:
+        super().register_instance(instance)
+        if not self._base_dir_configured:
+            self._base_dir = os.path.join(instance.root_directory, "storage")
 
     @contextmanager
     def capture_logs(self, log_key: Sequence[str]) -> Generator[CapturedLogContext, None, None]:

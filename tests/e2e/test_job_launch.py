@@ -88,6 +88,13 @@ def run_state(instance: dg.DagsterInstance, run_id: str, events: int = 15) -> st
     return "\n".join(lines)
 
 
+def captured_stderr(instance: dg.DagsterInstance, run_id: str) -> bytes:
+    [capture] = instance.all_logs(run_id, of_type=dg.DagsterEventType.LOGS_CAPTURED)
+    file_key = capture.get_dagster_event().logs_captured_data.file_key
+    manager = instance.compute_log_manager
+    return manager.get_log_data(manager.build_log_key_for_run(run_id, file_key)).stderr or b""
+
+
 def run_ended(instance: dg.DagsterInstance, run_id: str) -> bool:
     run = instance.get_run_by_id(run_id)
     return run is not None and run.is_finished
@@ -174,6 +181,10 @@ def test_dagster_job_launch_with_tenant_and_prompt_runs_one_session(
             run = instance.get_run_by_id(run_id)
             assert run.status is dg.DagsterRunStatus.SUCCESS, run_state(instance, run_id)
             assert run.tags.get(TENANT_TAG) == TENANT, run.tags
+            # The step's output, as the UI reads it (the project's compute-log manager).
+            assert b'Started execution of step "supervise_wave"' in captured_stderr(
+                instance, run_id
+            )
             # The run's session is final when the run ends, unless the dispatch sensor claimed it
             # first (between the op's submit and its claim): then a wave of the sensor's runs it.
             wait_until(

@@ -71,11 +71,16 @@ def test_a_run_captures_stdout_and_stderr_into_files_without_helper_processes(
     assert manager.is_capture_complete(log_key)
 
 
-def test_the_files_default_to_where_dagster_keeps_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    manager = FileComputeLogManager.from_config_value(None, {})
-    assert Path(
-        manager.get_captured_local_path(["run", "compute_logs", "k"], "out")
-    ).is_relative_to(tmp_path / "storage")
+def test_the_files_default_to_where_dagster_keeps_them(tmp_path: Path) -> None:
+    """Under the instance's root, wherever it was loaded from (no DAGSTER_HOME needed)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(
+        "compute_logs:\n  module: resources.compute_log_capture\n"
+        "  class: FileComputeLogManager\ntelemetry:\n  enabled: false\n"
+    )
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        manager = instance.compute_log_manager
+        assert isinstance(manager, FileComputeLogManager)
+        path = Path(manager.get_captured_local_path(["run", "compute_logs", "k"], "out"))
+    assert path.is_relative_to(home / "storage")
