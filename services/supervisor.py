@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +24,7 @@ from domain.events import SessionEvent
 from domain.metrics import SessionMetrics
 from domain.routing import AgentState, choose_agent
 from domain.session import Session, SessionStatus
-from resources.database import Database, tenant_scope, unit_of_work
+from resources.database import Database, UnitOfWork, tenant_scope, unit_of_work
 from resources.opencode.client import OpenCodeClient
 from resources.opencode.errors import AgentServerError, AgentSessionGone
 from resources.opencode.event_stream import ServerEventStream
@@ -523,12 +523,10 @@ class WaveSupervisor:
                 session.error = {"reason": reason}
         session.lease_owner = None
         session.lease_expires_at = None
-        pending = self._events.take(session.id)
         try:
-            with unit_of_work(self._database) as uow:
-                earlier = self._events.write(uow, pending)
+            with self._state_change(session) as (uow, recorded):
                 event = session.transition_to(target, reason, at=self._clock())
-                recorded = uow.sessions.save_transition(session, event)
+                recorded.append(uow.sessions.save_transition(session, event))
                 if sup is not None:
                     delta = sup.tracker.usage_delta()
                     uow.usage.record(
@@ -544,15 +542,8 @@ class WaveSupervisor:
                     )
                     uow.agents.save(agent)
         except ConcurrentModification:
-            self._events.restore(pending)
             current = self._load_session(session.id)
             return outcome_of(current, f"changed meanwhile: {current.status.value}")
-        except BaseException:
-            self._events.restore(pending)
-            raise
-        for written in earlier:
-            self._publish(written)
-        self._publish(recorded)
         logger.info(
             "session %s of tenant %s: %s (%s)", session.id, session.tenant_id, target.value, reason
         )
@@ -636,19 +627,25 @@ class WaveSupervisor:
             uow.sessions.save(session)
 
     def _save_transition(self, session: Session, target: SessionStatus, reason: str) -> None:
-        """The state change, after the session's pending events, in one transaction."""
+        with self._state_change(session) as (uow, recorded):
+            event = session.transition_to(target, reason, at=self._clock())
+            recorded.append(uow.sessions.save_transition(session, event))
+
+    @contextmanager
+    def _state_change(self, session: Session) -> Iterator[tuple[UnitOfWork, list[SessionEvent]]]:
+        """One transaction for a state change, the session's pending events written first (its
+        history keeps its order); what the caller adds to the list is published after the
+        commit, with them. If the transaction fails, the events stay pending."""
         pending = self._events.take(session.id)
         try:
             with unit_of_work(self._database) as uow:
-                earlier = self._events.write(uow, pending)
-                event = session.transition_to(target, reason, at=self._clock())
-                recorded = uow.sessions.save_transition(session, event)
+                recorded = self._events.write(uow, pending)
+                yield uow, recorded
         except BaseException:
             self._events.restore(pending)
             raise
-        for written in earlier:
-            self._publish(written)
-        self._publish(recorded)
+        for event in recorded:
+            self._publish(event)
 
     def _append(self, session_id: str, event_type: str, data: dict[str, Any]) -> None:
         """Record an observation; written with the next flush or state change (EventBatch)."""
