@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
 
 from domain.tenant import Tenant
@@ -77,23 +75,13 @@ def delete(
 ) -> None:
     """Delete a tenant (soft: hidden from listings and partitions, its records kept) and remove
     its worktrees from the agent servers (one that cannot be reached is named, to clean by hand)."""
-    from domain.errors import TenantBusy
-    from resources.database import tenant_scope, unit_of_work
-    from services.tenant_workspaces import remove_tenant_workspaces
+    from services.tenant_deletion import delete_tenant
 
     if not yes:
         typer.confirm(f"Delete tenant {slug}?", abort=True)
     database = open_database()
     try:
-        # In the tenant's scope (row-level security lets the count see its sessions), under the
-        # tenant row lock that claims take: no session becomes active between count and delete.
-        with tenant_scope(slug), unit_of_work(database) as uow:
-            uow.tenants.get_for_update(slug)
-            active = uow.sessions.count_active()
-            if active:
-                raise TenantBusy(slug, active)
-            uow.tenants.delete(slug)  # first: no new wave of the tenant starts meanwhile
-        removals = asyncio.run(remove_tenant_workspaces(database, slug))
+        removals = delete_tenant(database, slug)
     finally:
         database.dispose()
     typer.echo(f"tenant {slug} deleted")
