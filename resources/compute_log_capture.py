@@ -4,7 +4,9 @@ Dagster's `LocalComputeLogManager` also mirrors a step's captured output back to
 own stdout/stderr, through a `tail -F` and a Python watcher process per stream: four processes
 (~25 MB, ~0.1 CPU-s to start) beside every wave run. A launched run's own streams are read by
 no one; the captured files are what the UI shows. This manager writes those same files, under
-the same keys and layout, and starts nothing.
+the same keys and layout, and starts nothing. In the run worker, where several runs share one
+process, the capture routes each run's thread instead of the process's descriptors
+(`resources.run_worker.thread_streams`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from dagster._core.storage.local_compute_log_manager import (
 )
 from dagster._serdes import ConfigurableClassData
 from dagster._utils import ensure_file, touch_file
+
+from resources.run_worker import thread_streams
 
 
 class FileComputeLogManager(LocalComputeLogManager):
@@ -67,6 +71,17 @@ class FileComputeLogManager(LocalComputeLogManager):
         stderr_path = self.get_captured_local_path(log_key, IO_TYPE_EXTENSION[ComputeIOType.STDERR])
         ensure_file(stdout_path)
         ensure_file(stderr_path)
-        with redirect_to_file(sys.stdout, stdout_path), redirect_to_file(sys.stderr, stderr_path):
-            yield CapturedLogContext(log_key)
+        routed = thread_streams.installed()
+        if routed is None:
+            with redirect_to_file(sys.stdout, stdout_path), redirect_to_file(sys.stderr, stderr_path):
+                yield CapturedLogContext(log_key)
+        else:
+            out_stream, err_stream = routed
+            with (
+                open(stdout_path, "a", encoding="utf-8") as out_file,
+                open(stderr_path, "a", encoding="utf-8") as err_file,
+                out_stream.routed_to(out_file),
+                err_stream.routed_to(err_file),
+            ):
+                yield CapturedLogContext(log_key)
         touch_file(self.complete_artifact_path(log_key))  # the UI stops polling a finished capture

@@ -1,0 +1,1 @@
+"""The run worker: Dagster runs executed in threads of one long-lived process."""
