@@ -32,6 +32,7 @@ import ctypes
 import fcntl
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -143,6 +144,7 @@ class RunWorker:
         self.lock: IO[bytes] | None = None
         self.watch = SourceWatch()
         self.stop = threading.Event()
+        self.shutdown_signal: int | None = None
 
     # -- serving ------------------------------------------------------------------------------
     def serve(self) -> int:
@@ -152,6 +154,8 @@ class RunWorker:
             log.info("run worker %s: another worker serves %s; exiting", self.pid, self.directory)
             return 0
         self._prepare_process()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._shut_down)
         log.info("run worker %s: serving %s", self.pid, self.instance.root_directory)
         last_busy = time.monotonic()
         next_code_check = time.monotonic() + CODE_CHECK_SECONDS
@@ -174,10 +178,22 @@ class RunWorker:
                     break
                 last_busy = time.monotonic()
             self.stop.wait(self.poll_seconds)
+        if self.shutdown_signal is not None:
+            self._stop_serving()
+            self._interrupt(list(self.threads))
         for thread in list(self.threads.values()):
             thread.join()
         log.info("run worker %s: exiting", self.pid)
         return 0
+
+    def _shut_down(self, signum: int, _frame: object) -> None:
+        """SIGTERM/SIGINT: interrupt every run, as each run process would be (a Ctrl-C of the
+        daemon's process group, a container's stop)."""
+        log.info(
+            "run worker %s: signal %s; interrupting %d runs", self.pid, signum, len(self.threads)
+        )
+        self.shutdown_signal = signum
+        self.stop.set()
 
     def _prepare_process(self) -> None:
         from resources.run_worker import thread_streams
@@ -280,7 +296,6 @@ class RunWorker:
                 self.watch.refresh()  # the modules its job loaded are watched from now on
 
     def _interrupt_canceled(self) -> None:
-        from dagster._core.errors import DagsterExecutionInterruptedError
         from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 
         active = [run_id for run_id in self.threads if run_id not in self.interrupted]
@@ -289,12 +304,17 @@ class RunWorker:
         canceling = self.instance.get_runs(
             filters=RunsFilter(run_ids=active, statuses=[DagsterRunStatus.CANCELING])
         )
-        for run in canceling:
-            thread = self.threads.get(run.run_id)
-            if thread is None or thread.ident is None:
+        self._interrupt([run.run_id for run in canceling])
+
+    def _interrupt(self, run_ids: list[str]) -> None:
+        from dagster._core.errors import DagsterExecutionInterruptedError
+
+        for run_id in run_ids:
+            thread = self.threads.get(run_id)
+            if thread is None or thread.ident is None or run_id in self.interrupted:
                 continue
-            log.info("run worker %s: interrupting run %s", self.pid, run.run_id)
-            self.interrupted.add(run.run_id)
+            log.info("run worker %s: interrupting run %s", self.pid, run_id)
+            self.interrupted.add(run_id)
             _raise_in_thread(thread.ident, DagsterExecutionInterruptedError)
 
 

@@ -34,7 +34,7 @@ def chatty(context):
     time.sleep(context.op_config["seconds"])
 
 
-@dg.job
+@dg.job(executor_def=dg.in_process_executor)  # as the session wave
 def chatty_job():
     chatty()
 
@@ -46,7 +46,7 @@ def waits(context):
         time.sleep(0.05)
 
 
-@dg.job
+@dg.job(executor_def=dg.in_process_executor)
 def waits_job():
     waits()
 
@@ -248,3 +248,21 @@ def test_an_idle_worker_exits_and_changed_code_gets_a_new_one(
     while worker_alive(second_pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not worker_alive(second_pid)
+
+
+def test_a_stopped_worker_interrupts_its_runs_and_leaves(
+    instance: dg.DagsterInstance, jobs_file: Path
+) -> None:
+    """SIGTERM (a container's stop; Ctrl-C reaches it as SIGINT through the process group)."""
+    waiting = launch(instance, jobs_file, "waits_job")
+    run = wait_for(instance, waiting, (DagsterRunStatus.STARTED,))
+    wait_until_logged(instance, waiting, "waiting to be terminated")
+    pid = int(run.tags[WORKER_PID_TAG])
+
+    os.kill(pid, signal.SIGTERM)
+
+    assert wait_for(instance, waiting, ENDED, seconds=30).status is DagsterRunStatus.FAILURE
+    deadline = time.monotonic() + 15
+    while worker_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not worker_alive(pid)
