@@ -32,6 +32,7 @@ from indorch.demo_processes import Child, log_tail
 from indorch.demo_watchdog import DEMO_ID_VAR, terminate_leftovers
 from orchestrator_defs.sessions.waves import JOB_NAME, TENANT_TAG, WAVE_OP
 from resources.database import Database
+from resources.run_worker.worker import WORKER_PID_TAG
 from resources.settings import DATABASE_URL_VAR, PROJECT_ROOT, REDIS_URL_VAR, STATE_DIR_VAR
 from services.session_service import SessionService
 from standins.opencode_server import OpenCodeServer
@@ -181,6 +182,7 @@ def test_dagster_job_launch_with_tenant_and_prompt_runs_one_session(
             run = instance.get_run_by_id(run_id)
             assert run.status is dg.DagsterRunStatus.SUCCESS, run_state(instance, run_id)
             assert run.tags.get(TENANT_TAG) == TENANT, run.tags
+            assert WORKER_PID_TAG in run.tags, "executed by the instance's run worker"
             # The step's output, as the UI reads it (the project's compute-log manager).
             assert b'Started execution of step "supervise_wave"' in captured_stderr(
                 instance, run_id
