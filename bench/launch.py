@@ -1,8 +1,12 @@
-"""Launching wave runs as production does: each RunRequest becomes a run on a DagsterInstance and
-is started by its run launcher (the DefaultRunLauncher: a subprocess per run, spawned by the code
-location's gRPC server; `session_wave` runs its op in that process, its compute logs captured
-as the project's instance captures them). `instance.submit_run` returns once the run process has
-started, so runs are launched one after another, as the daemon's default run queue does.
+"""Launching wave runs as the daemon does: each RunRequest becomes a run on a DagsterInstance and
+is started by its run launcher, one of two:
+- `process`: Dagster's DefaultRunLauncher, a subprocess per run spawned by the code location's
+  gRPC server (`session_wave` runs its op in that process);
+- `worker`: the embedded default's `RunWorkerLauncher` (dagster_instance/dagster.yaml): the run
+  executes in a thread of the run worker, one process started on demand by the first launch.
+Either way the compute logs are captured as the project's instance captures them.
+`instance.submit_run` returns once the run is handed over, so runs are launched one after
+another, as the daemon's default run queue does.
 
 The run is created exactly as Dagster's sensor daemon creates a sensor's run
 (`dagster._daemon.sensor._create_sensor_run`: the remote job, its execution plan snapshot, the
@@ -30,18 +34,31 @@ CODE_LOCATION_MODULE = "bench.code_location"
 ENDED = frozenset({DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED})
 
 INSTANCE_YAML = """\
-# The bench's throwaway Dagster instance: SQLite storage under this directory, the default
-# run launcher (a subprocess per run), and runs started as soon as they are submitted (the
-# bench itself bounds how many are in progress, as the run queue would).
+# The bench's throwaway Dagster instance: SQLite storage under this directory, and runs started
+# as soon as they are submitted (the bench itself bounds how many are in progress, as the run
+# queue would).
 telemetry:
   enabled: false
 run_coordinator:
   module: dagster.core.run_coordinator
   class: DefaultRunCoordinator
+"""
+
+LAUNCHER_YAML = {
+    "process": """\
 run_launcher:
   module: dagster
   class: DefaultRunLauncher
-"""
+""",
+    # As in dagster_instance/dagster.yaml.
+    "worker": """\
+run_launcher:
+  module: resources.run_worker.launcher
+  class: RunWorkerLauncher
+  config:
+    idle_exit_seconds: 60
+""",
+}
 
 # Compute logs captured as the project's instance captures them (dagster_instance/dagster.yaml).
 COMPUTE_LOGS_YAML = """\
@@ -61,9 +78,12 @@ compute_logs:
 """
 
 
-def write_instance_yaml(dagster_home: Path, capture_compute_logs: bool = True) -> None:
+def write_instance_yaml(
+    dagster_home: Path, launcher: str = "process", capture_compute_logs: bool = True
+) -> None:
     dagster_home.mkdir(parents=True, exist_ok=True)
-    text = INSTANCE_YAML + (COMPUTE_LOGS_YAML if capture_compute_logs else NO_COMPUTE_LOGS_YAML)
+    text = INSTANCE_YAML + LAUNCHER_YAML[launcher]
+    text += COMPUTE_LOGS_YAML if capture_compute_logs else NO_COMPUTE_LOGS_YAML
     (dagster_home / "dagster.yaml").write_text(text)
 
 

@@ -41,7 +41,7 @@ def comparisons(results: list[dict[str, Any]]) -> dict[str, Any]:
             return round(by_key[a]["sessions_per_minute"] / by_key[b]["sessions_per_minute"], 2)
         return None
 
-    for key in ("wave", "inprocess"):
+    for key in ("wave", "worker", "inprocess"):
         if key not in by_key:
             continue
         s = by_key[key]
@@ -121,7 +121,7 @@ def comparison_table(document: dict[str, Any]) -> Table:
     for header in ("figure", "measured", "target", "met"):
         table.add_column(header, justify="left" if header == "figure" else "right")
     c = document["comparisons"]
-    labels = {"wave": "launched runs", "inprocess": "in-process runs"}
+    labels = {"wave": "a process per run", "worker": "run worker", "inprocess": "in-process runs"}
     for key, label in labels.items():
         if key not in c:
             continue

@@ -37,7 +37,7 @@ BASELINE_SECONDS = 1.5
 class Scenario:
     key: str
     label: str
-    mode: str  # floor | launched | inprocess
+    mode: str  # floor | launched (a process per run) | worker (the run worker) | inprocess
     sessions: int
     prompt: str
     wave_size: int = 1
@@ -87,7 +87,11 @@ def run(scenario: Scenario, fleet: Fleet, setting: Setting, log: Any) -> dict[st
 
 def _measure(spec: dict[str, Any], folder: Path, fleet: Fleet, log: Any) -> dict[str, Any]:
     dagster_home = folder / "dagster_home"
-    write_instance_yaml(dagster_home, capture_compute_logs=spec["mode"] != "inprocess")
+    write_instance_yaml(
+        dagster_home,
+        launcher="worker" if spec["mode"] == "worker" else "process",
+        capture_compute_logs=spec["mode"] != "inprocess",
+    )
     spec_path = folder / "spec.json"
     spec_path.write_text(json.dumps(spec, indent=2))
     env = {k: v for k, v in os.environ.items() if k != REDIS_URL_VAR}

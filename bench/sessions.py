@@ -13,13 +13,17 @@ Scenarios, each in its own worker process whose whole process tree is measured:
 2. **wave size 1, launched** -- the naive design: one real Dagster run per session, launched
    through the instance's DefaultRunLauncher (a run process each; waves do not top up).
    Fewer sessions (`--wave1-sessions`); rates are per session.
-3. **default wave size, launched** -- `SupervisionConfig().wave_size` sessions per real run.
-4. **default wave size, in process** -- each wave `execute_in_process` in a thread: Dagster's run
-   machinery without the run launcher's process start (what a long-lived run worker would pay).
-5. **in flight** -- `--inflight` sessions held by the model (`[script:slow seconds=H]`), agents
+3. **default wave size, a process per run** -- `SupervisionConfig().wave_size` sessions per real
+   run, each run a process of its own (DefaultRunLauncher).
+4. **default wave size, run worker** -- the same runs launched as the embedded default launches
+   them (`RunWorkerLauncher`): executed in threads of one run worker process.
+5. **default wave size, in process** -- each wave `execute_in_process` in a thread of the bench's
+   own process: Dagster's run machinery with no launcher at all (for comparison).
+6. **in flight** -- `--inflight` sessions held by the model (`[script:slow seconds=H]`), agents
    registered so that all fit at once (capacity 50 each, several per server), one wave per
-   tenant by default (`--inflight-wave-size`), waves in process (`--inflight-mode launched` for
-   real runs: about 130 MB per run process); how many were really in flight at once is measured.
+   tenant by default (`--inflight-wave-size`), runs in the run worker (`--inflight-mode`:
+   `launched` for a process per run, about 130 MB each; `inprocess`); how many were really in
+   flight at once is measured.
 
 The orchestrated scenarios evaluate the real `dispatch_sensor` every 2 s and `retry_sensor`
 every 5 s, as the daemon would (sessions that fail an attempt are retried; the table counts
@@ -80,8 +84,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--inflight-mode",
-        choices=("inprocess", "launched"),
-        default="inprocess",
+        choices=("worker", "launched", "inprocess"),
+        default="worker",
         help="how the in-flight run's waves run",
     )
     parser.add_argument("--max-runs", type=int, default=PRODUCTION_MAX_RUNS)
@@ -96,7 +100,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated scenario keys (floor,wave1,wave,inprocess,inflight)",
+        help="comma-separated scenario keys (floor,wave1,wave,worker,inprocess,inflight)",
     )
     parser.add_argument("--quick", action="store_true", help="a ~1-2 minute smoke run")
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -128,8 +132,17 @@ def plan(args: argparse.Namespace) -> list[Scenario]:
         ),
         Scenario(
             "wave",
-            f"wave size {wave}, launched runs",
+            f"wave size {wave}, a process per run",
             "launched",
+            n,
+            TWO_TURNS,
+            wave_size=wave,
+            max_runs=args.max_runs,
+        ),
+        Scenario(
+            "worker",
+            f"wave size {wave}, run worker",
+            "worker",
             n,
             TWO_TURNS,
             wave_size=wave,

@@ -11,6 +11,9 @@ Modes:
 - `launched`: sessions submitted through `SessionService`; the real `dispatch_sensor` evaluated
   every `tick_seconds` and the real `retry_sensor` every 5 s (as the daemon would); each
   RunRequest launched as a real run through the instance's DefaultRunLauncher (`bench.launch`).
+- `worker`: the same, launched through the embedded default's `RunWorkerLauncher`: the runs
+  execute in threads of the run worker, which the first launch starts (after the baseline, so
+  its whole start is measured).
 - `inprocess`: the same, but each wave run is `session_wave.execute_in_process` in a thread of
   this process: Dagster's run machinery without the run launcher's process start. Two things
   of Dagster's are not thread-safe and are switched off for it: compute-log capture (it
@@ -103,7 +106,7 @@ class Orchestrated:
         self.launcher: RunLauncher | None = None
         self.pool: ThreadPoolExecutor | None = None
         self.futures: list[Future[bool]] = []
-        if spec["mode"] == "launched":
+        if spec["mode"] in ("launched", "worker"):
             self.launcher = RunLauncher(self.instance, PROJECT_ROOT, spec["max_runs"])
         else:
             self.pool = ThreadPoolExecutor(spec["max_runs"], thread_name_prefix="wave")
