@@ -55,12 +55,20 @@ log = logging.getLogger(__name__)
 
 
 def worker_alive(pid: int) -> bool:
-    """Whether `pid` is a live run worker (not merely a live process that reused the number)."""
+    """Whether `pid` is a live run worker (on Linux: not just a process that reused the number)."""
+    if Path("/proc/self/cmdline").exists():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        return WORKER_MODULE.encode() in cmdline
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
-    return WORKER_MODULE.encode() in cmdline
+    except PermissionError:
+        return True
+    return True
 
 
 def try_lock(path: Path) -> IO[bytes] | None:
@@ -161,14 +169,19 @@ class RunWorker:
         next_code_check = time.monotonic() + CODE_CHECK_SECONDS
         while not self.stop.is_set():
             self._forget_ended()
-            if self.lock is not None:
-                self._take_starting_runs()
-                if time.monotonic() >= next_code_check:
-                    next_code_check = time.monotonic() + CODE_CHECK_SECONDS
-                    if self.watch.changed():
-                        log.info("run worker %s: the code changed; no new runs", self.pid)
-                        self._stop_serving()
-            self._interrupt_canceled()
+            try:
+                if self.lock is not None:
+                    self._take_starting_runs()
+                    if time.monotonic() >= next_code_check:
+                        next_code_check = time.monotonic() + CODE_CHECK_SECONDS
+                        if self.watch.changed():
+                            log.info("run worker %s: the code changed; no new runs", self.pid)
+                            self._stop_serving()
+                self._interrupt_canceled()
+            except Exception:
+                # The run storage failed (a locked SQLite file, a dropped connection): the runs
+                # under way do not depend on this loop, so it tries again at the next poll.
+                log.exception("run worker %s: polling the run storage failed", self.pid)
             if self.threads:
                 last_busy = time.monotonic()
             elif self.lock is None:
