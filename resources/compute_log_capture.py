@@ -73,7 +73,10 @@ class FileComputeLogManager(LocalComputeLogManager):
         ensure_file(stderr_path)
         routed = thread_streams.installed()
         if routed is None:
-            with redirect_to_file(sys.stdout, stdout_path), redirect_to_file(sys.stderr, stderr_path):
+            with (
+                redirect_to_file(sys.stdout, stdout_path),
+                redirect_to_file(sys.stderr, stderr_path),
+            ):
                 yield CapturedLogContext(log_key)
         else:
             out_stream, err_stream = routed

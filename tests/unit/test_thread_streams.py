@@ -1,4 +1,4 @@
-"""Per-thread routing of stdout/stderr: what lets runs sharing one process capture their own output."""
+"""Per-thread routing of stdout/stderr: how runs sharing one process capture their own output."""
 
 import io
 import threading
