@@ -2,8 +2,9 @@
 
 Agents of several tenants may point at one server; its default workspace would let one
 tenant's session read and change another's files. Each tenant's sessions work in the worktree
-`tenant-<slug>` instead (shared by that tenant's sessions, kept between them: a worktree is a
-server instance of its own, ~60 MB of the server's memory, so not one per session).
+`tenant-<slug>-<6 hex>` instead (shared by that tenant's sessions, kept between them: a worktree
+is a server instance of its own, ~60 MB of the server's memory, so not one per session). Each
+new worktree gets a name never used before, so it never reuses the path of a removed one.
 
 Waves of one tenant may start at the same moment in different processes, on different machines:
 the database, not the server, says which worktree is the tenant's (`TenantWorkspaceRepository`).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from dataclasses import dataclass
 
 from domain.agent import Agent
@@ -31,7 +33,14 @@ CREATE_REFUSED_PAUSE_SECONDS = 0.5  # the racer whose create got through records
 
 
 def workspace_name(tenant: str) -> str:
+    """The name every worktree of the tenant's starts with."""
     return f"tenant-{tenant}"
+
+
+def new_worktree_name(tenant: str) -> str:
+    """A name no earlier worktree had: a new worktree never lands on the path of a removed one
+    (the server may still be tearing that one down, and took a same-named successor with it)."""
+    return f"{workspace_name(tenant)}-{secrets.token_hex(3)}"
 
 
 async def tenant_workspace(client: OpenCodeClient, tenant: str, database: Database) -> str:
@@ -44,11 +53,11 @@ async def tenant_workspace(client: OpenCodeClient, tenant: str, database: Databa
         if recorded is not None and recorded.directory in await client.worktrees():
             return recorded.directory
         try:
-            created = (await client.create_worktree(workspace_name(tenant))).directory
+            created = (await client.create_worktree(new_worktree_name(tenant))).directory
         except AgentServerError as error:
             if error.status_code is None:  # unreachable, or never ready: not a racer's doing
                 raise
-            # Two creates of one name at once: git refuses the second branch of that name.
+            # Refused by the server (two creates at the same instant can collide in git).
             refused = error
             await asyncio.sleep(CREATE_REFUSED_PAUSE_SECONDS)
             continue

@@ -119,6 +119,16 @@ def wait_for(
     raise AssertionError(f"run {run_id} still {run.status} after {seconds} s")
 
 
+def worker_gone(pid: int, seconds: float) -> bool:
+    """Whether the worker `pid` is gone within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while worker_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def captured(instance: dg.DagsterInstance, run_id: str) -> tuple[bytes, bytes]:
     [event] = instance.all_logs(run_id, of_type=dg.DagsterEventType.LOGS_CAPTURED)
     file_key = event.get_dagster_event().logs_captured_data.file_key
@@ -196,9 +206,7 @@ def test_a_dead_worker_fails_its_runs_health_check(
     assert launcher.check_run_worker_health(run).status is WorkerStatus.RUNNING
 
     os.kill(int(run.tags[WORKER_PID_TAG]), signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while worker_alive(int(run.tags[WORKER_PID_TAG])) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert worker_gone(int(run.tags[WORKER_PID_TAG]), seconds=10)
 
     assert launcher.check_run_worker_health(run).status is WorkerStatus.FAILED
     assert not launcher.terminate(waiting), "nothing is left to interrupt"
@@ -234,20 +242,14 @@ def test_an_idle_worker_exits_and_changed_code_gets_a_new_one(
     # The job's module changes on disk: the worker stops taking runs and leaves.
     stat = jobs_file.stat()
     os.utime(jobs_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-    deadline = time.monotonic() + 15
-    while worker_alive(first_pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not worker_alive(first_pid), "the worker kept serving stale code"
+    assert worker_gone(first_pid, seconds=15), "the worker kept serving stale code"
 
     second = wait_for(instance, launch(instance, jobs_file, "chatty_job", config), ENDED)
     second_pid = int(second.tags[WORKER_PID_TAG])
     assert second.status is DagsterRunStatus.SUCCESS and second_pid != first_pid
 
     # Idle (4 s here) it exits by itself: nothing is left behind.
-    deadline = time.monotonic() + 20
-    while worker_alive(second_pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not worker_alive(second_pid)
+    assert worker_gone(second_pid, seconds=20)
 
 
 def test_a_stopped_worker_interrupts_its_runs_and_leaves(
@@ -262,7 +264,4 @@ def test_a_stopped_worker_interrupts_its_runs_and_leaves(
     os.kill(pid, signal.SIGTERM)
 
     assert wait_for(instance, waiting, ENDED, seconds=30).status is DagsterRunStatus.FAILURE
-    deadline = time.monotonic() + 15
-    while worker_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not worker_alive(pid)
+    assert worker_gone(pid, seconds=15)
