@@ -90,18 +90,25 @@ def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
                 os.kill(int(pid), signal.SIGKILL)
 
 
-def launch(
+def create_run(
     instance: dg.DagsterInstance, jobs_file: Path, job_name: str, run_config: dict | None = None
-) -> str:
+) -> DagsterRun:
+    """A NOT_STARTED run of the job, with the code origin a run worker loads it from."""
     repository = ReconstructableRepository.for_file(
         str(jobs_file), "jobs", working_directory=str(jobs_file.parent)
     )
     recon = repository.get_reconstructable_job(job_name)
-    run = instance.create_run_for_job(
+    return instance.create_run_for_job(
         job_def=recon.get_definition(),
         run_config=run_config or {},
         job_code_origin=recon.get_python_origin(),
     )
+
+
+def launch(
+    instance: dg.DagsterInstance, jobs_file: Path, job_name: str, run_config: dict | None = None
+) -> str:
+    run = create_run(instance, jobs_file, job_name, run_config)
     instance.launch_run(run.run_id, workspace=None)  # type: ignore[arg-type]
     return run.run_id
 
@@ -215,13 +222,7 @@ def test_a_dead_worker_fails_its_runs_health_check(
 def test_a_run_canceled_before_a_worker_took_it_is_canceled_at_once(
     instance: dg.DagsterInstance, jobs_file: Path
 ) -> None:
-    repository = ReconstructableRepository.for_file(
-        str(jobs_file), "jobs", working_directory=str(jobs_file.parent)
-    )
-    recon = repository.get_reconstructable_job("waits_job")
-    run = instance.create_run_for_job(
-        job_def=recon.get_definition(), job_code_origin=recon.get_python_origin()
-    )
+    run = create_run(instance, jobs_file, "waits_job")
     # STARTING, as the launch marks it, but no worker was asked to serve this instance.
     starting = dg.DagsterEvent(
         event_type_value=dg.DagsterEventType.PIPELINE_STARTING.value, job_name=run.job_name
