@@ -181,9 +181,8 @@ def test_runs_execute_at_once_in_one_worker_each_capturing_its_own_output(
 def test_terminating_a_run_interrupts_it_and_the_worker_goes_on(
     instance: dg.DagsterInstance, jobs_file: Path
 ) -> None:
-    waiting = launch(instance, jobs_file, "waits_job")
-    run = wait_for(instance, waiting, (DagsterRunStatus.STARTED,))
-    wait_until_logged(instance, waiting, "waiting to be terminated")
+    run = start_waiting_run(instance, jobs_file)
+    waiting = run.run_id
 
     assert instance.run_launcher.terminate(waiting)
 
@@ -192,6 +191,14 @@ def test_terminating_a_run_interrupts_it_and_the_worker_goes_on(
     after = wait_for(instance, launch(instance, jobs_file, "chatty_job", config), ENDED)
     assert after.status is DagsterRunStatus.SUCCESS
     assert after.tags[WORKER_PID_TAG] == run.tags[WORKER_PID_TAG]
+
+
+def start_waiting_run(instance: dg.DagsterInstance, jobs_file: Path) -> DagsterRun:
+    """A run of `waits_job` whose op is running in the worker (until interrupted)."""
+    run_id = launch(instance, jobs_file, "waits_job")
+    run = wait_for(instance, run_id, (DagsterRunStatus.STARTED,))
+    wait_until_logged(instance, run_id, "waiting to be terminated")
+    return run
 
 
 def wait_until_logged(instance: dg.DagsterInstance, run_id: str, text: str) -> None:
@@ -206,8 +213,8 @@ def wait_until_logged(instance: dg.DagsterInstance, run_id: str, text: str) -> N
 def test_a_dead_worker_fails_its_runs_health_check(
     instance: dg.DagsterInstance, jobs_file: Path
 ) -> None:
-    waiting = launch(instance, jobs_file, "waits_job")
-    run = wait_for(instance, waiting, (DagsterRunStatus.STARTED,))
+    run = start_waiting_run(instance, jobs_file)
+    waiting = run.run_id
     launcher = instance.run_launcher
     assert launcher.supports_check_run_worker_health
     assert launcher.check_run_worker_health(run).status is WorkerStatus.RUNNING
@@ -257,9 +264,8 @@ def test_a_stopped_worker_interrupts_its_runs_and_leaves(
     instance: dg.DagsterInstance, jobs_file: Path
 ) -> None:
     """SIGTERM (a container's stop; Ctrl-C reaches it as SIGINT through the process group)."""
-    waiting = launch(instance, jobs_file, "waits_job")
-    run = wait_for(instance, waiting, (DagsterRunStatus.STARTED,))
-    wait_until_logged(instance, waiting, "waiting to be terminated")
+    run = start_waiting_run(instance, jobs_file)
+    waiting = run.run_id
     pid = int(run.tags[WORKER_PID_TAG])
 
     os.kill(pid, signal.SIGTERM)
