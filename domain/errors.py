@@ -130,3 +130,13 @@ class NoAgentAvailable(DomainError):
         detail = "; ".join(f"{agent}: {why}" for agent, why in sorted(reasons.items()))
         need = ", ".join(required) or "no special capability"
         super().__init__(f"no agent available (needs {need})" + (f": {detail}" if detail else ""))
+
+
+class PermissionDenied(DomainError):
+    """The caller's role is below what the action needs (the API answers 403)."""
+
+    def __init__(self, action: str, needed: str, role: str) -> None:
+        self.action = action
+        self.needed = needed
+        self.role = role
+        super().__init__(f"{action} needs the role {needed} or higher; the caller is {role}")
