@@ -21,12 +21,14 @@ from collections import deque
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.definitions.selector import JobSubsetSelector
-from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
-from dagster._core.storage.tags import RUN_KEY_TAG
-from dagster._core.workspace.context import WorkspaceProcessContext
-from dagster._core.workspace.load_target import ModuleTarget
+from dagster import DagsterRunStatus, RunsFilter
 
+from instance_plugins.dagster_internals import (
+    RUN_KEY_TAG,
+    JobSubsetSelector,
+    ModuleTarget,
+    WorkspaceProcessContext,
+)
 from orchestrator_defs.sessions.waves import JOB_NAME
 
 LOCATION_NAME = "bench"
@@ -53,7 +55,7 @@ run_launcher:
     # As in dagster_instance/dagster.yaml.
     "worker": """\
 run_launcher:
-  module: resources.run_worker.launcher
+  module: instance_plugins.run_worker.launcher
   class: RunWorkerLauncher
   config:
     idle_exit_seconds: 60
@@ -63,7 +65,7 @@ run_launcher:
 # Compute logs captured as the project's instance captures them (dagster_instance/dagster.yaml).
 COMPUTE_LOGS_YAML = """\
 compute_logs:
-  module: resources.compute_log_capture
+  module: instance_plugins.compute_logs
   class: FileComputeLogManager
 """
 

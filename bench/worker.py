@@ -49,7 +49,7 @@ from resources.database import Database
 from resources.database.schema import SessionRow
 from resources.database_resource import DatabaseResource
 from resources.opencode.resource import OpenCodeResource
-from resources.redis_resource import RedisResource
+from resources.redis.resource import RedisResource
 from sensors.dispatch import dispatch_sensor
 from sensors.retry import TICK_INTERVAL_SECONDS as RETRY_TICK_SECONDS
 from sensors.retry import retry_sensor

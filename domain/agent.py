@@ -8,9 +8,9 @@ from enum import StrEnum
 from pydantic import Field, field_validator
 
 from domain.clock import utcnow
+from domain.domain_model import DomainModel, ValueObject
 from domain.field_rules import checked_model
 from domain.ids import new_agent_id
-from domain.model import DomainModel, ValueObject
 
 MIN_CAPACITY = 1
 MAX_CAPACITY = 50

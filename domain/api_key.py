@@ -13,8 +13,8 @@ from datetime import datetime
 from pydantic import Field
 
 from domain.clock import utcnow
+from domain.domain_model import DomainModel
 from domain.ids import new_api_key_id
-from domain.model import DomainModel
 from domain.tenant import Role
 
 KEY_PREFIX = "iok_"

@@ -6,8 +6,8 @@ for the platform; an API caller acts for one tenant with its key's role.
 
 from __future__ import annotations
 
+from domain.domain_model import ValueObject
 from domain.errors import PermissionDenied, TenantMismatch
-from domain.model import ValueObject
 from domain.tenant import Role
 
 

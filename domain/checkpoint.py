@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from domain.clock import utcnow
-from domain.model import ValueObject
+from domain.domain_model import ValueObject
 
 MAX_CHECKPOINTS_KEPT = 100
 

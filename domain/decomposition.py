@@ -25,10 +25,10 @@ from collections.abc import Sequence
 from pydantic import ConfigDict, Field, field_validator
 
 from domain.dag import check_dependency_graph
+from domain.domain_model import ValueObject
 from domain.errors import InvalidInput
 from domain.estimate import Estimate
 from domain.field_rules import checked_model, checked_prompt, checked_title
-from domain.model import ValueObject
 from domain.quota import CostCap
 from domain.session import MAX_DURATION_SECONDS, MIN_DURATION_SECONDS, PROMPT_MAX, TITLE_MAX
 from domain.task import DependencyType, TaskDependency

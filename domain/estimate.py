@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field, model_validator
 
-from domain.model import ValueObject
+from domain.domain_model import ValueObject
 
 
 class Complexity(StrEnum):

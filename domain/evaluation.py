@@ -9,8 +9,8 @@ from typing import Any
 from pydantic import Field
 
 from domain.clock import utcnow
+from domain.domain_model import DomainModel
 from domain.ids import new_evaluation_id
-from domain.model import DomainModel
 
 
 class EvaluationDecision(StrEnum):

@@ -6,7 +6,7 @@ Each returns the cleaned value or raises `ValueError`, which `DomainModel` repor
 
 from __future__ import annotations
 
-from domain.model_name import MODEL_PATTERN
+from domain.llm_model_name import MODEL_PATTERN
 
 
 def checked_title(value: str, limit: int) -> str:

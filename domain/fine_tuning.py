@@ -10,9 +10,9 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from domain.clock import utcnow
+from domain.domain_model import DomainModel, ValueObject
 from domain.events import StatusChanged
 from domain.ids import new_job_id
-from domain.model import DomainModel, ValueObject
 from domain.state_machine import StateMachine
 
 SEMVER_PATTERN = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from domain.model import ValueObject
+from domain.domain_model import ValueObject
 
 _RUNNING = "RUNNING"
 _ENDED = frozenset(

@@ -10,9 +10,9 @@ from datetime import date, datetime
 
 from pydantic import Field
 
+from domain.domain_model import ValueObject
 from domain.errors import TokenBudgetExceeded
 from domain.metrics import SessionMetrics
-from domain.model import ValueObject
 from domain.tenant import Tenant
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from pydantic import Field, model_validator
 
-from domain.model import ValueObject
+from domain.domain_model import ValueObject
 
 
 class RetryPolicy(ValueObject):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.agent import Agent, AgentTier
+from domain.domain_model import ValueObject
 from domain.errors import NoAgentAvailable
-from domain.model import ValueObject
 
 TIER_WEIGHT = {
     AgentTier.ELITE: 1.0,

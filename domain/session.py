@@ -15,12 +15,12 @@ from pydantic import Field, field_validator
 
 from domain.checkpoint import MAX_CHECKPOINTS_KEPT, Checkpoint
 from domain.clock import utcnow
+from domain.domain_model import DomainModel
 from domain.errors import InvalidTransition, RetriesExhausted
 from domain.events import StatusChanged
 from domain.field_rules import checked_model, checked_prompt, checked_title
 from domain.ids import new_session_id
 from domain.metrics import SessionMetrics
-from domain.model import DomainModel
 from domain.quota import CostCap
 from domain.retry import RetryPolicy
 from domain.state_machine import StateMachine

@@ -9,10 +9,10 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from domain.clock import utcnow
+from domain.domain_model import DomainModel, ValueObject
 from domain.estimate import Estimate
 from domain.events import StatusChanged
 from domain.ids import new_task_id
-from domain.model import DomainModel, ValueObject
 from domain.state_machine import StateMachine
 
 MAX_DECOMPOSITION_DEPTH = 10

@@ -9,8 +9,8 @@ from enum import StrEnum
 from pydantic import Field, field_validator
 
 from domain.clock import utcnow
+from domain.domain_model import DomainModel
 from domain.ids import new_user_id
-from domain.model import DomainModel
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9-]+$")
 SLUG_MAX_LENGTH = 63

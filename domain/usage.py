@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from pydantic import Field
 
-from domain.model import ValueObject
+from domain.domain_model import ValueObject
 
 
 class DailyUsage(ValueObject):

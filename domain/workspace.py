@@ -12,7 +12,7 @@ from datetime import datetime
 from pydantic import Field
 
 from domain.clock import utcnow
-from domain.model import ValueObject
+from domain.domain_model import ValueObject
 
 
 class TenantWorkspace(ValueObject):

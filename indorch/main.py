@@ -18,7 +18,7 @@ from domain.errors import DomainError
 from indorch.agent_commands import agent_app
 from indorch.apikey_commands import apikey_app
 from indorch.db_commands import db_app
-from indorch.demo_command import demo
+from indorch.demo.command import demo
 from indorch.health_command import health
 from indorch.output import print_error
 from indorch.session_commands import session_app

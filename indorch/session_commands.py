@@ -72,7 +72,7 @@ def _service(database: Database, *, steering: bool = False) -> SessionService:
         agent_control = OpenCodeAgentControl()
     publish = None
     if url := redis_url():
-        from resources.live_events import make_event_publisher
+        from resources.redis.live_events import make_event_publisher
 
         publish = make_event_publisher(url).publish
     return SessionService(database, agent_control=agent_control, publish=publish)

@@ -14,7 +14,7 @@ import dagster as dg
 from orchestrator_defs.sessions.definitions import defs as session_defs
 from resources.database_resource import configured_database_resource
 from resources.opencode.resource import OpenCodeResource
-from resources.redis_resource import configured_redis_resource
+from resources.redis.resource import configured_redis_resource
 from resources.supervision_config import SupervisionConfig
 from sensors.definitions import defs as sensor_defs
 

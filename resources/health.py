@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from domain.clock import utcnow
 from resources.database import Database
-from resources.redis_link import connect, describe
+from resources.redis.link import connect, describe
 
 DEFAULT_TIMEOUT_SECONDS = 2.0
 

@@ -19,7 +19,7 @@ from resources.database import tenant_scope
 from resources.database_resource import DatabaseResource
 from resources.opencode.errors import AgentServerError
 from resources.opencode.resource import OpenCodeResource
-from resources.redis_resource import RedisResource
+from resources.redis.resource import RedisResource
 
 TICK_INTERVAL_SECONDS = 15
 

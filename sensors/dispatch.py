@@ -20,7 +20,7 @@ from domain.session import Session
 from orchestrator_defs.sessions.job import session_wave
 from orchestrator_defs.sessions.waves import JOB_NAME, TENANT_TAG, Wave, wave_id_for
 from resources.database_resource import DatabaseResource
-from resources.redis_resource import RedisResource
+from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
 from services.session_service import Claim, SessionService
 

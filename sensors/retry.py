@@ -13,9 +13,9 @@ from __future__ import annotations
 import dagster as dg
 
 from resources.database_resource import DatabaseResource
-from resources.redis_resource import RedisResource
+from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
-from services.coordination import CoordinationService
+from services.request_settlement import CoordinationService
 from services.session_service import SessionService
 
 TICK_INTERVAL_SECONDS = 5

@@ -5,7 +5,7 @@ error), the concurrency limit at claim time (extra sessions simply wait in PENDI
 
 A request with subtasks (given, or found by the rule-based decomposer) becomes a coordinating
 parent and one child session per subtask, written in one transaction after the subtask graph is
-checked (see `domain.coordination`); cancelling the parent cancels or stops its children.
+checked (see `domain.decomposed_requests`); cancelling the parent cancels or stops its children.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from typing import Any
 from pydantic import Field
 
 from domain.clock import utcnow
-from domain.coordination import plan_decomposition
+from domain.decomposed_requests import plan_decomposition
 from domain.decomposition import SubtaskSpec, decompose
+from domain.domain_model import ValueObject
 from domain.errors import (
     AlreadyExists,
     ConcurrentModification,
@@ -30,13 +31,12 @@ from domain.errors import (
     InvalidTransition,
 )
 from domain.events import SessionEvent
-from domain.model import ValueObject
 from domain.quota import CostCap, check_token_budget, free_session_slots, month_start
 from domain.retry import RetryPolicy
 from domain.session import Priority, Session, SessionStatus, SessionType
 from resources.database import Database, UnitOfWork, tenant_scope, unit_of_work
 from services.agent_control import AgentControl
-from services.coordination import sync_task
+from services.request_settlement import sync_task
 
 logger = logging.getLogger(__name__)
 EventSink = Callable[[SessionEvent], None]

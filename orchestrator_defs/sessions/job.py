@@ -23,7 +23,7 @@ from orchestrator_defs.sessions.waves import (
 from resources.database import Database
 from resources.database_resource import DatabaseResource
 from resources.opencode.resource import OpenCodeResource
-from resources.redis_resource import RedisResource
+from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
 from services.session_outcome import SessionOutcome
 from services.session_service import SessionService, SubmitSession

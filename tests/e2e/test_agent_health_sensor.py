@@ -13,7 +13,7 @@ from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.migrate import upgrade
 from resources.database_resource import DatabaseResource
 from resources.opencode.resource import OpenCodeResource
-from resources.redis_resource import RedisResource
+from resources.redis.resource import RedisResource
 from sensors.agent_health import agent_health_sensor
 from standins.opencode_server import OpenCodeServer, free_port
 

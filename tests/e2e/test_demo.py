@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from indorch.demo_watchdog import DEMO_ID_VAR, leftover_processes
+from indorch.demo.watchdog import DEMO_ID_VAR, leftover_processes
 from standins.opencode_server import free_port
 
 pytestmark = [pytest.mark.opencode, pytest.mark.timeout(420)]

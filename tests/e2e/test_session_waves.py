@@ -28,9 +28,9 @@ from orchestrator_defs.sessions.job import session_wave
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.migrate import upgrade
 from resources.database_resource import DatabaseResource
-from resources.live_events import RedisEventReader
 from resources.opencode.resource import OpenCodeResource
-from resources.redis_resource import RedisResource
+from resources.redis.live_events import RedisEventReader
+from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
 from sensors.dispatch import dispatch_sensor
 from sensors.retry import retry_sensor

@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from resources.compute_log_capture import FileComputeLogManager
+from instance_plugins.compute_logs import FileComputeLogManager
 
 
 def _children() -> list[int]:
@@ -43,7 +43,7 @@ def talkative_job() -> None:
 @pytest.fixture
 def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
     capture = {
-        "module": "resources.compute_log_capture",
+        "module": "instance_plugins.compute_logs",
         "class": "FileComputeLogManager",
         "config": {"base_dir": str(tmp_path / "logs")},
     }
@@ -76,7 +76,7 @@ def test_the_files_default_to_where_dagster_keeps_them(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text(
-        "compute_logs:\n  module: resources.compute_log_capture\n"
+        "compute_logs:\n  module: instance_plugins.compute_logs\n"
         "  class: FileComputeLogManager\ntelemetry:\n  enabled: false\n"
     )
     with dg.DagsterInstance.from_config(str(home)) as instance:

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.definitions.reconstruct import ReconstructableRepository
-from dagster._core.launcher import WorkerStatus
-from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+from dagster import DagsterRun, DagsterRunStatus
 
-from resources.run_worker.launcher import RunWorkerLauncher
-from resources.run_worker.worker import WORKER_PID_TAG, worker_alive
+from instance_plugins.dagster_internals import ReconstructableRepository, WorkerStatus
+from instance_plugins.run_worker.launcher import RunWorkerLauncher
+from instance_plugins.run_worker.worker import WORKER_PID_TAG, worker_alive
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux /proc")
 
@@ -72,12 +71,12 @@ def jobs_file(tmp_path: Path) -> Path:
 def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
     overrides = {
         "run_launcher": {
-            "module": "resources.run_worker.launcher",
+            "module": "instance_plugins.run_worker.launcher",
             "class": "RunWorkerLauncher",
             "config": {"poll_seconds": 0.2, "idle_exit_seconds": 4.0},
         },
         "compute_logs": {
-            "module": "resources.compute_log_capture",
+            "module": "instance_plugins.compute_logs",
             "class": "FileComputeLogManager",
         },
     }

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 import pytest
 
 from domain.events import SessionEvent
-from resources.live_event_feed import FeedSource, LiveEventFeed
-from resources.live_events import StreamEntry
-from resources.redis_link import RedisUnavailable
+from resources.redis.link import RedisUnavailable
+from resources.redis.live_event_feed import FeedSource, LiveEventFeed
+from resources.redis.live_events import StreamEntry
 
 TENANT = "acme"
 SESSION = "IND-1"

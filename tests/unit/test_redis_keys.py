@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from domain.errors import InvalidInput, TenantNotSet
-from resources.redis_keys import (
+from resources.redis.keys import (
     heartbeat_index_key,
     heartbeat_key,
     session_events_key,

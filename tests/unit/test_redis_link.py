@@ -10,9 +10,9 @@ import logging
 import pytest
 import redis
 
-from resources.redis_link import ProbeBackoff, RedisLink, RedisUnavailable
+from resources.redis.link import ProbeBackoff, RedisLink, RedisUnavailable
 
-LOGGER = "resources.redis_link"
+LOGGER = "resources.redis.link"
 
 
 class FakeClock:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from resources.heartbeats import HeartbeatStore
-from resources.live_events import (
+from resources.redis.heartbeats import HeartbeatStore
+from resources.redis.live_events import (
     NullEventPublisher,
     RedisEventPublisher,
     RedisEventReader,
     make_event_publisher,
 )
-from resources.redis_resource import RedisResource, configured_redis_resource
+from resources.redis.resource import RedisResource, configured_redis_resource
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"  # never contacted: the clients connect on first use
 

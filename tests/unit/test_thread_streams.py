@@ -3,7 +3,7 @@
 import io
 import threading
 
-from resources.run_worker.thread_streams import ThreadRoutedStream
+from instance_plugins.run_worker.thread_streams import ThreadRoutedStream
 
 
 def test_each_thread_writes_to_its_own_target_and_others_to_the_fallback() -> None:

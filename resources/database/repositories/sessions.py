@@ -1,7 +1,7 @@
 """Sessions of the current tenant: their rows, their append-only event history, checkpoints.
 
 A decomposed request is a coordinating parent session whose children are linked to tasks (see
-`domain.coordination`): the parent never runs on an agent, so it is never due, never counts
+`domain.decomposed_requests`): the parent never runs on an agent, so it is never due, never counts
 against the concurrency limit and is never adopted; a child is due only when every prerequisite
 task's session COMPLETED and its parent is PENDING or RUNNING (a paused parent holds its
 children, an ended one abandons those that have not started).

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from resources.heartbeats import HeartbeatStore
+from resources.redis.heartbeats import HeartbeatStore
 
 pytestmark = pytest.mark.redis
 

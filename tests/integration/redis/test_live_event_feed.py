@@ -13,9 +13,9 @@ from domain.events import SessionEvent
 from domain.tenant import Tenant
 from resources.database import Database, unit_of_work
 from resources.database.migrate import upgrade
-from resources.live_event_feed import FeedSource, LiveEventFeed
-from resources.live_events import RedisEventPublisher, RedisEventReader
-from resources.redis_link import ProbeBackoff
+from resources.redis.link import ProbeBackoff
+from resources.redis.live_event_feed import FeedSource, LiveEventFeed
+from resources.redis.live_events import RedisEventPublisher, RedisEventReader
 from services.session_service import SessionService, SubmitSession
 from tests.integration.redis.conftest import RedisServerProcess
 

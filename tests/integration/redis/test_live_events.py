@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from domain.events import SessionEvent
-from resources.live_events import RedisEventPublisher, RedisEventReader
+from resources.redis.live_events import RedisEventPublisher, RedisEventReader
 
 pytestmark = pytest.mark.redis
 

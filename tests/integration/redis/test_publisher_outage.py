@@ -15,8 +15,8 @@ import pytest
 import redis
 
 from domain.events import SessionEvent
-from resources.live_events import RedisEventPublisher
-from resources.redis_link import ProbeBackoff
+from resources.redis.link import ProbeBackoff
+from resources.redis.live_events import RedisEventPublisher
 from tests.integration.redis.conftest import RedisServerProcess
 
 pytestmark = pytest.mark.redis
@@ -56,7 +56,7 @@ def test_publishing_to_a_dead_port_never_raises_counts_drops_and_reports_degrade
 def test_the_publisher_recovers_when_redis_comes_back(
     own_redis: RedisServerProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="resources.redis_link")
+    caplog.set_level(logging.INFO, logger="resources.redis.link")
     publisher = RedisEventPublisher(own_redis.url, probe_backoff=PROBE_EVERY_CALL)
     publisher.publish(event(1))
     assert not publisher.degraded

@@ -27,7 +27,7 @@ from domain.task import TaskStatus
 from domain.tenant import Tenant
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.schema import SessionRow, TaskDependencyRow, TaskRow
-from services.coordination import CoordinationService
+from services.request_settlement import CoordinationService
 from services.session_service import SessionService, SubmitSession
 
 S = SessionStatus

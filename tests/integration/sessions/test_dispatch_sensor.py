@@ -10,15 +10,15 @@ from datetime import timedelta
 
 import dagster as dg
 import pytest
-from dagster._core.test_utils import create_run_for_test
 
 from domain.clock import utcnow
 from domain.tenant import Tenant
+from instance_plugins.dagster_internals import create_run_for_test
 from orchestrator_defs.sessions.waves import JOB_NAME, TENANT_TAG
 from resources.database import Database, unit_of_work
 from resources.database.migrate import upgrade
 from resources.database_resource import DatabaseResource
-from resources.redis_resource import RedisResource
+from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
 from sensors.dispatch import dispatch_sensor
 from services.session_service import SessionService, SubmitSession

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain.coordination import (
+from domain.decomposed_requests import (
     broken_prerequisite,
     child_prompt,
     gathered_result,

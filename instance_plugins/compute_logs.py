@@ -6,7 +6,7 @@ own stdout/stderr, through a `tail -F` and a Python watcher process per stream: 
 no one; the captured files are what the UI shows. This manager writes those same files, under
 the same keys and layout, and starts nothing. In the run worker, where several runs share one
 process, the capture routes each run's thread instead of the process's descriptors
-(`resources.run_worker.thread_streams`).
+(`instance_plugins.run_worker.thread_streams`).
 """
 
 from __future__ import annotations
@@ -18,17 +18,19 @@ from contextlib import contextmanager
 from typing import Any
 
 from dagster import DagsterInstance, Field, Float, StringSource
-from dagster._config import UserConfigSchema
-from dagster._core.execution.compute_logs import redirect_to_file
-from dagster._core.storage.compute_log_manager import CapturedLogContext, ComputeIOType
-from dagster._core.storage.local_compute_log_manager import (
-    IO_TYPE_EXTENSION,
-    LocalComputeLogManager,
-)
-from dagster._serdes import ConfigurableClassData
-from dagster._utils import ensure_file, touch_file
 
-from resources.run_worker import thread_streams
+from instance_plugins.dagster_internals import (
+    IO_TYPE_EXTENSION,
+    CapturedLogContext,
+    ComputeIOType,
+    ConfigurableClassData,
+    LocalComputeLogManager,
+    UserConfigSchema,
+    ensure_file,
+    redirect_to_file,
+    touch_file,
+)
+from instance_plugins.run_worker import thread_streams
 
 
 class FileComputeLogManager(LocalComputeLogManager):

@@ -1,6 +1,6 @@
 """`indorch demo`: the product's main job on the embedded default, end to end, on one machine.
 
-Everything it does is in `indorch.demo_run` (imported when the command runs, so the other
+Everything it does is in `indorch.demo.run` (imported when the command runs, so the other
 commands do not pay for it): a fresh state directory, the scripted model, two real OpenCode
 servers, `dagster dev`, two tenants and about a dozen sessions followed live, then a summary.
 `make demo` runs it (`make demo ARGS="--exit --quick"`).
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import typer
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from resources.settings import PROJECT_ROOT
+
 DEFAULT_STATE_DIR = PROJECT_ROOT / ".state" / "demo"
 LOG_WIDTH = 170
 
@@ -38,7 +39,7 @@ def demo(
     """Run the main job on the embedded default: two tenants, real OpenCode servers, Dagster."""
     from rich.console import Console
 
-    from indorch.demo_run import Demo, DemoOptions
+    from indorch.demo.run import Demo, DemoOptions
 
     # Not a terminal (CI logs, tests): wide enough for the summary table, unless COLUMNS says.
     wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ

@@ -20,7 +20,8 @@ Protocol, through the instance (no socket to secure):
 - If the worker dies, its runs' health checks fail and run monitoring marks them failed, as for a
   dead run process (the run-failure sensor and lease adoption take it from there).
 
-    python -m resources.run_worker.worker --directory DIR [--poll-seconds S] [--idle-exit-seconds S]
+    python -m instance_plugins.run_worker.worker --directory DIR \
+        [--poll-seconds S] [--idle-exit-seconds S]
 
 reads the instance's serialized `InstanceRef` on stdin.
 """
@@ -42,11 +43,10 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:  # dagster is imported after the serve lock is known to be free (see main)
-    from dagster import DagsterInstance
-    from dagster._core.storage.dagster_run import DagsterRun
+    from dagster import DagsterInstance, DagsterRun
 
 WORKER_PID_TAG = "indorch/run_worker_pid"
-WORKER_MODULE = "resources.run_worker.worker"
+WORKER_MODULE = "instance_plugins.run_worker.worker"
 SERVE_LOCK = "serve.lock"
 WORKER_LOG = "worker.log"
 CODE_CHECK_SECONDS = 2.0
@@ -209,7 +209,7 @@ class RunWorker:
         self.stop.set()
 
     def _prepare_process(self) -> None:
-        from resources.run_worker import thread_streams
+        from instance_plugins.run_worker import thread_streams
 
         # Each run's output is routed by its thread (the compute-log manager routes it).
         thread_streams.install()
@@ -233,7 +233,7 @@ class RunWorker:
 
     # -- runs ---------------------------------------------------------------------------------
     def _untaken_starting_runs(self) -> list[DagsterRun]:
-        from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+        from dagster import DagsterRunStatus, RunsFilter
 
         runs = self.instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.STARTING]))
         untaken = []
@@ -263,10 +263,12 @@ class RunWorker:
             thread.start()
 
     def _execute(self, run_id: str) -> None:
-        from dagster._core.events import EngineEventData
-        from dagster._grpc.impl import core_execute_run
-        from dagster._utils.error import serializable_error_info_from_exc_info
-        from dagster._utils.hosted_user_process import recon_job_from_origin
+        from instance_plugins.dagster_internals import (
+            EngineEventData,
+            core_execute_run,
+            recon_job_from_origin,
+            serializable_error_info_from_exc_info,
+        )
 
         run = self.instance.get_run_by_id(run_id)
         if run is None:
@@ -309,7 +311,7 @@ class RunWorker:
                 self.watch.refresh()  # the modules its job loaded are watched from now on
 
     def _interrupt_canceled(self) -> None:
-        from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+        from dagster import DagsterRunStatus, RunsFilter
 
         active = [run_id for run_id in self.threads if run_id not in self.interrupted]
         if not active:
@@ -320,7 +322,7 @@ class RunWorker:
         self._interrupt([run.run_id for run in canceling])
 
     def _interrupt(self, run_ids: list[str]) -> None:
-        from dagster._core.errors import DagsterExecutionInterruptedError
+        from dagster import DagsterExecutionInterruptedError
 
         for run_id in run_ids:
             thread = self.threads.get(run_id)
@@ -352,9 +354,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     log.setLevel(logging.INFO)
     if is_served(args.directory):
         return 0  # before the imports: a second worker started in a race leaves at once
-    from dagster import DagsterInstance
-    from dagster._core.instance.ref import InstanceRef
-    from dagster._serdes import deserialize_value
+    from dagster import DagsterInstance, deserialize_value
+
+    from instance_plugins.dagster_internals import InstanceRef
 
     ref = deserialize_value(sys.stdin.read(), InstanceRef)
     with DagsterInstance.from_ref(ref) as instance:

@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.text import Text
 
-from indorch.demo_dagster import UiLinks, WaveRun, materialized_partitions, wait_for_runs_to_end
-from indorch.demo_processes import DemoError, DemoProcesses, PortTaken, require_free_port
-from indorch.demo_progress import Progress, Row, rows_for, summary_table
-from indorch.demo_sessions import (
+from indorch.demo.dagster_dev import UiLinks, WaveRun, materialized_partitions, wait_for_runs_to_end
+from indorch.demo.processes import DemoError, DemoProcesses, PortTaken, require_free_port
+from indorch.demo.progress import Progress, Row, rows_for, summary_table
+from indorch.demo.sessions import (
     TENANTS,
     TIMEOUT_SECONDS,
     Submitted,
@@ -43,14 +43,14 @@ from indorch.demo_sessions import (
     seed,
     submit_all,
 )
-from indorch.demo_watchdog import DEMO_ID_VAR, leftover_processes, terminate_leftovers
+from indorch.demo.watchdog import DEMO_ID_VAR, leftover_processes, terminate_leftovers
+from resources.settings import PROJECT_ROOT
 
 if TYPE_CHECKING:
     from resources.database import Database
     from services.session_service import SessionService
     from standins.opencode_server import OpenCodeServer
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STATE_MARKER = ".indorch-demo"
 DAGSTER_TEMPLATE = PROJECT_ROOT / "dagster_instance" / "dagster.yaml"
 AGENT_COUNT = 2
@@ -294,7 +294,7 @@ class Demo:
         return servers
 
     def submit(self, server_urls: list[str]) -> list[Submitted]:
-        from resources.live_events import make_event_publisher
+        from resources.redis.live_events import make_event_publisher
         from resources.settings import redis_url
         from services.session_service import SessionService
 

@@ -26,8 +26,8 @@ from enum import StrEnum
 from typing import Protocol
 
 from domain.events import SessionEvent
-from resources.live_events import StreamEntry
-from resources.redis_link import RedisUnavailable
+from resources.redis.link import RedisUnavailable
+from resources.redis.live_events import StreamEntry
 
 EventsAfter = Callable[[int], Sequence[SessionEvent]]
 DEFAULT_BLOCK_MS = 1000

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from domain.clock import utcnow
-from domain.coordination import (
+from domain.dag import check_dependency_graph
+from domain.decomposed_requests import (
     broken_prerequisite,
     gathered_result,
     has_started,
@@ -27,7 +28,6 @@ from domain.coordination import (
     summed_metrics,
     task_steps,
 )
-from domain.dag import check_dependency_graph
 from domain.errors import ConcurrentModification
 from domain.events import SessionEvent
 from domain.session import SESSION_MACHINE, Session, SessionStatus

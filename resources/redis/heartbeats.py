@@ -3,7 +3,7 @@
 The database stays the truth (agents carry `last_heartbeat_at`, written at its own pace); this
 is the fast view for routing. A beat writes the hash ``indorch:<tenant>:agent:<id>:heartbeat``
 (load, healthy, at) that expires after the TTL, and adds the agent to the tenant's index set
-``indorch:<tenant>:heartbeats``, which expires with the last beat (see `resources.redis_keys`).
+``indorch:<tenant>:heartbeats``, which expires with the last beat (see `resources.redis.keys`).
 One hash per agent because per-field expiry (HEXPIRE) needs Redis 7.4.
 
 With Redis unavailable, `beat` returns False and `alive` returns {} and the store reports
@@ -18,8 +18,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from domain.clock import utcnow
-from resources.redis_keys import heartbeat_index_key, heartbeat_key
-from resources.redis_link import ProbeBackoff, RedisLink, RedisUnavailable
+from resources.redis.keys import heartbeat_index_key, heartbeat_key
+from resources.redis.link import ProbeBackoff, RedisLink, RedisUnavailable
 
 if TYPE_CHECKING:
     import redis

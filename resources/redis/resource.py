@@ -12,8 +12,8 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from resources import settings
-from resources.heartbeats import DEFAULT_TTL_SECONDS, HeartbeatStore
-from resources.live_events import EventPublisher, RedisEventReader, make_event_publisher
+from resources.redis.heartbeats import DEFAULT_TTL_SECONDS, HeartbeatStore
+from resources.redis.live_events import EventPublisher, RedisEventReader, make_event_publisher
 
 
 class RedisResource(dg.ConfigurableResource):

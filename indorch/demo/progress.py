@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from domain.session import RETRYABLE_STATES, Session
-from indorch.demo_sessions import Submitted
+from indorch.demo.sessions import Submitted
 
 REFRESH_SECONDS = 1.0
 LINE_MODE_COUNTS_EVERY_SECONDS = 10.0

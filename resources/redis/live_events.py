@@ -2,15 +2,15 @@
 
 The database holds every event (`SessionRepository.events`); the streams only make them fast to
 follow (the API's SSE endpoint, ``session events --follow``). Each event is appended to two
-streams of its tenant (see `resources.redis_keys`): the tenant's, capped near
+streams of its tenant (see `resources.redis.keys`): the tenant's, capped near
 `TENANT_STREAM_MAXLEN`, and its session's, capped near `SESSION_STREAM_MAXLEN` and expiring
 `SESSION_STREAM_TTL` after its last event. An entry carries the event as JSON in the field
 ``event``, plus ``session_id``, ``seq`` and ``event_type`` in plain text for ``redis-cli`` users.
 
 `publish` never raises when Redis is down: the event is dropped (followers find it in the
 database), counted in `dropped`, and the publisher reports `degraded` until Redis answers again
-(see `resources.redis_link`). Readers raise `RedisUnavailable` instead, so that a follower can turn
-to the database (`resources.live_event_feed.LiveEventFeed` does).
+(see `resources.redis.link`). Readers raise `RedisUnavailable` instead, so that a follower can turn
+to the database (`resources.redis.live_event_feed.LiveEventFeed` does).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import ValidationError
 
 from domain.events import SessionEvent
-from resources.redis_keys import session_events_key, tenant_events_key
-from resources.redis_link import ProbeBackoff, RedisLink, RedisUnavailable
+from resources.redis.keys import session_events_key, tenant_events_key
+from resources.redis.link import ProbeBackoff, RedisLink, RedisUnavailable
 
 if TYPE_CHECKING:
     import redis

@@ -7,7 +7,7 @@ closes, and the watchdog terminates (SIGTERM, then SIGKILL) whatever still carri
 a clean stop there is nothing left to find and it just exits. Linux only (/proc); elsewhere it
 finds nothing. Standard library only, so it starts fast.
 
-    python -m indorch.demo_watchdog <demo id>
+    python -m indorch.demo.watchdog <demo id>
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def terminate_leftovers(demo_id: str, grace_seconds: float = GRACE_SECONDS) -> l
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        sys.exit("usage: python -m indorch.demo_watchdog <demo id>")
+        sys.exit("usage: python -m indorch.demo.watchdog <demo id>")
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)  # only the pipe's end ends the watch
     while sys.stdin.buffer.read(4096):  # the driver never writes: this returns at its exit

@@ -5,7 +5,7 @@ reaches only the driver, which then stops them in order: Dagster first (SIGINT: 
 shutdown of webserver, daemon and code server), then what is left of its group (the code server,
 run workers), then the OpenCode servers, then the model. Every child (and everything it starts)
 carries ``INDORCH_DEMO_ID`` in its environment: whatever survived is found afterwards and killed,
-and the watchdog (`indorch.demo_watchdog`, started first) does the same if the driver itself is
+and the watchdog (`indorch.demo.watchdog`, started first) does the same if the driver itself is
 killed.
 """
 
@@ -26,7 +26,8 @@ from pathlib import Path
 
 import httpx
 
-from indorch.demo_watchdog import DEMO_ID_VAR
+from indorch.demo.watchdog import DEMO_ID_VAR
+from resources.settings import PROJECT_ROOT
 from standins.opencode_server import (
     OpenCodeNotInstalled,
     OpenCodeServer,
@@ -35,7 +36,6 @@ from standins.opencode_server import (
     free_port,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DAGSTER_START_TIMEOUT_SECONDS = 120.0
 MODEL_START_TIMEOUT_SECONDS = 30.0
 DAGSTER_STOP_SECONDS = 20.0
@@ -140,7 +140,7 @@ class DemoProcesses:
         demo_id = self.env[DEMO_ID_VAR]
         with (self.logs / "watchdog.log").open("wb") as log:
             self.watchdog = subprocess.Popen(
-                [sys.executable, "-m", "indorch.demo_watchdog", demo_id],
+                [sys.executable, "-m", "indorch.demo.watchdog", demo_id],
                 cwd=PROJECT_ROOT,
                 env={k: v for k, v in self.env.items() if k != DEMO_ID_VAR},
                 stdin=subprocess.PIPE,

@@ -1,4 +1,4 @@
-"""Run launcher that hands runs to the instance's run worker (`resources.run_worker.worker`).
+"""Run launcher that hands runs to the instance's run worker (`instance_plugins.run_worker.worker`).
 
 Configured in the embedded default's dagster.yaml. Production spreads runs over a cluster with
 its own launcher (ARCHITECTURE section 7); on one machine this one saves every run the ~120 MB
@@ -13,18 +13,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dagster import Field, Float
-from dagster._config import UserConfigSchema
-from dagster._core.launcher import (
+from dagster import DagsterRun, DagsterRunStatus, Field, Float, serialize_value
+
+from instance_plugins.dagster_internals import (
     CheckRunHealthResult,
+    ConfigurableClass,
+    ConfigurableClassData,
     LaunchRunContext,
     RunLauncher,
+    UserConfigSchema,
     WorkerStatus,
 )
-from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
-from dagster._serdes import ConfigurableClass, ConfigurableClassData, serialize_value
-
-from resources.run_worker.worker import (
+from instance_plugins.run_worker.worker import (
     WORKER_LOG,
     WORKER_MODULE,
     WORKER_PID_TAG,

@@ -1,0 +1,1 @@
+"""The `indorch demo` command: the main job on the embedded default, followed live."""

@@ -1,0 +1,1 @@
+"""Redis adapters: live session events, their feed, agent heartbeats, one guarded client."""
