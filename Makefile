@@ -13,6 +13,7 @@ bootstrap:
 lint: bootstrap
 	$(VENV_BIN)/ruff format --check .
 	$(VENV_BIN)/ruff check .
+	$(VENV_BIN)/lint-imports --no-cache
 
 fmt: bootstrap
 	$(VENV_BIN)/ruff format .

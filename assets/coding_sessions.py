@@ -6,7 +6,7 @@ agent, attempts, tokens, cost and files changed); the fine-tuning lineage starts
 
 import dagster as dg
 
-from orchestrator_defs.partitions import tenant_partitions
+from resources.dagster_partitions import tenant_partitions
 
 CODING_SESSIONS = dg.AssetSpec(
     key="coding_sessions",

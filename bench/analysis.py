@@ -22,9 +22,9 @@ from typing import Any
 import dagster as dg
 from sqlalchemy import select
 
-from orchestrator_defs.sessions.waves import WAVE_OP
 from resources.database import Database
 from resources.database.schema import SessionEventRow, SessionRow
+from services.waves import WAVE_OP
 
 ENDED = {
     "COMPLETED",

@@ -29,7 +29,7 @@ from instance_plugins.dagster_internals import (
     ModuleTarget,
     WorkspaceProcessContext,
 )
-from orchestrator_defs.sessions.waves import JOB_NAME
+from services.waves import JOB_NAME
 
 LOCATION_NAME = "bench"
 CODE_LOCATION_MODULE = "bench.code_location"

@@ -42,9 +42,8 @@ from sqlalchemy import and_, func, not_, select
 from bench.code_location import WAVE_SIZE_VAR, bench_supervision
 from bench.floor import run_floor
 from bench.launch import RunLauncher
-from orchestrator_defs.partitions import tenant_partitions
 from orchestrator_defs.sessions.job import session_wave
-from orchestrator_defs.sessions.waves import WAVE_OP
+from resources.dagster_partitions import tenant_partitions
 from resources.database import Database
 from resources.database.schema import SessionRow
 from resources.database_resource import DatabaseResource
@@ -54,6 +53,7 @@ from sensors.dispatch import dispatch_sensor
 from sensors.retry import TICK_INTERVAL_SECONDS as RETRY_TICK_SECONDS
 from sensors.retry import retry_sensor
 from services.session_service import SessionService, SubmitSession
+from services.waves import WAVE_OP
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FINAL = ("COMPLETED", "PARTIALLY_COMPLETED", "STOPPED", "CANCELLED")
@@ -132,11 +132,25 @@ class Orchestrated:
             raise
 
     def retry_tick(self) -> None:
-        with dg.build_sensor_context(instance=self.instance, resources=self.resources) as context:
+        with dg.build_sensor_context(
+            instance=self.instance,
+            instance_ref=self.instance.get_ref(),
+            resources=self.resources,
+            definitions=dg.Definitions(
+                jobs=[session_wave], resources={**self.resources, "opencode": OpenCodeResource()}
+            ),
+        ) as context:
             retry_sensor.evaluate_tick(context)
 
     def tick(self) -> int:
-        with dg.build_sensor_context(instance=self.instance, resources=self.resources) as context:
+        with dg.build_sensor_context(
+            instance=self.instance,
+            instance_ref=self.instance.get_ref(),
+            resources=self.resources,
+            definitions=dg.Definitions(
+                jobs=[session_wave], resources={**self.resources, "opencode": OpenCodeResource()}
+            ),
+        ) as context:
             result = dispatch_sensor.evaluate_tick(context)
         requests = list(result.run_requests or [])
         if self.launcher is not None:

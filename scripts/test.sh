@@ -95,6 +95,8 @@ log "ruff format --check"
 .venv/bin/ruff format --check . || lint_status=1
 log "ruff check"
 .venv/bin/ruff check . || lint_status=1
+log "lint-imports (the layer contracts in pyproject.toml)"
+.venv/bin/lint-imports --no-cache || lint_status=1
 
 if is_ci; then
     start_services
@@ -123,7 +125,7 @@ test_status=0
 .venv/bin/pytest "$@" || test_status=$?
 
 if ((lint_status != 0)); then
-    log "FAILED: lint (ruff format --check / ruff check) reported problems" >&2
+    log "FAILED: lint (ruff format --check / ruff check / lint-imports) reported problems" >&2
     exit 1
 fi
 exit "$test_status"

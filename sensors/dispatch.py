@@ -17,12 +17,12 @@ import dagster as dg
 
 from domain.clock import utcnow
 from domain.session import Session
-from orchestrator_defs.sessions.job import session_wave
-from orchestrator_defs.sessions.waves import JOB_NAME, TENANT_TAG, Wave, wave_id_for
+from resources.dagster_partitions import missing_tenant_partitions
 from resources.database_resource import DatabaseResource
 from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
 from services.session_service import Claim, SessionService
+from services.waves import JOB_NAME, TENANT_TAG, Wave, wave_id_for
 
 TICK_INTERVAL_SECONDS = 2
 LIVE_RUN_STATUSES = (
@@ -81,7 +81,7 @@ def tenants_with_live_waves(instance: dg.DagsterInstance) -> set[str]:
 
 
 @dg.sensor(
-    job=session_wave,
+    job_name=JOB_NAME,
     minimum_interval_seconds=TICK_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Claims waiting sessions per tenant (within quota) and launches wave runs.",
@@ -104,8 +104,17 @@ def dispatch_sensor(
                 + ", ".join(wave.session_ids)
             )
             requests.append(
-                dg.RunRequest(run_key=wave.wave_id, run_config=wave.run_config(), tags=wave.tags())
+                dg.RunRequest(
+                    run_key=wave.wave_id,
+                    run_config=wave.run_config(),
+                    tags=wave.tags(),
+                    partition_key=tenant,
+                )
             )
     if not requests:
         return dg.SkipReason(f"{len(tenants)} active tenants, no session waiting within quota")
-    return dg.SensorResult(run_requests=requests)
+    # A wave's partition must exist before its run: Dagster adds these first.
+    partitions = missing_tenant_partitions(
+        context.instance, {request.partition_key for request in requests if request.partition_key}
+    )
+    return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=partitions)

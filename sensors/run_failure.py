@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestrator_defs.sessions.job import session_wave
-from orchestrator_defs.sessions.waves import TENANT_TAG, WAVE_TAG
 from resources.database_resource import DatabaseResource
 from services.session_service import SessionService
+from services.waves import JOB_NAME, TENANT_TAG, WAVE_TAG
 
 WILL_RETRY_TAG = "dagster/will_retry"
 
 
 @dg.run_failure_sensor(
-    monitored_jobs=[session_wave],
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Hands the sessions of a failed wave run back to the dispatcher.",
 )
 def wave_failure_sensor(context: dg.RunFailureSensorContext, database: DatabaseResource) -> None:
     run = context.dagster_run
+    if run.job_name != JOB_NAME:
+        return  # the sensor names the job it watches; it does not import the code location
     if run.tags.get(WILL_RETRY_TAG) == "true":
         context.log.info(f"run {run.run_id} will be retried by Dagster; nothing to reconcile")
         return

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from orchestrator_defs.partitions import tenant_partitions
+from resources.dagster_partitions import tenant_partitions
 from resources.database_resource import DatabaseResource
 
 TICK_INTERVAL_SECONDS = 30

@@ -24,6 +24,7 @@ from domain.events import SessionEvent
 from domain.metrics import SessionMetrics
 from domain.routing import AgentState, choose_agent
 from domain.session import Session, SessionStatus
+from domain.supervision_policy import SupervisionSettings
 from resources.database import Database, UnitOfWork, tenant_scope, unit_of_work
 from resources.opencode.client import OpenCodeClient
 from resources.opencode.errors import AgentServerError, AgentSessionGone
@@ -44,20 +45,6 @@ CONTINUE_PROMPT = "Continue the task from where you stopped."
 DIFF_RETRY_SECONDS = 0.3
 PROMPT_CONFIRM_ATTEMPTS = 3  # after a prompt_async without an answer
 PROMPT_CONFIRM_PAUSE_SECONDS = 2.0
-
-
-@dataclass(frozen=True)
-class SupervisionSettings:
-    lease: timedelta = timedelta(seconds=60)
-    renew_every: timedelta = timedelta(seconds=15)
-    orphan_after_seconds: float = 15.0  # agent server unreachable this long: agent session lost
-    poll_seconds: float = 1.0
-    routing_wait_seconds: float = 2.0  # between routing attempts while every agent is full
-    routing_refresh_seconds: float = 1.0  # agents and their load re-read at most this often
-    tenant_workspaces: bool = True  # each tenant's sessions in its own worktree on a server
-    diff_settle_seconds: float = 2.0  # the server's diff may lag the session's idle this long
-    starts_per_agent: int = 8  # session starts (create + prompt) in flight at once per agent
-    event_flush_seconds: float = 0.25  # observational events wait at most this long (EventBatch)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from orchestrator_defs.sessions.waves import JOB_NAME, TENANT_TAG
+from services.waves import JOB_NAME, TENANT_TAG
 
 LOCATION = "industrial_orchestrator"  # workspace.yaml's location_name
 ASSET = "coding_sessions"

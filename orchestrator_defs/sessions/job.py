@@ -13,13 +13,7 @@ from pydantic import Field
 
 from assets.coding_sessions import CODING_SESSIONS
 from domain.clock import utcnow
-from orchestrator_defs.partitions import tenant_partitions
-from orchestrator_defs.sessions.waves import (
-    JOB_NAME,
-    MAX_RUNTIME_TAG,
-    RUNTIME_MARGIN_SECONDS,
-    WAVE_OP,
-)
+from resources.dagster_partitions import ensure_tenant_partition, tenant_partitions
 from resources.database import Database
 from resources.database_resource import DatabaseResource
 from resources.opencode.resource import OpenCodeResource
@@ -29,6 +23,12 @@ from services.session_outcome import SessionOutcome
 from services.session_service import SessionService, SubmitSession
 from services.supervisor import WaveSupervisor
 from services.top_up import TopUp, claim_next_for
+from services.waves import (
+    JOB_NAME,
+    MAX_RUNTIME_TAG,
+    RUNTIME_MARGIN_SECONDS,
+    WAVE_OP,
+)
 
 FINAL_OR_WAITING = {"COMPLETED", "PARTIALLY_COMPLETED", "FAILED", "TIMEOUT", "STOPPED"}
 
@@ -50,6 +50,11 @@ def supervise_wave(
     supervision: SupervisionConfig,
     redis: RedisResource,
 ) -> None:
+    if context.has_partition_key and context.partition_key != config.tenant:
+        raise dg.Failure(
+            f"run of partition {context.partition_key!r} names tenant {config.tenant!r}: "
+            "a wave supervises its own partition's tenant only"
+        )
     db = database.get_database()
     publish = redis.event_publisher().publish
     owner = config.wave_id or f"run-{context.run_id}"
@@ -70,7 +75,7 @@ def supervise_wave(
     )
     top_up = None if config.prompt else _top_up(context, db, config.tenant, owner, supervision)
     outcomes = asyncio.run(supervisor.run(config.tenant, session_ids, top_up=top_up))
-    _ensure_partition(context, config.tenant)
+    ensure_tenant_partition(context.instance, config.tenant)
     # One log line for the wave's outcomes (every session id in it, searchable in the run's
     # log); each log line is a write to Dagster's event log, so not one per session.
     context.log.info(
@@ -104,11 +109,6 @@ def _top_up(
     )
 
 
-def _ensure_partition(context: dg.OpExecutionContext, tenant: str) -> None:
-    if not context.instance.has_dynamic_partition(tenant_partitions.name, tenant):
-        context.instance.add_dynamic_partitions(tenant_partitions.name, [tenant])
-
-
 def _materialization(outcome: SessionOutcome) -> dg.AssetMaterialization:
     return dg.AssetMaterialization(
         asset_key=CODING_SESSIONS.key,
@@ -133,6 +133,9 @@ def _materialization(outcome: SessionOutcome) -> dg.AssetMaterialization:
     name=JOB_NAME,
     description="Supervise a wave of a tenant's coding sessions on OpenCode agents.",
     tags={"indorch/kind": "session-wave"},
+    # Partitioned by tenant, so the UI filters runs (and the materializations they log) by
+    # tenant; the `tenant` tag stays for the run queue's per-tenant limit.
+    partitions_def=tenant_partitions,
     # One op: a second process per run (the multiprocess default) would only add ~100 MB and
     # seconds of start-up to every wave.
     executor_def=dg.in_process_executor,

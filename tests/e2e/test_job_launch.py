@@ -31,10 +31,10 @@ from domain.session import SessionStatus
 from indorch.demo.processes import Child, log_tail
 from indorch.demo.watchdog import DEMO_ID_VAR, terminate_leftovers
 from instance_plugins.run_worker.worker import WORKER_PID_TAG
-from orchestrator_defs.sessions.waves import JOB_NAME, TENANT_TAG, WAVE_OP
 from resources.database import Database
 from resources.settings import DATABASE_URL_VAR, PROJECT_ROOT, REDIS_URL_VAR, STATE_DIR_VAR
 from services.session_service import SessionService
+from services.waves import JOB_NAME, TENANT_TAG, WAVE_OP
 from standins.opencode_server import OpenCodeServer
 from tests.integration.cli.support import ok
 

@@ -137,9 +137,23 @@ def remove_worktrees(database: Database) -> None:
 def tick(world: World) -> int:
     """One retry tick and one dispatch tick; every requested wave runs to its end in-process."""
     resources = world.resources()
-    with dg.build_sensor_context(instance=world.instance, resources=resources) as context:
+    with dg.build_sensor_context(
+        instance=world.instance,
+        instance_ref=world.instance.get_ref(),
+        resources=resources,
+        definitions=dg.Definitions(
+            jobs=[session_wave], resources={**resources, "opencode": OpenCodeResource()}
+        ),
+    ) as context:
         retry_sensor.evaluate_tick(context)
-    with dg.build_sensor_context(instance=world.instance, resources=resources) as context:
+    with dg.build_sensor_context(
+        instance=world.instance,
+        instance_ref=world.instance.get_ref(),
+        resources=resources,
+        definitions=dg.Definitions(
+            jobs=[session_wave], resources={**resources, "opencode": OpenCodeResource()}
+        ),
+    ) as context:
         requests = dispatch_sensor.evaluate_tick(context).run_requests or []
     for request in requests:
         result = session_wave.execute_in_process(

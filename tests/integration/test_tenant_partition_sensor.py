@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 
 from domain.tenant import Tenant
-from orchestrator_defs.partitions import tenant_partitions
+from resources.dagster_partitions import tenant_partitions
 from resources.database.migrate import upgrade
 from resources.database.schema_version import SchemaNotCurrent
 from resources.database_resource import DatabaseResource

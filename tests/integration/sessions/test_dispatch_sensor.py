@@ -14,14 +14,17 @@ import pytest
 from domain.clock import utcnow
 from domain.tenant import Tenant
 from instance_plugins.dagster_internals import create_run_for_test
-from orchestrator_defs.sessions.waves import JOB_NAME, TENANT_TAG
+from orchestrator_defs.sessions.job import session_wave
+from resources.dagster_partitions import tenant_partitions
 from resources.database import Database, unit_of_work
 from resources.database.migrate import upgrade
 from resources.database_resource import DatabaseResource
+from resources.opencode.resource import OpenCodeResource
 from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
 from sensors.dispatch import dispatch_sensor
 from services.session_service import SessionService, SubmitSession
+from services.waves import JOB_NAME, TENANT_TAG
 
 SUPERVISION = SupervisionConfig(left_behind_seconds=10.0)
 
@@ -47,14 +50,25 @@ def _submit(database: Database, tenant: str, seconds_ago: float) -> str:
     return service.submit(tenant, SubmitSession(title="work", prompt="Do it.")).id
 
 
-def _claimed(instance: dg.DagsterInstance, database: Database) -> list[str]:
+def _tick(instance: dg.DagsterInstance, database: Database) -> dg.SensorResult:
     resources = {
         "database": DatabaseResource(url=str(database.url)),
         "supervision": SUPERVISION,
         "redis": RedisResource(url=None),
     }
-    with dg.build_sensor_context(instance=instance, resources=resources) as context:
-        result = dispatch_sensor.evaluate_tick(context)
+    with dg.build_sensor_context(
+        instance=instance,
+        instance_ref=instance.get_ref(),
+        resources=resources,
+        definitions=dg.Definitions(
+            jobs=[session_wave], resources={**resources, "opencode": OpenCodeResource()}
+        ),
+    ) as context:
+        return dispatch_sensor.evaluate_tick(context)
+
+
+def _claimed(instance: dg.DagsterInstance, database: Database) -> list[str]:
+    result = _tick(instance, database)
     return [
         session_id
         for request in result.run_requests or []
@@ -86,3 +100,23 @@ def test_a_live_wave_is_left_the_new_sessions_and_the_sensor_takes_what_it_left_
         claimed = _claimed(instance, database)
     assert sorted(claimed) == sorted([left_behind, other_tenants])
     assert fresh not in claimed
+
+
+def test_a_wave_run_is_requested_for_its_tenants_partition_which_is_added_first(
+    database: Database,
+) -> None:
+    new, known = _tenant(database), _tenant(database)
+    _submit(database, new, seconds_ago=0)
+    _submit(database, known, seconds_ago=0)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(tenant_partitions.name, [known])
+        result = _tick(instance, database)
+    by_tenant = {request.tags[TENANT_TAG]: request for request in result.run_requests or []}
+    assert {tenant: r.partition_key for tenant, r in by_tenant.items()} == {new: new, known: known}
+    # Only the tenant without a partition is added, in the same result as its run.
+    added = [
+        key
+        for request in result.dynamic_partitions_requests or []
+        for key in request.partition_keys
+    ]
+    assert added == [new]
