@@ -34,6 +34,12 @@ class Caller(ValueObject):
         if not self.role.at_least(role):
             raise PermissionDenied(action, role.value, self.role.value)
 
+    def require_operator(self, action: str) -> None:
+        """Platform-wide actions (creating, changing, deleting tenants) are the operator's alone:
+        a tenant's caller is refused whatever its role."""
+        if not self.is_operator:
+            raise PermissionDenied(action, "operator", f"{self.role.value} of {self.tenant_id}")
+
     def require_tenant(self, tenant_id: str) -> None:
         """A tenant's caller may act only on its own tenant (the operator on any)."""
         if self.tenant_id is not None and self.tenant_id != tenant_id:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from domain.caller import Caller
 from domain.tenant import Role
-from indorch.context import tenant_work
+from indorch.context import services
 from indorch.output import console, print_record, print_rows
 
 apikey_app = typer.Typer(help="Create, list and revoke a tenant's API keys.", no_args_is_help=True)
@@ -22,9 +23,10 @@ def create(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Create a key and print it once: store it now, it cannot be shown again."""
-    with tenant_work(tenant) as uow:
-        user_id = uow.users.get_by_email(user_email).id if user_email else None
-        key, plaintext = uow.api_keys.create(name=name, role=role, user_id=user_id)
+    with services() as factory:
+        key, plaintext = factory.api_keys().create(
+            Caller.operator(), tenant, name, role=role, user_email=user_email
+        )
     record = {**key.model_dump(mode="json"), "key": plaintext}
     if as_json:
         print_record(record, as_json=True)
@@ -40,14 +42,14 @@ def list_keys(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List a tenant's keys (prefixes only; keys themselves are never stored)."""
-    with tenant_work(tenant) as uow:
-        keys = uow.api_keys.list()
+    with services() as factory:
+        keys = factory.api_keys().list(Caller.operator(), tenant)
     print_rows([k.model_dump(mode="json") for k in keys], COLUMNS, as_json)
 
 
 @apikey_app.command("revoke")
 def revoke(tenant: str = TENANT_OPTION, key_id: str = typer.Argument(...)) -> None:
     """Revoke a key: it stops authenticating at once."""
-    with tenant_work(tenant) as uow:
-        uow.api_keys.revoke(key_id)
+    with services() as factory:
+        factory.api_keys().revoke(Caller.operator(), tenant, key_id)
     typer.echo(f"key {key_id} revoked")

@@ -11,7 +11,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from domain.events import SessionEvent
     from resources.database import Database, UnitOfWork
+    from resources.redis.live_events import EventPublisher
+    from services.factory import EventSink, ServiceFactory
 
 
 def open_database() -> Database:
@@ -26,19 +29,6 @@ def open_database() -> Database:
         database.dispose()
         raise
     return database
-
-
-@contextmanager
-def platform_work() -> Iterator[UnitOfWork]:
-    """A transaction with no tenant: only the tenant registry is usable."""
-    from resources.database import unit_of_work
-
-    database = open_database()
-    try:
-        with unit_of_work(database) as uow:
-            yield uow
-    finally:
-        database.dispose()
 
 
 @contextmanager
@@ -67,5 +57,47 @@ def tenant_database(slug: str) -> Iterator[Database]:
         with unit_of_work(database) as uow:
             uow.tenants.get(slug)
         yield database
+    finally:
+        database.dispose()
+
+
+def service_factory(database: Database, *, steering: bool = False) -> ServiceFactory:
+    """The services as the sensors and the API get them. Only what a command needs is loaded,
+    for start-up time: the OpenCode client when `steering` (cancel, pause, stop abort the
+    agent's turn), the Redis client at the first event published, when Redis is configured
+    (without it nothing is published)."""
+    from resources.settings import redis_url
+    from services.factory import ServiceFactory
+
+    agent_control = None
+    if steering:
+        from resources.opencode.control import OpenCodeAgentControl
+
+        agent_control = OpenCodeAgentControl()
+    url = redis_url()
+    publish = _publish_to(url) if url else None
+    return ServiceFactory(database, publish=publish, agent_control=agent_control)
+
+
+def _publish_to(url: str) -> EventSink:
+    publisher: EventPublisher | None = None
+
+    def publish(event: SessionEvent) -> None:
+        nonlocal publisher
+        if publisher is None:
+            from resources.redis.live_events import make_event_publisher
+
+            publisher = make_event_publisher(url)
+        publisher.publish(event)
+
+    return publish
+
+
+@contextmanager
+def services() -> Iterator[ServiceFactory]:
+    """The services on the configured database, disposed of when the command is done."""
+    database = open_database()
+    try:
+        yield service_factory(database)
     finally:
         database.dispose()

@@ -33,7 +33,7 @@ from domain.session import (
     SessionStatus,
     SessionType,
 )
-from indorch.context import tenant_database
+from indorch.context import service_factory, tenant_database
 from indorch.output import console, print_error, print_record, print_rows
 
 if TYPE_CHECKING:
@@ -59,23 +59,8 @@ SHOWN_TEXT_CHARS = 500
 
 
 def _service(database: Database, *, steering: bool = False) -> SessionService:
-    """The service the sensors and the API use. Only what a command needs is loaded, for
-    start-up time: the OpenCode client when `steering` (cancel, pause, stop abort the agent's
-    turn), the Redis client when Redis is configured (without it nothing is published)."""
-    from resources.settings import redis_url
-    from services.session_service import SessionService
-
-    agent_control = None
-    if steering:
-        from resources.opencode.control import OpenCodeAgentControl
-
-        agent_control = OpenCodeAgentControl()
-    publish = None
-    if url := redis_url():
-        from resources.redis.live_events import make_event_publisher
-
-        publish = make_event_publisher(url).publish
-    return SessionService(database, agent_control=agent_control, publish=publish)
+    """The service the sensors and the API use (see `indorch.context.service_factory`)."""
+    return service_factory(database, steering=steering).sessions()
 
 
 # -- parsing --------------------------------------------------------------------------------------

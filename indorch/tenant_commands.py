@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from domain.caller import Caller
 from domain.tenant import Tenant
-from indorch.context import open_database, platform_work
+from indorch.context import services
 from indorch.output import print_record, print_rows, print_warning
 
 tenant_app = typer.Typer(help="Create and list tenants.", no_args_is_help=True)
@@ -31,8 +32,8 @@ def create(
         max_concurrent_sessions=max_concurrent_sessions,
         monthly_token_budget=monthly_token_budget,
     )
-    with platform_work() as uow:
-        uow.tenants.add(tenant)
+    with services() as factory:
+        factory.tenants().create(Caller.operator(), tenant)
     print_record(tenant_row(tenant), as_json)
 
 
@@ -42,8 +43,8 @@ def list_tenants(
     active_only: bool = typer.Option(False, "--active", help="Only active tenants."),
 ) -> None:
     """List tenants."""
-    with platform_work() as uow:
-        tenants = uow.tenants.list(include_inactive=not active_only)
+    with services() as factory:
+        tenants = factory.tenants().list(Caller.operator(), include_inactive=not active_only)
     print_rows([tenant_row(t) for t in tenants], COLUMNS, as_json)
 
 
@@ -53,18 +54,16 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show one tenant."""
-    with platform_work() as uow:
-        tenant = uow.tenants.get(slug)
+    with services() as factory:
+        tenant = factory.tenants().get(Caller.operator(), slug)
     print_record(tenant_row(tenant), as_json)
 
 
 @tenant_app.command("deactivate")
 def deactivate(slug: str) -> None:
     """Stop a tenant from starting work; its data and history stay."""
-    with platform_work() as uow:
-        tenant = uow.tenants.get(slug)
-        tenant.active = False
-        uow.tenants.update(tenant)
+    with services() as factory:
+        factory.tenants().deactivate(Caller.operator(), slug)
     typer.echo(f"tenant {slug} deactivated")
 
 
@@ -75,15 +74,10 @@ def delete(
 ) -> None:
     """Delete a tenant (soft: hidden from listings and partitions, its records kept) and remove
     its worktrees from the agent servers (one that cannot be reached is named, to clean by hand)."""
-    from services.tenant_deletion import delete_tenant
-
     if not yes:
         typer.confirm(f"Delete tenant {slug}?", abort=True)
-    database = open_database()
-    try:
-        removals = delete_tenant(database, slug)
-    finally:
-        database.dispose()
+    with services() as factory:
+        removals = factory.tenants().delete(Caller.operator(), slug)
     typer.echo(f"tenant {slug} deleted")
     for removal in removals:
         if removal.error is None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from domain.caller import Caller
 from domain.tenant import Role, User
-from indorch.context import tenant_work
+from indorch.context import services
 from indorch.output import print_record, print_rows
 
 user_app = typer.Typer(help="Create and list a tenant's users.", no_args_is_help=True)
@@ -25,8 +26,8 @@ def create(
 ) -> None:
     """Create a user in a tenant."""
     user = User(tenant_id=tenant, email=email, name=name, role=role)
-    with tenant_work(tenant) as uow:
-        uow.users.add(user)
+    with services() as factory:
+        factory.users().create(Caller.operator(), user)
     print_record(user.model_dump(mode="json"), as_json)
 
 
@@ -36,6 +37,6 @@ def list_users(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List a tenant's users."""
-    with tenant_work(tenant) as uow:
-        users = uow.users.list()
+    with services() as factory:
+        users = factory.users().list(Caller.operator(), tenant)
     print_rows([u.model_dump(mode="json") for u in users], COLUMNS, as_json)

@@ -21,6 +21,7 @@ from resources.dagster_partitions import missing_tenant_partitions
 from resources.database_resource import DatabaseResource
 from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
+from services.factory import ServiceFactory
 from services.session_service import Claim, SessionService
 from services.waves import JOB_NAME, TENANT_TAG, Wave, wave_id_for
 
@@ -92,7 +93,7 @@ def dispatch_sensor(
     supervision: SupervisionConfig,
     redis: RedisResource,
 ) -> dg.SensorResult | dg.SkipReason:
-    service = SessionService(database.get_database(), publish=redis.event_publisher().publish)
+    service = ServiceFactory.from_resources(database, redis, supervision).sessions()
     with database.unit_of_work() as uow:
         tenants = uow.tenants.active_slugs()
     live = tenants_with_live_waves(context.instance)

@@ -15,8 +15,7 @@ import dagster as dg
 from resources.database_resource import DatabaseResource
 from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
-from services.request_settlement import CoordinationService
-from services.session_service import SessionService
+from services.factory import ServiceFactory
 
 TICK_INTERVAL_SECONDS = 5
 
@@ -35,14 +34,8 @@ def retry_sensor(
     supervision: SupervisionConfig,
     redis: RedisResource,
 ) -> dg.SkipReason:
-    service = SessionService(
-        database.get_database(),
-        publish=redis.event_publisher().publish,
-        retry_base_seconds=supervision.retry_base_seconds,
-    )
-    coordination = CoordinationService(
-        database.get_database(), publish=redis.event_publisher().publish
-    )
+    services = ServiceFactory.from_resources(database, redis, supervision)
+    service, coordination = services.sessions(), services.request_settlement()
     with database.unit_of_work() as uow:
         tenants = uow.tenants.active_slugs()
     retried = settled = 0

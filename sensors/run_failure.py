@@ -11,7 +11,9 @@ from __future__ import annotations
 import dagster as dg
 
 from resources.database_resource import DatabaseResource
-from services.session_service import SessionService
+from resources.redis.resource import RedisResource
+from resources.supervision_config import SupervisionConfig
+from services.factory import ServiceFactory
 from services.waves import JOB_NAME, TENANT_TAG, WAVE_TAG
 
 WILL_RETRY_TAG = "dagster/will_retry"
@@ -21,7 +23,12 @@ WILL_RETRY_TAG = "dagster/will_retry"
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Hands the sessions of a failed wave run back to the dispatcher.",
 )
-def wave_failure_sensor(context: dg.RunFailureSensorContext, database: DatabaseResource) -> None:
+def wave_failure_sensor(
+    context: dg.RunFailureSensorContext,
+    database: DatabaseResource,
+    redis: RedisResource,
+    supervision: SupervisionConfig,
+) -> None:
     run = context.dagster_run
     if run.job_name != JOB_NAME:
         return  # the sensor names the job it watches; it does not import the code location
@@ -32,7 +39,8 @@ def wave_failure_sensor(context: dg.RunFailureSensorContext, database: DatabaseR
     if not (tenant and wave_id):
         context.log.info(f"run {run.run_id} carries no wave tags; nothing to reconcile")
         return
-    released = SessionService(database.get_database()).release_leases(tenant, wave_id)
+    services = ServiceFactory.from_resources(database, redis, supervision)
+    released = services.sessions().release_leases(tenant, wave_id)
     context.log.info(
         f"tenant {tenant}: wave {wave_id} failed; released {len(released)} sessions "
         f"for adoption: {', '.join(s.id for s in released)}"

@@ -294,17 +294,13 @@ class Demo:
         return servers
 
     def submit(self, server_urls: list[str]) -> list[Submitted]:
-        from resources.redis.live_events import make_event_publisher
-        from resources.settings import redis_url
-        from services.session_service import SessionService
+        from indorch.context import service_factory
 
         assert self.database is not None
         self.agent_names = seed(self.database, server_urls).agent_names
         tenants = ", ".join(f"{t.slug} (max {t.max_concurrent_sessions})" for t in TENANTS)
         self.say(f"tenants {tenants}; both OpenCode servers registered as agents of each")
-        self.service = SessionService(
-            self.database, publish=make_event_publisher(redis_url()).publish
-        )
+        self.service = service_factory(self.database).sessions()
         submitted = submit_all(self.service, demo_sessions(self.options.quick))
         self.timings.mark("submitted")
         self.say(

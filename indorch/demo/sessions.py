@@ -13,10 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from domain.agent import Agent
+from domain.caller import Caller
 from domain.clock import utcnow
 from domain.decomposition import SubtaskSpec
 from domain.tenant import Tenant
 from resources.database import Database, tenant_scope, unit_of_work
+from services.factory import ServiceFactory
 from services.session_service import SessionService, SubmitSession
 
 TIMEOUT_SECONDS = 60  # the smallest max duration a session may have
@@ -198,16 +200,17 @@ class Seeded:
 def seed(database: Database, server_urls: list[str]) -> Seeded:
     """Create the tenants and register every server as an agent of each, as the CLI does."""
     seeded = Seeded()
-    with unit_of_work(database) as uow:
-        for tenant in TENANTS:
-            uow.tenants.add(
-                Tenant(
-                    slug=tenant.slug,
-                    name=tenant.name,
-                    max_concurrent_sessions=tenant.max_concurrent_sessions,
-                    monthly_token_budget=MONTHLY_TOKEN_BUDGET,
-                )
-            )
+    tenants = ServiceFactory(database).tenants()
+    for tenant in TENANTS:
+        tenants.create(
+            Caller.operator(),
+            Tenant(
+                slug=tenant.slug,
+                name=tenant.name,
+                max_concurrent_sessions=tenant.max_concurrent_sessions,
+                monthly_token_budget=MONTHLY_TOKEN_BUDGET,
+            ),
+        )
     for tenant in TENANTS:
         with tenant_scope(tenant.slug), unit_of_work(database) as uow:
             for number, url in enumerate(server_urls, start=1):

@@ -6,6 +6,7 @@ session is submitted and claimed here, and supervised by the same code.
 """
 
 import asyncio
+from collections.abc import Mapping
 from datetime import timedelta
 
 import dagster as dg
@@ -14,14 +15,13 @@ from pydantic import Field
 from assets.coding_sessions import CODING_SESSIONS
 from domain.clock import utcnow
 from resources.dagster_partitions import ensure_tenant_partition, tenant_partitions
-from resources.database import Database
 from resources.database_resource import DatabaseResource
 from resources.opencode.resource import OpenCodeResource
 from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
+from services.factory import ServiceFactory
 from services.session_outcome import SessionOutcome
-from services.session_service import SessionService, SubmitSession
-from services.supervisor import WaveSupervisor
+from services.session_service import SubmitSession
 from services.top_up import TopUp, claim_next_for
 from services.waves import (
     JOB_NAME,
@@ -55,12 +55,11 @@ def supervise_wave(
             f"run of partition {context.partition_key!r} names tenant {config.tenant!r}: "
             "a wave supervises its own partition's tenant only"
         )
-    db = database.get_database()
-    publish = redis.event_publisher().publish
+    services = ServiceFactory.from_resources(database, redis, supervision)
     owner = config.wave_id or f"run-{context.run_id}"
     session_ids = list(config.session_ids)
     if config.prompt:
-        service = SessionService(db, publish=publish)
+        service = services.sessions()
         title = config.title or config.prompt.strip().splitlines()[0][:200]
         submitted = service.submit(config.tenant, SubmitSession(title=title, prompt=config.prompt))
         claimed = service.claim(config.tenant, submitted.id, owner, supervision.claim_lease)
@@ -70,10 +69,12 @@ def supervise_wave(
         f"tenant {config.tenant}: wave {owner} supervises {len(session_ids)} sessions: "
         + ", ".join(session_ids)
     )
-    supervisor = WaveSupervisor(
-        db, opencode, owner=owner, publish=publish, settings=supervision.settings()
+    supervisor = services.supervisor(opencode, owner, supervision.settings())
+    top_up = (
+        None
+        if config.prompt
+        else wave_top_up(context.run.tags, services, config.tenant, owner, supervision)
     )
-    top_up = None if config.prompt else _top_up(context, db, config.tenant, owner, supervision)
     outcomes = asyncio.run(supervisor.run(config.tenant, session_ids, top_up=top_up))
     ensure_tenant_partition(context.instance, config.tenant)
     # One log line for the wave's outcomes (every session id in it, searchable in the run's
@@ -87,21 +88,21 @@ def supervise_wave(
             context.log_event(_materialization(outcome))
 
 
-def _top_up(
-    context: dg.OpExecutionContext,
-    db: Database,
+def wave_top_up(
+    run_tags: Mapping[str, str],
+    services: ServiceFactory,
     tenant: str,
     owner: str,
     supervision: SupervisionConfig,
 ) -> TopUp | None:
     """The wave takes on new sessions that can end within its run's runtime budget (the
     dispatcher sized `dagster/max_runtime` for it); a run without the tag does not top up."""
-    max_runtime = context.run.tags.get(MAX_RUNTIME_TAG)
+    max_runtime = run_tags.get(MAX_RUNTIME_TAG)
     if supervision.top_up_seconds <= 0 or max_runtime is None:
         return None
     budget = timedelta(seconds=float(max_runtime) - RUNTIME_MARGIN_SECONDS)
     return TopUp(
-        claim=claim_next_for(SessionService(db), tenant, owner, supervision.claim_lease),
+        claim=claim_next_for(services.sessions(), tenant, owner, supervision.claim_lease),
         size=supervision.wave_size,
         until=utcnow() + budget,
         every_seconds=supervision.top_up_every_seconds,

@@ -14,6 +14,8 @@ from domain.session import SessionStatus
 from domain.tenant import Tenant
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database_resource import DatabaseResource
+from resources.redis.resource import RedisResource
+from resources.supervision_config import SupervisionConfig
 from sensors.run_failure import WILL_RETRY_TAG, wave_failure_sensor
 from services.session_service import SessionService, SubmitSession
 from services.waves import JOB_NAME, TENANT_TAG, WAVE_TAG
@@ -60,7 +62,11 @@ def _fail(job: dg.JobDefinition, database: Database, tags: dict[str, str]) -> No
             dagster_event=result.get_run_failure_event(),
             dagster_instance=instance,
             dagster_run=result.dagster_run,
-            resources={"database": DatabaseResource(url=str(database.url))},
+            resources={
+                "database": DatabaseResource(url=str(database.url)),
+                "redis": RedisResource(url=None),
+                "supervision": SupervisionConfig(),
+            },
         ) as context:
             wave_failure_sensor(context.for_run_failure())
 

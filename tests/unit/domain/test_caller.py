@@ -37,3 +37,9 @@ def test_a_tenant_caller_needs_the_role_or_a_higher_one(
 def test_a_tenant_caller_cannot_act_on_another_tenant() -> None:
     with pytest.raises(TenantMismatch):
         Caller.for_tenant("acme", Role.ADMIN).require_tenant("globex")
+
+
+def test_only_the_operator_acts_on_the_platform_itself() -> None:
+    Caller.operator().require_operator("create a tenant")
+    with pytest.raises(PermissionDenied, match="create a tenant needs the role operator"):
+        Caller.for_tenant("acme", Role.ADMIN).require_operator("create a tenant")

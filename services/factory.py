@@ -1,0 +1,103 @@
+"""One factory builds every service with the same wiring: the database, where events are published,
+the retry backoff, the agent control. A service built by hand can forget a piece (a wave's
+top-up claims once went unpublished because its service was built without `publish`); built
+here, each gets all of it.
+
+The CLI, the sensors and the ops build their services through it (`from_resources` for Dagster's
+resources). The services are imported when one is asked for, so a command pays only for its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from domain.clock import utcnow
+from domain.events import SessionEvent
+
+if TYPE_CHECKING:
+    from resources.database import Database
+    from resources.database_resource import DatabaseResource
+    from resources.opencode.resource import OpenCodeResource
+    from resources.redis.resource import RedisResource
+    from resources.supervision_config import SupervisionConfig
+    from services.agent_control import AgentControl
+    from services.api_key_admin import ApiKeyAdmin
+    from services.request_settlement import CoordinationService
+    from services.session_service import SessionService
+    from services.supervisor import SupervisionSettings, WaveSupervisor
+    from services.tenant_admin import TenantAdmin
+    from services.user_admin import UserAdmin
+
+EventSink = Callable[[SessionEvent], None]
+
+
+@dataclass(frozen=True)
+class ServiceFactory:
+    database: Database
+    publish: EventSink | None = None  # None: events stay in the database only
+    retry_base_seconds: float | None = None  # None: the domain's default backoff
+    agent_control: AgentControl | None = None  # None: steering does not reach the agent
+    clock: Callable[[], datetime] = utcnow
+
+    @classmethod
+    def from_resources(
+        cls,
+        database: DatabaseResource,
+        redis: RedisResource,
+        supervision: SupervisionConfig,
+    ) -> ServiceFactory:
+        """The wiring of the sensors and ops: the code location's database, Redis and
+        supervision settings (the resources of one run or tick)."""
+        return cls(
+            database.get_database(),
+            publish=redis.event_publisher().publish,
+            retry_base_seconds=supervision.retry_base_seconds,
+        )
+
+    def sessions(self) -> SessionService:
+        from services.session_service import SessionService
+
+        return SessionService(
+            self.database,
+            agent_control=self.agent_control,
+            publish=self.publish,
+            clock=self.clock,
+            retry_base_seconds=self.retry_base_seconds,
+        )
+
+    def coordination(self) -> CoordinationService:
+        from services.request_settlement import CoordinationService
+
+        return CoordinationService(self.database, publish=self.publish, clock=self.clock)
+
+    def supervisor(
+        self, opencode: OpenCodeResource, owner: str, settings: SupervisionSettings
+    ) -> WaveSupervisor:
+        from services.supervisor import WaveSupervisor
+
+        return WaveSupervisor(
+            self.database,
+            opencode,
+            owner=owner,
+            publish=self.publish,
+            settings=settings,
+            clock=self.clock,
+        )
+
+    def tenants(self) -> TenantAdmin:
+        from services.tenant_admin import TenantAdmin
+
+        return TenantAdmin(self.database)
+
+    def users(self) -> UserAdmin:
+        from services.user_admin import UserAdmin
+
+        return UserAdmin(self.database)
+
+    def api_keys(self) -> ApiKeyAdmin:
+        from services.api_key_admin import ApiKeyAdmin
+
+        return ApiKeyAdmin(self.database)

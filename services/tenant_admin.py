@@ -1,0 +1,63 @@
+"""The tenants of the platform: created, changed and deleted by the operator alone; read by each
+tenant's callers (a tenant's caller sees only its own tenant).
+
+Deleting is refused while the tenant's work is under way; then its worktrees leave the servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from domain.caller import Caller
+from domain.errors import TenantBusy
+from domain.tenant import Role, Tenant
+from resources.database import Database, tenant_scope, unit_of_work
+from services.tenant_workspaces import WorkspaceRemoval, remove_tenant_workspaces
+
+
+class TenantAdmin:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def create(self, caller: Caller, tenant: Tenant) -> Tenant:
+        """A new tenant (`AlreadyExists` when the slug is taken)."""
+        caller.require_operator("create a tenant")
+        with unit_of_work(self._database) as uow:
+            return uow.tenants.add(tenant)
+
+    def list(self, caller: Caller, include_inactive: bool = True) -> list[Tenant]:
+        """Every tenant for the operator; a tenant's caller sees its own tenant only."""
+        if caller.is_operator:
+            with unit_of_work(self._database) as uow:
+                return uow.tenants.list(include_inactive=include_inactive)
+        assert caller.tenant_id is not None
+        tenant = self.get(caller, caller.tenant_id)
+        return [tenant] if tenant.active or include_inactive else []
+
+    def get(self, caller: Caller, slug: str) -> Tenant:
+        caller.require_tenant(slug)
+        caller.require(Role.VIEWER, "read a tenant")
+        with unit_of_work(self._database) as uow:
+            return uow.tenants.get(slug)
+
+    def deactivate(self, caller: Caller, slug: str) -> Tenant:
+        """The tenant starts no new work; its data and history stay."""
+        caller.require_operator("deactivate a tenant")
+        with unit_of_work(self._database) as uow:
+            tenant = uow.tenants.get(slug)
+            tenant.active = False
+            return uow.tenants.update(tenant)
+
+    def delete(self, caller: Caller, slug: str) -> list[WorkspaceRemoval]:
+        """Soft-delete the tenant (hidden from listings and partitions, its records kept) and
+        remove its worktrees; `TenantBusy` while it has active sessions, nothing changed."""
+        caller.require_operator("delete a tenant")
+        # In the tenant's scope (row-level security lets the count see its sessions), under the
+        # tenant row lock that claims take: no session becomes active between count and delete.
+        with tenant_scope(slug), unit_of_work(self._database) as uow:
+            uow.tenants.get_for_update(slug)
+            active = uow.sessions.count_active()
+            if active:
+                raise TenantBusy(slug, active)
+            uow.tenants.delete(slug)  # first: no new wave of the tenant starts meanwhile
+        return asyncio.run(remove_tenant_workspaces(self._database, slug))
