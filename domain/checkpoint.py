@@ -1,7 +1,14 @@
-"""Checkpoints: numbered snapshots of a session's progress (1..n, the newest 100 kept)."""
+"""Checkpoints: numbered snapshots of a session's progress (1..n, the newest 100 kept).
+
+The supervisor records one at each completed agent step (an assistant message that ended): the
+step's attempt, its text, the files changed so far and the tokens so far. A retried attempt
+starts from the last checkpoint of an earlier attempt: its prompt carries that context, so the
+agent continues the work instead of beginning it again.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,9 +18,63 @@ from domain.clock import utcnow
 from domain.domain_model import ValueObject
 
 MAX_CHECKPOINTS_KEPT = 100
+STEP_TEXT_MAX = 2_000  # an agent step's text kept in its checkpoint
+RESUME_FILES_SHOWN = 50
 
 
 class Checkpoint(ValueObject):
     sequence: int = Field(ge=1)
     data: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def attempt(self) -> int:
+        return int(self.data.get("attempt", 0))
+
+
+def step_checkpoint_data(
+    *,
+    attempt: int,
+    message_id: str,
+    text: str,
+    files_changed: Sequence[str],
+    tokens_in: int,
+    tokens_out: int,
+) -> dict[str, Any]:
+    """What a checkpoint of one completed agent step holds (the text clipped to a bound)."""
+    return {
+        "attempt": attempt,
+        "message_id": message_id,
+        "text": text[:STEP_TEXT_MAX],
+        "files_changed": sorted(set(files_changed)),
+        "tokens_in": tokens_in,
+        "tokens_out": tokens_out,
+    }
+
+
+def last_checkpoint_before(checkpoints: Sequence[Checkpoint], attempt: int) -> Checkpoint | None:
+    """The newest checkpoint an earlier attempt recorded (None on a first attempt)."""
+    earlier = [c for c in checkpoints if c.attempt < attempt]
+    return max(earlier, key=lambda c: c.sequence) if earlier else None
+
+
+def prompt_for_attempt(initial_prompt: str, checkpoints: Sequence[Checkpoint], attempt: int) -> str:
+    """The prompt an attempt starts with: the task, and where an earlier attempt left it."""
+    last = last_checkpoint_before(checkpoints, attempt)
+    if last is None:
+        return initial_prompt
+    files = list(last.data.get("files_changed") or [])
+    shown = ", ".join(files[:RESUME_FILES_SHOWN]) + (
+        f" and {len(files) - RESUME_FILES_SHOWN} more" if len(files) > RESUME_FILES_SHOWN else ""
+    )
+    lines = [
+        initial_prompt,
+        "",
+        f"(Attempt {attempt + 1}. An earlier attempt stopped after checkpoint #{last.sequence}.",
+        f"Files it had changed: {shown or 'none'}.",
+    ]
+    text = str(last.data.get("text") or "").strip()
+    if text:
+        lines.append(f"Its last step said: {text}")
+    lines.append("Continue the task from there; check those files' current state first.)")
+    return "\n".join(lines)
