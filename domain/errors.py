@@ -16,6 +16,16 @@ class InvalidInput(DomainError):
         super().__init__(f"invalid {field}: {reason}")
 
 
+class InvalidSetting(DomainError):
+    """A configuration value (an environment variable) cannot be used; names the variable and
+    says what would work, never echoing the value (a URL may hold a password)."""
+
+    def __init__(self, setting: str, reason: str) -> None:
+        self.setting = setting
+        self.reason = reason
+        super().__init__(f"{setting}: {reason}")
+
+
 class InvalidTransition(DomainError):
     """A state machine refused a move; names both states."""
 
