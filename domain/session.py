@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
@@ -23,7 +23,7 @@ from domain.metrics import SessionMetrics
 from domain.model import DomainModel
 from domain.quota import CostCap
 from domain.retry import RetryPolicy
-from domain.state_machine import StateMachine
+from domain.state_machine import StateMachine, Transitions
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 1000
@@ -97,7 +97,9 @@ class Priority(IntEnum):
     DEFERRED = 4
 
 
-class Session(DomainModel):
+class Session(Transitions, DomainModel):
+    machine: ClassVar[StateMachine[SessionStatus]] = SESSION_MACHINE
+
     id: str = Field(default_factory=new_session_id)
     tenant_id: str
     title: str
@@ -156,10 +158,6 @@ class Session(DomainModel):
             raise ValueError("at most 50 tags of at most 64 characters")
         return list(dict.fromkeys(cleaned))
 
-    @property
-    def is_final(self) -> bool:
-        return SESSION_MACHINE.is_final(self.status)
-
     def lease_expired(self, now: datetime) -> bool:
         """No live supervisor: never leased, or its lease ran out (the run died or stalled)."""
         return self.lease_expires_at is None or self.lease_expires_at <= now
@@ -180,17 +178,10 @@ class Session(DomainModel):
         """Nothing more happens to it on its own: final, or failed with no retry left."""
         return self.is_final or (self.status in RETRYABLE_STATES and not self.can_retry)
 
-    def transition_to(
-        self,
-        target: SessionStatus,
-        reason: str = "",
-        at: datetime | None = None,
-    ) -> StatusChanged:
-        """Move to `target` if the table allows it; returns the event to record."""
-        SESSION_MACHINE.check(self.status, target)
+    def _refuse_transition(self, target: SessionStatus) -> None:
+        """Back to PENDING after a failure only through `retry` (it counts the attempt)."""
         if self.status in RETRYABLE_STATES and target is SessionStatus.PENDING:
             raise InvalidTransition(SESSION_MACHINE.name, self.status.value, target.value)
-        return self._apply(target, reason, at or utcnow())
 
     def retry(
         self,
@@ -210,7 +201,7 @@ class Session(DomainModel):
         policy = policy or RetryPolicy(max_retries=self.max_retries)
         attempt = self.retry_count + 1
         next_at = policy.next_attempt_at(now, attempt, rng)
-        event = self._apply(
+        event = self._apply_transition(
             SessionStatus.PENDING,
             reason,
             now,
@@ -230,25 +221,5 @@ class Session(DomainModel):
         self.checkpoints = [*self.checkpoints, checkpoint][-MAX_CHECKPOINTS_KEPT:]
         return checkpoint
 
-    def _apply(
-        self,
-        target: SessionStatus,
-        reason: str,
-        at: datetime,
-        data: dict[str, Any] | None = None,
-    ) -> StatusChanged:
-        event = StatusChanged(
-            entity_kind="session",
-            entity_id=self.id,
-            tenant_id=self.tenant_id,
-            old_status=self.status.value,
-            new_status=target.value,
-            at=at,
-            reason=reason,
-            data=data or {},
-        )
-        self.status = target
-        self.status_reason = reason
-        self.updated_at = at
+    def _on_transition(self, target: SessionStatus, at: datetime) -> None:
         self.metrics = self.metrics.on_status(target.value, at)
-        return event
