@@ -164,6 +164,6 @@ def test_an_event_is_immutable() -> None:
 
 def test_the_three_entities_share_one_transition_to() -> None:
     assert Session.transition_to is Task.transition_to is FineTuningJob.transition_to
-    assert {Session.machine, Task.machine, FineTuningJob.machine} == {
+    assert [Session.machine, Task.machine, FineTuningJob.machine] == [
         machine for machine, _, _ in MACHINES.values()
-    }
+    ]
