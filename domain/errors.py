@@ -36,6 +36,34 @@ class InvalidTransition(DomainError):
         super().__init__(f"{machine}: transition {current} -> {target} is not allowed")
 
 
+class NotAllowedInStatus(InvalidTransition):
+    """An action (pause, resume, ...) asked of a record whose status does not allow it; says
+    which statuses do, where the bare table move ("PENDING -> RUNNING") would mislead."""
+
+    def __init__(
+        self, kind: str, key: str, current: str, action: str, allowed: list[str], target: str
+    ) -> None:
+        super().__init__(kind, current, target)
+        self.key = key
+        self.action = action
+        self.allowed = allowed
+        names = " or ".join([", ".join(allowed[:-1]), allowed[-1]] if allowed[:-1] else allowed)
+        self.args = (f"{kind} {key!r} is {current}: only a {names} {kind} can be {action}",)
+
+
+class IdempotencyKeyReused(DomainError):
+    """A submit reused an idempotency key with another request: answering with the key's
+    session would pass it off as the new request's."""
+
+    def __init__(self, key: str, session_id: str) -> None:
+        self.key = key
+        self.session_id = session_id
+        super().__init__(
+            f"idempotency key {key!r} was given to session {session_id} for another request: "
+            "use a new key for a new request"
+        )
+
+
 class RetriesExhausted(DomainError):
     """A retry was asked for an entity that used all its retries."""
 

@@ -7,6 +7,7 @@ agent-side session both lost) is reachable from RUNNING and retried like FAILED 
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
 from typing import Any, ClassVar
@@ -15,7 +16,7 @@ from pydantic import Field, field_validator
 
 from domain.checkpoint import MAX_CHECKPOINTS_KEPT, Checkpoint
 from domain.clock import utcnow
-from domain.errors import InvalidTransition, RetriesExhausted
+from domain.errors import InvalidTransition, NotAllowedInStatus, RetriesExhausted
 from domain.events import StatusChanged
 from domain.field_rules import checked_model, checked_prompt, checked_title
 from domain.ids import new_session_id
@@ -31,6 +32,7 @@ PROMPT_MAX = 10_000
 MIN_DURATION_SECONDS = 60
 MAX_DURATION_SECONDS = 86_400
 DEFAULT_DURATION_SECONDS = 3_600
+ATTEMPTS_KEY = "attempts"  # in metadata: the retried attempts, each with its error
 
 
 class SessionStatus(StrEnum):
@@ -183,6 +185,17 @@ class Session(Transitions, DomainModel):
         if self.status in RETRYABLE_STATES and target is SessionStatus.PENDING:
             raise InvalidTransition(SESSION_MACHINE.name, self.status.value, target.value)
 
+    def require_status(
+        self, allowed: Collection[SessionStatus], action: str, target: SessionStatus
+    ) -> None:
+        """Refuse an action (pause, resume, ...) this status does not allow, saying which
+        statuses do: the bare table move ("PENDING -> RUNNING") would mislead."""
+        if self.status not in allowed:
+            names = [status.value for status in SessionStatus if status in allowed]
+            raise NotAllowedInStatus(
+                "session", self.id, self.status.value, action, names, target.value
+            )
+
     def retry(
         self,
         policy: RetryPolicy | None = None,
@@ -201,12 +214,11 @@ class Session(Transitions, DomainModel):
         policy = policy or RetryPolicy(max_retries=self.max_retries)
         attempt = self.retry_count + 1
         next_at = policy.next_attempt_at(now, attempt, rng)
-        event = self._apply_transition(
-            SessionStatus.PENDING,
-            reason,
-            now,
-            data={"retry": attempt, "next_attempt_at": next_at.isoformat()},
-        )
+        data: dict[str, Any] = {"retry": attempt, "next_attempt_at": next_at.isoformat()}
+        if self.error is not None:
+            data["error"] = self.error
+        self._end_attempt(now)
+        event = self._apply_transition(SessionStatus.PENDING, reason, now, data=data)
         self.retry_count = attempt
         self.metrics = self.metrics.model_copy(
             update={"retries": attempt, "attempt_started_at": None, "ended_at": None}
@@ -221,5 +233,25 @@ class Session(Transitions, DomainModel):
         self.checkpoints = [*self.checkpoints, checkpoint][-MAX_CHECKPOINTS_KEPT:]
         return checkpoint
 
+    def _end_attempt(self, at: datetime) -> None:
+        """The ended attempt, its error with it, goes into the history; the next one starts
+        with no error, so a later success is not shown with an earlier failure."""
+        ended = {
+            "attempt": self.retry_count + 1,
+            "status": self.status.value,
+            "reason": self.status_reason,
+            "error": self.error,
+            "ended_at": (self.metrics.ended_at or at).isoformat(),
+        }
+        self.metadata = {**self.metadata, ATTEMPTS_KEY: [*self.attempts, ended]}
+        self.error = None
+
+    @property
+    def attempts(self) -> list[dict[str, Any]]:
+        """The ended attempts that were retried, oldest first (see `_end_attempt`)."""
+        return list(self.metadata.get(ATTEMPTS_KEY, []))
+
     def _on_transition(self, target: SessionStatus, at: datetime) -> None:
         self.metrics = self.metrics.on_status(target.value, at)
+        if target is SessionStatus.COMPLETED:
+            self.error = None
