@@ -293,7 +293,9 @@ def submit(
     max_cost_usd: float = typer.Option(None, help="Stop the session at this cost (USD)."),
     max_tokens: int = typer.Option(None, help="Stop the session at this many tokens."),
     idempotency_key: str = typer.Option(
-        None, help="Submitting the same key again returns the same session."
+        None,
+        help="The same request with the same key again returns the same session; another "
+        "request with a used key is refused.",
     ),
     tags: list[str] = typer.Option(None, "--tag", help="A tag (repeatable)."),
     subtasks: list[str] = typer.Option(

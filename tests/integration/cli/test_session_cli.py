@@ -3,8 +3,9 @@
 Contract: a session is submitted through the session service (title defaults to the prompt's first
 line); bad input (blank title, oversized prompt, unknown tenant or session, invalid priority or
 type, a refused transition, an exhausted token budget) prints one line on stderr, exits 2 and
-writes nothing; the same idempotency key gives the same session; `--wait` exits 0 on success, 1
-on any other end, 3 when it gives up; `events --follow` ends when the session does; stopping a
+writes nothing; the same idempotency key and request give the same session, another request with
+a used key is refused; a steering command names the status it needs; `--wait` exits 0 on success,
+1 on any other end, 3 when it gives up; `events --follow` ends when the session does; stopping a
 session that runs on a real OpenCode server aborts the agent's turn there.
 """
 
