@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pydantic import ConfigDict, Field, field_validator
 
@@ -74,6 +75,17 @@ class SubtaskSpec(ValueObject):
     @classmethod
     def _model(cls, value: str | None) -> str | None:
         return checked_model(value)
+
+
+def subtask_at(index: int, fields: Mapping[str, Any]) -> SubtaskSpec:
+    """Subtask `index` (0-based) of a list from its fields; a broken rule names which subtask,
+    by index and key, since a list of them has many titles and prompts."""
+    try:
+        return SubtaskSpec(**fields)
+    except InvalidInput as error:
+        key = fields.get("key")
+        named = f"subtask #{index}" + (f" ({key!r})" if isinstance(key, str) and key else "")
+        raise InvalidInput("subtasks", f"{named}: {error.field} {error.reason}") from None
 
 
 # --- the graph of a subtask list --------------------------------------------------------------

@@ -16,6 +16,16 @@ class InvalidInput(DomainError):
         super().__init__(f"invalid {field}: {reason}")
 
 
+class InvalidSetting(DomainError):
+    """A configuration value (an environment variable) cannot be used; names the variable and
+    says what would work, never echoing the value (a URL may hold a password)."""
+
+    def __init__(self, setting: str, reason: str) -> None:
+        self.setting = setting
+        self.reason = reason
+        super().__init__(f"{setting}: {reason}")
+
+
 class InvalidTransition(DomainError):
     """A state machine refused a move; names both states."""
 
@@ -24,6 +34,34 @@ class InvalidTransition(DomainError):
         self.current = current
         self.target = target
         super().__init__(f"{machine}: transition {current} -> {target} is not allowed")
+
+
+class NotAllowedInStatus(InvalidTransition):
+    """An action (pause, resume, ...) asked of a record whose status does not allow it; says
+    which statuses do, where the bare table move ("PENDING -> RUNNING") would mislead."""
+
+    def __init__(
+        self, kind: str, key: str, current: str, action: str, allowed: list[str], target: str
+    ) -> None:
+        super().__init__(kind, current, target)
+        self.key = key
+        self.action = action
+        self.allowed = allowed
+        names = " or ".join([", ".join(allowed[:-1]), allowed[-1]] if allowed[:-1] else allowed)
+        self.args = (f"{kind} {key!r} is {current}: only a {names} {kind} can be {action}",)
+
+
+class IdempotencyKeyReused(DomainError):
+    """A submit reused an idempotency key with another request: answering with the key's
+    session would pass it off as the new request's."""
+
+    def __init__(self, key: str, session_id: str) -> None:
+        self.key = key
+        self.session_id = session_id
+        super().__init__(
+            f"idempotency key {key!r} was given to session {session_id} for another request: "
+            "use a new key for a new request"
+        )
 
 
 class RetriesExhausted(DomainError):

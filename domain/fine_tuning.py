@@ -5,15 +5,14 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
 from domain.clock import utcnow
 from domain.domain_model import DomainModel, ValueObject
-from domain.events import StatusChanged
 from domain.ids import new_job_id
-from domain.state_machine import StateMachine
+from domain.state_machine import StateMachine, Transitions
 
 SEMVER_PATTERN = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 
@@ -76,7 +75,9 @@ def next_model_version(current: str | None, bump: str = "minor") -> str:
     raise ValueError(f"unknown bump {bump!r}")
 
 
-class FineTuningJob(DomainModel):
+class FineTuningJob(Transitions, DomainModel):
+    machine: ClassVar[StateMachine[FineTuningStatus]] = FINE_TUNING_MACHINE
+
     id: str = Field(default_factory=new_job_id)
     tenant_id: str
     base_model: str = Field(min_length=1, max_length=200)
@@ -101,27 +102,6 @@ class FineTuningJob(DomainModel):
             raise ValueError(f"{value!r} is not a semantic version like 1.2.3")
         return value
 
-    @property
-    def is_final(self) -> bool:
-        return FINE_TUNING_MACHINE.is_final(self.status)
-
-    def transition_to(
-        self, target: FineTuningStatus, reason: str = "", at: datetime | None = None
-    ) -> StatusChanged:
-        FINE_TUNING_MACHINE.check(self.status, target)
-        now = at or utcnow()
-        event = StatusChanged(
-            entity_kind="fine_tuning_job",
-            entity_id=self.id,
-            tenant_id=self.tenant_id,
-            old_status=self.status.value,
-            new_status=target.value,
-            at=now,
-            reason=reason,
-        )
-        if target is FineTuningStatus.PENDING:
+    def _on_transition(self, target: FineTuningStatus, at: datetime) -> None:
+        if target is FineTuningStatus.PENDING:  # back from FAILED or CANCELLED: a retry
             self.retry_count += 1
-        self.status = target
-        self.status_reason = reason
-        self.updated_at = now
-        return event

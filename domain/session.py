@@ -7,23 +7,24 @@ agent-side session both lost) is reachable from RUNNING and retried like FAILED 
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
 from domain.checkpoint import MAX_CHECKPOINTS_KEPT, Checkpoint
 from domain.clock import utcnow
 from domain.domain_model import DomainModel
-from domain.errors import InvalidTransition, RetriesExhausted
+from domain.errors import InvalidTransition, NotAllowedInStatus, RetriesExhausted
 from domain.events import StatusChanged
 from domain.field_rules import checked_model, checked_prompt, checked_title
 from domain.ids import new_session_id
 from domain.metrics import SessionMetrics
 from domain.quota import CostCap
 from domain.retry import RetryPolicy
-from domain.state_machine import StateMachine
+from domain.state_machine import StateMachine, Transitions
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 1000
@@ -31,6 +32,7 @@ PROMPT_MAX = 10_000
 MIN_DURATION_SECONDS = 60
 MAX_DURATION_SECONDS = 86_400
 DEFAULT_DURATION_SECONDS = 3_600
+ATTEMPTS_KEY = "attempts"  # in metadata: the retried attempts, each with its error
 
 
 class SessionStatus(StrEnum):
@@ -97,7 +99,9 @@ class Priority(IntEnum):
     DEFERRED = 4
 
 
-class Session(DomainModel):
+class Session(Transitions, DomainModel):
+    machine: ClassVar[StateMachine[SessionStatus]] = SESSION_MACHINE
+
     id: str = Field(default_factory=new_session_id)
     tenant_id: str
     title: str
@@ -156,10 +160,6 @@ class Session(DomainModel):
             raise ValueError("at most 50 tags of at most 64 characters")
         return list(dict.fromkeys(cleaned))
 
-    @property
-    def is_final(self) -> bool:
-        return SESSION_MACHINE.is_final(self.status)
-
     def lease_expired(self, now: datetime) -> bool:
         """No live supervisor: never leased, or its lease ran out (the run died or stalled)."""
         return self.lease_expires_at is None or self.lease_expires_at <= now
@@ -180,17 +180,21 @@ class Session(DomainModel):
         """Nothing more happens to it on its own: final, or failed with no retry left."""
         return self.is_final or (self.status in RETRYABLE_STATES and not self.can_retry)
 
-    def transition_to(
-        self,
-        target: SessionStatus,
-        reason: str = "",
-        at: datetime | None = None,
-    ) -> StatusChanged:
-        """Move to `target` if the table allows it; returns the event to record."""
-        SESSION_MACHINE.check(self.status, target)
+    def _refuse_transition(self, target: SessionStatus) -> None:
+        """Back to PENDING after a failure only through `retry` (it counts the attempt)."""
         if self.status in RETRYABLE_STATES and target is SessionStatus.PENDING:
             raise InvalidTransition(SESSION_MACHINE.name, self.status.value, target.value)
-        return self._apply(target, reason, at or utcnow())
+
+    def require_status(
+        self, allowed: Collection[SessionStatus], action: str, target: SessionStatus
+    ) -> None:
+        """Refuse an action (pause, resume, ...) this status does not allow, saying which
+        statuses do: the bare table move ("PENDING -> RUNNING") would mislead."""
+        if self.status not in allowed:
+            names = [status.value for status in SessionStatus if status in allowed]
+            raise NotAllowedInStatus(
+                "session", self.id, self.status.value, action, names, target.value
+            )
 
     def retry(
         self,
@@ -210,12 +214,11 @@ class Session(DomainModel):
         policy = policy or RetryPolicy(max_retries=self.max_retries)
         attempt = self.retry_count + 1
         next_at = policy.next_attempt_at(now, attempt, rng)
-        event = self._apply(
-            SessionStatus.PENDING,
-            reason,
-            now,
-            data={"retry": attempt, "next_attempt_at": next_at.isoformat()},
-        )
+        data: dict[str, Any] = {"retry": attempt, "next_attempt_at": next_at.isoformat()}
+        if self.error is not None:
+            data["error"] = self.error
+        self._end_attempt(now)
+        event = self._apply_transition(SessionStatus.PENDING, reason, now, data=data)
         self.retry_count = attempt
         self.metrics = self.metrics.model_copy(
             update={"retries": attempt, "attempt_started_at": None, "ended_at": None}
@@ -230,25 +233,25 @@ class Session(DomainModel):
         self.checkpoints = [*self.checkpoints, checkpoint][-MAX_CHECKPOINTS_KEPT:]
         return checkpoint
 
-    def _apply(
-        self,
-        target: SessionStatus,
-        reason: str,
-        at: datetime,
-        data: dict[str, Any] | None = None,
-    ) -> StatusChanged:
-        event = StatusChanged(
-            entity_kind="session",
-            entity_id=self.id,
-            tenant_id=self.tenant_id,
-            old_status=self.status.value,
-            new_status=target.value,
-            at=at,
-            reason=reason,
-            data=data or {},
-        )
-        self.status = target
-        self.status_reason = reason
-        self.updated_at = at
+    def _end_attempt(self, at: datetime) -> None:
+        """The ended attempt, its error with it, goes into the history; the next one starts
+        with no error, so a later success is not shown with an earlier failure."""
+        ended = {
+            "attempt": self.retry_count + 1,
+            "status": self.status.value,
+            "reason": self.status_reason,
+            "error": self.error,
+            "ended_at": (self.metrics.ended_at or at).isoformat(),
+        }
+        self.metadata = {**self.metadata, ATTEMPTS_KEY: [*self.attempts, ended]}
+        self.error = None
+
+    @property
+    def attempts(self) -> list[dict[str, Any]]:
+        """The ended attempts that were retried, oldest first (see `_end_attempt`)."""
+        return list(self.metadata.get(ATTEMPTS_KEY, []))
+
+    def _on_transition(self, target: SessionStatus, at: datetime) -> None:
         self.metrics = self.metrics.on_status(target.value, at)
-        return event
+        if target is SessionStatus.COMPLETED:
+            self.error = None

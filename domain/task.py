@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
 from domain.clock import utcnow
 from domain.domain_model import DomainModel, ValueObject
 from domain.estimate import Estimate
-from domain.events import StatusChanged
 from domain.ids import new_task_id
-from domain.state_machine import StateMachine
+from domain.state_machine import StateMachine, Transitions
 
 MAX_DECOMPOSITION_DEPTH = 10
 
@@ -71,7 +70,9 @@ class TaskDependency(ValueObject):
         return value
 
 
-class Task(DomainModel):
+class Task(Transitions, DomainModel):
+    machine: ClassVar[StateMachine[TaskStatus]] = TASK_MACHINE
+
     id: str = Field(default_factory=new_task_id)
     tenant_id: str
     title: str = Field(max_length=200)
@@ -94,26 +95,3 @@ class Task(DomainModel):
         if not value:
             raise ValueError("must not be blank")
         return value
-
-    @property
-    def is_final(self) -> bool:
-        return TASK_MACHINE.is_final(self.status)
-
-    def transition_to(
-        self, target: TaskStatus, reason: str = "", at: datetime | None = None
-    ) -> StatusChanged:
-        TASK_MACHINE.check(self.status, target)
-        now = at or utcnow()
-        event = StatusChanged(
-            entity_kind="task",
-            entity_id=self.id,
-            tenant_id=self.tenant_id,
-            old_status=self.status.value,
-            new_status=target.value,
-            at=now,
-            reason=reason,
-        )
-        self.status = target
-        self.status_reason = reason
-        self.updated_at = now
-        return event

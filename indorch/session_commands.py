@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from domain.errors import InvalidInput, InvalidTransition
+from domain.errors import InvalidInput
 from domain.events import SessionEvent
 from domain.session import (
+    ATTEMPTS_KEY,
     RETRYABLE_STATES,
     TITLE_MAX,
     Priority,
@@ -108,7 +109,7 @@ def _read_prompt(prompt: str | None, prompt_file: str | None) -> str:
 
 def _subtasks(given: list[str], subtasks_file: str | None) -> list[SubtaskSpec]:
     """`--subtask "title::prompt"` values (each after the one before), or a JSON file's list."""
-    from domain.decomposition import SubtaskSpec
+    from domain.decomposition import subtask_at
 
     if given and subtasks_file is not None:
         raise InvalidInput("subtask", "give --subtask or --subtasks-file, not both")
@@ -118,7 +119,9 @@ def _subtasks(given: list[str], subtasks_file: str | None) -> list[SubtaskSpec]:
             title, separator, text = value.partition("::")
             title, text = (title, text) if separator else (default_title(value), value)
             depends_on: list[str | int] = [index - 1] if index else []
-            specs.append(SubtaskSpec(title=title, prompt=text, depends_on=depends_on))
+            specs.append(
+                subtask_at(index, {"title": title, "prompt": text, "depends_on": depends_on})
+            )
         return specs
     try:
         raw = sys.stdin.read() if subtasks_file == "-" else Path(subtasks_file).read_text("utf-8")
@@ -128,7 +131,7 @@ def _subtasks(given: list[str], subtasks_file: str | None) -> list[SubtaskSpec]:
         raise InvalidInput("subtasks-file", f"cannot read {subtasks_file}: {reason}") from None
     if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
         raise InvalidInput("subtasks-file", "must hold a JSON list of subtask objects")
-    return [SubtaskSpec(**item) for item in items]
+    return [subtask_at(index, item) for index, item in enumerate(items)]
 
 
 def default_title(prompt: str) -> str:
@@ -180,6 +183,8 @@ def _shown(session: Session) -> dict[str, Any]:
     record = session.model_dump(mode="json")
     metrics = record.pop("metrics")
     checkpoints = record.pop("checkpoints")
+    error = record.pop("error")
+    record["metadata"].pop(ATTEMPTS_KEY, None)  # shown one line each, below
     shown: dict[str, Any] = {
         "id": session.id,
         "title": session.title,
@@ -196,7 +201,13 @@ def _shown(session: Session) -> dict[str, Any]:
         f"{len(checkpoints)} (latest #{checkpoints[-1]['sequence']})" if checkpoints else 0
     )
     shown["result"] = _summary(session.result)
-    shown["error"] = _summary(session.error)
+    if error is not None:  # the current attempt's; the retried ones' are in their lines
+        shown["error"] = _summary(error)
+    for ended in session.attempts:
+        shown[f"attempt {ended['attempt']}"] = (
+            f"{ended['status']} at {ended['ended_at']} ({ended['reason']}); "
+            f"error: {_summary(ended['error'])}"
+        )
     return shown
 
 
@@ -267,7 +278,9 @@ def submit(
     max_cost_usd: float = typer.Option(None, help="Stop the session at this cost (USD)."),
     max_tokens: int = typer.Option(None, help="Stop the session at this many tokens."),
     idempotency_key: str = typer.Option(
-        None, help="Submitting the same key again returns the same session."
+        None,
+        help="The same request with the same key again returns the same session; another "
+        "request with a used key is refused.",
     ),
     tags: list[str] = typer.Option(None, "--tag", help="A tag (repeatable)."),
     subtasks: list[str] = typer.Option(
@@ -463,10 +476,6 @@ def _follow(
 def _steer(action: str, tenant: str, session_id: str, reason: str | None) -> None:
     with tenant_database(tenant) as database:
         service = _service(database, steering=True)
-        if action == "resume":  # RUNNING is reachable from PENDING too; resume is for PAUSED
-            current = service.get(tenant, session_id)
-            if current.status is not SessionStatus.PAUSED:
-                raise InvalidTransition("session", current.status.value, "RUNNING")
         steer = getattr(service, action)
         session = steer(tenant, session_id, reason) if reason else steer(tenant, session_id)
     typer.echo(f"session {session.id} is {session.status.value} ({session.status_reason})")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from domain.errors import InvalidSetting
+
 DATABASE_URL_VAR = "DATABASE_URL"
 STATE_DIR_VAR = "INDORCH_STATE_DIR"
 REDIS_URL_VAR = "REDIS_URL"
@@ -26,10 +28,15 @@ def _env(name: str) -> str | None:
 
 
 def state_dir() -> Path:
-    """The directory for local state, created if it does not exist yet."""
+    """The directory for local state, created if it does not exist yet (`InvalidSetting` when
+    it cannot be: a file is in the way, no permission)."""
     configured = _env(STATE_DIR_VAR)
     path = Path(configured).expanduser().resolve() if configured else PROJECT_ROOT / ".state"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        why = "is not a directory" if path.exists() else f"cannot be created: {error.strerror}"
+        raise InvalidSetting(STATE_DIR_VAR, f"{path} {why}") from None
     return path
 
 
@@ -39,7 +46,15 @@ def database_url_is_configured() -> bool:
 
 
 def database_url() -> str:
-    return _env(DATABASE_URL_VAR) or f"sqlite:///{state_dir() / DATABASE_FILE_NAME}"
+    """The URL to open, checked and normalized (`postgres://` is PostgreSQL on psycopg 3); an
+    unusable one is `InvalidSetting` naming the variable. SQLAlchemy is imported here, not at
+    start-up: only commands that open the database call this."""
+    configured = _env(DATABASE_URL_VAR)
+    if configured is None:
+        return f"sqlite:///{state_dir() / DATABASE_FILE_NAME}"
+    from resources.database.engine import normalized_url
+
+    return normalized_url(configured, DATABASE_URL_VAR).render_as_string(hide_password=False)
 
 
 def redis_url() -> str | None:

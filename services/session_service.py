@@ -10,6 +10,8 @@ checked (see `domain.decomposed_requests`); cancelling the parent cancels or sto
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from domain.errors import (
     AlreadyExists,
     ConcurrentModification,
     DomainError,
+    IdempotencyKeyReused,
     InactiveTenant,
     InvalidInput,
     InvalidTransition,
@@ -43,6 +46,8 @@ EventSink = Callable[[SessionEvent], None]
 OwnerNaming = Callable[[list[Session]], str]
 CANCELLABLE_BEFORE_START = frozenset({SessionStatus.PENDING, SessionStatus.QUEUED})
 STOPPABLE = frozenset({SessionStatus.RUNNING, SessionStatus.DEGRADED, SessionStatus.PAUSED})
+_S = SessionStatus
+REQUEST_DIGEST = "request_digest"  # metadata of a session submitted with an idempotency key
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,11 @@ class SubmitSession(ValueObject):
     parent_id: str | None = None
     subtasks: list[SubtaskSpec] = Field(default_factory=list)
     decompose: bool = False  # split the prompt with the rule-based decomposer
+
+    def digest(self) -> str:
+        """What a reused idempotency key is checked against: the whole request but the key."""
+        body = self.model_dump(mode="json", exclude={"idempotency_key"})
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
     def planned_subtasks(self) -> tuple[list[SubtaskSpec], str]:
         """The subtasks to run (none: one ordinary session) and where they come from."""
@@ -111,7 +121,7 @@ class SessionService:
             existing = self._find_by_key(tenant_id, request.idempotency_key)
             if existing is None:
                 raise
-            return existing
+            return _same_request(existing, request)
 
     def _submit(self, tenant_id: str, request: SubmitSession) -> Session:
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
@@ -121,12 +131,14 @@ class SessionService:
             if request.idempotency_key:
                 existing = uow.sessions.find_by_idempotency_key(request.idempotency_key)
                 if existing is not None:
-                    return existing
+                    return _same_request(existing, request)
             check_token_budget(tenant, uow.usage.tokens_since(month_start(self._clock())))
             subtasks, source = request.planned_subtasks()
             metadata = request.metadata
             if subtasks:
                 metadata = {**metadata, "decomposition": {"subtasks": len(subtasks), "by": source}}
+            if request.idempotency_key:
+                metadata = {**metadata, REQUEST_DIGEST: request.digest()}
             session = Session(
                 tenant_id=tenant_id,
                 title=request.title,
@@ -188,16 +200,16 @@ class SessionService:
     def cancel(self, tenant_id: str, session_id: str, reason: str = "cancelled") -> Session:
         """Before it starts: CANCELLED. Running or paused: aborted on the agent, STOPPED."""
         session = self.get(tenant_id, session_id)
+        session.require_status(CANCELLABLE_BEFORE_START | STOPPABLE, "cancelled", _S.CANCELLED)
         if session.status in CANCELLABLE_BEFORE_START | {SessionStatus.PAUSED}:
             cancelled = self._transition(tenant_id, session, SessionStatus.CANCELLED, reason)
             self._end_subtasks(tenant_id, cancelled)
             return cancelled
-        if session.status in STOPPABLE:
-            return self.stop(tenant_id, session_id, reason)
-        raise InvalidTransition("session", session.status.value, SessionStatus.CANCELLED.value)
+        return self.stop(tenant_id, session_id, reason)
 
     def stop(self, tenant_id: str, session_id: str, reason: str = "stopped") -> Session:
         session = self.get(tenant_id, session_id)
+        session.require_status(STOPPABLE, "stopped", _S.STOPPED)
         stopped = self._transition(tenant_id, session, SessionStatus.STOPPED, reason)
         self._abort_on_agent(tenant_id, stopped)
         self._end_subtasks(tenant_id, stopped)
@@ -240,6 +252,7 @@ class SessionService:
         and lets go instead of calling the abort a failure.
         """
         session = self.get(tenant_id, session_id)
+        session.require_status({_S.RUNNING}, "paused", _S.PAUSED)
         session.lease_owner = None
         session.lease_expires_at = None
         paused = self._transition(tenant_id, session, SessionStatus.PAUSED, reason)
@@ -250,8 +263,7 @@ class SessionService:
         """PAUSED -> RUNNING with no lease: the dispatcher adopts it into a supervising wave,
         which tells the agent to continue."""
         session = self.get(tenant_id, session_id)
-        if session.status is not SessionStatus.PAUSED:
-            raise InvalidTransition("session", session.status.value, "RUNNING (resume)")
+        session.require_status({_S.PAUSED}, "resumed", _S.RUNNING)
         session.metadata = {**session.metadata, "resume_requested": True}
         return self._transition(tenant_id, session, SessionStatus.RUNNING, reason)
 
@@ -444,3 +456,13 @@ def _claim(
     except ConcurrentModification:
         return False
     return True
+
+
+def _same_request(existing: Session, request: SubmitSession) -> Session:
+    """The key's session when it was submitted with this very request; another request with
+    the same key is refused (a session from before the digest was kept: by its prompt)."""
+    digest = existing.metadata.get(REQUEST_DIGEST)
+    same = digest == request.digest() if digest else existing.initial_prompt == request.prompt
+    if not same:
+        raise IdempotencyKeyReused(request.idempotency_key or "", existing.id)
+    return existing

@@ -13,18 +13,31 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from domain.errors import InvalidSetting
 from resources.database.tenant_context import current_tenant_or_none
 
 DEFAULT_APP_ROLE = "indorch_app"
+POSTGRES_BACKENDS = frozenset({"postgresql", "postgres"})
+SUPPORTED_URLS = "use postgresql://user:password@host:port/database or sqlite:///path/to/file.db"
 
 
-def normalized_url(url: str | URL) -> URL:
-    """PostgreSQL URLs use the psycopg 3 driver whatever the user wrote."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+def normalized_url(url: str | URL, setting: str = "database URL") -> URL:
+    """PostgreSQL URLs (`postgres://` too, a common spelling) use the psycopg 3 driver whatever
+    the user wrote; anything but PostgreSQL or SQLite is `InvalidSetting` naming `setting`."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # not a URL, or a port that is not a number
+        raise InvalidSetting(setting, f"not a database URL ({SUPPORTED_URLS})") from None
+    backend = parsed.get_backend_name()
+    if backend in POSTGRES_BACKENDS and (
+        backend != "postgresql" or parsed.get_driver_name() != "psycopg"
+    ):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend not in POSTGRES_BACKENDS | {"sqlite"}:
+        raise InvalidSetting(setting, f"unsupported database {backend!r} ({SUPPORTED_URLS})")
     return parsed
 
 

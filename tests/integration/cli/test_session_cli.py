@@ -3,8 +3,9 @@
 Contract: a session is submitted through the session service (title defaults to the prompt's first
 line); bad input (blank title, oversized prompt, unknown tenant or session, invalid priority or
 type, a refused transition, an exhausted token budget) prints one line on stderr, exits 2 and
-writes nothing; the same idempotency key gives the same session; `--wait` exits 0 on success, 1
-on any other end, 3 when it gives up; `events --follow` ends when the session does; stopping a
+writes nothing; the same idempotency key and request give the same session, another request with
+a used key is refused; a steering command names the status it needs; `--wait` exits 0 on success,
+1 on any other end, 3 when it gives up; `events --follow` ends when the session does; stopping a
 session that runs on a real OpenCode server aborts the agent's turn there.
 """
 
@@ -20,6 +21,7 @@ from sqlalchemy import create_engine, text
 
 from domain.session import SessionStatus
 from resources.database import Database, tenant_scope, unit_of_work
+from services.session_service import SessionService
 from standins.opencode_server import OpenCodeServer
 from tests.integration.cli.support import indorch, ok, one_line_error, refused, start_indorch
 
@@ -214,10 +216,29 @@ def test_a_tenant_over_its_token_budget_is_refused(db_url: str) -> None:
 
 def test_the_same_idempotency_key_gives_the_same_session(db_url: str) -> None:
     first = submit(db_url, "--prompt", PROMPT, "--idempotency-key", "ci-build-42")
-    again = submit(db_url, "--prompt", "something else", "--idempotency-key", "ci-build-42")
+    again = submit(db_url, "--prompt", PROMPT, "--idempotency-key", "ci-build-42")
     other = submit(db_url, "--prompt", PROMPT, "--idempotency-key", "ci-build-43")
     assert again["id"] == first["id"] and other["id"] != first["id"]
     assert session_count(db_url) == 2
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [("--prompt", "something else"), ("--prompt", PROMPT, "--priority", "HIGH")],
+    ids=["another prompt", "another priority"],
+)
+def test_an_idempotency_key_reused_for_another_request_is_refused(
+    db_url: str, changed: tuple[str, ...]
+) -> None:
+    first = submit(db_url, "--prompt", PROMPT, "--idempotency-key", "ci-build-42")
+    line = refused(
+        db_url, "session", "submit", "-t", "acme", "--idempotency-key", "ci-build-42", *changed
+    )
+    assert line == (
+        f"error: idempotency key 'ci-build-42' was given to session {first['id']} for another "
+        "request: use a new key for a new request"
+    )
+    assert session_count(db_url) == 1
 
 
 def test_list_filters_by_status_and_limits(db_url: str) -> None:
@@ -261,23 +282,53 @@ def test_cancelling_a_completed_session_is_refused_and_changes_nothing(db_url: s
     session_id = submit(db_url, "--prompt", PROMPT)["id"]
     move(db_url, session_id, S.RUNNING, S.COMPLETED)
     line = refused(db_url, "session", "cancel", "-t", "acme", session_id)
-    assert line == "error: session: transition COMPLETED -> CANCELLED is not allowed"
+    assert line == (
+        f"error: session {session_id!r} is COMPLETED: only a PENDING, QUEUED, RUNNING, PAUSED "
+        "or DEGRADED session can be cancelled"
+    )
     assert show(db_url, session_id)["status"] == "COMPLETED"
     assert len(events(db_url, session_id)) == 3
 
 
+def test_show_gives_the_current_error_only_and_each_retried_attempts_error(db_url: str) -> None:
+    session_id = submit(db_url, "--prompt", PROMPT)["id"]
+    move(db_url, session_id, S.RUNNING)
+    move(db_url, session_id, S.FAILED, error={"reason": "agent server lost"})
+    assert "error: " + json.dumps({"reason": "agent server lost"}) in ok(
+        db_url, "session", "show", "-t", "acme", session_id
+    )
+    database = Database(db_url)
+    assert [s.id for s in SessionService(database).retry_due("acme")] == [session_id]
+    database.dispose()
+    move(db_url, session_id, S.RUNNING, S.COMPLETED)
+
+    shown = show(db_url, session_id)
+    assert shown["status"] == "COMPLETED" and shown["error"] is None
+    assert [(a["attempt"], a["error"]) for a in shown["metadata"]["attempts"]] == [
+        (1, {"reason": "agent server lost"})
+    ]
+    lines = ok(db_url, "session", "show", "-t", "acme", session_id).splitlines()
+    assert not [line for line in lines if line.startswith("error")]
+    [attempt] = [line for line in lines if line.startswith("attempt 1:")]
+    assert "FAILED" in attempt and "agent server lost" in attempt
+
+
 def test_pause_resume_and_stop_a_running_session(db_url: str) -> None:
     session_id = submit(db_url, "--prompt", PROMPT)["id"]
-    assert "transition PENDING -> PAUSED" in refused(
-        db_url, "session", "pause", "-t", "acme", session_id
+    pending = f"error: session {session_id!r} is PENDING"
+    assert refused(db_url, "session", "pause", "-t", "acme", session_id) == (
+        f"{pending}: only a RUNNING session can be paused"
     )
-    assert "transition PENDING -> STOPPED" in refused(
-        db_url, "session", "stop", "-t", "acme", session_id
+    assert refused(db_url, "session", "stop", "-t", "acme", session_id) == (
+        f"{pending}: only a RUNNING, PAUSED or DEGRADED session can be stopped"
     )
-    assert "transition PENDING -> RUNNING" in refused(
-        db_url, "session", "resume", "-t", "acme", session_id
+    assert refused(db_url, "session", "resume", "-t", "acme", session_id) == (
+        f"{pending}: only a PAUSED session can be resumed"
     )
     move(db_url, session_id, S.RUNNING)
+    assert refused(db_url, "session", "resume", "-t", "acme", session_id) == (
+        f"error: session {session_id!r} is RUNNING: only a PAUSED session can be resumed"
+    )
     ok(db_url, "session", "pause", "-t", "acme", session_id, "--reason", "lunch")
     assert show(db_url, session_id)["status"] == "PAUSED"
     ok(db_url, "session", "resume", "-t", "acme", session_id)

@@ -70,7 +70,11 @@ def test_decompose_splits_a_numbered_prompt(db_url: str) -> None:
             ],
             "invalid subtasks: cycle: a -> b -> a",
         ),
-        ([{"title": "A", "prompt": "x", "depends": [0]}], "invalid depends:"),
+        ([{"title": "A", "prompt": "x", "depends": [0]}], "invalid subtasks: subtask #0: depends"),
+        (
+            [{"title": "A", "prompt": "x"}, {"key": "docs", "title": " ", "prompt": "y"}],
+            "invalid subtasks: subtask #1 ('docs'): title must not be blank",
+        ),
         ({"title": "A"}, "must hold a JSON list of subtask objects"),
     ],
 )
@@ -83,6 +87,24 @@ def test_a_bad_subtasks_file_is_refused_and_writes_nothing(
         db_url, "session", "submit", "-t", "acme", "--prompt", "p", "--subtasks-file", str(path)
     )
     assert message in line
+    assert session_count(db_url) == 0
+
+
+def test_a_blank_subtask_title_names_the_subtask(db_url: str) -> None:
+    line = refused(
+        db_url,
+        "session",
+        "submit",
+        "-t",
+        "acme",
+        "--prompt",
+        "p",
+        "--subtask",
+        "build::make it",
+        "--subtask",
+        " ::test it",
+    )
+    assert line == "error: invalid subtasks: subtask #1: title must not be blank"
     assert session_count(db_url) == 0
 
 

@@ -12,6 +12,7 @@ import uuid
 from datetime import timedelta
 
 from domain.clock import utcnow
+from domain.errors import IdempotencyKeyReused
 from domain.session import SessionStatus
 from domain.tenant import Tenant
 from resources.database import Database, tenant_scope, unit_of_work
@@ -159,3 +160,34 @@ def test_submits_racing_with_one_idempotency_key_get_one_session(database: Datab
     assert len(ids) == 4 and len(set(ids)) == 1
     with tenant_scope(tenant), unit_of_work(database) as uow:
         assert [s.id for s in uow.sessions.list()] == ids[:1]
+
+
+def test_submits_racing_with_one_idempotency_key_for_other_prompts_get_one_session(
+    database: Database,
+) -> None:
+    """Four threads submit four prompts with one key at the same instant: one wins, the three
+    others are refused naming the key (the losers of the unique key too), never answered with
+    the winner's session as if it were theirs."""
+    tenant = new_tenant(database, limit=10)
+    barrier = threading.Barrier(4, timeout=30)
+    ids: list[str] = []
+    refused: list[IdempotencyKeyReused] = []
+
+    def submit_once(n: int) -> None:
+        request = SubmitSession(title="once", prompt=f"Do it {n}.", idempotency_key="req-1")
+        service = SessionService(database)
+        barrier.wait()
+        try:
+            ids.append(service.submit(tenant, request).id)
+        except IdempotencyKeyReused as error:
+            refused.append(error)
+
+    threads = [threading.Thread(target=submit_once, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(ids) == 1 and len(refused) == 3
+    assert {(error.key, error.session_id) for error in refused} == {("req-1", ids[0])}
+    with tenant_scope(tenant), unit_of_work(database) as uow:
+        assert [s.id for s in uow.sessions.list()] == ids

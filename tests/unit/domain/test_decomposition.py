@@ -23,6 +23,7 @@ from domain.decomposition import (
     decompose,
     dependency_edges,
     estimate_for,
+    subtask_at,
     subtask_keys,
 )
 from domain.errors import InvalidInput
@@ -214,6 +215,23 @@ def test_a_bad_subtask_is_refused(fields: dict[str, object], field: str) -> None
     with pytest.raises(InvalidInput) as refused:
         SubtaskSpec(**fields)
     assert refused.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"title": " ", "prompt": "x"}, "subtask #2: title must not be blank"),
+        ({"title": "", "prompt": "x", "key": "docs"}, "subtask #2 ('docs'): title must not be"),
+        ({"title": "t", "prompt": " "}, "subtask #2: prompt must not be blank"),
+    ],
+)
+def test_a_bad_subtask_in_a_list_is_named_by_its_index_and_key(
+    fields: dict[str, object], named: str
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        subtask_at(2, fields)
+    assert refused.value.field == "subtasks"
+    assert refused.value.reason.startswith(named)
 
 
 def test_at_most_fifty_subtasks() -> None:

@@ -160,3 +160,10 @@ def test_an_event_is_immutable() -> None:
     event = make_entity("task", "PENDING").transition_to(TaskStatus.READY, at=AT)
     with pytest.raises(ValueError):
         event.new_status = "FAILED"  # type: ignore[misc]
+
+
+def test_the_three_entities_share_one_transition_to() -> None:
+    assert Session.transition_to is Task.transition_to is FineTuningJob.transition_to
+    assert [Session.machine, Task.machine, FineTuningJob.machine] == [
+        machine for machine, _, _ in MACHINES.values()
+    ]
