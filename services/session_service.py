@@ -37,6 +37,7 @@ from domain.session import Priority, Session, SessionStatus, SessionType
 from resources.database import Database, UnitOfWork, tenant_scope, unit_of_work
 from services.agent_control import AgentControl
 from services.coordination import sync_task
+from services.unroutable import MAX_MARKING_ROUNDS, offered_capabilities, set_aside_if_unroutable
 
 logger = logging.getLogger(__name__)
 EventSink = Callable[[SessionEvent], None]
@@ -318,12 +319,24 @@ class SessionService:
             slots = min(free_session_slots(tenant, uow.sessions.count_active()), limit)
             if not tenant.active or slots <= 0:
                 return Claim(owner, claimed)
-            candidates = uow.sessions.due_pending(
-                now, slots, due_by=due_by, max_duration_seconds=max_duration_seconds
-            )
-            if not candidates:
-                return Claim(owner, claimed)
-            owner = owner_for(candidates)
+            # Those no agent can serve are set aside (marked, left PENDING): others fill the slots.
+            offered = offered_capabilities(uow)
+            candidates: list[Session] = []
+            for _ in range(MAX_MARKING_ROUNDS):
+                due = uow.sessions.due_pending(
+                    now,
+                    slots - len(candidates),
+                    due_by=due_by,
+                    max_duration_seconds=max_duration_seconds,
+                )
+                routable = [
+                    s for s in due if not set_aside_if_unroutable(uow, s, offered, now, recorded)
+                ]
+                candidates += routable
+                if len(routable) == len(due) or len(candidates) == slots:
+                    break
+            if candidates:
+                owner = owner_for(candidates)
             for session in candidates:
                 if _claim(uow, session, owner, now + lease, now, recorded):
                     claimed.append(session)
@@ -342,7 +355,15 @@ class SessionService:
             tenant = uow.tenants.get_for_update(tenant_id)
             session = uow.sessions.get(session_id)
             has_slot = free_session_slots(tenant, uow.sessions.count_active()) > 0
-            if session.status is SessionStatus.PENDING and tenant.active and has_slot:
+            if (
+                session.status is SessionStatus.PENDING
+                and session.unroutable_since is None
+                and tenant.active
+                and has_slot
+                and not set_aside_if_unroutable(
+                    uow, session, offered_capabilities(uow), now, recorded
+                )
+            ):
                 _claim(uow, session, owner, now + lease, now, recorded)
         for event in recorded:
             self._publish(event)
