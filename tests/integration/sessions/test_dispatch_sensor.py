@@ -1,9 +1,12 @@
 """The dispatch sensor and long-lived waves: while a tenant has a live wave run (which takes on
 its tenant's new sessions itself), the sensor claims only the sessions left behind; a tenant
-without one gets new waves at once. Real sensor evaluation on a real SQLite database."""
+without one gets new waves at once. A session no agent of its tenant can serve gets no wave: it
+waits PENDING, is claimed in the tick an agent offers what it needs, and ends FAILED after the
+configured wait. Real sensor evaluation on a real SQLite database."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -12,10 +15,12 @@ import dagster as dg
 import pytest
 from dagster._core.test_utils import create_run_for_test
 
+from domain.agent import Agent
 from domain.clock import utcnow
+from domain.session import SessionStatus
 from domain.tenant import Tenant
 from orchestrator_defs.sessions.waves import JOB_NAME, TENANT_TAG
-from resources.database import Database, unit_of_work
+from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.migrate import upgrade
 from resources.database_resource import DatabaseResource
 from resources.redis_resource import RedisResource
@@ -41,16 +46,30 @@ def _tenant(database: Database) -> str:
     return slug
 
 
-def _submit(database: Database, tenant: str, seconds_ago: float) -> str:
+def _submit(database: Database, tenant: str, seconds_ago: float, *needs: str) -> str:
     at = utcnow() - timedelta(seconds=seconds_ago)
     service = SessionService(database, clock=lambda: at)
-    return service.submit(tenant, SubmitSession(title="work", prompt="Do it.")).id
+    request = SubmitSession(title="work", prompt="Do it.", required_capabilities=list(needs))
+    return service.submit(tenant, request).id
 
 
-def _claimed(instance: dg.DagsterInstance, database: Database) -> list[str]:
+def _agent(database: Database, tenant: str, *capabilities: str) -> None:
+    agent = Agent(
+        tenant_id=tenant,
+        name=f"agent-{'-'.join(capabilities)}",
+        server_url="http://127.0.0.1:9",
+        capabilities=list(capabilities),
+    )
+    with tenant_scope(tenant), unit_of_work(database) as uow:
+        uow.agents.add(agent)
+
+
+def _claimed(
+    instance: dg.DagsterInstance, database: Database, supervision: SupervisionConfig = SUPERVISION
+) -> list[str]:
     resources = {
         "database": DatabaseResource(url=str(database.url)),
-        "supervision": SUPERVISION,
+        "supervision": supervision,
         "redis": RedisResource(url=None),
     }
     with dg.build_sensor_context(instance=instance, resources=resources) as context:
@@ -86,3 +105,43 @@ def test_a_live_wave_is_left_the_new_sessions_and_the_sensor_takes_what_it_left_
         claimed = _claimed(instance, database)
     assert sorted(claimed) == sorted([left_behind, other_tenants])
     assert fresh not in claimed
+
+
+def test_a_session_no_agent_can_serve_gets_no_wave_and_the_tenants_others_do(
+    database: Database,
+) -> None:
+    tenant = _tenant(database)
+    _agent(database, tenant, "python")
+    rust = _submit(database, tenant, 30, "rust")
+    python = _submit(database, tenant, 0, "python")
+    with dg.instance_for_test() as instance:
+        assert _claimed(instance, database) == [python]
+        assert _claimed(instance, database) == []
+    waiting = SessionService(database).get(tenant, rust)
+    assert (waiting.status, waiting.status_reason) == (
+        SessionStatus.PENDING,
+        "no agent offers rust",
+    )
+
+
+def test_the_tick_an_agent_offers_it_the_waiting_session_gets_its_wave(database: Database) -> None:
+    tenant = _tenant(database)
+    _agent(database, tenant, "python")
+    rust = _submit(database, tenant, 0, "rust")
+    with dg.instance_for_test() as instance:
+        assert _claimed(instance, database) == []
+        _agent(database, tenant, "rust")
+        assert _claimed(instance, database) == [rust]
+
+
+def test_after_the_configured_wait_it_fails_and_is_not_retried(database: Database) -> None:
+    supervision = SupervisionConfig(unroutable_timeout_seconds=0.05)
+    tenant = _tenant(database)
+    rust = _submit(database, tenant, 0, "rust")
+    with dg.instance_for_test() as instance:
+        assert _claimed(instance, database, supervision) == []
+        time.sleep(0.1)
+        assert _claimed(instance, database, supervision) == []
+    failed = SessionService(database).get(tenant, rust)
+    assert (failed.status, failed.status_reason) == (SessionStatus.FAILED, "no agent offers rust")
+    assert not failed.can_retry
