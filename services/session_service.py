@@ -37,7 +37,12 @@ from domain.session import Priority, Session, SessionStatus, SessionType
 from resources.database import Database, UnitOfWork, tenant_scope, unit_of_work
 from services.agent_control import AgentControl
 from services.coordination import sync_task
-from services.unroutable import MAX_MARKING_ROUNDS, offered_capabilities, set_aside_if_unroutable
+from services.unroutable import (
+    MAX_MARKING_ROUNDS,
+    offered_capabilities,
+    released_if_unroutable,
+    set_aside_if_unroutable,
+)
 
 logger = logging.getLogger(__name__)
 EventSink = Callable[[SessionEvent], None]
@@ -373,9 +378,11 @@ class SessionService:
         self, tenant_id: str, limit: int, lease: timedelta, owner_for: OwnerNaming
     ) -> Claim:
         """Sessions whose supervisor is gone (claimed but never started, or running with an
-        expired lease), leased to a new owner (wave) that starts or adopts them."""
+        expired lease), leased to a new owner (wave) that starts or adopts them. One claimed
+        but never started that no agent can serve any more goes back to PENDING instead."""
         now = self._clock()
         leased: list[Session] = []
+        recorded: list[SessionEvent] = []
         owner = ""
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
             stale = uow.sessions.with_expired_lease(
@@ -383,7 +390,10 @@ class SessionService:
                 {SessionStatus.QUEUED, SessionStatus.RUNNING, SessionStatus.DEGRADED},
                 limit=limit,
             )
+            if any(s.status is SessionStatus.QUEUED and s.required_capabilities for s in stale):
+                stale = released_if_unroutable(uow, stale, now, recorded)
             if not stale:
+                self._publish_all(recorded)
                 return Claim(owner, leased)
             owner = owner_for(stale)
             for session in stale:
@@ -394,7 +404,12 @@ class SessionService:
                 except ConcurrentModification:
                     continue
                 leased.append(session)
+        self._publish_all(recorded)
         return Claim(owner, leased)
+
+    def _publish_all(self, events: list[SessionEvent]) -> None:
+        for event in events:
+            self._publish(event)
 
     def _retry_policy(self, session: Session) -> RetryPolicy:
         if self._retry_base_seconds is None:

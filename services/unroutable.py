@@ -7,7 +7,8 @@ PENDING, marked `unroutable_since` with the reason as its status reason (one
 dispatcher tick, lifts the mark once an agent offers what it needs (the same tick claims it), or
 ends it FAILED with the reason after the bounded wait, not to be retried (a retry would only
 wait again). A wave that claimed a session whose agents went away since hands it back with
-`release` (QUEUED -> PENDING, its slot freed, marked like the others).
+`release` (QUEUED -> PENDING, its slot freed, marked like the others); one whose wave died is
+handed back by the dispatcher instead of being adopted (`released_if_unroutable`).
 
 Only capabilities make a session unroutable: full, unhealthy or broken agents are routing's
 business (the session waits in its wave), and so is a tenant with no agent at all for a session
@@ -59,6 +60,26 @@ def set_aside_if_unroutable(
             return True
         recorded.append(uow.sessions.append_event(session.id, UNROUTABLE_EVENT, {}, reason, now))
     return True
+
+
+def released_if_unroutable(
+    uow: UnitOfWork, stale: list[Session], now: datetime, recorded: list[SessionEvent]
+) -> list[Session]:
+    """Of sessions whose wave is gone, those still to adopt: one claimed (QUEUED) that no agent
+    can serve any more goes back to PENDING, set aside, instead of to a wave waiting forever."""
+    offered = offered_capabilities(uow)
+    kept: list[Session] = []
+    for session in stale:
+        reason = unserved_reason(session.required_capabilities, offered)
+        if session.status is not SessionStatus.QUEUED or reason is None:
+            kept.append(session)
+            continue
+        try:
+            event = session.release_unroutable(reason, now)
+            recorded.append(uow.sessions.save_transition(session, event))
+        except ConcurrentModification:  # changed meanwhile: neither released nor adopted
+            continue
+    return kept
 
 
 class UnroutableSessions:

@@ -208,3 +208,24 @@ def test_what_no_agent_could_serve_is_named_at_submit(database: Database) -> Non
 
     assert unroutable(database).unserved(tenant, rust) == {rust: "no agent offers rust"}
     assert unroutable(database).unserved(tenant, python) == {}
+
+
+def test_a_claimed_session_whose_wave_died_and_agents_went_away_is_handed_back_not_re_leased(
+    database: Database,
+) -> None:
+    tenant = new_tenant(database, limit=1)
+    agent = add_agent(database, tenant, "rust")
+    start = utcnow()
+    rust = submit(at(start, database), tenant, "rust")
+    python = submit(at(start, database), tenant)
+    assert claimed_ids(at(start, database), tenant) == [rust]  # the one slot
+    deactivate(database, tenant, agent)
+    later = at(start + LEASE + timedelta(seconds=1), database)
+
+    adopted = later.lease_unsupervised(tenant, 10, LEASE, lambda sessions: "wave-2")
+
+    assert adopted.sessions == []
+    stored = later.get(tenant, rust)
+    assert (stored.status, stored.status_reason) == (S.PENDING, "no agent offers rust")
+    assert stored.lease_owner is None and stored.unroutable_since is not None
+    assert claimed_ids(later, tenant, owner="wave-3") == [python]  # its slot went to the other
