@@ -229,3 +229,16 @@ def test_a_claimed_session_whose_wave_died_and_agents_went_away_is_handed_back_n
     assert (stored.status, stored.status_reason) == (S.PENDING, "no agent offers rust")
     assert stored.lease_owner is None and stored.unroutable_since is not None
     assert claimed_ids(later, tenant, owner="wave-3") == [python]  # its slot went to the other
+
+
+def test_a_set_aside_session_cancelled_is_set_aside_no_more(database: Database) -> None:
+    tenant = new_tenant(database)
+    service = SessionService(database)
+    rust = submit(service, tenant, "rust")
+    assert claimed_ids(service, tenant) == []
+
+    service.cancel(tenant, rust)
+
+    assert service.get(tenant, rust).unroutable_since is None
+    assert unroutable(database, utcnow() + WAIT).sweep(tenant, WAIT) == []
+    assert service.get(tenant, rust).status is S.CANCELLED
