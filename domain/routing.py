@@ -64,6 +64,22 @@ def refusal_reason(state: AgentState, required: set[str]) -> str | None:
     return None
 
 
+def unserved_reason(required: Iterable[str], offered: Iterable[Iterable[str]]) -> str | None:
+    """Why no agent with the capabilities `offered` (one set per agent) can ever take work that
+    needs `required`, or None when one can. Load, health and breakers are routing's business:
+    only capabilities are final until an agent is registered or changed."""
+    needed = {capability.lower() for capability in required}
+    if not needed:
+        return None
+    sets = [{capability.lower() for capability in agent} for agent in offered]
+    if any(needed <= agent for agent in sets):
+        return None
+    missing = sorted(needed - set().union(*sets))
+    if missing:
+        return f"no agent offers {', '.join(missing)}"
+    return f"no agent offers {' and '.join(sorted(needed))} together"
+
+
 def score(state: AgentState, required: set[str]) -> float:
     agent = state.agent
     fit = len(required) / len(agent.capabilities) if agent.capabilities and required else 1.0

@@ -55,7 +55,8 @@ SESSION_MACHINE: StateMachine[SessionStatus] = StateMachine(
     "session",
     {
         _S.PENDING: frozenset({_S.QUEUED, _S.RUNNING, _S.CANCELLED, _S.FAILED}),
-        _S.QUEUED: frozenset({_S.RUNNING, _S.CANCELLED, _S.FAILED}),
+        # QUEUED -> PENDING: a claimed session no agent can serve gives its slot back
+        _S.QUEUED: frozenset({_S.PENDING, _S.RUNNING, _S.CANCELLED, _S.FAILED}),
         _S.RUNNING: frozenset(
             {
                 _S.COMPLETED,
@@ -133,6 +134,8 @@ class Session(Transitions, DomainModel):
     cost_cap: CostCap | None = None
     lease_owner: str | None = Field(default=None, max_length=200)
     lease_expires_at: datetime | None = None
+    # Waiting PENDING because no agent offers its capabilities: since when (None: routable).
+    unroutable_since: datetime | None = None
     version: int = Field(default=1, ge=1)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -173,7 +176,12 @@ class Session(Transitions, DomainModel):
 
     @property
     def can_retry(self) -> bool:
-        return self.status in RETRYABLE_STATES and self.retry_count < self.max_retries
+        """Retries left, and the failure is not one a retry would only repeat (unroutable)."""
+        return (
+            self.status in RETRYABLE_STATES
+            and self.retry_count < self.max_retries
+            and (self.error or {}).get("retryable", True) is not False
+        )
 
     @property
     def settled(self) -> bool:
@@ -181,8 +189,9 @@ class Session(Transitions, DomainModel):
         return self.is_final or (self.status in RETRYABLE_STATES and not self.can_retry)
 
     def _refuse_transition(self, target: SessionStatus) -> None:
-        """Back to PENDING after a failure only through `retry` (it counts the attempt)."""
-        if self.status in RETRYABLE_STATES and target is SessionStatus.PENDING:
+        """Back to PENDING only through `retry` (it counts the attempt) or
+        `release_unroutable` (a claimed session no agent can serve gives its slot back)."""
+        if target is SessionStatus.PENDING:
             raise InvalidTransition(SESSION_MACHINE.name, self.status.value, target.value)
 
     def require_status(
@@ -226,6 +235,37 @@ class Session(Transitions, DomainModel):
         self.next_attempt_at = next_at
         return event
 
+    def mark_unroutable(self, reason: str, at: datetime) -> bool:
+        """No agent offers what it needs: it waits PENDING, saying why. True the first time
+        (record it then), False when it was already marked (its wait keeps its start)."""
+        if self.unroutable_since is not None:
+            return False
+        self.unroutable_since = at
+        self.status_reason = reason
+        self.updated_at = at
+        return True
+
+    def clear_unroutable(self, reason: str) -> None:
+        """An agent now offers what it needs: it is claimed like any other."""
+        self.unroutable_since = None
+        self.status_reason = reason
+
+    def release_unroutable(self, reason: str, at: datetime) -> StatusChanged:
+        """QUEUED -> PENDING: claimed, but its agents went away; give the slot back and wait."""
+        if self.status is not SessionStatus.QUEUED:
+            raise InvalidTransition(SESSION_MACHINE.name, self.status.value, "PENDING (release)")
+        event = self._apply_transition(SessionStatus.PENDING, reason, at)
+        self.lease_owner = None
+        self.lease_expires_at = None
+        self.unroutable_since = at
+        return event
+
+    def fail_unroutable(self, reason: str, at: datetime) -> StatusChanged:
+        """Waited too long for an agent: FAILED, not to be retried into the same wait."""
+        event = self.transition_to(SessionStatus.FAILED, reason, at=at)
+        self.error = {"reason": reason, "retryable": False}
+        return event
+
     def add_checkpoint(self, data: dict[str, Any], at: datetime | None = None) -> Checkpoint:
         """Append checkpoint n+1; only the newest `MAX_CHECKPOINTS_KEPT` are kept."""
         sequence = self.checkpoints[-1].sequence + 1 if self.checkpoints else 1
@@ -252,6 +292,7 @@ class Session(Transitions, DomainModel):
         return list(self.metadata.get(ATTEMPTS_KEY, []))
 
     def _on_transition(self, target: SessionStatus, at: datetime) -> None:
+        self.unroutable_since = None  # a wait for an agent is PENDING's alone
         self.metrics = self.metrics.on_status(target.value, at)
         if target is SessionStatus.COMPLETED:
             self.error = None

@@ -35,7 +35,7 @@ from domain.session import (
     SessionType,
 )
 from indorch.context import service_factory, tenant_database
-from indorch.output import console, print_error, print_record, print_rows
+from indorch.output import console, print_error, print_record, print_rows, print_warning
 
 if TYPE_CHECKING:
     from domain.decomposition import SubtaskSpec
@@ -336,6 +336,7 @@ def submit(
     with tenant_database(tenant) as database:
         service = _service(database)
         session = service.submit(tenant, request)
+        _warn_if_unserved(database, tenant, session.id)
         if not (as_json and wait):  # with --json --wait: only the session as it ended
             _print_session(session, as_json)
         if not wait:
@@ -352,6 +353,17 @@ def submit(
         raise typer.Exit(EXIT_WAIT_TIMED_OUT)
     if session.status not in SUCCESS:
         raise typer.Exit(EXIT_ENDED_OTHERWISE)
+
+
+def _warn_if_unserved(database: Database, tenant: str, session_id: str) -> None:
+    """Stored all the same: an agent may be registered in time. Said now, not in ten minutes."""
+    from services.unroutable import UnroutableSessions
+
+    for run_id, reason in UnroutableSessions(database).unserved(tenant, session_id).items():
+        print_warning(
+            f"session {run_id}: {reason} in tenant {tenant}: it waits PENDING for one "
+            "(indorch agent register ... --capability) and fails if none comes in time"
+        )
 
 
 def _wait(

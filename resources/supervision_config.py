@@ -47,6 +47,12 @@ class SupervisionConfig(dg.ConfigurableResource):
         description="While a tenant has a live wave, the dispatcher claims only sessions due "
         "this long (those its waves did not take on).",
     )
+    unroutable_timeout_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long a session waits PENDING for an agent that offers the capabilities "
+        "it needs (none does) before it ends FAILED, not retried.",
+    )
 
     def settings(self) -> SupervisionSettings:
         return SupervisionSettings(
@@ -60,3 +66,7 @@ class SupervisionConfig(dg.ConfigurableResource):
     @property
     def claim_lease(self) -> timedelta:
         return timedelta(seconds=self.claim_lease_seconds)
+
+    @property
+    def unroutable_wait(self) -> timedelta:
+        return timedelta(seconds=self.unroutable_timeout_seconds)

@@ -7,6 +7,8 @@ ticks never claim one session twice. A wave's id, its sessions' lease owner and 
 one value derived from the sessions and their versions: deterministic, and new for every claim.
 A tenant with a live wave run (queued or running) is left its new sessions: that wave takes them
 on itself (`services.top_up`); only those due for `left_behind_seconds` are claimed here.
+Sessions no agent of the tenant can serve are set aside by the claims and swept here first
+(`services.unroutable`): claimed once an agent offers what they need, FAILED after a wait.
 """
 
 from __future__ import annotations
@@ -93,12 +95,17 @@ def dispatch_sensor(
     supervision: SupervisionConfig,
     redis: RedisResource,
 ) -> dg.SensorResult | dg.SkipReason:
-    service = ServiceFactory.from_resources(database, redis, supervision).sessions()
+    services = ServiceFactory.from_resources(database, redis, supervision)
+    service = services.sessions()
+    unroutable = services.unroutable()
     with database.unit_of_work() as uow:
         tenants = uow.tenants.active_slugs()
     live = tenants_with_live_waves(context.instance)
     requests: list[dg.RunRequest] = []
     for tenant in tenants:
+        # Before the claims: one an agent offers what it needs now is claimed in this tick.
+        for session in unroutable.sweep(tenant, supervision.unroutable_wait):
+            context.log.info(f"tenant {tenant} session {session.id}: {session.status_reason}")
         for wave in tenant_waves(service, tenant, supervision, tenant in live):
             context.log.info(
                 f"tenant {tenant}: wave {wave.wave_id} with {len(wave.session_ids)} sessions: "

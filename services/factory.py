@@ -18,6 +18,7 @@ from domain.clock import utcnow
 from domain.events import SessionEvent
 
 if TYPE_CHECKING:
+    from domain.supervision_policy import SupervisionSettings
     from resources.database import Database
     from resources.database_resource import DatabaseResource
     from resources.opencode.resource import OpenCodeResource
@@ -27,8 +28,9 @@ if TYPE_CHECKING:
     from services.api_key_admin import ApiKeyAdmin
     from services.request_settlement import CoordinationService
     from services.session_service import SessionService
-    from services.supervisor import SupervisionSettings, WaveSupervisor
+    from services.supervisor import WaveSupervisor
     from services.tenant_admin import TenantAdmin
+    from services.unroutable import UnroutableSessions
     from services.user_admin import UserAdmin
 
 EventSink = Callable[[SessionEvent], None]
@@ -86,6 +88,11 @@ class ServiceFactory:
             settings=settings,
             clock=self.clock,
         )
+
+    def unroutable(self) -> UnroutableSessions:
+        from services.unroutable import UnroutableSessions
+
+        return UnroutableSessions(self.database, publish=self.publish, clock=self.clock)
 
     def tenants(self) -> TenantAdmin:
         from services.tenant_admin import TenantAdmin

@@ -40,6 +40,12 @@ from domain.session import Priority, Session, SessionStatus, SessionType
 from resources.database import Database, UnitOfWork, tenant_scope, unit_of_work
 from services.agent_control import AgentControl
 from services.request_settlement import sync_task
+from services.unroutable import (
+    MAX_MARKING_ROUNDS,
+    offered_capabilities,
+    released_if_unroutable,
+    set_aside_if_unroutable,
+)
 
 logger = logging.getLogger(__name__)
 EventSink = Callable[[SessionEvent], None]
@@ -330,12 +336,24 @@ class SessionService:
             slots = min(free_session_slots(tenant, uow.sessions.count_active()), limit)
             if not tenant.active or slots <= 0:
                 return Claim(owner, claimed)
-            candidates = uow.sessions.due_pending(
-                now, slots, due_by=due_by, max_duration_seconds=max_duration_seconds
-            )
-            if not candidates:
-                return Claim(owner, claimed)
-            owner = owner_for(candidates)
+            # Those no agent can serve are set aside (marked, left PENDING): others fill the slots.
+            offered = offered_capabilities(uow)
+            candidates: list[Session] = []
+            for _ in range(MAX_MARKING_ROUNDS):
+                due = uow.sessions.due_pending(
+                    now,
+                    slots - len(candidates),
+                    due_by=due_by,
+                    max_duration_seconds=max_duration_seconds,
+                )
+                routable = [
+                    s for s in due if not set_aside_if_unroutable(uow, s, offered, now, recorded)
+                ]
+                candidates += routable
+                if len(routable) == len(due) or len(candidates) == slots:
+                    break
+            if candidates:
+                owner = owner_for(candidates)
             for session in candidates:
                 if _claim(uow, session, owner, now + lease, now, recorded):
                     claimed.append(session)
@@ -354,7 +372,15 @@ class SessionService:
             tenant = uow.tenants.get_for_update(tenant_id)
             session = uow.sessions.get(session_id)
             has_slot = free_session_slots(tenant, uow.sessions.count_active()) > 0
-            if session.status is SessionStatus.PENDING and tenant.active and has_slot:
+            if (
+                session.status is SessionStatus.PENDING
+                and session.unroutable_since is None
+                and tenant.active
+                and has_slot
+                and not set_aside_if_unroutable(
+                    uow, session, offered_capabilities(uow), now, recorded
+                )
+            ):
                 _claim(uow, session, owner, now + lease, now, recorded)
         for event in recorded:
             self._publish(event)
@@ -364,9 +390,11 @@ class SessionService:
         self, tenant_id: str, limit: int, lease: timedelta, owner_for: OwnerNaming
     ) -> Claim:
         """Sessions whose supervisor is gone (claimed but never started, or running with an
-        expired lease), leased to a new owner (wave) that starts or adopts them."""
+        expired lease), leased to a new owner (wave) that starts or adopts them. One claimed
+        but never started that no agent can serve any more goes back to PENDING instead."""
         now = self._clock()
         leased: list[Session] = []
+        recorded: list[SessionEvent] = []
         owner = ""
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
             stale = uow.sessions.with_expired_lease(
@@ -374,7 +402,10 @@ class SessionService:
                 {SessionStatus.QUEUED, SessionStatus.RUNNING, SessionStatus.DEGRADED},
                 limit=limit,
             )
+            if any(s.status is SessionStatus.QUEUED and s.required_capabilities for s in stale):
+                stale = released_if_unroutable(uow, stale, now, recorded)
             if not stale:
+                self._publish_all(recorded)
                 return Claim(owner, leased)
             owner = owner_for(stale)
             for session in stale:
@@ -385,7 +416,12 @@ class SessionService:
                 except ConcurrentModification:
                     continue
                 leased.append(session)
+        self._publish_all(recorded)
         return Claim(owner, leased)
+
+    def _publish_all(self, events: list[SessionEvent]) -> None:
+        for event in events:
+            self._publish(event)
 
     def _retry_policy(self, session: Session) -> RetryPolicy:
         if self._retry_base_seconds is None:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -117,6 +118,14 @@ class SessionRow(Base):
         UniqueConstraint("tenant_id", "idempotency_key"),
         Index("ix_sessions_dispatch", "tenant_id", "status", "priority", "id"),
         Index("ix_sessions_status_lease", "status", "lease_expires_at"),
+        # Few rows: the sessions waiting for an agent that offers what they need (0004).
+        Index(
+            "ix_sessions_unroutable",
+            "tenant_id",
+            "unroutable_since",
+            postgresql_where=text("unroutable_since IS NOT NULL"),
+            sqlite_where=text("unroutable_since IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -149,6 +158,7 @@ class SessionRow(Base):
     agent_session_id: Mapped[str | None] = mapped_column(String(200))
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None]
+    unroutable_since: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
     last_event_seq: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]

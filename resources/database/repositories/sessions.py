@@ -129,6 +129,7 @@ def _to_domain(row: SessionRow, checkpoints: list[Checkpoint] | None = None) -> 
         cost_cap=CostCap.model_validate(row.cost_cap) if row.cost_cap else None,
         lease_owner=row.lease_owner,
         lease_expires_at=row.lease_expires_at,
+        unroutable_since=row.unroutable_since,
         version=row.version,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -149,6 +150,7 @@ def _mutable_columns(session: Session) -> dict[str, Any]:
         "agent_session_id": session.agent_session_id,
         "lease_owner": session.lease_owner,
         "lease_expires_at": session.lease_expires_at,
+        "unroutable_since": session.unroutable_since,
         "tags": session.tags,
         "metadata": session.metadata,
         "updated_at": session.updated_at,
@@ -286,8 +288,9 @@ class SessionRepository(TenantScopedRepository):
     ) -> list[Session]:
         """PENDING sessions whose backoff has passed, most urgent first (priority, then age).
 
-        Not coordinating parents, nor subtasks whose prerequisites have not all COMPLETED or
-        whose parent is not PENDING/RUNNING. `due_by`: only those due (submitted, or their
+        Not coordinating parents, nor sessions waiting for an agent that offers what they need
+        (`unroutable`), nor subtasks whose prerequisites have not all COMPLETED or whose parent
+        is not PENDING/RUNNING. `due_by`: only those due (submitted, or their
         retry's backoff over) by then; `max_duration_seconds`: only those allowed no longer.
         """
         due_at = func.coalesce(SessionRow.next_attempt_at, SessionRow.created_at)
@@ -296,6 +299,7 @@ class SessionRepository(TenantScopedRepository):
             .where(
                 SessionRow.tenant_id == self.tenant_id,
                 SessionRow.status == SessionStatus.PENDING.value,
+                SessionRow.unroutable_since.is_(None),
                 or_(SessionRow.next_attempt_at.is_(None), SessionRow.next_attempt_at <= now),
                 ~_coordinates(),
                 ~_waits_for_prerequisites(),
@@ -308,6 +312,20 @@ class SessionRepository(TenantScopedRepository):
             query = query.where(due_at <= due_by)
         if max_duration_seconds is not None:
             query = query.where(SessionRow.max_duration_seconds <= max_duration_seconds)
+        return [_to_domain(row) for row in self._session.scalars(query)]
+
+    def unroutable(self, limit: int = 100) -> list[Session]:
+        """PENDING sessions waiting for an agent that offers their capabilities, longest first."""
+        query = (
+            select(SessionRow)
+            .where(
+                SessionRow.tenant_id == self.tenant_id,
+                SessionRow.unroutable_since.is_not(None),
+                SessionRow.status == SessionStatus.PENDING.value,
+            )
+            .order_by(SessionRow.unroutable_since, SessionRow.id)
+            .limit(limit)
+        )
         return [_to_domain(row) for row in self._session.scalars(query)]
 
     def coordinators(self, statuses: Collection[SessionStatus], limit: int = 100) -> list[Session]:

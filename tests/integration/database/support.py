@@ -74,6 +74,9 @@ def new_tenant(db: Database, prefix: str = "t") -> str:
     return slug
 
 
+SESSIONS_PER_SEED = 5  # session, child, coordinator, abandoned subtask, unroutable
+
+
 @dataclass(frozen=True)
 class Seed:
     """One tenant's records, as the repositories returned them after seeding."""
@@ -88,6 +91,7 @@ class Seed:
     child_session: Session  # PENDING, parent = session
     coordinator: Session  # CANCELLED parent of a decomposed request
     abandoned_subtask: Session  # PENDING child of coordinator, linked to a task
+    unroutable_session: Session  # PENDING, set aside: needs rust, which no agent offers
     task: Task  # READY, linked to session
     subtask: Task  # PENDING, child of task, depends on task
     job: FineTuningJob  # QUEUED
@@ -136,6 +140,13 @@ def seed_tenant(db: Database, tenant: str) -> Seed:
             Session(tenant_id=tenant, title="x", initial_prompt="x", parent_id=coordinator.id)
         )
         uow.tasks.add(Task(tenant_id=tenant, title="x", session_id=abandoned.id))
+        unroutable = uow.sessions.add(
+            Session(
+                tenant_id=tenant, title="Port", initial_prompt="x", required_capabilities=["rust"]
+            )
+        )
+        unroutable.mark_unroutable("no agent offers rust", unroutable.created_at)
+        uow.sessions.save(unroutable)
         task = uow.tasks.add(Task(tenant_id=tenant, title="Plan", session_id=session.id))
         uow.tasks.save_transition(task, task.transition_to(TaskStatus.READY))
         subtask = uow.tasks.add(
@@ -183,6 +194,7 @@ def seed_tenant(db: Database, tenant: str) -> Seed:
             child_session=uow.sessions.get(child.id),
             coordinator=uow.sessions.get(coordinator.id),
             abandoned_subtask=uow.sessions.get(abandoned.id),
+            unroutable_session=uow.sessions.get(unroutable.id),
             task=uow.tasks.get(task.id),
             subtask=uow.tasks.get(subtask.id),
             job=uow.fine_tuning_jobs.get(job.id),

@@ -21,7 +21,13 @@ from sqlalchemy.orm import Session as OrmSession
 
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.schema import TENANT_TABLES
-from tests.integration.database.support import APP_ROLE, Seed, new_tenant, seed_tenant
+from tests.integration.database.support import (
+    APP_ROLE,
+    SESSIONS_PER_SEED,
+    Seed,
+    new_tenant,
+    seed_tenant,
+)
 
 APPEND_ONLY_TABLES = ("session_events", "status_events")
 
@@ -212,7 +218,7 @@ def test_rows_of_another_tenant_cannot_be_updated_or_deleted(
             connection.execute(
                 text("UPDATE sessions SET title = title WHERE tenant_id = :t"), {"t": a.tenant}
             ).rowcount
-            == 4
+            == SESSIONS_PER_SEED
         )
 
 
@@ -246,7 +252,9 @@ def test_database_sets_the_tenant_for_each_transaction(
         with tenant_scope(a.tenant), unit_of_work(db) as uow:
             assert _tenant_setting(uow.session) == a.tenant
             pid = uow.session.execute(text("SELECT pg_backend_pid()")).scalar_one()
-            assert uow.session.execute(text("SELECT count(*) FROM sessions")).scalar_one() == 4
+            assert uow.session.execute(text("SELECT count(*) FROM sessions")).scalar_one() == (
+                SESSIONS_PER_SEED
+            )
         with tenant_scope(b.tenant), unit_of_work(db) as uow:
             assert _tenant_setting(uow.session) == b.tenant
             assert uow.session.execute(text("SELECT pg_backend_pid()")).scalar_one() == pid

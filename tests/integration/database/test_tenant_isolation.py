@@ -305,7 +305,7 @@ CASES: list[Case] = [
         "SessionRepository.due_pending",
         "B's pending sessions only",
         lambda uow, a, b: uow.sessions.due_pending(utcnow(), 100),
-        check=only_b("child_session", "coordinator", "abandoned_subtask"),
+        check=only_b("child_session", "coordinator", "abandoned_subtask", "unroutable_session"),
     ),
     Case(
         "SessionRepository.coordinators",
@@ -318,6 +318,12 @@ CASES: list[Case] = [
         "B's abandoned subtasks only",
         lambda uow, a, b: uow.sessions.abandoned_subtasks(),
         check=only_b("abandoned_subtask"),
+    ),
+    Case(
+        "SessionRepository.unroutable",
+        "B's set-aside sessions only",
+        lambda uow, a, b: uow.sessions.unroutable(),
+        check=only_b("unroutable_session"),
     ),
     Case(
         "SessionRepository.leased_by",
@@ -628,6 +634,7 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
         {SessionStatus.CANCELLED}
     ),
     "SessionRepository.abandoned_subtasks": lambda uow, a: uow.sessions.abandoned_subtasks(),
+    "SessionRepository.unroutable": lambda uow, a: uow.sessions.unroutable(),
     "SessionRepository.leased_by": lambda uow, a: uow.sessions.leased_by("wave-1"),
     "SessionRepository.renew_leases": lambda uow, a: uow.sessions.renew_leases("wave-1", utcnow()),
     "SessionRepository.with_expired_lease": lambda uow, a: uow.sessions.with_expired_lease(

@@ -1,9 +1,12 @@
 """The dispatch sensor and long-lived waves: while a tenant has a live wave run (which takes on
 its tenant's new sessions itself), the sensor claims only the sessions left behind; a tenant
-without one gets new waves at once. Real sensor evaluation on a real SQLite database."""
+without one gets new waves at once. A session no agent of its tenant can serve gets no wave: it
+waits PENDING, is claimed in the tick an agent offers what it needs, and ends FAILED after the
+configured wait. Real sensor evaluation on a real SQLite database."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -11,12 +14,14 @@ from datetime import timedelta
 import dagster as dg
 import pytest
 
+from domain.agent import Agent
 from domain.clock import utcnow
+from domain.session import SessionStatus
 from domain.tenant import Tenant
 from instance_plugins.dagster_internals import create_run_for_test
 from orchestrator_defs.sessions.job import session_wave
 from resources.dagster_partitions import tenant_partitions
-from resources.database import Database, unit_of_work
+from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.migrate import upgrade
 from resources.database_resource import DatabaseResource
 from resources.opencode.resource import OpenCodeResource
@@ -44,16 +49,30 @@ def _tenant(database: Database) -> str:
     return slug
 
 
-def _submit(database: Database, tenant: str, seconds_ago: float) -> str:
+def _submit(database: Database, tenant: str, seconds_ago: float, *needs: str) -> str:
     at = utcnow() - timedelta(seconds=seconds_ago)
     service = SessionService(database, clock=lambda: at)
-    return service.submit(tenant, SubmitSession(title="work", prompt="Do it.")).id
+    request = SubmitSession(title="work", prompt="Do it.", required_capabilities=list(needs))
+    return service.submit(tenant, request).id
 
 
-def _tick(instance: dg.DagsterInstance, database: Database) -> dg.SensorResult:
+def _agent(database: Database, tenant: str, *capabilities: str) -> None:
+    agent = Agent(
+        tenant_id=tenant,
+        name=f"agent-{'-'.join(capabilities)}",
+        server_url="http://127.0.0.1:9",
+        capabilities=list(capabilities),
+    )
+    with tenant_scope(tenant), unit_of_work(database) as uow:
+        uow.agents.add(agent)
+
+
+def _tick(
+    instance: dg.DagsterInstance, database: Database, supervision: SupervisionConfig = SUPERVISION
+) -> dg.SensorResult:
     resources = {
         "database": DatabaseResource(url=str(database.url)),
-        "supervision": SUPERVISION,
+        "supervision": supervision,
         "redis": RedisResource(url=None),
     }
     with dg.build_sensor_context(
@@ -67,8 +86,10 @@ def _tick(instance: dg.DagsterInstance, database: Database) -> dg.SensorResult:
         return dispatch_sensor.evaluate_tick(context)
 
 
-def _claimed(instance: dg.DagsterInstance, database: Database) -> list[str]:
-    result = _tick(instance, database)
+def _claimed(
+    instance: dg.DagsterInstance, database: Database, supervision: SupervisionConfig = SUPERVISION
+) -> list[str]:
+    result = _tick(instance, database, supervision)
     return [
         session_id
         for request in result.run_requests or []
@@ -120,3 +141,43 @@ def test_a_wave_run_is_requested_for_its_tenants_partition_which_is_added_first(
         for key in request.partition_keys
     ]
     assert added == [new]
+
+
+def test_a_session_no_agent_can_serve_gets_no_wave_and_the_tenants_others_do(
+    database: Database,
+) -> None:
+    tenant = _tenant(database)
+    _agent(database, tenant, "python")
+    rust = _submit(database, tenant, 30, "rust")
+    python = _submit(database, tenant, 0, "python")
+    with dg.instance_for_test() as instance:
+        assert _claimed(instance, database) == [python]
+        assert _claimed(instance, database) == []
+    waiting = SessionService(database).get(tenant, rust)
+    assert (waiting.status, waiting.status_reason) == (
+        SessionStatus.PENDING,
+        "no agent offers rust",
+    )
+
+
+def test_the_tick_an_agent_offers_it_the_waiting_session_gets_its_wave(database: Database) -> None:
+    tenant = _tenant(database)
+    _agent(database, tenant, "python")
+    rust = _submit(database, tenant, 0, "rust")
+    with dg.instance_for_test() as instance:
+        assert _claimed(instance, database) == []
+        _agent(database, tenant, "rust")
+        assert _claimed(instance, database) == [rust]
+
+
+def test_after_the_configured_wait_it_fails_and_is_not_retried(database: Database) -> None:
+    supervision = SupervisionConfig(unroutable_timeout_seconds=0.05)
+    tenant = _tenant(database)
+    rust = _submit(database, tenant, 0, "rust")
+    with dg.instance_for_test() as instance:
+        assert _claimed(instance, database, supervision) == []
+        time.sleep(0.1)
+        assert _claimed(instance, database, supervision) == []
+    failed = SessionService(database).get(tenant, rust)
+    assert (failed.status, failed.status_reason) == (SessionStatus.FAILED, "no agent offers rust")
+    assert not failed.can_retry

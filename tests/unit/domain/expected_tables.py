@@ -8,7 +8,7 @@ from __future__ import annotations
 
 SESSION_TABLE: dict[str, set[str]] = {
     "PENDING": {"QUEUED", "RUNNING", "CANCELLED", "FAILED"},
-    "QUEUED": {"RUNNING", "CANCELLED", "FAILED"},
+    "QUEUED": {"PENDING", "RUNNING", "CANCELLED", "FAILED"},
     "RUNNING": {
         "COMPLETED",
         "PARTIALLY_COMPLETED",

@@ -4,7 +4,7 @@ At each step the walk asks for some state, allowed or not (biased towards allowe
 walks get deep). Allowed moves succeed and their events chain (each event's old status is the
 previous event's new one); refused moves raise `InvalidTransition` and change nothing; final
 states never move. Sessions go back to PENDING only through `retry()`, at most `max_retries`
-times.
+times, or, claimed (QUEUED), through `release_unroutable()`, which counts no retry.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def _assert_chain(events: list[StatusChanged], first_old: str, last_new: str) ->
 def test_session_walk_follows_the_table(data: st.DataObject, max_retries: int) -> None:
     session = Session(tenant_id="acme", title="walk", initial_prompt="go", max_retries=max_retries)
     events: list[StatusChanged] = []
+    releases = 0
 
     for step in range(STEPS):
         current = session.status.value
@@ -68,6 +69,11 @@ def test_session_walk_follows_the_table(data: st.DataObject, max_retries: int) -
                 with pytest.raises(RetriesExhausted):
                     session.retry(at=at)
                 assert session.model_dump() == before
+        elif current == "QUEUED" and target == "PENDING":
+            with pytest.raises(InvalidTransition):  # a plain transition may not: only a release
+                session.transition_to(SessionStatus.PENDING, at=at)
+            events.append(session.release_unroutable("no agent offers rust", at=at))
+            releases += 1
         elif target in SESSION_TABLE[current]:
             events.append(session.transition_to(SessionStatus(target), at=at))
         else:
@@ -80,7 +86,7 @@ def test_session_walk_follows_the_table(data: st.DataObject, max_retries: int) -
         assert session.metrics.retries == session.retry_count
 
     _assert_chain(events, "PENDING", session.status.value)
-    assert sum(event.new_status == "PENDING" for event in events) == session.retry_count
+    assert sum(event.new_status == "PENDING" for event in events) == session.retry_count + releases
 
 
 @WALKS

@@ -24,7 +24,6 @@ from tests.unit.domain.expected_tables import (
     FINE_TUNING_FINAL,
     FINE_TUNING_TABLE,
     SESSION_FINAL,
-    SESSION_RETRYABLE,
     SESSION_TABLE,
     TASK_FINAL,
     TASK_TABLE,
@@ -114,8 +113,8 @@ def test_entity_transition_records_an_event_or_changes_nothing(
     kind: str, current: str, target: str, allowed: bool
 ) -> None:
     entity = make_entity(kind, current)
-    # A retry back to PENDING must go through Session.retry(), never transition_to().
-    if kind == "session" and current in SESSION_RETRYABLE and target == "PENDING":
+    # Back to PENDING only through Session.retry() or, claimed, Session.release_unroutable().
+    if kind == "session" and target == "PENDING":
         allowed = False
     status_enum = MACHINES[kind][1]
     before = entity.model_dump()
