@@ -7,7 +7,7 @@ from datetime import timedelta
 import dagster as dg
 from pydantic import Field
 
-from services.supervisor import SupervisionSettings
+from domain.supervision_policy import SupervisionSettings
 
 
 class SupervisionConfig(dg.ConfigurableResource):

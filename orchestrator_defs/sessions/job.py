@@ -27,7 +27,7 @@ from resources.redis_resource import RedisResource
 from resources.supervision_config import SupervisionConfig
 from services.session_outcome import SessionOutcome
 from services.session_service import SessionService, SubmitSession
-from services.supervisor import WaveSupervisor
+from services.supervision.wave import WaveSupervisor
 from services.top_up import TopUp, claim_next_for
 
 FINAL_OR_WAITING = {"COMPLETED", "PARTIALLY_COMPLETED", "FAILED", "TIMEOUT", "STOPPED"}
@@ -66,10 +66,15 @@ def supervise_wave(
         + ", ".join(session_ids)
     )
     supervisor = WaveSupervisor(
-        db, opencode, owner=owner, publish=publish, settings=supervision.settings()
+        db,
+        opencode,
+        tenant=config.tenant,
+        owner=owner,
+        publish=publish,
+        settings=supervision.settings(),
     )
     top_up = None if config.prompt else _top_up(context, db, config.tenant, owner, supervision)
-    outcomes = asyncio.run(supervisor.run(config.tenant, session_ids, top_up=top_up))
+    outcomes = asyncio.run(supervisor.run(session_ids, top_up=top_up))
     _ensure_partition(context, config.tenant)
     # One log line for the wave's outcomes (every session id in it, searchable in the run's
     # log); each log line is a write to Dagster's event log, so not one per session.

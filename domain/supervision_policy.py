@@ -1,0 +1,24 @@
+"""How a wave supervises its sessions: leases, polling, routing pace, workspaces, event batching.
+
+Plain settings, so the configuration resource (resources/) and the supervisor (services/) share
+them without the resource importing a service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class SupervisionSettings:
+    lease: timedelta = timedelta(seconds=60)
+    renew_every: timedelta = timedelta(seconds=15)
+    orphan_after_seconds: float = 15.0  # agent server unreachable this long: agent session lost
+    poll_seconds: float = 1.0
+    routing_wait_seconds: float = 2.0  # between routing attempts while every agent is full
+    routing_refresh_seconds: float = 1.0  # agents and their load re-read at most this often
+    tenant_workspaces: bool = True  # each tenant's sessions in its own worktree on a server
+    diff_settle_seconds: float = 2.0  # the server's diff may lag the session's idle this long
+    starts_per_agent: int = 8  # session starts (create + prompt) in flight at once per agent
+    event_flush_seconds: float = 0.25  # observational events wait at most this long (EventBatch)
