@@ -19,11 +19,9 @@ from domain.routing import AgentState, choose_agent
 from domain.session import Session
 from domain.supervision_policy import SupervisionSettings
 from resources.database import Database, unit_of_work
-from resources.opencode.client import OpenCodeClient
 from resources.opencode.errors import AgentServerError
-from resources.opencode.event_stream import ServerEventStream
-from resources.opencode.resource import OpenCodeResource
 from services.agent_load import AgentLoadView
+from services.supervision.agent_server import AgentEventStream, AgentServer, AgentServers
 from services.supervision.session_recorder import SessionRecorder
 from services.tenant_workspaces import tenant_workspace
 
@@ -34,8 +32,8 @@ STREAM_START_WAIT_SECONDS = 5.0
 @dataclass
 class AgentLink:
     agent: Agent
-    client: OpenCodeClient
-    stream: ServerEventStream
+    client: AgentServer
+    stream: AgentEventStream
     # Starts queue here rather than all hitting the server at once (it answers slowly, then not).
     starting: asyncio.Semaphore
     directory: str | None = None  # the tenant's workspace on the server (None: its default)
@@ -48,14 +46,14 @@ class AgentPool:
     def __init__(
         self,
         database: Database,
-        opencode: OpenCodeResource,
+        servers: AgentServers,
         tenant: str,
         recorder: SessionRecorder,
         settings: SupervisionSettings,
         clock: Callable[[], datetime],
     ) -> None:
         self._database = database
-        self._opencode = opencode
+        self._servers = servers
         self._tenant = tenant
         self._recorder = recorder
         self._settings = settings
@@ -104,7 +102,7 @@ class AgentPool:
     async def link(self, agent: Agent) -> AgentLink:
         link = self._links.get(agent.id)
         if link is None:
-            client = self._opencode.client_for(agent)
+            client = self._servers.client_for(agent)
             directory, workspace_ready = None, True
             if self._settings.tenant_workspaces:
                 try:
@@ -114,7 +112,7 @@ class AgentPool:
                         "tenant %s: no workspace on agent %s: %s", self._tenant, agent.id, error
                     )
                     workspace_ready = False
-            stream = ServerEventStream(client, directory)
+            stream = client.event_stream(directory)
             link = AgentLink(
                 agent=agent,
                 client=client,

@@ -16,9 +16,9 @@ from domain.clock import utcnow
 from domain.session import SessionStatus
 from domain.supervision_policy import SupervisionSettings
 from resources.database import Database, tenant_scope
-from resources.opencode.resource import OpenCodeResource
 from services.session_outcome import SessionOutcome, outcome_of
 from services.supervision.agent_pool import AgentPool
+from services.supervision.agent_server import AgentServers
 from services.supervision.followed_session import SUPERVISED
 from services.supervision.lease_keeper import LeaseKeeper
 from services.supervision.session_follower import SessionFollower
@@ -30,12 +30,13 @@ logger = logging.getLogger(__name__)
 
 
 class WaveSupervisor:
-    """Supervises sessions of `tenant` leased to `owner` (the wave's id)."""
+    """Supervises sessions of `tenant` leased to `owner` (the wave's id) on the agents' servers
+    (`servers`: `resources.opencode.resource.OpenCodeResource`, or a fake in tests)."""
 
     def __init__(
         self,
         database: Database,
-        opencode: OpenCodeResource,
+        servers: AgentServers,
         *,
         tenant: str,
         owner: str,
@@ -48,7 +49,7 @@ class WaveSupervisor:
         self._settings = settings = settings or SupervisionSettings()
         self._clock = clock
         self._recorder = SessionRecorder(database, tenant, owner, publish, clock)
-        self._pool = AgentPool(database, opencode, tenant, self._recorder, settings, clock)
+        self._pool = AgentPool(database, servers, tenant, self._recorder, settings, clock)
         self._leases = LeaseKeeper(database, tenant, owner, self._recorder, settings, clock)
         self._start = SessionStart(self._pool, self._recorder, owner, settings, clock)
         self._follower = SessionFollower(self._recorder, self._leases, settings, clock)
