@@ -56,8 +56,12 @@ class SessionFollower:
                 return ended
 
     async def _next_event(self, queue: asyncio.Queue[ServerEvent]) -> ServerEvent | None:
+        """The next event, or None after `poll_seconds`. Not `asyncio.wait_for`: on Python
+        3.11 it returns an event that arrives together with the task's cancellation and drops
+        the cancellation, so a cancelled wave waited forever on a session that went on."""
         try:
-            return await asyncio.wait_for(queue.get(), self._settings.poll_seconds)
+            async with asyncio.timeout(self._settings.poll_seconds):
+                return await queue.get()
         except TimeoutError:
             return None
 
