@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -368,10 +367,3 @@ class FakeAgentControl:
 
     def send_prompt(self, agent: Agent, agent_session_id: str, text: str) -> None:
         raise NotImplementedError("not needed by the supervisor's tests")
-
-
-async def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Return once `condition()` holds; fail the test after `timeout` seconds."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.001)
