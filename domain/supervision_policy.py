@@ -1,5 +1,8 @@
-"""How a wave supervises its sessions: leases, polling, routing waits, start pacing. Plain values,
-built from the Dagster `SupervisionConfig` resource and read by the supervisor."""
+"""How a wave supervises its sessions: leases, polling, routing pace, workspaces, event batching.
+
+Plain settings, so the configuration resource (resources/) and the supervisor (services/) share
+them without the resource importing a service.
+"""
 
 from __future__ import annotations
 

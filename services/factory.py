@@ -21,14 +21,14 @@ if TYPE_CHECKING:
     from domain.supervision_policy import SupervisionSettings
     from resources.database import Database
     from resources.database_resource import DatabaseResource
-    from resources.opencode.resource import OpenCodeResource
     from resources.redis.resource import RedisResource
     from resources.supervision_config import SupervisionConfig
     from services.agent_control import AgentControl
     from services.api_key_admin import ApiKeyAdmin
     from services.request_settlement import CoordinationService
     from services.session_service import SessionService
-    from services.supervisor import WaveSupervisor
+    from services.supervision.agent_server import AgentServers
+    from services.supervision.wave import WaveSupervisor
     from services.tenant_admin import TenantAdmin
     from services.unroutable import UnroutableSessions
     from services.user_admin import UserAdmin
@@ -76,13 +76,14 @@ class ServiceFactory:
         return CoordinationService(self.database, publish=self.publish, clock=self.clock)
 
     def supervisor(
-        self, opencode: OpenCodeResource, owner: str, settings: SupervisionSettings
+        self, servers: AgentServers, tenant: str, owner: str, settings: SupervisionSettings
     ) -> WaveSupervisor:
-        from services.supervisor import WaveSupervisor
+        from services.supervision.wave import WaveSupervisor
 
         return WaveSupervisor(
             self.database,
-            opencode,
+            servers,
+            tenant=tenant,
             owner=owner,
             publish=self.publish,
             settings=settings,

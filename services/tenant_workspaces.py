@@ -26,6 +26,7 @@ from resources.database import Database, tenant_scope, unit_of_work
 from resources.opencode.client import OpenCodeClient
 from resources.opencode.control import client_for
 from resources.opencode.errors import AgentServerError
+from services.supervision.agent_server import WorktreeHost
 
 logger = logging.getLogger(__name__)
 ATTEMPTS = 4  # a lost race costs one; a create refused by a racer's concurrent create one more
@@ -43,7 +44,7 @@ def new_worktree_name(tenant: str) -> str:
     return f"{workspace_name(tenant)}-{secrets.token_hex(3)}"
 
 
-async def tenant_workspace(client: OpenCodeClient, tenant: str, database: Database) -> str:
+async def tenant_workspace(client: WorktreeHost, tenant: str, database: Database) -> str:
     """The directory of the tenant's worktree on the client's server, created on first use and
     again when the server no longer has it. `AgentServerError` when the server fails."""
     server = client.base_url

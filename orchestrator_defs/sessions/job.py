@@ -69,13 +69,13 @@ def supervise_wave(
         f"tenant {config.tenant}: wave {owner} supervises {len(session_ids)} sessions: "
         + ", ".join(session_ids)
     )
-    supervisor = services.supervisor(opencode, owner, supervision.settings())
+    supervisor = services.supervisor(opencode, config.tenant, owner, supervision.settings())
     top_up = (
         None
         if config.prompt
         else wave_top_up(context.run.tags, services, config.tenant, owner, supervision)
     )
-    outcomes = asyncio.run(supervisor.run(config.tenant, session_ids, top_up=top_up))
+    outcomes = asyncio.run(supervisor.run(session_ids, top_up=top_up))
     ensure_tenant_partition(context.instance, config.tenant)
     # One log line for the wave's outcomes (every session id in it, searchable in the run's
     # log); each log line is a write to Dagster's event log, so not one per session.

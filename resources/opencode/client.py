@@ -24,7 +24,7 @@ import json as jsonlib
 import logging
 import ssl
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from httpx_sse import EventSource, SSEError, aconnect_sse
@@ -39,6 +39,9 @@ from resources.opencode.models import (
     SessionStatus,
     Worktree,
 )
+
+if TYPE_CHECKING:
+    from resources.opencode.event_stream import ServerEventStream
 
 logger = logging.getLogger(__name__)
 
@@ -247,6 +250,13 @@ class OpenCodeClient:
             "POST", f"/permission/{request_id}/reply", json=body, directory=directory
         )
         return bool(response.json())
+
+    def event_stream(self, directory: str | None = None) -> ServerEventStream:
+        """A new, not yet started, `GET /event` stream of this server, scoped to `directory`
+        (`services.supervision.agent_server.AgentServer`)."""
+        from resources.opencode.event_stream import ServerEventStream  # it builds on this client
+
+        return ServerEventStream(self, directory)
 
     # --- worktrees --------------------------------------------------------------------------
 

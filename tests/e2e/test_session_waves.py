@@ -23,6 +23,7 @@ import pytest
 
 from domain.agent import Agent
 from domain.session import Session, SessionStatus
+from domain.supervision_policy import SupervisionSettings
 from domain.tenant import Tenant
 from orchestrator_defs.sessions.job import session_wave
 from resources.database import Database, tenant_scope, unit_of_work
@@ -36,7 +37,7 @@ from sensors.dispatch import dispatch_sensor
 from sensors.retry import retry_sensor
 from services.session_outcome import SessionOutcome
 from services.session_service import SessionService, SubmitSession
-from services.supervisor import SupervisionSettings, WaveSupervisor
+from services.supervision.wave import WaveSupervisor
 from services.tenant_workspaces import remove_tenant_workspaces
 from services.top_up import TopUp, claim_next_for
 from standins.opencode_server import OpenCodeServer
@@ -306,8 +307,10 @@ async def start_wave(
     top_up: TopUp | None = None,
 ) -> asyncio.Task[list[SessionOutcome]]:
     """A wave supervising `ids` in the background, once session `running` is RUNNING."""
-    supervisor = WaveSupervisor(world.database, OpenCodeResource(), owner=owner, settings=settings)
-    task = asyncio.create_task(supervisor.run(TENANT, ids, top_up=top_up))
+    supervisor = WaveSupervisor(
+        world.database, OpenCodeResource(), tenant=TENANT, owner=owner, settings=settings
+    )
+    task = asyncio.create_task(supervisor.run(ids, top_up=top_up))
     while world.session(running).status is not SessionStatus.RUNNING:
         await asyncio.sleep(0.1)
     return task
@@ -362,8 +365,8 @@ def test_tenants_sharing_an_agent_server_work_in_workspaces_of_their_own(
         owner = f"wave-{tenant}"
         claim = world.service.claim_pending(tenant, 10, timedelta(seconds=60), lambda s, o=owner: o)
         assert [s.id for s in claim.sessions] == [session_id]
-        supervisor = WaveSupervisor(world.database, OpenCodeResource(), owner=owner)
-        outcomes = asyncio.run(supervisor.run(tenant, [session_id]))
+        supervisor = WaveSupervisor(world.database, OpenCodeResource(), tenant=tenant, owner=owner)
+        outcomes = asyncio.run(supervisor.run([session_id]))
         assert [(o.status, o.files_changed) for o in outcomes] == [("COMPLETED", 1)]
 
     acme_dir = Path(world.session(ours).metadata["agent_directory"])
@@ -382,11 +385,12 @@ def test_a_hang_times_out_and_the_retry_completes(world: World) -> None:
     supervisor = WaveSupervisor(
         world.database,
         OpenCodeResource(),
+        tenant=TENANT,
         owner="wave-hang",
         settings=SupervisionSettings(poll_seconds=0.3),
         clock=accelerated_clock(30.0),  # the 60 s deadline passes in about 2 s
     )
-    [outcome] = asyncio.run(supervisor.run(TENANT, ids))
+    [outcome] = asyncio.run(supervisor.run(ids))
     assert outcome.status == "TIMEOUT"
     assert "max duration of 60 s" in world.session(session_id).status_reason
 
@@ -504,10 +508,11 @@ def test_a_killed_agent_server_orphans_the_session_and_the_retry_runs_elsewhere(
             supervisor = WaveSupervisor(
                 world.database,
                 OpenCodeResource(),
+                tenant=TENANT,
                 owner="wave-orphan",
                 settings=SupervisionSettings(poll_seconds=0.3, orphan_after_seconds=1.0),
             )
-            task = asyncio.create_task(supervisor.run(TENANT, ids))
+            task = asyncio.create_task(supervisor.run(ids))
             while not any(  # the model holds the agent's request: the session is mid-turn
                 request["script"] == "hang" and "A long one." in str(request["body"])
                 for request in scripted_model.requests()

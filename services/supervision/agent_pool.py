@@ -1,0 +1,135 @@
+"""The wave's agents: which one takes a session, and one link to each agent's server.
+
+A link holds the server's client, its one shared event stream (scoped to the tenant's workspace
+there) and a bound on the session starts in flight on it. Routing reads the agents and their load
+through `AgentLoadView`, not with a query per session; while every agent is full, a session waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from domain.agent import Agent
+from domain.errors import NoAgentAvailable
+from domain.routing import AgentState, choose_agent
+from domain.session import Session
+from domain.supervision_policy import SupervisionSettings
+from resources.database import Database, unit_of_work
+from resources.opencode.errors import AgentServerError
+from services.agent_load import AgentLoadView
+from services.supervision.agent_server import AgentEventStream, AgentServer, AgentServers
+from services.supervision.session_recorder import SessionRecorder
+from services.tenant_workspaces import tenant_workspace
+
+logger = logging.getLogger(__name__)
+STREAM_START_WAIT_SECONDS = 5.0
+
+
+@dataclass
+class AgentLink:
+    agent: Agent
+    client: AgentServer
+    stream: AgentEventStream
+    # Starts queue here rather than all hitting the server at once (it answers slowly, then not).
+    starting: asyncio.Semaphore
+    directory: str | None = None  # the tenant's workspace on the server (None: its default)
+    healthy: bool = True
+
+
+class AgentPool:
+    """The tenant's active agents as one wave sees them, linked on first use."""
+
+    def __init__(
+        self,
+        database: Database,
+        servers: AgentServers,
+        tenant: str,
+        recorder: SessionRecorder,
+        settings: SupervisionSettings,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._database = database
+        self._servers = servers
+        self._tenant = tenant
+        self._recorder = recorder
+        self._settings = settings
+        self._clock = clock
+        self._links: dict[str, AgentLink] = {}
+        self._routing_lock = asyncio.Lock()
+        self.load = AgentLoadView(
+            self._read_registry,
+            timedelta(seconds=settings.routing_refresh_seconds),
+            clock,
+        )
+
+    async def route(self, session: Session) -> AgentLink:
+        """Choose an agent; while all are full, wait (the wave renews the lease meanwhile)."""
+        waiting_for = ""
+        while True:
+            async with self._routing_lock:
+                busy = self.load.busy()
+                states = []
+                for agent in self.load.agents():
+                    link = await self.link(agent)
+                    states.append(
+                        AgentState(agent, busy[agent.id], healthy=link.healthy, now=self._clock())
+                    )
+                try:
+                    decision = choose_agent(states, session.required_capabilities)
+                except NoAgentAvailable as refused:
+                    reason = str(refused)
+                else:
+                    self.load.routed(decision.agent_id)
+                    self._recorder.append(
+                        session.id,
+                        "session.routed",
+                        {"agent_id": decision.agent_id, "reason": decision.reason},
+                    )
+                    return self._links[decision.agent_id]
+            if reason != waiting_for:  # recorded once per reason, not every round
+                self._recorder.append(session.id, "session.waiting", {"reason": reason})
+                waiting_for = reason
+            await asyncio.sleep(self._settings.routing_wait_seconds)
+
+    def agent(self, agent_id: str) -> Agent:
+        with unit_of_work(self._database) as uow:
+            return uow.agents.get(agent_id)
+
+    async def link(self, agent: Agent) -> AgentLink:
+        link = self._links.get(agent.id)
+        if link is None:
+            client = self._servers.client_for(agent)
+            directory, workspace_ready = None, True
+            if self._settings.tenant_workspaces:
+                try:
+                    directory = await tenant_workspace(client, self._tenant, self._database)
+                except AgentServerError as error:  # never fall back to a shared workspace
+                    logger.warning(
+                        "tenant %s: no workspace on agent %s: %s", self._tenant, agent.id, error
+                    )
+                    workspace_ready = False
+            stream = client.event_stream(directory)
+            link = AgentLink(
+                agent=agent,
+                client=client,
+                stream=stream,
+                directory=directory,
+                starting=asyncio.Semaphore(self._settings.starts_per_agent),
+            )
+            self._links[agent.id] = link
+            await stream.start(wait_seconds=STREAM_START_WAIT_SECONDS)
+            link.healthy = workspace_ready and stream.connected.is_set()
+        return link
+
+    async def close(self) -> None:
+        for link in self._links.values():
+            await link.stream.close()
+            await link.client.aclose()
+
+    def _read_registry(self) -> tuple[list[Agent], dict[str, int]]:
+        with unit_of_work(self._database) as uow:
+            return uow.agents.list(active_only=True), uow.sessions.active_by_agent()

@@ -1,0 +1,205 @@
+"""Following one session on its agent's event stream to its end, and enforcing its limits.
+
+Between events (at least every `poll_seconds`) the limits are checked: past its deadline the
+agent is aborted and the session ends TIMEOUT; past its cost cap, STOPPED; its server
+unreachable for `orphan_after_seconds`, ORPHANED; taken over by another wave, let go. A
+permission request is answered by the session's policy; an idle agent whose last answer is final
+completes it (or fails it with the agent's error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from domain.session import SessionStatus
+from domain.supervision_policy import SupervisionSettings
+from resources.opencode.errors import AgentServerError
+from resources.opencode.models import ServerEvent
+from services.session_outcome import SessionOutcome, outcome_of
+from services.supervision.followed_session import SUPERVISED, FollowedSession, turn_finished
+from services.supervision.lease_keeper import LeaseKeeper
+from services.supervision.session_recorder import SessionRecorder
+
+logger = logging.getLogger(__name__)
+DIFF_RETRY_SECONDS = 0.3
+
+
+class SessionFollower:
+    def __init__(
+        self,
+        recorder: SessionRecorder,
+        leases: LeaseKeeper,
+        settings: SupervisionSettings,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._recorder = recorder
+        self._leases = leases
+        self._settings = settings
+        self._clock = clock
+
+    async def follow(self, sup: FollowedSession) -> SessionOutcome:
+        assert sup.session.agent_session_id is not None
+        queue = sup.link.stream.subscribe(sup.session.agent_session_id)
+        while True:
+            if sup.tracker.idle_seen and await turn_finished(sup):
+                return await self._complete(sup)
+            sup.tracker.idle_seen = False
+            event = await self._next_event(queue)
+            if event is not None:
+                self._observe(sup, event)
+            ended = await self._check_limits(sup)
+            if ended is not None:
+                return ended
+
+    async def _next_event(self, queue: asyncio.Queue[ServerEvent]) -> ServerEvent | None:
+        """The next event, or None after `poll_seconds`. Not `asyncio.wait_for`: on Python
+        3.11 it returns an event that arrives together with the task's cancellation and drops
+        the cancellation, so a cancelled wave waited forever on a session that went on."""
+        try:
+            async with asyncio.timeout(self._settings.poll_seconds):
+                return await queue.get()
+        except TimeoutError:
+            return None
+
+    def _observe(self, sup: FollowedSession, event: ServerEvent) -> None:
+        session_id = sup.session.id
+        append = self._recorder.append
+        match event.type:
+            case "message.updated":
+                info = event.properties.get("info") or {}
+                if info.get("role") == "assistant":
+                    sup.tracker.observe_message_dict(info)
+            case "session.status":
+                status = event.status
+                if status is not None and status.type == "retry":
+                    sup.tracker.retries += 1
+                    append(
+                        session_id,
+                        "agent.retry",
+                        {"attempt": status.attempt, "message": status.message},
+                    )
+                elif status is not None and status.type == "idle":
+                    sup.tracker.idle_seen = True
+            case "session.idle":
+                sup.tracker.idle_seen = True
+            case "session.error":
+                sup.tracker.error = event.error
+                append(session_id, "agent.error", {"error": error_summary(event.error)})
+            case "message.part.updated":
+                part = event.properties.get("part") or {}
+                if part.get("type") == "tool" and (part.get("state") or {}).get("status") in {
+                    "completed",
+                    "error",
+                }:
+                    sup.tracker.tool_calls += 1
+                    append(
+                        session_id,
+                        "agent.tool",
+                        {"tool": part.get("tool"), "status": part["state"]["status"]},
+                    )
+            case "permission.asked":
+                asyncio.get_running_loop().create_task(self._answer_permission(sup, event))
+
+    async def _answer_permission(self, sup: FollowedSession, event: ServerEvent) -> None:
+        """Policy from the session's agent config: allow, reject, or wait (until the deadline)."""
+        policy = str(sup.session.agent_config.get("permission", "wait"))
+        request_id = event.properties.get("id")
+        self._recorder.append(
+            sup.session.id, "agent.permission", {"policy": policy, "request": request_id}
+        )
+        if policy in {"allow", "reject"} and request_id:
+            reply = "once" if policy == "allow" else "reject"
+            await sup.link.client.reply_permission(request_id, reply, directory=sup.link.directory)
+
+    async def _check_limits(self, sup: FollowedSession) -> SessionOutcome | None:
+        now = self._clock()
+        session = sup.session
+        finish = self._recorder.finish
+        deadline = session.deadline
+        if deadline is not None and now >= deadline:
+            await self._abort(sup, "deadline")
+            await self._collect_diff(sup)
+            return finish(
+                session,
+                SessionStatus.TIMEOUT,
+                f"ran past its max duration of {session.max_duration_seconds} s",
+                sup,
+            )
+        breach = session.cost_cap.breach(sup.tracker.metrics()) if session.cost_cap else None
+        if breach:
+            await self._abort(sup, "cost cap")
+            await self._collect_diff(sup)
+            return finish(session, SessionStatus.STOPPED, breach, sup)
+        if sup.link.stream.seconds_down() > self._settings.orphan_after_seconds:
+            try:
+                await sup.link.client.health()
+            except AgentServerError as error:
+                sup.link.healthy = False
+                return finish(
+                    session, SessionStatus.ORPHANED, f"agent server lost: {error.detail}", sup
+                )
+        return self._leases.taken_over(sup)
+
+    async def _complete(self, sup: FollowedSession) -> SessionOutcome:
+        await self._collect_diff(sup)
+        error = sup.tracker.error
+        session = sup.session
+        if error and error.get("name") == "MessageAbortedError" and not sup.aborted_by_us:
+            current = self._recorder.load(session.id)
+            if current.status not in SUPERVISED:
+                return outcome_of(current, f"{current.status.value} while running")
+        if error:
+            return self._recorder.finish(session, SessionStatus.FAILED, error_summary(error), sup)
+        return self._recorder.finish(session, SessionStatus.COMPLETED, "agent finished", sup)
+
+    async def _collect_diff(self, sup: FollowedSession) -> None:
+        """Files the agent changed in this agent session (the diff from its first prompt)."""
+        first_user = next((m for m in sup.tracker.messages if m.info.role == "user"), None)
+        if first_user is None or sup.session.agent_session_id is None:
+            return
+        loop = asyncio.get_running_loop()
+        settle_until = loop.time() + self._settings.diff_settle_seconds
+        while True:
+            try:
+                sup.tracker.diff = await sup.link.client.diff(
+                    sup.session.agent_session_id,
+                    message_id=first_user.info.id,
+                    directory=sup.link.directory,
+                )
+            except AgentServerError as error:
+                logger.warning("diff of %s unavailable: %s", sup.session.id, error)
+                return
+            pending = sup.tracker.diff_pending()
+            if not pending:
+                return
+            if loop.time() >= settle_until:
+                logger.info(
+                    "tenant %s session %s: diff lacks %s after %.0f s; taken from its tool calls",
+                    sup.session.tenant_id,
+                    sup.session.id,
+                    sorted(pending),
+                    self._settings.diff_settle_seconds,
+                )
+                return
+            await asyncio.sleep(DIFF_RETRY_SECONDS)
+
+    async def _abort(self, sup: FollowedSession, why: str) -> None:
+        sup.aborted_by_us = why
+        assert sup.session.agent_session_id is not None
+        try:
+            await sup.link.client.abort(sup.session.agent_session_id, directory=sup.link.directory)
+        except AgentServerError as error:
+            logger.warning("abort of %s failed: %s", sup.session.id, error)
+
+
+def error_summary(error: dict[str, Any] | None) -> str:
+    if not error:
+        return "unknown error"
+    data = error.get("data") or {}
+    detail = data.get("message") or ""
+    code = f" {data['statusCode']}" if data.get("statusCode") else ""
+    return f"{error.get('name', 'Error')}{code}: {detail}".strip()

@@ -1,0 +1,151 @@
+"""Every write of a wave: its sessions' state changes, their observations, the end of an attempt.
+
+Observations wait in an `EventBatch` and are written together (every fraction of a second) or
+with the session's next state change, before it; each event is published after its commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from domain.errors import ConcurrentModification
+from domain.events import SessionEvent
+from domain.session import Session, SessionStatus
+from resources.database import Database, UnitOfWork, tenant_scope, unit_of_work
+from services.event_batch import EventBatch
+from services.session_outcome import SessionOutcome, outcome_of
+
+if TYPE_CHECKING:
+    from services.supervision.followed_session import FollowedSession
+
+logger = logging.getLogger(__name__)
+EventSink = Callable[[SessionEvent], None]
+
+
+class SessionRecorder:
+    """The writes of one wave (lease owner `owner`) of one tenant."""
+
+    def __init__(
+        self,
+        database: Database,
+        tenant: str,
+        owner: str,
+        publish: EventSink | None,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._database = database
+        self._tenant = tenant
+        self._owner = owner
+        self._publish = publish or (lambda event: None)
+        self._clock = clock
+        self._events = EventBatch()
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    def load(self, session_id: str) -> Session:
+        with unit_of_work(self._database) as uow:
+            return uow.sessions.get(session_id)
+
+    def save(self, session: Session) -> None:
+        with unit_of_work(self._database) as uow:
+            uow.sessions.save(session)
+
+    def save_transition(self, session: Session, target: SessionStatus, reason: str) -> None:
+        with self.state_change(session) as (uow, recorded):
+            event = session.transition_to(target, reason, at=self._clock())
+            recorded.append(uow.sessions.save_transition(session, event))
+
+    def current_outcome(self, session_id: str, reason: str) -> SessionOutcome:
+        with tenant_scope(self._tenant):
+            return outcome_of(self.load(session_id), reason)
+
+    def finish(
+        self,
+        session: Session,
+        target: SessionStatus,
+        reason: str,
+        sup: FollowedSession | None = None,
+    ) -> SessionOutcome:
+        """Record the end of this attempt: state, metrics, result, usage, agent performance."""
+        if sup is not None:
+            session.metrics = sup.tracker.metrics()
+            session.result = sup.tracker.result()
+            if target is not SessionStatus.COMPLETED:
+                session.error = {"reason": reason}
+        session.lease_owner = None
+        session.lease_expires_at = None
+        try:
+            with self.state_change(session) as (uow, recorded):
+                event = session.transition_to(target, reason, at=self._clock())
+                recorded.append(uow.sessions.save_transition(session, event))
+                if sup is not None:
+                    delta = sup.tracker.usage_delta()
+                    uow.usage.record(
+                        self._clock().date(),
+                        sessions=1,
+                        tokens_in=delta.tokens_in,
+                        tokens_out=delta.tokens_out,
+                        cost_usd=delta.cost_usd,
+                    )
+                    agent = uow.agents.get_for_update(sup.link.agent.id)
+                    agent.performance = agent.performance.record(
+                        succeeded=target is SessionStatus.COMPLETED, at=self._clock()
+                    )
+                    uow.agents.save(agent)
+        except ConcurrentModification:
+            current = self.load(session.id)
+            return outcome_of(current, f"changed meanwhile: {current.status.value}")
+        logger.info(
+            "session %s of tenant %s: %s (%s)", session.id, session.tenant_id, target.value, reason
+        )
+        return outcome_of(session, reason)
+
+    @contextmanager
+    def state_change(self, session: Session) -> Iterator[tuple[UnitOfWork, list[SessionEvent]]]:
+        """One transaction for a state change, the session's pending events written first (its
+        history keeps its order); what the caller adds to the list is published after the
+        commit, with them. If the transaction fails, the events stay pending."""
+        pending = self._events.take(session.id)
+        try:
+            with unit_of_work(self._database) as uow:
+                recorded = self._events.write(uow, pending)
+                yield uow, recorded
+        except BaseException:
+            self._events.restore(pending)
+            raise
+        for event in recorded:
+            self._publish(event)
+
+    # -- observations ---------------------------------------------------------------------------
+
+    def append(self, session_id: str, event_type: str, data: dict[str, Any]) -> None:
+        """Record an observation; written with the next flush or state change (EventBatch)."""
+        self._events.add(session_id, event_type, data, at=self._clock())
+
+    async def flush_periodically(self, every_seconds: float) -> None:
+        while True:
+            await asyncio.sleep(every_seconds)
+            if self._events:
+                self.flush()
+
+    def flush(self) -> None:
+        """Write the pending events; if the database fails, they wait for the next flush."""
+        try:
+            with tenant_scope(self._tenant):
+                written = self._events.flush(self._database)
+        except Exception as error:
+            logger.warning(
+                "tenant %s: wave %s could not write %d session events yet: %r",
+                self._tenant,
+                self._owner,
+                len(self._events),
+                error,
+            )
+            return
+        for event in written:
+            self._publish(event)

@@ -1,0 +1,153 @@
+"""Taking a session on: start it on an agent (create the agent session, send the prompt), or adopt
+one whose wave died: still running on its agent, it is followed on; its agent session gone, it
+becomes ORPHANED and the retry sensor sends it elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+
+from domain.errors import ConcurrentModification
+from domain.session import Session, SessionStatus
+from domain.supervision_policy import SupervisionSettings
+from resources.opencode.errors import AgentServerError
+from services.supervision.agent_pool import AgentLink, AgentPool
+from services.supervision.followed_session import FollowedSession, turn_finished
+from services.supervision.session_recorder import SessionRecorder
+
+CONTINUE_PROMPT = "Continue the task from where you stopped."
+PROMPT_CONFIRM_ATTEMPTS = 3  # after a prompt_async without an answer
+PROMPT_CONFIRM_PAUSE_SECONDS = 2.0
+
+
+class SessionStart:
+    def __init__(
+        self,
+        pool: AgentPool,
+        recorder: SessionRecorder,
+        owner: str,
+        settings: SupervisionSettings,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._pool = pool
+        self._recorder = recorder
+        self._owner = owner
+        self._settings = settings
+        self._clock = clock
+
+    async def start(self, session: Session) -> FollowedSession | None:
+        link = await self._pool.route(session)
+        async with link.starting:
+            return await self._start_on(link, session)
+
+    async def _start_on(self, link: AgentLink, session: Session) -> FollowedSession | None:
+        load = self._pool.load
+        try:
+            agent_session = await link.client.create_session(
+                f"{session.id} {session.title}", directory=link.directory
+            )
+        except AgentServerError as error:
+            load.start_failed(link.agent.id)
+            self._recorder.finish(
+                session, SessionStatus.FAILED, f"agent server error: {error.detail}"
+            )
+            return None
+        session.agent_id = link.agent.id
+        session.agent_session_id = agent_session.id
+        if link.directory:
+            session.metadata = {**session.metadata, "agent_directory": link.directory}
+        now = self._clock()
+        session.lease_expires_at = now + self._settings.lease
+        try:
+            self._recorder.save_transition(
+                session, SessionStatus.RUNNING, f"on {link.agent.name} as {agent_session.id}"
+            )
+        except BaseException:
+            load.start_failed(link.agent.id)
+            raise
+        load.started(link.agent.id)
+        link.stream.subscribe(agent_session.id)
+        supervision = FollowedSession.on(session, link)
+        try:
+            await link.client.prompt_async(
+                agent_session.id,
+                session.initial_prompt,
+                agent=link.agent.opencode_agent,
+                model=session.model or link.agent.model,
+                directory=link.directory,
+            )
+        except AgentServerError as error:
+            # No answer is not a refusal: an overloaded server may have queued the prompt.
+            if error.status_code is None and await self._prompt_arrived(link, agent_session.id):
+                self._recorder.append(
+                    session.id,
+                    "agent.prompted",
+                    {"agent_session_id": agent_session.id, "confirmed_after": error.detail},
+                )
+                return supervision
+            self._recorder.finish(
+                session, SessionStatus.FAILED, f"agent server error: {error.detail}", supervision
+            )
+            return None
+        self._recorder.append(session.id, "agent.prompted", {"agent_session_id": agent_session.id})
+        return supervision
+
+    async def _prompt_arrived(self, link: AgentLink, agent_session_id: str) -> bool:
+        """Whether the agent session holds our prompt (a user message), asked a few times."""
+        for attempt in range(PROMPT_CONFIRM_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(PROMPT_CONFIRM_PAUSE_SECONDS)
+            try:
+                messages = await link.client.messages(agent_session_id, directory=link.directory)
+            except AgentServerError:
+                continue
+            if any(message.info.role == "user" for message in messages):
+                return True
+        return False
+
+    async def adopt(self, session: Session) -> FollowedSession | None:
+        """Take over a session whose supervisor is gone; ORPHANED if its agent session is too."""
+        now = self._clock()
+        if not session.lease_expired(now) and session.lease_owner != self._owner:
+            return None
+        if not (session.agent_id and session.agent_session_id):
+            self._recorder.finish(session, SessionStatus.ORPHANED, "no agent session to adopt")
+            return None
+        agent = self._pool.agent(session.agent_id)
+        link = await self._pool.link(agent)
+        session.lease_owner = self._owner
+        session.lease_expires_at = now + self._settings.lease
+        try:
+            self._recorder.save(session)
+        except ConcurrentModification:
+            return None  # another wave adopted it first
+        link.stream.subscribe(session.agent_session_id)
+        try:
+            messages = await link.client.messages(
+                session.agent_session_id, directory=link.directory
+            )
+        except AgentServerError as error:
+            link.stream.unsubscribe(session.agent_session_id)
+            self._recorder.finish(
+                session, SessionStatus.ORPHANED, f"agent session lost: {error.detail}"
+            )
+            return None
+        supervision = FollowedSession.on(session, link)
+        for message in messages:
+            supervision.tracker.observe_message(message.info)
+        self._recorder.append(session.id, "session.adopted", {"wave": self._owner})
+        if session.metadata.get("resume_requested"):
+            session.metadata = {
+                k: v for k, v in session.metadata.items() if k != "resume_requested"
+            }
+            self._recorder.save(session)
+            await link.client.prompt_async(
+                session.agent_session_id,
+                CONTINUE_PROMPT,
+                agent=agent.opencode_agent,
+                directory=link.directory,
+            )
+        elif await turn_finished(supervision):
+            supervision.tracker.idle_seen = True
+        return supervision

@@ -1,0 +1,305 @@
+"""The wave supervisor's decisions, on a fake agent server, a real SQLite file and a test clock.
+
+Contract: a session its agent finishes completes with its answer, files, tokens, usage and the
+agent's performance recorded; past its deadline it is aborted and ends TIMEOUT; over its cost cap,
+aborted and STOPPED; its agent server lost past `orphan_after_seconds`, ORPHANED; stopped from
+outside, its supervision ends without overwriting that state; a permission request is answered
+by the session's policy (allow, reject) or left to the deadline (wait); a wave with room takes
+on the tenant's new sessions and a full one does not; a session taken over by another wave is
+let go; a dead wave's session is adopted on its one agent session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from domain.quota import CostCap
+from domain.session import SessionStatus
+from resources.database import tenant_scope, unit_of_work
+from services.session_outcome import SessionOutcome
+from services.supervision.wave import WaveSupervisor
+from services.top_up import TopUp
+from tests.unit.supervision.conftest import OWNER, TENANT, World
+from tests.unit.supervision.fake_agent_server import Turn
+
+WORKING = Turn(finishes=False)  # the agent works on until aborted (or told to finish)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
+    """Return once `condition()` holds; fail the test after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.001)
+
+
+def supervise(
+    wave: WaveSupervisor,
+    session_ids: list[str],
+    meanwhile: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    top_up: TopUp | None = None,
+) -> list[SessionOutcome]:
+    """Run the wave to its end, doing `meanwhile` while it runs."""
+
+    async def scenario() -> list[SessionOutcome]:
+        task = asyncio.create_task(wave.run(session_ids, top_up=top_up))
+        if meanwhile is not None:
+            await meanwhile()
+        async with asyncio.timeout(5):
+            return await task
+
+    return asyncio.run(scenario())
+
+
+def test_a_session_its_agent_finishes_completes_with_its_result_and_usage_recorded(
+    world: World,
+) -> None:
+    world.server.queue(
+        Turn(answer="wrote it", writes=("notes.md",), tokens_in=120, tokens_out=30, cost_usd=0.02)
+    )
+    session_id = world.submit()
+
+    [outcome] = supervise(world.wave(), [session_id])
+
+    assert (outcome.status, outcome.reason) == ("COMPLETED", "agent finished")
+    assert (outcome.tokens_in, outcome.tokens_out, outcome.files_changed) == (120, 30, 1)
+    session = world.session(session_id)
+    assert session.status is SessionStatus.COMPLETED
+    assert session.result is not None and session.result["text"] == "wrote it"
+    assert [f["file"] for f in session.result["files"]] == ["notes.md"]
+    assert session.metrics.cost_usd == pytest.approx(0.02)
+    assert session.lease_owner is None
+    assert session.metadata["agent_directory"] in world.server.worktree_dirs
+    with tenant_scope(TENANT), unit_of_work(world.database) as uow:
+        [usage] = uow.usage.between(world.clock().date(), world.clock().date())
+        performance = uow.agents.get(world.agent.id).performance
+    assert (usage.sessions, usage.tokens_in, usage.tokens_out) == (1, 120, 30)
+    assert (performance.tasks_total, performance.tasks_succeeded) == (1, 1)
+    history = world.event_types(session_id)
+    for observed in ("session.routed", "agent.prompted", "agent.tool"):
+        assert observed in history
+    assert history.index("agent.tool") < len(history) - 1  # written before the final state
+    published = [(e.session_id, e.new_status) for e in world.published if e.new_status]
+    assert published[-2:] == [(session_id, "RUNNING"), (session_id, "COMPLETED")]
+
+
+def test_a_session_past_its_deadline_is_aborted_and_ends_timeout(world: World) -> None:
+    world.server.queue(WORKING)
+    session_id = world.submit(max_duration_seconds=60)
+
+    async def run_past_the_deadline() -> None:
+        await until(lambda: bool(world.server.prompted()))
+        world.clock.advance(59)
+        await asyncio.sleep(0.02)  # polls before the deadline change nothing
+        assert world.session(session_id).status is SessionStatus.RUNNING
+        world.clock.advance(2)
+
+    [outcome] = supervise(world.wave(), [session_id], run_past_the_deadline)
+
+    assert outcome.status == "TIMEOUT"
+    session = world.session(session_id)
+    assert session.status_reason == "ran past its max duration of 60 s"
+    assert [s.aborted for s in world.server.sessions.values()] == [True]
+
+
+def test_a_session_over_its_cost_cap_is_aborted_and_ends_stopped(world: World) -> None:
+    world.server.queue(Turn(finishes=False, cost_usd=1.5))
+    session_id = world.submit(cost_cap=CostCap(max_cost_usd=1.0))
+
+    [outcome] = supervise(world.wave(), [session_id])
+
+    assert outcome.status == "STOPPED"
+    session = world.session(session_id)
+    assert session.status_reason.startswith("cost cap reached: $1.5000")
+    assert session.metrics.cost_usd == pytest.approx(1.5)
+    assert [s.aborted for s in world.server.sessions.values()] == [True]
+
+
+def test_a_session_whose_agent_server_stays_lost_ends_orphaned(world: World) -> None:
+    world.server.queue(WORKING)
+    session_id = world.submit()
+
+    async def lose_the_server() -> None:
+        await until(lambda: bool(world.server.prompted()))
+        world.server.kill()
+        world.clock.advance(10)
+        await asyncio.sleep(0.02)  # down, but not for long enough yet
+        assert world.session(session_id).status is SessionStatus.RUNNING
+        world.clock.advance(6)
+
+    [outcome] = supervise(world.wave(orphan_after_seconds=15.0), [session_id], lose_the_server)
+
+    assert outcome.status == "ORPHANED"
+    assert world.session(session_id).status_reason.startswith("agent server lost")
+
+
+def test_a_session_stopped_from_outside_ends_its_supervision_and_keeps_that_state(
+    world: World,
+) -> None:
+    world.server.queue(WORKING)
+    session_id = world.submit()
+
+    async def cancel_it() -> None:
+        await until(lambda: bool(world.server.prompted()))
+        world.service.cancel(TENANT, session_id, "not needed any more")
+
+    # Renewals far apart: the abort, not a renewal, tells this wave it lost the session.
+    wave = world.wave(renew_every=timedelta(seconds=10))
+    [outcome] = supervise(wave, [session_id], cancel_it)
+
+    assert (outcome.status, outcome.reason) == ("STOPPED", "STOPPED while running")
+    session = world.session(session_id)
+    assert (session.status, session.status_reason) == (
+        SessionStatus.STOPPED,
+        "not needed any more",
+    )
+    assert [s.aborted for s in world.server.sessions.values()] == [True]
+
+
+@pytest.mark.parametrize(
+    ("policy", "reply", "answer"), [("allow", "once", "done"), ("reject", "reject", "not allowed")]
+)
+def test_a_permission_request_is_answered_by_the_sessions_policy(
+    world: World, policy: str, reply: str, answer: str
+) -> None:
+    world.server.queue(Turn(asks="edit"))
+    session_id = world.submit(agent_config={"permission": policy})
+
+    [outcome] = supervise(world.wave(), [session_id])
+
+    assert outcome.status == "COMPLETED"
+    assert list(world.server.permission_replies.values()) == [reply]
+    session = world.session(session_id)
+    assert session.result is not None and session.result["text"] == answer
+    assert "agent.permission" in world.event_types(session_id)
+
+
+def test_a_permission_request_under_the_wait_policy_is_left_to_the_deadline(
+    world: World,
+) -> None:
+    world.server.queue(Turn(asks="edit"))
+    session_id = world.submit(max_duration_seconds=60)
+
+    async def wait_past_the_deadline() -> None:
+        await until(lambda: bool(world.server.asking()))
+        await asyncio.sleep(0.02)
+        world.clock.advance(61)
+
+    [outcome] = supervise(world.wave(), [session_id], wait_past_the_deadline)
+
+    assert outcome.status == "TIMEOUT"
+    assert world.server.permission_replies == {}
+
+
+def test_a_wave_with_room_takes_on_the_tenants_new_sessions_while_it_runs(world: World) -> None:
+    world.server.queue(WORKING, Turn(answer="joined"))
+    first = world.submit()
+    second: list[str] = []
+
+    async def submit_while_running() -> None:
+        await until(lambda: len(world.server.prompted()) == 1)
+        second.append(world.submit("A new one.", claim=False))
+        await until(lambda: world.session(second[0]).status is SessionStatus.COMPLETED)
+        world.server.finish(world.server.prompted()[0].id)  # the first one's turn
+
+    outcomes = supervise(world.wave(), [first], submit_while_running, top_up=world.top_up(5))
+
+    assert {o.session_id: o.status for o in outcomes} == {
+        first: "COMPLETED",
+        second[0]: "COMPLETED",
+    }
+    [claimed] = [e for e in world.service.events(TENANT, second[0]) if e.new_status == "QUEUED"]
+    assert OWNER in claimed.reason
+
+
+def test_a_full_wave_takes_on_no_new_session_until_one_ends(world: World) -> None:
+    world.server.queue(WORKING)
+    first = world.submit()
+    second: list[str] = []
+
+    async def submit_while_full() -> None:
+        await until(lambda: len(world.server.prompted()) == 1)
+        second.append(world.submit("A new one.", claim=False))
+        await asyncio.sleep(0.05)  # many top-up rounds
+        assert world.session(second[0]).status is SessionStatus.PENDING
+        world.server.finish(world.server.prompted()[0].id)
+
+    outcomes = supervise(world.wave(), [first], submit_while_full, top_up=world.top_up(1))
+
+    assert [o.status for o in outcomes] == ["COMPLETED", "COMPLETED"]
+    assert [o.session_id for o in outcomes] == [first, second[0]]
+
+
+def test_a_session_taken_over_by_another_wave_is_let_go(world: World) -> None:
+    world.server.queue(WORKING)
+    session_id = world.submit()
+
+    async def take_it_over() -> None:
+        await until(lambda: bool(world.server.prompted()))
+        with tenant_scope(TENANT), unit_of_work(world.database) as uow:
+            session = uow.sessions.get(session_id)
+            session.lease_owner = "wave-2"
+            uow.sessions.save(session)
+
+    [outcome] = supervise(world.wave(), [session_id], take_it_over)
+
+    assert (outcome.status, outcome.reason) == ("RUNNING", "taken over: RUNNING")
+    session = world.session(session_id)
+    assert (session.status, session.lease_owner) == (SessionStatus.RUNNING, "wave-2")
+
+
+def test_a_dead_waves_session_is_adopted_on_its_one_agent_session(world: World) -> None:
+    world.server.queue(WORKING)
+    session_id = world.submit()
+
+    async def die_mid_session() -> None:
+        task = asyncio.create_task(world.wave().run([session_id]))
+        await until(lambda: bool(world.server.prompted()))
+        task.cancel()
+        async with asyncio.timeout(5):
+            await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(die_mid_session())
+    world.clock.advance(61)  # its lease ran out
+
+    async def finish_the_turn() -> None:
+        await until(lambda: "session.adopted" in world.event_types(session_id))
+        world.server.finish(world.server.prompted()[0].id)
+
+    [outcome] = supervise(world.wave(owner="wave-2"), [session_id], finish_the_turn)
+
+    assert outcome.status == "COMPLETED"
+    assert len(world.server.sessions) == 1
+    assert world.session(session_id).retry_count == 0
+
+
+def test_a_session_whose_agent_session_is_gone_is_orphaned_when_adopted(world: World) -> None:
+    world.server.queue(WORKING)
+    session_id = world.submit()
+
+    async def die_mid_session() -> None:
+        task = asyncio.create_task(world.wave().run([session_id]))
+        await until(lambda: bool(world.server.prompted()))
+        task.cancel()
+        async with asyncio.timeout(5):
+            await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(die_mid_session())
+    world.server.sessions.clear()  # the server restarted without it
+    world.clock.advance(61)
+
+    [outcome] = supervise(world.wave(owner="wave-2"), [session_id])
+
+    assert outcome.status == "ORPHANED"
+    assert world.session(session_id).status_reason.startswith("agent session lost")
+
+
+def test_the_wave_closes_its_clients_when_it_ends(world: World) -> None:
+    session_id = world.submit()
+    supervise(world.wave(), [session_id])
+    assert world.servers.clients and all(client.closed for client in world.servers.clients)
+    assert world.server.streams == []
