@@ -117,8 +117,6 @@ class AgentPerformance(ValueObject):
         )
         if state is BreakerState.CLOSED and after._tripped:
             opened_at = at
-        elif state is BreakerState.OPEN and opened_at is None:
-            opened_at = at  # tripped before its opening time was kept: the cool-down starts now
         return after.model_copy(update={"breaker_opened_at": opened_at})
 
     def breaker_state(self, now: datetime | None) -> BreakerState:
