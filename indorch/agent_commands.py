@@ -20,6 +20,7 @@ import typer
 
 from domain.agent import Agent
 from domain.caller import Caller
+from domain.clock import utcnow
 from indorch.context import tenant_database
 from indorch.output import print_record, print_rows
 
@@ -67,6 +68,7 @@ def agent_record(agent: Agent, active_sessions: int | None = None) -> dict[str, 
         "success_rate": performance.success_rate,  # None until a session has finished
         "tier": performance.tier.value,
         "breaker_open": performance.breaker_open,
+        "breaker": performance.breaker_state(utcnow()).value,  # CLOSED, OPEN or HALF_OPEN now
     }
     if active_sessions is not None:
         record["active_sessions"] = active_sessions

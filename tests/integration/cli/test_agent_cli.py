@@ -65,7 +65,7 @@ def test_register_checks_the_real_server_and_stores_no_password(
     assert agent["capabilities"] == ["git", "python"]
     # No session finished yet: NEW, success rate unknown (not ELITE at 100 %).
     assert (agent["capacity"], agent["tier"], agent["success_rate"]) == (3, "NEW", None)
-    assert (agent["status"], agent["active"]) == ("ACTIVE", True)
+    assert (agent["status"], agent["active"], agent["breaker"]) == ("ACTIVE", True, "CLOSED")
     assert agent["last_heartbeat_at"] is not None  # the server answered just now
 
     database_file = Path(db_url.removeprefix("sqlite:///"))
