@@ -1,30 +1,72 @@
-"""Agents: an OpenCode server plus an agent profile, with capacity, health and a tier."""
+"""Agents: an OpenCode server plus an agent profile, with a lifecycle, capacity, health, a tier
+and a circuit breaker.
+
+Lifecycle: ACTIVE agents take new sessions; DRAINING ones take none while the sessions on them
+finish (the step before removing one); INACTIVE ones take none (switched off by an operator).
+
+Breaker: CLOSED until too many recent sessions fail (`BREAKER_MIN_TASKS`, below
+`BREAKER_SUCCESS_FLOOR`); then OPEN for `BREAKER_COOLDOWN`, refusing every session; then
+HALF_OPEN, admitting exactly one probe (a session routed there while nothing else is in flight
+on it). The first result recorded after the cool-down decides: a success (or a partial one)
+closes it, a failure reopens it for a new cool-down. Results that land during the cool-down
+(sessions started before it opened) count in the rates but do not move it.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from domain.clock import utcnow
 from domain.domain_model import DomainModel, ValueObject
 from domain.field_rules import checked_model
 from domain.ids import new_agent_id
+from domain.session import SessionStatus
+from domain.state_machine import StateMachine
 
 MIN_CAPACITY = 1
 MAX_CAPACITY = 50
 BREAKER_MIN_TASKS = 5
 BREAKER_SUCCESS_FLOOR = 0.3
 BREAKER_COOLDOWN = timedelta(seconds=60)
+RECENT_WINDOW = 20
+
+# How much of a success each ending is worth; every other ending is a failure (0).
+SUCCESS_CREDIT = {SessionStatus.COMPLETED: 1.0, SessionStatus.PARTIALLY_COMPLETED: 0.5}
+
+
+class AgentStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    DRAINING = "DRAINING"
+    INACTIVE = "INACTIVE"
+
+
+AGENT_LIFECYCLE: StateMachine[AgentStatus] = StateMachine(
+    "agent",
+    {
+        AgentStatus.ACTIVE: frozenset({AgentStatus.DRAINING, AgentStatus.INACTIVE}),
+        AgentStatus.DRAINING: frozenset({AgentStatus.ACTIVE, AgentStatus.INACTIVE}),
+        AgentStatus.INACTIVE: frozenset({AgentStatus.ACTIVE}),
+    },
+)
 
 
 class AgentTier(StrEnum):
+    NEW = "NEW"  # no finished session yet: its success rate is unknown
     ELITE = "ELITE"
     ADVANCED = "ADVANCED"
     COMPETENT = "COMPETENT"
     TRAINEE = "TRAINEE"
     DEGRADED = "DEGRADED"
+
+
+class BreakerState(StrEnum):
+    CLOSED = "CLOSED"
+    OPEN = "OPEN"
+    HALF_OPEN = "HALF_OPEN"
 
 
 def tier_for(success_rate: float, quality: float) -> AgentTier:
@@ -39,68 +81,90 @@ def tier_for(success_rate: float, quality: float) -> AgentTier:
     return AgentTier.DEGRADED
 
 
-RECENT_WINDOW = 20
-
-
 class AgentPerformance(ValueObject):
     tasks_total: int = Field(default=0, ge=0)
-    tasks_succeeded: int = Field(default=0, ge=0)
+    tasks_succeeded: float = Field(default=0, ge=0)  # a partial completion counts 0.5
     quality: float = Field(default=1.0, ge=0, le=1)
-    recent: list[bool] = Field(default_factory=list, max_length=RECENT_WINDOW)
+    recent: list[float] = Field(default_factory=list, max_length=RECENT_WINDOW)
     breaker_opened_at: datetime | None = None
 
-    def record(self, succeeded: bool, at: datetime) -> AgentPerformance:
-        """The performance after one more finished session (the recent window slides).
+    @field_validator("recent", mode="before")
+    @classmethod
+    def _credits(cls, value: Any) -> Any:
+        """Stored windows of earlier versions hold booleans: True is a full success."""
+        if isinstance(value, list):
+            return [float(item) if isinstance(item, bool) else item for item in value]
+        return value
 
-        A success while the breaker is open (the half-open probe) closes it: the window
-        restarts from that success.
-        """
-        if self.breaker_open and succeeded:
-            recent = [True]
-        else:
-            recent = [*self.recent, succeeded][-RECENT_WINDOW:]
+    def record(self, outcome: SessionStatus, at: datetime) -> AgentPerformance:
+        """The performance after one more finished session (the recent window slides), with the
+        breaker moved as the module docstring says."""
+        credit = SUCCESS_CREDIT.get(outcome, 0.0)
+        state = self.breaker_state(at)
+        window = [*self.recent, credit][-RECENT_WINDOW:]
+        opened_at = self.breaker_opened_at
+        if state is BreakerState.HALF_OPEN:  # the probe's verdict
+            if credit > 0:
+                window, opened_at = [credit], None
+            else:
+                opened_at = at
         after = self.model_copy(
             update={
                 "tasks_total": self.tasks_total + 1,
-                "tasks_succeeded": self.tasks_succeeded + int(succeeded),
-                "recent": recent,
+                "tasks_succeeded": self.tasks_succeeded + credit,
+                "recent": window,
             }
         )
-        opened_at = (self.breaker_opened_at or at) if after.breaker_open else None
+        if state is BreakerState.CLOSED and after._tripped:
+            opened_at = at
         return after.model_copy(update={"breaker_opened_at": opened_at})
 
-    def breaker_refuses(self, now: datetime | None) -> bool:
-        """Open and still cooling down; after `BREAKER_COOLDOWN` one probe may go (half-open)."""
-        if not self.breaker_open:
-            return False
-        if now is None or self.breaker_opened_at is None:
-            return True
-        return now - self.breaker_opened_at < BREAKER_COOLDOWN
+    def breaker_state(self, now: datetime | None) -> BreakerState:
+        """Where the breaker stands at `now` (None: no clock, so an open breaker stays OPEN)."""
+        if self.breaker_opened_at is None:
+            if not self._tripped:
+                return BreakerState.CLOSED
+            # Tripped with no opening time kept (a record of an earlier version): its cool-down
+            # cannot be running, so with a clock it may be probed.
+            return BreakerState.OPEN if now is None else BreakerState.HALF_OPEN
+        if now is None or now - self.breaker_opened_at < BREAKER_COOLDOWN:
+            return BreakerState.OPEN
+        return BreakerState.HALF_OPEN
+
+    def breaker_refuses(self, now: datetime | None, in_flight: int = 0) -> bool:
+        """Whether a new session may not go to this agent now; `in_flight` counts its sessions
+        under way, so HALF_OPEN admits one probe and refuses the next while it runs."""
+        state = self.breaker_state(now)
+        return state is BreakerState.OPEN or (state is BreakerState.HALF_OPEN and in_flight > 0)
 
     @property
-    def recent_success_rate(self) -> float:
-        """Success over the last sessions; before any are recorded, the overall rate."""
-        if not self.recent:
-            return self.success_rate
-        return sum(self.recent) / len(self.recent)
-
-    @property
-    def success_rate(self) -> float:
-        return self.tasks_succeeded / self.tasks_total if self.tasks_total else 1.0
+    def success_rate(self) -> float | None:
+        """Successes over finished sessions; None (unknown) before the first one ends."""
+        return self.tasks_succeeded / self.tasks_total if self.tasks_total else None
 
     @property
     def tier(self) -> AgentTier:
+        if self.success_rate is None:
+            return AgentTier.NEW
         return tier_for(self.success_rate, self.quality)
 
     @property
     def breaker_open(self) -> bool:
-        """Too many recent failures: stop routing work here until it recovers."""
+        """Open or half-open: not yet shown to have recovered."""
+        return self.breaker_opened_at is not None or self._tripped
+
+    @property
+    def _tripped(self) -> bool:
+        """Too many recent failures (the window; before one was kept, the overall counts)."""
         if self.recent:
-            return (
-                len(self.recent) >= BREAKER_MIN_TASKS
-                and self.recent_success_rate < BREAKER_SUCCESS_FLOOR
-            )
-        return self.tasks_total >= BREAKER_MIN_TASKS and self.success_rate < BREAKER_SUCCESS_FLOOR
+            rate = sum(self.recent) / len(self.recent)
+            return len(self.recent) >= BREAKER_MIN_TASKS and rate < BREAKER_SUCCESS_FLOOR
+        rate = self.success_rate
+        return (
+            self.tasks_total >= BREAKER_MIN_TASKS
+            and rate is not None
+            and rate < BREAKER_SUCCESS_FLOOR
+        )
 
 
 class Agent(DomainModel):
@@ -113,11 +177,35 @@ class Agent(DomainModel):
     model: str | None = None
     capabilities: list[str] = Field(default_factory=list)
     capacity: int = Field(default=5, ge=MIN_CAPACITY, le=MAX_CAPACITY)
-    active: bool = True
+    status: AgentStatus = AgentStatus.ACTIVE
     performance: AgentPerformance = Field(default_factory=AgentPerformance)
     last_heartbeat_at: datetime | None = None
     version: int = Field(default=1, ge=1)
     created_at: datetime = Field(default_factory=utcnow)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _active_flag(cls, data: Any) -> Any:
+        """`active=` (of callers before the lifecycle) sets the status when none is given."""
+        if isinstance(data, dict) and "active" in data:
+            data = dict(data)
+            active = data.pop("active")
+            data.setdefault("status", AgentStatus.ACTIVE if active else AgentStatus.INACTIVE)
+        return data
+
+    @property
+    def active(self) -> bool:
+        """Takes new sessions (routing's eligibility); draining and inactive agents do not."""
+        return self.status is AgentStatus.ACTIVE
+
+    @active.setter
+    def active(self, value: bool) -> None:
+        self.status = AgentStatus.ACTIVE if value else AgentStatus.INACTIVE
+
+    def change_status(self, target: AgentStatus) -> None:
+        """Move along the lifecycle (`InvalidTransition` naming both states otherwise)."""
+        AGENT_LIFECYCLE.check(self.status, target)
+        self.status = target
 
     @field_validator("server_url")
     @classmethod

@@ -135,6 +135,20 @@ class TenantBusy(DomainError):
         )
 
 
+class AgentBusy(DomainError):
+    """An agent with sessions on it cannot be removed: they would lose their agent mid-run."""
+
+    def __init__(self, agent_id: str, active_sessions: int) -> None:
+        self.agent_id = agent_id
+        self.active_sessions = active_sessions
+        plural = "s" if active_sessions != 1 else ""
+        super().__init__(
+            f"agent {agent_id!r} has {active_sessions} session{plural} on it (queued, running, "
+            "degraded or paused): drain it (`indorch agent drain`) and let them end, or cancel "
+            "them, then remove it"
+        )
+
+
 class TenantMismatch(DomainError):
     """A record of one tenant was handed to a repository scoped to another: refused."""
 

@@ -1,9 +1,10 @@
 """Routing: which agent takes a session, and why.
 
-Only agents with every required capability, free capacity, a fresh heartbeat and a closed
-circuit breaker are eligible; among them the highest score wins. The score weighs the agent's
-tier, how closely its capabilities fit (specialists before generalists), its free capacity and
-its health, so the decision and its reason can be recorded and explained.
+Only active agents with every required capability, free capacity, a fresh heartbeat and a
+closed circuit breaker (or a half-open one with nothing in flight: its one probe) are eligible;
+among them the highest score wins. The score weighs the agent's tier, how closely its
+capabilities fit (specialists before generalists), its free capacity and its health, so the
+decision and its reason can be recorded and explained.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from domain.agent import Agent, AgentTier
+from domain.agent import Agent, AgentTier, BreakerState
 from domain.domain_model import ValueObject
 from domain.errors import NoAgentAvailable
 
 TIER_WEIGHT = {
+    # A new agent (no finished session) is scored as a competent one: neutral, it gets work
+    # when proven agents are busy and before proven weak ones; its results then set its tier.
+    AgentTier.NEW: 0.6,
     AgentTier.ELITE: 1.0,
     AgentTier.ADVANCED: 0.8,
     AgentTier.COMPETENT: 0.6,
@@ -51,14 +55,18 @@ def refusal_reason(state: AgentState, required: set[str]) -> str | None:
     """Why this agent cannot take the work, or None when it can."""
     agent = state.agent
     if not agent.active:
-        return "inactive"
+        return agent.status.value.lower()  # draining or inactive: no new sessions
     missing = sorted(required - set(agent.capabilities))
     if missing:
         return f"lacks {', '.join(missing)}"
     if not state.healthy:
         return "unhealthy"
-    if agent.performance.breaker_refuses(state.now):
-        return f"circuit open (success {agent.performance.success_rate:.0%})"
+    performance = agent.performance
+    breaker = performance.breaker_state(state.now)
+    if breaker is BreakerState.OPEN:
+        return f"circuit open (success {performance.success_rate or 0:.0%})"
+    if breaker is BreakerState.HALF_OPEN and state.active_sessions > 0:
+        return "circuit half-open (its one probe is in flight)"
     if state.free_slots == 0:
         return f"full ({state.active_sessions}/{agent.capacity})"
     return None

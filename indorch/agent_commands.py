@@ -1,58 +1,95 @@
 """`indorch agent ...`: a tenant's agents, each an OpenCode server plus an agent profile.
 
-Only the name of the environment variable holding a server's Basic-auth password is stored; the
-password is read from the environment when the server is called, here and by the supervisors.
-The database stack and the OpenCode client are imported when a command needs them (see
+Every write goes through `services.agent_registry.AgentRegistry`, as the operator; this module
+parses, probes servers (the registration's health check, `list --health`) and prints. Only the
+name of the environment variable holding a server's Basic-auth password is stored; the password
+is read from the environment when the server is called, here and by the supervisors. The
+database stack and the OpenCode client are imported when a command needs them (see
 `indorch.main`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import typer
 
 from domain.agent import Agent
+from domain.caller import Caller
 from domain.clock import utcnow
-from domain.errors import AlreadyExists, InvalidInput
-from indorch.context import tenant_database, tenant_work
+from indorch.context import tenant_database
 from indorch.output import print_record, print_rows
 
 if TYPE_CHECKING:
     from resources.opencode.models import Health
+    from services.agent_registry import AgentRegistry
 
-agent_app = typer.Typer(help="Register, list and inspect a tenant's agents.", no_args_is_help=True)
-COLUMNS = ("id", "name", "url", "capacity", "tier", "success rate", "active", "last heartbeat")
+agent_app = typer.Typer(
+    help="Register, list, inspect, drain, deactivate, activate and remove a tenant's agents.",
+    no_args_is_help=True,
+)
+COLUMNS = (
+    "id",
+    "name",
+    "url",
+    "capacity",
+    "tier",
+    "success rate",
+    "status",
+    "active",
+    "sessions",
+    "last heartbeat",
+)
 TENANT_OPTION = typer.Option(..., "--tenant", "-t", help="Tenant slug.")
-ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+AGENT_ARGUMENT = typer.Argument(..., help="AGENT-... id.")
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON.")
 CHECK_TIMEOUT_SECONDS = 5.0
 CONNECT_TIMEOUT_SECONDS = 3.0
 
 
-def agent_record(agent: Agent) -> dict[str, Any]:
+@contextmanager
+def _registry(tenant: str, check: bool = False) -> Iterator[AgentRegistry]:
+    """The agent service on the configured database (unknown tenant -> NotFound)."""
+    from services.agent_registry import AgentRegistry
+
+    with tenant_database(tenant) as database:
+        yield AgentRegistry(database, health_check=_require_healthy if check else None)
+
+
+def agent_record(agent: Agent, active_sessions: int | None = None) -> dict[str, Any]:
     performance = agent.performance
-    return {
+    record = {
         **agent.model_dump(mode="json"),
-        "success_rate": performance.success_rate,
+        "active": agent.active,
+        "success_rate": performance.success_rate,  # None until a session has finished
         "tier": performance.tier.value,
         "breaker_open": performance.breaker_open,
+        "breaker": performance.breaker_state(utcnow()).value,  # CLOSED, OPEN or HALF_OPEN now
     }
+    if active_sessions is not None:
+        record["active_sessions"] = active_sessions
+    return record
 
 
-def _table_row(agent: Agent, health: dict[str, Any] | None = None) -> dict[str, Any]:
+def _table_row(
+    agent: Agent, active_sessions: int, health: dict[str, Any] | None = None
+) -> dict[str, Any]:
     heartbeat = agent.last_heartbeat_at
+    rate = agent.performance.success_rate
     row: dict[str, Any] = {
         "id": agent.id,
         "name": agent.name,
         "url": agent.server_url,
         "capacity": agent.capacity,
         "tier": agent.performance.tier.value,
-        "success rate": f"{agent.performance.success_rate:.0%}",
+        "success rate": "-" if rate is None else f"{rate:.0%}",
+        "status": agent.status.value,
         "active": agent.active,
+        "sessions": active_sessions,
         "last heartbeat": heartbeat.isoformat(timespec="seconds") if heartbeat else None,
     }
     if health is not None:
@@ -133,24 +170,6 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-# -- validation -----------------------------------------------------------------------------------
-
-
-def _require_host(url: str) -> None:
-    parts = urlsplit(url)
-    if not parts.hostname:
-        raise InvalidInput("server_url", f"{url!r} has no host")
-    try:
-        parts.port  # noqa: B018  (raises on a malformed port)
-    except ValueError as error:
-        raise InvalidInput("server_url", f"{url!r}: {error}") from None
-
-
-def _check_profile(password_env: str | None) -> None:
-    if password_env is not None and not ENV_VAR_NAME.fullmatch(password_env):
-        raise InvalidInput("password-env", f"{password_env!r} is not an environment variable name")
-
-
 # -- commands -------------------------------------------------------------------------------------
 
 
@@ -176,9 +195,6 @@ def register(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Register an OpenCode server as an agent (refused, nothing written, if it does not answer)."""
-    from resources.database import tenant_scope, unit_of_work
-
-    _check_profile(password_env)
     agent = Agent(
         tenant_id=tenant,
         name=name.strip(),
@@ -189,16 +205,8 @@ def register(
         capabilities=capabilities or [],
         capacity=capacity,
     )
-    _require_host(agent.server_url)
-    with tenant_database(tenant) as database:
-        with tenant_scope(tenant), unit_of_work(database) as uow:
-            if any(existing.name == agent.name for existing in uow.agents.list()):
-                raise AlreadyExists("agent", agent.name)
-        if check:
-            _require_healthy(agent)  # outside any transaction: no lock held while we wait
-            agent.last_heartbeat_at = utcnow()
-        with tenant_scope(tenant), unit_of_work(database) as uow:
-            uow.agents.add(agent)
+    with _registry(tenant, check) as registry:
+        registry.register(Caller.operator(), agent, check=check)
     print_record(agent_record(agent), as_json)
 
 
@@ -210,30 +218,76 @@ def list_agents(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """List a tenant's agents, optionally with their servers' live health."""
-    with tenant_work(tenant) as uow:
-        agents = uow.agents.list()
+    """List a tenant's agents (lifecycle status, sessions on each), optionally with health."""
+    with _registry(tenant) as registry:
+        views = registry.list(Caller.operator(), tenant)
+    agents = [view.agent for view in views]
     probes = asyncio.run(_probe_all(agents)) if health and agents else [None] * len(agents)
     if as_json:
-        records = [agent_record(agent) for agent in agents]
+        records = [agent_record(view.agent, view.active_sessions) for view in views]
         if health:
             records = [
                 {**record, "health": probe} for record, probe in zip(records, probes, strict=True)
             ]
         print_rows(records, COLUMNS, as_json=True)
         return
-    rows = [_table_row(agent, probe) for agent, probe in zip(agents, probes, strict=True)]
+    rows = [
+        _table_row(view.agent, view.active_sessions, probe)
+        for view, probe in zip(views, probes, strict=True)
+    ]
     print_rows(rows, (*COLUMNS, "health") if health else COLUMNS, as_json=False)
 
 
 @agent_app.command("show")
 def show(
-    agent_id: str = typer.Argument(..., help="AGENT-... id."),
+    agent_id: str = AGENT_ARGUMENT,
     tenant: str = TENANT_OPTION,
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
-    """Show one agent: profile, capacity, performance and tier, sessions in flight."""
-    with tenant_work(tenant) as uow:
-        agent = uow.agents.get(agent_id)
-        active = uow.sessions.active_by_agent().get(agent.id, 0)
-    print_record({**agent_record(agent), "active_sessions": active}, as_json)
+    """Show one agent: profile, lifecycle status, performance and tier, sessions on it."""
+    with _registry(tenant) as registry:
+        view = registry.get(Caller.operator(), tenant, agent_id)
+    print_record(agent_record(view.agent, view.active_sessions), as_json)
+
+
+@agent_app.command("drain")
+def drain(
+    agent_id: str = AGENT_ARGUMENT, tenant: str = TENANT_OPTION, as_json: bool = JSON_OPTION
+) -> None:
+    """Route no new sessions to the agent; the sessions on it run to their end."""
+    with _registry(tenant) as registry:
+        agent = registry.drain(Caller.operator(), tenant, agent_id)
+    print_record(agent_record(agent), as_json)
+
+
+@agent_app.command("deactivate")
+def deactivate(
+    agent_id: str = AGENT_ARGUMENT, tenant: str = TENANT_OPTION, as_json: bool = JSON_OPTION
+) -> None:
+    """Switch the agent off: no new sessions (the ones on it are not stopped)."""
+    with _registry(tenant) as registry:
+        agent = registry.deactivate(Caller.operator(), tenant, agent_id)
+    print_record(agent_record(agent), as_json)
+
+
+@agent_app.command("activate")
+def activate(
+    agent_id: str = AGENT_ARGUMENT, tenant: str = TENANT_OPTION, as_json: bool = JSON_OPTION
+) -> None:
+    """Put a draining or inactive agent back into routing."""
+    with _registry(tenant) as registry:
+        agent = registry.activate(Caller.operator(), tenant, agent_id)
+    print_record(agent_record(agent), as_json)
+
+
+@agent_app.command("remove")
+def remove(
+    agent_id: str = AGENT_ARGUMENT, tenant: str = TENANT_OPTION, as_json: bool = JSON_OPTION
+) -> None:
+    """Delete the agent; refused (nothing changed) while sessions are on it: drain it first."""
+    with _registry(tenant) as registry:
+        agent = registry.remove(Caller.operator(), tenant, agent_id)
+    if as_json:
+        print_record({"id": agent.id, "name": agent.name, "removed": True}, as_json=True)
+    else:
+        typer.echo(f"agent {agent.id} ({agent.name}) removed")

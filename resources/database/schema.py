@@ -105,7 +105,7 @@ class AgentRow(Base):
     model: Mapped[str | None] = mapped_column(String(200))
     capabilities: Mapped[list[str]] = mapped_column(JsonDocument)
     capacity: Mapped[int] = mapped_column(Integer)
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")  # domain.agent.AgentStatus
     performance: Mapped[dict[str, Any]]
     last_heartbeat_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)

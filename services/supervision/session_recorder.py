@@ -93,9 +93,7 @@ class SessionRecorder:
                         cost_usd=delta.cost_usd,
                     )
                     agent = uow.agents.get_for_update(sup.link.agent.id)
-                    agent.performance = agent.performance.record(
-                        succeeded=target is SessionStatus.COMPLETED, at=self._clock()
-                    )
+                    agent.performance = agent.performance.record(target, at=self._clock())
                     uow.agents.save(agent)
         except ConcurrentModification:
             current = self.load(session.id)

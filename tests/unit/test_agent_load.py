@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from domain.agent import Agent
+import pytest
+
+from domain.agent import BREAKER_COOLDOWN, BREAKER_MIN_TASKS, Agent, AgentPerformance
+from domain.errors import NoAgentAvailable
+from domain.routing import AgentState, choose_agent
+from domain.session import SessionStatus
 from services.agent_load import AgentLoadView
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -98,3 +103,26 @@ def test_finished_sessions_free_slots_at_the_next_refresh() -> None:
     clock.now += timedelta(seconds=1)
     assert view.busy() == {a.id: 0, b.id: 0}
     assert [agent.id for agent in view.agents()] == [a.id, b.id]
+
+
+def test_a_wave_sends_one_probe_to_a_half_open_agent_and_holds_the_rest() -> None:
+    """The probe it routed counts as in flight, so the breaker refuses the wave's next session."""
+    performance = AgentPerformance()
+    for _ in range(BREAKER_MIN_TASKS):
+        performance = performance.record(SessionStatus.FAILED, at=T0)
+    failing = _agent("failing").model_copy(update={"performance": performance})
+    registry, clock = Registry([failing], {}), Clock()
+    clock.now = T0 + BREAKER_COOLDOWN
+    view = _view(registry, clock)
+
+    def states() -> list[AgentState]:
+        busy = view.busy()
+        return [AgentState(agent, busy[agent.id], now=clock()) for agent in view.agents()]
+
+    assert choose_agent(states()).agent_id == failing.id
+    view.routed(failing.id)
+    with pytest.raises(NoAgentAvailable, match="half-open"):
+        choose_agent(states())
+    clock.now += timedelta(seconds=2)  # a refresh while the probe starts: still held
+    with pytest.raises(NoAgentAvailable, match="half-open"):
+        choose_agent(states())

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from domain.agent import Agent, AgentPerformance
+from domain.agent import Agent, AgentPerformance, AgentStatus
 from domain.errors import AlreadyExists, ConcurrentModification, NotFound
 from resources.database.repositories.base import TenantScopedRepository
 from resources.database.schema import AgentRow
@@ -22,7 +22,7 @@ def _to_domain(row: AgentRow) -> Agent:
         model=row.model,
         capabilities=row.capabilities,
         capacity=row.capacity,
-        active=row.active,
+        status=AgentStatus(row.status),
         performance=AgentPerformance.model_validate(row.performance),
         last_heartbeat_at=row.last_heartbeat_at,
         version=row.version,
@@ -46,7 +46,7 @@ class AgentRepository(TenantScopedRepository):
                 model=agent.model,
                 capabilities=agent.capabilities,
                 capacity=agent.capacity,
-                active=agent.active,
+                status=agent.status.value,
                 performance=agent.performance.model_dump(mode="json"),
                 last_heartbeat_at=agent.last_heartbeat_at,
                 version=agent.version,
@@ -82,11 +82,11 @@ class AgentRepository(TenantScopedRepository):
     def list(self, active_only: bool = False) -> list[Agent]:
         query = select(AgentRow).where(AgentRow.tenant_id == self.tenant_id)
         if active_only:
-            query = query.where(AgentRow.active.is_(True))
+            query = query.where(AgentRow.status == AgentStatus.ACTIVE.value)
         return [_to_domain(row) for row in self._session.scalars(query.order_by(AgentRow.name))]
 
     def save(self, agent: Agent) -> None:
-        """Persist heartbeat, performance, capacity and activity, version-checked."""
+        """Persist heartbeat, performance, capacity and lifecycle status, version-checked."""
         expected_version = agent.version
         result = self._session.execute(
             update(AgentRow)
@@ -102,7 +102,7 @@ class AgentRepository(TenantScopedRepository):
                 model=agent.model,
                 capabilities=agent.capabilities,
                 capacity=agent.capacity,
-                active=agent.active,
+                status=agent.status.value,
                 performance=agent.performance.model_dump(mode="json"),
                 last_heartbeat_at=agent.last_heartbeat_at,
                 version=AgentRow.version + 1,
@@ -113,3 +113,13 @@ class AgentRepository(TenantScopedRepository):
             self.get(agent.id)
             raise ConcurrentModification(self.kind, agent.id, "any", expected_version)
         agent.version = expected_version + 1
+
+    def remove(self, agent_id: str) -> None:
+        """Delete the agent (its sessions keep its id in their history)."""
+        result = self._session.execute(
+            delete(AgentRow)
+            .where(AgentRow.tenant_id == self.tenant_id, AgentRow.id == agent_id)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            raise NotFound(self.kind, agent_id)

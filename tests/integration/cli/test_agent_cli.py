@@ -63,7 +63,9 @@ def test_register_checks_the_real_server_and_stores_no_password(
     assert agent["password_env"] == "OC_PASSWORD"
     assert agent["opencode_agent"] == "build"
     assert agent["capabilities"] == ["git", "python"]
-    assert (agent["capacity"], agent["tier"], agent["success_rate"]) == (3, "ELITE", 1.0)
+    # No session finished yet: NEW, success rate unknown (not ELITE at 100 %).
+    assert (agent["capacity"], agent["tier"], agent["success_rate"]) == (3, "NEW", None)
+    assert (agent["status"], agent["active"], agent["breaker"]) == ("ACTIVE", True, "CLOSED")
     assert agent["last_heartbeat_at"] is not None  # the server answered just now
 
     database_file = Path(db_url.removeprefix("sqlite:///"))
@@ -166,15 +168,15 @@ def test_list_shows_agents_and_their_live_health(
     down = register(db_url, "--name", "down", "--url", dead_url(), "--no-check")
 
     listed = json.loads(ok(db_url, "agent", "list", "-t", "acme", "--json"))
-    assert [(a["name"], a["tier"], a["active"]) for a in listed] == [
-        ("down", "ELITE", True),
-        ("up", "ELITE", True),
+    assert [(a["name"], a["tier"], a["status"], a["active_sessions"]) for a in listed] == [
+        ("down", "NEW", "ACTIVE", 0),
+        ("up", "NEW", "ACTIVE", 0),
     ]
     assert "health" not in listed[0]
     table = ok(db_url, "agent", "list", "-t", "acme")
-    for column in ("id", "name", "url", "capacity", "tier", "success", "active", "heartbeat"):
+    for column in ("id", "name", "url", "capacity", "tier", "success", "status", "heartbeat"):
         assert column in table
-    assert up["id"] in table and "100%" in table
+    assert up["id"] in table and "NEW" in table and "100%" not in table
 
     probed = json.loads(
         ok(db_url, "agent", "list", "-t", "acme", "--health", "--json", env=PASSWORD_ENV)

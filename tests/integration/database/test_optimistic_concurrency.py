@@ -422,7 +422,9 @@ def test_finishes_on_one_agent_queue_on_its_row_and_both_count(
                 if hold:
                     first_locked.set()
                     release_first.wait(THREAD_TIMEOUT_SECONDS)
-                current.performance = current.performance.record(succeeded=True, at=utcnow())
+                current.performance = current.performance.record(
+                    SessionStatus.COMPLETED, at=utcnow()
+                )
                 uow.agents.save(current)
             outcomes[name] = "saved"
         except Exception as error:

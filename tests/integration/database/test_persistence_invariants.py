@@ -235,7 +235,7 @@ def test_an_agent_whose_breaker_opened_is_saved_and_read_back(
         ),
     )
     for _ in range(5):
-        agent.performance = agent.performance.record(succeeded=False, at=opened_at)
+        agent.performance = agent.performance.record(SessionStatus.FAILED, at=opened_at)
     assert agent.performance.breaker_opened_at == opened_at
 
     run_as(database, tenant, lambda uow: uow.agents.save(agent))

@@ -234,6 +234,12 @@ CASES: list[Case] = [
         NotFound,
     ),
     Case(
+        "AgentRepository.remove",
+        "A's agent",
+        lambda uow, a, b: uow.agents.remove(a.agent.id),
+        NotFound,
+    ),
+    Case(
         "AgentRepository.list",
         "B's agents only",
         lambda uow, a, b: uow.agents.list(),
@@ -620,6 +626,7 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
     "AgentRepository.get": lambda uow, a: uow.agents.get(a.agent.id),
     "AgentRepository.get_for_update": lambda uow, a: uow.agents.get_for_update(a.agent.id),
     "AgentRepository.list": lambda uow, a: uow.agents.list(),
+    "AgentRepository.remove": lambda uow, a: uow.agents.remove(a.agent.id),
     "AgentRepository.save": lambda uow, a: uow.agents.save(_copy(a.agent)),
     "SessionRepository.add": lambda uow, a: uow.sessions.add(_new_session(a.tenant)),
     "SessionRepository.get": lambda uow, a: uow.sessions.get(a.session.id),

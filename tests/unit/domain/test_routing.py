@@ -10,6 +10,7 @@ import pytest
 from domain.agent import BREAKER_COOLDOWN, Agent, AgentPerformance
 from domain.errors import NoAgentAvailable
 from domain.routing import AgentState, choose_agent, refusal_reason
+from domain.session import SessionStatus
 
 
 def agent(name: str, capabilities=("python",), capacity=4, succeeded=10, total=10, **kw) -> Agent:
@@ -86,7 +87,7 @@ def test_an_open_breaker_lets_one_probe_through_after_its_cooldown() -> None:
     opened = datetime(2026, 1, 1, tzinfo=UTC)
     performance = AgentPerformance()
     for _ in range(5):
-        performance = performance.record(succeeded=False, at=opened)
+        performance = performance.record(SessionStatus.FAILED, at=opened)
     assert performance.breaker_open and performance.breaker_opened_at == opened
     failing = agent("failing").model_copy(update={"performance": performance})
 
@@ -100,8 +101,8 @@ def test_a_successful_probe_closes_the_breaker() -> None:
     at = datetime(2026, 1, 1, tzinfo=UTC)
     performance = AgentPerformance()
     for _ in range(6):
-        performance = performance.record(succeeded=False, at=at)
-    recovered = performance.record(succeeded=True, at=at + BREAKER_COOLDOWN)
+        performance = performance.record(SessionStatus.FAILED, at=at)
+    recovered = performance.record(SessionStatus.COMPLETED, at=at + BREAKER_COOLDOWN)
     assert not recovered.breaker_open
     assert recovered.breaker_opened_at is None
     assert recovered.tasks_total == 7 and recovered.tasks_succeeded == 1

@@ -425,7 +425,7 @@ def test_circuit_breaker(total: int, succeeded: int, open_: bool) -> None:
 
 def test_agent_performance_tier_uses_its_success_rate() -> None:
     assert AgentPerformance(tasks_total=20, tasks_succeeded=19, quality=0.9).tier is AgentTier.ELITE
-    assert AgentPerformance().tier is AgentTier.ELITE  # no tasks yet: rate 1.0, quality 1.0
+    assert AgentPerformance().tier is AgentTier.NEW  # no tasks yet: rate unknown, not 1.0
 
 
 # --- checkpoints ------------------------------------------------------------------------------
