@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from domain.agent import Agent
 from domain.errors import NoAgentAvailable
-from domain.routing import AgentState, choose_agent
+from domain.routing import AgentState, choose_agent, unserved_reason
 from domain.session import Session
 from domain.supervision_policy import SupervisionSettings
 from resources.database import Database, unit_of_work
@@ -66,8 +66,13 @@ class AgentPool:
             clock,
         )
 
-    async def route(self, session: Session) -> AgentLink:
-        """Choose an agent; while all are full, wait (the wave renews the lease meanwhile)."""
+    async def route(self, session: Session) -> AgentLink | None:
+        """Choose an agent; while all are full, wait (the wave renews the lease meanwhile).
+
+        None when no agent of the tenant offers what the session needs any more (removed,
+        drained or deactivated since its claim): the session is handed back to PENDING, its slot
+        freed, rather than waiting in the wave for an agent that will not come.
+        """
         waiting_for = ""
         while True:
             async with self._routing_lock:
@@ -90,6 +95,10 @@ class AgentPool:
                         {"agent_id": decision.agent_id, "reason": decision.reason},
                     )
                     return self._links[decision.agent_id]
+            offered = [agent.capabilities for agent in self.load.agents()]
+            unserved = unserved_reason(session.required_capabilities, offered) is not None
+            if unserved and self._recorder.release_unroutable(session):
+                return None
             if reason != waiting_for:  # recorded once per reason, not every round
                 self._recorder.append(session.id, "session.waiting", {"reason": reason})
                 waiting_for = reason

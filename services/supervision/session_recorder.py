@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from domain.errors import ConcurrentModification
 from domain.events import SessionEvent
+from domain.routing import unserved_reason
 from domain.session import Session, SessionStatus
 from resources.database import Database, UnitOfWork, tenant_scope, unit_of_work
 from services.event_batch import EventBatch
 from services.session_outcome import SessionOutcome, outcome_of
+from services.unroutable import offered_capabilities
 
 if TYPE_CHECKING:
     from services.supervision.followed_session import FollowedSession
@@ -59,6 +61,26 @@ class SessionRecorder:
         with self.state_change(session) as (uow, recorded):
             event = session.transition_to(target, reason, at=self._clock())
             recorded.append(uow.sessions.save_transition(session, event))
+
+    def release_unroutable(self, session: Session) -> bool:
+        """Hand a claimed session that no active agent can serve back to PENDING, set aside (as
+        the dispatcher sets aside one it cannot route), in one transaction after its pending
+        events. True when this wave is done with it: released, or no longer its QUEUED session;
+        False when a fresh read finds an agent that serves it (keep waiting for one)."""
+        with self.state_change(session) as (uow, recorded):
+            current = uow.sessions.get(session.id)
+            if current.status is not SessionStatus.QUEUED or current.lease_owner != self._owner:
+                return True
+            reason = unserved_reason(current.required_capabilities, offered_capabilities(uow))
+            if reason is None:
+                return False
+            recorded.append(
+                uow.sessions.save_transition(
+                    current, current.release_unroutable(reason, self._clock())
+                )
+            )
+        logger.info("tenant %s: session %s handed back: %s", self._tenant, session.id, reason)
+        return True
 
     def current_outcome(self, session_id: str, reason: str) -> SessionOutcome:
         with tenant_scope(self._tenant):

@@ -38,6 +38,8 @@ class SessionStart:
 
     async def start(self, session: Session) -> FollowedSession | None:
         link = await self._pool.route(session)
+        if link is None:  # handed back: no agent offers what it needs
+            return None
         async with link.starting:
             return await self._start_on(link, session)
 

@@ -12,12 +12,14 @@ let go; a dead wave's session is adopted on its one agent session.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from domain.agent import Agent, AgentStatus
 from domain.quota import CostCap
 from domain.session import SessionStatus
 from resources.database import tenant_scope, unit_of_work
@@ -303,3 +305,61 @@ def test_the_wave_closes_its_clients_when_it_ends(world: World) -> None:
     supervise(world.wave(), [session_id])
     assert world.servers.clients and all(client.closed for client in world.servers.clients)
     assert world.server.streams == []
+
+
+def _add_rust_agent(world: World, capacity: int = 5) -> str:
+    with tenant_scope(TENANT), unit_of_work(world.database) as uow:
+        agent = uow.agents.add(
+            Agent(
+                tenant_id=TENANT,
+                name="rust-agent",
+                server_url="http://agent-rust.test",
+                capabilities=["rust"],
+                capacity=capacity,
+            )
+        )
+    return agent.id
+
+
+def _set_agent_status(world: World, agent_id: str, status: AgentStatus) -> None:
+    with tenant_scope(TENANT), unit_of_work(world.database) as uow:
+        agent = uow.agents.get_for_update(agent_id)
+        agent.change_status(status)
+        uow.agents.save(agent)
+
+
+def test_a_claimed_session_no_agent_offers_any_more_gives_its_slot_back(world: World) -> None:
+    rust = _add_rust_agent(world)
+    session_id = world.submit("Port it to Rust.", required_capabilities=["rust"])
+    assert world.session(session_id).status is SessionStatus.QUEUED
+    _set_agent_status(world, rust, AgentStatus.INACTIVE)  # after the claim, before routing
+
+    [outcome] = supervise(world.wave(), [session_id])
+
+    assert outcome.status == "PENDING"
+    session = world.session(session_id)
+    assert (session.status, session.status_reason) == (
+        SessionStatus.PENDING,
+        "no agent offers rust",
+    )
+    assert session.unroutable_since is not None and session.lease_owner is None
+    assert world.server.sessions == {}  # never started anywhere
+
+
+def test_a_session_whose_agent_is_only_full_waits_for_it_in_the_wave(world: World) -> None:
+    _add_rust_agent(world, capacity=1)  # the one agent that serves it: busy, not gone
+    busy = world.submit("Busy.", required_capabilities=["rust"])
+    waiting = world.submit("Wait.", required_capabilities=["rust"])
+    world.servers.server("http://agent-rust.test").queue(WORKING)
+
+    async def scenario() -> None:
+        wave = world.wave()
+        task = asyncio.create_task(wave.run([busy, waiting]))
+        await until(lambda: "session.waiting" in world.event_types(waiting))
+        assert world.session(waiting).status is SessionStatus.QUEUED
+        assert world.session(waiting).lease_owner == OWNER
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())

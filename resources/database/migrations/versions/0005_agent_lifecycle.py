@@ -4,8 +4,8 @@ Draining is a state of its own (no new sessions, the running ones finish), which
 hold. Inactive agents of before become INACTIVE, the others ACTIVE. The agents table keeps its
 row-level security and grants (0001): columns change, the table stays.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
