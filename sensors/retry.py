@@ -1,5 +1,7 @@
 """Retry: FAILED, TIMEOUT and ORPHANED sessions with retries left go back to PENDING.
 
+A tick visits only the tenants with work (`TenantWorkRepository.to_retry`, one indexed query
+across tenants: a retry due or a decomposed request to settle), so idle tenants cost it nothing.
 The domain computes each retry's backoff (exponential, with jitter) into `next_attempt_at`; the
 dispatcher claims the session only after that moment. A session that used its retries stays.
 
@@ -10,8 +12,12 @@ COMPLETED, PARTIALLY_COMPLETED or FAILED, so that happens within seconds of its 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import dagster as dg
 
+from domain.session import Session
+from resources.database import Database, unit_of_work
 from resources.database_resource import DatabaseResource
 from resources.redis_resource import RedisResource
 from resources.supervision_config import SupervisionConfig
@@ -43,24 +49,42 @@ def retry_sensor(
     coordination = CoordinationService(
         database.get_database(), publish=redis.event_publisher().publish
     )
-    with database.unit_of_work() as uow:
-        tenants = uow.tenants.active_slugs()
-    retried = settled = 0
-    for tenant in tenants:
-        for session in service.retry_due(tenant):
-            retried += 1
-            context.log.info(
-                f"tenant {tenant} session {session.id}: retry {session.retry_count} of "
-                f"{session.max_retries} at {session.next_attempt_at:%H:%M:%S}"
-            )
-        for parent in coordination.settle(tenant):
-            settled += 1
-            context.log.info(
-                f"tenant {tenant} session {parent.id}: {parent.status.value} "
-                f"({parent.status_reason})"
-            )
+    tick = retry_tick(service, coordination, database.get_database())
+    for session in tick.retried:
+        context.log.info(
+            f"tenant {session.tenant_id} session {session.id}: retry {session.retry_count} of "
+            f"{session.max_retries} at {session.next_attempt_at:%H:%M:%S}"
+        )
+    for parent in tick.settled:
+        context.log.info(
+            f"tenant {parent.tenant_id} session {parent.id}: {parent.status.value} "
+            f"({parent.status_reason})"
+        )
     # This sensor launches nothing itself: the dispatcher starts the retried sessions.
     return dg.SkipReason(
-        f"{retried} sessions sent back to PENDING and {settled} decomposed requests settled "
-        f"across {len(tenants)} tenants"
+        f"{len(tick.retried)} sessions sent back to PENDING and {len(tick.settled)} decomposed "
+        f"requests settled across {len(tick.visited)} tenants with work"
     )
+
+
+@dataclass(frozen=True)
+class RetryTick:
+    """What a tick did: the tenants it visited (those with work), what it retried and settled."""
+
+    visited: list[str]
+    retried: list[Session]
+    settled: list[Session]
+
+
+def retry_tick(
+    service: SessionService, coordination: CoordinationService, database: Database
+) -> RetryTick:
+    """Retries and settling for the tenants with work only: one indexed query finds them, so a
+    tick costs O(tenants with work)."""
+    with unit_of_work(database) as uow:
+        tenants = uow.tenant_work.to_retry()
+    tick = RetryTick(tenants, [], [])
+    for tenant in tenants:
+        tick.retried.extend(service.retry_due(tenant))
+        tick.settled.extend(coordination.settle(tenant))
+    return tick

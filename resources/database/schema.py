@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -38,6 +39,7 @@ NAMING_CONVENTION = {
 ID = String(40)
 TENANT = String(63)
 STATUS = String(32)
+RETRYABLE_SQL = "status IN ('FAILED', 'TIMEOUT', 'ORPHANED') AND retry_count < max_retries"
 
 
 class Base(DeclarativeBase):
@@ -117,6 +119,14 @@ class SessionRow(Base):
         UniqueConstraint("tenant_id", "idempotency_key"),
         Index("ix_sessions_dispatch", "tenant_id", "status", "priority", "id"),
         Index("ix_sessions_status_lease", "status", "lease_expires_at"),
+        # Which tenants have work (repositories/tenant_work.py; migration 0004).
+        Index("ix_sessions_pending_due", "status", "next_attempt_at", "tenant_id"),
+        Index(
+            "ix_sessions_retryable",
+            "tenant_id",
+            postgresql_where=text(RETRYABLE_SQL),
+            sqlite_where=text(RETRYABLE_SQL),
+        ),
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
