@@ -1,14 +1,17 @@
 """Dispatch: turns waiting sessions into wave runs, one tenant at a time.
 
 A tick visits only the tenants with work (`TenantWorkRepository.to_dispatch`, one indexed query
-across tenants), so idle tenants cost it nothing. Per tenant visited: sessions whose supervisor
-is gone (claimed but never started, or running with an expired lease) are re-leased to a new
-wave that adopts them; then PENDING sessions are claimed, a wave at a time, up to the tenant's
-free slots. Claims are conditional UPDATEs, so two ticks never claim one session twice. A wave's
-id, its sessions' lease owner and its run key are one value derived from the sessions and their
-versions: deterministic, and new for every claim. A tenant with a live wave run (queued or
-running) is left its new sessions: that wave takes them on itself (`services.top_up`); only
-those due for `left_behind_seconds` are claimed here."""
+across tenants), so idle tenants cost it nothing; a tick with more work than its interval allows
+stops half-way through it and the next goes on after the last tenant it visited
+(`sensors.tenant_turns`). Per tenant visited: sessions whose supervisor is gone (claimed but never
+started, or running with an expired lease) are re-leased to a new wave that adopts them; then
+PENDING sessions are claimed, a wave at a time, up to the tenant's free slots. Claims are
+conditional UPDATEs, so two ticks never claim one session twice. A wave's id, its sessions' lease
+owner and its run key are one value derived from the sessions and their versions: deterministic,
+and new for every claim. A tenant with a live wave run (queued or running) is left its new
+sessions: that wave takes them on itself (`services.top_up`); only those due for
+`left_behind_seconds` are claimed here.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from resources.database import Database, unit_of_work
 from resources.database_resource import DatabaseResource
 from resources.redis_resource import RedisResource
 from resources.supervision_config import SupervisionConfig
+from sensors.tenant_turns import Budget, visit
 from services.session_service import Claim, SessionService
 
 TICK_INTERVAL_SECONDS = 2
@@ -36,6 +40,9 @@ LIVE_RUN_STATUSES = (
     dg.DagsterRunStatus.STARTED,
 )
 MAX_WAVES_PER_TENANT_TICK = 50
+# Claiming stops once this much of a tick is spent (the rest waits for the next tick), leaving
+# the other half of the interval to the tick's fixed costs and the last wave's claim.
+TICK_BUDGET_SECONDS = TICK_INTERVAL_SECONDS / 2
 
 
 def tenant_waves(
@@ -43,9 +50,11 @@ def tenant_waves(
     tenant: str,
     supervision: SupervisionConfig,
     has_live_wave: bool = False,
+    budget: Budget | None = None,
 ) -> list[Wave]:
     """Waves for the tenant's unsupervised and due sessions. While the tenant has a live wave
-    (which takes on new sessions itself), only sessions it left behind are claimed."""
+    (which takes on new sessions itself), only sessions it left behind are claimed. A spent
+    `budget` (the tick's) stops it after the wave at hand."""
     waves: list[Wave] = []
     due_by = (
         utcnow() - timedelta(seconds=supervision.left_behind_seconds)
@@ -74,15 +83,19 @@ def tenant_waves(
                     int(supervision.top_up_seconds),
                 )
             )
+            if budget is not None and budget.spent:
+                return waves
     return waves
 
 
 @dataclass(frozen=True)
 class DispatchTick:
-    """What a tick did: the tenants it visited (those with work) and the waves it formed."""
+    """What a tick did: the tenants it visited (those with work, in turn), the waves it formed,
+    and the cursor for the next tick (the last tenant visited, or None after a full round)."""
 
     visited: list[str]
     waves: list[Wave]
+    cursor: str | None
 
 
 def dispatch_tick(
@@ -90,18 +103,24 @@ def dispatch_tick(
     database: Database,
     supervision: SupervisionConfig,
     live_tenants: Callable[[], set[str]],
+    *,
+    cursor: str | None = None,
+    budget_seconds: float | None = None,
 ) -> DispatchTick:
     """Waves for the tenants with work only: one indexed query finds them, so a tick costs
-    O(tenants with work). `live_tenants` (those with a live wave run) is asked only then."""
+    O(tenants with work), and at most about `budget_seconds` of it (`sensors.tenant_turns`):
+    the next tick goes on after `cursor`. `live_tenants` (those with a live wave) is asked
+    only when a tenant has work."""
+    budget = Budget(budget_seconds)
     with unit_of_work(database) as uow:
         tenants = uow.tenant_work.to_dispatch(utcnow())
     live = live_tenants() if tenants else set()
-    waves = [
-        wave
-        for tenant in tenants
-        for wave in tenant_waves(service, tenant, supervision, tenant in live)
-    ]
-    return DispatchTick(tenants, waves)
+    visited: list[str] = []
+    waves: list[Wave] = []
+    for tenant in visit(tenants, cursor, budget):
+        visited.append(tenant)
+        waves += tenant_waves(service, tenant, supervision, tenant in live, budget)
+    return DispatchTick(visited, waves, visited[-1] if len(visited) < len(tenants) else None)
 
 
 def tenants_with_live_waves(instance: dg.DagsterInstance) -> set[str]:
@@ -129,7 +148,10 @@ def dispatch_sensor(
         database.get_database(),
         supervision,
         lambda: tenants_with_live_waves(context.instance),
+        cursor=context.cursor,
+        budget_seconds=TICK_BUDGET_SECONDS,
     )
+    context.update_cursor(tick.cursor)
     requests: list[dg.RunRequest] = []
     for wave in tick.waves:
         context.log.info(

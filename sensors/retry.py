@@ -21,10 +21,12 @@ from resources.database import Database, unit_of_work
 from resources.database_resource import DatabaseResource
 from resources.redis_resource import RedisResource
 from resources.supervision_config import SupervisionConfig
+from sensors.tenant_turns import Budget, visit
 from services.coordination import CoordinationService
 from services.session_service import SessionService
 
 TICK_INTERVAL_SECONDS = 5
+TICK_BUDGET_SECONDS = TICK_INTERVAL_SECONDS / 2  # then the rest waits for the next tick
 
 
 @dg.sensor(
@@ -49,7 +51,14 @@ def retry_sensor(
     coordination = CoordinationService(
         database.get_database(), publish=redis.event_publisher().publish
     )
-    tick = retry_tick(service, coordination, database.get_database())
+    tick = retry_tick(
+        service,
+        coordination,
+        database.get_database(),
+        cursor=context.cursor,
+        budget_seconds=TICK_BUDGET_SECONDS,
+    )
+    context.update_cursor(tick.cursor)
     for session in tick.retried:
         context.log.info(
             f"tenant {session.tenant_id} session {session.id}: retry {session.retry_count} of "
@@ -69,22 +78,35 @@ def retry_sensor(
 
 @dataclass(frozen=True)
 class RetryTick:
-    """What a tick did: the tenants it visited (those with work), what it retried and settled."""
+    """What a tick did: the tenants it visited (those with work, in turn), what it retried and
+    settled, and the cursor for the next tick (the last tenant visited, or None)."""
 
     visited: list[str]
     retried: list[Session]
     settled: list[Session]
+    cursor: str | None = None
 
 
 def retry_tick(
-    service: SessionService, coordination: CoordinationService, database: Database
+    service: SessionService,
+    coordination: CoordinationService,
+    database: Database,
+    *,
+    cursor: str | None = None,
+    budget_seconds: float | None = None,
 ) -> RetryTick:
     """Retries and settling for the tenants with work only: one indexed query finds them, so a
-    tick costs O(tenants with work)."""
+    tick costs O(tenants with work), and at most about `budget_seconds` of it
+    (`sensors.tenant_turns`): the next tick goes on after `cursor`."""
+    budget = Budget(budget_seconds)
     with unit_of_work(database) as uow:
         tenants = uow.tenant_work.to_retry()
-    tick = RetryTick(tenants, [], [])
-    for tenant in tenants:
-        tick.retried.extend(service.retry_due(tenant))
-        tick.settled.extend(coordination.settle(tenant))
-    return tick
+    visited: list[str] = []
+    retried: list[Session] = []
+    settled: list[Session] = []
+    for tenant in visit(tenants, cursor, budget):
+        visited.append(tenant)
+        retried += service.retry_due(tenant)
+        settled += coordination.settle(tenant)
+    after = visited[-1] if len(visited) < len(tenants) else None
+    return RetryTick(visited, retried, settled, after)

@@ -118,6 +118,36 @@ def test_a_dispatch_tick_visits_only_the_tenants_with_work_and_claims_their_due_
     assert _dispatch(database).visited == []  # claimed and leased: nothing left to do
 
 
+def test_a_tick_out_of_budget_leaves_the_other_tenants_to_the_next_ticks_in_turn(
+    database: Database,
+) -> None:
+    """A spent budget (0 s) still forms one wave per tick: the work advances tenant by tenant."""
+    a, b, c = _tenants(database, 3)
+    sessions = {
+        tenant: {_add(database, tenant, _S.PENDING) for _ in range(2)} for tenant in (a, b, c)
+    }
+    one_at_a_time = SupervisionConfig(wave_size=1)
+    ticks, cursor = [], None
+    for _ in range(7):
+        tick = dispatch_tick(
+            SessionService(database),
+            database,
+            one_at_a_time,
+            lambda: NO_LIVE_WAVES,
+            cursor=cursor,
+            budget_seconds=0,
+        )
+        ticks.append(tick)
+        cursor = tick.cursor
+    assert [tick.visited for tick in ticks] == [[a], [b], [c], [a], [b], [c], []]
+    assert [len(tick.waves) for tick in ticks] == [1, 1, 1, 1, 1, 1, 0]
+    for tenant, ids in sessions.items():
+        claimed = {
+            i for t in ticks for w in t.waves if w.tenant_id == tenant for i in w.session_ids
+        }
+        assert claimed == ids
+
+
 def test_an_idle_dispatch_tick_runs_the_same_statements_for_5_idle_tenants_as_for_45(
     database: Database,
 ) -> None:
