@@ -150,7 +150,7 @@ def test_the_application_role_still_sees_no_other_tenant_s_session(
         assert tenant in uow.tenant_work.to_dispatch(NOW)
 
 
-def test_the_finder_functions_return_only_slugs_and_run_as_a_role_nobody_can_become(
+def test_the_finder_functions_return_only_slugs_as_a_role_nobody_can_become_reading_no_prompt(
     pg_admin_engine: Engine,
 ) -> None:
     with pg_admin_engine.connect() as connection:
@@ -174,6 +174,20 @@ def test_the_finder_functions_return_only_slugs_and_run_as_a_role_nobody_can_bec
             ),
             {"app": APP_ROLE, "finder": FINDER_ROLE},
         ).one()
+        reads = {
+            column: connection.execute(
+                text("SELECT has_column_privilege(:finder, 'sessions', :column, 'SELECT')"),
+                {"finder": FINDER_ROLE, "column": column},
+            ).scalar_one()
+            for column in ("tenant_id", "status", "initial_prompt", "result", "error")
+        }
+    assert reads == {
+        "tenant_id": True,
+        "status": True,
+        "initial_prompt": False,
+        "result": False,
+        "error": False,
+    }
     for name in FINDER_FUNCTIONS:
         function = functions[name]
         assert function.prosecdef and function.owner == FINDER_ROLE, name

@@ -5,8 +5,8 @@ two transactions each per tick). One query finds them; it must see every tenant'
 which the application role (row-level security, no BYPASSRLS) cannot. So on PostgreSQL:
 
 - the role `indorch_tenant_finder` (NOLOGIN, no BYPASSRLS, nobody can become it but the
-  migrating user) may SELECT sessions through the policy `tenant_finder_reads` (SELECT only,
-  for that role only) and tenants;
+  migrating user) may SELECT the columns of sessions and tenants the functions read, every
+  tenant's rows through the policy `tenant_finder_reads` (SELECT only, for that role only);
 - it owns two SECURITY DEFINER functions, `tenants_to_dispatch(as_of)` and `tenants_to_retry()`,
   that return only tenant slugs; the application role may EXECUTE them, PUBLIC may not.
 
@@ -30,6 +30,16 @@ depends_on = None
 APP_ROLE = "indorch_app"  # created by 0001
 FINDER_ROLE = "indorch_tenant_finder"
 FINDER_POLICY = "tenant_finder_reads"
+SESSION_COLUMNS = (
+    "id",
+    "tenant_id",
+    "parent_id",
+    "status",
+    "next_attempt_at",
+    "lease_expires_at",
+    "retry_count",
+    "max_retries",
+)
 RETRYABLE = "status IN ('FAILED', 'TIMEOUT', 'ORPHANED') AND retry_count < max_retries"
 
 DISPATCH_QUERY = """
@@ -124,7 +134,9 @@ def upgrade() -> None:
     for statement in _finder_role_statements():
         op.execute(statement)
     op.execute(f"GRANT USAGE ON SCHEMA public TO {FINDER_ROLE}")
-    op.execute(f"GRANT SELECT ON tenants, sessions TO {FINDER_ROLE}")
+    # The columns the functions read, no more (no prompts, results or errors).
+    op.execute(f"GRANT SELECT (slug, active, deleted_at) ON tenants TO {FINDER_ROLE}")
+    op.execute(f"GRANT SELECT ({', '.join(SESSION_COLUMNS)}) ON sessions TO {FINDER_ROLE}")
     op.execute(
         f"CREATE POLICY {FINDER_POLICY} ON sessions FOR SELECT TO {FINDER_ROLE} USING (true)"
     )
