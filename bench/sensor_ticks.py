@@ -228,12 +228,12 @@ def _table(document: dict[str, Any]) -> Table:
                 stats = figures.get(sensor)
                 if stats is None:
                     continue
-                label = f"{scenario} ({figures['tenants']} tenants"
+                label = f"{scenario}: {figures['tenants']} tenants"
                 if "sessions" in figures:
-                    label += f", {figures['sessions']} queued"
+                    label += f", {figures['sessions']} sessions"
                 table.add_row(
                     kind,
-                    label + ")",
+                    label,
                     sensor.replace("_before", " (before)"),
                     str(stats["ticks"]),
                     f"{stats['p50_s']:.3f}",
@@ -261,7 +261,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "databases": {},
     }
-    console = Console()
+    console = Console(width=120)
     with tempfile.TemporaryDirectory(prefix="indorch-ticks-") as scratch:
         for kind in args.databases.split(","):
             console.log(f"{kind}: idle")

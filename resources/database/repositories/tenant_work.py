@@ -2,8 +2,9 @@
 
 A sensor tick visits only these tenants, so its cost grows with the work, not with the tenants
 (1,000 idle tenants once cost two transactions each per tick). The answer over-approximates:
-a tenant found here may turn out to have nothing claimable (quota full, prerequisites pending);
-a tenant with work is never missed.
+a tenant found here may turn out to have nothing to do (its quota full, prerequisites pending,
+a decomposed request's coordinating parent, which is PENDING or RUNNING with no lease); a tenant
+with work is never missed.
 
 To dispatch: a PENDING session due (no backoff, or its backoff over), or an unsupervised one
 (QUEUED, RUNNING or DEGRADED with its lease missing or run out). To retry: a FAILED, TIMEOUT or
@@ -11,9 +12,9 @@ ORPHANED session with a retry left, or a decomposed request to settle (a PENDING
 PENDING/RUNNING session with children). Only active, undeleted tenants.
 
 On PostgreSQL the application role sees no other tenant's rows: the queries run inside SECURITY
-DEFINER functions of migration 0004, owned by a role that reads sessions and nothing else. SQLite
-has no such wall and runs the same SQL here. Both are indexed (ix_sessions_pending_due,
-ix_sessions_status_lease, ix_sessions_retryable, ix_sessions_parent_id).
+DEFINER functions of migration 0004, owned by a role that reads a few columns of sessions and
+tenants and nothing else. SQLite has no such wall and runs the same SQL here. Both are indexed
+(ix_sessions_pending_due, ix_sessions_status_lease, ix_sessions_retryable, ix_sessions_parent_id).
 """
 
 from __future__ import annotations
