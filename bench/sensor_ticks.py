@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import statistics
@@ -255,6 +256,8 @@ def main() -> None:
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
+    # The dispatch sensor logs every wave it forms (10,000 session ids): not the bench's output.
+    logging.getLogger("dagster").setLevel(logging.WARNING)
     document: dict[str, Any] = {
         "command": "python -m bench.sensor_ticks",
         "arguments": {k: str(v) for k, v in vars(args).items() if k != "postgres_url"},

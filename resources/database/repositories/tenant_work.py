@@ -14,7 +14,9 @@ PENDING/RUNNING session with children). Only active, undeleted tenants.
 On PostgreSQL the application role sees no other tenant's rows: the queries run inside SECURITY
 DEFINER functions of migration 0004, owned by a role that reads a few columns of sessions and
 tenants and nothing else. SQLite has no such wall and runs the same SQL here. Both are indexed
-(ix_sessions_pending_due, ix_sessions_status_lease, ix_sessions_retryable, ix_sessions_parent_id).
+(ix_sessions_pending_due, ix_sessions_status_lease, ix_sessions_retryable, ix_sessions_parent_id);
+a tenant is looked up by its key per tenant found (a scalar subquery, never joined: the planner
+would otherwise scan every tenant when its statistics are stale), so the work decides the cost.
 """
 
 from __future__ import annotations
@@ -28,20 +30,19 @@ from resources.database.column_types import UtcDateTime
 
 # The bodies of migration 0004's functions; a change here is a new migration there.
 _DISPATCH_SQL = """
-    SELECT t.slug FROM tenants t
-    WHERE t.active AND t.deleted_at IS NULL AND t.slug IN (
+    SELECT w.tenant_id FROM (
         SELECT s.tenant_id FROM sessions s
         WHERE s.status = 'PENDING' AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= :as_of)
         UNION
         SELECT s.tenant_id FROM sessions s
         WHERE s.status IN ('QUEUED', 'RUNNING', 'DEGRADED')
           AND (s.lease_expires_at IS NULL OR s.lease_expires_at <= :as_of)
-    )
-    ORDER BY t.slug
+    ) w
+    WHERE (SELECT t.active AND t.deleted_at IS NULL FROM tenants t WHERE t.slug = w.tenant_id)
+    ORDER BY w.tenant_id
 """
 _RETRY_SQL = """
-    SELECT t.slug FROM tenants t
-    WHERE t.active AND t.deleted_at IS NULL AND t.slug IN (
+    SELECT w.tenant_id FROM (
         SELECT s.tenant_id FROM sessions s
         WHERE s.status IN ('FAILED', 'TIMEOUT', 'ORPHANED') AND s.retry_count < s.max_retries
         UNION
@@ -49,10 +50,11 @@ _RETRY_SQL = """
         UNION
         SELECT s.tenant_id FROM sessions s
         WHERE s.status IN ('PENDING', 'RUNNING') AND EXISTS (
-            SELECT 1 FROM sessions c WHERE c.parent_id = s.id AND c.tenant_id = s.tenant_id
+            SELECT 1 FROM sessions c WHERE c.parent_id = s.id
         )
-    )
-    ORDER BY t.slug
+    ) w
+    WHERE (SELECT t.active AND t.deleted_at IS NULL FROM tenants t WHERE t.slug = w.tenant_id)
+    ORDER BY w.tenant_id
 """
 _AS_OF = bindparam("as_of", type_=UtcDateTime())
 

@@ -43,20 +43,19 @@ SESSION_COLUMNS = (
 RETRYABLE = "status IN ('FAILED', 'TIMEOUT', 'ORPHANED') AND retry_count < max_retries"
 
 DISPATCH_QUERY = """
-    SELECT t.slug FROM tenants t
-    WHERE t.active AND t.deleted_at IS NULL AND t.slug IN (
+    SELECT w.tenant_id FROM (
         SELECT s.tenant_id FROM sessions s
         WHERE s.status = 'PENDING' AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= as_of)
         UNION
         SELECT s.tenant_id FROM sessions s
         WHERE s.status IN ('QUEUED', 'RUNNING', 'DEGRADED')
           AND (s.lease_expires_at IS NULL OR s.lease_expires_at <= as_of)
-    )
-    ORDER BY t.slug
+    ) w
+    WHERE (SELECT t.active AND t.deleted_at IS NULL FROM tenants t WHERE t.slug = w.tenant_id)
+    ORDER BY w.tenant_id
 """
 RETRY_QUERY = """
-    SELECT t.slug FROM tenants t
-    WHERE t.active AND t.deleted_at IS NULL AND t.slug IN (
+    SELECT w.tenant_id FROM (
         SELECT s.tenant_id FROM sessions s
         WHERE s.status IN ('FAILED', 'TIMEOUT', 'ORPHANED') AND s.retry_count < s.max_retries
         UNION
@@ -64,10 +63,11 @@ RETRY_QUERY = """
         UNION
         SELECT s.tenant_id FROM sessions s
         WHERE s.status IN ('PENDING', 'RUNNING') AND EXISTS (
-            SELECT 1 FROM sessions c WHERE c.parent_id = s.id AND c.tenant_id = s.tenant_id
+            SELECT 1 FROM sessions c WHERE c.parent_id = s.id
         )
-    )
-    ORDER BY t.slug
+    ) w
+    WHERE (SELECT t.active AND t.deleted_at IS NULL FROM tenants t WHERE t.slug = w.tenant_id)
+    ORDER BY w.tenant_id
 """
 FUNCTIONS = {  # signature: body
     "tenants_to_dispatch(as_of timestamptz)": DISPATCH_QUERY,
