@@ -26,7 +26,7 @@ from services.coordination import CoordinationService
 from services.session_service import SessionService
 
 TICK_INTERVAL_SECONDS = 5
-TICK_BUDGET_SECONDS = TICK_INTERVAL_SECONDS / 2  # then the rest waits for the next tick
+TICK_BUDGET_SECONDS = 0.4 * TICK_INTERVAL_SECONDS  # then the rest waits for the next tick
 
 
 @dg.sensor(
