@@ -1,7 +1,10 @@
 """Sensor tick cost: the dispatch and retry ticks at 1,000 idle tenants, and 10,000 queued.
 
     .venv/bin/python -m bench.sensor_ticks [--tenants 1000] [--sessions 10000]
-        [--databases sqlite,postgres] [--ticks 10] [--old-ticks 3]
+        [--databases sqlite,postgres] [--ticks 10] [--old-ticks 3] [--skip-queued]
+        [--postgres-url postgresql://postgres@127.0.0.1:5432/postgres] 2>/dev/null
+
+(stderr: the dispatch sensor logs every wave it forms, 10,000 session ids in the second part.)
 
 Each scenario gets a fresh migrated database (`bench.world.database`; PostgreSQL as the
 application role, under row-level security). The sensors are evaluated as the daemon does, one
@@ -10,8 +13,9 @@ tick), without launching the runs: the sessions only need claiming.
 
 1. **idle** -- `--tenants` tenants with history (two COMPLETED sessions and one FAILED out of
    retries each) and nothing to do: `--ticks` dispatch and retry ticks. With `--old-ticks`, the
-   loops the sensors ran before (every active tenant, two transactions each) are timed too, on
-   the same data, for comparison.
+   loops the sensors ran before (every active tenant, two transactions each; replayed here with
+   the same services and a fresh resource, outside a sensor context) are timed too, on the same
+   data, for comparison.
 2. **queued** -- `--sessions` PENDING sessions spread over `--tenants` tenants: dispatch ticks,
    back to back, until every session is claimed. Every tick's duration is kept (max, p95).
 
@@ -22,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import platform
 import statistics
@@ -256,8 +259,6 @@ def main() -> None:
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
-    # The dispatch sensor logs every wave it forms (10,000 session ids): not the bench's output.
-    logging.getLogger("dagster").setLevel(logging.WARNING)
     document: dict[str, Any] = {
         "command": "python -m bench.sensor_ticks",
         "arguments": {k: str(v) for k, v in vars(args).items() if k != "postgres_url"},
