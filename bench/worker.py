@@ -42,6 +42,7 @@ from sqlalchemy import and_, func, not_, select
 from bench.code_location import WAVE_SIZE_VAR, bench_supervision
 from bench.floor import run_floor
 from bench.launch import RunLauncher
+from orchestrator_defs.sensor_evaluation import sensor_context
 from orchestrator_defs.sessions.job import session_wave
 from resources.dagster_partitions import tenant_partitions
 from resources.database import Database
@@ -132,25 +133,11 @@ class Orchestrated:
             raise
 
     def retry_tick(self) -> None:
-        with dg.build_sensor_context(
-            instance=self.instance,
-            instance_ref=self.instance.get_ref(),
-            resources=self.resources,
-            definitions=dg.Definitions(
-                jobs=[session_wave], resources={**self.resources, "opencode": OpenCodeResource()}
-            ),
-        ) as context:
+        with sensor_context(self.instance, self.resources) as context:
             retry_sensor.evaluate_tick(context)
 
     def tick(self) -> int:
-        with dg.build_sensor_context(
-            instance=self.instance,
-            instance_ref=self.instance.get_ref(),
-            resources=self.resources,
-            definitions=dg.Definitions(
-                jobs=[session_wave], resources={**self.resources, "opencode": OpenCodeResource()}
-            ),
-        ) as context:
+        with sensor_context(self.instance, self.resources) as context:
             result = dispatch_sensor.evaluate_tick(context)
         requests = list(result.run_requests or [])
         if self.launcher is not None:

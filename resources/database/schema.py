@@ -39,6 +39,7 @@ NAMING_CONVENTION = {
 ID = String(40)
 TENANT = String(63)
 STATUS = String(32)
+RETRYABLE_SQL = "status IN ('FAILED', 'TIMEOUT', 'ORPHANED') AND retry_count < max_retries"
 
 
 class Base(DeclarativeBase):
@@ -125,6 +126,14 @@ class SessionRow(Base):
             "unroutable_since",
             postgresql_where=text("unroutable_since IS NOT NULL"),
             sqlite_where=text("unroutable_since IS NOT NULL"),
+        ),
+        # Which tenants have work (repositories/tenant_work.py; migration 0006).
+        Index("ix_sessions_pending_due", "status", "next_attempt_at", "tenant_id"),
+        Index(
+            "ix_sessions_retryable",
+            "tenant_id",
+            postgresql_where=text(RETRYABLE_SQL),
+            sqlite_where=text(RETRYABLE_SQL),
         ),
     )
 

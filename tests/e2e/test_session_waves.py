@@ -25,6 +25,7 @@ from domain.agent import Agent
 from domain.session import Session, SessionStatus
 from domain.supervision_policy import SupervisionSettings
 from domain.tenant import Tenant
+from orchestrator_defs.sensor_evaluation import sensor_context
 from orchestrator_defs.sessions.job import session_wave
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.migrate import upgrade
@@ -138,23 +139,9 @@ def remove_worktrees(database: Database) -> None:
 def tick(world: World) -> int:
     """One retry tick and one dispatch tick; every requested wave runs to its end in-process."""
     resources = world.resources()
-    with dg.build_sensor_context(
-        instance=world.instance,
-        instance_ref=world.instance.get_ref(),
-        resources=resources,
-        definitions=dg.Definitions(
-            jobs=[session_wave], resources={**resources, "opencode": OpenCodeResource()}
-        ),
-    ) as context:
+    with sensor_context(world.instance, resources) as context:
         retry_sensor.evaluate_tick(context)
-    with dg.build_sensor_context(
-        instance=world.instance,
-        instance_ref=world.instance.get_ref(),
-        resources=resources,
-        definitions=dg.Definitions(
-            jobs=[session_wave], resources={**resources, "opencode": OpenCodeResource()}
-        ),
-    ) as context:
+    with sensor_context(world.instance, resources) as context:
         requests = dispatch_sensor.evaluate_tick(context).run_requests or []
     for request in requests:
         result = session_wave.execute_in_process(

@@ -30,6 +30,7 @@ from tests.integration.database.support import (
 )
 
 APPEND_ONLY_TABLES = ("session_events", "status_events")
+FINDER_ROLE, FINDER_POLICY = "indorch_tenant_finder", "tenant_finder_reads"  # see migration 0006
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +85,17 @@ def test_every_tenant_table_has_forced_row_level_security_and_a_policy(
             )
         }
         policies: dict[str, list[tuple[str, str, str]]] = {}
-        for table, command, using, check in connection.execute(
+        readers: list[tuple[str, str, str, list[str], str]] = []
+        for name, table, command, roles, using, check in connection.execute(
             text(
-                "SELECT tablename, cmd, qual, with_check FROM pg_policies "
+                "SELECT policyname, tablename, cmd, roles, qual, with_check FROM pg_policies "
                 "WHERE schemaname = 'public'"
             )
         ):
-            policies.setdefault(table, []).append((command, using, check))
+            if name == FINDER_POLICY:
+                readers.append((table, command, using, list(roles), check))
+            else:
+                policies.setdefault(table, []).append((command, using, check))
 
     assert set(TENANT_TABLES) <= set(flags)
     assert {t: flags[t] for t in TENANT_TABLES} == {t: (True, True) for t in TENANT_TABLES}
@@ -100,6 +105,8 @@ def test_every_tenant_table_has_forced_row_level_security_and_a_policy(
             assert command == "ALL"
             assert "app.tenant_id" in using and "tenant_id" in using, table
             assert "app.tenant_id" in check and "tenant_id" in check, table
+    # The one exception: the role that owns the tenant finder functions reads sessions (only).
+    assert readers == [("sessions", "SELECT", "true", [FINDER_ROLE], None)]
 
 
 def test_the_application_role_cannot_bypass_row_level_security(pg_admin_engine: Engine) -> None:

@@ -19,12 +19,11 @@ from domain.clock import utcnow
 from domain.session import SessionStatus
 from domain.tenant import Tenant
 from instance_plugins.dagster_internals import create_run_for_test
-from orchestrator_defs.sessions.job import session_wave
+from orchestrator_defs.sensor_evaluation import sensor_context
 from resources.dagster_partitions import tenant_partitions
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.migrate import upgrade
 from resources.database_resource import DatabaseResource
-from resources.opencode.resource import OpenCodeResource
 from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
 from sensors.dispatch import dispatch_sensor
@@ -75,14 +74,7 @@ def _tick(
         "supervision": supervision,
         "redis": RedisResource(url=None),
     }
-    with dg.build_sensor_context(
-        instance=instance,
-        instance_ref=instance.get_ref(),
-        resources=resources,
-        definitions=dg.Definitions(
-            jobs=[session_wave], resources={**resources, "opencode": OpenCodeResource()}
-        ),
-    ) as context:
+    with sensor_context(instance, resources) as context:
         return dispatch_sensor.evaluate_tick(context)
 
 
