@@ -261,9 +261,12 @@ class Session(Transitions, DomainModel):
         return event
 
     def fail_unroutable(self, reason: str, at: datetime) -> StatusChanged:
-        """Waited too long for an agent: FAILED, not to be retried into the same wait."""
+        """Waited too long for an agent: FAILED, not to be retried into the same wait. Its
+        retries count as spent, so nothing (the retry sensor's finder included) takes it for
+        retryable work."""
         event = self.transition_to(SessionStatus.FAILED, reason, at=at)
         self.error = {"reason": reason, "retryable": False}
+        self.max_retries = self.retry_count
         return event
 
     def add_checkpoint(self, data: dict[str, Any], at: datetime | None = None) -> Checkpoint:

@@ -6,6 +6,7 @@ from sensors.agent_health import agent_health_sensor
 from sensors.dispatch import dispatch_sensor
 from sensors.retry import retry_sensor
 from sensors.run_failure import wave_failure_sensor
+from sensors.settlement import settlement_sensor
 from sensors.tenant_partitions import tenant_partition_sensor
 
 
@@ -15,6 +16,7 @@ def defs() -> dg.Definitions:
             tenant_partition_sensor,
             dispatch_sensor,
             retry_sensor,
+            settlement_sensor,
             wave_failure_sensor,
             agent_health_sensor,
         ]

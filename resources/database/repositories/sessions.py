@@ -566,6 +566,20 @@ class SessionRepository(TenantScopedRepository):
         )
         return checkpoint
 
+    def add_next_checkpoint(
+        self, session_id: str, data: dict[str, Any], at: datetime
+    ) -> Checkpoint:
+        """Store the checkpoint after the newest one, numbered in this transaction (one wave
+        follows a session at a time, so one writer numbers its checkpoints)."""
+        self._row(session_id)
+        last = self._session.scalar(
+            select(func.max(CheckpointRow.sequence)).where(
+                CheckpointRow.tenant_id == self.tenant_id, CheckpointRow.session_id == session_id
+            )
+        )
+        checkpoint = Checkpoint(sequence=(last or 0) + 1, data=data, created_at=at)
+        return self.add_checkpoint(session_id, checkpoint)
+
     def checkpoints(self, session_id: str) -> list[Checkpoint]:
         query = (
             select(CheckpointRow)

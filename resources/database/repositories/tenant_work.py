@@ -45,7 +45,12 @@ _RETRY_SQL = """
     SELECT w.tenant_id FROM (
         SELECT s.tenant_id FROM sessions s
         WHERE s.status IN ('FAILED', 'TIMEOUT', 'ORPHANED') AND s.retry_count < s.max_retries
-        UNION
+    ) w
+    WHERE (SELECT t.active AND t.deleted_at IS NULL FROM tenants t WHERE t.slug = w.tenant_id)
+    ORDER BY w.tenant_id
+"""
+_SETTLE_SQL = """
+    SELECT w.tenant_id FROM (
         SELECT s.tenant_id FROM sessions s WHERE s.status = 'PENDING' AND s.parent_id IS NOT NULL
         UNION
         SELECT s.tenant_id FROM sessions s
@@ -75,6 +80,11 @@ class TenantWorkRepository:
         return list(self._session.scalars(text(sql).bindparams(_AS_OF), {"as_of": now}))
 
     def to_retry(self) -> list[str]:
-        """Slugs of the tenants with a retry due or a decomposed request to settle, in order."""
+        """Slugs of the tenants with a failed session that has a retry left, in order."""
         sql = "SELECT * FROM tenants_to_retry()" if self._is_postgres else _RETRY_SQL
+        return list(self._session.scalars(text(sql)))
+
+    def to_settle(self) -> list[str]:
+        """Slugs of the tenants with a decomposed request in flight, in order."""
+        sql = "SELECT * FROM tenants_to_settle()" if self._is_postgres else _SETTLE_SQL
         return list(self._session.scalars(text(sql)))

@@ -21,7 +21,7 @@ from tests.integration.database.support import APP_ROLE, new_tenant
 
 _S = SessionStatus
 FINDER_ROLE = "indorch_tenant_finder"
-FINDER_FUNCTIONS = ("tenants_to_dispatch", "tenants_to_retry")
+FINDER_FUNCTIONS = ("tenants_to_dispatch", "tenants_to_retry", "tenants_to_settle")
 NOW = utcnow()
 LATER = NOW + timedelta(minutes=5)
 EARLIER = NOW - timedelta(minutes=5)
@@ -44,6 +44,11 @@ def _to_dispatch(db: Database, at: object = NOW) -> list[str]:
 def _to_retry(db: Database) -> list[str]:
     with unit_of_work(db) as uow:
         return uow.tenant_work.to_retry()
+
+
+def _to_settle(db: Database) -> list[str]:
+    with unit_of_work(db) as uow:
+        return uow.tenant_work.to_settle()
 
 
 def test_a_tenant_with_a_due_pending_session_is_to_dispatch_and_an_idle_one_is_not(
@@ -97,6 +102,7 @@ def test_inactive_and_deleted_tenants_are_never_visited(database: Database) -> N
         uow.tenants.delete(deleted)
     assert {inactive, deleted}.isdisjoint(_to_dispatch(database))
     assert {inactive, deleted}.isdisjoint(_to_retry(database))
+    assert {inactive, deleted}.isdisjoint(_to_settle(database))
 
 
 @pytest.mark.parametrize("status", [_S.FAILED, _S.TIMEOUT, _S.ORPHANED])
@@ -112,7 +118,9 @@ def test_a_tenant_with_a_retry_left_is_to_retry_and_one_whose_retries_are_used_i
     assert {retries_left, retries_used}.isdisjoint(_to_dispatch(database))
 
 
-def test_a_tenant_with_a_decomposed_request_to_settle_is_to_retry(database: Database) -> None:
+def test_a_tenant_with_a_decomposed_request_to_settle_is_to_settle_not_to_retry(
+    database: Database,
+) -> None:
     coordinating, abandoned, plain = (new_tenant(database) for _ in range(3))
     parent = _add(database, coordinating, _S.RUNNING, lease_expires_at=LATER)
     child = _add(database, coordinating, _S.COMPLETED, parent_id=parent)
@@ -121,9 +129,10 @@ def test_a_tenant_with_a_decomposed_request_to_settle_is_to_retry(database: Data
     ended = _add(database, abandoned, _S.CANCELLED)
     _add(database, abandoned, _S.PENDING, parent_id=ended, next_attempt_at=LATER)
     _add(database, plain, _S.RUNNING, lease_expires_at=LATER)
-    found = _to_retry(database)
+    found = _to_settle(database)
     assert coordinating in found and abandoned in found
     assert plain not in found
+    assert {coordinating, abandoned, plain}.isdisjoint(_to_retry(database))
 
 
 def test_the_answer_is_slugs_in_order_each_once(database: Database) -> None:

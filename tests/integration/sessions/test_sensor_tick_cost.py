@@ -19,8 +19,10 @@ import pytest
 from sqlalchemy import event
 
 from domain.clock import utcnow
+from domain.decomposition import SubtaskSpec
 from domain.session import Session, SessionStatus
 from domain.tenant import Tenant
+from orchestrator_defs.sensor_evaluation import sensor_context
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.migrate import upgrade
 from resources.database_resource import DatabaseResource
@@ -28,9 +30,10 @@ from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
 from sensors.dispatch import dispatch_sensor, dispatch_tick
 from sensors.retry import retry_sensor, retry_tick
+from sensors.settlement import settle_tick
 from services.factory import ServiceFactory
 from services.request_settlement import CoordinationService
-from services.session_service import SessionService
+from services.session_service import SessionService, SubmitSession
 from services.waves import TENANT_TAG
 
 _S = SessionStatus
@@ -97,7 +100,7 @@ def _dispatch(database: Database) -> Any:
 
 
 def _retry(database: Database) -> Any:
-    return retry_tick(SessionService(database), CoordinationService(database), database)
+    return retry_tick(SessionService(database), database)
 
 
 def test_a_dispatch_tick_visits_only_the_tenants_with_work_and_claims_their_due_sessions(
@@ -187,7 +190,6 @@ def test_a_retry_tick_visits_only_the_tenants_with_retries_due_and_sends_them_ba
 
     assert tick.visited == [failed]
     assert [session.id for session in tick.retried] == [retried]
-    assert tick.settled == []
     with tenant_scope(failed), unit_of_work(database) as uow:
         assert uow.sessions.get(retried).status is _S.PENDING
     assert _retry(database).visited == []
@@ -205,6 +207,25 @@ def test_an_idle_retry_tick_runs_the_same_statements_for_5_idle_tenants_as_for_4
     assert len(many) == len(few)
 
 
+def test_a_settle_tick_visits_only_the_tenants_with_a_decomposed_request_in_flight(
+    database: Database,
+) -> None:
+    _idle_tenants(database, 12)
+    decomposed, cancelled = _tenants(database, 2)
+    service = SessionService(database)
+    subtasks = [SubtaskSpec(title="one", prompt="Do one."), SubtaskSpec(title="two", prompt="2.")]
+    for tenant in (decomposed, cancelled):
+        request = SubmitSession(title="both", prompt="Do both.", subtasks=subtasks)
+        service.submit(tenant, request)
+    [parent] = [s for s in service.list(cancelled) if s.parent_id is None]
+    service.cancel(cancelled, parent.id)  # its children with it: nothing left to settle there
+
+    tick = settle_tick(CoordinationService(database), database)
+
+    assert tick.visited == [decomposed]
+    assert tick.settled == []  # its subtasks have not run yet
+
+
 def _resources(database: Database) -> dict[str, Any]:
     return {
         "database": DatabaseResource(url=database.url.render_as_string(hide_password=False)),
@@ -219,13 +240,13 @@ def test_the_sensors_launch_waves_for_the_tenants_with_work_only(database: Datab
     due = _add(database, busy, _S.PENDING)
     _add(database, failing, _S.FAILED, retry_count=0, max_retries=1)
     with dg.instance_for_test() as instance:
-        with dg.build_sensor_context(instance=instance, resources=_resources(database)) as context:
+        with sensor_context(instance, _resources(database)) as context:
             dispatched = dispatch_sensor.evaluate_tick(context)
-        with dg.build_sensor_context(instance=instance, resources=_resources(database)) as context:
+        with sensor_context(instance, _resources(database)) as context:
             retried = retry_sensor.evaluate_tick(context)
     requests = dispatched.run_requests or []
     assert [request.tags[TENANT_TAG] for request in requests] == [busy]
     assert requests[0].run_config["ops"]["supervise_wave"]["config"]["session_ids"] == [due]
     assert retried.skip_message is not None
     assert "1 sessions sent back to PENDING" in retried.skip_message
-    assert "1 tenants with work" in retried.skip_message
+    assert "across 1 tenants with a retry left" in retried.skip_message

@@ -75,6 +75,8 @@ def test_an_unroutable_session_fails_for_good_not_into_a_retry() -> None:
     assert session.error == {"reason": "no agent offers rust", "retryable": False}
     assert not session.can_retry
     assert session.settled
+    # Its retries count as spent: the retry sensor's finder (retry_count < max_retries) skips it.
+    assert session.retry_count == session.max_retries == 0
 
 
 def test_a_claimed_session_handed_back_as_unroutable_is_pending_and_marked() -> None:

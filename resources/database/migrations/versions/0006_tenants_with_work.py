@@ -1,14 +1,15 @@
 """Tenants with work: indexes, and on PostgreSQL the one deliberate read across tenants.
 
-The dispatch and retry sensors visit only the tenants with work (issue: 1,000 idle tenants cost
-two transactions each per tick). One query finds them; it must see every tenant's sessions,
-which the application role (row-level security, no BYPASSRLS) cannot. So on PostgreSQL:
+The dispatch, retry and settlement sensors visit only the tenants with work (issue: 1,000 idle
+tenants cost two transactions each per tick). One query finds them; it must see every tenant's
+sessions, which the application role (row-level security, no BYPASSRLS) cannot. So on PostgreSQL:
 
 - the role `indorch_tenant_finder` (NOLOGIN, no BYPASSRLS, nobody can become it but the
   migrating user) may SELECT the columns of sessions and tenants the functions read, every
   tenant's rows through the policy `tenant_finder_reads` (SELECT only, for that role only);
-- it owns two SECURITY DEFINER functions, `tenants_to_dispatch(as_of)` and `tenants_to_retry()`,
-  that return only tenant slugs; the application role may EXECUTE them, PUBLIC may not.
+- it owns three SECURITY DEFINER functions, `tenants_to_dispatch(as_of)`, `tenants_to_retry()`
+  and `tenants_to_settle()`, that return only tenant slugs; the application role may EXECUTE
+  them, PUBLIC may not.
 
 The criteria are those of `resources.database.repositories.tenant_work` (SQLite runs them there);
 a change to either is a new migration that replaces the functions.
@@ -58,7 +59,12 @@ RETRY_QUERY = """
     SELECT w.tenant_id FROM (
         SELECT s.tenant_id FROM sessions s
         WHERE s.status IN ('FAILED', 'TIMEOUT', 'ORPHANED') AND s.retry_count < s.max_retries
-        UNION
+    ) w
+    WHERE (SELECT t.active AND t.deleted_at IS NULL FROM tenants t WHERE t.slug = w.tenant_id)
+    ORDER BY w.tenant_id
+"""
+SETTLE_QUERY = """
+    SELECT w.tenant_id FROM (
         SELECT s.tenant_id FROM sessions s WHERE s.status = 'PENDING' AND s.parent_id IS NOT NULL
         UNION
         SELECT s.tenant_id FROM sessions s
@@ -72,6 +78,7 @@ RETRY_QUERY = """
 FUNCTIONS = {  # signature: body
     "tenants_to_dispatch(as_of timestamptz)": DISPATCH_QUERY,
     "tenants_to_retry()": RETRY_QUERY,
+    "tenants_to_settle()": SETTLE_QUERY,
 }
 
 
