@@ -18,6 +18,7 @@ from domain.clock import utcnow
 from domain.domain_model import ValueObject
 
 MAX_CHECKPOINTS_KEPT = 100
+STEP_EVENT = "agent.step"  # a completed agent step; written with its checkpoint
 STEP_TEXT_MAX = 2_000  # an agent step's text kept in its checkpoint
 RESUME_FILES_SHOWN = 50
 

@@ -17,6 +17,7 @@ import typer
 from domain.errors import DomainError
 from indorch.agent_commands import agent_app
 from indorch.apikey_commands import apikey_app
+from indorch.checkpoint_commands import checkpoints as _checkpoints_command  # noqa: F401
 from indorch.db_commands import db_app
 from indorch.demo.command import demo
 from indorch.health_command import health

@@ -6,7 +6,8 @@ the time it happened, and are written in one transaction per flush (every fracti
 or, for one session, inside the transaction of its next state change, before it, so the
 session's history keeps its order. State changes themselves are never batched: they are written
 when they happen, so a killed wave loses at most its last fraction of a second of observations,
-never a session's state.
+never a session's state. A completed agent step (`STEP_EVENT`) brings its checkpoint, written in
+the same transaction as its event.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from domain.checkpoint import STEP_EVENT
 from domain.clock import utcnow
 from domain.errors import NotFound
 from domain.events import SessionEvent
@@ -74,9 +76,16 @@ class EventBatch:
         written = []
         for pending in events:
             try:
+                data = pending.data
+                if pending.event_type == STEP_EVENT:  # a step's checkpoint, its text kept there
+                    checkpoint = uow.sessions.add_next_checkpoint(
+                        pending.session_id, data, pending.at
+                    )
+                    data = {k: v for k, v in data.items() if k != "text"}
+                    data["checkpoint"] = checkpoint.sequence
                 written.append(
                     uow.sessions.append_event(
-                        pending.session_id, pending.event_type, pending.data, at=pending.at
+                        pending.session_id, pending.event_type, data, at=pending.at
                     )
                 )
             except NotFound:

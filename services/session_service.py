@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import Field
 
+from domain.checkpoint import Checkpoint
 from domain.clock import utcnow
 from domain.decomposed_requests import plan_decomposition
 from domain.decomposition import SubtaskSpec, decompose
@@ -192,6 +193,12 @@ class SessionService:
     def get(self, tenant_id: str, session_id: str) -> Session:
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
             return uow.sessions.get(session_id)
+
+    def checkpoints(self, tenant_id: str, session_id: str) -> list[Checkpoint]:
+        """The session's checkpoints, oldest first (NotFound for another tenant's session)."""
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            uow.sessions.get(session_id)
+            return uow.sessions.checkpoints(session_id)
 
     def list(self, tenant_id: str, **filters: Any) -> list[Session]:
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:

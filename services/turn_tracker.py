@@ -76,7 +76,7 @@ class TurnTracker:
                 tool_input = (part.get("state") or {}).get("input") or {}
                 path = tool_input.get("filePath") or tool_input.get("path")
                 if isinstance(path, str):
-                    yield _relative(path, root), part
+                    yield workspace_relative(path, root), part
 
     def touched_paths(self, tools: frozenset[str] | None = None) -> set[str]:
         """Workspace-relative paths this agent session's own tools (or only `tools`) named."""
@@ -140,7 +140,7 @@ def _diff_from_tool(path: str, state: dict[str, Any]) -> FileDiff:
     )
 
 
-def _relative(path: str, root: str) -> str:
+def workspace_relative(path: str, root: str | None) -> str:
     """`path` relative to the workspace `root` (the diff's file names are relative to it)."""
     if root and os.path.isabs(path):
         return os.path.relpath(path, root)

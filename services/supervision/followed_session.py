@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from domain.session import Session, SessionStatus
 from resources.opencode.errors import AgentSessionGone
@@ -20,6 +20,10 @@ class FollowedSession:
     tracker: TurnTracker
     aborted_by_us: str | None = None
     lease_lost: bool = False  # the wave's last renewal did not hold it: check who has it
+    # For its checkpoints: each step's text so far, the files its tools wrote, the steps done.
+    step_texts: dict[str, str] = field(default_factory=dict)
+    written_files: set[str] = field(default_factory=set)
+    steps_recorded: set[str] = field(default_factory=set)
 
     @classmethod
     def on(cls, session: Session, link: AgentLink) -> FollowedSession:

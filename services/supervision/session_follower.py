@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from domain.checkpoint import STEP_EVENT, step_checkpoint_data
 from domain.session import SessionStatus
 from domain.supervision_policy import SupervisionSettings
 from resources.opencode.errors import AgentServerError
@@ -23,6 +24,7 @@ from services.session_outcome import SessionOutcome, outcome_of
 from services.supervision.followed_session import SUPERVISED, FollowedSession, turn_finished
 from services.supervision.lease_keeper import LeaseKeeper
 from services.supervision.session_recorder import SessionRecorder
+from services.turn_tracker import WRITING_TOOLS, workspace_relative
 
 logger = logging.getLogger(__name__)
 DIFF_RETRY_SECONDS = 0.3
@@ -73,6 +75,8 @@ class SessionFollower:
                 info = event.properties.get("info") or {}
                 if info.get("role") == "assistant":
                     sup.tracker.observe_message_dict(info)
+                    if (info.get("time") or {}).get("completed"):
+                        self._record_step(sup, str(info.get("id") or ""))
             case "session.status":
                 status = event.status
                 if status is not None and status.type == "retry":
@@ -91,6 +95,7 @@ class SessionFollower:
                 append(session_id, "agent.error", {"error": error_summary(event.error)})
             case "message.part.updated":
                 part = event.properties.get("part") or {}
+                self._note_step_part(sup, part)
                 if part.get("type") == "tool" and (part.get("state") or {}).get("status") in {
                     "completed",
                     "error",
@@ -103,6 +108,36 @@ class SessionFollower:
                     )
             case "permission.asked":
                 asyncio.get_running_loop().create_task(self._answer_permission(sup, event))
+
+    def _note_step_part(self, sup: FollowedSession, part: dict[str, Any]) -> None:
+        """What a checkpoint of the step will say: its text, the files written so far."""
+        if part.get("type") == "text" and part.get("messageID"):
+            sup.step_texts[str(part["messageID"])] = str(part.get("text") or "")
+        state = part.get("state") or {}
+        if (
+            part.get("type") == "tool"
+            and part.get("tool") in WRITING_TOOLS
+            and state.get("status") == "completed"
+        ):
+            path = (state.get("input") or {}).get("filePath")
+            if isinstance(path, str):
+                sup.written_files.add(workspace_relative(path, sup.link.directory))
+
+    def _record_step(self, sup: FollowedSession, message_id: str) -> None:
+        """A completed agent step: its checkpoint (once per step), written with the next flush."""
+        if not message_id or message_id in sup.steps_recorded:
+            return
+        sup.steps_recorded.add(message_id)
+        metrics = sup.tracker.metrics()
+        data = step_checkpoint_data(
+            attempt=sup.session.retry_count,
+            message_id=message_id,
+            text=sup.step_texts.get(message_id, ""),
+            files_changed=sorted(sup.written_files),
+            tokens_in=metrics.tokens_in,
+            tokens_out=metrics.tokens_out,
+        )
+        self._recorder.append(sup.session.id, STEP_EVENT, data)
 
     async def _answer_permission(self, sup: FollowedSession, event: ServerEvent) -> None:
         """Policy from the session's agent config: allow, reject, or wait (until the deadline)."""

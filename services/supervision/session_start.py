@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
+from domain.checkpoint import prompt_for_attempt
 from domain.errors import ConcurrentModification
 from domain.session import Session, SessionStatus
 from domain.supervision_policy import SupervisionSettings
@@ -74,7 +75,9 @@ class SessionStart:
         try:
             await link.client.prompt_async(
                 agent_session.id,
-                session.initial_prompt,
+                prompt_for_attempt(
+                    session.initial_prompt, session.checkpoints, session.retry_count
+                ),
                 agent=link.agent.opencode_agent,
                 model=session.model or link.agent.model,
                 directory=link.directory,

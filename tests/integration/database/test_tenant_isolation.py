@@ -375,6 +375,12 @@ CASES: list[Case] = [
         NotFound,
     ),
     Case(
+        "SessionRepository.add_next_checkpoint",
+        "to A's session",
+        lambda uow, a, b: uow.sessions.add_next_checkpoint(a.session.id, {}, utcnow()),
+        NotFound,
+    ),
+    Case(
         "SessionRepository.checkpoints",
         "of A's session",
         lambda uow, a, b: uow.sessions.checkpoints(a.session.id),
@@ -657,6 +663,9 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
     "SessionRepository.events": lambda uow, a: uow.sessions.events(a.session.id),
     "SessionRepository.add_checkpoint": lambda uow, a: uow.sessions.add_checkpoint(
         a.session.id, Checkpoint(sequence=3)
+    ),
+    "SessionRepository.add_next_checkpoint": lambda uow, a: uow.sessions.add_next_checkpoint(
+        a.session.id, {}, utcnow()
     ),
     "SessionRepository.checkpoints": lambda uow, a: uow.sessions.checkpoints(a.session.id),
     "TaskRepository.add": lambda uow, a: uow.tasks.add(Task(tenant_id=a.tenant, title="t")),

@@ -167,7 +167,9 @@ class FakeServer:
             parts.append(part)
             session.diff.append(FileDiff(file=path, additions=1, status="added"))
             self._emit(session, "message.part.updated", {"part": part})
-        parts.append({"type": "text", "text": turn.answer})
+        text = {"type": "text", "text": turn.answer, "messageID": message_id}
+        parts.append(text)
+        self._emit(session, "message.part.updated", {"part": text})
         info = self._info(session, message_id, turn, completed=turn.finishes)
         self._put_assistant(session, info, parts)
         if not turn.finishes:

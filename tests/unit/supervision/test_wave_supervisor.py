@@ -20,13 +20,14 @@ from typing import Any
 import pytest
 
 from domain.agent import Agent, AgentStatus
+from domain.checkpoint import step_checkpoint_data
 from domain.quota import CostCap
 from domain.session import SessionStatus
 from resources.database import tenant_scope, unit_of_work
 from services.session_outcome import SessionOutcome
 from services.supervision.wave import WaveSupervisor
 from services.top_up import TopUp
-from tests.unit.supervision.conftest import OWNER, TENANT, World
+from tests.unit.supervision.conftest import LEASE, OWNER, TENANT, World
 from tests.unit.supervision.fake_agent_server import Turn
 
 WORKING = Turn(finishes=False)  # the agent works on until aborted (or told to finish)
@@ -363,3 +364,56 @@ def test_a_session_whose_agent_is_only_full_waits_for_it_in_the_wave(world: Worl
             await task
 
     asyncio.run(scenario())
+
+
+def test_each_completed_agent_step_records_a_checkpoint_with_its_text_files_and_tokens(
+    world: World,
+) -> None:
+    world.server.queue(Turn(answer="wrote the notes", writes=("notes.md",), tokens_in=50))
+    session_id = world.submit()
+
+    [outcome] = supervise(world.wave(), [session_id])
+
+    assert outcome.status == "COMPLETED"
+    [checkpoint] = world.service.checkpoints(TENANT, session_id)
+    assert checkpoint.sequence == 1
+    assert checkpoint.data["text"] == "wrote the notes"
+    assert checkpoint.data["files_changed"] == ["notes.md"]
+    assert (checkpoint.data["attempt"], checkpoint.data["tokens_in"]) == (0, 50)
+    assert "agent.step" in world.event_types(session_id)
+
+
+def test_a_retried_attempt_starts_from_the_last_checkpoint_of_the_one_before(
+    world: World,
+) -> None:
+    session_id = world.submit("Write a.py and b.py.")
+    with tenant_scope(TENANT), unit_of_work(world.database) as uow:
+        # The first attempt got one step done, then failed.
+        step = step_checkpoint_data(
+            attempt=0,
+            message_id="msg-1",
+            text="half of it",
+            files_changed=["a.py"],
+            tokens_in=10,
+            tokens_out=5,
+        )
+        uow.sessions.add_next_checkpoint(session_id, step, world.clock())
+        session = uow.sessions.get(session_id)
+        uow.sessions.save_transition(
+            session, session.transition_to(SessionStatus.FAILED, "model error", world.clock())
+        )
+        uow.sessions.save_transition(session, session.retry(at=world.clock()))
+    world.clock.advance(3600)  # past the backoff
+    world.service.claim(TENANT, session_id, OWNER, LEASE)
+    world.server.queue(Turn(answer="the rest", writes=("b.py",)))
+
+    [outcome] = supervise(world.wave(), [session_id])
+
+    assert outcome.status == "COMPLETED"
+    [agent_session] = world.server.prompted()
+    prompt = agent_session.prompts[0]
+    assert prompt.startswith("Write a.py and b.py.\n")
+    assert "Attempt 2" in prompt and "checkpoint #1" in prompt
+    assert "a.py" in prompt and "half of it" in prompt
+    latest = world.service.checkpoints(TENANT, session_id)[-1]
+    assert (latest.sequence, latest.data["attempt"]) == (2, 1)
