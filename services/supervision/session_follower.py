@@ -75,7 +75,8 @@ class SessionFollower:
                 info = event.properties.get("info") or {}
                 if info.get("role") == "assistant":
                     sup.tracker.observe_message_dict(info)
-                    if (info.get("time") or {}).get("completed"):
+                    # A step that ended in an error (refused, aborted) is no progress to resume.
+                    if (info.get("time") or {}).get("completed") and not info.get("error"):
                         self._record_step(sup, str(info.get("id") or ""))
             case "session.status":
                 status = event.status

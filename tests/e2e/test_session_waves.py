@@ -36,6 +36,7 @@ from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
 from sensors.dispatch import dispatch_sensor
 from sensors.retry import retry_sensor
+from sensors.settlement import settlement_sensor
 from services.session_outcome import SessionOutcome
 from services.session_service import SessionService, SubmitSession
 from services.supervision.wave import WaveSupervisor
@@ -137,10 +138,12 @@ def remove_worktrees(database: Database) -> None:
 
 
 def tick(world: World) -> int:
-    """One retry tick and one dispatch tick; every requested wave runs to its end in-process."""
+    """One retry, settlement and dispatch tick each; every requested wave runs to its end
+    in-process."""
     resources = world.resources()
-    with sensor_context(world.instance, resources) as context:
-        retry_sensor.evaluate_tick(context)
+    for sensor in (retry_sensor, settlement_sensor):
+        with sensor_context(world.instance, resources) as context:
+            sensor.evaluate_tick(context)
     with sensor_context(world.instance, resources) as context:
         requests = dispatch_sensor.evaluate_tick(context).run_requests or []
     for request in requests:

@@ -61,6 +61,7 @@ class Turn:
     cost_usd: float = 0.01
     finishes: bool = True  # False: it keeps working until aborted
     asks: str | None = None  # a permission it asks for first; it waits for the reply
+    error: str | None = None  # the model refuses: the step ends with this error (session.error)
 
 
 @dataclass
@@ -171,7 +172,11 @@ class FakeServer:
         parts.append(text)
         self._emit(session, "message.part.updated", {"part": text})
         info = self._info(session, message_id, turn, completed=turn.finishes)
+        if turn.error is not None:  # as OpenCode ends a step the model refused (401)
+            info["error"] = {"name": "APIError", "data": {"message": turn.error, "statusCode": 401}}
         self._put_assistant(session, info, parts)
+        if turn.error is not None:
+            self._emit(session, "session.error", {"error": info["error"]})
         if not turn.finishes:
             self._working[session.id] = (turn, message_id)
             return

@@ -417,3 +417,14 @@ def test_a_retried_attempt_starts_from_the_last_checkpoint_of_the_one_before(
     assert "a.py" in prompt and "half of it" in prompt
     latest = world.service.checkpoints(TENANT, session_id)[-1]
     assert (latest.sequence, latest.data["attempt"]) == (2, 1)
+
+
+def test_a_step_that_ends_in_an_error_records_no_checkpoint(world: World) -> None:
+    world.server.queue(Turn(answer="", writes=("a.py",), error="invalid api key"))
+    session_id = world.submit()
+
+    [outcome] = supervise(world.wave(), [session_id])
+
+    assert outcome.status == "FAILED"
+    assert "invalid api key" in outcome.reason
+    assert world.service.checkpoints(TENANT, session_id) == []
