@@ -152,9 +152,10 @@ class EventStream:
         The server computes a user message's diff (``summary.diffs``, what
         ``GET /session/{id}/diff?messageID=`` answers) in the background after each step of
         the turn, the last time just after ``session.idle``, and announces each result as a
-        ``message.updated`` of that message. Before the first result the diff is empty, and it
+        ``message.updated`` of that message (``session.diff`` is no such signal: each run
+        announces it empty before computing). Before the first result the diff is empty, and it
         stays empty for good if the directory's instance is disposed meanwhile (its worktree
-        removed): wait for the result announced after the session's idle.
+        removed: the runs are interrupted): wait for the result announced after the idle.
         """
         idle_seen = False
 
