@@ -2,10 +2,12 @@
 
 Orchestrated scenarios are read from the application database after the fact (the conductor
 does it, outside the measured processes): a session's submit time is its `created_at`, its
-prompt-delivered time the `agent.prompted` event. Sessions in flight are counted three ways:
-held (from the start of the first wave run holding it, per the Dagster instance's run records,
-to its end: the denominator of memory per in-flight session), on agents (RUNNING: the agent
-session exists) and claimed (QUEUED and after).
+prompt-delivered time the `agent.prompted` event; between them, the instants it was claimed
+(QUEUED), routed to an agent (`session.routed`) and created there (RUNNING), the stages of
+`latency_stages`. Sessions in flight are counted three ways: held (from the start of the
+first wave run holding it, per the Dagster instance's run records, to its end: the denominator
+of memory per in-flight session), on agents (RUNNING: the agent session exists) and claimed
+(QUEUED and after).
 The floor reports the same instants itself (in flight: while it holds a slot on its server).
 """
 
@@ -45,6 +47,7 @@ class Timeline:
     session_id: str = ""
     held: float = 0.0  # a live wave run first held it (its run started); the floor: got a slot
     claimed: float = 0.0  # taken by a wave (QUEUED); the floor: got a slot on its server
+    routed: float = 0.0  # an agent chosen, its link ready; the floor: got a slot
     prompted: float = 0.0
     running: float = 0.0
     ended: float = 0.0
@@ -134,6 +137,8 @@ def orchestrated_timelines(url: str) -> list[Timeline]:
         at = _epoch(event.created_at)
         if event.event_type == "agent.prompted" and not line.prompted:
             line.prompted = at
+        elif event.event_type == "session.routed" and not line.routed:
+            line.routed = at
         elif event.new_status == "QUEUED" and not line.claimed:
             line.claimed = at
         elif event.new_status == "RUNNING" and not line.running:
@@ -151,6 +156,7 @@ def floor_timelines(records: list[dict[str, Any]]) -> list[Timeline]:
             submitted=record["submitted_at"],
             held=record["started_at"],
             claimed=record["started_at"],
+            routed=record["started_at"],
             prompted=record["prompted_at"],
             running=record["started_at"] if record["prompted_at"] else 0.0,
             ended=record["done_at"],
@@ -158,6 +164,33 @@ def floor_timelines(records: list[dict[str, Any]]) -> list[Timeline]:
         )
         for record in records
     ]
+
+
+# Where submit -> prompt goes, stage by stage (the floor: waiting for a slot on its server, then
+# nothing until "running", which is the slot too, then the create and the prompt).
+STAGES = (
+    ("submit_to_claim", "submitted", "claimed"),  # the dispatch tick, or a wave's top-up
+    ("claim_to_routed", "claimed", "routed"),  # the run's launch and start, the agent links
+    ("routed_to_running", "routed", "running"),  # start pacing, then the agent session created
+    ("running_to_prompted", "running", "prompted"),  # the prompt sent
+)
+
+
+def latency_stages(timelines: list[Timeline]) -> dict[str, dict[str, float | None]]:
+    """p50 and p95 of each stage over the sessions prompted (stage percentiles do not add up
+    to the total's: the slowest sessions are not the slowest in every stage)."""
+    stages: dict[str, dict[str, float | None]] = {}
+    for name, start, end in STAGES:
+        values = [
+            getattr(t, end) - getattr(t, start)
+            for t in timelines
+            if t.prompted and getattr(t, start) and getattr(t, end)
+        ]
+        stages[name] = {
+            "p50": _round(percentile(values, 0.5)),
+            "p95": _round(percentile(values, 0.95)),
+        }
+    return stages
 
 
 def session_figures(
@@ -201,6 +234,7 @@ def session_figures(
         "sessions_per_minute": round(len(completed) / wall * 60, 1),
         "latency_p50_s": _round(percentile(latencies, 0.5)),
         "latency_p95_s": _round(percentile(latencies, 0.95)),
+        "latency_stages_s": latency_stages(timelines),
         "duration_p50_s": _round(percentile(durations, 0.5)),
         "max_in_flight": in_flight,
         "max_in_flight_at": at,

@@ -1,6 +1,8 @@
 """The code location the bench launches runs from: the project's own, with the wave size and
 whether waves top up taken from the environment (`INDORCH_BENCH_WAVE_SIZE`,
-`INDORCH_BENCH_TOP_UP`), so one definitions module serves every scenario. Everything else
+`INDORCH_BENCH_TOP_UP`), so one definitions module serves every scenario. For experiments, the
+environment may also set the starts in flight per agent (`INDORCH_BENCH_STARTS_PER_AGENT`) and
+switch tenant worktrees off (`INDORCH_BENCH_TENANT_WORKSPACES=0`). Everything else
 (jobs, ops, sensors, resources) is the project's.
 """
 
@@ -15,6 +17,9 @@ from resources.supervision_config import SupervisionConfig
 
 WAVE_SIZE_VAR = "INDORCH_BENCH_WAVE_SIZE"
 TOP_UP_VAR = "INDORCH_BENCH_TOP_UP"  # "0": waves never take on new sessions (the naive design)
+WORKSPACES_VAR = "INDORCH_BENCH_TENANT_WORKSPACES"  # "0": sessions in the servers' own workspace
+STARTS_VAR = "INDORCH_BENCH_STARTS_PER_AGENT"  # session starts in flight per agent (default: the
+# project's)
 
 
 def bench_supervision() -> SupervisionConfig:
@@ -23,6 +28,8 @@ def bench_supervision() -> SupervisionConfig:
     return SupervisionConfig(
         wave_size=int(os.environ.get(WAVE_SIZE_VAR, str(default.wave_size))),
         top_up_seconds=default.top_up_seconds if top_up else 0,
+        tenant_workspaces=os.environ.get(WORKSPACES_VAR, "1") != "0",
+        starts_per_agent=int(os.environ.get(STARTS_VAR, str(default.starts_per_agent))),
     )
 
 

@@ -28,7 +28,11 @@ def one_line(s: dict[str, Any]) -> str:
         f"{s['sessions_per_minute']} sessions/min, latency p50 {s['latency_p50_s']} s / p95 "
         f"{s['latency_p95_s']} s, {s['cpu_seconds_per_session']} CPU-s/session, peak "
         f"{s['peak_rss_mb']} MB, {s['mb_per_in_flight_session']} MB per in-flight session "
-        f"(max {s['max_in_flight']} in flight)"
+        f"(max {s['max_in_flight']} in flight); latency stages p50/p95: "
+        + ", ".join(
+            f"{name} {_fmt(stage['p50'])}/{_fmt(stage['p95'])} s"
+            for name, stage in (s.get("latency_stages_s") or {}).items()
+        )
     )
 
 

@@ -31,6 +31,12 @@ class SupervisionConfig(dg.ConfigurableResource):
         description="Run each tenant's sessions in a git worktree of its own on every agent "
         "server (agents of several tenants may share a server).",
     )
+    starts_per_agent: int = Field(
+        default=8,
+        ge=1,
+        description="Session starts (create + prompt) in flight at once per agent; the rest "
+        "wait their turn rather than all hitting the server at once.",
+    )
     top_up_seconds: float = Field(
         default=1800.0,
         ge=0,
@@ -61,6 +67,7 @@ class SupervisionConfig(dg.ConfigurableResource):
             orphan_after_seconds=self.orphan_after_seconds,
             poll_seconds=self.poll_seconds,
             tenant_workspaces=self.tenant_workspaces,
+            starts_per_agent=self.starts_per_agent,
         )
 
     @property

@@ -127,6 +127,22 @@ class ServerEvent(_Lenient):
         error = self.error
         return error.get("name") if error else None
 
+    @property
+    def message_diff(self) -> tuple[str, list[FileDiff]] | None:
+        """(user message id, its diff) when the server announces a user message's diff.
+
+        The server computes it in the background after each step of the turn, the last time
+        just after `session.idle` (a `message.updated` of the user message with
+        `summary.diffs`); until then `GET /session/{id}/diff?messageID=` may be empty or behind.
+        """
+        info = self.properties.get("info") or {}
+        summary = info.get("summary")
+        if self.type != "message.updated" or info.get("role") != "user":
+            return None
+        if not isinstance(summary, dict) or "diffs" not in summary:
+            return None
+        return info.get("id", ""), [FileDiff.model_validate(diff) for diff in summary["diffs"]]
+
 
 class GlobalEvent(_Lenient):
     """One event of `GET /global/event`: every directory's events of the server, each wrapped.

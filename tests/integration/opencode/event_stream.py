@@ -144,6 +144,39 @@ class EventStream:
             f"{event_type} of {session_id}",
         )
 
+    def wait_for_message_diff(
+        self, session_id: str, message_id: str, timeout: float = 30.0
+    ) -> list[dict[str, Any]]:
+        """The diff of a user message as the server stores it once its turn is over.
+
+        The server computes a user message's diff (``summary.diffs``, what
+        ``GET /session/{id}/diff?messageID=`` answers) in the background after each step of
+        the turn, the last time just after ``session.idle``, and announces each result as a
+        ``message.updated`` of that message (``session.diff`` is no such signal: each run
+        announces it empty before computing). Before the first result the diff is empty, and it
+        stays empty for good if the directory's instance is disposed meanwhile (its worktree
+        removed: the runs are interrupted): wait for the result announced after the idle.
+        """
+        idle_seen = False
+
+        def computed_after_idle(event: Event) -> bool:
+            nonlocal idle_seen  # the events are offered in order, each once
+            if session_of(event) != session_id:
+                return False
+            payload = payload_of(event)
+            if payload["type"] == "session.idle":
+                idle_seen = True
+            info = payload.get("properties", {}).get("info") or {}
+            return (
+                idle_seen
+                and payload["type"] == "message.updated"
+                and info.get("id") == message_id
+                and "summary" in info
+            )
+
+        event = self.wait_for(computed_after_idle, timeout, f"the diff of {message_id} after idle")
+        return payload_of(event)["properties"]["info"]["summary"]["diffs"]
+
 
 def summary(event: Event) -> str:
     payload = payload_of(event)

@@ -21,8 +21,10 @@ What these tests pin down, as observed:
   one). ``GET /global/event`` carries every directory's events in
   ``{"directory", "project", "payload"}`` envelopes (server events: no directory; project
   events: directory ``"global"``).
-- A session's messages and diff outlive its worktree. The diff may lag ``session.idle`` by a
-  fraction of a second (as in the server's own workspace).
+- A session's messages and diff outlive its worktree, once the diff is computed: the server
+  computes a user message's diff in the background after each step, the last time just after
+  ``session.idle`` (a ``message.updated`` of that message with ``summary.diffs``); removed
+  before any of those is done, the worktree takes the diff with it (empty for good).
 """
 
 from __future__ import annotations
@@ -399,11 +401,14 @@ def test_messages_and_diff_outlive_the_worktree(
     )
     wait_session(opencode_global_events, session_id, "session.idle", SESSION_TIMEOUT_SECONDS)
     user_id = settled_messages(opencode_client, session_id)[0]["info"]["id"]
+    computed = opencode_global_events.wait_for_message_diff(session_id, user_id)
+    assert [entry["file"] for entry in computed] == [path]
 
     remove_worktree(opencode_client, directory)
     wait_global(opencode_global_events, directory, "server.instance.disposed")
     assert not Path(directory).exists()
     assert len(settled_messages(opencode_client, session_id)) == 3
-    diff = settled_diff(opencode_client, session_id, user_id)
+    # stored, not computed again: read once, no settling
+    diff = ok(opencode_client.get(f"/session/{session_id}/diff", params={"messageID": user_id}))
     assert [(entry["file"], entry["status"]) for entry in diff] == [(path, "added")]
     assert "+kept" in diff[0]["patch"]
