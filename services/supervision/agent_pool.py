@@ -59,6 +59,7 @@ class AgentPool:
         self._settings = settings
         self._clock = clock
         self._links: dict[str, AgentLink] = {}
+        self._linking: dict[str, asyncio.Future[AgentLink]] = {}
         self._routing_lock = asyncio.Lock()
         self.load = AgentLoadView(
             self._read_registry,
@@ -75,11 +76,19 @@ class AgentPool:
         """
         waiting_for = ""
         while True:
+            # Agents are linked all at once, outside the lock, and routed to once linked: one slow
+            # server (its worktree, its event stream) must not hold up the others' sessions.
+            agents = self.load.agents()
+            linking = [self._start_link(a) for a in agents if a.id not in self._links]
+            if linking and not any(a.id in self._links for a in agents):
+                await asyncio.wait(linking, return_when=asyncio.FIRST_COMPLETED)
             async with self._routing_lock:
                 busy = self.load.busy()
                 states = []
-                for agent in self.load.agents():
-                    link = await self.link(agent)
+                for agent in agents:
+                    link = self._links.get(agent.id)
+                    if link is None:
+                        continue  # still being linked
                     states.append(
                         AgentState(agent, busy[agent.id], healthy=link.healthy, now=self._clock())
                     )
@@ -109,6 +118,20 @@ class AgentPool:
             return uow.agents.get(agent_id)
 
     async def link(self, agent: Agent) -> AgentLink:
+        """The agent's link, made once: callers arriving while it is made wait for that one."""
+        link = self._links.get(agent.id)
+        if link is not None:
+            return link
+        return await asyncio.shield(self._start_link(agent))
+
+    def _start_link(self, agent: Agent) -> asyncio.Future[AgentLink]:
+        """The making of the agent's link, started now unless under way (a failed one again)."""
+        making = self._linking.get(agent.id)
+        if making is None or (making.done() and agent.id not in self._links):
+            making = self._linking[agent.id] = asyncio.ensure_future(self._make_link(agent))
+        return making
+
+    async def _make_link(self, agent: Agent) -> AgentLink:
         link = self._links.get(agent.id)
         if link is None:
             client = self._servers.client_for(agent)
@@ -135,6 +158,8 @@ class AgentPool:
         return link
 
     async def close(self) -> None:
+        for making in self._linking.values():
+            making.cancel()
         for link in self._links.values():
             await link.stream.close()
             await link.client.aclose()

@@ -93,6 +93,7 @@ class FakeServer:
         self.streams: list[FakeEventStream] = []
         self._waiting: dict[str, _Waiting] = {}  # permission requests not answered yet
         self._working: dict[str, tuple[Turn, str]] = {}  # agent session -> unfinished turn
+        self.worktree_gate: asyncio.Event | None = None  # set: a slow server's worktree waits
 
     # -- what the test does ---------------------------------------------------------------------
 
@@ -313,6 +314,8 @@ class FakeAgentClient:
 
     async def create_worktree(self, name: str | None = None) -> Worktree:
         self._reachable("POST /experimental/worktree")
+        if self.server.worktree_gate is not None:
+            await self.server.worktree_gate.wait()
         name = name or _new_id("worktree")
         directory = f"{self.server.url}/worktree/{name}"
         self.server.worktree_dirs.append(directory)

@@ -428,3 +428,25 @@ def test_a_step_that_ends_in_an_error_records_no_checkpoint(world: World) -> Non
     assert outcome.status == "FAILED"
     assert "invalid api key" in outcome.reason
     assert world.service.checkpoints(TENANT, session_id) == []
+
+
+def test_a_slow_server_does_not_hold_up_the_sessions_routed_to_the_others(world: World) -> None:
+    slow = world.servers.server("http://agent-slow.test")
+    slow.worktree_gate = asyncio.Event()  # its worktree takes until the test lets it
+    with tenant_scope(TENANT), unit_of_work(world.database) as uow:
+        uow.agents.add(
+            Agent(tenant_id=TENANT, name="slow", server_url=slow.url, capabilities=["slow"])
+        )
+    world.server.queue(Turn(answer="done fast"))
+    session_id = world.submit()
+
+    async def scenario() -> list[SessionOutcome]:
+        task = asyncio.create_task(world.wave().run([session_id]))
+        await until(lambda: world.session(session_id).status is SessionStatus.COMPLETED)
+        slow.worktree_gate.set()  # only now may the slow server's link be made
+        async with asyncio.timeout(5):
+            return await task
+
+    [outcome] = asyncio.run(scenario())
+    assert outcome.status == "COMPLETED"
+    assert world.server.prompted() and not slow.prompted()
