@@ -8,18 +8,18 @@ not answer keeps its last heartbeat, so its age says how long it has been silent
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import dagster as dg
 
 from domain.agent import Agent
+from domain.caller import Caller
 from domain.clock import utcnow
-from domain.errors import ConcurrentModification
 from resources.database import tenant_scope
 from resources.database_resource import DatabaseResource
 from resources.opencode.errors import AgentServerError
 from resources.opencode.resource import OpenCodeResource
 from resources.redis.resource import RedisResource
+from services.factory import ServiceFactory
 
 TICK_INTERVAL_SECONDS = 15
 
@@ -48,6 +48,7 @@ def agent_health_sensor(
     redis: RedisResource,
 ) -> dg.SkipReason:
     store = redis.heartbeat_store()
+    registry = ServiceFactory(database.get_database()).agents()
     with database.unit_of_work() as uow:
         tenants = uow.tenants.active_slugs()
     summary: list[str] = []
@@ -57,14 +58,9 @@ def agent_health_sensor(
                 agents = uow.agents.list(active_only=True)
                 load = uow.sessions.active_by_agent()
             healthy = asyncio.run(_probe(opencode, agents)) if agents else {}
-            now = utcnow()
-            with database.unit_of_work() as uow:
-                for agent in agents:
-                    if healthy[agent.id]:
-                        agent.last_heartbeat_at = now
-                        # A session's end may update the agent meanwhile: the next tick beats again.
-                        with contextlib.suppress(ConcurrentModification):
-                            uow.agents.save(agent)
+            alive = {agent_id for agent_id, up in healthy.items() if up}
+            if alive:
+                registry.record_heartbeats(Caller.operator(), tenant, alive, utcnow())
             if store is not None:
                 for agent in agents:
                     store.beat(tenant, agent.id, load.get(agent.id, 0), healthy[agent.id])

@@ -16,7 +16,7 @@ written) is not in that count; a drained agent gets no new sessions, so drain fi
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from domain.agent import Agent, AgentStatus
 from domain.caller import Caller
 from domain.clock import utcnow
-from domain.errors import AgentBusy, AlreadyExists, InvalidInput
+from domain.errors import AgentBusy, AlreadyExists, ConcurrentModification, InvalidInput
 from domain.tenant import Role
 from resources.database import Database, tenant_scope, unit_of_work
 
@@ -111,6 +111,25 @@ class AgentRegistry:
         return AgentView(agent, busy)
 
     # -- inside -------------------------------------------------------------------------------
+
+    def record_heartbeats(
+        self, caller: Caller, tenant_id: str, alive: Collection[str], at: datetime
+    ) -> list[str]:
+        """The agents that answered their probe beat at `at` (the platform's health check only).
+        One that a session's end changed meanwhile is skipped: the next probe beats it again."""
+        caller.require_operator("record agent heartbeats")
+        beaten: list[str] = []
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            for agent in uow.agents.list(active_only=True):
+                if agent.id not in alive:
+                    continue
+                agent.last_heartbeat_at = at
+                try:
+                    uow.agents.save(agent)
+                except ConcurrentModification:
+                    continue
+                beaten.append(agent.id)
+        return beaten
 
     def _change_status(
         self, caller: Caller, tenant_id: str, agent_id: str, target: AgentStatus, action: str

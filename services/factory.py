@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from resources.redis.resource import RedisResource
     from resources.supervision_config import SupervisionConfig
     from services.agent_control import AgentControl
+    from services.agent_registry import AgentRegistry
     from services.api_key_admin import ApiKeyAdmin
     from services.request_settlement import CoordinationService
     from services.session_service import SessionService
@@ -94,6 +95,11 @@ class ServiceFactory:
         from services.unroutable import UnroutableSessions
 
         return UnroutableSessions(self.database, publish=self.publish, clock=self.clock)
+
+    def agents(self) -> AgentRegistry:
+        from services.agent_registry import AgentRegistry
+
+        return AgentRegistry(self.database, clock=self.clock)
 
     def tenants(self) -> TenantAdmin:
         from services.tenant_admin import TenantAdmin

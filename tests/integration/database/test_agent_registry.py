@@ -13,6 +13,7 @@ import pytest
 
 from domain.agent import Agent, AgentStatus
 from domain.caller import Caller
+from domain.clock import utcnow
 from domain.errors import InvalidInput, PermissionDenied, TenantMismatch
 from domain.tenant import Role
 from resources.database import Database
@@ -84,3 +85,20 @@ def test_a_failed_health_check_registers_nothing(database: Database, tenant: str
     assert names(registry, tenant) == []
     registered = registry.register(OPERATOR, new_agent(tenant), check=False)
     assert registered.last_heartbeat_at is None  # not checked: no heartbeat claimed
+
+
+def test_only_the_platform_records_heartbeats_and_only_for_agents_that_answered(
+    database: Database, tenant: str
+) -> None:
+    registry = AgentRegistry(database)
+    up = registry.register(OPERATOR, new_agent(tenant, "up"), check=False)
+    down = registry.register(OPERATOR, new_agent(tenant, "down"), check=False)
+    at = utcnow()
+    with pytest.raises(PermissionDenied):
+        registry.record_heartbeats(Caller.for_tenant(tenant, Role.ADMIN), tenant, {up.id}, at)
+    assert registry.get(OPERATOR, tenant, up.id).agent.last_heartbeat_at is None
+
+    assert registry.record_heartbeats(OPERATOR, tenant, {up.id}, at) == [up.id]
+
+    assert registry.get(OPERATOR, tenant, up.id).agent.last_heartbeat_at == at
+    assert registry.get(OPERATOR, tenant, down.id).agent.last_heartbeat_at is None
