@@ -22,12 +22,27 @@ def sensor_context(
     instance: dg.DagsterInstance, resources: Mapping[str, Any], cursor: str | None = None
 ) -> Iterator[dg.SensorEvaluationContext]:
     """A sensor's context with the session job and `resources` (the OpenCode one defaulted)."""
-    bound = {"opencode": OpenCodeResource(), **resources}
     with dg.build_sensor_context(
         instance=instance,
         instance_ref=instance.get_ref(),
         resources=resources,
         cursor=cursor,
-        definitions=dg.Definitions(jobs=[session_wave], resources=bound),
+        definitions=_definitions(resources),
     ) as context:
         yield context
+
+
+_built: dict[int, tuple[Mapping[str, Any], dg.Definitions]] = {}
+
+
+def _definitions(resources: Mapping[str, Any]) -> dg.Definitions:
+    """The definitions for these resources, built once (a bench ticks every 2 s with the same
+    resources; building and resolving them each time cost its process CPU the daemon's does not)."""
+    kept = _built.get(id(resources))
+    if kept is None or kept[0] is not resources:
+        bound = {"opencode": OpenCodeResource(), **resources}
+        kept = _built[id(resources)] = (
+            resources,
+            dg.Definitions(jobs=[session_wave], resources=bound),
+        )
+    return kept[1]

@@ -76,12 +76,15 @@ class AgentPool:
         """
         waiting_for = ""
         while True:
-            # Agents are linked all at once, outside the lock, and routed to once linked: one slow
-            # server (its worktree, its event stream) must not hold up the others' sessions.
+            # Agents are linked all at once, outside the lock. Routing waits for them all (so the
+            # wave's first sessions spread over every server), but a slow server (its worktree,
+            # its event stream) holds up the others' sessions `link_wait_seconds` at most.
             agents = self.load.agents()
             linking = [self._start_link(a) for a in agents if a.id not in self._links]
-            if linking and not any(a.id in self._links for a in agents):
-                await asyncio.wait(linking, return_when=asyncio.FIRST_COMPLETED)
+            if linking:
+                await asyncio.wait(linking, timeout=self._settings.link_wait_seconds)
+                if not any(a.id in self._links for a in agents):
+                    await asyncio.wait(linking, return_when=asyncio.FIRST_COMPLETED)
             async with self._routing_lock:
                 busy = self.load.busy()
                 states = []

@@ -547,6 +547,9 @@ class SessionRepository(TenantScopedRepository):
     def add_checkpoint(self, session_id: str, checkpoint: Checkpoint) -> Checkpoint:
         """Store checkpoint n and drop those older than the newest `MAX_CHECKPOINTS_KEPT`."""
         self._row(session_id)
+        return self._insert_checkpoint(session_id, checkpoint)
+
+    def _insert_checkpoint(self, session_id: str, checkpoint: Checkpoint) -> Checkpoint:
         tenant = self.tenant_id
         self._session.execute(
             insert(CheckpointRow).values(
@@ -557,13 +560,14 @@ class SessionRepository(TenantScopedRepository):
                 created_at=checkpoint.created_at,
             )
         )
-        self._session.execute(
-            delete(CheckpointRow).where(
-                CheckpointRow.tenant_id == tenant,
-                CheckpointRow.session_id == session_id,
-                CheckpointRow.sequence <= checkpoint.sequence - MAX_CHECKPOINTS_KEPT,
+        if checkpoint.sequence > MAX_CHECKPOINTS_KEPT:  # none to drop before
+            self._session.execute(
+                delete(CheckpointRow).where(
+                    CheckpointRow.tenant_id == tenant,
+                    CheckpointRow.session_id == session_id,
+                    CheckpointRow.sequence <= checkpoint.sequence - MAX_CHECKPOINTS_KEPT,
+                )
             )
-        )
         return checkpoint
 
     def add_next_checkpoint(
@@ -578,7 +582,7 @@ class SessionRepository(TenantScopedRepository):
             )
         )
         checkpoint = Checkpoint(sequence=(last or 0) + 1, data=data, created_at=at)
-        return self.add_checkpoint(session_id, checkpoint)
+        return self._insert_checkpoint(session_id, checkpoint)
 
     def checkpoints(self, session_id: str) -> list[Checkpoint]:
         query = (
