@@ -379,7 +379,8 @@ class Demo:
             f"  coding_sessions asset, one partition per tenant "
             f"(materializations {materialized or 'none'})  {self.ui.asset_partitions}"
         )
-        self.out(f"  sensors (dispatch, retry, settlement, wave failure, agent health, tenant partitions)  {self.ui.sensors}")
+        sensors = "dispatch, retry, settlement, wave failure, agent health, tenant partitions"
+        self.out(f"  sensors ({sensors})  {self.ui.sensors}")
         if problem:
             self.out(f"  [yellow]{problem}[/yellow]")
 
