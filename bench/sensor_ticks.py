@@ -216,6 +216,13 @@ def queued(kind: str, scratch: Path, args: argparse.Namespace) -> dict[str, Any]
         }
 
 
+def _shown(value: Any) -> str:
+    """An argument as recorded: a path inside the project relative to it (no machine paths)."""
+    if isinstance(value, Path) and value.resolve().is_relative_to(Path.cwd()):
+        return str(value.resolve().relative_to(Path.cwd()))
+    return str(value)
+
+
 def _table(document: dict[str, Any]) -> Table:
     table = Table(title="Sensor ticks (seconds per tick)")
     for column in ("database", "scenario", "sensor", "ticks", "p50", "p95", "max", "interval"):
@@ -260,7 +267,7 @@ def main() -> None:
     args = parser.parse_args()
     document: dict[str, Any] = {
         "command": "python -m bench.sensor_ticks",
-        "arguments": {k: str(v) for k, v in vars(args).items() if k != "postgres_url"},
+        "arguments": {k: _shown(v) for k, v in vars(args).items() if k != "postgres_url"},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "databases": {},
     }

@@ -78,7 +78,7 @@ def test_the_opencode_adapter_offers_every_call_of_the_port(port: type, adapter:
 
 def test_the_client_and_stream_carry_the_ports_attributes() -> None:
     client = OpenCodeClient("http://127.0.0.1:9")
-    stream = client.event_stream("/work/tenant-acme")
+    stream = client.event_stream("/srv/agents/tenant-acme")
     assert isinstance(client.base_url, str)
     assert not stream.connected.is_set()
     assert isinstance(stream, ServerEventStream)
