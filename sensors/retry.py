@@ -18,7 +18,7 @@ from resources.database import Database, unit_of_work
 from resources.database_resource import DatabaseResource
 from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
-from sensors.tenant_turns import Budget, visit
+from sensors.tenant_turns import take_turns
 from services.factory import ServiceFactory
 from services.session_service import SessionService
 
@@ -76,13 +76,7 @@ def retry_tick(
     """Retries for the tenants with a retry left only: one indexed query finds them, so a
     tick costs O(tenants with work), and at most about `budget_seconds` of it
     (`sensors.tenant_turns`): the next tick goes on after `cursor`."""
-    budget = Budget(budget_seconds)
     with unit_of_work(database) as uow:
         tenants = uow.tenant_work.to_retry()
-    visited: list[str] = []
-    retried: list[Session] = []
-    for tenant in visit(tenants, cursor, budget):
-        visited.append(tenant)
-        retried += service.retry_due(tenant)
-    after = visited[-1] if len(visited) < len(tenants) else None
+    visited, retried, after = take_turns(tenants, service.retry_due, cursor, budget_seconds)
     return RetryTick(visited, retried, after)

@@ -18,7 +18,7 @@ from resources.database import Database, unit_of_work
 from resources.database_resource import DatabaseResource
 from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
-from sensors.tenant_turns import Budget, visit
+from sensors.tenant_turns import take_turns
 from services.factory import ServiceFactory
 from services.request_settlement import CoordinationService
 
@@ -43,15 +43,9 @@ def settle_tick(
     budget_seconds: float | None = None,
 ) -> SettleTick:
     """Settling for the tenants with a decomposed request in flight only: O(those tenants)."""
-    budget = Budget(budget_seconds)
     with unit_of_work(database) as uow:
         tenants = uow.tenant_work.to_settle()
-    visited: list[str] = []
-    settled: list[Session] = []
-    for tenant in visit(tenants, cursor, budget):
-        visited.append(tenant)
-        settled += coordination.settle(tenant)
-    return SettleTick(visited, settled, visited[-1] if len(visited) < len(tenants) else None)
+    return SettleTick(*take_turns(tenants, coordination.settle, cursor, budget_seconds))
 
 
 @dg.sensor(

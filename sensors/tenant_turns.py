@@ -10,7 +10,10 @@ work advances even when a single tenant takes longer than the budget.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def in_turn(tenants: list[str], after: str | None) -> list[str]:
@@ -37,3 +40,19 @@ def visit(tenants: list[str], after: str | None, budget: Budget) -> Iterator[str
         yield tenant
         if budget.spent:
             return
+
+
+def take_turns(
+    tenants: list[str],
+    per_tenant: Callable[[str], list[T]],
+    after: str | None,
+    budget_seconds: float | None,
+) -> tuple[list[str], list[T], str | None]:
+    """`per_tenant` for the tenants in turn within the budget: (the tenants visited, what they
+    gave, the cursor for the next tick: the last one visited, or None when all were)."""
+    visited: list[str] = []
+    done: list[T] = []
+    for tenant in visit(tenants, after, Budget(budget_seconds)):
+        visited.append(tenant)
+        done += per_tenant(tenant)
+    return visited, done, visited[-1] if len(visited) < len(tenants) else None
