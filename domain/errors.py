@@ -192,3 +192,12 @@ class PermissionDenied(DomainError):
         self.needed = needed
         self.role = role
         super().__init__(f"{action} needs the role {needed} or higher; the caller is {role}")
+
+
+class SecretUnreadable(DomainError):
+    """A secret at rest cannot be opened with the configured key (another key, or altered); says
+    which secret, never its content."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        super().__init__(f"{what}: cannot be decrypted with the configured secret key")
