@@ -12,6 +12,7 @@ from resources.database.repositories.agents import AgentRepository
 from resources.database.repositories.api_keys import ApiKeyRepository
 from resources.database.repositories.evaluations import EvaluationRepository
 from resources.database.repositories.fine_tuning_jobs import FineTuningJobRepository
+from resources.database.repositories.session_transcripts import SessionTranscriptRepository
 from resources.database.repositories.sessions import SessionRepository
 from resources.database.repositories.tasks import TaskRepository
 from resources.database.repositories.tenant_work import TenantWorkRepository
@@ -29,6 +30,7 @@ class UnitOfWork:
         self.api_keys = ApiKeyRepository(session)
         self.agents = AgentRepository(session)
         self.sessions = SessionRepository(session)
+        self.session_transcripts = SessionTranscriptRepository(session)
         self.tasks = TaskRepository(session)
         self.fine_tuning_jobs = FineTuningJobRepository(session)
         self.evaluations = EvaluationRepository(session)
