@@ -144,8 +144,13 @@ def _example(
             {"role": "tool", "tool_call_id": call["id"], "content": "completed"} for call in calls
         )
     messages.append({"role": "assistant", "content": answer})
-    key = hashlib.sha256(f"{prompt}\x00{answer}".encode()).hexdigest()
+    key = example_key(prompt, answer)
     return TrainingExample(key=key, session_id=session.session_id, messages=messages), found
+
+
+def example_key(prompt: str, answer: str) -> str:
+    """The identity of an example: its task and its answer (what a duplicate repeats)."""
+    return hashlib.sha256(f"{prompt}\x00{answer}".encode()).hexdigest()
 
 
 def _held_out(tenant: str, key: str, fraction: float) -> bool:

@@ -14,8 +14,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
+from pydantic import Field
+
 from domain.errors import InvalidInput
 from domain.training_examples import EvaluationItem, TrainingDataset, to_jsonl
+from resources import settings
 
 SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 TRAIN_FILE, EVAL_FILE = "train.jsonl", "eval.jsonl"
@@ -68,3 +72,16 @@ def _write_whole(path: Path, content: str) -> None:
     draft = path.with_name(f".{path.name}.{os.getpid()}")
     draft.write_text(content)
     os.replace(draft, path)
+
+
+class DatasetStoreResource(dg.ConfigurableResource):
+    """The dataset store as the assets ask for it."""
+
+    root: str = Field(description="Directory of the tenants' training datasets.")
+
+    def store(self) -> DatasetStore:
+        return DatasetStore(Path(self.root))
+
+
+def configured_dataset_store() -> DatasetStoreResource:
+    return DatasetStoreResource(root=str(settings.dataset_dir()))

@@ -59,3 +59,12 @@ def database_url() -> str:
 
 def redis_url() -> str | None:
     return _env(REDIS_URL_VAR)
+
+
+DATASET_DIR_VAR = "INDORCH_DATASET_DIR"
+
+
+def dataset_dir() -> Path:
+    """Where training datasets are written; default ``<state dir>/datasets``."""
+    configured = _env(DATASET_DIR_VAR)
+    return Path(configured).expanduser().resolve() if configured else state_dir() / "datasets"

@@ -35,6 +35,8 @@ class TrainingDataService:
     ) -> BuiltDataset:
         caller.require_tenant(tenant)
         caller.require(Role.LEAD, "build the training dataset")
+        with unit_of_work(self._database) as uow:
+            uow.tenants.get(tenant)  # NotFound: a partition of no (or no longer a) tenant
         dataset = build_dataset(tenant, self._transcripts(tenant, page), policy)
         return BuiltDataset(dataset, self._store.write(dataset))
 

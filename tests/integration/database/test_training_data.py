@@ -8,7 +8,7 @@ import json
 import pytest
 
 from domain.caller import Caller
-from domain.errors import PermissionDenied, TenantMismatch
+from domain.errors import NotFound, PermissionDenied, TenantMismatch
 from domain.session import Session, SessionStatus
 from domain.tenant import Role
 from domain.training_examples import DatasetPolicy
@@ -76,4 +76,11 @@ def test_another_tenant_or_a_member_cannot_build_it(database, tmp_path):
         service.build(Caller.for_tenant(globex, Role.ADMIN), acme, DatasetPolicy())
     with pytest.raises(PermissionDenied):
         service.build(Caller.for_tenant(acme, Role.MEMBER), acme, DatasetPolicy())
+    assert not any(tmp_path.iterdir())
+
+
+def test_an_unknown_tenant_is_not_found_and_nothing_is_written(database, tmp_path):
+    service = TrainingDataService(database, DatasetStore(tmp_path))
+    with pytest.raises(NotFound, match="no-such-tenant"):
+        service.build(Caller.operator(), "no-such-tenant", DatasetPolicy())
     assert not any(tmp_path.iterdir())
