@@ -178,7 +178,10 @@ class SessionEventRow(Base):
     """Append-only history of a session, numbered 1..n per session."""
 
     __tablename__ = "session_events"
-    __table_args__ = (UniqueConstraint("session_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("session_id", "seq"),
+        Index("ix_session_events_tenant_created", "tenant_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPrimaryKey, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = tenant_fk()
@@ -312,6 +315,8 @@ class UsageRow(Base):
     tokens_in: Mapped[int] = mapped_column(BigInteger, default=0)
     tokens_out: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6), default=Decimal(0))
+    agent_seconds: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    fine_tuning_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class TenantWorkspaceRow(Base):

@@ -18,6 +18,7 @@ from resources.database.repositories.tasks import TaskRepository
 from resources.database.repositories.tenant_work import TenantWorkRepository
 from resources.database.repositories.tenants import TenantRepository
 from resources.database.repositories.usage import UsageRepository
+from resources.database.repositories.usage_sources import UsageSourceRepository
 from resources.database.repositories.users import UserRepository
 from resources.database.repositories.workspaces import TenantWorkspaceRepository
 
@@ -35,6 +36,7 @@ class UnitOfWork:
         self.fine_tuning_jobs = FineTuningJobRepository(session)
         self.evaluations = EvaluationRepository(session)
         self.usage = UsageRepository(session)
+        self.usage_sources = UsageSourceRepository(session)
         self.workspaces = TenantWorkspaceRepository(session)
         self.tenant_work = TenantWorkRepository(session)
 
