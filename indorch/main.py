@@ -24,6 +24,7 @@ from indorch.health_command import health
 from indorch.output import print_error
 from indorch.session_commands import session_app
 from indorch.tenant_commands import tenant_app
+from indorch.usage_commands import usage_app
 from indorch.user_commands import user_app
 
 EXIT_FAILURE = 1
@@ -42,6 +43,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(agent_app, name="agent")
 app.add_typer(session_app, name="session")
+app.add_typer(usage_app, name="usage")
 app.command("demo")(demo)
 app.command("health")(health)
 

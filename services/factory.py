@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from services.supervision.wave import WaveSupervisor
     from services.tenant_admin import TenantAdmin
     from services.unroutable import UnroutableSessions
+    from services.usage_metering import UsageMetering
     from services.user_admin import UserAdmin
 
 EventSink = Callable[[SessionEvent], None]
@@ -115,3 +116,8 @@ class ServiceFactory:
         from services.api_key_admin import ApiKeyAdmin
 
         return ApiKeyAdmin(self.database)
+
+    def usage(self) -> UsageMetering:
+        from services.usage_metering import UsageMetering
+
+        return UsageMetering(self.database)

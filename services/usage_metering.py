@@ -50,13 +50,12 @@ class UsageMetering:
         caller.require_tenant(tenant)
         caller.require(Role.ADMIN, "export usage")
         first, last = month_bounds(month)
+        with unit_of_work(self._database) as uow:
+            uow.tenants.get(tenant)  # NotFound: an unknown tenant is not an empty month
         with tenant_scope(tenant), unit_of_work(self._database) as uow:
             recorded = {usage.day: usage for usage in uow.usage.between(first, last)}
-        return [
-            recorded.get(date(first.year, first.month, n), DailyUsage(tenant_id=tenant, day=d))
-            for n in range(1, last.day + 1)
-            if (d := date(first.year, first.month, n))
-        ]
+        days = [date(first.year, first.month, n) for n in range(1, last.day + 1)]
+        return [recorded.get(day, DailyUsage(tenant_id=tenant, day=day)) for day in days]
 
     def export_csv(self, caller: Caller, tenant: str, month: str) -> str:
         out = io.StringIO()

@@ -2,8 +2,14 @@
 
 import dagster as dg
 
+from assets.tenant_usage import tenant_usage, tenant_usage_job
 from assets.training_dataset import training_dataset
+from orchestrator_defs.models.usage_schedule import tenant_usage_schedule
 
 
 def defs() -> dg.Definitions:
-    return dg.Definitions(assets=[training_dataset])
+    return dg.Definitions(
+        assets=[training_dataset, tenant_usage],
+        jobs=[tenant_usage_job],
+        schedules=[tenant_usage_schedule],
+    )
