@@ -1,0 +1,321 @@
+"""The stand-in provider's rules: jobs move through OpenAI's statuses over time, a malformed
+training file fails its job with a clear error, and a succeeded job leaves a tuned model that
+answers from what it was trained on.
+
+Time moves lazily: every read first brings the caller's jobs up to date (each phase lasts
+``step_seconds``), so there is no background thread, and a job polled late has passed through
+every phase with the times it would have had. A job entering ``running`` is trained at once;
+its per-step metric events are scheduled over the running phase and show as their time comes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from standins.finetune_provider.learning import BaseModel, TunedModel, training_trace
+from standins.finetune_provider.store import Store
+from standins.finetune_provider.training_data import TrainingDataError, parse_training_file
+from standins.openai_chat import estimate_tokens
+
+DEFAULT_STEP_SECONDS = 0.2
+DEFAULT_BASE_MODELS = ("base-coder",)
+DEFAULT_EPOCHS = 3
+DEFAULT_BATCH_SIZE = 4
+SUFFIX = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+ACTIVE = ("validating_files", "queued", "running")
+
+
+class ProviderRefusal(Exception):
+    """A request the provider answers with an OpenAI-style error (status, code, message)."""
+
+    def __init__(self, status: int, code: str, message: str, param: str | None = None) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.param = param
+        super().__init__(message)
+
+
+def owner_of(api_key: str) -> str:
+    """The tenant of the stand-in: a hash of the API key (the key itself is never stored)."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    model: str
+    training_file: str
+    suffix: str | None = None
+    seed: int | None = None
+    n_epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate_multiplier: float | None = None
+
+
+class FineTuneProvider:
+    """Files, jobs and models of every caller, kept in one :class:`Store`."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        step_seconds: float = DEFAULT_STEP_SECONDS,
+        base_models: tuple[str, ...] = DEFAULT_BASE_MODELS,
+    ) -> None:
+        self.store = store
+        self.step_seconds = step_seconds
+        self.base_models = base_models
+        self._base = BaseModel()
+        self._tuned: dict[str, TunedModel] = {}
+        self._advance_lock = threading.Lock()
+
+    # --- files -------------------------------------------------------------------------------
+
+    def upload(self, owner: str, filename: str, purpose: str, content: bytes) -> dict[str, Any]:
+        row = {
+            "id": _new_id("file"),
+            "owner": owner,
+            "filename": filename,
+            "purpose": purpose,
+            "bytes": len(content),
+            "created_at": time.time(),
+            "content": content,
+        }
+        self.store.add_file(row)
+        return row
+
+    def file(self, owner: str, file_id: str) -> dict[str, Any]:
+        row = self.store.file(owner, file_id)
+        if row is None:
+            raise ProviderRefusal(404, "file_not_found", f"No such File object: {file_id}", "id")
+        return row
+
+    # --- jobs --------------------------------------------------------------------------------
+
+    def create_job(self, owner: str, request: JobRequest) -> dict[str, Any]:
+        if request.model not in self.base_models:
+            raise ProviderRefusal(
+                400, "model_not_available", f"Model {request.model} is not available", "model"
+            )
+        training = self.store.file(owner, request.training_file)
+        if training is None:
+            raise ProviderRefusal(
+                400,
+                "invalid_training_file",
+                f"File {request.training_file} not found",
+                "training_file",
+            )
+        if training["purpose"] != "fine-tune":
+            raise ProviderRefusal(
+                400,
+                "invalid_training_file",
+                f"File {request.training_file} has purpose {training['purpose']!r}, "
+                "not 'fine-tune'",
+                "training_file",
+            )
+        if request.suffix is not None and not SUFFIX.fullmatch(request.suffix):
+            raise ProviderRefusal(
+                400,
+                "invalid_suffix",
+                "suffix: up to 64 characters of a-z, 0-9, '-' and '_'",
+                "suffix",
+            )
+        now = time.time()
+        job = {
+            "id": _new_id("ftjob"),
+            "owner": owner,
+            "organization_id": f"org-{owner[:12]}",
+            "model": request.model,
+            "training_file": request.training_file,
+            "suffix": request.suffix,
+            "seed": request.seed if request.seed is not None else 42,
+            "n_epochs": request.n_epochs or DEFAULT_EPOCHS,
+            "batch_size": request.batch_size or DEFAULT_BATCH_SIZE,
+            "learning_rate_multiplier": request.learning_rate_multiplier or 1.0,
+            "status": "validating_files",
+            "created_at": now,
+            "phase_at": now,
+        }
+        self.store.add_job(job, _event(job, now, f"Validating training file: {training['id']}"))
+        return self.store.job(owner, job["id"]) or job
+
+    def job(self, owner: str, job_id: str) -> dict[str, Any]:
+        self._advance(owner, job_id)
+        row = self.store.job(owner, job_id)
+        if row is None:
+            raise ProviderRefusal(404, "job_not_found", f"No such fine-tuning job: {job_id}", "id")
+        return row
+
+    def jobs(self, owner: str) -> list[dict[str, Any]]:
+        for row in self.store.jobs(owner):
+            self._advance(owner, row["id"])
+        return self.store.jobs(owner)
+
+    def events(self, owner: str, job_id: str) -> list[dict[str, Any]]:
+        self.job(owner, job_id)
+        return self.store.events(owner, job_id, time.time())
+
+    def cancel(self, owner: str, job_id: str) -> dict[str, Any]:
+        job = self.job(owner, job_id)
+        if job["status"] not in ACTIVE:
+            raise ProviderRefusal(
+                400,
+                "job_not_cancellable",
+                f"Job {job_id} is {job['status']} and cannot be cancelled",
+                "id",
+            )
+        now = time.time()
+        self.store.update_job(
+            job_id,
+            {"status": "cancelled", "finished_at": now, "phase_at": now},
+            [_event(job, now, "Job cancelled by the user")],
+            drop_events_after=now,
+        )
+        return self.job(owner, job_id)
+
+    def _advance(self, owner: str, job_id: str) -> None:
+        """Bring one job up to now, phase by phase."""
+        with self._advance_lock:
+            while True:
+                job = self.store.job(owner, job_id)
+                if job is None or job["status"] not in ACTIVE:
+                    return
+                due = job["phase_at"] + self.step_seconds
+                if time.time() < due:
+                    return
+                self._next_phase(job, due)
+
+    def _next_phase(self, job: dict[str, Any], at: float) -> None:
+        status = job["status"]
+        if status == "validating_files":
+            training = self.store.file(job["owner"], job["training_file"]) or {"content": b""}
+            try:
+                parse_training_file(training["content"])
+            except TrainingDataError as error:
+                self.store.update_job(
+                    job["id"],
+                    {
+                        "status": "failed",
+                        "phase_at": at,
+                        "finished_at": at,
+                        "error_code": error.code,
+                        "error_message": error.message,
+                        "error_param": "training_file",
+                    },
+                    [
+                        _event(
+                            job,
+                            at,
+                            f"Training file validation failed: {error.message}",
+                            level="error",
+                        )
+                    ],
+                )
+                return
+            self.store.update_job(
+                job["id"],
+                {"status": "queued", "phase_at": at},
+                [_event(job, at, "Files validated, moving job to queued state")],
+            )
+        elif status == "queued":
+            self._start_training(job, at)
+        else:
+            name = f"ft:{job['model']}:{job['suffix'] or 'personal'}:{job['id'].split('-')[1][:8]}"
+            self.store.update_job(
+                job["id"],
+                {
+                    "status": "succeeded",
+                    "phase_at": at,
+                    "finished_at": at,
+                    "fine_tuned_model": name,
+                },
+                [
+                    _event(job, at, f"New fine-tuned model created: {name}"),
+                    _event(job, at, "The job has successfully completed"),
+                ],
+                model={
+                    "name": name,
+                    "owner": job["owner"],
+                    "base": job["model"],
+                    "job_id": job["id"],
+                    "training_file": job["training_file"],
+                    "created_at": at,
+                },
+            )
+
+    def _start_training(self, job: dict[str, Any], at: float) -> None:
+        """Train now; the step events are scheduled over the running phase."""
+        training = self.store.file(job["owner"], job["training_file"]) or {"content": b""}
+        pairs = parse_training_file(training["content"])
+        trace = training_trace(pairs, job["n_epochs"], job["batch_size"])
+        tokens = sum(estimate_tokens(p.prompt) + estimate_tokens(p.answer) for p in pairs)
+        events = [_event(job, at, "Fine-tuning job started")]
+        for step in trace:
+            when = at + self.step_seconds * step.step / (step.total_steps + 1)
+            data = {
+                "step": step.step,
+                "total_steps": step.total_steps,
+                "epoch": step.epoch,
+                "train_loss": step.train_loss,
+                "train_mean_token_accuracy": step.train_mean_token_accuracy,
+            }
+            message = f"Step {step.step}/{step.total_steps}: training loss={step.train_loss:.4f}"
+            events.append(_event(job, when, message, kind="metrics", data=data))
+        self.store.update_job(
+            job["id"],
+            {"status": "running", "phase_at": at, "trained_tokens": tokens * job["n_epochs"]},
+            events,
+        )
+
+    # --- models ------------------------------------------------------------------------------
+
+    def model_ids(self, owner: str) -> list[str]:
+        return [*self.base_models, *(row["name"] for row in self.store.models(owner))]
+
+    def answer(self, owner: str, model: str, question: str) -> str:
+        """What `model` answers; a tuned model of another caller is "not found"."""
+        if model in self.base_models:
+            return self._base.answer(question)
+        row = self.store.model(owner, model)
+        if row is None:
+            raise ProviderRefusal(
+                404,
+                "model_not_found",
+                f"The model `{model}` does not exist or you do not have access to it.",
+                "model",
+            )
+        if model not in self._tuned:
+            training = self.store.file(owner, row["training_file"]) or {"content": b""}
+            self._tuned[model] = TunedModel(parse_training_file(training["content"]), self._base)
+        return self._tuned[model].answer(question)
+
+
+def _event(
+    job: dict[str, Any],
+    at: float,
+    message: str,
+    *,
+    level: str = "info",
+    kind: str = "message",
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": _new_id("ftevent"),
+        "job_id": job["id"],
+        "owner": job["owner"],
+        "created_at": at,
+        "level": level,
+        "message": message,
+        "type": kind,
+        "data": data,
+    }
