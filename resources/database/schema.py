@@ -245,6 +245,7 @@ class TaskDependencyRow(Base):
 
 class FineTuningJobRow(Base):
     __tablename__ = "fine_tuning_jobs"
+    __table_args__ = (Index("ix_fine_tuning_jobs_status", "status", "tenant_id"),)
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     tenant_id: Mapped[str] = tenant_fk()
@@ -332,6 +333,26 @@ class TenantWorkspaceRow(Base):
     directory: Mapped[str] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime]
+
+
+class ModelPromotionRow(Base):
+    """The models promoted for a tenant's sessions; the current one has no `retired_at`."""
+
+    __tablename__ = "model_promotions"
+    __table_args__ = (Index("ix_model_promotions_tenant_current", "tenant_id", "retired_at"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = tenant_fk()
+    model: Mapped[str] = mapped_column(String(200))
+    job_id: Mapped[str | None] = mapped_column(
+        ID, ForeignKey("fine_tuning_jobs.id", ondelete="SET NULL")
+    )
+    evaluation_id: Mapped[str | None] = mapped_column(
+        ID, ForeignKey("evaluations.id", ondelete="SET NULL")
+    )
+    reason: Mapped[str] = mapped_column(Text, default="")
+    promoted_at: Mapped[datetime]
+    retired_at: Mapped[datetime | None]
 
 
 TENANT_TABLES: tuple[str, ...] = tuple(

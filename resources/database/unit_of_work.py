@@ -12,6 +12,7 @@ from resources.database.repositories.agents import AgentRepository
 from resources.database.repositories.api_keys import ApiKeyRepository
 from resources.database.repositories.evaluations import EvaluationRepository
 from resources.database.repositories.fine_tuning_jobs import FineTuningJobRepository
+from resources.database.repositories.promotions import PromotionRepository
 from resources.database.repositories.session_transcripts import SessionTranscriptRepository
 from resources.database.repositories.sessions import SessionRepository
 from resources.database.repositories.tasks import TaskRepository
@@ -35,6 +36,7 @@ class UnitOfWork:
         self.tasks = TaskRepository(session)
         self.fine_tuning_jobs = FineTuningJobRepository(session)
         self.evaluations = EvaluationRepository(session)
+        self.promotions = PromotionRepository(session)
         self.usage = UsageRepository(session)
         self.usage_sources = UsageSourceRepository(session)
         self.workspaces = TenantWorkspaceRepository(session)

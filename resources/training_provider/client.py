@@ -234,6 +234,12 @@ class TrainingProviderClient:
             completion_tokens=usage.completion_tokens if usage else 0,
         )
 
+    def complete(self, model: str, messages: list[dict[str, Any]]) -> str:
+        """`services.model_evaluation.ChatModels`: the answer to a system + user conversation."""
+        system = next((m["content"] for m in messages if m.get("role") == "system"), None)
+        question = next(m["content"] for m in reversed(messages) if m.get("role") == "user")
+        return self.chat(model, question, system=system).text
+
     def model_ids(self) -> list[str]:
         """The models this account may use: base models and its own tuned ones."""
         with self._asking("list models"):
