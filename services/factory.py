@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from services.agent_control import AgentControl
     from services.agent_registry import AgentRegistry
     from services.api_key_admin import ApiKeyAdmin
+    from services.fine_tuning import FineTuningService
+    from services.model_promotion import ModelPromotionService
     from services.request_settlement import CoordinationService
     from services.session_service import SessionService
     from services.supervision.agent_server import AgentServers
@@ -121,3 +123,13 @@ class ServiceFactory:
         from services.usage_metering import UsageMetering
 
         return UsageMetering(self.database)
+
+    def fine_tuning(self) -> FineTuningService:
+        from services.fine_tuning import FineTuningService
+
+        return FineTuningService(self.database, clock=self.clock)
+
+    def promotions(self) -> ModelPromotionService:
+        from services.model_promotion import ModelPromotionService
+
+        return ModelPromotionService(self.database, clock=self.clock)

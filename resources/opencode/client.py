@@ -258,6 +258,11 @@ class OpenCodeClient:
 
         return ServerEventStream(self, directory)
 
+    async def update_global_config(self, patch: dict[str, Any]) -> None:
+        """Merge `patch` into the server's global configuration (a provider, a model); the
+        server applies it to the sessions that start afterwards."""
+        await self._request("PATCH", "/global/config", json=patch, idempotent=True)
+
     # --- worktrees --------------------------------------------------------------------------
 
     async def create_worktree(
