@@ -35,6 +35,7 @@ class TrainingDatasetConfig(dg.Config):
     deps=[CODING_SESSIONS],
     group_name="models",
     kinds={"jsonl"},
+    automation_condition=dg.AutomationCondition.on_cron("0 3 * * *"),
     check_specs=[
         dg.AssetCheckSpec(name, asset="training_dataset", blocking=True) for name in CHECKS
     ],

@@ -18,6 +18,7 @@ from resources.dataset_store import configured_dataset_store
 from resources.opencode.resource import OpenCodeResource
 from resources.redis.resource import configured_redis_resource
 from resources.supervision_config import SupervisionConfig
+from resources.training_provider.resource import configured_training_provider_resource
 from sensors.definitions import defs as sensor_defs
 
 AREAS: tuple[Callable[[], dg.Definitions], ...] = (session_defs, model_defs, sensor_defs)
@@ -31,6 +32,7 @@ def resources() -> dict[str, dg.ConfigurableResource]:
         "supervision": SupervisionConfig(),
         "redis": configured_redis_resource(),
         "datasets": configured_dataset_store(),
+        "training_provider": configured_training_provider_resource(),
     }
 
 
