@@ -170,7 +170,8 @@ def create_app(provider: FineTuneProvider, faults: Faults | None = None) -> Fast
         fault = faults.take()
         if fault is not None:
             status, retry_after_ms = fault
-            response: Response = _error(status, None, f"injected fault: {status}")
+            code = "rate_limit_exceeded" if status == 429 else None
+            response: Response = _error(status, code, f"injected fault: {status}")
             if retry_after_ms is not None:
                 response.headers["retry-after-ms"] = str(retry_after_ms)
         else:

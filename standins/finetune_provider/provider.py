@@ -29,6 +29,8 @@ DEFAULT_EPOCHS = 3
 DEFAULT_BATCH_SIZE = 4
 SUFFIX = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 ACTIVE = ("validating_files", "queued", "running")
+MAX_EPOCHS = 50
+MAX_BATCH_SIZE = 256
 
 
 class ProviderRefusal(Exception):
@@ -130,6 +132,14 @@ class FineTuneProvider:
                 "suffix: up to 64 characters of a-z, 0-9, '-' and '_'",
                 "suffix",
             )
+        for name, value, most in (
+            ("n_epochs", request.n_epochs, MAX_EPOCHS),
+            ("batch_size", request.batch_size, MAX_BATCH_SIZE),
+        ):
+            if value is not None and not 1 <= value <= most:
+                raise ProviderRefusal(
+                    400, "invalid_hyperparameters", f"{name} must be 1 to {most}", name
+                )
         now = time.time()
         job = {
             "id": _new_id("ftjob"),

@@ -67,8 +67,9 @@ def test_a_lasting_rate_limit_ends_in_provider_rate_limited(
 ) -> None:
     client = adapter(provider_server.api_url, TENANT_A_KEY, max_retries=1)
     provider_server.inject_faults(429, times=3, retry_after_ms=10)
-    with pytest.raises(ProviderRateLimited):
+    with pytest.raises(ProviderRateLimited) as limited:
         client.retrieve_job("ftjob-anything")
+    assert limited.value.code == "rate_limit_exceeded"
     assert len(provider_server.requests()) == 2
 
 
@@ -122,3 +123,13 @@ def test_two_tenants_files_jobs_and_models_never_mix(
     assert no_model.value.code == "model_not_found"
     assert model not in tenant_b.model_ids()
     assert model in tenant_a.model_ids()
+
+
+def test_hyperparameters_out_of_range_are_refused_by_the_provider(
+    tenant_a: TrainingProviderClient,
+) -> None:
+    uploaded = tenant_a.upload_training_file(chat_jsonl(TRAINING), "train.jsonl")
+    with pytest.raises(ProviderRejected) as refused:
+        tenant_a.create_job(uploaded.id, "base-coder", TrainingParameters(batch_size=1000))
+    assert refused.value.code == "invalid_hyperparameters"
+    assert "batch_size" in refused.value.message
