@@ -79,7 +79,8 @@ class FineTuneProvider:
         self.base_models = base_models
         self._base = BaseModel()
         self._tuned: dict[str, TunedModel] = {}
-        self._advance_lock = threading.Lock()
+        self._locks_guard = threading.Lock()
+        self._job_locks: dict[str, threading.RLock] = {}
 
     # --- files -------------------------------------------------------------------------------
 
@@ -176,6 +177,10 @@ class FineTuneProvider:
         return self.store.events(owner, job_id, time.time())
 
     def cancel(self, owner: str, job_id: str) -> dict[str, Any]:
+        with self._job_lock(job_id):
+            return self._cancel(owner, job_id)
+
+    def _cancel(self, owner: str, job_id: str) -> dict[str, Any]:
         job = self.job(owner, job_id)
         if job["status"] not in ACTIVE:
             raise ProviderRefusal(
@@ -193,9 +198,14 @@ class FineTuneProvider:
         )
         return self.job(owner, job_id)
 
+    def _job_lock(self, job_id: str) -> threading.RLock:
+        """One job's phases (and its cancel) in order; other jobs, and their training, go on."""
+        with self._locks_guard:
+            return self._job_locks.setdefault(job_id, threading.RLock())
+
     def _advance(self, owner: str, job_id: str) -> None:
         """Bring one job up to now, phase by phase."""
-        with self._advance_lock:
+        with self._job_lock(job_id):
             while True:
                 job = self.store.job(owner, job_id)
                 if job is None or job["status"] not in ACTIVE:

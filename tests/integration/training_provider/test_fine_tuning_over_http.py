@@ -13,7 +13,7 @@ import pytest
 from domain.errors import NotAllowedInStatus
 from domain.fine_tuning import FineTuningJob, FineTuningStatus, TrainingParameters
 from domain.provider_job import ProviderJobStatus, follow_provider
-from resources.training_provider.client import TrainingProviderClient
+from resources.training_provider.client import TrainingProviderClient, final_training_metrics
 from standins.finetune_provider.server import FineTuneProviderServer
 from tests.integration.training_provider.conftest import (
     HELD_OUT,
@@ -74,6 +74,14 @@ def test_job_events_carry_a_training_loss_per_step_that_falls(
     metrics = [e.data for e in events if e.type == "metrics" and e.data]
     assert [m["step"] for m in metrics] == list(range(1, 10))  # 3 epochs x 3 batches of 2
     assert metrics[-1]["train_loss"] < metrics[0]["train_loss"]
+    final = final_training_metrics(events)
+    assert final == {
+        "loss": metrics[-1]["train_loss"],
+        "accuracy": metrics[-1]["train_mean_token_accuracy"],
+    }
+    job.metrics = job.metrics.model_copy(update=final)
+    assert job.metrics.loss is not None
+    assert job.metrics.loss < 0.1
     messages = [e.message for e in events]
     assert messages[-1] == "The job has successfully completed"
 
