@@ -120,7 +120,7 @@ def test_training_data_without_chat_turns_fails_the_job(
 
 
 def test_a_running_job_can_be_cancelled(tmp_path: Path) -> None:
-    with FineTuneProviderServer(tmp_path / "slow", step_seconds=0.8) as server:
+    with FineTuneProviderServer(tmp_path / "slow", step_seconds=1.5) as server:
         client = adapter(server.api_url, TENANT_A_KEY)
         job = submit(client, chat_jsonl(TRAINING))
         deadline = time.monotonic() + 10
@@ -132,7 +132,7 @@ def test_a_running_job_can_be_cancelled(tmp_path: Path) -> None:
         follow_provider(job, state)
         assert state.status is ProviderJobStatus.CANCELLED
         assert job.status is FineTuningStatus.CANCELLED
-        time.sleep(1.0)  # past when it would have succeeded
+        time.sleep(1.6)  # past when it would have succeeded
         later = client.retrieve_job(job.provider_job_id or "")
         assert later.status is ProviderJobStatus.CANCELLED
         assert later.fine_tuned_model is None
