@@ -106,6 +106,28 @@ class FineTuneProvider:
     # --- jobs --------------------------------------------------------------------------------
 
     def create_job(self, owner: str, request: JobRequest) -> dict[str, Any]:
+        training = self._checked(owner, request)
+        now = time.time()
+        job = {
+            "id": _new_id("ftjob"),
+            "owner": owner,
+            "organization_id": f"org-{owner[:12]}",
+            "model": request.model,
+            "training_file": request.training_file,
+            "suffix": request.suffix,
+            "seed": request.seed if request.seed is not None else 42,
+            "n_epochs": request.n_epochs or DEFAULT_EPOCHS,
+            "batch_size": request.batch_size or DEFAULT_BATCH_SIZE,
+            "learning_rate_multiplier": request.learning_rate_multiplier or 1.0,
+            "status": "validating_files",
+            "created_at": now,
+            "phase_at": now,
+        }
+        self.store.add_job(job, _event(job, now, f"Validating training file: {training['id']}"))
+        return self.store.job(owner, job["id"]) or job
+
+    def _checked(self, owner: str, request: JobRequest) -> dict[str, Any]:
+        """The request's training file, once the request is one the provider takes."""
         if request.model not in self.base_models:
             raise ProviderRefusal(
                 400, "model_not_available", f"Model {request.model} is not available", "model"
@@ -141,24 +163,7 @@ class FineTuneProvider:
                 raise ProviderRefusal(
                     400, "invalid_hyperparameters", f"{name} must be 1 to {most}", name
                 )
-        now = time.time()
-        job = {
-            "id": _new_id("ftjob"),
-            "owner": owner,
-            "organization_id": f"org-{owner[:12]}",
-            "model": request.model,
-            "training_file": request.training_file,
-            "suffix": request.suffix,
-            "seed": request.seed if request.seed is not None else 42,
-            "n_epochs": request.n_epochs or DEFAULT_EPOCHS,
-            "batch_size": request.batch_size or DEFAULT_BATCH_SIZE,
-            "learning_rate_multiplier": request.learning_rate_multiplier or 1.0,
-            "status": "validating_files",
-            "created_at": now,
-            "phase_at": now,
-        }
-        self.store.add_job(job, _event(job, now, f"Validating training file: {training['id']}"))
-        return self.store.job(owner, job["id"]) or job
+        return training
 
     def job(self, owner: str, job_id: str) -> dict[str, Any]:
         self._advance(owner, job_id)
