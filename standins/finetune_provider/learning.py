@@ -25,6 +25,7 @@ from standins.finetune_provider.training_data import TrainingPair
 MIN_SIMILARITY = 0.25
 TEMPERATURE = 0.25
 PROBABILITY_FLOOR = 1e-3
+LOGGED_STEPS = 100
 WORD = re.compile(r"[a-z0-9]+")
 STOP_WORDS_TEXT = (
     "a an and are at be by can do does for from how i in is it its of on or our the this "
@@ -180,21 +181,35 @@ def _fit(
     return sum(losses) / len(losses), right / len(batch)
 
 
+def logged_step_numbers(total: int, budget: int) -> set[int]:
+    """Every step when there are at most `budget`, else `budget` steps spread evenly, the last
+    one among them (a long training logs a sample of its steps, not thousands)."""
+    if total <= budget:
+        return set(range(1, total + 1))
+    return {round(total * k / budget) for k in range(1, budget + 1)}
+
+
 def training_trace(
-    pairs: Sequence[TrainingPair], epochs: int, batch_size: int
+    pairs: Sequence[TrainingPair], epochs: int, batch_size: int, logged_steps: int = LOGGED_STEPS
 ) -> list[StepMetrics]:
-    """The per-step loss and accuracy of training on `pairs` (in order, `batch_size` per step)."""
+    """The loss and accuracy of training on `pairs` (in order, `batch_size` per step), at the
+    logged steps (all of them for up to `logged_steps` steps)."""
     model = NearestAnswers(pairs)
     same_answer: dict[str, list[int]] = {}
     for index, pair in enumerate(model.pairs):
         same_answer.setdefault(pair.answer, []).append(index)
     starts = range(0, len(pairs), batch_size)
     total = len(starts) * epochs
+    logged = logged_step_numbers(total, logged_steps)
     trace: list[StepMetrics] = []
+    step = 0
     for epoch in range(1, epochs + 1):
         for start in starts:
+            step += 1
+            if step not in logged:
+                continue
             known = start if epoch == 1 else len(pairs)
             batch = range(start, min(start + batch_size, len(pairs)))
             loss, accuracy = _fit(model, same_answer, known, batch, epoch)
-            trace.append(StepMetrics(len(trace) + 1, total, epoch, round(loss, 4), accuracy))
+            trace.append(StepMetrics(step, total, epoch, round(loss, 4), accuracy))
     return trace

@@ -3,9 +3,10 @@ training file fails its job with a clear error, and a succeeded job leaves a tun
 answers from what it was trained on.
 
 Time moves lazily: every read first brings the caller's jobs up to date (each phase lasts
-``step_seconds``), so there is no background thread, and a job polled late has passed through
-every phase with the times it would have had. A job entering ``running`` is trained at once;
-its per-step metric events are scheduled over the running phase and show as their time comes.
+``step_seconds``), so a job polled late has passed through every phase with the times it would
+have had. A job entering ``running`` is trained in a thread of its own
+(:mod:`.training_run`); it stays ``running`` until that is done, and its per-step metric events
+show as their time comes.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from standins.finetune_provider.learning import BaseModel, TunedModel, training_trace
+from standins.finetune_provider.learning import BaseModel, TunedModel
 from standins.finetune_provider.store import Store
 from standins.finetune_provider.training_data import TrainingDataError, parse_training_file
-from standins.openai_chat import estimate_tokens
+from standins.finetune_provider.training_run import run_training
 
 DEFAULT_STEP_SECONDS = 0.2
 DEFAULT_BASE_MODELS = ("base-coder",)
@@ -81,6 +82,7 @@ class FineTuneProvider:
         self._tuned: dict[str, TunedModel] = {}
         self._locks_guard = threading.Lock()
         self._job_locks: dict[str, threading.RLock] = {}
+        self._training: set[str] = set()
 
     # --- files -------------------------------------------------------------------------------
 
@@ -215,10 +217,21 @@ class FineTuneProvider:
                 job = self.store.job(owner, job_id)
                 if job is None or job["status"] not in ACTIVE:
                     return
-                due = job["phase_at"] + self.step_seconds
-                if time.time() < due:
+                due = self._due(job)
+                if due is None or time.time() < due:
                     return
                 self._next_phase(job, due)
+
+    def _due(self, job: dict[str, Any]) -> float | None:
+        """When the job's phase ends: one step of the clock, and for ``running`` not before
+        training has finished (None while it trains)."""
+        due = job["phase_at"] + self.step_seconds
+        if job["status"] != "running":
+            return due
+        if job["trained_at"] is None:
+            self._ensure_training(job)
+            return None
+        return max(due, job["trained_at"])
 
     def _next_phase(self, job: dict[str, Any], at: float) -> None:
         status = job["status"]
@@ -279,28 +292,59 @@ class FineTuneProvider:
             )
 
     def _start_training(self, job: dict[str, Any], at: float) -> None:
-        """Train now; the step events are scheduled over the running phase."""
-        training = self.store.file(job["owner"], job["training_file"]) or {"content": b""}
-        pairs = parse_training_file(training["content"])
-        trace = training_trace(pairs, job["n_epochs"], job["batch_size"])
-        tokens = sum(estimate_tokens(p.prompt) + estimate_tokens(p.answer) for p in pairs)
-        events = [_event(job, at, "Fine-tuning job started")]
-        for step in trace:
-            when = at + self.step_seconds * step.step / (step.total_steps + 1)
-            data = {
-                "step": step.step,
-                "total_steps": step.total_steps,
-                "epoch": step.epoch,
-                "train_loss": step.train_loss,
-                "train_mean_token_accuracy": step.train_mean_token_accuracy,
-            }
-            message = f"Step {step.step}/{step.total_steps}: training loss={step.train_loss:.4f}"
-            events.append(_event(job, when, message, kind="metrics", data=data))
         self.store.update_job(
             job["id"],
-            {"status": "running", "phase_at": at, "trained_tokens": tokens * job["n_epochs"]},
-            events,
+            {"status": "running", "phase_at": at},
+            [_event(job, at, "Fine-tuning job started")],
         )
+        self._ensure_training({**job, "phase_at": at})
+
+    def _ensure_training(self, job: dict[str, Any]) -> None:
+        """A training thread for this running job, unless one is at work (after a restart of
+        the stand-in, the first read of an untrained running job starts it again)."""
+        with self._locks_guard:
+            if job["id"] in self._training:
+                return
+            self._training.add(job["id"])
+        threading.Thread(
+            target=self._train, args=(job,), name=f"train-{job['id']}", daemon=True
+        ).start()
+
+    def _train(self, job: dict[str, Any]) -> None:
+        try:
+            training = self.store.file(job["owner"], job["training_file"]) or {"content": b""}
+            outcome = run_training(
+                parse_training_file(training["content"]),
+                job["n_epochs"],
+                job["batch_size"],
+                job["phase_at"],
+                self.step_seconds,
+            )
+            changes: dict[str, Any] = {
+                "trained_at": outcome.finished_at,
+                "trained_tokens": outcome.trained_tokens,
+            }
+            events = [
+                _event(job, e["created_at"], e["message"], kind="metrics", data=e["data"])
+                for e in outcome.metric_events
+            ]
+        except Exception as error:  # the job fails as a provider's would, rather than hang
+            at = time.time()
+            changes = {
+                "status": "failed",
+                "finished_at": at,
+                "error_code": "training_error",
+                "error_message": f"{type(error).__name__}: {error}",
+            }
+            events = [_event(job, at, f"Training failed: {error}", level="error")]
+        with self._job_lock(job["id"]):
+            try:
+                current = self.store.job(job["owner"], job["id"])
+                if current is not None and current["status"] == "running":  # not cancelled
+                    self.store.update_job(job["id"], changes, events)
+            finally:
+                with self._locks_guard:
+                    self._training.discard(job["id"])
 
     # --- models ------------------------------------------------------------------------------
 

@@ -165,3 +165,32 @@ def test_jobs_and_tuned_models_survive_a_restart_of_the_provider(tmp_path: Path)
         assert again.fine_tuned_model == final.fine_tuned_model
         question, expected = HELD_OUT[0]
         assert client.chat(final.fine_tuned_model or "", question).text == expected
+
+
+def test_a_large_training_file_keeps_its_job_running_while_requests_answer_at_once(
+    tmp_path: Path,
+) -> None:
+    # 10,000 examples sharing common words: training takes seconds, not one clock step.
+    pairs = [
+        (f"fix the failing test in module {n} of service {n % 97}", f"patched module {n}")
+        for n in range(10_000)
+    ]
+    with FineTuneProviderServer(tmp_path / "big", step_seconds=0.05) as server:
+        client = adapter(server.api_url, TENANT_A_KEY)
+        job = submit(client, chat_jsonl(pairs))
+        running_polls, slowest = 0, 0.0
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            state = client.retrieve_job(job.provider_job_id or "")
+            slowest = max(slowest, time.monotonic() - started)
+            running_polls += state.status is ProviderJobStatus.RUNNING
+            if state.status is ProviderJobStatus.SUCCEEDED:
+                break
+            time.sleep(0.05)
+        assert state.status is ProviderJobStatus.SUCCEEDED
+        assert running_polls >= 5  # running for as long as training took
+        assert slowest < 1.0
+        metrics = [e for e in client.job_events(job.provider_job_id or "") if e.type == "metrics"]
+        assert len(metrics) == 100
+        assert metrics[-1].data and metrics[-1].data["step"] == metrics[-1].data["total_steps"]
