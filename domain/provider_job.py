@@ -109,6 +109,7 @@ def follow_provider(
             f"job {job.id} follows provider job {job.provider_job_id}, not {state.provider_job_id}"
         )
     path = moves_to(job.status, status_for(state.status))
+    job.provider_job_id = state.provider_job_id
     moment = at or utcnow()
     events = [job.transition_to(target, _reason(state), at=moment) for target in path]
     if state.fine_tuned_model:

@@ -105,12 +105,35 @@ def hyperparameters(parameters: TrainingParameters) -> dict[str, Any]:
     }
 
 
+def final_training_metrics(events: list[JobEvent]) -> dict[str, float]:
+    """The last metrics step's loss and accuracy, in `TrainingMetrics` terms (empty when the
+    job logged no metrics)."""
+    for event in reversed(events):
+        if event.type == "metrics" and event.data and "train_loss" in event.data:
+            metrics = {"loss": float(event.data["train_loss"])}
+            accuracy = event.data.get("train_mean_token_accuracy")
+            if accuracy is not None:
+                metrics["accuracy"] = float(accuracy)
+            return metrics
+    return {}
+
+
 class TrainingProviderClient:
     """One provider account (base URL + key); build it with `TrainingProviderResource`."""
 
     def __init__(self, client: openai.OpenAI, base_url: str) -> None:
         self._client = client
         self.base_url = base_url
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    def __enter__(self) -> TrainingProviderClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @contextmanager
     def _asking(self, action: str) -> Iterator[None]:

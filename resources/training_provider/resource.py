@@ -8,6 +8,8 @@ point the base URL at it.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 import dagster as dg
 import openai
 from pydantic import Field
@@ -42,8 +44,16 @@ class TrainingProviderResource(dg.ConfigurableResource):
                 max_retries=self.max_retries,
                 timeout=self.timeout_seconds,
             ),
-            self.base_url.removesuffix("/v1"),
+            display_url(self.base_url),
         )
+
+
+def display_url(base_url: str) -> str:
+    """The provider's URL as errors name it: scheme, host and port, never credentials."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path.removesuffix("/v1"), "", ""))
 
 
 def configured_training_provider_resource() -> TrainingProviderResource:

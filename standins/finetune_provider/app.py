@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from standins import openai_chat
 from standins.finetune_provider.provider import (
@@ -170,7 +171,8 @@ def create_app(provider: FineTuneProvider, faults: Faults | None = None) -> Fast
         fault = faults.take()
         if fault is not None:
             status, retry_after_ms = fault
-            response: Response = _error(status, None, f"injected fault: {status}")
+            code = "rate_limit_exceeded" if status == 429 else None
+            response: Response = _error(status, code, f"injected fault: {status}")
             if retry_after_ms is not None:
                 response.headers["retry-after-ms"] = str(retry_after_ms)
         else:
@@ -209,29 +211,33 @@ def create_app(provider: FineTuneProvider, faults: Faults | None = None) -> Fast
         body = await request.json()
         if not isinstance(body, dict):
             raise ProviderRefusal(400, "invalid_request", "a JSON object is expected")
-        return job_object(provider.create_job(request.state.owner, _job_request(body)))
+        job = await run_in_threadpool(provider.create_job, request.state.owner, _job_request(body))
+        return job_object(job)
 
     @app.get("/v1/fine_tuning/jobs")
     async def list_jobs(
         request: Request, after: str | None = None, limit: int = DEFAULT_PAGE
     ) -> dict[str, Any]:
-        rows = [job_object(row) for row in provider.jobs(request.state.owner)]
+        rows = [
+            job_object(row) for row in await run_in_threadpool(provider.jobs, request.state.owner)
+        ]
         return _page(rows, after, limit)
 
     @app.get("/v1/fine_tuning/jobs/{job_id}")
     async def retrieve_job(request: Request, job_id: str) -> dict[str, Any]:
-        return job_object(provider.job(request.state.owner, job_id))
+        return job_object(await run_in_threadpool(provider.job, request.state.owner, job_id))
 
     @app.get("/v1/fine_tuning/jobs/{job_id}/events")
     async def list_events(
         request: Request, job_id: str, after: str | None = None, limit: int = DEFAULT_PAGE
     ) -> dict[str, Any]:
-        rows = [event_object(row) for row in provider.events(request.state.owner, job_id)]
+        events = await run_in_threadpool(provider.events, request.state.owner, job_id)
+        rows = [event_object(row) for row in events]
         return _page(rows, after, limit)
 
     @app.post("/v1/fine_tuning/jobs/{job_id}/cancel")
     async def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
-        return job_object(provider.cancel(request.state.owner, job_id))
+        return job_object(await run_in_threadpool(provider.cancel, request.state.owner, job_id))
 
     @app.get("/v1/models")
     async def list_models(request: Request) -> dict[str, Any]:
@@ -257,7 +263,9 @@ def create_app(provider: FineTuneProvider, faults: Faults | None = None) -> Fast
             ),
             "",
         )
-        text = provider.answer(request.state.owner, body["model"], question)
+        text = await run_in_threadpool(
+            provider.answer, request.state.owner, body["model"], question
+        )
         usage = openai_chat.usage(
             openai_chat.prompt_tokens(body), openai_chat.estimate_tokens(text)
         )

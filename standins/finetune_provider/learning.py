@@ -13,6 +13,7 @@ log-probability of the right answer under a softmax over similarities, sharper e
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections import Counter
@@ -24,6 +25,7 @@ from standins.finetune_provider.training_data import TrainingPair
 MIN_SIMILARITY = 0.25
 TEMPERATURE = 0.25
 PROBABILITY_FLOOR = 1e-3
+LOGGED_STEPS = 100
 WORD = re.compile(r"[a-z0-9]+")
 STOP_WORDS_TEXT = (
     "a an and are at be by can do does for from how i in is it its of on or our the this "
@@ -73,7 +75,9 @@ def similarity(left: str, right: str) -> float:
 
 
 class NearestAnswers:
-    """TF-IDF vectors of the pairs' prompts; the nearest prompt's answer for a question."""
+    """TF-IDF vectors of the pairs' prompts behind an inverted index; the nearest prompt's
+    answer for a question. A question is compared only with the prompts sharing a word with it,
+    so answering and training stay fast on tens of thousands of pairs."""
 
     def __init__(self, pairs: Sequence[TrainingPair]) -> None:
         self.pairs = list(pairs)
@@ -83,20 +87,32 @@ class NearestAnswers:
         self._idf = {
             term: math.log((1 + count) / (1 + seen)) + 1.0 for term, seen in frequency.items()
         }
-        self._vectors = [self._vector(document) for document in documents]
+        self._postings: dict[str, list[tuple[int, float]]] = {}
+        for index, document in enumerate(documents):
+            for term, weight in self._unit_vector(document).items():
+                self._postings.setdefault(term, []).append((index, weight))
 
-    def _vector(self, counts: Counter[str]) -> dict[str, float]:
-        return {term: n * self._idf.get(term, 0.0) for term, n in counts.items()}
+    def _unit_vector(self, counts: Counter[str]) -> dict[str, float]:
+        vector = {term: n * self._idf.get(term, 0.0) for term, n in counts.items()}
+        norm = math.sqrt(sum(weight * weight for weight in vector.values()))
+        return {term: weight / norm for term, weight in vector.items()} if norm else {}
 
-    def similarities(self, question: str) -> list[float]:
-        vector = self._vector(Counter(words(question)))
-        return [_cosine(vector, other) for other in self._vectors]
+    def similarities(self, question: str, known: int | None = None) -> dict[int, float]:
+        """Cosine with every prompt sharing a word with `question` (the others are 0), among
+        the first `known` pairs (all when None)."""
+        limit = len(self.pairs) if known is None else known
+        scores: dict[int, float] = {}
+        for term, weight in self._unit_vector(Counter(words(question))).items():
+            for index, other in self._postings.get(term, ()):
+                if index < limit:
+                    scores[index] = scores.get(index, 0.0) + weight * other
+        return scores
 
-    def nearest(self, question: str) -> tuple[TrainingPair | None, float]:
-        scores = self.similarities(question)
+    def nearest(self, question: str, known: int | None = None) -> tuple[TrainingPair | None, float]:
+        scores = self.similarities(question, known)
         if not scores:
             return None, 0.0
-        best = max(range(len(scores)), key=lambda index: (scores[index], -index))
+        best = max(scores, key=lambda index: (scores[index], -index))
         return self.pairs[best], scores[best]
 
 
@@ -134,42 +150,66 @@ class StepMetrics:
     train_mean_token_accuracy: float
 
 
-def _fit(memory: Sequence[TrainingPair], batch: Sequence[TrainingPair], epoch: int) -> tuple:
-    """Mean loss and accuracy of predicting `batch` from `memory` (softmax over similarities,
-    temperature divided by the epoch; a "don't know" option at the similarity threshold)."""
-    model = NearestAnswers(memory)
+def _fit(
+    model: NearestAnswers,
+    same_answer: dict[str, list[int]],
+    known: int,
+    batch: Sequence[int],
+    epoch: int,
+) -> tuple[float, float]:
+    """Mean loss and accuracy of predicting the `batch` pairs from the first `known` pairs:
+    softmax over the similarities (temperature divided by the epoch), with a "don't know"
+    option at the similarity threshold."""
     temperature = TEMPERATURE / epoch
+    unknown = math.exp(MIN_SIMILARITY / temperature)
     losses, right = [], 0
-    for pair in batch:
-        scores = model.similarities(pair.prompt)
-        weights = [math.exp(score / temperature) for score in scores]
-        unknown = math.exp(MIN_SIMILARITY / temperature)
+    for index in batch:
+        pair = model.pairs[index]
+        scores = model.similarities(pair.prompt, known)
+        # prompts sharing no word score 0, so weigh exp(0) = 1 each
+        total = sum(math.exp(score / temperature) for score in scores.values())
+        total += (known - len(scores)) + unknown
+        peers = same_answer[pair.answer]
         correct = sum(
-            weight
-            for weight, known in zip(weights, memory, strict=True)
-            if known.answer == pair.answer
+            math.exp(scores.get(peer, 0.0) / temperature)
+            for peer in peers[: bisect.bisect_left(peers, known)]
         )
-        probability = correct / (sum(weights) + unknown)
-        losses.append(-math.log(max(probability, PROBABILITY_FLOOR)))
-        best = max(range(len(scores)), key=lambda i: scores[i], default=None)
-        right += (
-            best is not None
-            and scores[best] >= MIN_SIMILARITY
-            and (memory[best].answer == pair.answer)
-        )
+        losses.append(-math.log(max(correct / total, PROBABILITY_FLOOR)))
+        best = max(scores, key=lambda i: (scores[i], -i), default=None)
+        if best is not None and scores[best] >= MIN_SIMILARITY:
+            right += model.pairs[best].answer == pair.answer
     return sum(losses) / len(losses), right / len(batch)
 
 
+def logged_step_numbers(total: int, budget: int) -> set[int]:
+    """Every step when there are at most `budget`, else `budget` steps spread evenly, the last
+    one among them (a long training logs a sample of its steps, not thousands)."""
+    if total <= budget:
+        return set(range(1, total + 1))
+    return {round(total * k / budget) for k in range(1, budget + 1)}
+
+
 def training_trace(
-    pairs: Sequence[TrainingPair], epochs: int, batch_size: int
+    pairs: Sequence[TrainingPair], epochs: int, batch_size: int, logged_steps: int = LOGGED_STEPS
 ) -> list[StepMetrics]:
-    """The per-step loss and accuracy of training on `pairs` (in order, `batch_size` per step)."""
-    batches = [pairs[start : start + batch_size] for start in range(0, len(pairs), batch_size)]
-    total = len(batches) * epochs
+    """The loss and accuracy of training on `pairs` (in order, `batch_size` per step), at the
+    logged steps (all of them for up to `logged_steps` steps)."""
+    model = NearestAnswers(pairs)
+    same_answer: dict[str, list[int]] = {}
+    for index, pair in enumerate(model.pairs):
+        same_answer.setdefault(pair.answer, []).append(index)
+    starts = range(0, len(pairs), batch_size)
+    total = len(starts) * epochs
+    logged = logged_step_numbers(total, logged_steps)
     trace: list[StepMetrics] = []
+    step = 0
     for epoch in range(1, epochs + 1):
-        for number, batch in enumerate(batches):
-            seen = pairs[: number * batch_size] if epoch == 1 else pairs
-            loss, accuracy = _fit(seen, batch, epoch)
-            trace.append(StepMetrics(len(trace) + 1, total, epoch, round(loss, 4), accuracy))
+        for start in starts:
+            step += 1
+            if step not in logged:
+                continue
+            known = start if epoch == 1 else len(pairs)
+            batch = range(start, min(start + batch_size, len(pairs)))
+            loss, accuracy = _fit(model, same_answer, known, batch, epoch)
+            trace.append(StepMetrics(step, total, epoch, round(loss, 4), accuracy))
     return trace

@@ -3,9 +3,10 @@ training file fails its job with a clear error, and a succeeded job leaves a tun
 answers from what it was trained on.
 
 Time moves lazily: every read first brings the caller's jobs up to date (each phase lasts
-``step_seconds``), so there is no background thread, and a job polled late has passed through
-every phase with the times it would have had. A job entering ``running`` is trained at once;
-its per-step metric events are scheduled over the running phase and show as their time comes.
+``step_seconds``), so a job polled late has passed through every phase with the times it would
+have had. A job entering ``running`` is trained in a thread of its own
+(:mod:`.training_run`); it stays ``running`` until that is done, and its per-step metric events
+show as their time comes.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from standins.finetune_provider.learning import BaseModel, TunedModel, training_trace
+from standins.finetune_provider.learning import BaseModel, TunedModel
 from standins.finetune_provider.store import Store
 from standins.finetune_provider.training_data import TrainingDataError, parse_training_file
-from standins.openai_chat import estimate_tokens
+from standins.finetune_provider.training_run import run_training
 
 DEFAULT_STEP_SECONDS = 0.2
 DEFAULT_BASE_MODELS = ("base-coder",)
@@ -29,6 +30,8 @@ DEFAULT_EPOCHS = 3
 DEFAULT_BATCH_SIZE = 4
 SUFFIX = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 ACTIVE = ("validating_files", "queued", "running")
+MAX_EPOCHS = 50
+MAX_BATCH_SIZE = 256
 
 
 class ProviderRefusal(Exception):
@@ -77,7 +80,9 @@ class FineTuneProvider:
         self.base_models = base_models
         self._base = BaseModel()
         self._tuned: dict[str, TunedModel] = {}
-        self._advance_lock = threading.Lock()
+        self._locks_guard = threading.Lock()
+        self._job_locks: dict[str, threading.RLock] = {}
+        self._training: set[str] = set()
 
     # --- files -------------------------------------------------------------------------------
 
@@ -103,6 +108,28 @@ class FineTuneProvider:
     # --- jobs --------------------------------------------------------------------------------
 
     def create_job(self, owner: str, request: JobRequest) -> dict[str, Any]:
+        training = self._checked(owner, request)
+        now = time.time()
+        job = {
+            "id": _new_id("ftjob"),
+            "owner": owner,
+            "organization_id": f"org-{owner[:12]}",
+            "model": request.model,
+            "training_file": request.training_file,
+            "suffix": request.suffix,
+            "seed": request.seed if request.seed is not None else 42,
+            "n_epochs": request.n_epochs or DEFAULT_EPOCHS,
+            "batch_size": request.batch_size or DEFAULT_BATCH_SIZE,
+            "learning_rate_multiplier": request.learning_rate_multiplier or 1.0,
+            "status": "validating_files",
+            "created_at": now,
+            "phase_at": now,
+        }
+        self.store.add_job(job, _event(job, now, f"Validating training file: {training['id']}"))
+        return self.store.job(owner, job["id"]) or job
+
+    def _checked(self, owner: str, request: JobRequest) -> dict[str, Any]:
+        """The request's training file, once the request is one the provider takes."""
         if request.model not in self.base_models:
             raise ProviderRefusal(
                 400, "model_not_available", f"Model {request.model} is not available", "model"
@@ -130,24 +157,15 @@ class FineTuneProvider:
                 "suffix: up to 64 characters of a-z, 0-9, '-' and '_'",
                 "suffix",
             )
-        now = time.time()
-        job = {
-            "id": _new_id("ftjob"),
-            "owner": owner,
-            "organization_id": f"org-{owner[:12]}",
-            "model": request.model,
-            "training_file": request.training_file,
-            "suffix": request.suffix,
-            "seed": request.seed if request.seed is not None else 42,
-            "n_epochs": request.n_epochs or DEFAULT_EPOCHS,
-            "batch_size": request.batch_size or DEFAULT_BATCH_SIZE,
-            "learning_rate_multiplier": request.learning_rate_multiplier or 1.0,
-            "status": "validating_files",
-            "created_at": now,
-            "phase_at": now,
-        }
-        self.store.add_job(job, _event(job, now, f"Validating training file: {training['id']}"))
-        return self.store.job(owner, job["id"]) or job
+        for name, value, most in (
+            ("n_epochs", request.n_epochs, MAX_EPOCHS),
+            ("batch_size", request.batch_size, MAX_BATCH_SIZE),
+        ):
+            if value is not None and not 1 <= value <= most:
+                raise ProviderRefusal(
+                    400, "invalid_hyperparameters", f"{name} must be 1 to {most}", name
+                )
+        return training
 
     def job(self, owner: str, job_id: str) -> dict[str, Any]:
         self._advance(owner, job_id)
@@ -166,6 +184,10 @@ class FineTuneProvider:
         return self.store.events(owner, job_id, time.time())
 
     def cancel(self, owner: str, job_id: str) -> dict[str, Any]:
+        with self._job_lock(job_id):
+            return self._cancel(owner, job_id)
+
+    def _cancel(self, owner: str, job_id: str) -> dict[str, Any]:
         job = self.job(owner, job_id)
         if job["status"] not in ACTIVE:
             raise ProviderRefusal(
@@ -183,17 +205,33 @@ class FineTuneProvider:
         )
         return self.job(owner, job_id)
 
+    def _job_lock(self, job_id: str) -> threading.RLock:
+        """One job's phases (and its cancel) in order; other jobs, and their training, go on."""
+        with self._locks_guard:
+            return self._job_locks.setdefault(job_id, threading.RLock())
+
     def _advance(self, owner: str, job_id: str) -> None:
         """Bring one job up to now, phase by phase."""
-        with self._advance_lock:
+        with self._job_lock(job_id):
             while True:
                 job = self.store.job(owner, job_id)
                 if job is None or job["status"] not in ACTIVE:
                     return
-                due = job["phase_at"] + self.step_seconds
-                if time.time() < due:
+                due = self._due(job)
+                if due is None or time.time() < due:
                     return
                 self._next_phase(job, due)
+
+    def _due(self, job: dict[str, Any]) -> float | None:
+        """When the job's phase ends: one step of the clock, and for ``running`` not before
+        training has finished (None while it trains)."""
+        due = job["phase_at"] + self.step_seconds
+        if job["status"] != "running":
+            return due
+        if job["trained_at"] is None:
+            self._ensure_training(job)
+            return None
+        return max(due, job["trained_at"])
 
     def _next_phase(self, job: dict[str, Any], at: float) -> None:
         status = job["status"]
@@ -254,28 +292,59 @@ class FineTuneProvider:
             )
 
     def _start_training(self, job: dict[str, Any], at: float) -> None:
-        """Train now; the step events are scheduled over the running phase."""
-        training = self.store.file(job["owner"], job["training_file"]) or {"content": b""}
-        pairs = parse_training_file(training["content"])
-        trace = training_trace(pairs, job["n_epochs"], job["batch_size"])
-        tokens = sum(estimate_tokens(p.prompt) + estimate_tokens(p.answer) for p in pairs)
-        events = [_event(job, at, "Fine-tuning job started")]
-        for step in trace:
-            when = at + self.step_seconds * step.step / (step.total_steps + 1)
-            data = {
-                "step": step.step,
-                "total_steps": step.total_steps,
-                "epoch": step.epoch,
-                "train_loss": step.train_loss,
-                "train_mean_token_accuracy": step.train_mean_token_accuracy,
-            }
-            message = f"Step {step.step}/{step.total_steps}: training loss={step.train_loss:.4f}"
-            events.append(_event(job, when, message, kind="metrics", data=data))
         self.store.update_job(
             job["id"],
-            {"status": "running", "phase_at": at, "trained_tokens": tokens * job["n_epochs"]},
-            events,
+            {"status": "running", "phase_at": at},
+            [_event(job, at, "Fine-tuning job started")],
         )
+        self._ensure_training({**job, "phase_at": at})
+
+    def _ensure_training(self, job: dict[str, Any]) -> None:
+        """A training thread for this running job, unless one is at work (after a restart of
+        the stand-in, the first read of an untrained running job starts it again)."""
+        with self._locks_guard:
+            if job["id"] in self._training:
+                return
+            self._training.add(job["id"])
+        threading.Thread(
+            target=self._train, args=(job,), name=f"train-{job['id']}", daemon=True
+        ).start()
+
+    def _train(self, job: dict[str, Any]) -> None:
+        try:
+            training = self.store.file(job["owner"], job["training_file"]) or {"content": b""}
+            outcome = run_training(
+                parse_training_file(training["content"]),
+                job["n_epochs"],
+                job["batch_size"],
+                job["phase_at"],
+                self.step_seconds,
+            )
+            changes: dict[str, Any] = {
+                "trained_at": outcome.finished_at,
+                "trained_tokens": outcome.trained_tokens,
+            }
+            events = [
+                _event(job, e["created_at"], e["message"], kind="metrics", data=e["data"])
+                for e in outcome.metric_events
+            ]
+        except Exception as error:  # the job fails as a provider's would, rather than hang
+            at = time.time()
+            changes = {
+                "status": "failed",
+                "finished_at": at,
+                "error_code": "training_error",
+                "error_message": f"{type(error).__name__}: {error}",
+            }
+            events = [_event(job, at, f"Training failed: {error}", level="error")]
+        with self._job_lock(job["id"]):
+            try:
+                current = self.store.job(job["owner"], job["id"])
+                if current is not None and current["status"] == "running":  # not cancelled
+                    self.store.update_job(job["id"], changes, events)
+            finally:
+                with self._locks_guard:
+                    self._training.discard(job["id"])
 
     # --- models ------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     n_epochs INTEGER NOT NULL, batch_size INTEGER NOT NULL,
     learning_rate_multiplier REAL NOT NULL,
     status TEXT NOT NULL, created_at REAL NOT NULL, phase_at REAL NOT NULL,
-    finished_at REAL, fine_tuned_model TEXT, trained_tokens INTEGER,
+    trained_at REAL, finished_at REAL, fine_tuned_model TEXT, trained_tokens INTEGER,
     error_code TEXT, error_message TEXT, error_param TEXT
 );
 CREATE TABLE IF NOT EXISTS events (

@@ -130,3 +130,14 @@ def test_malformed_training_files_are_refused_with_code_and_line(content: bytes,
         parse_training_file(content)
     assert refused.value.code == "invalid_training_file"
     assert says in refused.value.message
+
+
+def test_a_long_training_logs_at_most_the_step_budget_evenly_with_the_last_step() -> None:
+    pairs = [TrainingPair(f"question number {n} about the build", f"answer {n}") for n in range(50)]
+    trace = training_trace(pairs, epochs=3, batch_size=2, logged_steps=10)
+    steps = [s.step for s in trace]
+    assert len(steps) == 10
+    assert steps[-1] == 75
+    assert steps == sorted(set(steps))
+    assert all(s.total_steps == 75 for s in trace)
+    assert trace[-1].train_loss < trace[0].train_loss

@@ -56,3 +56,10 @@ def test_a_base_url_that_is_not_http_is_refused_without_echoing_it(
 def test_our_learning_rate_is_sent_as_a_multiplier_of_the_default() -> None:
     sent = hyperparameters(TrainingParameters(epochs=4, batch_size=16, learning_rate=4e-4))
     assert sent == {"n_epochs": 4, "batch_size": 16, "learning_rate_multiplier": 2.0}
+
+
+def test_errors_name_the_provider_without_credentials_in_its_url() -> None:
+    resource = TrainingProviderResource(
+        base_url=f"https://gateway:{SECRET}@provider.example:8443/v1", api_key="k"
+    )
+    assert resource.client().base_url == "https://provider.example:8443"

@@ -64,13 +64,15 @@ def adapter(url: str, key: str | None, **fields: object) -> TrainingProviderClie
 
 
 @pytest.fixture
-def tenant_a(provider_server: FineTuneProviderServer) -> TrainingProviderClient:
-    return adapter(provider_server.api_url, TENANT_A_KEY)
+def tenant_a(provider_server: FineTuneProviderServer) -> Iterator[TrainingProviderClient]:
+    with adapter(provider_server.api_url, TENANT_A_KEY) as client:
+        yield client
 
 
 @pytest.fixture
-def tenant_b(provider_server: FineTuneProviderServer) -> TrainingProviderClient:
-    return adapter(provider_server.api_url, TENANT_B_KEY)
+def tenant_b(provider_server: FineTuneProviderServer) -> Iterator[TrainingProviderClient]:
+    with adapter(provider_server.api_url, TENANT_B_KEY) as client:
+        yield client
 
 
 def poll_until_final(

@@ -13,7 +13,7 @@ import pytest
 from domain.errors import NotAllowedInStatus
 from domain.fine_tuning import FineTuningJob, FineTuningStatus, TrainingParameters
 from domain.provider_job import ProviderJobStatus, follow_provider
-from resources.training_provider.client import TrainingProviderClient
+from resources.training_provider.client import TrainingProviderClient, final_training_metrics
 from standins.finetune_provider.server import FineTuneProviderServer
 from tests.integration.training_provider.conftest import (
     HELD_OUT,
@@ -74,6 +74,14 @@ def test_job_events_carry_a_training_loss_per_step_that_falls(
     metrics = [e.data for e in events if e.type == "metrics" and e.data]
     assert [m["step"] for m in metrics] == list(range(1, 10))  # 3 epochs x 3 batches of 2
     assert metrics[-1]["train_loss"] < metrics[0]["train_loss"]
+    final = final_training_metrics(events)
+    assert final == {
+        "loss": metrics[-1]["train_loss"],
+        "accuracy": metrics[-1]["train_mean_token_accuracy"],
+    }
+    job.metrics = job.metrics.model_copy(update=final)
+    assert job.metrics.loss is not None
+    assert job.metrics.loss < 0.1
     messages = [e.message for e in events]
     assert messages[-1] == "The job has successfully completed"
 
@@ -112,7 +120,7 @@ def test_training_data_without_chat_turns_fails_the_job(
 
 
 def test_a_running_job_can_be_cancelled(tmp_path: Path) -> None:
-    with FineTuneProviderServer(tmp_path / "slow", step_seconds=0.8) as server:
+    with FineTuneProviderServer(tmp_path / "slow", step_seconds=1.5) as server:
         client = adapter(server.api_url, TENANT_A_KEY)
         job = submit(client, chat_jsonl(TRAINING))
         deadline = time.monotonic() + 10
@@ -124,7 +132,7 @@ def test_a_running_job_can_be_cancelled(tmp_path: Path) -> None:
         follow_provider(job, state)
         assert state.status is ProviderJobStatus.CANCELLED
         assert job.status is FineTuningStatus.CANCELLED
-        time.sleep(1.0)  # past when it would have succeeded
+        time.sleep(1.6)  # past when it would have succeeded
         later = client.retrieve_job(job.provider_job_id or "")
         assert later.status is ProviderJobStatus.CANCELLED
         assert later.fine_tuned_model is None
@@ -157,3 +165,32 @@ def test_jobs_and_tuned_models_survive_a_restart_of_the_provider(tmp_path: Path)
         assert again.fine_tuned_model == final.fine_tuned_model
         question, expected = HELD_OUT[0]
         assert client.chat(final.fine_tuned_model or "", question).text == expected
+
+
+def test_a_large_training_file_keeps_its_job_running_while_requests_answer_at_once(
+    tmp_path: Path,
+) -> None:
+    # 10,000 examples sharing common words: training takes seconds, not one clock step.
+    pairs = [
+        (f"fix the failing test in module {n} of service {n % 97}", f"patched module {n}")
+        for n in range(10_000)
+    ]
+    with FineTuneProviderServer(tmp_path / "big", step_seconds=0.05) as server:
+        client = adapter(server.api_url, TENANT_A_KEY)
+        job = submit(client, chat_jsonl(pairs))
+        running_polls, slowest = 0, 0.0
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            state = client.retrieve_job(job.provider_job_id or "")
+            slowest = max(slowest, time.monotonic() - started)
+            running_polls += state.status is ProviderJobStatus.RUNNING
+            if state.status is ProviderJobStatus.SUCCEEDED:
+                break
+            time.sleep(0.05)
+        assert state.status is ProviderJobStatus.SUCCEEDED
+        assert running_polls >= 5  # running for as long as training took
+        assert slowest < 1.0
+        metrics = [e for e in client.job_events(job.provider_job_id or "") if e.type == "metrics"]
+        assert len(metrics) == 100
+        assert metrics[-1].data and metrics[-1].data["step"] == metrics[-1].data["total_steps"]

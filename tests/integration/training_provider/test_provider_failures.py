@@ -5,6 +5,8 @@ models never mix."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from domain.errors import InvalidSetting
@@ -35,8 +37,10 @@ def statuses(server: FineTuneProviderServer, path: str) -> list[object]:
 def test_rate_limited_requests_are_retried_until_they_succeed(
     provider_server: FineTuneProviderServer, tenant_a: TrainingProviderClient
 ) -> None:
-    provider_server.inject_faults(429, times=2, retry_after_ms=20)
+    provider_server.inject_faults(429, times=2, retry_after_ms=300)
+    started = time.monotonic()
     uploaded = tenant_a.upload_training_file(chat_jsonl(TRAINING), "train.jsonl")
+    assert time.monotonic() - started >= 0.6  # waited as the provider asked, twice
     assert uploaded.id.startswith("file-")
     assert statuses(provider_server, FILES) == [429, 429, 200]
 
@@ -44,8 +48,10 @@ def test_rate_limited_requests_are_retried_until_they_succeed(
 def test_server_errors_are_retried_until_they_succeed(
     provider_server: FineTuneProviderServer, tenant_a: TrainingProviderClient
 ) -> None:
-    provider_server.inject_faults(503, times=1)
+    provider_server.inject_faults(503, times=1)  # no Retry-After: the client's own backoff
+    started = time.monotonic()
     answer = tenant_a.chat("base-coder", "How do I create a git branch?")
+    assert time.monotonic() - started >= 0.35  # 0.5 s less at most 25 % jitter
     assert "git switch" in answer.text
     assert statuses(provider_server, "/v1/chat/completions") == [503, 200]
 
@@ -67,16 +73,19 @@ def test_a_lasting_rate_limit_ends_in_provider_rate_limited(
 ) -> None:
     client = adapter(provider_server.api_url, TENANT_A_KEY, max_retries=1)
     provider_server.inject_faults(429, times=3, retry_after_ms=10)
-    with pytest.raises(ProviderRateLimited):
+    with pytest.raises(ProviderRateLimited) as limited:
         client.retrieve_job("ftjob-anything")
+    assert limited.value.code == "rate_limit_exceeded"
     assert len(provider_server.requests()) == 2
 
 
 def test_a_provider_that_is_down_is_provider_unavailable() -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
     client = adapter(url, TENANT_A_KEY, max_retries=1)
+    started = time.monotonic()
     with pytest.raises(ProviderUnavailable) as failed:
         client.retrieve_job("ftjob-1")
+    assert time.monotonic() - started >= 0.35  # one retry after a backoff
     assert failed.value.code == "connection_error"
     assert url.removesuffix("/v1") in str(failed.value)
     assert TENANT_A_KEY not in str(failed.value)
@@ -122,3 +131,13 @@ def test_two_tenants_files_jobs_and_models_never_mix(
     assert no_model.value.code == "model_not_found"
     assert model not in tenant_b.model_ids()
     assert model in tenant_a.model_ids()
+
+
+def test_hyperparameters_out_of_range_are_refused_by_the_provider(
+    tenant_a: TrainingProviderClient,
+) -> None:
+    uploaded = tenant_a.upload_training_file(chat_jsonl(TRAINING), "train.jsonl")
+    with pytest.raises(ProviderRejected) as refused:
+        tenant_a.create_job(uploaded.id, "base-coder", TrainingParameters(batch_size=1000))
+    assert refused.value.code == "invalid_hyperparameters"
+    assert "batch_size" in refused.value.message

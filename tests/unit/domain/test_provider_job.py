@@ -146,3 +146,10 @@ def test_cancelling_a_finished_job_is_refused_with_a_typed_error(
         ensure_cancellable(job)
     assert refused.value.current == status.value
     assert "PENDING, QUEUED or RUNNING" in str(refused.value)
+
+
+def test_a_job_not_yet_linked_takes_the_provider_job_id_it_follows() -> None:
+    job = FineTuningJob(tenant_id="acme", base_model="base-coder")
+    follow_provider(job, provider(_P.VALIDATING_FILES), at=AT)
+    assert job.provider_job_id == "ftjob-1"
+    assert job.status is _F.QUEUED
