@@ -5,7 +5,9 @@ tenant): ``POST /files`` (multipart ``file`` + ``purpose``), ``GET /files``, ``G
 ``POST /fine_tuning/jobs``, ``GET /fine_tuning/jobs``, ``GET /fine_tuning/jobs/{id}``,
 ``GET /fine_tuning/jobs/{id}/events`` (newest first, ``after`` + ``limit``),
 ``POST /fine_tuning/jobs/{id}/cancel``; ``GET /models``; ``POST /chat/completions`` (streaming
-or not). Errors are ``{"error": {"message", "type", "param", "code"}}``.
+or not); ``POST /inference_keys`` ``{"suffix": "acme"}`` (a key that may only chat with the
+models tuned with that suffix, and list them: what an agent running them is given). Errors are
+``{"error": {"message", "type", "param", "code"}}``.
 
 Outside ``/v1``, for tests and the demo: ``POST /_standin/faults`` ``{"status": 429, "times": 2,
 "retry_after_ms": 50}`` answers the next ``times`` API requests with that status (a rate limit or
@@ -180,10 +182,26 @@ def create_app(provider: FineTuneProvider, faults: Faults | None = None) -> Fast
             if not key:
                 response = _error(401, "invalid_api_key", "Missing bearer API key")
             else:
-                request.state.owner = owner_of(key)
-                response = await call_next(request)
+                response = await _as_caller(request, key, call_next)
         faults.record(request.method, request.url.path, response.status_code)
         return response
+
+    async def _as_caller(request: Request, key: str, call_next: Any) -> Response:
+        """An owner's key does everything for the owner; an inference key only chats with (and
+        lists) its suffix's models."""
+        try:
+            restriction = provider.restriction(key)
+        except ProviderRefusal as refusal:
+            return _error(refusal.status, refusal.code, refusal.message, refusal.param)
+        request.state.suffix = None
+        if restriction is None:
+            request.state.owner = owner_of(key)
+        else:
+            request.state.owner, request.state.suffix = restriction
+            allowed = {("POST", "/v1/chat/completions"), ("GET", "/v1/models")}
+            if (request.method, request.url.path) not in allowed:
+                return _error(403, "restricted_key", "This key may only use chat completions")
+        return await call_next(request)
 
     @app.exception_handler(ProviderRefusal)
     async def refused(request: Request, refusal: ProviderRefusal) -> JSONResponse:
@@ -246,6 +264,8 @@ def create_app(provider: FineTuneProvider, faults: Faults | None = None) -> Fast
             "data": [
                 {"id": name, "object": "model", "created": 0, "owned_by": "standin"}
                 for name in provider.model_ids(request.state.owner)
+                if name in provider.base_models
+                or provider.within_suffix(name, request.state.suffix)
             ],
         }
 
@@ -263,9 +283,17 @@ def create_app(provider: FineTuneProvider, faults: Faults | None = None) -> Fast
             ),
             "",
         )
-        text = await run_in_threadpool(
-            provider.answer, request.state.owner, body["model"], question
-        )
+        model = body["model"]
+        if model not in provider.base_models and not provider.within_suffix(
+            model, request.state.suffix
+        ):
+            raise ProviderRefusal(
+                404,
+                "model_not_found",
+                f"The model `{model}` does not exist or you do not have access to it.",
+                "model",
+            )
+        text = await run_in_threadpool(provider.answer, request.state.owner, model, question)
         usage = openai_chat.usage(
             openai_chat.prompt_tokens(body), openai_chat.estimate_tokens(text)
         )
@@ -283,6 +311,17 @@ def create_app(provider: FineTuneProvider, faults: Faults | None = None) -> Fast
         )
         payload = b"".join(openai_chat.sse_data(c) for c in chunks) + openai_chat.sse_data("[DONE]")
         return Response(payload, media_type="text/event-stream")
+
+    @app.post("/v1/inference_keys")
+    async def create_inference_key(request: Request) -> dict[str, Any]:
+        """The stand-in's restricted keys (a real provider's project keys limited to inference
+        play this part): the owner asks for one per model suffix."""
+        body = await request.json()
+        suffix = body.get("suffix") if isinstance(body, dict) else None
+        if not isinstance(suffix, str):
+            raise ProviderRefusal(400, "invalid_request", "'suffix' is required", "suffix")
+        key = await run_in_threadpool(provider.create_inference_key, request.state.owner, suffix)
+        return {"object": "inference_key", "key": key, "suffix": suffix}
 
     @app.post("/_standin/faults")
     async def inject_faults(request: Request) -> dict[str, Any]:

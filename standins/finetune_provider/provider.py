@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -48,6 +49,9 @@ class ProviderRefusal(Exception):
 def owner_of(api_key: str) -> str:
     """The tenant of the stand-in: a hash of the API key (the key itself is never stored)."""
     return hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
+INFERENCE_KEY_PREFIX = "sk-inf-"
 
 
 def _new_id(prefix: str) -> str:
@@ -345,6 +349,32 @@ class FineTuneProvider:
             finally:
                 with self._locks_guard:
                     self._training.discard(job["id"])
+
+    # --- inference keys ----------------------------------------------------------------------
+
+    def create_inference_key(self, owner: str, suffix: str) -> str:
+        """A key that may only chat with `owner`'s models tuned with `suffix` (and the base
+        models): what an agent that runs those models is given, never the owner's key."""
+        if not SUFFIX.fullmatch(suffix):
+            raise ProviderRefusal(400, "invalid_request", f"invalid suffix {suffix!r}", "suffix")
+        key = INFERENCE_KEY_PREFIX + secrets.token_urlsafe(24)
+        self.store.add_inference_key(
+            {"key_hash": owner_of(key), "owner": owner, "suffix": suffix, "created_at": time.time()}
+        )
+        return key
+
+    def restriction(self, api_key: str) -> tuple[str, str] | None:
+        """(owner, suffix) of an inference key; None for an owner's own key."""
+        if not api_key.startswith(INFERENCE_KEY_PREFIX):
+            return None
+        row = self.store.inference_key(owner_of(api_key))
+        if row is None:
+            raise ProviderRefusal(401, "invalid_api_key", "Incorrect API key provided")
+        return row["owner"], row["suffix"]
+
+    @staticmethod
+    def within_suffix(model: str, suffix: str | None) -> bool:
+        return suffix is None or f":{suffix}:" in model
 
     # --- models ------------------------------------------------------------------------------
 

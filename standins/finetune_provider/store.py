@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS events (
     created_at REAL NOT NULL, level TEXT NOT NULL, message TEXT NOT NULL,
     type TEXT NOT NULL, data TEXT
 );
+CREATE TABLE IF NOT EXISTS inference_keys (
+    key_hash TEXT PRIMARY KEY, owner TEXT NOT NULL, suffix TEXT NOT NULL, created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS models (
     name TEXT PRIMARY KEY, owner TEXT NOT NULL, base TEXT NOT NULL,
     job_id TEXT NOT NULL, training_file TEXT NOT NULL, created_at REAL NOT NULL
@@ -147,6 +150,15 @@ class Store:
                 "SELECT * FROM models WHERE owner = ? ORDER BY created_at", (owner,)
             )
             return [dict(row) for row in rows]
+
+    # --- inference keys (restricted: chat with one suffix's models only) ---------------------
+
+    def add_inference_key(self, row: dict[str, Any]) -> None:
+        with self.connection() as connection:
+            _insert(connection, "inference_keys", row)
+
+    def inference_key(self, key_hash: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM inference_keys WHERE key_hash = ?", key_hash)
 
     def _one(self, query: str, *parameters: Any) -> dict[str, Any] | None:
         with self.connection() as connection:
