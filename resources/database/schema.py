@@ -103,6 +103,7 @@ class AgentRow(Base):
     server_url: Mapped[str] = mapped_column(String(2000))
     password_env: Mapped[str | None] = mapped_column(String(200))
     opencode_agent: Mapped[str] = mapped_column(String(100))
+    permission_policy: Mapped[str | None] = mapped_column(String(16))  # 0007
     model: Mapped[str | None] = mapped_column(String(200))
     capabilities: Mapped[list[str]] = mapped_column(JsonDocument)
     capacity: Mapped[int] = mapped_column(Integer)

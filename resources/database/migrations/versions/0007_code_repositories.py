@@ -3,7 +3,9 @@
 `code_repositories` gets the row-level security of the other tenant tables (0001): enabled and
 forced, the policy `tenant_isolation`, read and write granted to the application role. Sessions
 gain `repository` (a repository's name, kept as given: removing a repository leaves its sessions'
-history as it was) and `ref` (where the session's worktree starts).
+history as it was) and `ref` (where the session's worktree starts). Agents gain
+`permission_policy`: how their sessions' permission requests are answered (`allow` only the
+operator may set).
 
 Revision ID: 0007
 Revises: 0006
@@ -44,6 +46,8 @@ def upgrade() -> None:
     with op.batch_alter_table("sessions") as batch:
         batch.add_column(sa.Column("repository", sa.String(length=63), nullable=True))
         batch.add_column(sa.Column("ref", sa.String(length=250), nullable=True))
+    with op.batch_alter_table("agents") as batch:
+        batch.add_column(sa.Column("permission_policy", sa.String(length=16), nullable=True))
     if op.get_bind().dialect.name == "postgresql":
         op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {TABLE} TO {APP_ROLE}")
         op.execute(f"ALTER TABLE {TABLE} ENABLE ROW LEVEL SECURITY")
@@ -58,6 +62,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("agents") as batch:
+        batch.drop_column("permission_policy")
     with op.batch_alter_table("sessions") as batch:
         batch.drop_column("ref")
         batch.drop_column("repository")
