@@ -12,6 +12,7 @@ reason, which never holds the secret.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -70,20 +71,23 @@ class World:
     def session(self, session_id: str) -> Session:
         return self.service.get(TENANT, session_id)
 
-    def run_wave(self) -> list[SessionOutcome]:
+    def run_wave(self, **settings: object) -> list[SessionOutcome]:
         claim = self.service.claim_pending(TENANT, 10, timedelta(seconds=60), lambda s: "wave-r")
-        supervisor = WaveSupervisor(
+        supervisor = self.supervisor(claim.owner, **settings)
+        ids = [session.id for session in claim.sessions]
+        return asyncio.run(asyncio.wait_for(supervisor.run(ids), timeout=120))
+
+    def supervisor(self, owner: str, **settings: object) -> WaveSupervisor:
+        return WaveSupervisor(
             self.database,
             OpenCodeResource(),
             tenant=TENANT,
-            owner=claim.owner,
-            settings=SupervisionSettings(poll_seconds=0.2),
+            owner=owner,
+            settings=SupervisionSettings(poll_seconds=0.2, **settings),  # type: ignore[arg-type]
             workspaces=SessionWorkspaces(
                 self.database, WorkspaceLayout(self.root / "workspaces"), secrets=self.secrets
             ),
         )
-        ids = [session.id for session in claim.sessions]
-        return asyncio.run(asyncio.wait_for(supervisor.run(ids), timeout=120))
 
 
 @pytest.fixture
@@ -141,8 +145,8 @@ def test_a_push_the_remote_refuses_fails_the_session(world: World) -> None:
 
     [outcome] = world.run_wave()
 
+    assert outcome.status == "FAILED"
     session = world.session(session_id)
-    assert session.status is SessionStatus.FAILED, session.status_reason
     assert f"push of indorch/{session_id}" in session.status_reason
     assert "rejected" in session.status_reason and "no pushes on fridays" in session.status_reason
     assert f"indorch/{session_id}" not in git(remote, "branch", "--list")
@@ -215,3 +219,74 @@ def test_http_credentials_work_and_wrong_ones_fail_without_the_secret(world: Wor
         str(e.data) + e.reason for e in world.service.events(TENANT, bad)
     )
     assert wrong not in everything and PASSWORD not in everything
+
+
+def test_sessions_without_a_repository_get_a_scratch_workspace_each(
+    world: World, opencode_server: OpenCodeServer
+) -> None:
+    """With `session_workspaces`, two sessions of one tenant writing the same path each write
+    their own tree; no tenant worktree is made on the server, and the trees go afterwards."""
+    ids = [
+        world.service.submit(
+            TENANT,
+            SubmitSession(
+                title=f"Scratch {n}",
+                prompt=f'[script:write path=same.txt content="{n}"] Go.',
+                max_retries=0,
+            ),
+        ).id
+        for n in (1, 2)
+    ]
+
+    outcomes = world.run_wave(session_workspaces=True)
+
+    assert [o.status for o in outcomes] == ["COMPLETED", "COMPLETED"]
+    directories = set()
+    for session_id in ids:
+        session = world.session(session_id)
+        assert session.result is not None
+        assert [f["file"] for f in session.result["files"]] == ["same.txt"]
+        assert "patch" not in session.result
+        directory = Path(session.metadata["workspace"]["directory"])
+        assert directory.name == session_id and not directory.exists()
+        directories.add(directory)
+    assert len(directories) == 2
+    with tenant_scope(TENANT), unit_of_work(world.database) as uow:
+        assert uow.workspaces.list() == []
+
+
+def test_a_wave_that_dies_leaves_the_worktree_to_the_wave_that_adopts_the_session(
+    world: World,
+) -> None:
+    remote = bare_remote(world.root)
+    world.register(f"file://{remote}")
+    session_id = world.submit("[script:slow seconds=3] Take your time.", "Adopted")
+    claim = world.service.claim_pending(TENANT, 1, timedelta(seconds=60), lambda s: "doomed")
+
+    async def die_mid_session() -> None:
+        task = asyncio.create_task(world.supervisor("doomed").run([session_id]))
+        while world.session(session_id).status is not SessionStatus.RUNNING:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(die_mid_session())
+    session = world.session(session_id)
+    assert session.status is SessionStatus.RUNNING and claim.owner == "doomed"
+    directory = Path(session.metadata["workspace"]["directory"])
+    assert directory.is_dir()  # still the running session's: not removed with the wave
+
+    world.service.release_leases(TENANT, "doomed")
+    adopting = world.service.lease_unsupervised(
+        TENANT, 10, timedelta(seconds=60), lambda s: "adopter"
+    )
+    [outcome] = asyncio.run(
+        asyncio.wait_for(world.supervisor(adopting.owner).run([session_id]), timeout=60)
+    )
+
+    assert outcome.status == "COMPLETED", outcome.reason
+    assert "session.adopted" in [e.event_type for e in world.service.events(TENANT, session_id)]
+    assert set(remote_branch_files(remote, f"indorch/{session_id}")) == {"README.md"}
+    assert not directory.exists()
