@@ -140,7 +140,11 @@ class SessionWorkspaces:
             raise WorkspaceFailed(f"repository {repository.name}: {error.reason}") from None
         workspace = SessionWorkspace(directory, repository.name, branch, base)
         if repository.setup_script:
-            await self._run_setup(session, repository.setup_script, workspace, on_output)
+            try:
+                await self._run_setup(session, repository.setup_script, workspace, on_output)
+            except WorkspaceFailed:
+                await self.release(session, workspace)  # the attempt ends: nothing to keep
+                raise
         return workspace
 
     async def _run_setup(

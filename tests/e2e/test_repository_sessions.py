@@ -290,3 +290,23 @@ def test_a_wave_that_dies_leaves_the_worktree_to_the_wave_that_adopts_the_sessio
     assert "session.adopted" in [e.event_type for e in world.service.events(TENANT, session_id)]
     assert set(remote_branch_files(remote, f"indorch/{session_id}")) == {"README.md"}
     assert not directory.exists()
+
+
+def test_the_agent_cannot_write_outside_its_worktree(world: World) -> None:
+    """The session's rules deny `external_directory`: a write to an absolute path outside the
+    worktree is refused by the server (no permission asked, nothing written)."""
+    remote = bare_remote(world.root)
+    world.register(f"file://{remote}")
+    outside = world.root / "outside" / "stolen.txt"
+    session_id = world.submit(f'[script:write path={outside} content="x"] Escape.', "Escape")
+
+    [outcome] = world.run_wave()
+
+    assert not outside.exists()
+    events = world.service.events(TENANT, session_id)
+    assert {"tool": "write", "status": "error"} in [
+        e.data for e in events if e.event_type == "agent.tool"
+    ]
+    assert "agent.permission" not in [e.event_type for e in events]
+    assert outcome.status == "COMPLETED"
+    assert set(remote_branch_files(remote, f"indorch/{session_id}")) == {"README.md"}

@@ -192,6 +192,7 @@ def test_a_failing_setup_script_fails_with_its_tail_and_sees_no_platform_secret(
     assert "README.md" in reason  # it ran in the worktree
     assert "installing\n" in lines and "build broke\n" in lines
     assert not any("DATABASE_URL" in line or "hunter2" in line for line in lines)
+    assert not list((tmp_path / "workspaces" / TENANT / "sessions").iterdir())  # removed
 
 
 def test_a_setup_script_runs_before_and_its_output_is_passed_on(
