@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from domain.agent import Agent
@@ -26,9 +27,13 @@ from domain.code_repository import CodeRepository
 from domain.session import Session, SessionStatus
 from domain.supervision_policy import SupervisionSettings
 from domain.tenant import Tenant
+from orchestrator_defs.sessions.job import session_wave
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.migrate import upgrade
+from resources.database_resource import DatabaseResource
 from resources.opencode.resource import OpenCodeResource
+from resources.redis.resource import RedisResource
+from resources.supervision_config import SupervisionConfig
 from services.code_repositories import CodeRepositories
 from services.session_outcome import SessionOutcome
 from services.session_service import SessionService, SubmitSession
@@ -310,3 +315,41 @@ def test_the_agent_cannot_write_outside_its_worktree(world: World) -> None:
     assert "agent.permission" not in [e.event_type for e in events]
     assert outcome.status == "COMPLETED"
     assert set(remote_branch_files(remote, f"indorch/{session_id}")) == {"README.md"}
+
+
+def test_the_session_wave_job_works_on_the_repository(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Dagster job's wiring (`ServiceFactory.supervisor`) gives sessions their worktrees
+    under `INDORCH_WORKSPACES_DIR` and pushes their branches."""
+    monkeypatch.setenv("INDORCH_WORKSPACES_DIR", str(world.root / "job-workspaces"))
+    remote = bare_remote(world.root)
+    world.register(f"file://{remote}")
+    session_id = world.submit('[script:write path=job.txt content="job"] Go.', "Through the job")
+    claim = world.service.claim_pending(TENANT, 10, timedelta(seconds=60), lambda s: "wave-job")
+    config = {
+        "tenant": TENANT,
+        "session_ids": [s.id for s in claim.sessions],
+        "wave_id": "wave-job",
+    }
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenants", [TENANT])
+        result = session_wave.execute_in_process(
+            run_config={"ops": {"supervise_wave": {"config": config}}},
+            resources={
+                "database": DatabaseResource(url=world.url),
+                "opencode": OpenCodeResource(),
+                "supervision": SupervisionConfig(poll_seconds=0.3),
+                "redis": RedisResource(url=None),
+            },
+            instance=instance,
+            partition_key=TENANT,
+        )
+
+    assert result.success
+    session = world.session(session_id)
+    assert session.status is SessionStatus.COMPLETED, session.status_reason
+    assert remote_branch_files(remote, f"indorch/{session_id}")["job.txt"] == "job"
+    directory = Path(session.metadata["workspace"]["directory"])
+    assert directory.is_relative_to(world.root / "job-workspaces") and not directory.exists()
