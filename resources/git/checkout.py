@@ -51,9 +51,8 @@ class GitCredentials:
         return cls(user, password) if sep and user else cls("indorch", value)
 
     def hide(self, text: str) -> str:
-        for secret in {self.password, self.username} - {"", "indorch"}:
-            text = text.replace(secret, "***")
-        return text
+        """`text` without the password (git never prints it; this holds if it one day did)."""
+        return text.replace(self.password, "***") if self.password else text
 
 
 @dataclass(frozen=True)
