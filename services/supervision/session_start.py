@@ -14,7 +14,7 @@ from domain.session import Session, SessionStatus
 from domain.session_permissions import session_rules
 from domain.supervision_policy import SupervisionSettings
 from resources.opencode.errors import AgentServerError
-from services.session_workspaces import recorded_workspace
+from services.session_workspaces import SessionWorkspace, recorded_workspace
 from services.supervision.agent_pool import AgentLink, AgentPool
 from services.supervision.followed_session import FollowedSession, turn_finished
 from services.supervision.session_recorder import SessionRecorder
@@ -46,17 +46,20 @@ class SessionStart:
         link = await self._pool.route(session)
         if link is None:  # handed back: no agent offers what it needs
             return None
-        async with link.starting:
-            return await self._start_on(link, session)
-
-    async def _start_on(self, link: AgentLink, session: Session) -> FollowedSession | None:
-        load = self._pool.load
         workspace = None
         if self._workspaces.wanted(session):
+            # Before taking one of the agent's start slots: a setup script may run for minutes.
             workspace = await self._workspaces.prepare(session)
             if workspace is None:  # failed, and recorded as such
-                load.start_failed(link.agent.id)
+                self._pool.load.start_failed(link.agent.id)
                 return None
+        async with link.starting:
+            return await self._start_on(link, session, workspace)
+
+    async def _start_on(
+        self, link: AgentLink, session: Session, workspace: SessionWorkspace | None
+    ) -> FollowedSession | None:
+        load = self._pool.load
         directory = str(workspace.directory) if workspace else link.directory
         try:
             agent_session = await link.client.create_session(
