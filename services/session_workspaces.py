@@ -55,6 +55,10 @@ class WorkspaceLayout:
 
     root: Path
 
+    def tenant(self, tenant: str) -> Path:
+        """Everything of the tenant's: its mirrors, its sessions' worktrees, git's HOME."""
+        return self.root / tenant
+
     def home(self, tenant: str) -> Path:
         return self.root / tenant / "home"
 
