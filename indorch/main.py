@@ -22,6 +22,8 @@ from indorch.db_commands import db_app
 from indorch.demo.command import demo
 from indorch.health_command import health
 from indorch.output import print_error
+from indorch.patch_command import patch as _patch_command  # noqa: F401
+from indorch.repo_commands import repo_app
 from indorch.session_commands import session_app
 from indorch.tenant_commands import tenant_app
 from indorch.user_commands import user_app
@@ -31,7 +33,8 @@ EXIT_BAD_INPUT = 2
 
 app = typer.Typer(
     name="indorch",
-    help="Industrial Orchestrator: tenants, users, API keys, agents, sessions and the database.",
+    help="Industrial Orchestrator: tenants, users, API keys, agents, repositories, sessions and "
+    "the database.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -42,6 +45,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(agent_app, name="agent")
 app.add_typer(session_app, name="session")
+app.add_typer(repo_app, name="repo")
 app.command("demo")(demo)
 app.command("health")(health)
 
