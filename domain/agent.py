@@ -25,6 +25,7 @@ from domain.domain_model import DomainModel, ValueObject
 from domain.field_rules import checked_model
 from domain.ids import new_agent_id
 from domain.session import SessionStatus
+from domain.session_permissions import OPERATOR_POLICIES
 from domain.state_machine import StateMachine
 
 MIN_CAPACITY = 1
@@ -174,6 +175,9 @@ class Agent(DomainModel):
     server_url: str = Field(min_length=1, max_length=2000)
     password_env: str | None = Field(default=None, max_length=200)
     opencode_agent: str = Field(default="build", min_length=1, max_length=100)
+    # How its sessions' permission requests are answered when the session does not say
+    # (`domain.session_permissions`); `allow` is the operator's to set.
+    permission_policy: str | None = None
     model: str | None = None
     capabilities: list[str] = Field(default_factory=list)
     capacity: int = Field(default=5, ge=MIN_CAPACITY, le=MAX_CAPACITY)
@@ -219,6 +223,14 @@ class Agent(DomainModel):
     @classmethod
     def _model(cls, value: str | None) -> str | None:
         return checked_model(value)
+
+    @field_validator("permission_policy")
+    @classmethod
+    def _permission_policy(cls, value: str | None) -> str | None:
+        if value is not None and value not in OPERATOR_POLICIES:
+            allowed = ", ".join(sorted(OPERATOR_POLICIES))
+            raise ValueError(f"{value!r} must be one of {allowed}")
+        return value
 
     @field_validator("capabilities")
     @classmethod

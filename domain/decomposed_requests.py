@@ -81,6 +81,8 @@ def plan_decomposition(
                 else spec.required_capabilities
             ),
             cost_cap=spec.cost_cap or parent.cost_cap,
+            repository=parent.repository,  # each child on a branch of its own
+            ref=parent.ref,
             created_at=at,
             updated_at=at,
         )

@@ -16,6 +16,7 @@ from pydantic import Field, field_validator
 
 from domain.checkpoint import MAX_CHECKPOINTS_KEPT, Checkpoint
 from domain.clock import utcnow
+from domain.code_repository import checked_ref
 from domain.domain_model import DomainModel
 from domain.errors import InvalidTransition, NotAllowedInStatus, RetriesExhausted
 from domain.events import StatusChanged
@@ -136,6 +137,10 @@ class Session(Transitions, DomainModel):
     lease_expires_at: datetime | None = None
     # Waiting PENDING because no agent offers its capabilities: since when (None: routable).
     unroutable_since: datetime | None = None
+    # The tenant's code repository it works on (`domain.code_repository`) and the ref its
+    # worktree starts from; None: a scratch workspace of its own.
+    repository: str | None = Field(default=None, max_length=63)
+    ref: str | None = Field(default=None, max_length=250)
     version: int = Field(default=1, ge=1)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -154,6 +159,11 @@ class Session(Transitions, DomainModel):
     @classmethod
     def _model(cls, value: str | None) -> str | None:
         return checked_model(value)
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, value: str | None) -> str | None:
+        return None if value is None else checked_ref(value)
 
     @field_validator("tags")
     @classmethod

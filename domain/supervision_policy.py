@@ -19,6 +19,9 @@ class SupervisionSettings:
     routing_wait_seconds: float = 2.0  # between routing attempts while every agent is full
     routing_refresh_seconds: float = 1.0  # agents and their load re-read at most this often
     tenant_workspaces: bool = True  # each tenant's sessions in its own worktree on a server
+    # Each session without a repository in a scratch workspace of its own (on a repository it
+    # always has its own worktree); then no tenant worktree is made on the servers.
+    session_workspaces: bool = False
     diff_settle_seconds: float = 2.0  # the server's diff may lag the session's idle this long
     # Routing waits this long for the wave's other agents to link (a slow server's worktree or
     # stream holds up the others' sessions no longer), so first sessions spread over all servers.

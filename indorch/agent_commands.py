@@ -184,6 +184,11 @@ def register(
         help="Environment variable holding the server's Basic-auth password (never stored).",
     ),
     opencode_agent: str = typer.Option("build", help="OpenCode agent to run prompts with."),
+    permission_policy: str = typer.Option(
+        None,
+        "--permission-policy",
+        help="Answer its sessions' permission requests: wait, reject or allow (operator only).",
+    ),
     model: str = typer.Option(None, help="Model as provider/model (default: the server's)."),
     capabilities: list[str] = typer.Option(
         None, "--capability", help="A capability it offers (repeat the option for more)."
@@ -201,6 +206,7 @@ def register(
         server_url=url,
         password_env=password_env,
         opencode_agent=opencode_agent,
+        permission_policy=permission_policy,
         model=model,
         capabilities=capabilities or [],
         capacity=capacity,

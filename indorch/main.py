@@ -24,6 +24,8 @@ from indorch.finetune_commands import finetune_app
 from indorch.health_command import health
 from indorch.model_commands import model_app
 from indorch.output import print_error
+from indorch.patch_command import patch as _patch_command  # noqa: F401
+from indorch.repo_commands import repo_app
 from indorch.session_commands import session_app
 from indorch.tenant_commands import tenant_app
 from indorch.usage_commands import usage_app
@@ -34,7 +36,8 @@ EXIT_BAD_INPUT = 2
 
 app = typer.Typer(
     name="indorch",
-    help="Industrial Orchestrator: tenants, users, API keys, agents, sessions and the database.",
+    help="Industrial Orchestrator: tenants, users, API keys, agents, repositories, sessions and "
+    "the database.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -48,6 +51,7 @@ app.add_typer(session_app, name="session")
 app.add_typer(usage_app, name="usage")
 app.add_typer(finetune_app, name="finetune")
 app.add_typer(model_app, name="model")
+app.add_typer(repo_app, name="repo")
 app.command("demo")(demo)
 app.command("health")(health)
 

@@ -283,6 +283,10 @@ def submit(
         "request with a used key is refused.",
     ),
     tags: list[str] = typer.Option(None, "--tag", help="A tag (repeatable)."),
+    repository: str = typer.Option(
+        None, "--repository", help="The tenant's repository to work on (indorch repo add)."
+    ),
+    ref: str = typer.Option(None, "--ref", help="With --repository: start here (its default)."),
     subtasks: list[str] = typer.Option(
         None,
         "--subtask",
@@ -330,6 +334,8 @@ def submit(
         idempotency_key=idempotency_key,
         required_capabilities=capabilities or [],
         cost_cap=cap,
+        repository=repository,
+        ref=ref,
         subtasks=_subtasks(subtasks or [], subtasks_file),
         decompose=decompose,
     )

@@ -3,6 +3,8 @@
 - ``DATABASE_URL``: the application database; default a SQLite file in the state directory.
 - ``INDORCH_STATE_DIR``: the state directory (local databases, the dev ``DAGSTER_HOME``);
   default ``<project root>/.state``, created on demand.
+- ``INDORCH_WORKSPACES_DIR``: where sessions' worktrees and repository mirrors live, per tenant;
+  default ``<state dir>/workspaces``.
 - ``REDIS_URL``: Redis, optional on the embedded default (``None`` means "run without it").
 - ``INDORCH_PROVIDER_BASE_URL`` / ``INDORCH_PROVIDER_API_KEY``: the OpenAI-compatible
   fine-tuning and inference provider (the stand-in's ``.../v1`` in the demo and tests).
@@ -22,6 +24,7 @@ STATE_DIR_VAR = "INDORCH_STATE_DIR"
 REDIS_URL_VAR = "REDIS_URL"
 PROVIDER_BASE_URL_VAR = "INDORCH_PROVIDER_BASE_URL"
 PROVIDER_API_KEY_VAR = "INDORCH_PROVIDER_API_KEY"
+WORKSPACES_DIR_VAR = "INDORCH_WORKSPACES_DIR"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATABASE_FILE_NAME = "indorch.db"
 
@@ -42,6 +45,12 @@ def state_dir() -> Path:
         why = "is not a directory" if path.exists() else f"cannot be created: {error.strerror}"
         raise InvalidSetting(STATE_DIR_VAR, f"{path} {why}") from None
     return path
+
+
+def workspaces_dir() -> Path:
+    """The root of the sessions' workspaces (created on first use by whoever writes there)."""
+    configured = _env(WORKSPACES_DIR_VAR)
+    return Path(configured).expanduser().resolve() if configured else state_dir() / "workspaces"
 
 
 def database_url_is_configured() -> bool:

@@ -31,6 +31,11 @@ class SupervisionConfig(dg.ConfigurableResource):
         description="Run each tenant's sessions in a git worktree of its own on every agent "
         "server (agents of several tenants may share a server).",
     )
+    session_workspaces: bool = Field(
+        default=False,
+        description="Give each session without a repository a scratch workspace of its own "
+        "(sessions on a repository always have their own worktree).",
+    )
     starts_per_agent: int = Field(
         default=8,
         ge=1,
@@ -67,6 +72,7 @@ class SupervisionConfig(dg.ConfigurableResource):
             orphan_after_seconds=self.orphan_after_seconds,
             poll_seconds=self.poll_seconds,
             tenant_workspaces=self.tenant_workspaces,
+            session_workspaces=self.session_workspaces,
             starts_per_agent=self.starts_per_agent,
         )
 

@@ -25,6 +25,7 @@ from domain.agent import Agent, AgentStatus
 from domain.caller import Caller
 from domain.clock import utcnow
 from domain.errors import AgentBusy, AlreadyExists, ConcurrentModification, InvalidInput
+from domain.session_permissions import ALLOW
 from domain.tenant import Role
 from resources.database import Database, tenant_scope, unit_of_work
 
@@ -59,6 +60,8 @@ class AgentRegistry:
         """Add the agent; with `check`, only if its server answers the health check (run outside
         any transaction, so no lock is held while the server is waited for)."""
         self._allow(caller, agent.tenant_id, WRITE_ROLE, "registering an agent")
+        if agent.permission_policy == ALLOW:
+            caller.require_operator("registering an agent that allows permission requests")
         _require_host(agent.server_url)
         _require_env_name(agent.password_env)
         with tenant_scope(agent.tenant_id), unit_of_work(self._database) as uow:

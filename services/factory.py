@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from domain.supervision_policy import SupervisionSettings
     from resources.database import Database
     from resources.database_resource import DatabaseResource
+    from resources.git.command_runner import CommandRunner
     from resources.redis.resource import RedisResource
     from resources.supervision_config import SupervisionConfig
     from services.agent_control import AgentControl
@@ -28,8 +29,10 @@ if TYPE_CHECKING:
     from services.api_key_admin import ApiKeyAdmin
     from services.fine_tuning import FineTuningService
     from services.model_promotion import ModelPromotionService
+    from services.code_repositories import CodeRepositories
     from services.request_settlement import CoordinationService
     from services.session_service import SessionService
+    from services.session_workspaces import SessionWorkspaces, TenantSecrets
     from services.supervision.agent_server import AgentServers
     from services.supervision.wave import WaveSupervisor
     from services.tenant_admin import TenantAdmin
@@ -46,6 +49,11 @@ class ServiceFactory:
     publish: EventSink | None = None  # None: events stay in the database only
     retry_base_seconds: float | None = None  # None: the domain's default backoff
     agent_control: AgentControl | None = None  # None: steering does not reach the agent
+    # Sessions' own workspaces: the tenant secrets repositories' credentials come from (None:
+    # a repository with credentials fails its sessions, saying so) and what runs git and setup
+    # scripts (None: as the current user, here). The tenant runtimes plug theirs in here.
+    tenant_secrets: TenantSecrets | None = None
+    command_runner: CommandRunner | None = None
     clock: Callable[[], datetime] = utcnow
 
     @classmethod
@@ -92,6 +100,18 @@ class ServiceFactory:
             publish=self.publish,
             settings=settings,
             clock=self.clock,
+            workspaces=self.session_workspaces(),
+        )
+
+    def session_workspaces(self) -> SessionWorkspaces:
+        from resources.settings import workspaces_dir
+        from services.session_workspaces import SessionWorkspaces, WorkspaceLayout
+
+        return SessionWorkspaces(
+            self.database,
+            WorkspaceLayout(workspaces_dir()),
+            runner=self.command_runner,
+            secrets=self.tenant_secrets,
         )
 
     def unroutable(self) -> UnroutableSessions:
@@ -133,3 +153,8 @@ class ServiceFactory:
         from services.model_promotion import ModelPromotionService
 
         return ModelPromotionService(self.database, clock=self.clock)
+
+    def repositories(self) -> CodeRepositories:
+        from services.code_repositories import CodeRepositories
+
+        return CodeRepositories(self.database)

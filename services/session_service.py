@@ -41,6 +41,7 @@ from domain.session import Priority, Session, SessionStatus, SessionType
 from resources.database import Database, UnitOfWork, tenant_scope, unit_of_work
 from services.agent_control import AgentControl
 from services.request_settlement import sync_task
+from services.session_checkout import check_submitted_permission, resolve_checkout
 from services.unroutable import (
     MAX_MARKING_ROUNDS,
     offered_capabilities,
@@ -83,6 +84,8 @@ class SubmitSession(ValueObject):
     required_capabilities: list[str] = Field(default_factory=list)
     cost_cap: CostCap | None = None
     parent_id: str | None = None
+    repository: str | None = None  # a code repository of the tenant's (`indorch repo add`)
+    ref: str | None = None  # where its worktree starts; default: the repository's default ref
     subtasks: list[SubtaskSpec] = Field(default_factory=list)
     decompose: bool = False  # split the prompt with the rule-based decomposer
 
@@ -140,6 +143,8 @@ class SessionService:
                 if existing is not None:
                     return _same_request(existing, request)
             check_token_budget(tenant, uow.usage.tokens_since(month_start(self._clock())))
+            check_submitted_permission(request.agent_config)
+            repository, ref = resolve_checkout(uow, request.repository, request.ref)
             subtasks, source = request.planned_subtasks()
             metadata = request.metadata
             if subtasks:
@@ -168,6 +173,8 @@ class SessionService:
                 required_capabilities=request.required_capabilities,
                 cost_cap=request.cost_cap,
                 parent_id=request.parent_id,
+                repository=repository,
+                ref=ref,
                 created_at=self._clock(),
                 updated_at=self._clock(),
             )

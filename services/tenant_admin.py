@@ -1,17 +1,21 @@
 """The tenants of the platform: created, changed and deleted by the operator alone; read by each
 tenant's callers (a tenant's caller sees only its own tenant).
 
-Deleting is refused while the tenant's work is under way; then its worktrees leave the servers.
+Deleting is refused while the tenant's work is under way; then its worktrees leave the servers,
+and its repositories' mirrors and sessions' workspaces this host.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 
 from domain.caller import Caller
 from domain.errors import TenantBusy
 from domain.tenant import Role, Tenant
 from resources.database import Database, tenant_scope, unit_of_work
+from resources.settings import workspaces_dir
+from services.session_workspaces import WorkspaceLayout
 from services.tenant_workspaces import WorkspaceRemoval, remove_tenant_workspaces
 
 
@@ -60,4 +64,7 @@ class TenantAdmin:
             if active:
                 raise TenantBusy(slug, active)
             uow.tenants.delete(slug)  # first: no new wave of the tenant starts meanwhile
-        return asyncio.run(remove_tenant_workspaces(self._database, slug))
+        removals = asyncio.run(remove_tenant_workspaces(self._database, slug))
+        # Its repositories' mirrors and sessions' worktrees on this host (none is in use).
+        shutil.rmtree(WorkspaceLayout(workspaces_dir()).tenant(slug), ignore_errors=True)
+        return removals

@@ -103,6 +103,7 @@ class AgentRow(Base):
     server_url: Mapped[str] = mapped_column(String(2000))
     password_env: Mapped[str | None] = mapped_column(String(200))
     opencode_agent: Mapped[str] = mapped_column(String(100))
+    permission_policy: Mapped[str | None] = mapped_column(String(16))  # 0007
     model: Mapped[str | None] = mapped_column(String(200))
     capabilities: Mapped[list[str]] = mapped_column(JsonDocument)
     capacity: Mapped[int] = mapped_column(Integer)
@@ -146,6 +147,8 @@ class SessionRow(Base):
     initial_prompt: Mapped[str] = mapped_column(Text)
     model: Mapped[str | None] = mapped_column(String(200))
     agent_config: Mapped[dict[str, Any]]
+    repository: Mapped[str | None] = mapped_column(String(63))  # a code repository's name (0007)
+    ref: Mapped[str | None] = mapped_column(String(250))
     max_duration_seconds: Mapped[int] = mapped_column(Integer)
     parent_id: Mapped[str | None] = mapped_column(
         ID, ForeignKey("sessions.id", ondelete="SET NULL"), index=True
@@ -353,6 +356,23 @@ class ModelPromotionRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     promoted_at: Mapped[datetime]
     retired_at: Mapped[datetime | None]
+
+
+class CodeRepositoryRow(Base):
+    """A tenant's code repository (0007): its URL never holds credentials, only the name of the
+    tenant secret that does."""
+
+    __tablename__ = "code_repositories"
+
+    tenant_id: Mapped[str] = mapped_column(
+        TENANT, ForeignKey("tenants.slug", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    default_ref: Mapped[str] = mapped_column(String(250))
+    credentials_secret: Mapped[str | None] = mapped_column(String(100))
+    setup_script: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
 
 
 TENANT_TABLES: tuple[str, ...] = tuple(

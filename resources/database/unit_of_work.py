@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from resources.database.engine import Database
 from resources.database.repositories.agents import AgentRepository
 from resources.database.repositories.api_keys import ApiKeyRepository
+from resources.database.repositories.code_repositories import CodeRepositoryRepository
 from resources.database.repositories.evaluations import EvaluationRepository
 from resources.database.repositories.fine_tuning_jobs import FineTuningJobRepository
 from resources.database.repositories.promotions import PromotionRepository
@@ -41,6 +42,7 @@ class UnitOfWork:
         self.usage_sources = UsageSourceRepository(session)
         self.workspaces = TenantWorkspaceRepository(session)
         self.tenant_work = TenantWorkRepository(session)
+        self.code_repositories = CodeRepositoryRepository(session)
 
 
 @contextmanager

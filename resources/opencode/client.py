@@ -263,6 +263,12 @@ class OpenCodeClient:
         server applies it to the sessions that start afterwards."""
         await self._request("PATCH", "/global/config", json=patch, idempotent=True)
 
+    async def dispose_instance(self, directory: str) -> bool:
+        """`POST /instance/dispose`: the server's instance for `directory` released (each
+        directory asked about keeps one, ~60 MB, until disposed of)."""
+        response = await self._request("POST", "/instance/dispose", directory=directory)
+        return bool(response.json())
+
     # --- worktrees --------------------------------------------------------------------------
 
     async def create_worktree(

@@ -58,8 +58,18 @@ class AgentServer(WorktreeHost, Protocol):
 
     async def health(self) -> Health: ...
 
-    async def create_session(self, title: str, *, directory: str | None = None) -> AgentSession:
-        """A new agent session, working in `directory` (else the server's own workspace)."""
+    async def create_session(
+        self,
+        title: str,
+        *,
+        directory: str | None = None,
+        permission: list[dict[str, str]] | None = None,
+    ) -> AgentSession:
+        """A new agent session, working in `directory` (else the server's own workspace), with
+        the `permission` rules given (`domain.session_permissions`)."""
+
+    async def dispose_instance(self, directory: str) -> bool:
+        """The server's instance for `directory` let go (its memory freed)."""
 
     async def prompt_async(
         self,

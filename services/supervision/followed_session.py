@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from domain.session import Session, SessionStatus
 from resources.opencode.errors import AgentSessionGone
 from resources.opencode.models import Message
+from services.session_workspaces import SessionWorkspace
 from services.supervision.agent_pool import AgentLink
+from services.supervision.agent_server import AgentEventStream
 from services.turn_tracker import TurnTracker
 
 SUPERVISED = frozenset({SessionStatus.RUNNING, SessionStatus.DEGRADED})
@@ -18,6 +20,11 @@ class FollowedSession:
     session: Session
     link: AgentLink
     tracker: TurnTracker
+    # Where it works: its own workspace (with a stream of that directory's events), else the
+    # link's (the tenant's worktree on the server, or the server's own).
+    stream: AgentEventStream
+    directory: str | None = None
+    workspace: SessionWorkspace | None = None
     aborted_by_us: str | None = None
     lease_lost: bool = False  # the wave's last renewal did not hold it: check who has it
     # For its checkpoints: each step's text so far, the files its tools wrote, the steps done.
@@ -26,8 +33,25 @@ class FollowedSession:
     steps_recorded: set[str] = field(default_factory=set)
 
     @classmethod
-    def on(cls, session: Session, link: AgentLink) -> FollowedSession:
-        return cls(session=session, link=link, tracker=TurnTracker(base=session.metrics))
+    def on(
+        cls,
+        session: Session,
+        link: AgentLink,
+        workspace: SessionWorkspace | None = None,
+        stream: AgentEventStream | None = None,
+    ) -> FollowedSession:
+        return cls(
+            session=session,
+            link=link,
+            tracker=TurnTracker(base=session.metrics),
+            stream=stream or link.stream,
+            directory=str(workspace.directory) if workspace else link.directory,
+            workspace=workspace,
+        )
+
+    @property
+    def own_stream(self) -> bool:
+        return self.stream is not self.link.stream
 
 
 async def turn_finished(sup: FollowedSession) -> bool:
@@ -35,7 +59,7 @@ async def turn_finished(sup: FollowedSession) -> bool:
     assert sup.session.agent_session_id is not None
     try:
         messages = await sup.link.client.messages(
-            sup.session.agent_session_id, directory=sup.link.directory
+            sup.session.agent_session_id, directory=sup.directory
         )
     except AgentSessionGone:
         return False

@@ -17,10 +17,12 @@ from typing import Any
 
 from domain.checkpoint import STEP_EVENT, step_checkpoint_data
 from domain.session import SessionStatus
+from domain.session_permissions import permission_policy
 from domain.supervision_policy import SupervisionSettings
 from resources.opencode.errors import AgentServerError
 from resources.opencode.models import ServerEvent
 from services.session_outcome import SessionOutcome, outcome_of
+from services.session_workspaces import SessionWorkspaces, WorkspaceFailed
 from services.supervision.followed_session import SUPERVISED, FollowedSession, turn_finished
 from services.supervision.lease_keeper import LeaseKeeper
 from services.supervision.session_recorder import SessionRecorder
@@ -37,7 +39,9 @@ class SessionFollower:
         leases: LeaseKeeper,
         settings: SupervisionSettings,
         clock: Callable[[], datetime],
+        workspaces: SessionWorkspaces,
     ) -> None:
+        self._workspaces = workspaces
         self._recorder = recorder
         self._leases = leases
         self._settings = settings
@@ -45,7 +49,7 @@ class SessionFollower:
 
     async def follow(self, sup: FollowedSession) -> SessionOutcome:
         assert sup.session.agent_session_id is not None
-        queue = sup.link.stream.subscribe(sup.session.agent_session_id)
+        queue = sup.stream.subscribe(sup.session.agent_session_id)
         while True:
             if sup.tracker.idle_seen and await turn_finished(sup):
                 return await self._complete(sup)
@@ -122,7 +126,7 @@ class SessionFollower:
         ):
             path = (state.get("input") or {}).get("filePath")
             if isinstance(path, str):
-                sup.written_files.add(workspace_relative(path, sup.link.directory))
+                sup.written_files.add(workspace_relative(path, sup.directory))
 
     def _record_step(self, sup: FollowedSession, message_id: str) -> None:
         """A completed agent step: its checkpoint (once per step), written with the next flush."""
@@ -141,15 +145,18 @@ class SessionFollower:
         self._recorder.append(sup.session.id, STEP_EVENT, data)
 
     async def _answer_permission(self, sup: FollowedSession, event: ServerEvent) -> None:
-        """Policy from the session's agent config: allow, reject, or wait (until the deadline)."""
-        policy = str(sup.session.agent_config.get("permission", "wait"))
+        """Policy: the agent profile's `allow` (the operator's), else the session's reject or
+        wait (until the deadline); `domain.session_permissions`."""
+        policy = permission_policy(
+            sup.session.agent_config.get("permission"), sup.link.agent.permission_policy
+        )
         request_id = event.properties.get("id")
         self._recorder.append(
             sup.session.id, "agent.permission", {"policy": policy, "request": request_id}
         )
         if policy in {"allow", "reject"} and request_id:
             reply = "once" if policy == "allow" else "reject"
-            await sup.link.client.reply_permission(request_id, reply, directory=sup.link.directory)
+            await sup.link.client.reply_permission(request_id, reply, directory=sup.directory)
 
     async def _check_limits(self, sup: FollowedSession) -> SessionOutcome | None:
         now = self._clock()
@@ -170,7 +177,7 @@ class SessionFollower:
             await self._abort(sup, "cost cap")
             await self._collect_diff(sup)
             return finish(session, SessionStatus.STOPPED, breach, sup)
-        if sup.link.stream.seconds_down() > self._settings.orphan_after_seconds:
+        if sup.stream.seconds_down() > self._settings.orphan_after_seconds:
             try:
                 await sup.link.client.health()
             except AgentServerError as error:
@@ -190,7 +197,28 @@ class SessionFollower:
                 return outcome_of(current, f"{current.status.value} while running")
         if error:
             return self._recorder.finish(session, SessionStatus.FAILED, error_summary(error), sup)
-        return self._recorder.finish(session, SessionStatus.COMPLETED, "agent finished", sup)
+        try:
+            delivered = await self._deliver(sup)
+        except WorkspaceFailed as failed:
+            return self._recorder.finish(session, SessionStatus.FAILED, failed.reason, sup)
+        return self._recorder.finish(
+            session, SessionStatus.COMPLETED, "agent finished", sup, delivered=delivered
+        )
+
+    async def _deliver(self, sup: FollowedSession) -> dict[str, Any]:
+        """A session on a repository: its work committed, pushed and its patch, for its result."""
+        if sup.workspace is None or sup.workspace.repository is None:
+            return {}
+        agent = sup.link.agent
+        delivered = await self._workspaces.deliver(
+            sup.session, sup.workspace, agent.name, f"{agent.id}@agents.indorch"
+        )
+        self._recorder.append(
+            sup.session.id,
+            "workspace.pushed",
+            {k: delivered[k] for k in ("repository", "branch", "base", "commit")},
+        )
+        return delivered
 
     async def _collect_diff(self, sup: FollowedSession) -> None:
         """Files the agent changed in this agent session (the diff from its first prompt)."""
@@ -204,7 +232,7 @@ class SessionFollower:
                 sup.tracker.diff = await sup.link.client.diff(
                     sup.session.agent_session_id,
                     message_id=first_user.info.id,
-                    directory=sup.link.directory,
+                    directory=sup.directory,
                 )
             except AgentServerError as error:
                 logger.warning("diff of %s unavailable: %s", sup.session.id, error)
@@ -227,7 +255,7 @@ class SessionFollower:
         sup.aborted_by_us = why
         assert sup.session.agent_session_id is not None
         try:
-            await sup.link.client.abort(sup.session.agent_session_id, directory=sup.link.directory)
+            await sup.link.client.abort(sup.session.agent_session_id, directory=sup.directory)
         except AgentServerError as error:
             logger.warning("abort of %s failed: %s", sup.session.id, error)
 

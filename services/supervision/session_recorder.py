@@ -92,13 +92,20 @@ class SessionRecorder:
         target: SessionStatus,
         reason: str,
         sup: FollowedSession | None = None,
+        *,
+        delivered: dict[str, Any] | None = None,
+        retryable: bool = True,
     ) -> SessionOutcome:
-        """Record the end of this attempt: state, metrics, result, usage, agent performance."""
+        """Record the end of this attempt: state, metrics, result (with what was `delivered`:
+        the pushed branch and its patch), usage, agent performance. Not `retryable`: a retry
+        would only repeat it (a ref that does not exist)."""
         if sup is not None:
             session.metrics = sup.tracker.metrics()
-            session.result = sup.tracker.result()
-            if target is not SessionStatus.COMPLETED:
-                session.error = {"reason": reason}
+            session.result = {**sup.tracker.result(), **(delivered or {})}
+        if target is not SessionStatus.COMPLETED and (sup is not None or not retryable):
+            session.error = {"reason": reason}
+            if not retryable:
+                session.error["retryable"] = False
         session.lease_owner = None
         session.lease_expires_at = None
         try:

@@ -11,11 +11,14 @@ from datetime import datetime
 from domain.checkpoint import prompt_for_attempt
 from domain.errors import ConcurrentModification
 from domain.session import Session, SessionStatus
+from domain.session_permissions import session_rules
 from domain.supervision_policy import SupervisionSettings
 from resources.opencode.errors import AgentServerError
+from services.session_workspaces import SessionWorkspace, recorded_workspace
 from services.supervision.agent_pool import AgentLink, AgentPool
 from services.supervision.followed_session import FollowedSession, turn_finished
 from services.supervision.session_recorder import SessionRecorder
+from services.supervision.wave_workspaces import WaveWorkspaces
 
 CONTINUE_PROMPT = "Continue the task from where you stopped."
 PROMPT_CONFIRM_ATTEMPTS = 3  # after a prompt_async without an answer
@@ -30,7 +33,9 @@ class SessionStart:
         owner: str,
         settings: SupervisionSettings,
         clock: Callable[[], datetime],
+        workspaces: WaveWorkspaces,
     ) -> None:
+        self._workspaces = workspaces
         self._pool = pool
         self._recorder = recorder
         self._owner = owner
@@ -41,25 +46,38 @@ class SessionStart:
         link = await self._pool.route(session)
         if link is None:  # handed back: no agent offers what it needs
             return None
+        workspace = None
+        if self._workspaces.wanted(session):
+            # Before taking one of the agent's start slots: a setup script may run for minutes.
+            workspace = await self._workspaces.prepare(session)
+            if workspace is None:  # failed, and recorded as such
+                self._pool.load.start_failed(link.agent.id)
+                return None
         async with link.starting:
-            return await self._start_on(link, session)
+            return await self._start_on(link, session, workspace)
 
-    async def _start_on(self, link: AgentLink, session: Session) -> FollowedSession | None:
+    async def _start_on(
+        self, link: AgentLink, session: Session, workspace: SessionWorkspace | None
+    ) -> FollowedSession | None:
         load = self._pool.load
+        directory = str(workspace.directory) if workspace else link.directory
         try:
             agent_session = await link.client.create_session(
-                f"{session.id} {session.title}", directory=link.directory
+                f"{session.id} {session.title}",
+                directory=directory,
+                permission=session_rules(),
             )
         except AgentServerError as error:
             load.start_failed(link.agent.id)
+            await self._workspaces.release(session, workspace, link)
             self._recorder.finish(
                 session, SessionStatus.FAILED, f"agent server error: {error.detail}"
             )
             return None
         session.agent_id = link.agent.id
         session.agent_session_id = agent_session.id
-        if link.directory:
-            session.metadata = {**session.metadata, "agent_directory": link.directory}
+        if directory:
+            session.metadata = {**session.metadata, "agent_directory": directory}
         now = self._clock()
         session.lease_expires_at = now + self._settings.lease
         try:
@@ -70,8 +88,9 @@ class SessionStart:
             load.start_failed(link.agent.id)
             raise
         load.started(link.agent.id)
-        link.stream.subscribe(agent_session.id)
-        supervision = FollowedSession.on(session, link)
+        stream = await self._workspaces.stream(link, workspace)
+        stream.subscribe(agent_session.id)
+        supervision = FollowedSession.on(session, link, workspace, stream)
         try:
             await link.client.prompt_async(
                 agent_session.id,
@@ -80,11 +99,13 @@ class SessionStart:
                 ),
                 agent=link.agent.opencode_agent,
                 model=session.model or link.agent.model,
-                directory=link.directory,
+                directory=directory,
             )
         except AgentServerError as error:
             # No answer is not a refusal: an overloaded server may have queued the prompt.
-            if error.status_code is None and await self._prompt_arrived(link, agent_session.id):
+            if error.status_code is None and await self._prompt_arrived(
+                link, agent_session.id, directory
+            ):
                 self._recorder.append(
                     session.id,
                     "agent.prompted",
@@ -94,17 +115,20 @@ class SessionStart:
             self._recorder.finish(
                 session, SessionStatus.FAILED, f"agent server error: {error.detail}", supervision
             )
+            await self._workspaces.end(supervision)
             return None
         self._recorder.append(session.id, "agent.prompted", {"agent_session_id": agent_session.id})
         return supervision
 
-    async def _prompt_arrived(self, link: AgentLink, agent_session_id: str) -> bool:
+    async def _prompt_arrived(
+        self, link: AgentLink, agent_session_id: str, directory: str | None
+    ) -> bool:
         """Whether the agent session holds our prompt (a user message), asked a few times."""
         for attempt in range(PROMPT_CONFIRM_ATTEMPTS):
             if attempt:
                 await asyncio.sleep(PROMPT_CONFIRM_PAUSE_SECONDS)
             try:
-                messages = await link.client.messages(agent_session_id, directory=link.directory)
+                messages = await link.client.messages(agent_session_id, directory=directory)
             except AgentServerError:
                 continue
             if any(message.info.role == "user" for message in messages):
@@ -121,24 +145,26 @@ class SessionStart:
             return None
         agent = self._pool.agent(session.agent_id)
         link = await self._pool.link(agent)
+        workspace = recorded_workspace(session)
+        directory = str(workspace.directory) if workspace else link.directory
         session.lease_owner = self._owner
         session.lease_expires_at = now + self._settings.lease
         try:
             self._recorder.save(session)
         except ConcurrentModification:
             return None  # another wave adopted it first
-        link.stream.subscribe(session.agent_session_id)
+        stream = await self._workspaces.stream(link, workspace)
+        stream.subscribe(session.agent_session_id)
+        supervision = FollowedSession.on(session, link, workspace, stream)
         try:
-            messages = await link.client.messages(
-                session.agent_session_id, directory=link.directory
-            )
+            messages = await link.client.messages(session.agent_session_id, directory=directory)
         except AgentServerError as error:
-            link.stream.unsubscribe(session.agent_session_id)
+            stream.unsubscribe(session.agent_session_id)
             self._recorder.finish(
                 session, SessionStatus.ORPHANED, f"agent session lost: {error.detail}"
             )
+            await self._workspaces.end(supervision)
             return None
-        supervision = FollowedSession.on(session, link)
         for message in messages:
             supervision.tracker.observe_message(message.info)
         self._recorder.append(session.id, "session.adopted", {"wave": self._owner})
@@ -151,7 +177,7 @@ class SessionStart:
                 session.agent_session_id,
                 CONTINUE_PROMPT,
                 agent=agent.opencode_agent,
-                directory=link.directory,
+                directory=directory,
             )
         elif await turn_finished(supervision):
             supervision.tracker.idle_seen = True

@@ -16,7 +16,9 @@ from domain.clock import utcnow
 from domain.session import SessionStatus
 from domain.supervision_policy import SupervisionSettings
 from resources.database import Database, tenant_scope
+from resources.settings import workspaces_dir
 from services.session_outcome import SessionOutcome, outcome_of
+from services.session_workspaces import SessionWorkspaces, WorkspaceLayout
 from services.supervision.agent_pool import AgentPool
 from services.supervision.agent_server import AgentServers
 from services.supervision.followed_session import SUPERVISED
@@ -24,6 +26,7 @@ from services.supervision.lease_keeper import LeaseKeeper
 from services.supervision.session_follower import SessionFollower
 from services.supervision.session_recorder import EventSink, SessionRecorder
 from services.supervision.session_start import SessionStart
+from services.supervision.wave_workspaces import WaveWorkspaces
 from services.top_up import TopUp
 
 logger = logging.getLogger(__name__)
@@ -43,7 +46,10 @@ class WaveSupervisor:
         publish: EventSink | None = None,
         settings: SupervisionSettings | None = None,
         clock: Callable[[], datetime] = utcnow,
+        workspaces: SessionWorkspaces | None = None,
     ) -> None:
+        """`workspaces`: where sessions get their own (default: `INDORCH_WORKSPACES_DIR`, git
+        run as the current user, no tenant secrets)."""
         self._tenant = tenant
         self._owner = owner
         self._settings = settings = settings or SupervisionSettings()
@@ -51,8 +57,12 @@ class WaveSupervisor:
         self._recorder = SessionRecorder(database, tenant, owner, publish, clock)
         self._pool = AgentPool(database, servers, tenant, self._recorder, settings, clock)
         self._leases = LeaseKeeper(database, tenant, owner, self._recorder, settings, clock)
-        self._start = SessionStart(self._pool, self._recorder, owner, settings, clock)
-        self._follower = SessionFollower(self._recorder, self._leases, settings, clock)
+        workspaces = workspaces or SessionWorkspaces(database, WorkspaceLayout(workspaces_dir()))
+        self._workspaces = WaveWorkspaces(workspaces, self._recorder, settings)
+        self._start = SessionStart(
+            self._pool, self._recorder, owner, settings, clock, self._workspaces
+        )
+        self._follower = SessionFollower(self._recorder, self._leases, settings, clock, workspaces)
 
     async def run(
         self, session_ids: list[str], top_up: TopUp | None = None
@@ -142,4 +152,5 @@ class WaveSupervisor:
                 with self._leases.following(supervision):
                     return await self._follower.follow(supervision)
             finally:
-                supervision.link.stream.unsubscribe(supervision.session.agent_session_id or "")
+                supervision.stream.unsubscribe(supervision.session.agent_session_id or "")
+                await self._workspaces.end(supervision)

@@ -66,7 +66,7 @@ _TRAINING_SQL = """
     WHERE j.status IN ('QUEUED', 'RUNNING')
       AND (SELECT t.active AND t.deleted_at IS NULL FROM tenants t WHERE t.slug = j.tenant_id)
     ORDER BY j.tenant_id
-"""  # migration 0008's function body
+"""  # migration 0009's function body
 _AS_OF = bindparam("as_of", type_=UtcDateTime())
 
 

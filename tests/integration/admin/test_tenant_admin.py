@@ -59,3 +59,14 @@ def test_a_tenants_viewer_reads_its_own_tenant_and_no_other(
     assert [t.slug for t in admin.list(viewer)] == [tenant]
     with pytest.raises(TenantMismatch):
         admin.get(viewer, other_tenant)
+
+
+def test_deleting_a_tenant_removes_its_workspaces_on_this_host(
+    services: ServiceFactory, tenant: str, other_tenant: str, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("INDORCH_WORKSPACES_DIR", str(tmp_path))
+    for slug in (tenant, other_tenant):
+        (tmp_path / slug / "mirrors" / "app.git").mkdir(parents=True)
+    services.tenants().delete(OPERATOR, tenant)
+    assert not (tmp_path / tenant).exists()
+    assert (tmp_path / other_tenant / "mirrors" / "app.git").is_dir()

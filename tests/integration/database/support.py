@@ -15,6 +15,7 @@ import pytest
 
 from domain.agent import Agent
 from domain.api_key import ApiKey
+from domain.code_repository import CodeRepository
 from domain.evaluation import Evaluation, EvaluationDecision
 from domain.fine_tuning import FineTuningJob, FineTuningStatus
 from domain.session import Session, SessionStatus
@@ -99,6 +100,8 @@ class Seed:
     usage_day: date
     workspace: TenantWorkspace  # on SHARED_SERVER
     own_workspace: TenantWorkspace  # on a server only this tenant has a workspace on
+    repository: CodeRepository  # "app", a name every seeded tenant has
+    own_repository: CodeRepository  # a name only this tenant has
 
     @property
     def active_sessions(self) -> int:
@@ -183,6 +186,12 @@ def seed_tenant(db: Database, tenant: str) -> Seed:
                 directory=f"/wt/own/tenant-{tenant}",
             )
         )
+        repository = uow.code_repositories.add(
+            CodeRepository(tenant_id=tenant, name="app", url=f"file:///srv/{tenant}/app.git")
+        )
+        own_repository = uow.code_repositories.add(
+            CodeRepository(tenant_id=tenant, name=f"{tenant}-only", url="https://git.example/x")
+        )
         return Seed(
             tenant=tenant,
             user=user,
@@ -202,6 +211,8 @@ def seed_tenant(db: Database, tenant: str) -> Seed:
             usage_day=USAGE_DAY,
             workspace=workspace,
             own_workspace=own_workspace,
+            repository=repository,
+            own_repository=own_repository,
         )
 
     return run_as(db, tenant, write)

@@ -28,6 +28,7 @@ import resources.database.repositories as repositories_package
 from domain.agent import Agent
 from domain.checkpoint import Checkpoint
 from domain.clock import utcnow
+from domain.code_repository import CodeRepository
 from domain.errors import NotFound, TenantMismatch, TenantNotSet
 from domain.evaluation import Evaluation
 from domain.fine_tuning import FineTuningJob, FineTuningStatus
@@ -147,6 +148,10 @@ def _evaluation(tenant: str, job_id: str | None) -> Evaluation:
         base_score=0.5,
         candidate_score=0.5,
     )
+
+
+def _repository(tenant: str, name: str) -> CodeRepository:
+    return CodeRepository(tenant_id=tenant, name=name, url="file:///srv/intruder.git")
 
 
 def _workspace(tenant: str, server_url: str, directory: str = "/wt/intruder") -> TenantWorkspace:
@@ -614,6 +619,49 @@ CASES: list[Case] = [
         lambda uow, a, b: uow.workspaces.remove(a.own_workspace.server_url),
         NotFound,
     ),
+    # code repositories
+    Case(
+        "CodeRepositoryRepository.add",
+        "record of A",
+        lambda uow, a, b: uow.code_repositories.add(_repository(a.tenant, "new")),
+        TenantMismatch,
+    ),
+    Case(
+        "CodeRepositoryRepository.add",
+        "A's name is free for B",
+        lambda uow, a, b: uow.code_repositories.add(_repository(b.tenant, a.own_repository.name)),
+        check=lambda result, a, b: result.tenant_id == b.tenant,
+    ),
+    Case(
+        "CodeRepositoryRepository.find",
+        "A's own name",
+        lambda uow, a, b: uow.code_repositories.find(a.own_repository.name),
+        check=equals(lambda b: None),
+    ),
+    Case(
+        "CodeRepositoryRepository.find",
+        "a shared name is B's",
+        lambda uow, a, b: uow.code_repositories.find("app"),
+        check=equals(lambda b: b.repository),
+    ),
+    Case(
+        "CodeRepositoryRepository.get",
+        "A's own name",
+        lambda uow, a, b: uow.code_repositories.get(a.own_repository.name),
+        NotFound,
+    ),
+    Case(
+        "CodeRepositoryRepository.list",
+        "B's repositories only",
+        lambda uow, a, b: {(r.tenant_id, r.name) for r in uow.code_repositories.list()},
+        check=lambda result, a, b: result == {(b.tenant, "app"), (b.tenant, b.own_repository.name)},
+    ),
+    Case(
+        "CodeRepositoryRepository.remove",
+        "A's own name",
+        lambda uow, a, b: uow.code_repositories.remove(a.own_repository.name),
+        NotFound,
+    ),
 ]
 
 # Each method once more with no tenant set at all (A's ids as arguments): `TenantNotSet`.
@@ -704,6 +752,13 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
         a.workspace, "/wt/x"
     ),
     "TenantWorkspaceRepository.remove": lambda uow, a: uow.workspaces.remove(SHARED_SERVER),
+    "CodeRepositoryRepository.add": lambda uow, a: uow.code_repositories.add(
+        _repository(a.tenant, "new")
+    ),
+    "CodeRepositoryRepository.find": lambda uow, a: uow.code_repositories.find("app"),
+    "CodeRepositoryRepository.get": lambda uow, a: uow.code_repositories.get("app"),
+    "CodeRepositoryRepository.list": lambda uow, a: uow.code_repositories.list(),
+    "CodeRepositoryRepository.remove": lambda uow, a: uow.code_repositories.remove("app"),
 }
 
 
@@ -777,6 +832,7 @@ def _snapshot(uow: UnitOfWork) -> dict[str, Any]:
         "evaluations": [e.model_dump() for e in uow.evaluations.list()],
         "usage": [u.model_dump() for u in uow.usage.between(date.min, date.max)],
         "workspaces": [w.model_dump() for w in uow.workspaces.list()],
+        "repositories": [r.model_dump() for r in uow.code_repositories.list()],
         "rows": {
             name: uow.session.scalar(
                 select(func.count())

@@ -90,6 +90,8 @@ class FakeServer:
         self.worktree_dirs: list[str] = []
         self.turns: deque[Turn] = deque()
         self.permission_replies: dict[str, str] = {}
+        self.session_permissions: dict[str, list[dict[str, str]]] = {}  # as created
+        self.disposed: list[str] = []  # directories whose instance was disposed of
         self.streams: list[FakeEventStream] = []
         self._waiting: dict[str, _Waiting] = {}  # permission requests not answered yet
         self._working: dict[str, tuple[Turn, str]] = {}  # agent session -> unfinished turn
@@ -267,9 +269,16 @@ class FakeAgentClient:
         self._reachable("GET /global/health")
         return Health(healthy=True, version="fake")
 
-    async def create_session(self, title: str, *, directory: str | None = None) -> AgentSession:
+    async def create_session(
+        self,
+        title: str,
+        *,
+        directory: str | None = None,
+        permission: list[dict[str, str]] | None = None,
+    ) -> AgentSession:
         self._reachable("POST /session")
         session = AgentSessionState(id=_new_id("ses"), directory=directory or self.server.url)
+        self.server.session_permissions[session.id] = list(permission or [])
         self.server.sessions[session.id] = session
         return AgentSession(id=session.id, title=title, directory=session.directory)
 
@@ -325,6 +334,11 @@ class FakeAgentClient:
         self._reachable("DELETE /experimental/worktree")
         if directory in self.server.worktree_dirs:
             self.server.worktree_dirs.remove(directory)
+        return True
+
+    async def dispose_instance(self, directory: str) -> bool:
+        self._reachable("POST /instance/dispose")
+        self.server.disposed.append(directory)
         return True
 
     def event_stream(self, directory: str | None = None) -> FakeEventStream:

@@ -21,6 +21,7 @@ import pytest
 
 from domain.agent import Agent, AgentStatus
 from domain.checkpoint import step_checkpoint_data
+from domain.errors import InvalidInput
 from domain.quota import CostCap
 from domain.session import SessionStatus
 from resources.database import tenant_scope, unit_of_work
@@ -163,22 +164,44 @@ def test_a_session_stopped_from_outside_ends_its_supervision_and_keeps_that_stat
     assert [s.aborted for s in world.server.sessions.values()] == [True]
 
 
-@pytest.mark.parametrize(
-    ("policy", "reply", "answer"), [("allow", "once", "done"), ("reject", "reject", "not allowed")]
-)
-def test_a_permission_request_is_answered_by_the_sessions_policy(
-    world: World, policy: str, reply: str, answer: str
-) -> None:
+def test_a_permission_request_is_rejected_by_the_sessions_policy(world: World) -> None:
     world.server.queue(Turn(asks="edit"))
-    session_id = world.submit(agent_config={"permission": policy})
+    session_id = world.submit(agent_config={"permission": "reject"})
 
     [outcome] = supervise(world.wave(), [session_id])
 
     assert outcome.status == "COMPLETED"
-    assert list(world.server.permission_replies.values()) == [reply]
+    assert list(world.server.permission_replies.values()) == ["reject"]
     session = world.session(session_id)
-    assert session.result is not None and session.result["text"] == answer
+    assert session.result is not None and session.result["text"] == "not allowed"
     assert "agent.permission" in world.event_types(session_id)
+
+
+def test_only_an_operators_agent_profile_allows_permission_requests(world: World) -> None:
+    with pytest.raises(InvalidInput, match="not for a submitter"):
+        world.submit(agent_config={"permission": "allow"})
+    with tenant_scope(TENANT), unit_of_work(world.database) as uow:
+        agent = uow.agents.get(world.agent.id)
+        agent.permission_policy = "allow"
+        uow.agents.save(agent)
+    world.server.queue(Turn(asks="edit"))
+    session_id = world.submit(agent_config={"permission": "reject"})
+
+    [outcome] = supervise(world.wave(), [session_id])
+
+    assert outcome.status == "COMPLETED"
+    assert list(world.server.permission_replies.values()) == ["once"]
+    assert world.session(session_id).result["text"] == "done"  # type: ignore[index]
+
+
+def test_every_session_is_created_confined_to_its_directory(world: World) -> None:
+    session_id = world.submit()
+
+    supervise(world.wave(), [session_id])
+
+    assert list(world.server.session_permissions.values()) == [
+        [{"permission": "external_directory", "pattern": "*", "action": "deny"}]
+    ]
 
 
 def test_a_permission_request_under_the_wait_policy_is_left_to_the_deadline(

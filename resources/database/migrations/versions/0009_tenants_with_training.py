@@ -5,16 +5,16 @@ by the finder role, returns only the slugs of active tenants with a QUEUED or RU
 finder role reads three columns of `fine_tuning_jobs` (id, tenant_id, status) through its own
 SELECT-only policy. An index on (status, tenant_id) keeps it O(jobs in flight).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

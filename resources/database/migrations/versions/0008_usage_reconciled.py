@@ -5,8 +5,8 @@ The `tenant_usage` asset (partition = day x tenant) sets `sessions`, `agent_seco
 `fine_tuning_tokens` of a day from the sessions' and jobs' histories; the live counters (tokens,
 cost) keep being added to as attempts end.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,240 @@
+"""Each session's own workspace: a worktree of its repository on `indorch/<session id>`, or a
+scratch repository of its own; never a tree another session writes in.
+
+Before the prompt: the tenant's mirror of the repository is fetched (with the credentials of
+the tenant secret the repository names, for that git process only), a clean worktree added at the
+session's base commit (the ref resolved on its first attempt; a retry starts again from that same
+commit), and the repository's setup script run there, its output passed on as it comes. On
+COMPLETED: everything committed (author: the agent; message: the title), pushed to the remote's
+`indorch/<session id>`, and the patch kept as the result. When the session ends, the worktree goes
+(its branch is on the remote). Git and the script run through a `CommandRunner`: today as the
+current user, in a tenant's sandbox once its runtime provides one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from domain.code_repository import CodeRepository, session_branch
+from domain.errors import NotFound
+from domain.session import Session
+from resources.database import Database, tenant_scope, unit_of_work
+from resources.git.checkout import GitCheckouts, GitCredentials, GitFailed
+from resources.git.command_runner import CommandRunner, LocalCommandRunner
+
+WORKSPACE_KEY = "workspace"  # in a session's metadata: where it works, from which commit
+SETUP_TIMEOUT_SECONDS = 1800.0
+REASON_TAIL_CHARS = 1000
+PATCH_MAX_CHARS = 1_000_000
+OutputSink = Callable[[str], None]
+
+
+class TenantSecrets(Protocol):
+    """The named tenant secret's value, for the one operation that needs it (never stored or
+    logged by the caller). `NotFound` when the tenant has no secret of that name."""
+
+    def reveal(self, tenant_id: str, name: str) -> str: ...
+
+
+class WorkspaceFailed(Exception):
+    """The workspace could not be made or delivered; `reason` is the session's (no secret)."""
+
+    def __init__(self, reason: str, *, retryable: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class WorkspaceLayout:
+    """Where a tenant's mirrors and its sessions' worktrees live on the runtime's host."""
+
+    root: Path
+
+    def tenant(self, tenant: str) -> Path:
+        """Everything of the tenant's: its mirrors, its sessions' worktrees, git's HOME."""
+        return self.root / tenant
+
+    def home(self, tenant: str) -> Path:
+        return self.root / tenant / "home"
+
+    def mirror(self, tenant: str, repository: str) -> Path:
+        return self.root / tenant / "mirrors" / f"{repository}.git"
+
+    def session(self, tenant: str, session_id: str) -> Path:
+        return self.root / tenant / "sessions" / session_id
+
+
+@dataclass(frozen=True)
+class SessionWorkspace:
+    directory: Path
+    repository: str | None = None  # None: a scratch workspace
+    branch: str | None = None
+    base: str | None = None  # the commit the worktree started from
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "directory": str(self.directory),
+            "repository": self.repository,
+            "branch": self.branch,
+            "base": self.base,
+        }
+
+
+def recorded_workspace(session: Session) -> SessionWorkspace | None:
+    """The workspace its metadata names (a wave adopting it finds it there)."""
+    data = session.metadata.get(WORKSPACE_KEY)
+    if not isinstance(data, dict) or not data.get("directory"):
+        return None
+    return SessionWorkspace(
+        Path(data["directory"]), data.get("repository"), data.get("branch"), data.get("base")
+    )
+
+
+class SessionWorkspaces:
+    def __init__(
+        self,
+        database: Database,
+        layout: WorkspaceLayout,
+        runner: CommandRunner | None = None,
+        secrets: TenantSecrets | None = None,
+    ) -> None:
+        self._database = database
+        self._layout = layout
+        self._runner = runner or LocalCommandRunner()
+        self._secrets = secrets
+
+    def _git(self, tenant: str) -> GitCheckouts:
+        home = self._layout.home(tenant)
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return GitCheckouts(self._runner, home)
+
+    async def prepare(self, session: Session, on_output: OutputSink) -> SessionWorkspace:
+        """A clean workspace for this attempt; `WorkspaceFailed` saying why not."""
+        tenant, directory = session.tenant_id, self._layout.session(session.tenant_id, session.id)
+        git = self._git(tenant)
+        if session.repository is None:
+            try:
+                await git.init_scratch(directory)
+            except GitFailed as error:
+                raise WorkspaceFailed(f"scratch workspace: {error.reason}") from None
+            return SessionWorkspace(directory)
+        repository = self._repository(session)
+        credentials = self._credentials(repository)
+        mirror = self._layout.mirror(tenant, repository.name)
+        branch = session_branch(session.id)
+        previous = recorded_workspace(session)
+        try:
+            async with git.locked(mirror):
+                await git.fetch(mirror, repository.url, credentials)
+                base = previous.base if previous and previous.base else None
+                if base is None:
+                    base = await git.resolve(mirror, session.ref or repository.default_ref)
+                if base is None:
+                    raise WorkspaceFailed(
+                        f"ref {session.ref!r} not found in repository {repository.name}",
+                        retryable=False,
+                    )
+                await git.add_worktree(mirror, directory, branch, base)
+        except GitFailed as error:
+            raise WorkspaceFailed(f"repository {repository.name}: {error.reason}") from None
+        workspace = SessionWorkspace(directory, repository.name, branch, base)
+        if repository.setup_script:
+            try:
+                await self._run_setup(session, repository.setup_script, workspace, on_output)
+            except WorkspaceFailed:
+                await self.release(session, workspace)  # the attempt ends: nothing to keep
+                raise
+        return workspace
+
+    async def _run_setup(
+        self, session: Session, script: str, workspace: SessionWorkspace, on_output: OutputSink
+    ) -> None:
+        result = await self._runner.run(
+            ["bash", "-c", script],
+            cwd=workspace.directory,
+            env={"HOME": str(self._layout.home(session.tenant_id))},
+            timeout=min(SETUP_TIMEOUT_SECONDS, float(session.max_duration_seconds)),
+            on_output=on_output,
+        )
+        if not result.ok:
+            tail = result.output.strip()[-REASON_TAIL_CHARS:] or "no output"
+            how = "timed out" if result.returncode == -1 else f"exit {result.returncode}"
+            raise WorkspaceFailed(f"setup script failed ({how}): {tail}")
+
+    async def deliver(
+        self, session: Session, workspace: SessionWorkspace, author: str, email: str
+    ) -> dict[str, Any]:
+        """Commit, push and the patch, for the session's result; nothing for a scratch one."""
+        if workspace.repository is None or workspace.branch is None or workspace.base is None:
+            return {}
+        repository = self._repository(session)
+        credentials = self._credentials(repository)
+        git = self._git(session.tenant_id)
+        patch_file = workspace.directory.with_name(f"{session.id}.patch")
+        try:
+            commit = await git.commit_all(workspace.directory, author, email, session.title)
+            await git.push(workspace.directory, repository.url, workspace.branch, credentials)
+            patch = await git.patch(workspace.directory, workspace.base, patch_file)
+        except GitFailed as error:
+            raise WorkspaceFailed(f"repository {repository.name}: {error.reason}") from None
+        result: dict[str, Any] = {
+            "repository": repository.name,
+            "branch": workspace.branch,
+            "base": workspace.base,
+            "commit": commit,
+            "patch": patch[:PATCH_MAX_CHARS],
+        }
+        if len(patch) > PATCH_MAX_CHARS:
+            result["patch_truncated_from"] = len(patch)
+        return result
+
+    async def release(self, session: Session, workspace: SessionWorkspace) -> None:
+        """The worktree gone (its branch was pushed, or the attempt failed and the next one
+        starts clean)."""
+        git = self._git(session.tenant_id)
+        if workspace.repository is None or workspace.branch is None:
+            await asyncio.to_thread(_remove_tree, workspace.directory)
+            return
+        mirror = self._layout.mirror(session.tenant_id, workspace.repository)
+        async with git.locked(mirror):
+            await git.remove_worktree(mirror, workspace.directory, workspace.branch)
+
+    def _repository(self, session: Session) -> CodeRepository:
+        assert session.repository is not None
+        try:
+            with tenant_scope(session.tenant_id), unit_of_work(self._database) as uow:
+                return uow.code_repositories.get(session.repository)
+        except NotFound:
+            raise WorkspaceFailed(
+                f"repository {session.repository} is not registered", retryable=False
+            ) from None
+
+    def _credentials(self, repository: CodeRepository) -> GitCredentials | None:
+        name = repository.credentials_secret
+        if name is None:
+            return None
+        if self._secrets is None:
+            raise WorkspaceFailed(
+                f"repository {repository.name} needs tenant secret {name!r}: "
+                "no tenant secrets on this control plane",
+                retryable=False,
+            )
+        try:
+            value = self._secrets.reveal(repository.tenant_id, name)
+        except NotFound:
+            raise WorkspaceFailed(
+                f"repository {repository.name}: tenant secret {name!r} not found",
+                retryable=False,
+            ) from None
+        return GitCredentials.from_secret(value)
+
+
+def _remove_tree(directory: Path) -> None:
+    import shutil
+
+    shutil.rmtree(directory, ignore_errors=True)
