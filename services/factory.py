@@ -27,9 +27,9 @@ if TYPE_CHECKING:
     from services.agent_control import AgentControl
     from services.agent_registry import AgentRegistry
     from services.api_key_admin import ApiKeyAdmin
+    from services.code_repositories import CodeRepositories
     from services.fine_tuning import FineTuningService
     from services.model_promotion import ModelPromotionService
-    from services.code_repositories import CodeRepositories
     from services.request_settlement import CoordinationService
     from services.session_service import SessionService
     from services.session_workspaces import SessionWorkspaces, TenantSecrets

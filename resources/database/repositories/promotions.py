@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from domain.errors import NotFound
 from domain.promotion import ModelPromotion
 from resources.database.repositories.base import TenantScopedRepository
 from resources.database.schema import EvaluationRow, FineTuningJobRow, ModelPromotionRow
@@ -51,8 +52,14 @@ class PromotionRepository(TenantScopedRepository):
         return _to_domain(row) if row else None
 
     def retire(self, promotion_id: str, at: datetime) -> None:
-        row = self._session.get_one(ModelPromotionRow, promotion_id)
-        self._owned(row.tenant_id)
+        row = self._session.scalars(
+            select(ModelPromotionRow).where(
+                ModelPromotionRow.tenant_id == self.tenant_id,
+                ModelPromotionRow.id == promotion_id,
+            )
+        ).first()
+        if row is None:
+            raise NotFound(self.kind, promotion_id)
         row.retired_at = at
         self._session.flush()
 

@@ -21,7 +21,12 @@ from tests.integration.database.support import APP_ROLE, new_tenant
 
 _S = SessionStatus
 FINDER_ROLE = "indorch_tenant_finder"
-FINDER_FUNCTIONS = ("tenants_to_dispatch", "tenants_to_retry", "tenants_to_settle")
+FINDER_FUNCTIONS = (
+    "tenants_to_dispatch",
+    "tenants_to_retry",
+    "tenants_to_settle",
+    "tenants_with_training",
+)
 NOW = utcnow()
 LATER = NOW + timedelta(minutes=5)
 EARLIER = NOW - timedelta(minutes=5)
@@ -190,6 +195,20 @@ def test_the_finder_functions_return_only_slugs_as_a_role_nobody_can_become_read
             ).scalar_one()
             for column in ("tenant_id", "status", "initial_prompt", "result", "error")
         }
+        job_reads = {
+            column: connection.execute(
+                text("SELECT has_column_privilege(:finder, 'fine_tuning_jobs', :column, 'SELECT')"),
+                {"finder": FINDER_ROLE, "column": column},
+            ).scalar_one()
+            for column in ("tenant_id", "status", "base_model", "dataset_uri", "error")
+        }
+    assert job_reads == {
+        "tenant_id": True,
+        "status": True,
+        "base_model": False,
+        "dataset_uri": False,
+        "error": False,
+    }
     assert reads == {
         "tenant_id": True,
         "status": True,

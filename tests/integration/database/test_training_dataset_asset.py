@@ -15,8 +15,7 @@ from tests.integration.database.test_training_data import completed_session
 pytestmark = pytest.mark.parametrize("database", BACKENDS, indirect=True)
 
 
-def materialize(database, tenant: str, tmp_path):
-    instance = dg.DagsterInstance.ephemeral()
+def materialize(instance, database, tenant: str, tmp_path):
     instance.add_dynamic_partitions(tenant_partitions.name, [tenant])
     return dg.materialize(
         [training_dataset],
@@ -41,7 +40,12 @@ def test_a_tenant_with_enough_sessions_passes_every_check(database, tmp_path):
     acme = new_tenant(database, "acme")
     for n in range(20):
         completed_session(database, acme, n, [["write"]])
-    result = materialize(database, acme, tmp_path)
+    with dg.instance_for_test() as instance:  # the result reads its events from the instance
+        result = materialize(instance, database, acme, tmp_path)
+        assert_good(result, acme)
+
+
+def assert_good(result, acme: str) -> None:
     assert result.success
     assert checks(result) == dict.fromkeys(
         ("minimum_examples", "no_duplicates", "no_secrets", "eval_held_out"), True
@@ -54,5 +58,6 @@ def test_a_tenant_with_enough_sessions_passes_every_check(database, tmp_path):
 
 def test_an_empty_tenant_fails_the_minimum_check(database, tmp_path):
     empty = new_tenant(database, "empty")
-    result = materialize(database, empty, tmp_path)
-    assert checks(result)["minimum_examples"] is False
+    with dg.instance_for_test() as instance:
+        result = materialize(instance, database, empty, tmp_path)
+        assert checks(result)["minimum_examples"] is False
