@@ -201,3 +201,12 @@ class SecretUnreadable(DomainError):
     def __init__(self, what: str) -> None:
         self.what = what
         super().__init__(f"{what}: cannot be decrypted with the configured secret key")
+
+
+class PromotionRefused(DomainError):
+    """A model is promoted only on an evaluation that found it better; says what it found."""
+
+    def __init__(self, evaluation_id: str, decision: str, reason: str) -> None:
+        self.evaluation_id = evaluation_id
+        self.decision = decision
+        super().__init__(f"evaluation {evaluation_id} decided {decision}: {reason}")

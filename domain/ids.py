@@ -23,6 +23,7 @@ JOB_PREFIX = "FTJ-"
 USER_PREFIX = "USR-"
 API_KEY_PREFIX = "KEY-"
 EVALUATION_PREFIX = "EVAL-"
+PROMOTION_PREFIX = "PROMO-"
 
 
 def _encode(value: int, length: int) -> str:
@@ -73,3 +74,7 @@ def new_api_key_id() -> str:
 
 def new_evaluation_id() -> str:
     return EVALUATION_PREFIX + ulid()
+
+
+def new_promotion_id() -> str:
+    return PROMOTION_PREFIX + ulid()

@@ -20,12 +20,15 @@ from indorch.apikey_commands import apikey_app
 from indorch.checkpoint_commands import checkpoints as _checkpoints_command  # noqa: F401
 from indorch.db_commands import db_app
 from indorch.demo.command import demo
+from indorch.finetune_commands import finetune_app
 from indorch.health_command import health
+from indorch.model_commands import model_app
 from indorch.output import print_error
 from indorch.patch_command import patch as _patch_command  # noqa: F401
 from indorch.repo_commands import repo_app
 from indorch.session_commands import session_app
 from indorch.tenant_commands import tenant_app
+from indorch.usage_commands import usage_app
 from indorch.user_commands import user_app
 
 EXIT_FAILURE = 1
@@ -45,6 +48,9 @@ app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(agent_app, name="agent")
 app.add_typer(session_app, name="session")
+app.add_typer(usage_app, name="usage")
+app.add_typer(finetune_app, name="finetune")
+app.add_typer(model_app, name="model")
 app.add_typer(repo_app, name="repo")
 app.command("demo")(demo)
 app.command("health")(health)

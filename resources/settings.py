@@ -6,6 +6,8 @@
 - ``INDORCH_WORKSPACES_DIR``: where sessions' worktrees and repository mirrors live, per tenant;
   default ``<state dir>/workspaces``.
 - ``REDIS_URL``: Redis, optional on the embedded default (``None`` means "run without it").
+- ``INDORCH_PROVIDER_BASE_URL`` / ``INDORCH_PROVIDER_API_KEY``: the OpenAI-compatible
+  fine-tuning and inference provider (the stand-in's ``.../v1`` in the demo and tests).
 
 Assets, sensors and resources never read the environment themselves (STYLE.md rule 4).
 """
@@ -20,6 +22,8 @@ from domain.errors import InvalidSetting
 DATABASE_URL_VAR = "DATABASE_URL"
 STATE_DIR_VAR = "INDORCH_STATE_DIR"
 REDIS_URL_VAR = "REDIS_URL"
+PROVIDER_BASE_URL_VAR = "INDORCH_PROVIDER_BASE_URL"
+PROVIDER_API_KEY_VAR = "INDORCH_PROVIDER_API_KEY"
 WORKSPACES_DIR_VAR = "INDORCH_WORKSPACES_DIR"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATABASE_FILE_NAME = "indorch.db"
@@ -68,3 +72,27 @@ def database_url() -> str:
 
 def redis_url() -> str | None:
     return _env(REDIS_URL_VAR)
+
+
+DATASET_DIR_VAR = "INDORCH_DATASET_DIR"
+
+
+def dataset_dir() -> Path:
+    """Where training datasets are written; default ``<state dir>/datasets``."""
+    configured = _env(DATASET_DIR_VAR)
+    return Path(configured).expanduser().resolve() if configured else state_dir() / "datasets"
+
+
+def provider_base_url() -> str | None:
+    """The provider's API base URL (``http(s)://host[:port]/v1``); `InvalidSetting` when it is
+    not an HTTP URL."""
+    configured = _env(PROVIDER_BASE_URL_VAR)
+    if configured is not None and not configured.startswith(("http://", "https://")):
+        raise InvalidSetting(PROVIDER_BASE_URL_VAR, "must be an http:// or https:// URL")
+    return configured
+
+
+def provider_api_key_is_configured() -> bool:
+    """True when ``INDORCH_PROVIDER_API_KEY`` is set; the key itself is bound as an `EnvVar`,
+    so it is read only where the resource runs and never lands in a snapshot."""
+    return _env(PROVIDER_API_KEY_VAR) is not None

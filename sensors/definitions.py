@@ -4,6 +4,7 @@ import dagster as dg
 
 from sensors.agent_health import agent_health_sensor
 from sensors.dispatch import dispatch_sensor
+from sensors.fine_tuning import fine_tuning_sensor
 from sensors.retry import retry_sensor
 from sensors.run_failure import wave_failure_sensor
 from sensors.settlement import settlement_sensor
@@ -19,5 +20,6 @@ def defs() -> dg.Definitions:
             settlement_sensor,
             wave_failure_sensor,
             agent_health_sensor,
+            fine_tuning_sensor,
         ]
     )

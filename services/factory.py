@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from services.agent_registry import AgentRegistry
     from services.api_key_admin import ApiKeyAdmin
     from services.code_repositories import CodeRepositories
+    from services.fine_tuning import FineTuningService
+    from services.model_promotion import ModelPromotionService
     from services.request_settlement import CoordinationService
     from services.session_service import SessionService
     from services.session_workspaces import SessionWorkspaces, TenantSecrets
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from services.supervision.wave import WaveSupervisor
     from services.tenant_admin import TenantAdmin
     from services.unroutable import UnroutableSessions
+    from services.usage_metering import UsageMetering
     from services.user_admin import UserAdmin
 
 EventSink = Callable[[SessionEvent], None]
@@ -135,6 +138,21 @@ class ServiceFactory:
         from services.api_key_admin import ApiKeyAdmin
 
         return ApiKeyAdmin(self.database)
+
+    def usage(self) -> UsageMetering:
+        from services.usage_metering import UsageMetering
+
+        return UsageMetering(self.database)
+
+    def fine_tuning(self) -> FineTuningService:
+        from services.fine_tuning import FineTuningService
+
+        return FineTuningService(self.database, clock=self.clock)
+
+    def promotions(self) -> ModelPromotionService:
+        from services.model_promotion import ModelPromotionService
+
+        return ModelPromotionService(self.database, clock=self.clock)
 
     def repositories(self) -> CodeRepositories:
         from services.code_repositories import CodeRepositories

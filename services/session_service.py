@@ -151,6 +151,11 @@ class SessionService:
                 metadata = {**metadata, "decomposition": {"subtasks": len(subtasks), "by": source}}
             if request.idempotency_key:
                 metadata = {**metadata, REQUEST_DIGEST: request.digest()}
+            model = request.model
+            promoted = None if model else uow.promotions.current()
+            if promoted is not None:  # the tenant's promoted model, unless the submitter chose
+                model = promoted.opencode_model
+                metadata = {**metadata, "model_promotion": promoted.id}
             session = Session(
                 tenant_id=tenant_id,
                 title=request.title,
@@ -158,7 +163,7 @@ class SessionService:
                 description=request.description,
                 session_type=request.session_type,
                 priority=request.priority,
-                model=request.model,
+                model=model,
                 agent_config=request.agent_config,
                 max_duration_seconds=request.max_duration_seconds,
                 max_retries=0 if subtasks else request.max_retries,  # retries are the children's

@@ -181,7 +181,10 @@ class SessionEventRow(Base):
     """Append-only history of a session, numbered 1..n per session."""
 
     __tablename__ = "session_events"
-    __table_args__ = (UniqueConstraint("session_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("session_id", "seq"),
+        Index("ix_session_events_tenant_created", "tenant_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPrimaryKey, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = tenant_fk()
@@ -245,6 +248,7 @@ class TaskDependencyRow(Base):
 
 class FineTuningJobRow(Base):
     __tablename__ = "fine_tuning_jobs"
+    __table_args__ = (Index("ix_fine_tuning_jobs_status", "status", "tenant_id"),)
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     tenant_id: Mapped[str] = tenant_fk()
@@ -315,6 +319,8 @@ class UsageRow(Base):
     tokens_in: Mapped[int] = mapped_column(BigInteger, default=0)
     tokens_out: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6), default=Decimal(0))
+    agent_seconds: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    fine_tuning_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class TenantWorkspaceRow(Base):
@@ -330,6 +336,26 @@ class TenantWorkspaceRow(Base):
     directory: Mapped[str] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime]
+
+
+class ModelPromotionRow(Base):
+    """The models promoted for a tenant's sessions; the current one has no `retired_at`."""
+
+    __tablename__ = "model_promotions"
+    __table_args__ = (Index("ix_model_promotions_tenant_current", "tenant_id", "retired_at"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = tenant_fk()
+    model: Mapped[str] = mapped_column(String(200))
+    job_id: Mapped[str | None] = mapped_column(
+        ID, ForeignKey("fine_tuning_jobs.id", ondelete="SET NULL")
+    )
+    evaluation_id: Mapped[str | None] = mapped_column(
+        ID, ForeignKey("evaluations.id", ondelete="SET NULL")
+    )
+    reason: Mapped[str] = mapped_column(Text, default="")
+    promoted_at: Mapped[datetime]
+    retired_at: Mapped[datetime | None]
 
 
 class CodeRepositoryRow(Base):

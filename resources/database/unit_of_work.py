@@ -13,11 +13,14 @@ from resources.database.repositories.api_keys import ApiKeyRepository
 from resources.database.repositories.code_repositories import CodeRepositoryRepository
 from resources.database.repositories.evaluations import EvaluationRepository
 from resources.database.repositories.fine_tuning_jobs import FineTuningJobRepository
+from resources.database.repositories.promotions import PromotionRepository
+from resources.database.repositories.session_transcripts import SessionTranscriptRepository
 from resources.database.repositories.sessions import SessionRepository
 from resources.database.repositories.tasks import TaskRepository
 from resources.database.repositories.tenant_work import TenantWorkRepository
 from resources.database.repositories.tenants import TenantRepository
 from resources.database.repositories.usage import UsageRepository
+from resources.database.repositories.usage_sources import UsageSourceRepository
 from resources.database.repositories.users import UserRepository
 from resources.database.repositories.workspaces import TenantWorkspaceRepository
 
@@ -30,10 +33,13 @@ class UnitOfWork:
         self.api_keys = ApiKeyRepository(session)
         self.agents = AgentRepository(session)
         self.sessions = SessionRepository(session)
+        self.session_transcripts = SessionTranscriptRepository(session)
         self.tasks = TaskRepository(session)
         self.fine_tuning_jobs = FineTuningJobRepository(session)
         self.evaluations = EvaluationRepository(session)
+        self.promotions = PromotionRepository(session)
         self.usage = UsageRepository(session)
+        self.usage_sources = UsageSourceRepository(session)
         self.workspaces = TenantWorkspaceRepository(session)
         self.tenant_work = TenantWorkRepository(session)
         self.code_repositories = CodeRepositoryRepository(session)

@@ -258,6 +258,11 @@ class OpenCodeClient:
 
         return ServerEventStream(self, directory)
 
+    async def update_global_config(self, patch: dict[str, Any]) -> None:
+        """Merge `patch` into the server's global configuration (a provider, a model); the
+        server applies it to the sessions that start afterwards."""
+        await self._request("PATCH", "/global/config", json=patch, idempotent=True)
+
     async def dispose_instance(self, directory: str) -> bool:
         """`POST /instance/dispose`: the server's instance for `directory` released (each
         directory asked about keeps one, ~60 MB, until disposed of)."""

@@ -96,6 +96,16 @@ class FineTuningJobRepository(TenantScopedRepository):
         self._conditional_update(job, event.old_status)
         record_status_event(self._session, self.tenant_id, event)
 
+    def save_transitions(self, job: FineTuningJob, events: list[StatusChanged]) -> None:
+        """Several moves at once (a provider seen after it moved on): one version-checked
+        update from the first move's state, every move in the history."""
+        if not events:
+            self.save(job)
+            return
+        self._conditional_update(job, events[0].old_status)
+        for event in events:
+            record_status_event(self._session, self.tenant_id, event)
+
     def save(self, job: FineTuningJob) -> None:
         """Persist details (provider id, metrics) without a status change, version-checked."""
         self._conditional_update(job, job.status.value)

@@ -61,6 +61,12 @@ _SETTLE_SQL = """
     WHERE (SELECT t.active AND t.deleted_at IS NULL FROM tenants t WHERE t.slug = w.tenant_id)
     ORDER BY w.tenant_id
 """
+_TRAINING_SQL = """
+    SELECT DISTINCT j.tenant_id FROM fine_tuning_jobs j
+    WHERE j.status IN ('QUEUED', 'RUNNING')
+      AND (SELECT t.active AND t.deleted_at IS NULL FROM tenants t WHERE t.slug = j.tenant_id)
+    ORDER BY j.tenant_id
+"""  # migration 0009's function body
 _AS_OF = bindparam("as_of", type_=UtcDateTime())
 
 
@@ -87,4 +93,9 @@ class TenantWorkRepository:
     def to_settle(self) -> list[str]:
         """Slugs of the tenants with a decomposed request in flight, in order."""
         sql = "SELECT * FROM tenants_to_settle()" if self._is_postgres else _SETTLE_SQL
+        return list(self._session.scalars(text(sql)))
+
+    def with_training(self) -> list[str]:
+        """Slugs of the tenants with a fine-tuning job to submit or follow, in order."""
+        sql = "SELECT * FROM tenants_with_training()" if self._is_postgres else _TRAINING_SQL
         return list(self._session.scalars(text(sql)))

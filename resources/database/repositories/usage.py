@@ -64,9 +64,23 @@ class UsageRepository(TenantScopedRepository):
                 tokens_in=row.tokens_in,
                 tokens_out=row.tokens_out,
                 cost_usd=Decimal(row.cost_usd),
+                agent_seconds=row.agent_seconds,
+                fine_tuning_tokens=row.fine_tuning_tokens,
             )
             for row in self._session.scalars(query)
         ]
+
+    def reconcile_day(
+        self, day: date, sessions: int, agent_seconds: float, fine_tuning_tokens: int
+    ) -> DailyUsage:
+        """Set the day's figures taken from the histories (the live counters stay as added)."""
+        self.record(day)  # the row exists afterwards, its counters untouched
+        row = self._session.get_one(UsageRow, (self.tenant_id, day))
+        row.sessions = sessions
+        row.agent_seconds = agent_seconds
+        row.fine_tuning_tokens = fine_tuning_tokens
+        self._session.flush()
+        return next(iter(self.between(day, day)))
 
     def tokens_since(self, first_day: date) -> int:
         """Tokens used from `first_day` on (the month so far, for the token budget)."""

@@ -18,6 +18,7 @@ from domain.api_key import ApiKey
 from domain.code_repository import CodeRepository
 from domain.evaluation import Evaluation, EvaluationDecision
 from domain.fine_tuning import FineTuningJob, FineTuningStatus
+from domain.promotion import ModelPromotion
 from domain.session import Session, SessionStatus
 from domain.task import Task, TaskDependency, TaskStatus
 from domain.tenant import Role, Tenant, User
@@ -102,6 +103,7 @@ class Seed:
     own_workspace: TenantWorkspace  # on a server only this tenant has a workspace on
     repository: CodeRepository  # "app", a name every seeded tenant has
     own_repository: CodeRepository  # a name only this tenant has
+    promotion: ModelPromotion  # of evaluation's candidate
 
     @property
     def active_sessions(self) -> int:
@@ -192,6 +194,14 @@ def seed_tenant(db: Database, tenant: str) -> Seed:
         own_repository = uow.code_repositories.add(
             CodeRepository(tenant_id=tenant, name=f"{tenant}-only", url="https://git.example/x")
         )
+        promotion = uow.promotions.add(
+            ModelPromotion(
+                tenant_id=tenant,
+                model=evaluation.candidate_model,
+                job_id=job.id,
+                evaluation_id=evaluation.id,
+            )
+        )
         return Seed(
             tenant=tenant,
             user=user,
@@ -213,6 +223,7 @@ def seed_tenant(db: Database, tenant: str) -> Seed:
             own_workspace=own_workspace,
             repository=repository,
             own_repository=own_repository,
+            promotion=promotion,
         )
 
     return run_as(db, tenant, write)

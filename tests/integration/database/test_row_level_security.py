@@ -105,8 +105,12 @@ def test_every_tenant_table_has_forced_row_level_security_and_a_policy(
             assert command == "ALL"
             assert "app.tenant_id" in using and "tenant_id" in using, table
             assert "app.tenant_id" in check and "tenant_id" in check, table
-    # The one exception: the role that owns the tenant finder functions reads sessions (only).
-    assert readers == [("sessions", "SELECT", "true", [FINDER_ROLE], None)]
+    # The one exception: the role that owns the tenant finder functions reads sessions and
+    # fine-tuning jobs (only; migrations 0006 and 0009).
+    assert sorted(readers) == [
+        ("fine_tuning_jobs", "SELECT", "true", [FINDER_ROLE], None),
+        ("sessions", "SELECT", "true", [FINDER_ROLE], None),
+    ]
 
 
 def test_the_application_role_cannot_bypass_row_level_security(pg_admin_engine: Engine) -> None:

@@ -32,6 +32,7 @@ from domain.code_repository import CodeRepository
 from domain.errors import NotFound, TenantMismatch, TenantNotSet
 from domain.evaluation import Evaluation
 from domain.fine_tuning import FineTuningJob, FineTuningStatus
+from domain.promotion import ModelPromotion
 from domain.session import Session, SessionStatus
 from domain.task import Task, TaskDependency, TaskStatus
 from domain.tenant import User
@@ -508,6 +509,14 @@ CASES: list[Case] = [
     ),
     Case("FineTuningJobRepository.save", "A's job", _saved_job, NotFound),
     Case(
+        "FineTuningJobRepository.save_transitions",
+        "A's job",
+        lambda uow, a, b: uow.fine_tuning_jobs.save_transitions(
+            _transitioned_job(a)[0], [_transitioned_job(a)[1]]
+        ),
+        NotFound,
+    ),
+    Case(
         "FineTuningJobRepository.history",
         "of A's job",
         lambda uow, a, b: uow.fine_tuning_jobs.history(a.job.id),
@@ -564,6 +573,63 @@ CASES: list[Case] = [
         "B's tokens only",
         lambda uow, a, b: uow.usage.tokens_since(a.usage_day),
         check=equals(lambda b: 150),
+    ),
+    Case(
+        "UsageRepository.reconcile_day",
+        "sets B's day only",
+        lambda uow, a, b: uow.usage.reconcile_day(a.usage_day, 9, 60.0, 5).tenant_id,
+        check=equals(lambda b: b.tenant),
+    ),
+    # usage sources, transcripts, promotions
+    Case(
+        "UsageSourceRepository.session_activity",
+        "B's sessions only",
+        lambda uow, a, b: uow.usage_sources.session_activity(date.today()).sessions,
+        check=equals(lambda b: 0),
+    ),
+    Case(
+        "UsageSourceRepository.fine_tuning_tokens",
+        "B's jobs only",
+        lambda uow, a, b: uow.usage_sources.fine_tuning_tokens(date.today()),
+        check=equals(lambda b: 0),
+    ),
+    Case(
+        "SessionTranscriptRepository.completed",
+        "B's sessions only",
+        lambda uow, a, b: uow.session_transcripts.completed(),
+        check=equals(lambda b: []),  # none of B's seeded sessions is COMPLETED
+    ),
+    Case(
+        "PromotionRepository.add",
+        "record of A",
+        lambda uow, a, b: uow.promotions.add(ModelPromotion(tenant_id=a.tenant, model="m")),
+        TenantMismatch,
+    ),
+    Case(
+        "PromotionRepository.add",
+        "of A's evaluation",
+        lambda uow, a, b: uow.promotions.add(
+            ModelPromotion(tenant_id=b.tenant, model="m", evaluation_id=a.evaluation.id)
+        ),
+        NotFound,
+    ),
+    Case(
+        "PromotionRepository.current",
+        "B's promotion",
+        lambda uow, a, b: uow.promotions.current(lock=True),
+        check=equals(lambda b: b.promotion),
+    ),
+    Case(
+        "PromotionRepository.history",
+        "B's promotions only",
+        lambda uow, a, b: uow.promotions.history(),
+        check=equals(lambda b: [b.promotion]),
+    ),
+    Case(
+        "PromotionRepository.retire",
+        "A's promotion",
+        lambda uow, a, b: uow.promotions.retire(a.promotion.id, utcnow()),
+        NotFound,
     ),
     # tenant workspaces
     Case(
@@ -743,6 +809,23 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
     "UsageRepository.record": lambda uow, a: uow.usage.record(a.usage_day, tokens_in=1),
     "UsageRepository.between": lambda uow, a: uow.usage.between(date.min, date.max),
     "UsageRepository.tokens_since": lambda uow, a: uow.usage.tokens_since(a.usage_day),
+    "UsageRepository.reconcile_day": lambda uow, a: uow.usage.reconcile_day(a.usage_day, 1, 1, 1),
+    "UsageSourceRepository.session_activity": lambda uow, a: uow.usage_sources.session_activity(
+        a.usage_day
+    ),
+    "UsageSourceRepository.fine_tuning_tokens": lambda uow, a: uow.usage_sources.fine_tuning_tokens(
+        a.usage_day
+    ),
+    "SessionTranscriptRepository.completed": lambda uow, a: uow.session_transcripts.completed(),
+    "PromotionRepository.add": lambda uow, a: uow.promotions.add(
+        ModelPromotion(tenant_id=a.tenant, model="m")
+    ),
+    "PromotionRepository.current": lambda uow, a: uow.promotions.current(),
+    "PromotionRepository.history": lambda uow, a: uow.promotions.history(),
+    "PromotionRepository.retire": lambda uow, a: uow.promotions.retire(a.promotion.id, utcnow()),
+    "FineTuningJobRepository.save_transitions": lambda uow, a: (
+        uow.fine_tuning_jobs.save_transitions(_copy(a.job), [])
+    ),
     "TenantWorkspaceRepository.add": lambda uow, a: uow.workspaces.add(
         _workspace(a.tenant, "http://new.example:4096")
     ),
@@ -831,6 +914,7 @@ def _snapshot(uow: UnitOfWork) -> dict[str, Any]:
         },
         "evaluations": [e.model_dump() for e in uow.evaluations.list()],
         "usage": [u.model_dump() for u in uow.usage.between(date.min, date.max)],
+        "promotions": [p.model_dump() for p in uow.promotions.history()],
         "workspaces": [w.model_dump() for w in uow.workspaces.list()],
         "repositories": [r.model_dump() for r in uow.code_repositories.list()],
         "rows": {

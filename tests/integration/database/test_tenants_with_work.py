@@ -21,7 +21,12 @@ from tests.integration.database.support import APP_ROLE, new_tenant
 
 _S = SessionStatus
 FINDER_ROLE = "indorch_tenant_finder"
-FINDER_FUNCTIONS = ("tenants_to_dispatch", "tenants_to_retry", "tenants_to_settle")
+FINDER_FUNCTIONS = (
+    "tenants_to_dispatch",
+    "tenants_to_retry",
+    "tenants_to_settle",
+    "tenants_with_training",
+)
 NOW = utcnow()
 LATER = NOW + timedelta(minutes=5)
 EARLIER = NOW - timedelta(minutes=5)
@@ -190,6 +195,20 @@ def test_the_finder_functions_return_only_slugs_as_a_role_nobody_can_become_read
             ).scalar_one()
             for column in ("tenant_id", "status", "initial_prompt", "result", "error")
         }
+        job_reads = {
+            column: connection.execute(
+                text("SELECT has_column_privilege(:finder, 'fine_tuning_jobs', :column, 'SELECT')"),
+                {"finder": FINDER_ROLE, "column": column},
+            ).scalar_one()
+            for column in ("tenant_id", "status", "base_model", "dataset_uri", "error")
+        }
+    assert job_reads == {
+        "tenant_id": True,
+        "status": True,
+        "base_model": False,
+        "dataset_uri": False,
+        "error": False,
+    }
     assert reads == {
         "tenant_id": True,
         "status": True,
@@ -204,3 +223,19 @@ def test_the_finder_functions_return_only_slugs_as_a_role_nobody_can_become_read
         assert function.app_may and not function.public_may, name
     assert (role.rolsuper, role.rolbypassrls, role.rolcanlogin) == (False, False, False)
     assert not role.app_may_become
+
+
+def test_a_tenant_with_a_fine_tuning_job_in_flight_is_found_and_one_with_finished_jobs_not(
+    database: Database,
+) -> None:
+    from domain.fine_tuning import FineTuningJob, FineTuningStatus
+
+    training, finished = new_tenant(database, "train"), new_tenant(database, "done")
+    for tenant, status in ((training, FineTuningStatus.RUNNING), (finished, "COMPLETED")):
+        with tenant_scope(tenant), unit_of_work(database) as uow:
+            uow.fine_tuning_jobs.add(
+                FineTuningJob(tenant_id=tenant, base_model="base", status=FineTuningStatus(status))
+            )
+    with unit_of_work(database) as uow:
+        found = uow.tenant_work.with_training()
+    assert training in found and finished not in found

@@ -1,0 +1,1 @@
+"""The fine-tuning provider adapter: the `openai` client behind a Dagster resource, typed errors."""

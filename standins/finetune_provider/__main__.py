@@ -1,0 +1,3 @@
+from standins.finetune_provider.server import main
+
+main()
