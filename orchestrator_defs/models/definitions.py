@@ -8,7 +8,6 @@ from assets.tenant_usage import tenant_usage, tenant_usage_job
 from assets.training_dataset import training_dataset
 from orchestrator_defs.models.usage_schedule import tenant_usage_schedule
 
-
 # Declarative automation of the learning loop: the dataset on its cron, the fine-tune when the
 # dataset changed (and grew enough: the asset decides), evaluation and promotion eagerly after.
 # On by default; switched off and on in the UI (Automation tab) like any sensor.
