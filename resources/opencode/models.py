@@ -71,6 +71,8 @@ class MessageInfo(_Lenient):
     tokens: Tokens = Field(default_factory=Tokens)
     error: dict[str, Any] | None = None
     finish: str | None = None
+    provider_id: str | None = Field(default=None, alias="providerID")  # assistants: who answered
+    model_id: str | None = Field(default=None, alias="modelID")
     time: MessageTime = Field(default_factory=MessageTime)
     path: MessagePath = Field(default_factory=MessagePath)
 
