@@ -201,3 +201,15 @@ class SecretUnreadable(DomainError):
     def __init__(self, what: str) -> None:
         self.what = what
         super().__init__(f"{what}: cannot be decrypted with the configured secret key")
+
+
+class ServerInUse(DomainError):
+    """An agent server already serves another tenant: one runtime serves one tenant, whose files,
+    sessions and secrets another tenant's agent on it could reach. Names neither that tenant nor
+    its agent."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the server is in use by another tenant: a runtime serves one tenant "
+            "(start or register a server of this tenant's own)"
+        )

@@ -4,6 +4,8 @@
 - ``INDORCH_STATE_DIR``: the state directory (local databases, the dev ``DAGSTER_HOME``);
   default ``<project root>/.state``, created on demand.
 - ``REDIS_URL``: Redis, optional on the embedded default (``None`` means "run without it").
+- ``INDORCH_ALLOW_PLAIN_HTTP_AGENTS``: ``1`` lets agents be registered on plain http off this
+  host (by default only https, or http to loopback: a password sent in clear crosses no wire).
 
 Assets, sensors and resources never read the environment themselves (STYLE.md rule 4).
 """
@@ -18,6 +20,7 @@ from domain.errors import InvalidSetting
 DATABASE_URL_VAR = "DATABASE_URL"
 STATE_DIR_VAR = "INDORCH_STATE_DIR"
 REDIS_URL_VAR = "REDIS_URL"
+ALLOW_PLAIN_HTTP_AGENTS_VAR = "INDORCH_ALLOW_PLAIN_HTTP_AGENTS"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATABASE_FILE_NAME = "indorch.db"
 
@@ -59,3 +62,13 @@ def database_url() -> str:
 
 def redis_url() -> str | None:
     return _env(REDIS_URL_VAR)
+
+
+def allow_plain_http_agents() -> bool:
+    """Whether agents may be registered on plain http to hosts other than this one."""
+    value = (_env(ALLOW_PLAIN_HTTP_AGENTS_VAR) or "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise InvalidSetting(ALLOW_PLAIN_HTTP_AGENTS_VAR, "use 1 to allow, 0 (or unset) to refuse")

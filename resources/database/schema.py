@@ -329,6 +329,18 @@ class TenantWorkspaceRow(Base):
     created_at: Mapped[datetime]
 
 
+class AgentServerClaimRow(Base):
+    """An agent server (its `domain.agent_server_address.server_key`) claimed by the one tenant
+    it serves. The primary key decides between tenants: under row-level security a tenant sees
+    only its own claims, yet another tenant's claim of the same key still fails the insert."""
+
+    __tablename__ = "agent_server_claims"
+
+    server_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    tenant_id: Mapped[str] = tenant_fk()
+    created_at: Mapped[datetime]
+
+
 TENANT_TABLES: tuple[str, ...] = tuple(
     table.name for table in Base.metadata.sorted_tables if "tenant_id" in table.columns
 )

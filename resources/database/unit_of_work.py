@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from sqlalchemy.orm import Session
 
 from resources.database.engine import Database
+from resources.database.repositories.agent_servers import AgentServerClaimRepository
 from resources.database.repositories.agents import AgentRepository
 from resources.database.repositories.api_keys import ApiKeyRepository
 from resources.database.repositories.evaluations import EvaluationRepository
@@ -28,6 +29,7 @@ class UnitOfWork:
         self.users = UserRepository(session)
         self.api_keys = ApiKeyRepository(session)
         self.agents = AgentRepository(session)
+        self.agent_servers = AgentServerClaimRepository(session)
         self.sessions = SessionRepository(session)
         self.tasks = TaskRepository(session)
         self.fine_tuning_jobs = FineTuningJobRepository(session)

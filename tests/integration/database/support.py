@@ -115,6 +115,7 @@ def seed_tenant(db: Database, tenant: str) -> Seed:
         agent = uow.agents.add(
             Agent(tenant_id=tenant, name="builder", server_url="http://127.0.0.1:4096")
         )
+        uow.agent_servers.claim(f"{tenant}.example:4096")  # a server of its own
         session = Session(
             tenant_id=tenant,
             title="Fix the flaky test",

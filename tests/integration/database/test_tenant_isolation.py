@@ -28,7 +28,7 @@ import resources.database.repositories as repositories_package
 from domain.agent import Agent
 from domain.checkpoint import Checkpoint
 from domain.clock import utcnow
-from domain.errors import NotFound, TenantMismatch, TenantNotSet
+from domain.errors import NotFound, ServerInUse, TenantMismatch, TenantNotSet
 from domain.evaluation import Evaluation
 from domain.fine_tuning import FineTuningJob, FineTuningStatus
 from domain.session import Session, SessionStatus
@@ -151,6 +151,11 @@ def _evaluation(tenant: str, job_id: str | None) -> Evaluation:
 
 def _workspace(tenant: str, server_url: str, directory: str = "/wt/intruder") -> TenantWorkspace:
     return TenantWorkspace(tenant_id=tenant, server_url=server_url, directory=directory)
+
+
+def _server_of(seed: Seed) -> str:
+    """The server key the seed claimed (see `support.seed_tenant`)."""
+    return f"{seed.tenant}.example:4096"
 
 
 def _workspaces(records: Iterable[TenantWorkspace]) -> set[tuple[str, str, str]]:
@@ -614,6 +619,37 @@ CASES: list[Case] = [
         lambda uow, a, b: uow.workspaces.remove(a.own_workspace.server_url),
         NotFound,
     ),
+    # agent server claims (one runtime serves one tenant)
+    Case(
+        "AgentServerClaimRepository.holds",
+        "A's server",
+        lambda uow, a, b: uow.agent_servers.holds(_server_of(a)),
+        check=equals(lambda b: False),
+    ),
+    Case(
+        "AgentServerClaimRepository.claim",
+        "A's server",
+        lambda uow, a, b: uow.agent_servers.claim(_server_of(a)),
+        ServerInUse,
+    ),
+    Case(
+        "AgentServerClaimRepository.release",
+        "A's server",
+        lambda uow, a, b: uow.agent_servers.release(_server_of(a)),
+        check=equals(lambda b: None),
+    ),
+    Case(
+        "AgentServerClaimRepository.release_all",
+        "B's own only",
+        lambda uow, a, b: uow.agent_servers.release_all(),
+        check=equals(lambda b: None),
+    ),
+    Case(
+        "AgentServerClaimRepository.list",
+        "B's servers only",
+        lambda uow, a, b: uow.agent_servers.list(),
+        check=equals(lambda b: [_server_of(b)]),
+    ),
 ]
 
 # Each method once more with no tenant set at all (A's ids as arguments): `TenantNotSet`.
@@ -704,6 +740,11 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
         a.workspace, "/wt/x"
     ),
     "TenantWorkspaceRepository.remove": lambda uow, a: uow.workspaces.remove(SHARED_SERVER),
+    "AgentServerClaimRepository.holds": lambda uow, a: uow.agent_servers.holds(_server_of(a)),
+    "AgentServerClaimRepository.claim": lambda uow, a: uow.agent_servers.claim(_server_of(a)),
+    "AgentServerClaimRepository.release": lambda uow, a: uow.agent_servers.release(_server_of(a)),
+    "AgentServerClaimRepository.release_all": lambda uow, a: uow.agent_servers.release_all(),
+    "AgentServerClaimRepository.list": lambda uow, a: uow.agent_servers.list(),
 }
 
 
@@ -777,6 +818,7 @@ def _snapshot(uow: UnitOfWork) -> dict[str, Any]:
         "evaluations": [e.model_dump() for e in uow.evaluations.list()],
         "usage": [u.model_dump() for u in uow.usage.between(date.min, date.max)],
         "workspaces": [w.model_dump() for w in uow.workspaces.list()],
+        "agent_servers": uow.agent_servers.list(),
         "rows": {
             name: uow.session.scalar(
                 select(func.count())
