@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from services.agent_control import AgentControl
     from services.agent_registry import AgentRegistry
     from services.api_key_admin import ApiKeyAdmin
+    from services.authentication import Authentication
     from services.request_settlement import CoordinationService
     from services.session_service import SessionService
     from services.supervision.agent_server import AgentServers
@@ -115,3 +116,8 @@ class ServiceFactory:
         from services.api_key_admin import ApiKeyAdmin
 
         return ApiKeyAdmin(self.database)
+
+    def authentication(self) -> Authentication:
+        from services.authentication import Authentication
+
+        return Authentication(self.database)
