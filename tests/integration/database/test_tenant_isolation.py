@@ -33,7 +33,7 @@ from domain.evaluation import Evaluation
 from domain.fine_tuning import FineTuningJob, FineTuningStatus
 from domain.session import Session, SessionStatus
 from domain.task import Task, TaskDependency, TaskStatus
-from domain.tenant import User
+from domain.tenant import Role, User
 from domain.workspace import TenantWorkspace
 from resources.database import Database
 from resources.database.repositories.base import TenantScopedRepository
@@ -182,6 +182,12 @@ CASES: list[Case] = [
         "e-mail both have",
         lambda uow, a, b: uow.users.get_by_email(a.user.email).id,
         check=equals(lambda b: b.user.id),
+    ),
+    Case(
+        "UserRepository.save",
+        "A's user",
+        lambda uow, a, b: uow.users.save(a.user.model_copy(update={"role": Role.ADMIN})),
+        NotFound,
     ),
     Case(
         "UserRepository.list",
@@ -658,6 +664,7 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
     "UserRepository.get": lambda uow, a: uow.users.get(a.user.id),
     "UserRepository.get_by_email": lambda uow, a: uow.users.get_by_email(a.user.email),
     "UserRepository.list": lambda uow, a: uow.users.list(),
+    "UserRepository.save": lambda uow, a: uow.users.save(a.user),
     "ApiKeyRepository.create": lambda uow, a: uow.api_keys.create("k"),
     "ApiKeyRepository.authenticate": lambda uow, a: uow.api_keys.authenticate(a.api_key_plaintext),
     "ApiKeyRepository.list": lambda uow, a: uow.api_keys.list(),
