@@ -22,6 +22,7 @@ from indorch.db_commands import db_app
 from indorch.demo.command import demo
 from indorch.health_command import health
 from indorch.output import print_error
+from indorch.secret_commands import secret_app
 from indorch.session_commands import session_app
 from indorch.tenant_commands import tenant_app
 from indorch.user_commands import user_app
@@ -31,7 +32,8 @@ EXIT_BAD_INPUT = 2
 
 app = typer.Typer(
     name="indorch",
-    help="Industrial Orchestrator: tenants, users, API keys, agents, sessions and the database.",
+    help="Industrial Orchestrator: tenants, users, API keys, secrets, agents, sessions and the "
+    "database.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -41,6 +43,7 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(agent_app, name="agent")
+app.add_typer(secret_app, name="secret")
 app.add_typer(session_app, name="session")
 app.command("demo")(demo)
 app.command("health")(health)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from services.supervision.agent_server import AgentServers
     from services.supervision.wave import WaveSupervisor
     from services.tenant_admin import TenantAdmin
+    from services.tenant_secrets import TenantSecrets
     from services.unroutable import UnroutableSessions
     from services.user_admin import UserAdmin
 
@@ -121,3 +122,8 @@ class ServiceFactory:
         from services.authentication import Authentication
 
         return Authentication(self.database)
+
+    def secrets(self) -> TenantSecrets:
+        from services.tenant_secrets import TenantSecrets
+
+        return TenantSecrets(self.database)

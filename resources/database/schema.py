@@ -341,6 +341,20 @@ class AgentServerClaimRow(Base):
     created_at: Mapped[datetime]
 
 
+class TenantSecretRow(Base):
+    """A tenant's secret, sealed (`resources.secret_box`): the column never holds clear text."""
+
+    __tablename__ = "tenant_secrets"
+
+    tenant_id: Mapped[str] = mapped_column(
+        TENANT, ForeignKey("tenants.slug", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
 TENANT_TABLES: tuple[str, ...] = tuple(
     table.name for table in Base.metadata.sorted_tables if "tenant_id" in table.columns
 )

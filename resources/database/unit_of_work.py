@@ -15,6 +15,7 @@ from resources.database.repositories.evaluations import EvaluationRepository
 from resources.database.repositories.fine_tuning_jobs import FineTuningJobRepository
 from resources.database.repositories.sessions import SessionRepository
 from resources.database.repositories.tasks import TaskRepository
+from resources.database.repositories.tenant_secrets import TenantSecretRepository
 from resources.database.repositories.tenant_work import TenantWorkRepository
 from resources.database.repositories.tenants import TenantRepository
 from resources.database.repositories.usage import UsageRepository
@@ -37,6 +38,7 @@ class UnitOfWork:
         self.usage = UsageRepository(session)
         self.workspaces = TenantWorkspaceRepository(session)
         self.tenant_work = TenantWorkRepository(session)
+        self.secrets = TenantSecretRepository(session)
 
 
 @contextmanager

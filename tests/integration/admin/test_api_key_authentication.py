@@ -21,7 +21,7 @@ def test_a_key_authenticates_as_its_tenant_user_and_role(
     services: ServiceFactory, tenant: str
 ) -> None:
     user = _user(services, tenant, "lead@x.io", Role.LEAD)
-    key, plaintext = services.api_keys().create(
+    _, plaintext = services.api_keys().create(
         OPERATOR, tenant, "ci", role=Role.MEMBER, user_email=user.email
     )
     caller = services.authentication().authenticate(tenant, plaintext)

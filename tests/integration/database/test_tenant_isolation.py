@@ -656,6 +656,37 @@ CASES: list[Case] = [
         lambda uow, a, b: uow.agent_servers.list(),
         check=equals(lambda b: [_server_of(b)]),
     ),
+    # tenant secrets (sealed text at this layer)
+    Case(
+        "TenantSecretRepository.put",
+        "A's name",
+        lambda uow, a, b: uow.secrets.put("repo-token", "planted"),
+        check=lambda result, a, b: result.tenant_id == b.tenant,
+    ),
+    Case(
+        "TenantSecretRepository.sealed",
+        "a name only A has",
+        lambda uow, a, b: uow.secrets.sealed(f"own-{a.tenant}"),
+        NotFound,
+    ),
+    Case(
+        "TenantSecretRepository.sealed",
+        "a name both have",
+        lambda uow, a, b: uow.secrets.sealed("repo-token"),
+        check=equals(lambda b: f"sealed-{b.tenant}"),
+    ),
+    Case(
+        "TenantSecretRepository.list",
+        "B's secrets only",
+        lambda uow, a, b: [(s.tenant_id, s.name) for s in uow.secrets.list()],
+        check=equals(lambda b: [(b.tenant, f"own-{b.tenant}"), (b.tenant, "repo-token")]),
+    ),
+    Case(
+        "TenantSecretRepository.delete",
+        "a name only A has",
+        lambda uow, a, b: uow.secrets.delete(f"own-{a.tenant}"),
+        NotFound,
+    ),
 ]
 
 # Each method once more with no tenant set at all (A's ids as arguments): `TenantNotSet`.
@@ -752,6 +783,10 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
     "AgentServerClaimRepository.release": lambda uow, a: uow.agent_servers.release(_server_of(a)),
     "AgentServerClaimRepository.release_all": lambda uow, a: uow.agent_servers.release_all(),
     "AgentServerClaimRepository.list": lambda uow, a: uow.agent_servers.list(),
+    "TenantSecretRepository.put": lambda uow, a: uow.secrets.put("repo-token", "x"),
+    "TenantSecretRepository.sealed": lambda uow, a: uow.secrets.sealed("repo-token"),
+    "TenantSecretRepository.list": lambda uow, a: uow.secrets.list(),
+    "TenantSecretRepository.delete": lambda uow, a: uow.secrets.delete("repo-token"),
 }
 
 
@@ -826,6 +861,7 @@ def _snapshot(uow: UnitOfWork) -> dict[str, Any]:
         "usage": [u.model_dump() for u in uow.usage.between(date.min, date.max)],
         "workspaces": [w.model_dump() for w in uow.workspaces.list()],
         "agent_servers": uow.agent_servers.list(),
+        "secrets": {s.name: uow.secrets.sealed(s.name) for s in uow.secrets.list()},
         "rows": {
             name: uow.session.scalar(
                 select(func.count())

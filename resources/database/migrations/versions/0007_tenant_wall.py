@@ -7,6 +7,8 @@ variables kept to one prefix.
   servers oldest first; an agent of another tenant on a server already claimed becomes INACTIVE
   (it takes no new sessions; re-activating it is refused while the other tenant holds the
   server).
+- `tenant_secrets`: a tenant's named secrets, sealed (`resources.secret_box`; the column never
+  holds clear text); row-level security as for every tenant table.
 - Agents whose password variable lacks the prefix `INDORCH_AGENT_PASSWORD_` become INACTIVE:
   the control plane no longer reads such a variable (it could be `DATABASE_URL`), so they could
   not authenticate; re-register them with a prefixed variable.
@@ -35,6 +37,7 @@ depends_on = None
 
 APP_ROLE = "indorch_app"  # created by 0001
 CLAIMS = "agent_server_claims"
+SECRETS = "tenant_secrets"
 
 
 class _Agent(NamedTuple):
@@ -60,13 +63,30 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("server_key", name=op.f("pk_agent_server_claims")),
     )
     op.create_index(op.f("ix_agent_server_claims_tenant_id"), CLAIMS, ["tenant_id"])
+    op.create_table(
+        SECRETS,
+        sa.Column("tenant_id", sa.String(length=63), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("sealed", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.slug"],
+            name=op.f("fk_tenant_secrets_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("tenant_id", "name", name=op.f("pk_tenant_secrets")),
+    )
     if _is_postgres():
         _tenant_table_security(CLAIMS)
+        _tenant_table_security(SECRETS)
     _claim_existing_servers()
 
 
 def downgrade() -> None:
-    op.drop_table(CLAIMS)  # its policy and grants go with it
+    op.drop_table(SECRETS)  # their policies and grants go with them
+    op.drop_table(CLAIMS)
 
 
 def _is_postgres() -> bool:
