@@ -4,6 +4,8 @@
 - ``INDORCH_STATE_DIR``: the state directory (local databases, the dev ``DAGSTER_HOME``);
   default ``<project root>/.state``, created on demand.
 - ``REDIS_URL``: Redis, optional on the embedded default (``None`` means "run without it").
+- ``INDORCH_APP_DATABASE_PASSWORD``: on PostgreSQL the application logs in as the role
+  ``indorch_app`` (on ``DATABASE_URL``'s server and database); its password, when the server asks.
 - ``INDORCH_ALLOW_PLAIN_HTTP_AGENTS``: ``1`` lets agents be registered on plain http off this
   host (by default only https, or http to loopback: a password sent in clear crosses no wire).
 
@@ -21,6 +23,7 @@ DATABASE_URL_VAR = "DATABASE_URL"
 STATE_DIR_VAR = "INDORCH_STATE_DIR"
 REDIS_URL_VAR = "REDIS_URL"
 ALLOW_PLAIN_HTTP_AGENTS_VAR = "INDORCH_ALLOW_PLAIN_HTTP_AGENTS"
+APP_DATABASE_PASSWORD_VAR = "INDORCH_APP_DATABASE_PASSWORD"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATABASE_FILE_NAME = "indorch.db"
 
@@ -72,3 +75,7 @@ def allow_plain_http_agents() -> bool:
     if value in ("1", "true", "yes"):
         return True
     raise InvalidSetting(ALLOW_PLAIN_HTTP_AGENTS_VAR, "use 1 to allow, 0 (or unset) to refuse")
+
+
+def app_database_password() -> str | None:
+    return _env(APP_DATABASE_PASSWORD_VAR)

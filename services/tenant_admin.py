@@ -60,4 +60,5 @@ class TenantAdmin:
             if active:
                 raise TenantBusy(slug, active)
             uow.tenants.delete(slug)  # first: no new wave of the tenant starts meanwhile
+            uow.agent_servers.release_all()  # its servers may serve another tenant later
         return asyncio.run(remove_tenant_workspaces(self._database, slug))

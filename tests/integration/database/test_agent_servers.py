@@ -15,6 +15,7 @@ from domain.errors import InvalidInput, ServerInUse
 from domain.tenant import Role
 from resources.database import Database, tenant_scope, unit_of_work
 from services.agent_registry import AgentRegistry
+from services.tenant_admin import TenantAdmin
 from tests.integration.database.support import new_tenant
 
 OPERATOR = Caller.operator()
@@ -167,3 +168,16 @@ def test_the_operator_may_allow_plain_http_to_other_hosts(database: Database, po
     registry = AgentRegistry(database, allow_plain_http=True)
     registry.register(OPERATOR, agent(a, f"http://10.0.0.9:{port}"), check=False)
     assert names(registry, a) == ["builder"]
+
+
+def test_a_deleted_tenants_servers_are_free_for_another_tenant(
+    database: Database, port: int
+) -> None:
+    a, b = new_tenant(database, "a"), new_tenant(database, "b")
+    registry, url = AgentRegistry(database), f"http://127.0.0.1:{port}"
+    registry.register(OPERATOR, agent(a, url), check=False)
+    with pytest.raises(ServerInUse):
+        registry.register(OPERATOR, agent(b, url), check=False)
+    TenantAdmin(database).delete(OPERATOR, a)
+    registry.register(OPERATOR, agent(b, url), check=False)
+    assert names(registry, b) == ["builder"]

@@ -9,6 +9,14 @@ variables kept to one prefix.
   server).
 - `tenant_secrets`: a tenant's named secrets, sealed (`resources.secret_box`; the column never
   holds clear text); row-level security as for every tenant table.
+- The application role `indorch_app` (0001) may log in: the application connects as it rather
+  than as the migrating user with `SET ROLE` (which `RESET ROLE` undid, back to the owner or a
+  superuser). It stays NOSUPERUSER, NOBYPASSRLS, owns nothing and is a member of no role. Its
+  password, where the server asks for one, is the operator's to set (`ALTER ROLE indorch_app
+  PASSWORD ...`; the application reads it from INDORCH_APP_DATABASE_PASSWORD).
+- `tenants` gets row-level security: with a tenant set (a tenant-scoped transaction) only that
+  tenant's row is visible and updatable, and no tenant can be created; with none set (the
+  operator, the sensors' finder functions) every row, as before.
 - Agents whose password variable lacks the prefix `INDORCH_AGENT_PASSWORD_` become INACTIVE:
   the control plane no longer reads such a variable (it could be `DATABASE_URL`), so they could
   not authenticate; re-register them with a prefixed variable.
@@ -38,6 +46,31 @@ depends_on = None
 APP_ROLE = "indorch_app"  # created by 0001
 CLAIMS = "agent_server_claims"
 SECRETS = "tenant_secrets"
+CURRENT_TENANT = "coalesce(current_setting('app.tenant_id', true), '')"
+OWN_ROW_OR_OPERATOR = f"({CURRENT_TENANT} IN ('', slug))"
+TENANT_POLICIES = (  # name, command, clauses
+    ("tenant_reads_own", "SELECT", f"USING {OWN_ROW_OR_OPERATOR}"),
+    (
+        "tenant_updates_own",
+        "UPDATE",
+        f"USING {OWN_ROW_OR_OPERATOR} WITH CHECK {OWN_ROW_OR_OPERATOR}",
+    ),
+    ("operator_creates", "INSERT", f"WITH CHECK ({CURRENT_TENANT} = '')"),
+)
+# Roles are cluster-wide: two databases migrating at once may both try; either way it can log in.
+APP_ROLE_LOGIN = f"""
+    DO $$
+    BEGIN
+        IF NOT (SELECT rolcanlogin FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+            ALTER ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        IF NOT (SELECT rolcanlogin FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+            RAISE;
+        END IF;
+    END
+    $$
+"""
 
 
 class _Agent(NamedTuple):
@@ -82,9 +115,25 @@ def upgrade() -> None:
         _tenant_table_security(CLAIMS)
         _tenant_table_security(SECRETS)
     _claim_existing_servers()
+    if _is_postgres():
+        _guard_tenants()
+        op.execute(APP_ROLE_LOGIN)
+
+
+def _guard_tenants() -> None:
+    op.execute("ALTER TABLE tenants ENABLE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE tenants FORCE ROW LEVEL SECURITY")
+    for policy, command, clauses in TENANT_POLICIES:
+        op.execute(f"CREATE POLICY {policy} ON tenants FOR {command} {clauses}")
 
 
 def downgrade() -> None:
+    if _is_postgres():
+        for policy, _command, _clauses in TENANT_POLICIES:
+            op.execute(f"DROP POLICY IF EXISTS {policy} ON tenants")
+        op.execute("ALTER TABLE tenants NO FORCE ROW LEVEL SECURITY")
+        op.execute("ALTER TABLE tenants DISABLE ROW LEVEL SECURITY")
+        # The role keeps LOGIN: it is cluster-wide, other databases may rely on it (as in 0001).
     op.drop_table(SECRETS)  # their policies and grants go with them
     op.drop_table(CLAIMS)
 
@@ -162,6 +211,7 @@ def _claim_existing_servers() -> None:
                 ),
                 {"id": agent_id, "tenant": tenant},
             )
+    _as_tenant(connection, "")  # the rest of the migration's transaction acts for no tenant
 
 
 def _when(value: datetime | str) -> str:
