@@ -215,8 +215,8 @@ class Agent(DomainModel):
     @classmethod
     def _url(cls, value: str) -> str:
         value = value.strip().rstrip("/")
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} must be an http(s) URL")
+        if not value.lower().startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")  # not echoed: it may carry a password
         return value
 
     @field_validator("model")

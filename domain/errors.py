@@ -210,3 +210,26 @@ class PromotionRefused(DomainError):
         self.evaluation_id = evaluation_id
         self.decision = decision
         super().__init__(f"evaluation {evaluation_id} decided {decision}: {reason}")
+
+
+class ServerInUse(DomainError):
+    """An agent server already serves another tenant: one runtime serves one tenant, whose files,
+    sessions and secrets another tenant's agent on it could reach. Names neither that tenant nor
+    its agent."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the server is in use by another tenant: a runtime serves one tenant "
+            "(start or register a server of this tenant's own)"
+        )
+
+
+class KeyRefused(DomainError):
+    """An API key does not authenticate: unknown, revoked, or its tenant or user is deleted,
+    deactivated or suspended. One answer for all (the API's 401): which one is not told to the
+    presenter, and the key is never echoed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "API key refused: unknown or revoked, or its tenant or user is no longer active"
+        )

@@ -64,6 +64,10 @@ class Role(StrEnum):
     def at_least(self, other: Role) -> bool:
         return self.rank >= other.rank
 
+    def capped_at(self, ceiling: Role) -> Role:
+        """This role, or `ceiling` when that is lower (a key acts at most as its user)."""
+        return self if ceiling.at_least(self) else ceiling
+
 
 _ROLE_RANK = {Role.VIEWER: 0, Role.MEMBER: 1, Role.LEAD: 2, Role.ADMIN: 3}
 

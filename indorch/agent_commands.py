@@ -181,7 +181,8 @@ def register(
     password_env: str = typer.Option(
         None,
         "--password-env",
-        help="Environment variable holding the server's Basic-auth password (never stored).",
+        help="Environment variable holding the server's Basic-auth password (never stored); "
+        "its name must start with INDORCH_AGENT_PASSWORD_.",
     ),
     opencode_agent: str = typer.Option("build", help="OpenCode agent to run prompts with."),
     permission_policy: str = typer.Option(

@@ -26,6 +26,7 @@ from indorch.model_commands import model_app
 from indorch.output import print_error
 from indorch.patch_command import patch as _patch_command  # noqa: F401
 from indorch.repo_commands import repo_app
+from indorch.secret_commands import secret_app
 from indorch.session_commands import session_app
 from indorch.tenant_commands import tenant_app
 from indorch.usage_commands import usage_app
@@ -36,8 +37,8 @@ EXIT_BAD_INPUT = 2
 
 app = typer.Typer(
     name="indorch",
-    help="Industrial Orchestrator: tenants, users, API keys, agents, repositories, sessions and "
-    "the database.",
+    help="Industrial Orchestrator: tenants, users, API keys, secrets, agents, repositories, "
+    "sessions, models, usage and the database.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -47,6 +48,7 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(agent_app, name="agent")
+app.add_typer(secret_app, name="secret")
 app.add_typer(session_app, name="session")
 app.add_typer(usage_app, name="usage")
 app.add_typer(finetune_app, name="finetune")

@@ -8,6 +8,10 @@
 - ``REDIS_URL``: Redis, optional on the embedded default (``None`` means "run without it").
 - ``INDORCH_PROVIDER_BASE_URL`` / ``INDORCH_PROVIDER_API_KEY``: the OpenAI-compatible
   fine-tuning and inference provider (the stand-in's ``.../v1`` in the demo and tests).
+- ``INDORCH_APP_DATABASE_PASSWORD``: on PostgreSQL the application logs in as the role
+  ``indorch_app`` (on ``DATABASE_URL``'s server and database); its password, when the server asks.
+- ``INDORCH_ALLOW_PLAIN_HTTP_AGENTS``: ``1`` lets agents be registered on plain http off this
+  host (by default only https, or http to loopback: a password sent in clear crosses no wire).
 
 Assets, sensors and resources never read the environment themselves (STYLE.md rule 4).
 """
@@ -25,6 +29,8 @@ REDIS_URL_VAR = "REDIS_URL"
 PROVIDER_BASE_URL_VAR = "INDORCH_PROVIDER_BASE_URL"
 PROVIDER_API_KEY_VAR = "INDORCH_PROVIDER_API_KEY"
 WORKSPACES_DIR_VAR = "INDORCH_WORKSPACES_DIR"
+ALLOW_PLAIN_HTTP_AGENTS_VAR = "INDORCH_ALLOW_PLAIN_HTTP_AGENTS"
+APP_DATABASE_PASSWORD_VAR = "INDORCH_APP_DATABASE_PASSWORD"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATABASE_FILE_NAME = "indorch.db"
 
@@ -96,3 +102,17 @@ def provider_api_key_is_configured() -> bool:
     """True when ``INDORCH_PROVIDER_API_KEY`` is set; the key itself is bound as an `EnvVar`,
     so it is read only where the resource runs and never lands in a snapshot."""
     return _env(PROVIDER_API_KEY_VAR) is not None
+
+
+def allow_plain_http_agents() -> bool:
+    """Whether agents may be registered on plain http to hosts other than this one."""
+    value = (_env(ALLOW_PLAIN_HTTP_AGENTS_VAR) or "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise InvalidSetting(ALLOW_PLAIN_HTTP_AGENTS_VAR, "use 1 to allow, 0 (or unset) to refuse")
+
+
+def app_database_password() -> str | None:
+    return _env(APP_DATABASE_PASSWORD_VAR)

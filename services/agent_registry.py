@@ -4,6 +4,12 @@ The one place agents are written on behalf of a caller (the CLI as the operator,
 API as a tenant's user): roles are checked here. Registering, the lifecycle and removal need
 LEAD or higher of the agent's tenant (or the operator); reading needs VIEWER.
 
+One runtime serves one tenant: an agent's server is claimed by its tenant (see
+`resources.database.repositories.agent_servers`), so another tenant's registration on it is
+refused (`ServerInUse`). Only http(s) URLs, plain http to this host unless the operator allows
+it, and a password variable named `INDORCH_AGENT_PASSWORD_...` (see
+`domain.agent_server_address`).
+
 Lifecycle (see `domain.agent`): `drain` and `deactivate` stop new sessions from being routed
 to the agent (routing reads ACTIVE agents only) while the sessions on it run to their end;
 `activate` puts it back. `remove` is refused while any session is queued, running, degraded
@@ -15,22 +21,21 @@ written) is not in that count; a drained agent gets no new sessions, so drain fi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from domain.agent import Agent, AgentStatus
+from domain.agent_server_address import password_env_problem, server_key, server_url_problem
 from domain.caller import Caller
 from domain.clock import utcnow
 from domain.errors import AgentBusy, AlreadyExists, ConcurrentModification, InvalidInput
 from domain.session_permissions import ALLOW
 from domain.tenant import Role
-from resources.database import Database, tenant_scope, unit_of_work
+from resources import settings
+from resources.database import Database, UnitOfWork, tenant_scope, unit_of_work
 
 HealthCheck = Callable[[Agent], None]  # raises (e.g. AgentServerError) unless the server answers
-ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 WRITE_ROLE = Role.LEAD
 READ_ROLE = Role.VIEWER
 
@@ -49,28 +54,42 @@ class AgentRegistry:
         database: Database,
         health_check: HealthCheck | None = None,
         clock: Callable[[], datetime] = utcnow,
+        allow_plain_http: bool | None = None,  # None: INDORCH_ALLOW_PLAIN_HTTP_AGENTS
     ) -> None:
         self._database = database
         self._health_check = health_check
         self._clock = clock
+        self._allow_plain_http = (
+            settings.allow_plain_http_agents() if allow_plain_http is None else allow_plain_http
+        )
 
     # -- writes -------------------------------------------------------------------------------
 
     def register(self, caller: Caller, agent: Agent, check: bool = True) -> Agent:
         """Add the agent; with `check`, only if its server answers the health check (run outside
-        any transaction, so no lock is held while the server is waited for)."""
+        any transaction, so no lock is held while the server is waited for). `ServerInUse` when
+        another tenant's agent holds the server: checked before the server is called, and again
+        (by the claim's key, race-free) when the agent is written."""
         self._allow(caller, agent.tenant_id, WRITE_ROLE, "registering an agent")
         if agent.permission_policy == ALLOW:
             caller.require_operator("registering an agent that allows permission requests")
-        _require_host(agent.server_url)
-        _require_env_name(agent.password_env)
+        self._require_reachable_safely(agent)
+        key = server_key(agent.server_url)
+        # Each transaction locks the tenant's row first: on SQLite that takes the write lock
+        # before anything is read, so concurrent registrations queue rather than fail.
         with tenant_scope(agent.tenant_id), unit_of_work(self._database) as uow:
+            uow.tenants.get_for_update(agent.tenant_id)
             if any(existing.name == agent.name for existing in uow.agents.list()):
                 raise AlreadyExists("agent", agent.name)
+            with uow.session.begin_nested() as trial:  # refused early; taken for real below
+                uow.agent_servers.claim(key)
+                trial.rollback()
         if check and self._health_check is not None:
             self._health_check(agent)
             agent.last_heartbeat_at = self._clock()
         with tenant_scope(agent.tenant_id), unit_of_work(self._database) as uow:
+            uow.tenants.get_for_update(agent.tenant_id)
+            uow.agent_servers.claim(key)
             uow.agents.add(agent)
         return agent
 
@@ -84,6 +103,8 @@ class AgentRegistry:
         )
 
     def activate(self, caller: Caller, tenant_id: str, agent_id: str) -> Agent:
+        """Back to taking sessions, under today's rules: `ServerInUse` when another tenant holds
+        its server, `InvalidInput` when its password variable lacks the prefix."""
         return self._change_status(caller, tenant_id, agent_id, AgentStatus.ACTIVE, "activating")
 
     def remove(self, caller: Caller, tenant_id: str, agent_id: str) -> Agent:
@@ -95,6 +116,7 @@ class AgentRegistry:
             if in_flight:
                 raise AgentBusy(agent.id, in_flight)
             uow.agents.remove(agent.id)
+            _release_if_unused(uow, agent.server_url)
         return agent
 
     # -- reads --------------------------------------------------------------------------------
@@ -140,9 +162,22 @@ class AgentRegistry:
         self._allow(caller, tenant_id, WRITE_ROLE, f"{action} an agent")
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
             agent = uow.agents.get_for_update(agent_id)
+            if target is AgentStatus.ACTIVE:
+                self._require_reachable_safely(agent)
+                uow.agent_servers.claim(server_key(agent.server_url))
             agent.change_status(target)
             uow.agents.save(agent)
         return agent
+
+    def _require_reachable_safely(self, agent: Agent) -> None:
+        """http(s) only, plain http to loopback unless allowed; a prefixed password variable."""
+        problem = server_url_problem(agent.server_url, self._allow_plain_http)
+        if problem:
+            raise InvalidInput("server_url", problem)
+        if agent.password_env is not None:
+            problem = password_env_problem(agent.password_env)
+            if problem:
+                raise InvalidInput("password-env", problem)
 
     @staticmethod
     def _allow(caller: Caller, tenant_id: str, role: Role, action: str) -> None:
@@ -150,16 +185,16 @@ class AgentRegistry:
         caller.require(role, action)
 
 
-def _require_host(url: str) -> None:
-    parts = urlsplit(url)
-    if not parts.hostname:
-        raise InvalidInput("server_url", f"{url!r} has no host")
+def _release_if_unused(uow: UnitOfWork, server_url: str) -> None:
+    """The tenant's claim on a server goes with its last agent there."""
+    key = _key_or_none(server_url)
+    if key and all(_key_or_none(other.server_url) != key for other in uow.agents.list()):
+        uow.agent_servers.release(key)
+
+
+def _key_or_none(server_url: str) -> str | None:
+    """The server's key; None for a URL stored before the rules (never claimed)."""
     try:
-        parts.port  # noqa: B018  (raises on a malformed port)
-    except ValueError as error:
-        raise InvalidInput("server_url", f"{url!r}: {error}") from None
-
-
-def _require_env_name(password_env: str | None) -> None:
-    if password_env is not None and not ENV_VAR_NAME.fullmatch(password_env):
-        raise InvalidInput("password-env", f"{password_env!r} is not an environment variable name")
+        return server_key(server_url)
+    except ValueError:
+        return None

@@ -27,15 +27,17 @@ if TYPE_CHECKING:
     from services.agent_control import AgentControl
     from services.agent_registry import AgentRegistry
     from services.api_key_admin import ApiKeyAdmin
+    from services.authentication import Authentication
     from services.code_repositories import CodeRepositories
     from services.fine_tuning import FineTuningService
     from services.model_promotion import ModelPromotionService
     from services.request_settlement import CoordinationService
     from services.session_service import SessionService
-    from services.session_workspaces import SessionWorkspaces, TenantSecrets
+    from services.session_workspaces import SecretReader, SessionWorkspaces
     from services.supervision.agent_server import AgentServers
     from services.supervision.wave import WaveSupervisor
     from services.tenant_admin import TenantAdmin
+    from services.tenant_secrets import TenantSecrets
     from services.unroutable import UnroutableSessions
     from services.usage_metering import UsageMetering
     from services.user_admin import UserAdmin
@@ -52,7 +54,7 @@ class ServiceFactory:
     # Sessions' own workspaces: the tenant secrets repositories' credentials come from (None:
     # a repository with credentials fails its sessions, saying so) and what runs git and setup
     # scripts (None: as the current user, here). The tenant runtimes plug theirs in here.
-    tenant_secrets: TenantSecrets | None = None
+    tenant_secrets: SecretReader | None = None  # None: the tenant secrets in the database
     command_runner: CommandRunner | None = None
     clock: Callable[[], datetime] = utcnow
 
@@ -111,7 +113,7 @@ class ServiceFactory:
             self.database,
             WorkspaceLayout(workspaces_dir()),
             runner=self.command_runner,
-            secrets=self.tenant_secrets,
+            secrets=self.tenant_secrets or self.secrets(),
         )
 
     def unroutable(self) -> UnroutableSessions:
@@ -158,3 +160,13 @@ class ServiceFactory:
         from services.code_repositories import CodeRepositories
 
         return CodeRepositories(self.database)
+
+    def authentication(self) -> Authentication:
+        from services.authentication import Authentication
+
+        return Authentication(self.database)
+
+    def secrets(self) -> TenantSecrets:
+        from services.tenant_secrets import TenantSecrets
+
+        return TenantSecrets(self.database)

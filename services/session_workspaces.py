@@ -33,7 +33,7 @@ PATCH_MAX_CHARS = 1_000_000
 OutputSink = Callable[[str], None]
 
 
-class TenantSecrets(Protocol):
+class SecretReader(Protocol):
     """The named tenant secret's value, for the one operation that needs it (never stored or
     logged by the caller). `NotFound` when the tenant has no secret of that name."""
 
@@ -101,7 +101,7 @@ class SessionWorkspaces:
         database: Database,
         layout: WorkspaceLayout,
         runner: CommandRunner | None = None,
-        secrets: TenantSecrets | None = None,
+        secrets: SecretReader | None = None,
     ) -> None:
         self._database = database
         self._layout = layout

@@ -64,6 +64,7 @@ class TenantAdmin:
             if active:
                 raise TenantBusy(slug, active)
             uow.tenants.delete(slug)  # first: no new wave of the tenant starts meanwhile
+            uow.agent_servers.release_all()  # its servers may serve another tenant later
         removals = asyncio.run(remove_tenant_workspaces(self._database, slug))
         # Its repositories' mirrors and sessions' worktrees on this host (none is in use).
         shutil.rmtree(WorkspaceLayout(workspaces_dir()).tenant(slug), ignore_errors=True)

@@ -1,8 +1,12 @@
 """The application database: one engine, and transactions that carry the current tenant.
 
-On PostgreSQL every connection acts as the application role (no BYPASSRLS; see migration 0001)
-and every transaction sets `app.tenant_id`, so row-level security filters even raw SQL. SQLite
-has no such wall; there the repositories' own filter is the only one.
+On PostgreSQL the application logs in as the application role itself (`indorch_app`: no
+superuser, no BYPASSRLS, owns nothing, a member of no role; see migrations 0001 and 0007) on the
+configured server and database, and every transaction sets `app.tenant_id`, so row-level security
+filters even raw SQL, and no statement sent through the engine (`RESET ROLE`, `SET ROLE`, `SET
+SESSION AUTHORIZATION`) can become a role that sees more: there is none to go back to. Every new
+connection is checked to be such a role before it is used. SQLite has no such wall; there the
+repositories' own filter is the only one.
 """
 
 from __future__ import annotations
@@ -51,12 +55,48 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.close()
 
 
-def _configure_postgres_role(engine: Engine, role: str) -> None:
+def app_login_url(url: URL, role: str, password: str | None) -> URL:
+    """`url` (the migrating user's, say) with the application role as the user: its own
+    password when the URL already names the role, else `password` (None: the server's trust,
+    peer or .pgpass decides)."""
+    if url.username == role:
+        return url
+    return url.set(username=role, password=password)
+
+
+def _refuse_a_role_above_the_wall(engine: Engine, role: str) -> None:
+    """A connection whose login could bypass row-level security (a superuser, BYPASSRLS) is
+    refused before any query runs on it: misconfigured, the wall would be gone unnoticed."""
+
     @event.listens_for(engine, "connect")
-    def _set_role(dbapi_connection: Any, _record: Any) -> None:
+    def _check(dbapi_connection: Any, _record: Any) -> None:
         with dbapi_connection.cursor() as cursor:
-            cursor.execute(f'SET ROLE "{role}"')
+            cursor.execute(
+                "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = session_user"
+            )
+            row = cursor.fetchone()
         dbapi_connection.commit()
+        if row is None or row[0]:
+            dbapi_connection.close()
+            raise InvalidSetting(
+                "application database role",
+                f"{role!r} can bypass row-level security (superuser or BYPASSRLS): the "
+                "application must log in as the role the migrations make (indorch_app)",
+            )
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.loaded_dbapi.connect(*cargs, **cparams)
+        except dialect.loaded_dbapi.OperationalError as error:
+            if role in str(error):  # the role is missing, may not log in, or its password
+                raise InvalidSetting(
+                    "application database role",
+                    f"cannot log in as {role!r}: run `indorch db upgrade` (it lets the role log "
+                    "in) and, if the server asks for a password, set "
+                    "INDORCH_APP_DATABASE_PASSWORD",
+                ) from None
+            raise
 
 
 def _set_tenant_for_transaction(
@@ -73,19 +113,32 @@ class Database:
     """Owns the engine; `transaction()` is the unit of work the repositories run in."""
 
     def __init__(
-        self, url: str | URL, app_role: str | None = DEFAULT_APP_ROLE, echo: bool = False
+        self,
+        url: str | URL,
+        app_role: str | None = DEFAULT_APP_ROLE,
+        echo: bool = False,
+        app_password: str | None = None,
     ) -> None:
+        """`app_role` None: connect as the URL says, with no wall (tools that count across
+        tenants); `app_password` None: INDORCH_APP_DATABASE_PASSWORD, if set."""
         self.url = normalized_url(url)
         options: dict[str, Any] = {"echo": echo, "future": True}
         if self.is_sqlite:
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             options.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
-        self.engine = create_engine(self.url, **options)
+        login = self.url
+        if self.is_postgres and app_role:
+            if app_password is None:
+                from resources.settings import app_database_password
+
+                app_password = app_database_password()
+            login = app_login_url(self.url, app_role, app_password)
+        self.engine = create_engine(login, **options)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         elif app_role:
-            _configure_postgres_role(self.engine, app_role)
+            _refuse_a_role_above_the_wall(self.engine, app_role)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         event.listen(self._sessions, "after_begin", _set_tenant_for_transaction)
 

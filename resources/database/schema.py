@@ -364,6 +364,24 @@ class CodeRepositoryRow(Base):
 
     __tablename__ = "code_repositories"
 
+
+class AgentServerClaimRow(Base):
+    """An agent server (its `domain.agent_server_address.server_key`) claimed by the one tenant
+    it serves. The primary key decides between tenants: under row-level security a tenant sees
+    only its own claims, yet another tenant's claim of the same key still fails the insert."""
+
+    __tablename__ = "agent_server_claims"
+
+    server_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    tenant_id: Mapped[str] = tenant_fk()
+    created_at: Mapped[datetime]
+
+
+class TenantSecretRow(Base):
+    """A tenant's secret, sealed (`resources.secret_box`): the column never holds clear text."""
+
+    __tablename__ = "tenant_secrets"
+
     tenant_id: Mapped[str] = mapped_column(
         TENANT, ForeignKey("tenants.slug", ondelete="CASCADE"), primary_key=True
     )
@@ -373,6 +391,10 @@ class CodeRepositoryRow(Base):
     credentials_secret: Mapped[str | None] = mapped_column(String(100))
     setup_script: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 TENANT_TABLES: tuple[str, ...] = tuple(

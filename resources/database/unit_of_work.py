@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from sqlalchemy.orm import Session
 
 from resources.database.engine import Database
+from resources.database.repositories.agent_servers import AgentServerClaimRepository
 from resources.database.repositories.agents import AgentRepository
 from resources.database.repositories.api_keys import ApiKeyRepository
 from resources.database.repositories.code_repositories import CodeRepositoryRepository
@@ -17,6 +18,7 @@ from resources.database.repositories.promotions import PromotionRepository
 from resources.database.repositories.session_transcripts import SessionTranscriptRepository
 from resources.database.repositories.sessions import SessionRepository
 from resources.database.repositories.tasks import TaskRepository
+from resources.database.repositories.tenant_secrets import TenantSecretRepository
 from resources.database.repositories.tenant_work import TenantWorkRepository
 from resources.database.repositories.tenants import TenantRepository
 from resources.database.repositories.usage import UsageRepository
@@ -32,6 +34,7 @@ class UnitOfWork:
         self.users = UserRepository(session)
         self.api_keys = ApiKeyRepository(session)
         self.agents = AgentRepository(session)
+        self.agent_servers = AgentServerClaimRepository(session)
         self.sessions = SessionRepository(session)
         self.session_transcripts = SessionTranscriptRepository(session)
         self.tasks = TaskRepository(session)
@@ -43,6 +46,7 @@ class UnitOfWork:
         self.workspaces = TenantWorkspaceRepository(session)
         self.tenant_work = TenantWorkRepository(session)
         self.code_repositories = CodeRepositoryRepository(session)
+        self.secrets = TenantSecretRepository(session)
 
 
 @contextmanager

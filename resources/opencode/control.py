@@ -8,6 +8,7 @@ import os
 import httpx
 
 from domain.agent import Agent
+from domain.agent_server_address import password_env_problem
 from resources.opencode.client import DEFAULT_TIMEOUT, OpenCodeClient
 
 
@@ -15,8 +16,12 @@ def agent_password(agent: Agent) -> str | None:
     """The agent's Basic-auth password, read from the environment variable it names.
 
     The registry stores only the variable's name, so no secret ever reaches the database or logs.
+    Only a name with the agent password prefix is read (one stored before the rule might name
+    `DATABASE_URL`, which must never be sent to an agent's URL).
     """
-    return os.environ.get(agent.password_env) if agent.password_env else None
+    if not agent.password_env or password_env_problem(agent.password_env):
+        return None
+    return os.environ.get(agent.password_env)
 
 
 def client_for(agent: Agent, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> OpenCodeClient:

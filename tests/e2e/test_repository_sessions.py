@@ -107,7 +107,9 @@ def world(tmp_path: Path, opencode_server: OpenCodeServer) -> Iterator[World]:
             Agent(tenant_id=TENANT, name="builder", server_url=opencode_server.url)
         )
     try:
-        yield World(url, database, SessionService(database), agent, tmp_path, SealedTenantSecrets())
+        yield World(
+            url, database, SessionService(database), agent, tmp_path, SealedTenantSecrets(database)
+        )
     finally:
         database.dispose()
 

@@ -68,3 +68,16 @@ class UserRepository(TenantScopedRepository):
     def list(self) -> list[User]:
         query = select(UserRow).where(UserRow.tenant_id == self.tenant_id).order_by(UserRow.email)
         return [_to_domain(row) for row in self._session.scalars(query)]
+
+    def save(self, user: User) -> User:
+        """Persist the user's role, name and whether it is active (suspended when not)."""
+        row = self._session.scalars(
+            select(UserRow).where(UserRow.tenant_id == self.tenant_id, UserRow.id == user.id)
+        ).first()
+        if row is None:
+            raise NotFound("user", user.id)
+        row.role = user.role.value
+        row.name = user.name
+        row.active = user.active
+        self._session.flush()
+        return user

@@ -17,11 +17,17 @@ def cli_env(url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def indorch(
-    url: str, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    url: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [INDORCH, *args],
         env=cli_env(url, env),
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -18,7 +18,8 @@ from standins.opencode_server import OpenCodeServer, free_port
 from tests.integration.cli.support import ok, refused
 
 OPENCODE_PASSWORD = "cli-agent-secret"  # read by the opencode_server fixture
-PASSWORD_ENV = {"OC_PASSWORD": OPENCODE_PASSWORD}
+PASSWORD_VAR = "INDORCH_AGENT_PASSWORD_OC"
+PASSWORD_ENV = {PASSWORD_VAR: OPENCODE_PASSWORD}
 
 
 def dead_url() -> str:
@@ -47,7 +48,7 @@ def test_register_checks_the_real_server_and_stores_no_password(
         "--url",
         opencode_server.url + "/",
         "--password-env",
-        "OC_PASSWORD",
+        PASSWORD_VAR,
         "--model",
         "scripted/coder",
         "--capability",
@@ -60,7 +61,7 @@ def test_register_checks_the_real_server_and_stores_no_password(
     )
     assert agent["id"].startswith("AGENT-")
     assert agent["server_url"] == opencode_server.url  # trailing slash dropped
-    assert agent["password_env"] == "OC_PASSWORD"
+    assert agent["password_env"] == PASSWORD_VAR
     assert agent["opencode_agent"] == "build"
     assert agent["capabilities"] == ["git", "python"]
     # No session finished yet: NEW, success rate unknown (not ELITE at 100 %).
@@ -81,9 +82,9 @@ def test_register_is_refused_when_the_password_is_missing_or_wrong(
     db_url: str, opencode_server: OpenCodeServer
 ) -> None:
     args = ("agent", "register", "-t", "acme", "--name", "b", "--url", opencode_server.url)
-    line = refused(db_url, *args, "--password-env", "OC_PASSWORD")  # variable not set
-    assert "401" in line and "OC_PASSWORD is not set" in line
-    line = refused(db_url, *args, "--password-env", "OC_PASSWORD", env={"OC_PASSWORD": "wrong"})
+    line = refused(db_url, *args, "--password-env", PASSWORD_VAR)  # variable not set
+    assert "401" in line and f"{PASSWORD_VAR} is not set" in line
+    line = refused(db_url, *args, "--password-env", PASSWORD_VAR, env={PASSWORD_VAR: "wrong"})
     assert "401" in line
     assert agent_count(db_url) == 0
 
@@ -103,11 +104,15 @@ def test_register_is_refused_when_the_server_does_not_answer(db_url: str) -> Non
         (["--url", "ftp://example.com"], "server_url"),
         (["--url", "http://"], "server_url"),
         (["--url", "example.com:4096"], "server_url"),
-        (["--url", "http://example.com", "--capacity", "0"], "capacity"),
-        (["--url", "http://example.com", "--capacity", "51"], "capacity"),
-        (["--url", "http://example.com", "--model", "gpt"], "model"),
-        (["--url", "http://example.com", "--password-env", "not a name"], "password-env"),
-        (["--url", "http://example.com", "--name", "   "], "name"),
+        (["--url", "http://user:pw@127.0.0.1:1"], "must not carry credentials"),
+        (["--url", "http://example.com"], "plain http is allowed only to this host"),
+        (["--url", "https://example.com", "--capacity", "0"], "capacity"),
+        (["--url", "https://example.com", "--capacity", "51"], "capacity"),
+        (["--url", "https://example.com", "--model", "gpt"], "model"),
+        (["--url", "https://example.com", "--password-env", "not a name"], "password-env"),
+        (["--url", "https://example.com", "--password-env", "DATABASE_URL"], "password-env"),
+        (["--url", "https://example.com", "--password-env", "OPENAI_API_KEY"], "password-env"),
+        (["--url", "https://example.com", "--name", "   "], "name"),
     ],
 )
 def test_invalid_agents_are_refused_and_nothing_is_written(
@@ -116,7 +121,37 @@ def test_invalid_agents_are_refused_and_nothing_is_written(
     name = [] if "--name" in args else ["--name", "a"]
     line = refused(db_url, "agent", "register", "-t", "acme", *name, *args, "--no-check")
     assert expected in line
+    assert "pw@" not in line  # a password in a URL is never echoed
     assert agent_count(db_url) == 0
+
+
+def test_plain_http_to_another_host_needs_the_operators_setting(db_url: str) -> None:
+    args = ("agent", "register", "-t", "acme", "--name", "lan", "--url", "http://10.0.0.9:4096")
+    refused(db_url, *args, "--no-check")
+    refused(db_url, *args, "--no-check", env={"INDORCH_ALLOW_PLAIN_HTTP_AGENTS": "0"})
+    ok(db_url, *args, "--no-check", env={"INDORCH_ALLOW_PLAIN_HTTP_AGENTS": "1"})
+    assert agent_count(db_url) == 1
+
+
+def test_a_server_another_tenants_agent_uses_is_refused_and_nothing_is_written(
+    db_url: str,
+) -> None:
+    """One runtime serves one tenant; the refusal names neither that tenant nor its agent."""
+    url = dead_url()
+    ok(db_url, "tenant", "create", "globex")
+    register(db_url, "--name", "acme-builder", "--url", url, "--no-check")
+    spelled_otherwise = url.replace("127.0.0.1", "LOCALHOST") + "/"
+    line = refused(
+        db_url,
+        *("agent", "register", "-t", "globex", "--name", "g", "--url", spelled_otherwise),
+        "--no-check",
+    )
+    assert line == (
+        "error: the server is in use by another tenant: a runtime serves one tenant "
+        "(start or register a server of this tenant's own)"
+    )
+    assert "acme" not in line
+    assert agent_count(db_url) == 1
 
 
 def test_a_duplicate_name_is_refused(db_url: str) -> None:
@@ -162,7 +197,7 @@ def test_list_shows_agents_and_their_live_health(
 ) -> None:
     up = register(
         db_url,
-        *("--name", "up", "--url", opencode_server.url, "--password-env", "OC_PASSWORD"),
+        *("--name", "up", "--url", opencode_server.url, "--password-env", PASSWORD_VAR),
         env=PASSWORD_ENV,
     )
     down = register(db_url, "--name", "down", "--url", dead_url(), "--no-check")

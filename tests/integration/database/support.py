@@ -120,6 +120,9 @@ def seed_tenant(db: Database, tenant: str) -> Seed:
         agent = uow.agents.add(
             Agent(tenant_id=tenant, name="builder", server_url="http://127.0.0.1:4096")
         )
+        uow.agent_servers.claim(f"{tenant}.example:4096")  # a server of its own
+        uow.secrets.put("repo-token", f"sealed-{tenant}")  # the repository holds sealed text only
+        uow.secrets.put(f"own-{tenant}", "sealed")  # a name no other tenant has
         session = Session(
             tenant_id=tenant,
             title="Fix the flaky test",

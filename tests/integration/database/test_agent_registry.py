@@ -23,7 +23,8 @@ OPERATOR = Caller.operator()
 
 
 def new_agent(tenant: str, name: str = "builder") -> Agent:
-    return Agent(tenant_id=tenant, name=name, server_url="http://127.0.0.1:1")
+    """An agent on a server of the tenant's own (one runtime serves one tenant)."""
+    return Agent(tenant_id=tenant, name=name, server_url=f"https://{tenant}.example.com")
 
 
 def names(registry: AgentRegistry, tenant: str) -> list[str]:

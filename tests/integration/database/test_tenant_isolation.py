@@ -29,13 +29,13 @@ from domain.agent import Agent
 from domain.checkpoint import Checkpoint
 from domain.clock import utcnow
 from domain.code_repository import CodeRepository
-from domain.errors import NotFound, TenantMismatch, TenantNotSet
+from domain.errors import NotFound, ServerInUse, TenantMismatch, TenantNotSet
 from domain.evaluation import Evaluation
 from domain.fine_tuning import FineTuningJob, FineTuningStatus
 from domain.promotion import ModelPromotion
 from domain.session import Session, SessionStatus
 from domain.task import Task, TaskDependency, TaskStatus
-from domain.tenant import User
+from domain.tenant import Role, User
 from domain.workspace import TenantWorkspace
 from resources.database import Database
 from resources.database.repositories.base import TenantScopedRepository
@@ -159,6 +159,11 @@ def _workspace(tenant: str, server_url: str, directory: str = "/wt/intruder") ->
     return TenantWorkspace(tenant_id=tenant, server_url=server_url, directory=directory)
 
 
+def _server_of(seed: Seed) -> str:
+    """The server key the seed claimed (see `support.seed_tenant`)."""
+    return f"{seed.tenant}.example:4096"
+
+
 def _workspaces(records: Iterable[TenantWorkspace]) -> set[tuple[str, str, str]]:
     return {(w.tenant_id, w.server_url, w.directory) for w in records}
 
@@ -183,6 +188,12 @@ CASES: list[Case] = [
         "e-mail both have",
         lambda uow, a, b: uow.users.get_by_email(a.user.email).id,
         check=equals(lambda b: b.user.id),
+    ),
+    Case(
+        "UserRepository.save",
+        "A's user",
+        lambda uow, a, b: uow.users.save(a.user.model_copy(update={"role": Role.ADMIN})),
+        NotFound,
     ),
     Case(
         "UserRepository.list",
@@ -728,6 +739,68 @@ CASES: list[Case] = [
         lambda uow, a, b: uow.code_repositories.remove(a.own_repository.name),
         NotFound,
     ),
+    # agent server claims (one runtime serves one tenant)
+    Case(
+        "AgentServerClaimRepository.holds",
+        "A's server",
+        lambda uow, a, b: uow.agent_servers.holds(_server_of(a)),
+        check=equals(lambda b: False),
+    ),
+    Case(
+        "AgentServerClaimRepository.claim",
+        "A's server",
+        lambda uow, a, b: uow.agent_servers.claim(_server_of(a)),
+        ServerInUse,
+    ),
+    Case(
+        "AgentServerClaimRepository.release",
+        "A's server",
+        lambda uow, a, b: uow.agent_servers.release(_server_of(a)),
+        check=equals(lambda b: None),
+    ),
+    Case(
+        "AgentServerClaimRepository.release_all",
+        "B's own only",
+        lambda uow, a, b: uow.agent_servers.release_all(),
+        check=equals(lambda b: None),
+    ),
+    Case(
+        "AgentServerClaimRepository.list",
+        "B's servers only",
+        lambda uow, a, b: uow.agent_servers.list(),
+        check=equals(lambda b: [_server_of(b)]),
+    ),
+    # tenant secrets (sealed text at this layer)
+    Case(
+        "TenantSecretRepository.put",
+        "A's name",
+        lambda uow, a, b: uow.secrets.put("repo-token", "planted"),
+        check=lambda result, a, b: result.tenant_id == b.tenant,
+    ),
+    Case(
+        "TenantSecretRepository.sealed",
+        "a name only A has",
+        lambda uow, a, b: uow.secrets.sealed(f"own-{a.tenant}"),
+        NotFound,
+    ),
+    Case(
+        "TenantSecretRepository.sealed",
+        "a name both have",
+        lambda uow, a, b: uow.secrets.sealed("repo-token"),
+        check=equals(lambda b: f"sealed-{b.tenant}"),
+    ),
+    Case(
+        "TenantSecretRepository.list",
+        "B's secrets only",
+        lambda uow, a, b: [(s.tenant_id, s.name) for s in uow.secrets.list()],
+        check=equals(lambda b: [(b.tenant, f"own-{b.tenant}"), (b.tenant, "repo-token")]),
+    ),
+    Case(
+        "TenantSecretRepository.delete",
+        "a name only A has",
+        lambda uow, a, b: uow.secrets.delete(f"own-{a.tenant}"),
+        NotFound,
+    ),
 ]
 
 # Each method once more with no tenant set at all (A's ids as arguments): `TenantNotSet`.
@@ -736,6 +809,7 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
     "UserRepository.get": lambda uow, a: uow.users.get(a.user.id),
     "UserRepository.get_by_email": lambda uow, a: uow.users.get_by_email(a.user.email),
     "UserRepository.list": lambda uow, a: uow.users.list(),
+    "UserRepository.save": lambda uow, a: uow.users.save(a.user),
     "ApiKeyRepository.create": lambda uow, a: uow.api_keys.create("k"),
     "ApiKeyRepository.authenticate": lambda uow, a: uow.api_keys.authenticate(a.api_key_plaintext),
     "ApiKeyRepository.list": lambda uow, a: uow.api_keys.list(),
@@ -842,6 +916,15 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
     "CodeRepositoryRepository.get": lambda uow, a: uow.code_repositories.get("app"),
     "CodeRepositoryRepository.list": lambda uow, a: uow.code_repositories.list(),
     "CodeRepositoryRepository.remove": lambda uow, a: uow.code_repositories.remove("app"),
+    "AgentServerClaimRepository.holds": lambda uow, a: uow.agent_servers.holds(_server_of(a)),
+    "AgentServerClaimRepository.claim": lambda uow, a: uow.agent_servers.claim(_server_of(a)),
+    "AgentServerClaimRepository.release": lambda uow, a: uow.agent_servers.release(_server_of(a)),
+    "AgentServerClaimRepository.release_all": lambda uow, a: uow.agent_servers.release_all(),
+    "AgentServerClaimRepository.list": lambda uow, a: uow.agent_servers.list(),
+    "TenantSecretRepository.put": lambda uow, a: uow.secrets.put("repo-token", "x"),
+    "TenantSecretRepository.sealed": lambda uow, a: uow.secrets.sealed("repo-token"),
+    "TenantSecretRepository.list": lambda uow, a: uow.secrets.list(),
+    "TenantSecretRepository.delete": lambda uow, a: uow.secrets.delete("repo-token"),
 }
 
 
@@ -917,6 +1000,8 @@ def _snapshot(uow: UnitOfWork) -> dict[str, Any]:
         "promotions": [p.model_dump() for p in uow.promotions.history()],
         "workspaces": [w.model_dump() for w in uow.workspaces.list()],
         "repositories": [r.model_dump() for r in uow.code_repositories.list()],
+        "agent_servers": uow.agent_servers.list(),
+        "secrets": {s.name: uow.secrets.sealed(s.name) for s in uow.secrets.list()},
         "rows": {
             name: uow.session.scalar(
                 select(func.count())

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from domain.errors import NotFound
+from domain.caller import Caller
+from resources.database import Database
 from resources.secret_box import SecretBox
+from services.tenant_secrets import TenantSecrets
 
 GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
 IDENTITY = ["-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
@@ -58,20 +60,12 @@ def reject_pushes(bare: Path, message: str = "pushes are closed") -> None:
     hook.chmod(0o755)
 
 
-class SealedTenantSecrets:
-    """Tenant secrets kept sealed (as at rest), opened for the one operation asking."""
+class SealedTenantSecrets(TenantSecrets):
+    """The real tenant secrets (sealed in the test's database with a key of its own), with the
+    tests' shorthand for an operator setting one."""
 
-    def __init__(self) -> None:
-        self._box = SecretBox([Fernet.generate_key().decode()])
-        self._sealed: dict[tuple[str, str], str] = {}
-        self.revealed: list[tuple[str, str]] = []
+    def __init__(self, database: Database) -> None:
+        super().__init__(database, SecretBox([Fernet.generate_key().decode()]))
 
     def store(self, tenant: str, name: str, value: str) -> None:
-        self._sealed[(tenant, name)] = self._box.seal(value)
-
-    def reveal(self, tenant_id: str, name: str) -> str:
-        sealed = self._sealed.get((tenant_id, name))
-        if sealed is None:
-            raise NotFound("tenant secret", name)
-        self.revealed.append((tenant_id, name))
-        return self._box.open(sealed, f"tenant secret {name}")
+        self.set(Caller.operator(), tenant, name, value)

@@ -207,7 +207,7 @@ def test_http_with_credentials_from_a_tenant_secret(database: Database, tmp_path
     served = tmp_path / "served"
     served.mkdir()
     remote = bare_remote(served)
-    secrets = SealedTenantSecrets()
+    secrets = SealedTenantSecrets(database)
     secrets.store(TENANT, "git-token", f"ann:{PASSWORD}")
     runner = RecordingRunner()
     one = session()
@@ -240,7 +240,7 @@ def test_http_with_wrong_credentials_fails_with_no_secret_in_the_reason(
     served = tmp_path / "served"
     served.mkdir()
     bare_remote(served)
-    secrets = SealedTenantSecrets()
+    secrets = SealedTenantSecrets(database)
     wrong = "wr0ng-pa55-leaky"
     secrets.store(TENANT, "git-token", f"ann:{wrong}")
     with GitHttpServer(served, username="ann", password=PASSWORD) as server:
@@ -256,4 +256,6 @@ def test_http_with_wrong_credentials_fails_with_no_secret_in_the_reason(
 def test_a_missing_tenant_secret_is_said(database: Database, tmp_path: Path) -> None:
     register(database, f"file://{bare_remote(tmp_path)}", credentials_secret="nope")
     with pytest.raises(WorkspaceFailed, match="tenant secret 'nope' not found"):
-        asyncio.run(workspaces(database, tmp_path, SealedTenantSecrets()).prepare(session(), print))
+        asyncio.run(
+            workspaces(database, tmp_path, SealedTenantSecrets(database)).prepare(session(), print)
+        )
