@@ -1,7 +1,9 @@
 """`model_promotion` (partition = tenant): the tenant's sessions are prompted with its tuned model
 from now on. Runs only after `model_evaluation`'s blocking check passed, and the service refuses
 any evaluation that did not decide PROMOTE in any case. The model is pushed to the tenant's agent
-servers with the inference key; `indorch model rollback` undoes it in one command.
+servers with the tenant's own restricted inference key (its tenant secret `provider-inference-key`:
+the agent can read its server's configuration, so never the platform's key; without it the
+promotion is refused before anything is recorded); `indorch model rollback` undoes it.
 """
 
 import asyncio
@@ -15,7 +17,8 @@ from resources.dagster_partitions import tenant_partitions
 from resources.database_resource import DatabaseResource
 from resources.training_provider.resource import TrainingProviderResource
 from services.model_promotion import ModelPromotionService
-from services.tuned_model_config import publish_to_agents
+from services.tenant_secrets import TenantSecrets
+from services.tuned_model_config import INFERENCE_KEY_SECRET, publish_to_agents
 
 
 @dg.asset(
@@ -34,11 +37,11 @@ def model_promotion(
     tenant = context.partition_key
     evaluation = latest_metadata(context.instance, "model_evaluation", tenant)
     db = database.get_database()
+    key = TenantSecrets(db).reveal(tenant, INFERENCE_KEY_SECRET)  # NotFound: nothing promoted
     promotion = ModelPromotionService(db).promote(
         Caller.operator(), tenant, str(evaluation["evaluation_id"])
     )
-    url, key = training_provider.inference_endpoint()
-    pushes = asyncio.run(publish_to_agents(db, promotion, url, key))
+    pushes = asyncio.run(publish_to_agents(db, promotion, training_provider.api_url(), key))
     for push in pushes:
         if push.error:
             context.log.warning(

@@ -19,6 +19,7 @@ from resources.opencode.control import client_for
 from resources.opencode.errors import AgentServerError
 
 PROVIDER_PACKAGE = "@ai-sdk/openai-compatible"
+INFERENCE_KEY_SECRET = "provider-inference-key"  # the tenant secret holding its restricted key
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ import dagster as dg
 
 from assets.fine_tuned_model import fine_tuned_model
 from assets.model_evaluation import model_evaluation
+from assets.model_promotion import model_promotion
 from assets.tenant_usage import tenant_usage, tenant_usage_job
 from assets.training_dataset import training_dataset
 from orchestrator_defs.models.usage_schedule import tenant_usage_schedule
@@ -21,7 +22,13 @@ learning_automation = dg.AutomationConditionSensorDefinition(
 
 def defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[training_dataset, fine_tuned_model, model_evaluation, tenant_usage],
+        assets=[
+            training_dataset,
+            fine_tuned_model,
+            model_evaluation,
+            model_promotion,
+            tenant_usage,
+        ],
         jobs=[tenant_usage_job],
         schedules=[tenant_usage_schedule],
         sensors=[learning_automation],

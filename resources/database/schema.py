@@ -364,6 +364,16 @@ class CodeRepositoryRow(Base):
 
     __tablename__ = "code_repositories"
 
+    tenant_id: Mapped[str] = mapped_column(
+        TENANT, ForeignKey("tenants.slug", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    default_ref: Mapped[str] = mapped_column(String(250))
+    credentials_secret: Mapped[str | None] = mapped_column(String(100))
+    setup_script: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
 
 class AgentServerClaimRow(Base):
     """An agent server (its `domain.agent_server_address.server_key`) claimed by the one tenant
@@ -385,12 +395,6 @@ class TenantSecretRow(Base):
     tenant_id: Mapped[str] = mapped_column(
         TENANT, ForeignKey("tenants.slug", ondelete="CASCADE"), primary_key=True
     )
-    name: Mapped[str] = mapped_column(String(63), primary_key=True)
-    url: Mapped[str] = mapped_column(String(2000))
-    default_ref: Mapped[str] = mapped_column(String(250))
-    credentials_secret: Mapped[str | None] = mapped_column(String(100))
-    setup_script: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime]
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     sealed: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]

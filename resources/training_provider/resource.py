@@ -47,6 +47,12 @@ class TrainingProviderResource(dg.ConfigurableResource):
             display_url(self.base_url),
         )
 
+    def api_url(self) -> str:
+        """The provider's API base URL (what agents' servers call the tuned models at)."""
+        if not self.base_url:
+            raise InvalidSetting(settings.PROVIDER_BASE_URL_VAR, "not set: the provider's /v1 URL")
+        return self.base_url
+
 
 def display_url(base_url: str) -> str:
     """The provider's URL as errors name it: scheme, host and port, never credentials."""

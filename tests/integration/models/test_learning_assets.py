@@ -8,16 +8,22 @@ from __future__ import annotations
 import time
 
 import dagster as dg
+import httpx
 import pytest
 
 from assets.fine_tuned_model import fine_tuned_model
 from assets.model_evaluation import model_evaluation
+from assets.model_promotion import model_promotion
 from assets.training_dataset import training_dataset
+from domain.caller import Caller
 from resources.dagster_partitions import tenant_partitions
 from resources.database_resource import DatabaseResource
 from resources.dataset_store import DatasetStoreResource
 from resources.training_provider.resource import TrainingProviderResource
 from sensors.fine_tuning import fine_tuning_sensor
+from services.model_promotion import ModelPromotionService
+from services.tenant_secrets import TenantSecrets
+from services.tuned_model_config import INFERENCE_KEY_SECRET
 from tests.integration.database.support import BACKENDS
 from tests.integration.models.conftest import PLATFORM_KEY
 from tests.integration.models.test_learning_lineage import tenant_with_history
@@ -89,3 +95,30 @@ def test_the_lineage_runs_as_dagster_assets_and_a_sensor(database, provider_serv
         metadata = materialization.metadata
         assert metadata["decision"].value == "PROMOTE"
         assert metadata["tuned_accuracy"].value > metadata["base_accuracy"].value
+
+        def promote():
+            return dg.materialize(
+                [model_promotion, model_evaluation.to_source_asset()],
+                selection=[model_promotion],
+                partition_key=tenant,
+                instance=instance,
+                resources=resources,
+                raise_on_error=False,
+            )
+
+        refused = promote()  # the tenant has no inference key of its own yet: nothing promoted
+        assert not refused.success
+        assert ModelPromotionService(database).current(Caller.operator(), tenant) is None
+        key = httpx.post(
+            f"{provider_server.api_url}/inference_keys",
+            json={"suffix": tenant[:18]},
+            headers={"Authorization": f"Bearer {PLATFORM_KEY}"},
+        ).json()["key"]
+        TenantSecrets(database).set(Caller.operator(), tenant, INFERENCE_KEY_SECRET, key)
+        assert TenantSecrets(database).reveal(tenant, INFERENCE_KEY_SECRET) == key
+        promoted = promote()
+        assert promoted.success
+        (done,) = promoted.asset_materializations_for_node("model_promotion")
+        current = ModelPromotionService(database).current(Caller.operator(), tenant)
+        assert done.metadata["model"].value == current.opencode_model
+        assert key not in str(done.metadata)
