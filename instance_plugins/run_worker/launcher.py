@@ -79,7 +79,8 @@ class RunWorkerLauncher(RunLauncher, ConfigurableClass):
         self.ensure_worker()
 
     def ensure_worker(self) -> None:
-        """Start a worker unless one serves the instance; wait until one does."""
+        """Start a worker unless one serves the instance; wait until one does (it serves before
+        its imports, so the next launches are not held up by its start)."""
         self._reap()
         if is_served(self.directory):
             return

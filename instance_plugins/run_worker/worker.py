@@ -155,9 +155,10 @@ class RunWorker:
         self.shutdown_signal: int | None = None
 
     # -- serving ------------------------------------------------------------------------------
-    def serve(self) -> int:
+    def serve(self, lock: IO[bytes] | None = None) -> int:
+        """Serve until stopped or idle; `lock`: the serve lock if already taken (see `main`)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.lock = try_lock(self.directory / SERVE_LOCK)
+        self.lock = lock or try_lock(self.directory / SERVE_LOCK)
         if self.lock is None:
             log.info("run worker %s: another worker serves %s; exiting", self.pid, self.directory)
             return 0
@@ -352,8 +353,15 @@ def main(argv: Iterable[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
-    if is_served(args.directory):
-        return 0  # before the imports: a second worker started in a race leaves at once
+    # The lock before the imports: a second worker started in a race leaves at once, and the
+    # launch that started this one (it waits until a worker serves) need not wait for Dagster's
+    # imports (~1 s, more on a busy machine): the run queue goes on launching meanwhile, and the
+    # runs are taken at the first poll. Should the start fail after this, the runs left
+    # STARTING are failed by run monitoring's start timeout.
+    args.directory.mkdir(parents=True, exist_ok=True)
+    lock = try_lock(args.directory / SERVE_LOCK)
+    if lock is None:
+        return 0
     from dagster import DagsterInstance, deserialize_value
 
     from instance_plugins.dagster_internals import InstanceRef
@@ -361,7 +369,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     ref = deserialize_value(sys.stdin.read(), InstanceRef)
     with DagsterInstance.from_ref(ref) as instance:
         worker = RunWorker(instance, args.directory, args.poll_seconds, args.idle_exit_seconds)
-        return worker.serve()
+        return worker.serve(lock)
 
 
 if __name__ == "__main__":

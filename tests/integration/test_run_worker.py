@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,12 @@ from dagster import DagsterRun, DagsterRunStatus
 
 from instance_plugins.dagster_internals import ReconstructableRepository, WorkerStatus
 from instance_plugins.run_worker.launcher import RunWorkerLauncher
-from instance_plugins.run_worker.worker import WORKER_PID_TAG, worker_alive
+from instance_plugins.run_worker.worker import (
+    WORKER_MODULE,
+    WORKER_PID_TAG,
+    is_served,
+    worker_alive,
+)
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux /proc")
 
@@ -271,3 +278,29 @@ def test_a_stopped_worker_interrupts_its_runs_and_leaves(
 
     assert wait_for(instance, waiting, ENDED, seconds=30).status is DagsterRunStatus.FAILURE
     assert worker_gone(pid, seconds=15)
+
+
+def test_a_starting_worker_serves_before_its_imports_so_its_launch_is_not_held_up(
+    tmp_path: Path,
+) -> None:
+    """The launch that starts a worker waits until it serves (holds the lock); the worker takes
+    the lock first and imports Dagster and reads the instance after, so the run queue's next
+    launches are not held up by its start (a worker that never gets its instance leaves)."""
+    directory = tmp_path / "run_worker"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", WORKER_MODULE, "--directory", str(directory)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not is_served(directory):  # the instance is not even written to it yet
+            assert worker.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        assert worker.stdin is not None
+        worker.stdin.close()  # no instance: it cannot serve one
+        returncode = worker.wait(timeout=30)
+    assert returncode != 0
+    assert not is_served(directory), "a worker that left released the lock"
