@@ -29,6 +29,7 @@ from instance_plugins.run_worker.worker import (
     WORKER_MODULE,
     WORKER_PID_TAG,
     is_served,
+    nudge,
     worker_alive,
 )
 
@@ -83,6 +84,7 @@ class RunWorkerLauncher(RunLauncher, ConfigurableClass):
         its imports, so the next launches are not held up by its start)."""
         self._reap()
         if is_served(self.directory):
+            nudge(self.directory)  # take the run now, not at the next poll
             return
         log_file = open(self.directory / WORKER_LOG, "ab")  # noqa: SIM115 - handed to the child
         with log_file:

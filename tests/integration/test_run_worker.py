@@ -5,6 +5,7 @@ idle exit and changed code behave as a demanding operator expects.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -76,11 +77,17 @@ def jobs_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    with worker_instance(tmp_path, poll_seconds=0.2) as instance:
+        yield instance
+
+
+@contextlib.contextmanager
+def worker_instance(tmp_path: Path, poll_seconds: float) -> Iterator[dg.DagsterInstance]:
     overrides = {
         "run_launcher": {
             "module": "instance_plugins.run_worker.launcher",
             "class": "RunWorkerLauncher",
-            "config": {"poll_seconds": 0.2, "idle_exit_seconds": 4.0},
+            "config": {"poll_seconds": poll_seconds, "idle_exit_seconds": 4.0},
         },
         "compute_logs": {
             "module": "instance_plugins.compute_logs",
@@ -304,3 +311,17 @@ def test_a_starting_worker_serves_before_its_imports_so_its_launch_is_not_held_u
         returncode = worker.wait(timeout=30)
     assert returncode != 0
     assert not is_served(directory), "a worker that left released the lock"
+
+
+def test_a_run_handed_to_a_serving_worker_starts_without_waiting_for_its_next_poll(
+    tmp_path: Path, jobs_file: Path
+) -> None:
+    """The launcher nudges the serving worker, so a wave does not wait up to `poll_seconds`."""
+    config = {"ops": {"chatty": {"config": {"marker": "one", "seconds": 0.0}}}}
+    with worker_instance(tmp_path, poll_seconds=60.0) as instance:
+        first = wait_for(instance, launch(instance, jobs_file, "chatty_job", config), ENDED)
+        second = wait_for(
+            instance, launch(instance, jobs_file, "chatty_job", config), ENDED, seconds=20
+        )
+        assert first.status is second.status is DagsterRunStatus.SUCCESS
+        assert second.tags[WORKER_PID_TAG] == first.tags[WORKER_PID_TAG]
