@@ -34,34 +34,18 @@ STREAM_START_WAIT_SECONDS = 5.0
 
 class StartPacer:
     """At most `limit` session starts (create + prompt) in flight on one agent; the rest queue
-    here rather than all hitting the server at once (it answers slowly, then not). Counts the
-    starts that want a slot (in flight or queued), so routing can tell whether the agent would
-    start one more now; `on_release` is told whenever a start ends."""
+    here rather than all hitting the server at once (it answers slowly, then not).
+    `on_release` is told whenever a start ends."""
 
     def __init__(self, limit: int, on_release: Callable[[], None]) -> None:
         self._slots = asyncio.Semaphore(limit)
-        self._limit = limit
-        self._wanting = 0
         self._on_release = on_release
 
-    @property
-    def has_room(self) -> bool:
-        return self._wanting < self._limit
-
     async def __aenter__(self) -> None:
-        self._wanting += 1
-        try:
-            await self._slots.acquire()
-        except BaseException:
-            self._release_want()
-            raise
+        await self._slots.acquire()
 
     async def __aexit__(self, *_exc: object) -> None:
         self._slots.release()
-        self._release_want()
-
-    def _release_want(self) -> None:
-        self._wanting -= 1
         self._on_release()
 
 
@@ -125,7 +109,7 @@ class AgentPool:
                 states = []
                 for agent in agents:
                     link = self._links.get(agent.id)
-                    if link is None or (linking and not link.starting.has_room):
+                    if link is None or (linking and not self._can_start_now(agent.id)):
                         continue  # still being linked, or (meanwhile) no start free
                     states.append(
                         AgentState(agent, busy[agent.id], healthy=link.healthy, now=self._clock())
@@ -167,6 +151,11 @@ class AgentPool:
             )
         finally:
             start_ended.cancel()
+
+    def _can_start_now(self, agent_id: str) -> bool:
+        """Whether the agent's starts are not all taken by the sessions routed to it and not
+        started yet (those still preparing their workspace included)."""
+        return self.load.in_transit(agent_id) < self._settings.starts_per_agent
 
     def _start_ended(self) -> None:
         self._changed.set()
