@@ -44,6 +44,7 @@ class Scenario:
     top_up: bool = True  # waves take on new sessions while they run (False: the naive design)
     max_runs: int = 30
     per_server_concurrency: int = 0  # floor only
+    cold_worker: bool = False  # run worker only: started by the first measured launch
     timeout_seconds: float = 1800.0
     note: str = ""
 
@@ -180,6 +181,7 @@ def _summary(
         "wave_size": scenario.wave_size if scenario.mode != "floor" else None,
         "top_up": scenario.top_up if scenario.mode != "floor" else None,
         "max_runs": scenario.max_runs if scenario.mode != "floor" else None,
+        "cold_worker": scenario.cold_worker if scenario.mode == "worker" else None,
         "per_server_concurrency": spec.get("per_server_concurrency") or None,
         "agents": agents,
         "prompt": scenario.prompt,

@@ -16,7 +16,9 @@ Scenarios, each in its own worker process whose whole process tree is measured:
 3. **default wave size, a process per run** -- `SupervisionConfig().wave_size` sessions per real
    run, each run a process of its own (DefaultRunLauncher).
 4. **default wave size, run worker** -- the same runs launched as the embedded default launches
-   them (`RunWorkerLauncher`): executed in threads of one run worker process.
+   them (`RunWorkerLauncher`): executed in threads of one run worker process, warmed up before
+   the baseline by one empty wave run, as a long-lived worker is (`--cold-run-worker`: started
+   by the first measured launch instead).
 5. **default wave size, in process** -- each wave `execute_in_process` in a thread of the bench's
    own process: Dagster's run machinery with no launcher at all (for comparison).
 6. **in flight** -- `--inflight` sessions held by the model (`[script:slow seconds=H]`), agents
@@ -102,6 +104,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default="",
         help="comma-separated scenario keys (floor,wave1,wave,worker,inprocess,inflight)",
     )
+    parser.add_argument(
+        "--cold-run-worker",
+        action="store_true",
+        help="the run worker is started by the first measured launch (default: warmed up with "
+        "one empty wave run before the baseline, as a long-lived worker is)",
+    )
     parser.add_argument("--quick", action="store_true", help="a ~1-2 minute smoke run")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs)")
@@ -147,6 +155,7 @@ def plan(args: argparse.Namespace) -> list[Scenario]:
             TWO_TURNS,
             wave_size=wave,
             max_runs=args.max_runs,
+            cold_worker=args.cold_run_worker,
         ),
         Scenario(
             "inprocess",
@@ -165,6 +174,7 @@ def plan(args: argparse.Namespace) -> list[Scenario]:
             HELD.format(hold=args.hold_seconds),
             wave_size=inflight_wave,
             max_runs=inflight_runs,
+            cold_worker=args.cold_run_worker,
             note=f"model holds each reply {args.hold_seconds:g} s",
         ),
     ]

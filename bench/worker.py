@@ -12,8 +12,9 @@ Modes:
   every `tick_seconds` and the real `retry_sensor` every 5 s (as the daemon would); each
   RunRequest launched as a real run through the instance's DefaultRunLauncher (`bench.launch`).
 - `worker`: the same, launched through the embedded default's `RunWorkerLauncher`: the runs
-  execute in threads of the run worker, which the first launch starts (after the baseline, so
-  its whole start is measured).
+  execute in threads of the run worker, which an empty wave run starts and warms up before the
+  baseline (a long-lived worker, as the daemon's is while runs come within its idle time), or,
+  with `cold_worker`, the first measured launch starts (its whole start measured).
 - `inprocess`: the same, but each wave run is `session_wave.execute_in_process` in a thread of
   this process: Dagster's run machinery without the run launcher's process start. Two things
   of Dagster's are not thread-safe and are switched off for it: compute-log capture (it
@@ -173,14 +174,26 @@ class Orchestrated:
         return all(future.done() for future in self.futures)
 
     def warm_up(self) -> None:
-        """Before the baseline: one dispatch tick (nothing to claim yet) and, in process, one
-        empty wave run, so Dagster's lazily imported execution code is loaded before we measure
-        (a long-lived worker pays that once; launched runs pay it in every run process)."""
+        """Before the baseline: one dispatch tick (nothing to claim yet) and, in process or in
+        the run worker, one empty wave run, so Dagster's lazily imported execution code is
+        loaded before we measure (a long-lived worker pays that once: the daemon's worker
+        stays while runs come within its idle time; launched runs pay it in every run
+        process). `cold_worker`: the run worker is started by the first measured launch."""
         self.tick()
         self.retry_tick()
+        config = {"tenant": self.spec["tenants"][0], "session_ids": [], "wave_id": "warm-up"}
+        warm_up_run = dg.RunRequest(run_config={"ops": {WAVE_OP: {"config": config}}})
         if self.pool is not None:
-            config = {"tenant": self.spec["tenants"][0], "session_ids": [], "wave_id": "warm-up"}
-            self._in_process(dg.RunRequest(run_config={"ops": {WAVE_OP: {"config": config}}}))
+            self._in_process(warm_up_run)
+        elif self.spec["mode"] == "worker" and not self.spec.get("cold_worker"):
+            assert self.launcher is not None
+            self.launcher.enqueue([warm_up_run])
+            while not self.launcher.idle:
+                self.launcher.poll()
+                time.sleep(0.1)
+            if self.launcher.failed:
+                raise RuntimeError("the run worker's warm-up run failed")
+            self.launcher.launched.clear()
 
     def run(self) -> dict[str, Any]:
         self.warm_up()

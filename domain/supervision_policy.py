@@ -23,8 +23,5 @@ class SupervisionSettings:
     # always has its own worktree); then no tenant worktree is made on the servers.
     session_workspaces: bool = False
     diff_settle_seconds: float = 2.0  # the server's diff may lag the session's idle this long
-    # Routing waits this long for the wave's other agents to link (a slow server's worktree or
-    # stream holds up the others' sessions no longer), so first sessions spread over all servers.
-    link_wait_seconds: float = 2.0
     starts_per_agent: int = 8  # session starts (create + prompt) in flight at once per agent
     event_flush_seconds: float = 0.25  # observational events wait at most this long (EventBatch)

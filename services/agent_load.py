@@ -46,6 +46,10 @@ class AgentLoadView:
             for agent in self._agents
         }
 
+    def in_transit(self, agent_id: str) -> int:
+        """Sessions routed to the agent whose start has not ended (RUNNING or failed) yet."""
+        return max(self._in_transit[agent_id], 0)
+
     def routed(self, agent_id: str) -> None:
         self._in_transit[agent_id] += 1
         self._since_snapshot[agent_id] += 1

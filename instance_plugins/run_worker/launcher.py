@@ -29,6 +29,7 @@ from instance_plugins.run_worker.worker import (
     WORKER_MODULE,
     WORKER_PID_TAG,
     is_served,
+    nudge,
     worker_alive,
 )
 
@@ -79,9 +80,11 @@ class RunWorkerLauncher(RunLauncher, ConfigurableClass):
         self.ensure_worker()
 
     def ensure_worker(self) -> None:
-        """Start a worker unless one serves the instance; wait until one does."""
+        """Start a worker unless one serves the instance; wait until one does (it serves before
+        its imports, so the next launches are not held up by its start)."""
         self._reap()
         if is_served(self.directory):
+            nudge(self.directory)  # take the run now, not at the next poll
             return
         log_file = open(self.directory / WORKER_LOG, "ab")  # noqa: SIM115 - handed to the child
         with log_file:

@@ -10,6 +10,8 @@ Dagster run with its tags, queue limits, event log, compute logs and run monitor
 Protocol, through the instance (no socket to secure):
 - The launcher leaves the run STARTING and makes sure a worker serves the instance. Serving means
   holding the exclusive lock `<instance root>/run_worker/serve.lock`; one worker at a time does.
+  The lock file holds the serving worker's pid: the launcher nudges it (SIGUSR1) to look for
+  STARTING runs at once rather than at its next poll.
 - The serving worker takes every STARTING run that no live worker has taken: it tags the run with
   its pid (`WORKER_PID_TAG`, read by the launcher's health check) and executes it in a thread.
 - A run that turns CANCELING is interrupted in its thread (`DagsterExecutionInterruptedError`,
@@ -29,6 +31,7 @@ reads the instance's serialized `InstanceRef` on stdin.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import fcntl
 import logging
@@ -46,12 +49,14 @@ if TYPE_CHECKING:  # dagster is imported after the serve lock is known to be fre
     from dagster import DagsterInstance, DagsterRun
 
 WORKER_PID_TAG = "indorch/run_worker_pid"
+NUDGE_SIGNAL = signal.SIGUSR1  # "a run was handed over": look for STARTING runs now
 WORKER_MODULE = "instance_plugins.run_worker.worker"
 SERVE_LOCK = "serve.lock"
 WORKER_LOG = "worker.log"
 CODE_CHECK_SECONDS = 2.0
 
 log = logging.getLogger(__name__)
+NUDGED = threading.Event()  # set by the nudge signal's handler: runs were handed over
 
 
 def worker_alive(pid: int) -> bool:
@@ -80,6 +85,35 @@ def try_lock(path: Path) -> IO[bytes] | None:
         handle.close()
         return None
     return handle
+
+
+def take_serve_lock(directory: Path) -> IO[bytes] | None:
+    """The serve lock of `directory`, naming this process in the file, or None if taken."""
+    lock = try_lock(directory / SERVE_LOCK)
+    if lock is not None:
+        os.ftruncate(lock.fileno(), 0)
+        lock.write(str(os.getpid()).encode())
+        lock.flush()
+    return lock
+
+
+def serving_pid(directory: Path) -> int | None:
+    """The pid the serving worker wrote into the lock file, if any."""
+    try:
+        text = (directory / SERVE_LOCK).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def nudge(directory: Path) -> None:
+    """Tell the worker serving `directory` to look for STARTING runs now (best effort: a worker
+    that misses it takes them at its next poll)."""
+    pid = serving_pid(directory)
+    if pid is None or not worker_alive(pid):
+        return
+    with contextlib.suppress(OSError):  # gone meanwhile
+        os.kill(pid, NUDGE_SIGNAL)
 
 
 def is_served(directory: Path) -> bool:
@@ -152,12 +186,14 @@ class RunWorker:
         self.lock: IO[bytes] | None = None
         self.watch = SourceWatch()
         self.stop = threading.Event()
+        self.nudged = NUDGED
         self.shutdown_signal: int | None = None
 
     # -- serving ------------------------------------------------------------------------------
-    def serve(self) -> int:
+    def serve(self, lock: IO[bytes] | None = None) -> int:
+        """Serve until stopped or idle; `lock`: the serve lock if already taken (see `main`)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.lock = try_lock(self.directory / SERVE_LOCK)
+        self.lock = lock or take_serve_lock(self.directory)
         if self.lock is None:
             log.info("run worker %s: another worker serves %s; exiting", self.pid, self.directory)
             return 0
@@ -190,7 +226,8 @@ class RunWorker:
                 if self._leave_when_idle():
                     break
                 last_busy = time.monotonic()
-            self.stop.wait(self.poll_seconds)
+            self.nudged.wait(self.poll_seconds)
+            self.nudged.clear()
         if self.shutdown_signal is not None:
             self._stop_serving()
             self._interrupt(list(self.threads))
@@ -207,6 +244,7 @@ class RunWorker:
         )
         self.shutdown_signal = signum
         self.stop.set()
+        self.nudged.set()
 
     def _prepare_process(self) -> None:
         from instance_plugins.run_worker import thread_streams
@@ -228,7 +266,7 @@ class RunWorker:
         self._stop_serving()
         if not self._untaken_starting_runs():
             return True
-        self.lock = try_lock(self.directory / SERVE_LOCK)
+        self.lock = take_serve_lock(self.directory)
         return self.lock is None  # another worker took over: it takes the run
 
     # -- runs ---------------------------------------------------------------------------------
@@ -352,8 +390,17 @@ def main(argv: Iterable[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
-    if is_served(args.directory):
-        return 0  # before the imports: a second worker started in a race leaves at once
+    # The lock before the imports: a second worker started in a race leaves at once, and the
+    # launch that started this one (it waits until a worker serves) need not wait for Dagster's
+    # imports (~1 s, more on a busy machine): the run queue goes on launching meanwhile, and the
+    # runs are taken at the first poll. Should the start fail after this, the runs left
+    # STARTING are failed by run monitoring's start timeout.
+    # A nudge (see `nudge`) may come as soon as the lock file names this process.
+    signal.signal(NUDGE_SIGNAL, lambda _signum, _frame: NUDGED.set())
+    args.directory.mkdir(parents=True, exist_ok=True)
+    lock = take_serve_lock(args.directory)
+    if lock is None:
+        return 0
     from dagster import DagsterInstance, deserialize_value
 
     from instance_plugins.dagster_internals import InstanceRef
@@ -361,7 +408,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     ref = deserialize_value(sys.stdin.read(), InstanceRef)
     with DagsterInstance.from_ref(ref) as instance:
         worker = RunWorker(instance, args.directory, args.poll_seconds, args.idle_exit_seconds)
-        return worker.serve()
+        return worker.serve(lock)
 
 
 if __name__ == "__main__":

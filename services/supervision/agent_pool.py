@@ -3,6 +3,9 @@
 A link holds the server's client, its one shared event stream (scoped to the tenant's workspace
 there) and a bound on the session starts in flight on it. Routing reads the agents and their load
 through `AgentLoadView`, not with a query per session; while every agent is full, a session waits.
+The wave's agents are linked all at once and routed to as they come up: while some are still
+being linked, a linked agent takes only the sessions it can start at once, so the wave starts
+work at the first link without piling its sessions onto that one agent.
 """
 
 from __future__ import annotations
@@ -29,13 +32,29 @@ logger = logging.getLogger(__name__)
 STREAM_START_WAIT_SECONDS = 5.0
 
 
+class StartPacer:
+    """At most `limit` session starts (create + prompt) in flight on one agent; the rest queue
+    here rather than all hitting the server at once (it answers slowly, then not).
+    `on_release` is told whenever a start ends."""
+
+    def __init__(self, limit: int, on_release: Callable[[], None]) -> None:
+        self._slots = asyncio.Semaphore(limit)
+        self._on_release = on_release
+
+    async def __aenter__(self) -> None:
+        await self._slots.acquire()
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._slots.release()
+        self._on_release()
+
+
 @dataclass
 class AgentLink:
     agent: Agent
     client: AgentServer
     stream: AgentEventStream
-    # Starts queue here rather than all hitting the server at once (it answers slowly, then not).
-    starting: asyncio.Semaphore
+    starting: StartPacer
     directory: str | None = None  # the tenant's workspace on the server (None: its default)
     healthy: bool = True
 
@@ -61,6 +80,7 @@ class AgentPool:
         self._links: dict[str, AgentLink] = {}
         self._linking: dict[str, asyncio.Future[AgentLink]] = {}
         self._routing_lock = asyncio.Lock()
+        self._changed = asyncio.Event()  # set (and replaced) when a start ends
         self.load = AgentLoadView(
             self._read_registry,
             timedelta(seconds=settings.routing_refresh_seconds),
@@ -76,22 +96,21 @@ class AgentPool:
         """
         waiting_for = ""
         while True:
-            # Agents are linked all at once, outside the lock. Routing waits for them all (so the
-            # wave's first sessions spread over every server), but a slow server (its worktree,
-            # its event stream) holds up the others' sessions `link_wait_seconds` at most.
+            # Agents are linked all at once, outside the lock, and routed to once linked. While
+            # some are still being linked, only a linked agent that would start the session now
+            # takes it (its starts not all taken): a slow server (its worktree, its event
+            # stream) neither holds up the others' sessions nor gets them all queued on the
+            # first agent linked.
             agents = self.load.agents()
             linking = [self._start_link(a) for a in agents if a.id not in self._links]
-            if linking:
-                await asyncio.wait(linking, timeout=self._settings.link_wait_seconds)
-                if not any(a.id in self._links for a in agents):
-                    await asyncio.wait(linking, return_when=asyncio.FIRST_COMPLETED)
+            changed = self._changed
             async with self._routing_lock:
                 busy = self.load.busy()
                 states = []
                 for agent in agents:
                     link = self._links.get(agent.id)
-                    if link is None:
-                        continue  # still being linked
+                    if link is None or (linking and not self._can_start_now(agent.id)):
+                        continue  # still being linked, or (meanwhile) no start free
                     states.append(
                         AgentState(agent, busy[agent.id], healthy=link.healthy, now=self._clock())
                     )
@@ -111,10 +130,36 @@ class AgentPool:
             unserved = unserved_reason(session.required_capabilities, offered) is not None
             if unserved and self._recorder.release_unroutable(session):
                 return None
+            if linking:  # a link made or a start ended may let it start: route again then
+                await self._first_of(linking, changed)
+                continue
             if reason != waiting_for:  # recorded once per reason, not every round
                 self._recorder.append(session.id, "session.waiting", {"reason": reason})
                 waiting_for = reason
             await asyncio.sleep(self._settings.routing_wait_seconds)
+
+    async def _first_of(
+        self, linking: list[asyncio.Future[AgentLink]], changed: asyncio.Event
+    ) -> None:
+        """Until one of the links is made (or failed), a start ends, or `routing_wait_seconds`."""
+        start_ended = asyncio.ensure_future(changed.wait())
+        try:
+            await asyncio.wait(
+                [start_ended, *linking],
+                timeout=self._settings.routing_wait_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            start_ended.cancel()
+
+    def _can_start_now(self, agent_id: str) -> bool:
+        """Whether the agent's starts are not all taken by the sessions routed to it and not
+        started yet (those still preparing their workspace included)."""
+        return self.load.in_transit(agent_id) < self._settings.starts_per_agent
+
+    def _start_ended(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     def agent(self, agent_id: str) -> Agent:
         with unit_of_work(self._database) as uow:
@@ -153,7 +198,7 @@ class AgentPool:
                 client=client,
                 stream=stream,
                 directory=directory,
-                starting=asyncio.Semaphore(self._settings.starts_per_agent),
+                starting=StartPacer(self._settings.starts_per_agent, self._start_ended),
             )
             self._links[agent.id] = link
             await stream.start(wait_seconds=STREAM_START_WAIT_SECONDS)

@@ -5,8 +5,11 @@ idle exit and changed code behave as a demanding operator expects.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +20,12 @@ from dagster import DagsterRun, DagsterRunStatus
 
 from instance_plugins.dagster_internals import ReconstructableRepository, WorkerStatus
 from instance_plugins.run_worker.launcher import RunWorkerLauncher
-from instance_plugins.run_worker.worker import WORKER_PID_TAG, worker_alive
+from instance_plugins.run_worker.worker import (
+    WORKER_MODULE,
+    WORKER_PID_TAG,
+    is_served,
+    worker_alive,
+)
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux /proc")
 
@@ -69,11 +77,17 @@ def jobs_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    with worker_instance(tmp_path, poll_seconds=0.2) as instance:
+        yield instance
+
+
+@contextlib.contextmanager
+def worker_instance(tmp_path: Path, poll_seconds: float) -> Iterator[dg.DagsterInstance]:
     overrides = {
         "run_launcher": {
             "module": "instance_plugins.run_worker.launcher",
             "class": "RunWorkerLauncher",
-            "config": {"poll_seconds": 0.2, "idle_exit_seconds": 4.0},
+            "config": {"poll_seconds": poll_seconds, "idle_exit_seconds": 4.0},
         },
         "compute_logs": {
             "module": "instance_plugins.compute_logs",
@@ -271,3 +285,43 @@ def test_a_stopped_worker_interrupts_its_runs_and_leaves(
 
     assert wait_for(instance, waiting, ENDED, seconds=30).status is DagsterRunStatus.FAILURE
     assert worker_gone(pid, seconds=15)
+
+
+def test_a_starting_worker_serves_before_its_imports_so_its_launch_is_not_held_up(
+    tmp_path: Path,
+) -> None:
+    """The launch that starts a worker waits until it serves (holds the lock); the worker takes
+    the lock first and imports Dagster and reads the instance after, so the run queue's next
+    launches are not held up by its start (a worker that never gets its instance leaves)."""
+    directory = tmp_path / "run_worker"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", WORKER_MODULE, "--directory", str(directory)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not is_served(directory):  # the instance is not even written to it yet
+            assert worker.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        assert worker.stdin is not None
+        worker.stdin.close()  # no instance: it cannot serve one
+        returncode = worker.wait(timeout=30)
+    assert returncode != 0
+    assert not is_served(directory), "a worker that left released the lock"
+
+
+def test_a_run_handed_to_a_serving_worker_starts_without_waiting_for_its_next_poll(
+    tmp_path: Path, jobs_file: Path
+) -> None:
+    """The launcher nudges the serving worker, so a wave does not wait up to `poll_seconds`."""
+    config = {"ops": {"chatty": {"config": {"marker": "one", "seconds": 0.0}}}}
+    with worker_instance(tmp_path, poll_seconds=60.0) as instance:
+        first = wait_for(instance, launch(instance, jobs_file, "chatty_job", config), ENDED)
+        second = wait_for(
+            instance, launch(instance, jobs_file, "chatty_job", config), ENDED, seconds=20
+        )
+        assert first.status is second.status is DagsterRunStatus.SUCCESS
+        assert second.tags[WORKER_PID_TAG] == first.tags[WORKER_PID_TAG]

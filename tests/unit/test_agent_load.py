@@ -126,3 +126,15 @@ def test_a_wave_sends_one_probe_to_a_half_open_agent_and_holds_the_rest() -> Non
     clock.now += timedelta(seconds=2)  # a refresh while the probe starts: still held
     with pytest.raises(NoAgentAvailable, match="half-open"):
         choose_agent(states())
+
+
+def test_starts_in_transit_are_counted_per_agent_until_they_end() -> None:
+    a, b = _agent("a"), _agent("b")
+    view = _view(Registry([a, b], {}), Clock())
+    view.routed(a.id)
+    view.routed(a.id)
+    view.routed(b.id)
+    assert (view.in_transit(a.id), view.in_transit(b.id)) == (2, 1)
+    view.started(a.id)
+    view.start_failed(b.id)
+    assert (view.in_transit(a.id), view.in_transit(b.id)) == (1, 0)

@@ -38,7 +38,6 @@ FAST = SupervisionSettings(
     routing_wait_seconds=0.002,
     diff_settle_seconds=0.0,
     event_flush_seconds=0.002,
-    link_wait_seconds=0.01,
 )
 
 

@@ -96,6 +96,7 @@ class FakeServer:
         self._waiting: dict[str, _Waiting] = {}  # permission requests not answered yet
         self._working: dict[str, tuple[Turn, str]] = {}  # agent session -> unfinished turn
         self.worktree_gate: asyncio.Event | None = None  # set: a slow server's worktree waits
+        self.create_gate: asyncio.Event | None = None  # set: its session creates wait for it
 
     # -- what the test does ---------------------------------------------------------------------
 
@@ -277,6 +278,8 @@ class FakeAgentClient:
         permission: list[dict[str, str]] | None = None,
     ) -> AgentSession:
         self._reachable("POST /session")
+        if self.server.create_gate is not None:
+            await self.server.create_gate.wait()
         session = AgentSessionState(id=_new_id("ses"), directory=directory or self.server.url)
         self.server.session_permissions[session.id] = list(permission or [])
         self.server.sessions[session.id] = session

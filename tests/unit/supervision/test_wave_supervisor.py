@@ -473,3 +473,33 @@ def test_a_slow_server_does_not_hold_up_the_sessions_routed_to_the_others(world:
     [outcome] = asyncio.run(scenario())
     assert outcome.status == "COMPLETED"
     assert world.server.prompted() and not slow.prompted()
+
+
+def test_sessions_wait_for_a_linking_agent_rather_than_queue_on_a_busy_linked_one(
+    world: World,
+) -> None:
+    """While an agent is still being linked, a linked one takes only the sessions it can start
+    at once; the others go to whichever agent can start them first (here the one linked later),
+    not into the busy agent's queue."""
+    slow = world.servers.server("http://agent-slow.test")
+    slow.worktree_gate = asyncio.Event()
+    world.server.create_gate = asyncio.Event()  # the linked agent's one start does not finish
+    with tenant_scope(TENANT), unit_of_work(world.database) as uow:
+        uow.agents.add(Agent(tenant_id=TENANT, name="slow", server_url=slow.url))
+    first, second = world.submit("One."), world.submit("Two.")
+
+    async def scenario() -> None:
+        task = asyncio.create_task(world.wave(starts_per_agent=1).run([first, second]))
+        await until(lambda: any("session.routed" in world.event_types(s) for s in (first, second)))
+        await asyncio.sleep(0.05)  # the other session is not put in the busy agent's queue
+        routed = [s for s in (first, second) if "session.routed" in world.event_types(s)]
+        assert len(routed) == 1
+        slow.worktree_gate.set()  # the slow agent links: the other session starts there
+        await until(lambda: len(slow.prompted()) == 1)
+        world.server.create_gate.set()
+        await until(lambda: len(world.server.prompted()) == 1)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
