@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
             started = time.perf_counter()  # no tracemalloc: the provider's time, not ours
             job = train()
-            seconds, peak = time.perf_counter() - started, float("nan")
+            seconds, peak = time.perf_counter() - started, None
             rows["fine_tune"] = {
                 "status": job.status.value,
                 "trained_tokens": job.metrics.trained_tokens,
