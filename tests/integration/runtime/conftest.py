@@ -1,0 +1,54 @@
+"""Fixtures for managed-runtime tests: real OS users, real bubblewrap.
+
+``runtime_root``: a fresh runtime root outside pytest's private temporary directory (the tenant
+users must be able to pass through to their own directories), removed afterwards with every
+tenant user the test made. Where the host cannot sandbox (not root, no bubblewrap) the tests
+skip and say why, or fail when services are required (``CI=true``).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from domain.runtime import OS_USER_PREFIX
+from resources.runtime_host.sandbox import sandbox_problem
+from tests.conftest import services_required
+
+
+def _require_sandbox() -> None:
+    problem = sandbox_problem()
+    if problem is None:
+        return
+    if services_required():
+        pytest.fail(f"tenant sandbox not available (services are required): {problem}")
+    pytest.skip(f"tenant sandbox not available: {problem}")
+
+
+def unique_tenant(prefix: str = "rt") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def runtime_root() -> Iterator[Path]:
+    _require_sandbox()
+    root = Path(tempfile.mkdtemp(prefix="indorch-runtimes-"))
+    os.chmod(root, 0o711)
+    users_before = {entry.pw_name for entry in pwd.getpwall()}
+    try:
+        yield root
+    finally:
+        made = {e.pw_name for e in pwd.getpwall()} - users_before
+        for name in made:
+            if name.startswith(OS_USER_PREFIX):
+                subprocess.run(["pkill", "-KILL", "-u", name], check=False)
+                subprocess.run(["userdel", name], capture_output=True, check=False)
+        shutil.rmtree(root, ignore_errors=True)
