@@ -175,18 +175,6 @@ class RuntimeManager:
                 found += uow.runtimes.list()
         return found
 
-    def waiting_reason(self, caller: Caller, tenant_id: str) -> str | None:
-        """Why the tenant's sessions wait for a runtime, if they do (`session show`)."""
-        for runtime in self.list(caller, tenant_id):
-            if runtime.status is RuntimeStatus.WAITING_FOR_SLOT:
-                since = (
-                    runtime.waiting_since.isoformat(timespec="seconds")
-                    if runtime.waiting_since
-                    else "?"
-                )
-                return f"{WAITING_FOR_SLOT_REASON} on {runtime.host} since {since}"
-        return None
-
     # -- the sensor's tick --------------------------------------------------------------------
 
     def reconcile(self, caller: Caller) -> Reconciled:
@@ -317,3 +305,21 @@ class RuntimeManager:
         if runtime is None:
             raise NotFound("runtime", f"{tenant_id} on {self._host.name}")
         return runtime
+
+
+def runtime_wait(database: Database, caller: Caller, tenant_id: str) -> str | None:
+    """Why the tenant's sessions wait for a runtime, if they do (`session show`); no host
+    settings needed."""
+    caller.require_tenant(tenant_id)
+    caller.require(Role.VIEWER, "reading runtimes")
+    with tenant_scope(tenant_id), unit_of_work(database) as uow:
+        runtimes = uow.runtimes.list()
+    for runtime in runtimes:
+        if runtime.status is RuntimeStatus.WAITING_FOR_SLOT:
+            since = (
+                runtime.waiting_since.isoformat(timespec="seconds")
+                if runtime.waiting_since
+                else "?"
+            )
+            return f"{WAITING_FOR_SLOT_REASON} on {runtime.host} since {since}"
+    return None

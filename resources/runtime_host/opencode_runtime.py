@@ -74,7 +74,16 @@ def launch_server(
             f"opencode is not installed at {binary} (run scripts/install_opencode.sh)"
         )
     port = free_port()
-    spec = SandboxSpec(user=user, cwd=user.workspaces, read_only=(install,), sandboxed=sandboxed)
+    # bwrap --die-with-parent under a `setsid --wait` of its own: the sandbox lives exactly as
+    # long as the process recorded for it (killing that one ends every process inside), and
+    # not a moment longer than bwrap itself, whatever becomes of the command that started it.
+    spec = SandboxSpec(
+        user=user,
+        cwd=user.workspaces,
+        read_only=(install,),
+        sandboxed=sandboxed,
+        die_with_parent=True,
+    )
     command = [str(binary), "serve", "--hostname", HOST, "--port", str(port)]
     command += ["--print-logs", "--log-level", "WARN"]
     env = sandbox_environment(
@@ -87,8 +96,9 @@ def launch_server(
             "OPENCODE_SERVER_PASSWORD": password,
         },
     )
+    holder = ["setsid", "--wait"] if sandboxed else []
     handle = processes.launch_detached(
-        sandbox_argv(spec, command),
+        [*holder, *sandbox_argv(spec, command)],
         env,
         user.log_path,
         cwd=user.workspaces if not sandboxed else "/",

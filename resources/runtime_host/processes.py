@@ -61,43 +61,59 @@ def is_alive(handle: ProcessHandle) -> bool:
 
 
 def stop(handle: ProcessHandle, grace: float = STOP_GRACE_SECONDS) -> None:
-    """SIGTERM to its process group, SIGKILL after `grace`; nothing when it is already gone."""
+    """SIGTERM to the process and all its descendants, SIGKILL after `grace`; nothing when it
+    is gone already. Descendants, not the process group: the sandboxed server runs in a session
+    of its own (bwrap --new-session) inside its own pid namespace."""
     if not is_alive(handle):
         return
-    _signal_group(handle.pid, signal.SIGTERM)
+    tree = process_tree(handle.pid)
+    _signal_all(tree, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not is_alive(handle):
-            break
+    while time.monotonic() < deadline and _any_alive(tree):
+        _reap(handle.pid)
         time.sleep(0.1)
-    _signal_group(handle.pid, signal.SIGKILL)
+    _signal_all(process_tree(handle.pid) + tree, signal.SIGKILL)
     for _ in range(50):
-        if not is_alive(handle):
+        _reap(handle.pid)
+        if not _any_alive(tree):
             return
         time.sleep(0.1)
 
 
 def kill(handle: ProcessHandle) -> None:
-    """Abruptly, as a crash would (fault tests, the bench)."""
+    """Abruptly, the whole tree, as a crash would (fault tests, the bench)."""
     if is_alive(handle):
-        _signal_group(handle.pid, signal.SIGKILL)
+        _signal_all(process_tree(handle.pid), signal.SIGKILL)
+        for _ in range(50):
+            _reap(handle.pid)
+            if not is_alive(handle):
+                return
+            time.sleep(0.1)
 
 
-def resident_kb(pid: int) -> int:
-    """Resident memory of the process and all its descendants, in KiB."""
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (parents first)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             fields = _stat_fields(int(entry))
             if fields is not None:
                 children.setdefault(int(fields[1]), []).append(int(entry))
-    total, pending = 0, [pid]
+    tree, pending = [], [pid]
     while pending:
-        current = pending.pop()
-        fields = _stat_fields(current)
+        current = pending.pop(0)
+        tree.append(current)
+        pending.extend(children.get(current, []))
+    return tree
+
+
+def resident_kb(pid: int) -> int:
+    """Resident memory of the process and all its descendants, in KiB."""
+    total = 0
+    for member in process_tree(pid):
+        fields = _stat_fields(member)
         if fields is not None:
             total += int(fields[21]) * PAGE_KB
-        pending.extend(children.get(current, []))
     return total
 
 
@@ -115,6 +131,11 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def _signal_group(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signum)
+def _any_alive(pids: list[int]) -> bool:
+    return any((fields := _stat_fields(pid)) is not None and fields[0] != "Z" for pid in pids)
+
+
+def _signal_all(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)

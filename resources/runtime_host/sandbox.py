@@ -45,7 +45,7 @@ class SandboxSpec:
     user: TenantUser
     cwd: Path
     read_only: tuple[Path, ...] = ()
-    die_with_parent: bool = False  # for commands waited on; a detached server outlives us
+    die_with_parent: bool = False  # the sandbox ends when bwrap's parent does
     sandboxed: bool = True  # False only where explicitly allowed: no isolation at all
     writable: tuple[Path, ...] = field(default=())
 

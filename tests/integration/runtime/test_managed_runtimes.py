@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -35,7 +36,7 @@ from resources.runtime_host.host import RuntimeHost, RuntimeSettings
 from resources.runtime_host.processes import ProcessHandle
 from resources.secret_box import SECRET_KEY_VAR, SecretBox
 from services.factory import ServiceFactory
-from services.runtime_manager import RuntimeManager
+from services.runtime_manager import RuntimeManager, runtime_wait
 from services.session_service import SubmitSession
 from standins.opencode_config import provider_config
 from tests.integration.database.support import new_tenant
@@ -187,16 +188,13 @@ def test_the_password_is_in_no_command_line(world: World) -> None:
 
 
 def test_the_server_runs_as_the_tenants_user(world: World) -> None:
+    """Everything below the root-owned holder (`setsid --wait`, which only waits) is the
+    tenant's user: bwrap, its init, the server and whatever the server starts."""
     runtime = world.runtime(world.a)
-    uids = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                status = Path(f"/proc/{entry}/status").read_text()
-            except OSError:
-                continue
-            if f"PPid:\t{runtime.pid}\n" in status or entry == str(runtime.pid):
-                uids.add(int(status.split("Uid:\t")[1].split()[0]))
+    assert runtime.pid
+    _holder, *sandboxed = processes.process_tree(runtime.pid)
+    assert len(sandboxed) >= 2  # bwrap and opencode at least
+    uids = {Path(f"/proc/{pid}").stat().st_uid for pid in sandboxed}
     home = world.settings.root / world.a / "home"
     assert uids == {home.stat().st_uid} and 0 not in uids
 
@@ -241,8 +239,12 @@ def test_a_dead_runtime_is_restarted(world: World) -> None:
     before = world.runtime(world.a)
     old_password = world.password(world.a)
     assert before.pid and before.process_start
-    processes.kill(ProcessHandle(before.pid, before.process_start))
-    time.sleep(0.5)
+    server = processes.process_tree(before.pid)[-1]  # opencode itself, inside the sandbox
+    os.kill(server, signal.SIGKILL)  # the server crashes; the sandbox around it ends
+    deadline = time.monotonic() + 10
+    while processes.is_alive(ProcessHandle(before.pid, before.process_start)):
+        assert time.monotonic() < deadline, "the sandbox outlived its server"
+        time.sleep(0.2)
     report = world.manager.reconcile(OPERATOR)
     assert world.a in report.restarted, report
     after = world.runtime(world.a)
@@ -253,6 +255,8 @@ def test_a_dead_runtime_is_restarted(world: World) -> None:
         f"{after.server_url}/global/health", auth=("opencode", world.password(world.a))
     )
     assert response.status_code == 200
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{before.server_url}/global/health", timeout=2)
 
 
 def test_the_budget_makes_a_third_tenant_wait_then_idle_stops_free_its_slot(world: World) -> None:
@@ -261,7 +265,7 @@ def test_the_budget_makes_a_third_tenant_wait_then_idle_stops_free_its_slot(worl
         world.manager.start(OPERATOR, c)
     waiting = world.runtime(c)
     assert waiting.status is RuntimeStatus.WAITING_FOR_SLOT
-    assert "waiting for a runtime slot" in (world.manager.waiting_reason(OPERATOR, c) or "")
+    assert "waiting for a runtime slot" in (runtime_wait(world.database, OPERATOR, c) or "")
     ServiceFactory(world.database).sessions().submit(c, SubmitSession(title="t", prompt="p"))
 
     idle_now = world.manager_with(idle_seconds=0)
@@ -277,4 +281,4 @@ def test_the_budget_makes_a_third_tenant_wait_then_idle_stops_free_its_slot(worl
         is AgentStatus.INACTIVE
     )
     assert world.runtime(c).status is RuntimeStatus.LIVE
-    assert world.manager.waiting_reason(OPERATOR, c) is None
+    assert runtime_wait(world.database, OPERATOR, c) is None
