@@ -177,7 +177,9 @@ class RuntimeManager:
 
     # -- the sensor's tick --------------------------------------------------------------------
 
-    def reconcile(self, caller: Caller) -> Reconciled:
+    def reconcile(self, caller: Caller, max_starts: int | None = None) -> Reconciled:
+        """One pass (see the module docstring); at most `max_starts` new runtimes (a start
+        takes seconds: a sensor tick bounds it, the rest wait for the next tick)."""
         caller.require_operator("reconciling runtimes")
         report = Reconciled()
         now = self._clock()
@@ -197,7 +199,7 @@ class RuntimeManager:
             elif has_work:
                 wanting.append(runtime)
         wanting.sort(key=lambda r: (r.waiting_since or now, r.tenant_id))
-        for runtime in wanting:
+        for runtime in wanting[:max_starts]:
             self._start_for_work(runtime.tenant_id, report)
         return report
 
