@@ -30,6 +30,7 @@ from domain.agent_server_address import password_env_problem, server_key, server
 from domain.caller import Caller
 from domain.clock import utcnow
 from domain.errors import AgentBusy, AlreadyExists, ConcurrentModification, InvalidInput
+from domain.ids import new_agent_id
 from domain.runtime import RUNTIME_AGENT_NAME
 from domain.session_permissions import ALLOW
 from domain.tenant import Role
@@ -97,29 +98,32 @@ class AgentRegistry:
     def attach_runtime(
         self, caller: Caller, tenant_id: str, server_url: str, password_sealed: str
     ) -> Agent:
-        """The tenant's managed-runtime agent, pointed at its (re)started runtime: made on first
-        use; later its URL and sealed password are replaced and it is ACTIVE again. The
-        platform's alone (a tenant cannot point its agent at a server of its choosing here)."""
+        """A new agent of the tenant for its (re)started managed runtime; the earlier ones are
+        deactivated, and removed once no session is on them. A new agent, not the old one
+        pointed elsewhere: a running wave keeps its link to the old server, finds it gone and
+        orphans its sessions (the retry path), while new routing sees only the new agent.
+        The platform's alone: a tenant cannot point an agent at a server of its choosing here."""
         caller.require_operator("attaching a managed runtime")
         _require_host(server_url)
+        agent = Agent(
+            tenant_id=tenant_id,
+            name=f"{RUNTIME_AGENT_NAME}-{new_agent_id()[-8:].lower()}",
+            server_url=server_url,
+            password_sealed=password_sealed,
+            last_heartbeat_at=self._clock(),
+        )
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
-            found = [a for a in uow.agents.list() if a.name == RUNTIME_AGENT_NAME]
-            if not found:
-                agent = Agent(
-                    tenant_id=tenant_id,
-                    name=RUNTIME_AGENT_NAME,
-                    server_url=server_url,
-                    password_sealed=password_sealed,
-                    last_heartbeat_at=self._clock(),
-                )
-                return uow.agents.add(agent)
-            agent = uow.agents.get_for_update(found[0].id)
-            agent.server_url = server_url
-            agent.password_sealed = password_sealed
-            agent.last_heartbeat_at = self._clock()
-            if agent.status is not AgentStatus.ACTIVE:
-                agent.change_status(AgentStatus.ACTIVE)
-            uow.agents.save(agent)
+            uow.agents.add(agent)
+            busy = uow.sessions.active_by_agent()
+            for earlier in uow.agents.list():
+                if earlier.id == agent.id or not earlier.name.startswith(RUNTIME_AGENT_NAME):
+                    continue
+                if busy.get(earlier.id, 0):
+                    if earlier.status is not AgentStatus.INACTIVE:
+                        earlier.change_status(AgentStatus.INACTIVE)
+                        uow.agents.save(earlier)
+                else:
+                    uow.agents.remove(earlier.id)
         return agent
 
     def drain(self, caller: Caller, tenant_id: str, agent_id: str) -> Agent:

@@ -19,7 +19,12 @@ import httpx
 
 from resources.runtime_host import processes
 from resources.runtime_host.processes import ProcessHandle
-from resources.runtime_host.sandbox import SandboxSpec, sandbox_argv, sandbox_environment
+from resources.runtime_host.sandbox import (
+    SandboxSpec,
+    run_in_sandbox,
+    sandbox_argv,
+    sandbox_environment,
+)
 from resources.runtime_host.tenant_users import TenantUser
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +35,7 @@ BASIC_AUTH_USER = "opencode"
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT_SECONDS = 90.0
 LOG_TAIL_CHARS = 2000
+DEFAULT_WORKSPACE = "default"
 
 
 class RuntimeStartError(RuntimeError):
@@ -73,13 +79,14 @@ def launch_server(
         raise RuntimeStartError(
             f"opencode is not installed at {binary} (run scripts/install_opencode.sh)"
         )
+    cwd = default_workspace(user, sandboxed)
     port = free_port()
     # bwrap --die-with-parent under a `setsid --wait` of its own: the sandbox lives exactly as
     # long as the process recorded for it (killing that one ends every process inside), and
     # not a moment longer than bwrap itself, whatever becomes of the command that started it.
     spec = SandboxSpec(
         user=user,
-        cwd=user.workspaces,
+        cwd=cwd,
         read_only=(install,),
         sandboxed=sandboxed,
         die_with_parent=True,
@@ -101,7 +108,7 @@ def launch_server(
         [*holder, *sandbox_argv(spec, command)],
         env,
         user.log_path,
-        cwd=user.workspaces if not sandboxed else "/",
+        cwd=cwd if not sandboxed else "/",
     )
     server = LaunchedServer(handle, port)
     try:
@@ -110,6 +117,23 @@ def launch_server(
         processes.stop(handle)
         raise
     return server
+
+
+def default_workspace(user: TenantUser, sandboxed: bool) -> Path:
+    """The server's own project: a git repository of the tenant's (made as the tenant, in its
+    sandbox, on first use), so OpenCode can make worktrees in it for the tenant's sessions."""
+    workspace = user.workspaces / DEFAULT_WORKSPACE
+    if (workspace / ".git").exists():
+        return workspace
+    script = (
+        f"git init -q -b main {workspace} && cd {workspace} && "
+        "git -c user.name=indorch -c user.email=indorch@localhost "
+        "commit -q --allow-empty -m 'runtime workspace'"
+    )
+    result = run_in_sandbox(user, ["sh", "-c", script], timeout=60, sandboxed=sandboxed)
+    if result.returncode != 0:
+        raise RuntimeStartError(f"the runtime's workspace was not made: {result.stderr[-500:]}")
+    return workspace
 
 
 def wait_until_healthy(

@@ -75,6 +75,8 @@ def sandbox_argv(spec: SandboxSpec, command: Sequence[str]) -> list[str]:
     for link in MERGED_USR_LINKS:
         argv += _link_or_bind(link)
     argv += ["--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc"]
+    if spec.user.null_device is not None:
+        argv += ["--dev-bind", str(spec.user.null_device), "/dev/null"]
     for path in spec.read_only:
         argv += ["--ro-bind", str(path), str(path)]
     for path in spec.writable_paths():

@@ -12,8 +12,10 @@ The user is a system user with no login shell and no password; its group is its 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from domain.runtime import os_user_for
 ROOT_MODE = 0o711
 PRIVATE_MODE = 0o700
 NO_LOGIN_SHELL = "/usr/sbin/nologin"
+NULL_DEVICE_NAME = ".null"
 
 
 class TenantUserError(RuntimeError):
@@ -36,6 +39,7 @@ class TenantUser:
     gid: int
     home: Path
     workspaces: Path
+    null_device: Path | None = None  # the sandbox's /dev/null where the host's will not do
 
     @property
     def tenant_dir(self) -> Path:
@@ -62,7 +66,7 @@ def ensure_tenant_user(tenant_id: str, root: Path) -> TenantUser:
     except KeyError:
         _useradd(name, home)
         entry = pwd.getpwnam(name)
-    user = TenantUser(name, entry.pw_uid, entry.pw_gid, home, workspaces)
+    user = TenantUser(name, entry.pw_uid, entry.pw_gid, home, workspaces, ensure_null_device(root))
     for directory in (home, workspaces):
         directory.mkdir(exist_ok=True)
         os.chown(directory, user.uid, user.gid)
@@ -78,8 +82,27 @@ def existing_tenant_user(tenant_id: str, root: Path) -> TenantUser | None:
         return None
     tenant_dir = tenant_directory(root, tenant_id)
     return TenantUser(
-        entry.pw_name, entry.pw_uid, entry.pw_gid, tenant_dir / "home", tenant_dir / "workspaces"
+        entry.pw_name,
+        entry.pw_uid,
+        entry.pw_gid,
+        tenant_dir / "home",
+        tenant_dir / "workspaces",
+        ensure_null_device(root),
     )
+
+
+def ensure_null_device(root: Path) -> Path | None:
+    """None when the host's /dev/null is writable by everyone (as it should be); otherwise
+    (a host where it is not: seen here, mode 0644) a proper one under the runtime root, for the
+    sandbox to mount over /dev/null: git, shells and OpenCode's tools need to write to it."""
+    if os.stat("/dev/null").st_mode & 0o002:
+        return None
+    node = root / NULL_DEVICE_NAME
+    if not node.exists():
+        with contextlib.suppress(FileExistsError):
+            os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.chmod(node, 0o666)
+    return node
 
 
 def _private_root_dir(path: Path) -> None:

@@ -56,7 +56,7 @@ def test_start_list_wait_show_stop(url: str, env: dict[str, str]) -> None:
         assert "acme" in listed and "LIVE" in listed
         agents = ok(url, "agent", "list", "--tenant", "acme", "--json", env=env)
         (agent,) = json.loads(agents)
-        assert agent["name"] == "managed-runtime" and "password_sealed" not in agent
+        assert agent["name"].startswith("managed-runtime-") and "password_sealed" not in agent
         assert agent["server_url"] == f"http://127.0.0.1:{runtime['port']}"
 
         waiting = indorch(url, "runtime", "start", "--tenant", "beta", env=env)
