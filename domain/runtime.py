@@ -35,13 +35,14 @@ class RuntimeStatus(StrEnum):
 class RuntimeSlotUnavailable(DomainError):
     """The host's memory budget has no room for another runtime now; the tenant waits."""
 
-    def __init__(self, tenant_id: str, live: int, slots: int) -> None:
+    def __init__(self, tenant_id: str, live: int, held_mb: int, budget_mb: int) -> None:
         self.tenant_id = tenant_id
         self.live = live
-        self.slots = slots
+        self.held_mb = held_mb
+        self.budget_mb = budget_mb
         super().__init__(
-            f"tenant {tenant_id!r} is {WAITING_FOR_SLOT_REASON}: {live} of {slots} runtime "
-            f"slots on this host are in use (the memory budget)"
+            f"tenant {tenant_id!r} is {WAITING_FOR_SLOT_REASON}: {live} runtimes on this host "
+            f"hold {held_mb} MB of its {budget_mb} MB memory budget"
         )
 
 
@@ -70,17 +71,27 @@ def os_user_for(tenant_id: str) -> str:
 
 
 class RuntimeBudget(ValueObject):
-    """How many runtimes fit on a host: its memory budget over one runtime's resident size."""
+    """How many runtimes fit on a host: its memory budget, against what the live runtimes hold
+    (each one's measured resident size, at least `runtime_mb`, an idle runtime's size) plus
+    `runtime_mb` for the one to start."""
 
     memory_mb: int = Field(ge=0)
     runtime_mb: int = Field(gt=0)
 
     @property
     def slots(self) -> int:
+        """Runtimes that fit when all are idle (the most there can be)."""
         return self.memory_mb // self.runtime_mb
 
     def has_slot(self, live: int) -> bool:
         return live < self.slots
+
+    def held_mb(self, resident: list[int | None]) -> int:
+        return sum(max(measured or 0, self.runtime_mb) for measured in resident)
+
+    def has_room(self, resident: list[int | None]) -> bool:
+        """Room for one more runtime next to the live ones (`resident`: their measured MB)."""
+        return self.held_mb(resident) + self.runtime_mb <= self.memory_mb
 
 
 class Runtime(DomainModel):

@@ -245,7 +245,7 @@ class RuntimeManager:
     def _claim_slot(self, tenant_id: str, sandboxed: bool) -> Runtime:
         """The tenant's record, STARTING (a slot taken), or LIVE as it is; a wait recorded and
         `RuntimeSlotUnavailable` when the budget is full."""
-        live_elsewhere = self._held_slots(exclude=tenant_id)
+        held = self._held_memory(exclude=tenant_id)
         budget = self._host.settings.budget
         now = self._clock()
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
@@ -263,13 +263,15 @@ class RuntimeManager:
                 assert runtime.pid is not None and runtime.process_start is not None
                 if self._host.alive(runtime.pid, runtime.process_start):
                     return runtime
-            if not budget.has_slot(live_elsewhere):
+            if not budget.has_room(held):
                 runtime.status = RuntimeStatus.WAITING_FOR_SLOT
                 runtime.waiting_since = runtime.waiting_since or now
                 runtime.pid = runtime.port = runtime.process_start = None
                 runtime.reason = WAITING_FOR_SLOT_REASON
                 uow.runtimes.save(runtime)
-                waiting = RuntimeSlotUnavailable(tenant_id, live_elsewhere, budget.slots)
+                waiting = RuntimeSlotUnavailable(
+                    tenant_id, len(held), budget.held_mb(held), budget.memory_mb
+                )
             else:
                 runtime.status = RuntimeStatus.STARTING
                 runtime.pid = runtime.port = runtime.process_start = None
@@ -278,16 +280,19 @@ class RuntimeManager:
                 return runtime
         raise waiting
 
-    def _held_slots(self, exclude: str) -> int:
+    def _held_memory(self, exclude: str) -> list[int | None]:
+        """The resident MB of every other live (or starting) runtime on this host, measured
+        now (None: not measurable, counted as an idle runtime)."""
         with unit_of_work(self._database) as uow:
             tenants = tenants_with_runtimes(uow.session)
-        held = 0
+        held: list[int | None] = []
         for tenant in tenants:
             if tenant == exclude:
                 continue
             with tenant_scope(tenant), unit_of_work(self._database) as uow:
                 runtime = uow.runtimes.get(self._host.name)
-            held += runtime is not None and runtime.status in HELD
+            if runtime is not None and runtime.status in HELD:
+                held.append(self._host.resident_mb(runtime.pid) if runtime.pid else None)
         return held
 
     def _settle(

@@ -109,7 +109,7 @@ def world(
     config["permission"] = {"bash": "allow", "edit": "allow", "external_directory": "allow"}
     settings = RuntimeSettings(
         root=module_runtime_root,
-        budget=RuntimeBudget(memory_mb=600, runtime_mb=300),
+        budget=RuntimeBudget(memory_mb=700, runtime_mb=300),  # two idle ones, not three
         idle_seconds=3600,
         opencode_config_json=json.dumps(config),
     )

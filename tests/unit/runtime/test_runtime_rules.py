@@ -24,6 +24,16 @@ def test_budget_counts_slots_from_memory() -> None:
     assert not budget.has_slot(live=3)
 
 
+def test_budget_counts_what_live_runtimes_really_hold() -> None:
+    """A runtime that served sessions holds more than an idle one (~770 MB against ~300 MB):
+    its measured size counts, never less than the idle size."""
+    budget = RuntimeBudget(memory_mb=1600, runtime_mb=300)
+    assert budget.has_room([None, 300])  # two idle: 600 + 300 <= 1600
+    assert not budget.has_room([770, 700])  # 1470 + 300 > 1600
+    assert budget.has_room([770, 100])  # a measured 100 counts as 300: 1070 + 300
+    assert budget.held_mb([770, None]) == 1070
+
+
 def test_budget_always_refuses_when_one_runtime_does_not_fit() -> None:
     assert RuntimeBudget(memory_mb=200, runtime_mb=300).slots == 0
 
