@@ -206,6 +206,27 @@ def test_bs_server_refuses_as_password(world: World) -> None:
         assert response.status_code == 401
 
 
+def test_as_agent_reaching_bs_server_with_its_password_gets_401(world: World) -> None:
+    """The network is shared (the server must be reachable): from inside A's sandbox B's server
+    answers, and refuses A's own password (the only one A's environment holds)."""
+    b_url = world.runtime(world.b).server_url
+    probe = world.settings.root / world.a / "workspaces" / "probe.py"
+    probe.write_text(
+        "import base64, os, urllib.error, urllib.request\n"
+        "secret = 'opencode:' + os.environ['OPENCODE_SERVER_PASSWORD']\n"
+        "token = base64.b64encode(secret.encode()).decode()\n"
+        f"request = urllib.request.Request('{b_url}/session')\n"
+        "request.add_header('Authorization', 'Basic ' + token)\n"
+        "try:\n"
+        "    print('STATUS', urllib.request.urlopen(request).status)\n"
+        "except urllib.error.HTTPError as error:\n"
+        "    print('STATUS', error.code)\n"
+    )
+    probe.chmod(0o644)
+    output = run_bash(world, world.a, f"python3 {probe}")
+    assert "STATUS 401" in output, output
+
+
 def test_as_agent_cannot_read_bs_files(world: World) -> None:
     b_dir = world.settings.root / world.b
     a_dir = world.settings.root / world.a
