@@ -33,9 +33,11 @@ from resources.runtime_host.tenant_users import TenantUser
 SYSTEM_READ_ONLY = ("/usr", "/etc")
 MERGED_USR_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
-# Variables a caller may add to the built environment: OpenCode's own settings and git's.
+# Variables a caller may add to the built environment: OpenCode's own settings and git's, and
+# the tenant's own repository credentials for the one git command that needs them
+# (resources/git/checkout.py).
 ALLOWED_EXTRA_PREFIXES = ("OPENCODE_", "GIT_")
-ALLOWED_EXTRA_NAMES = frozenset({"TERM"})
+ALLOWED_EXTRA_NAMES = frozenset({"TERM", "INDORCH_GIT_USERNAME", "INDORCH_GIT_PASSWORD"})
 
 
 @dataclass(frozen=True)
