@@ -102,9 +102,11 @@ class AgentRegistry:
         deactivated, and removed once no session is on them. A new agent, not the old one
         pointed elsewhere: a running wave keeps its link to the old server, finds it gone and
         orphans its sessions (the retry path), while new routing sees only the new agent.
-        The platform's alone: a tenant cannot point an agent at a server of its choosing here."""
+        The platform's alone: a tenant cannot point an agent at a server of its choosing here.
+        The runtime's server is claimed by the tenant like any agent's (`ServerInUse` if another
+        tenant holds its address: the start fails and is tried again on another port)."""
         caller.require_operator("attaching a managed runtime")
-        _require_host(server_url)
+        key = server_key(server_url)
         agent = Agent(
             tenant_id=tenant_id,
             name=f"{RUNTIME_AGENT_NAME}-{new_agent_id()[-8:].lower()}",
@@ -113,6 +115,8 @@ class AgentRegistry:
             last_heartbeat_at=self._clock(),
         )
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            uow.tenants.get_for_update(tenant_id)
+            uow.agent_servers.claim(key)
             uow.agents.add(agent)
             busy = uow.sessions.active_by_agent()
             for earlier in uow.agents.list():
@@ -124,6 +128,7 @@ class AgentRegistry:
                         uow.agents.save(earlier)
                 else:
                     uow.agents.remove(earlier.id)
+                    _release_if_unused(uow, earlier.server_url)
         return agent
 
     def drain(self, caller: Caller, tenant_id: str, agent_id: str) -> Agent:

@@ -113,9 +113,14 @@ class RuntimeManager:
         except Exception as error:
             self._settle(tenant_id, RuntimeStatus.STOPPED, f"start failed: {error}"[:2000])
             raise
-        agent = self._registry.attach_runtime(
-            Caller.operator(), tenant_id, server.url, self._box.seal(password)
-        )
+        try:
+            agent = self._registry.attach_runtime(
+                Caller.operator(), tenant_id, server.url, self._box.seal(password)
+            )
+        except Exception as error:  # e.g. ServerInUse: its address is another tenant's
+            self._host.stop(server.handle.pid, server.handle.start_ticks)
+            self._settle(tenant_id, RuntimeStatus.STOPPED, f"not registered: {error}"[:2000])
+            raise
         del password
         now = self._clock()
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
