@@ -174,6 +174,8 @@ class Agent(DomainModel):
     name: str = Field(min_length=1, max_length=200)
     server_url: str = Field(min_length=1, max_length=2000)
     password_env: str | None = Field(default=None, max_length=200)
+    # A managed runtime's password, sealed (resources/secret_box.py); never shown.
+    password_sealed: str | None = Field(default=None, repr=False, exclude=True)
     opencode_agent: str = Field(default="build", min_length=1, max_length=100)
     # How its sessions' permission requests are answered when the session does not say
     # (`domain.session_permissions`); `allow` is the operator's to set.

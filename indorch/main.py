@@ -26,6 +26,7 @@ from indorch.model_commands import model_app
 from indorch.output import print_error
 from indorch.patch_command import patch as _patch_command  # noqa: F401
 from indorch.repo_commands import repo_app
+from indorch.runtime_commands import runtime_app
 from indorch.secret_commands import secret_app
 from indorch.session_commands import session_app
 from indorch.tenant_commands import tenant_app
@@ -54,6 +55,7 @@ app.add_typer(usage_app, name="usage")
 app.add_typer(finetune_app, name="finetune")
 app.add_typer(model_app, name="model")
 app.add_typer(repo_app, name="repo")
+app.add_typer(runtime_app, name="runtime")
 app.command("demo")(demo)
 app.command("health")(health)
 

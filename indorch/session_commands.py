@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from domain.caller import Caller
 from domain.errors import InvalidInput
 from domain.events import SessionEvent
 from domain.session import (
@@ -178,7 +179,7 @@ def _list_row(session: Session) -> dict[str, Any]:
     }
 
 
-def _shown(session: Session) -> dict[str, Any]:
+def _shown(session: Session, waiting: str | None = None) -> dict[str, Any]:
     """Every field for people: state first, metrics flattened, long texts summarised."""
     record = session.model_dump(mode="json")
     metrics = record.pop("metrics")
@@ -190,6 +191,7 @@ def _shown(session: Session) -> dict[str, Any]:
         "title": session.title,
         "status": session.status.value,
         "status_reason": session.status_reason or None,
+        **({"waiting": waiting} if waiting else {}),
         "attempt": _attempt(session),
         "priority": f"{session.priority.name} ({int(session.priority)})",
     }
@@ -211,11 +213,14 @@ def _shown(session: Session) -> dict[str, Any]:
     return shown
 
 
-def _print_session(session: Session, as_json: bool) -> None:
+def _print_session(session: Session, as_json: bool, waiting: str | None = None) -> None:
     if as_json:
-        print_record(session.model_dump(mode="json"), as_json=True)
+        record = session.model_dump(mode="json")
+        if waiting:
+            record["waiting"] = waiting
+        print_record(record, as_json=True)
     else:
-        print_record(_shown(session), as_json=False)
+        print_record(_shown(session, waiting), as_json=False)
 
 
 def _summary(value: dict[str, Any] | None) -> str | None:
@@ -433,7 +438,17 @@ def show(
     """Show one session: every field, its metrics, and a summary of its result."""
     with tenant_database(tenant) as database:
         session = _service(database).get(tenant, session_id)
-    _print_session(session, as_json)
+        waiting = _runtime_wait(database, session)
+    _print_session(session, as_json, waiting)
+
+
+def _runtime_wait(database: Database, session: Session) -> str | None:
+    """A queued session of a tenant whose managed runtime waits for a slot says so."""
+    if session.status not in (SessionStatus.PENDING, SessionStatus.QUEUED):
+        return None
+    from services.runtime_manager import runtime_wait
+
+    return runtime_wait(database, Caller.operator(), session.tenant_id)
 
 
 @session_app.command("events")

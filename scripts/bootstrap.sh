@@ -4,6 +4,7 @@
 # - creates .venv (python3.11, or python3 if it is >= 3.11) when it is missing;
 # - runs `pip install -e '.[dev]'` only when pyproject.toml changed since the last install
 #   (the sha256 of pyproject.toml is kept in .venv/.bootstrap-stamp).
+# - installs bubblewrap (the tenant runtimes' sandbox) when missing: scripts/install_bubblewrap.sh.
 # Fast (well under a second) when nothing changed.
 set -euo pipefail
 
@@ -44,3 +45,6 @@ if [[ "$want" != "$have" ]]; then
 else
     echo "bootstrap: $VENV up to date"
 fi
+
+# The tenant runtimes' sandbox (a check only, when it is there).
+bash scripts/install_bubblewrap.sh

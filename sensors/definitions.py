@@ -7,6 +7,7 @@ from sensors.dispatch import dispatch_sensor
 from sensors.fine_tuning import fine_tuning_sensor
 from sensors.retry import retry_sensor
 from sensors.run_failure import wave_failure_sensor
+from sensors.runtimes import runtime_sensor
 from sensors.settlement import settlement_sensor
 from sensors.tenant_partitions import tenant_partition_sensor
 
@@ -21,5 +22,6 @@ def defs() -> dg.Definitions:
             wave_failure_sensor,
             agent_health_sensor,
             fine_tuning_sensor,
+            runtime_sensor,
         ]
     )

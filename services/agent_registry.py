@@ -30,6 +30,8 @@ from domain.agent_server_address import password_env_problem, server_key, server
 from domain.caller import Caller
 from domain.clock import utcnow
 from domain.errors import AgentBusy, AlreadyExists, ConcurrentModification, InvalidInput
+from domain.ids import new_agent_id
+from domain.runtime import RUNTIME_AGENT_NAME
 from domain.session_permissions import ALLOW
 from domain.tenant import Role
 from resources import settings
@@ -91,6 +93,42 @@ class AgentRegistry:
             uow.tenants.get_for_update(agent.tenant_id)
             uow.agent_servers.claim(key)
             uow.agents.add(agent)
+        return agent
+
+    def attach_runtime(
+        self, caller: Caller, tenant_id: str, server_url: str, password_sealed: str
+    ) -> Agent:
+        """A new agent of the tenant for its (re)started managed runtime; the earlier ones are
+        deactivated, and removed once no session is on them. A new agent, not the old one
+        pointed elsewhere: a running wave keeps its link to the old server, finds it gone and
+        orphans its sessions (the retry path), while new routing sees only the new agent.
+        The platform's alone: a tenant cannot point an agent at a server of its choosing here.
+        The runtime's server is claimed by the tenant like any agent's (`ServerInUse` if another
+        tenant holds its address: the start fails and is tried again on another port)."""
+        caller.require_operator("attaching a managed runtime")
+        key = server_key(server_url)
+        agent = Agent(
+            tenant_id=tenant_id,
+            name=f"{RUNTIME_AGENT_NAME}-{new_agent_id()[-8:].lower()}",
+            server_url=server_url,
+            password_sealed=password_sealed,
+            last_heartbeat_at=self._clock(),
+        )
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            uow.tenants.get_for_update(tenant_id)
+            uow.agent_servers.claim(key)
+            uow.agents.add(agent)
+            busy = uow.sessions.active_by_agent()
+            for earlier in uow.agents.list():
+                if earlier.id == agent.id or not earlier.name.startswith(RUNTIME_AGENT_NAME):
+                    continue
+                if busy.get(earlier.id, 0):
+                    if earlier.status is not AgentStatus.INACTIVE:
+                        earlier.change_status(AgentStatus.INACTIVE)
+                        uow.agents.save(earlier)
+                else:
+                    uow.agents.remove(earlier.id)
+                    _release_if_unused(uow, earlier.server_url)
         return agent
 
     def drain(self, caller: Caller, tenant_id: str, agent_id: str) -> Agent:

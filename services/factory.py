@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from resources.database_resource import DatabaseResource
     from resources.git.command_runner import CommandRunner
     from resources.redis.resource import RedisResource
+    from resources.runtime_host.host import RuntimeHost
     from resources.supervision_config import SupervisionConfig
     from services.agent_control import AgentControl
     from services.agent_registry import AgentRegistry
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from services.fine_tuning import FineTuningService
     from services.model_promotion import ModelPromotionService
     from services.request_settlement import CoordinationService
+    from services.runtime_manager import RuntimeManager
     from services.session_service import SessionService
     from services.session_workspaces import SecretReader, SessionWorkspaces
     from services.supervision.agent_server import AgentServers
@@ -125,6 +127,20 @@ class ServiceFactory:
         from services.agent_registry import AgentRegistry
 
         return AgentRegistry(self.database, clock=self.clock)
+
+    def runtimes(self, host: RuntimeHost | None = None) -> RuntimeManager:
+        """Managed runtimes on this host (settings from the environment unless `host` given)."""
+        from resources.runtime_host.host import RuntimeHost, RuntimeSettings
+        from resources.secret_box import secret_box_from_environment
+        from services.runtime_manager import RuntimeManager
+
+        return RuntimeManager(
+            self.database,
+            host or RuntimeHost(RuntimeSettings.from_environment()),
+            self.agents(),
+            secret_box_from_environment(),
+            clock=self.clock,
+        )
 
     def tenants(self) -> TenantAdmin:
         from services.tenant_admin import TenantAdmin

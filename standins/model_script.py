@@ -19,6 +19,10 @@ The scripts (parameters are optional unless marked required):
     the working directory OpenCode states in its system prompt, and ``content`` (default
     ``"hello\\n"``). Once the tool's result is in the conversation: answer the final text
     ``reply``. ``path`` is required; an absolute ``path`` is used as it is.
+``[script:bash command="ls -la" reply="..."]``
+    Turn 1: call OpenCode's ``bash`` tool with ``command`` (required). Once the tool's result is
+    in the conversation: answer the final text ``reply``. The command's output is in the
+    session's messages (the tool part's ``state.output``): how tests run commands as the agent.
 ``[script:fail-401 message="..." attempts=N]``
     HTTP 401 with an OpenAI-style error body, every call (OpenCode does not retry; the session
     gets ``session.error``). With ``attempts=N`` only the first N agent sessions that send this
@@ -41,7 +45,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-SCRIPT_NAMES = frozenset({"text", "write", "fail-401", "fail-5xx", "hang", "slow"})
+SCRIPT_NAMES = frozenset({"text", "write", "bash", "fail-401", "fail-5xx", "hang", "slow"})
 DEFAULT_REPLY = "Done. This is the scripted model's answer."
 DEFAULT_WRITE_CONTENT = "hello\n"
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 529})
@@ -55,6 +59,7 @@ _ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
 _ALLOWED_PARAMETERS = {
     "text": {"reply"},
     "write": {"path", "content", "reply"},
+    "bash": {"command", "reply"},
     "fail-401": {"message", "attempts", "reply"},
     "fail-5xx": {"times", "status", "message", "retry_after", "reply"},
     "hang": {"attempts", "reply"},
@@ -81,6 +86,10 @@ class Script:
     @property
     def path(self) -> str:
         return self.parameters["path"]
+
+    @property
+    def command(self) -> str:
+        return self.parameters["command"]
 
     @property
     def content(self) -> str:
@@ -145,6 +154,8 @@ def _validate(script: Script) -> None:
     try:
         if script.name == "write" and not script.parameters.get("path"):
             raise ScriptError("script 'write' needs path=...")
+        if script.name == "bash" and not script.parameters.get("command"):
+            raise ScriptError("script 'bash' needs command=...")
         if script.name == "fail-5xx":
             if script.attempts is not None and not 0 <= script.attempts <= MAX_FAILURES:
                 raise ScriptError(f"attempts must be within 0..{MAX_FAILURES}")

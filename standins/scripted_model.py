@@ -66,6 +66,7 @@ TITLE_GENERATOR_HINT = "title generator"
 WORKING_DIRECTORY = re.compile(r"Working directory:\s*(\S[^\n]*)")
 DISCONNECT_POLL_SECONDS = 0.2
 WRITE_TOOL = "write"
+BASH_TOOL = "bash"
 SESSION_HEADER = "x-session-id"  # OpenCode's session id, on every model request
 
 
@@ -243,6 +244,15 @@ class ScriptedModel:
             return Turn("text", text=script.reply, seconds=script.seconds)
         if script.name == "write" and count_tool_results(messages) == 0:
             return Turn("tool_calls", tool_calls=[self._write_call(script, messages)])
+        if script.name == "bash" and count_tool_results(messages) == 0:
+            call_id = (
+                "call_"
+                + hashlib.sha256(f"{script.command}{len(messages)}".encode()).hexdigest()[:12]
+            )
+            arguments = {"command": script.command, "description": "scripted command"}
+            return Turn(
+                "tool_calls", tool_calls=[openai_chat.tool_call(call_id, BASH_TOOL, arguments)]
+            )
         return Turn("text", text=script.reply)
 
     def _write_call(self, script: Script, messages: list[dict[str, Any]]) -> dict[str, Any]:

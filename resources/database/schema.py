@@ -102,6 +102,7 @@ class AgentRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     server_url: Mapped[str] = mapped_column(String(2000))
     password_env: Mapped[str | None] = mapped_column(String(200))
+    password_sealed: Mapped[str | None] = mapped_column(Text)  # managed runtimes (0012)
     opencode_agent: Mapped[str] = mapped_column(String(100))
     permission_policy: Mapped[str | None] = mapped_column(String(16))  # 0007
     model: Mapped[str | None] = mapped_column(String(200))
@@ -404,3 +405,30 @@ class TenantSecretRow(Base):
 TENANT_TABLES: tuple[str, ...] = tuple(
     table.name for table in Base.metadata.sorted_tables if "tenant_id" in table.columns
 )
+
+
+class RuntimeRow(Base):
+    """A tenant's managed OpenCode runtime on a host (domain.runtime; migration 0012)."""
+
+    __tablename__ = "runtimes"
+    __table_args__ = (Index("ix_runtimes_host_status", "host", "status"),)
+
+    tenant_id: Mapped[str] = mapped_column(
+        TENANT, ForeignKey("tenants.slug", ondelete="CASCADE"), primary_key=True
+    )
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    os_user: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(STATUS)
+    sandboxed: Mapped[bool] = mapped_column(Boolean)
+    port: Mapped[int | None] = mapped_column(Integer)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    process_start: Mapped[int | None] = mapped_column(BigInteger)
+    agent_id: Mapped[str | None] = mapped_column(ID)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    restarts: Mapped[int] = mapped_column(Integer, default=0)
+    resident_mb: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime | None]
+    last_busy_at: Mapped[datetime | None]
+    waiting_since: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]

@@ -15,6 +15,7 @@ from resources.database.repositories.code_repositories import CodeRepositoryRepo
 from resources.database.repositories.evaluations import EvaluationRepository
 from resources.database.repositories.fine_tuning_jobs import FineTuningJobRepository
 from resources.database.repositories.promotions import PromotionRepository
+from resources.database.repositories.runtimes import RuntimeRepository
 from resources.database.repositories.session_transcripts import SessionTranscriptRepository
 from resources.database.repositories.sessions import SessionRepository
 from resources.database.repositories.tasks import TaskRepository
@@ -47,6 +48,7 @@ class UnitOfWork:
         self.tenant_work = TenantWorkRepository(session)
         self.code_repositories = CodeRepositoryRepository(session)
         self.secrets = TenantSecretRepository(session)
+        self.runtimes = RuntimeRepository(session)
 
 
 @contextmanager

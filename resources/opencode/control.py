@@ -10,15 +10,18 @@ import httpx
 from domain.agent import Agent
 from domain.agent_server_address import password_env_problem
 from resources.opencode.client import DEFAULT_TIMEOUT, OpenCodeClient
+from resources.secret_box import secret_box_from_environment
 
 
 def agent_password(agent: Agent) -> str | None:
-    """The agent's Basic-auth password, read from the environment variable it names.
-
-    The registry stores only the variable's name, so no secret ever reaches the database or logs.
-    Only a name with the agent password prefix is read (one stored before the rule might name
-    `DATABASE_URL`, which must never be sent to an agent's URL).
+    """The agent's Basic-auth password: a managed runtime's, opened from its sealed form (the
+    platform's secret box); otherwise read from the environment variable it names (the registry
+    stores only the variable's name, so no secret ever reaches the database or logs). Only a
+    name with the agent password prefix is read (one stored before the rule might name
+    `DATABASE_URL`, which must never be sent to an agent's URL). Never logged.
     """
+    if agent.password_sealed:
+        return secret_box_from_environment().open(agent.password_sealed, f"agent {agent.id}")
     if not agent.password_env or password_env_problem(agent.password_env):
         return None
     return os.environ.get(agent.password_env)

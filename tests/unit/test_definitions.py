@@ -12,6 +12,7 @@ def test_definitions_load_and_sensor_and_database_resolve(monkeypatch, tmp_path)
     definitions = defs()
     dg.Definitions.validate_loadable(definitions)
     assert definitions.get_repository_def().get_sensor_def("tenant_partition_sensor")
+    assert definitions.get_repository_def().get_sensor_def("runtime_sensor")
     assert definitions.resources["database"] == DatabaseResource(
         url=f"sqlite:///{tmp_path}/indorch.db"
     )

@@ -18,6 +18,7 @@ def _to_domain(row: AgentRow) -> Agent:
         name=row.name,
         server_url=row.server_url,
         password_env=row.password_env,
+        password_sealed=row.password_sealed,
         opencode_agent=row.opencode_agent,
         permission_policy=row.permission_policy,
         model=row.model,
@@ -43,6 +44,7 @@ class AgentRepository(TenantScopedRepository):
                 name=agent.name,
                 server_url=agent.server_url,
                 password_env=agent.password_env,
+                password_sealed=agent.password_sealed,
                 opencode_agent=agent.opencode_agent,
                 permission_policy=agent.permission_policy,
                 model=agent.model,
@@ -100,6 +102,7 @@ class AgentRepository(TenantScopedRepository):
             .values(
                 server_url=agent.server_url,
                 password_env=agent.password_env,
+                password_sealed=agent.password_sealed,
                 opencode_agent=agent.opencode_agent,
                 permission_policy=agent.permission_policy,
                 model=agent.model,

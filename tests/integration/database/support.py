@@ -19,6 +19,7 @@ from domain.code_repository import CodeRepository
 from domain.evaluation import Evaluation, EvaluationDecision
 from domain.fine_tuning import FineTuningJob, FineTuningStatus
 from domain.promotion import ModelPromotion
+from domain.runtime import Runtime
 from domain.session import Session, SessionStatus
 from domain.task import Task, TaskDependency, TaskStatus
 from domain.tenant import Role, Tenant, User
@@ -34,6 +35,7 @@ APP_ROLE = "indorch_app"
 IDEMPOTENCY_KEY = "submit-42"  # the same key in every tenant: unique per tenant, not globally
 USAGE_DAY = date(2026, 1, 15)
 THREAD_TIMEOUT_SECONDS = 60
+SHARED_HOST = "runtime-host"  # a host every seeded tenant has a managed runtime on
 SHARED_SERVER = "http://127.0.0.1:4096"  # an agent server every seeded tenant has a workspace on
 T = TypeVar("T")
 
@@ -103,6 +105,8 @@ class Seed:
     own_workspace: TenantWorkspace  # on a server only this tenant has a workspace on
     repository: CodeRepository  # "app", a name every seeded tenant has
     own_repository: CodeRepository  # a name only this tenant has
+    runtime: Runtime  # on SHARED_HOST
+    own_runtime: Runtime  # on a host only this tenant has a runtime on
     promotion: ModelPromotion  # of evaluation's candidate
 
     @property
@@ -205,6 +209,10 @@ def seed_tenant(db: Database, tenant: str) -> Seed:
                 evaluation_id=evaluation.id,
             )
         )
+        runtime = uow.runtimes.add(Runtime(tenant_id=tenant, host=SHARED_HOST, os_user="u"))
+        own_runtime = uow.runtimes.add(
+            Runtime(tenant_id=tenant, host=f"host-{tenant}", os_user="u")
+        )
         return Seed(
             tenant=tenant,
             user=user,
@@ -226,6 +234,8 @@ def seed_tenant(db: Database, tenant: str) -> Seed:
             own_workspace=own_workspace,
             repository=repository,
             own_repository=own_repository,
+            runtime=runtime,
+            own_runtime=own_runtime,
             promotion=promotion,
         )
 

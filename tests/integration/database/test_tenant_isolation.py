@@ -33,6 +33,7 @@ from domain.errors import NotFound, ServerInUse, TenantMismatch, TenantNotSet
 from domain.evaluation import Evaluation
 from domain.fine_tuning import FineTuningJob, FineTuningStatus
 from domain.promotion import ModelPromotion
+from domain.runtime import Runtime
 from domain.session import Session, SessionStatus
 from domain.task import Task, TaskDependency, TaskStatus
 from domain.tenant import Role, User
@@ -41,7 +42,13 @@ from resources.database import Database
 from resources.database.repositories.base import TenantScopedRepository
 from resources.database.schema import TENANT_TABLES, Base
 from resources.database.unit_of_work import UnitOfWork
-from tests.integration.database.support import IDEMPOTENCY_KEY, SHARED_SERVER, Seed, run_as
+from tests.integration.database.support import (
+    IDEMPOTENCY_KEY,
+    SHARED_HOST,
+    SHARED_SERVER,
+    Seed,
+    run_as,
+)
 
 Call = Callable[[UnitOfWork, Seed, Seed], Any]  # (unit of work as B, seed A, seed B)
 
@@ -801,6 +808,49 @@ CASES: list[Case] = [
         lambda uow, a, b: uow.secrets.delete(f"own-{a.tenant}"),
         NotFound,
     ),
+    # managed runtimes
+    Case(
+        "RuntimeRepository.get",
+        "host both have one on",
+        lambda uow, a, b: uow.runtimes.get(SHARED_HOST),
+        check=lambda result, a, b: result.tenant_id == b.tenant,
+    ),
+    Case(
+        "RuntimeRepository.get",
+        "host only A has one on",
+        lambda uow, a, b: uow.runtimes.get(a.own_runtime.host),
+        check=equals(lambda b: None),
+    ),
+    Case(
+        "RuntimeRepository.get_for_update",
+        "host only A has one on",
+        lambda uow, a, b: uow.runtimes.get_for_update(a.own_runtime.host),
+        check=equals(lambda b: None),
+    ),
+    Case(
+        "RuntimeRepository.list",
+        "B's runtimes only",
+        lambda uow, a, b: {(r.tenant_id, r.host) for r in uow.runtimes.list()},
+        check=equals(lambda b: {(b.tenant, SHARED_HOST), (b.tenant, b.own_runtime.host)}),
+    ),
+    Case(
+        "RuntimeRepository.add",
+        "record of A",
+        lambda uow, a, b: uow.runtimes.add(Runtime(tenant_id=a.tenant, host="h2", os_user="u")),
+        TenantMismatch,
+    ),
+    Case(
+        "RuntimeRepository.save",
+        "record of A",
+        lambda uow, a, b: uow.runtimes.save(_copy(a.runtime)),
+        TenantMismatch,
+    ),
+    Case(
+        "RuntimeRepository.remove",
+        "A's, on a host only A has one on",
+        lambda uow, a, b: uow.runtimes.remove(a.own_runtime.host),
+        NotFound,
+    ),
 ]
 
 # Each method once more with no tenant set at all (A's ids as arguments): `TenantNotSet`.
@@ -925,6 +975,12 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
     "TenantSecretRepository.sealed": lambda uow, a: uow.secrets.sealed("repo-token"),
     "TenantSecretRepository.list": lambda uow, a: uow.secrets.list(),
     "TenantSecretRepository.delete": lambda uow, a: uow.secrets.delete("repo-token"),
+    "RuntimeRepository.get": lambda uow, a: uow.runtimes.get(SHARED_HOST),
+    "RuntimeRepository.get_for_update": lambda uow, a: uow.runtimes.get_for_update(SHARED_HOST),
+    "RuntimeRepository.list": lambda uow, a: uow.runtimes.list(),
+    "RuntimeRepository.add": lambda uow, a: uow.runtimes.add(a.runtime),
+    "RuntimeRepository.save": lambda uow, a: uow.runtimes.save(a.runtime),
+    "RuntimeRepository.remove": lambda uow, a: uow.runtimes.remove(SHARED_HOST),
 }
 
 

@@ -127,6 +127,22 @@ def test_write_script_calls_the_write_tool_then_answers(url: str) -> None:
     assert answer["choices"][0]["finish_reason"] == "stop"
 
 
+def test_bash_script_calls_the_bash_tool_then_answers(url: str) -> None:
+    prompt = '[script:bash command="cat /etc/hostname; env" reply=Ran.]'
+    chunks = stream_chunks(url, chat(prompt, stream=True))
+    choices = [chunk["choices"][0] for chunk in chunks[:-2]]
+    (call,) = [call for choice in choices for call in choice["delta"].get("tool_calls") or []]
+    assert call["function"]["name"] == "bash"
+    assert json.loads(call["function"]["arguments"])["command"] == "cat /etc/hostname; env"
+    follow_up = chat(
+        prompt,
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "output"},
+    )
+    answer = httpx.post(f"{url}/v1/chat/completions", json=follow_up).json()
+    assert answer["choices"][0]["message"]["content"] == "Ran."
+
+
 def test_fail_401_is_an_openai_error(url: str) -> None:
     response = httpx.post(f"{url}/v1/chat/completions", json=chat("[script:fail-401]"))
     assert response.status_code == 401
@@ -230,6 +246,7 @@ def test_parse_script(text: str, name: str, parameters: dict[str, str]) -> None:
     [
         "[script:nope]",
         "[script:write]",
+        "[script:bash]",
         "[script:fail-5xx status=404]",
         "[script:slow seconds=-1]",
         "[script:text colour=blue]",

@@ -1,0 +1,85 @@
+"""Fixtures for managed-runtime tests: real OS users, real bubblewrap.
+
+``runtime_root``: a fresh runtime root outside pytest's private temporary directory (the tenant
+users must be able to pass through to their own directories), removed afterwards with every
+tenant user the test made. Where the host cannot sandbox (not root, no bubblewrap) the tests
+skip and say why, or fail when services are required (``CI=true``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from domain.runtime import OS_USER_PREFIX
+from resources.runtime_host.sandbox import sandbox_problem
+from tests.conftest import services_required
+from tests.integration.opencode.conftest import (  # noqa: F401  (fixtures, used by name)
+    opencode_binary,
+    scripted_model,
+    scripted_model_url,
+)
+
+
+def _require_sandbox() -> None:
+    problem = sandbox_problem()
+    if problem is None:
+        return
+    if services_required():
+        pytest.fail(f"tenant sandbox not available (services are required): {problem}")
+    pytest.skip(f"tenant sandbox not available: {problem}")
+
+
+def unique_tenant(prefix: str = "rt") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def runtime_root() -> Iterator[Path]:
+    _require_sandbox()
+    root = Path(tempfile.mkdtemp(prefix="indorch-runtimes-"))
+    os.chmod(root, 0o711)
+    users_before = {entry.pw_name for entry in pwd.getpwall()}
+    try:
+        yield root
+    finally:
+        _remove_users_made_since(users_before)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def module_runtime_root() -> Iterator[Path]:
+    """`runtime_root` for a whole module (its runtimes are slow to start)."""
+    _require_sandbox()
+    root = Path(tempfile.mkdtemp(prefix="indorch-runtimes-"))
+    os.chmod(root, 0o711)
+    users_before = {entry.pw_name for entry in pwd.getpwall()}
+    try:
+        yield root
+    finally:
+        _remove_users_made_since(users_before)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _remove_users_made_since(users_before: set[str]) -> None:
+    """Delete the tenant users the test made, after killing their processes (by pid)."""
+    made = {e.pw_name: e.pw_uid for e in pwd.getpwall() if e.pw_name not in users_before}
+    uids = {uid for name, uid in made.items() if name.startswith(OS_USER_PREFIX)}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if os.stat(f"/proc/{entry}").st_uid in uids:
+                    os.kill(int(entry), signal.SIGKILL)
+    for name in made:
+        if name.startswith(OS_USER_PREFIX):
+            subprocess.run(["userdel", name], capture_output=True, check=False)

@@ -1,0 +1,305 @@
+"""Managed runtimes for real: two tenants, each with its own OpenCode server (real OpenCode,
+real OS users, real bubblewrap) started by the runtime manager on PostgreSQL, driven by the
+scripted model.
+
+Adversarial: tenant A's agent runs commands through a real session (OpenCode's `bash` tool, every
+permission allowed, so only the sandbox stands in the way) and gets nothing of B's files, no
+platform secret from its environment, no sight of the control plane's processes; B's server
+refuses A's password. Then: a runtime that dies is restarted, an idle one is stopped and started
+again when work comes, and the memory budget makes a third tenant wait (queued, not failed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from domain.agent import AgentStatus
+from domain.caller import Caller
+from domain.runtime import Runtime, RuntimeBudget, RuntimeSlotUnavailable, RuntimeStatus
+from resources.database import Database, tenant_scope, unit_of_work
+from resources.database.migrate import upgrade
+from resources.opencode.control import agent_password
+from resources.runtime_host import processes
+from resources.runtime_host.host import RuntimeHost, RuntimeSettings
+from resources.runtime_host.processes import ProcessHandle
+from resources.secret_box import SECRET_KEY_VAR, SecretBox
+from services.factory import ServiceFactory
+from services.runtime_manager import RuntimeManager, runtime_wait
+from services.session_service import SubmitSession
+from standins.opencode_config import provider_config
+from tests.integration.database.support import new_tenant
+
+pytestmark = pytest.mark.timeout(600)
+
+OPERATOR = Caller.operator()
+SECRET = "b-private-91c4"
+LEAKS = ("DATABASE_URL", "REDIS_URL", "INDORCH_", "postgresql://", "redis://")
+
+
+@dataclass
+class World:
+    database: Database
+    manager: RuntimeManager
+    settings: RuntimeSettings
+    box: SecretBox
+    a: str
+    b: str
+
+    def runtime(self, tenant: str) -> Runtime:
+        (runtime,) = self.manager.list(OPERATOR, tenant)
+        return runtime
+
+    def password(self, tenant: str) -> str:
+        view = (
+            ServiceFactory(self.database)
+            .agents()
+            .get(OPERATOR, tenant, self.runtime(tenant).agent_id or "")
+        )
+        password = agent_password(view.agent)
+        assert password
+        return password
+
+    def manager_with(self, **changes: object) -> RuntimeManager:
+        host = RuntimeHost(replace(self.settings, **changes))  # type: ignore[arg-type]
+        return ServiceFactory(self.database).runtimes(host)
+
+
+@pytest.fixture(scope="module")
+def module_postgres(postgres_url: str) -> Iterator[str]:
+    server = make_url(postgres_url)
+    name = f"indorch_t_runtimes_{os.getpid()}"
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def world(
+    module_postgres: str,
+    module_runtime_root: Path,
+    opencode_binary: Path,
+    scripted_model_url: str,
+) -> Iterator[World]:
+    os.environ[SECRET_KEY_VAR] = Fernet.generate_key().decode()
+    os.environ["DATABASE_URL"] = "postgresql://platform:leak@db/indorch"  # must not reach A
+    os.environ["INDORCH_LEAK_CANARY"] = "leak"
+    upgrade(module_postgres)
+    database = Database(module_postgres)
+    config = provider_config(scripted_model_url)
+    # Every permission granted: only the sandbox stands between A's agent and B's files.
+    config["permission"] = {"bash": "allow", "edit": "allow", "external_directory": "allow"}
+    settings = RuntimeSettings(
+        root=module_runtime_root,
+        budget=RuntimeBudget(memory_mb=700, runtime_mb=300),  # two idle ones, not three
+        idle_seconds=3600,
+        opencode_config_json=json.dumps(config),
+    )
+    manager = ServiceFactory(database).runtimes(RuntimeHost(settings))
+    a, b = new_tenant(database, "a"), new_tenant(database, "b")
+    try:
+        for tenant in (a, b):
+            manager.start(OPERATOR, tenant)
+        world = World(database, manager, settings, SecretBox([os.environ[SECRET_KEY_VAR]]), a, b)
+        home_b = module_runtime_root / b / "home"
+        (home_b / "secret.txt").write_text(SECRET)
+        os.chown(home_b / "secret.txt", home_b.stat().st_uid, home_b.stat().st_gid)
+        yield world
+    finally:
+        for runtime in manager.list(OPERATOR):
+            if runtime.pid and runtime.process_start:
+                processes.stop(ProcessHandle(runtime.pid, runtime.process_start))
+        database.dispose()
+        for name in (SECRET_KEY_VAR, "DATABASE_URL", "INDORCH_LEAK_CANARY"):
+            os.environ.pop(name, None)
+
+
+def run_bash(world: World, tenant: str, command: str) -> str:
+    """A real session on the tenant's server: the scripted model has OpenCode's bash tool run
+    `command`; answers the tool's output."""
+    runtime = world.runtime(tenant)
+    auth = ("opencode", world.password(tenant))
+    directory = str(world.settings.root / tenant / "workspaces")
+    marker = json.dumps(command)  # a quoted script value: \" and \\ escapes
+    with httpx.Client(base_url=runtime.server_url or "", auth=auth, timeout=30) as client:
+        params = {"directory": directory}
+        session = client.post("/session", params=params, json={}).json()
+        prompt = f"[script:bash command={marker} reply=Ran.]"
+        client.post(
+            f"/session/{session['id']}/prompt_async",
+            params=params,
+            json={"parts": [{"type": "text", "text": prompt}]},
+        ).raise_for_status()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            messages = client.get(f"/session/{session['id']}/message", params=params).json()
+            for message in messages:
+                for part in message["parts"]:
+                    state = part.get("state") or {}
+                    if part.get("type") == "tool" and state.get("status") in ("completed", "error"):
+                        return str(state.get("output") or state.get("error") or "")
+            time.sleep(0.5)
+    raise AssertionError(f"the bash tool did not finish: {messages}")
+
+
+def test_each_tenant_runs_its_own_sandboxed_server_as_its_agent(world: World) -> None:
+    for tenant in (world.a, world.b):
+        runtime = world.runtime(tenant)
+        assert runtime.status is RuntimeStatus.LIVE and runtime.sandboxed
+        agent = (
+            ServiceFactory(world.database).agents().get(OPERATOR, tenant, runtime.agent_id or "")
+        )
+        assert agent.agent.password_env is None and agent.agent.password_sealed
+        assert agent.agent.server_url == runtime.server_url
+        response = httpx.get(
+            f"{runtime.server_url}/global/health", auth=("opencode", world.password(tenant))
+        )
+        assert response.status_code == 200
+    assert world.password(world.a) != world.password(world.b)
+
+
+def test_the_password_is_in_no_command_line(world: World) -> None:
+    passwords = [world.password(world.a), world.password(world.b)]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            assert not any(password in cmdline for password in passwords), entry
+
+
+def test_the_server_runs_as_the_tenants_user(world: World) -> None:
+    """Everything below the root-owned holder (`setsid --wait`, which only waits) is the
+    tenant's user: bwrap, its init, the server and whatever the server starts."""
+    runtime = world.runtime(world.a)
+    assert runtime.pid
+    _holder, *sandboxed = processes.process_tree(runtime.pid)
+    assert len(sandboxed) >= 2  # bwrap and opencode at least
+    uids = {Path(f"/proc/{pid}").stat().st_uid for pid in sandboxed}
+    home = world.settings.root / world.a / "home"
+    assert uids == {home.stat().st_uid} and 0 not in uids
+
+
+def test_bs_server_refuses_as_password(world: World) -> None:
+    url = world.runtime(world.b).server_url
+    for auth in (("opencode", world.password(world.a)), None):
+        response = httpx.get(f"{url}/session", auth=auth)
+        assert response.status_code == 401
+
+
+def test_as_agent_reaching_bs_server_with_its_password_gets_401(world: World) -> None:
+    """The network is shared (the server must be reachable): from inside A's sandbox B's server
+    answers, and refuses A's own password (the only one A's environment holds)."""
+    b_url = world.runtime(world.b).server_url
+    probe = world.settings.root / world.a / "workspaces" / "probe.py"
+    probe.write_text(
+        "import base64, os, urllib.error, urllib.request\n"
+        "secret = 'opencode:' + os.environ['OPENCODE_SERVER_PASSWORD']\n"
+        "token = base64.b64encode(secret.encode()).decode()\n"
+        f"request = urllib.request.Request('{b_url}/session')\n"
+        "request.add_header('Authorization', 'Basic ' + token)\n"
+        "try:\n"
+        "    print('STATUS', urllib.request.urlopen(request).status)\n"
+        "except urllib.error.HTTPError as error:\n"
+        "    print('STATUS', error.code)\n"
+    )
+    probe.chmod(0o644)
+    output = run_bash(world, world.a, f"python3 {probe}")
+    assert "STATUS 401" in output, output
+
+
+def test_as_agent_cannot_read_bs_files(world: World) -> None:
+    b_dir = world.settings.root / world.b
+    a_dir = world.settings.root / world.a
+    output = run_bash(
+        world,
+        world.a,
+        f"echo a-own-file > {a_dir}/workspaces/own.txt; cat {a_dir}/workspaces/own.txt; "
+        f"cat {b_dir}/home/secret.txt; "
+        f"python3 -c \"print(open('{b_dir}/home/secret.txt').read())\"; "
+        f"ls -la {b_dir} {b_dir}/home {b_dir}/workspaces; echo END",
+    )
+    print(output)
+    assert "a-own-file" in output and "END" in output  # the route works: A reads its own
+    assert SECRET not in output
+    assert "No such file" in output or "Permission denied" in output
+
+
+def test_as_agent_sees_no_platform_secret_and_no_control_plane(world: World) -> None:
+    output = run_bash(world, world.a, "env; echo ---; ls /proc; echo ---; ps -eo user,pid,cmd")
+    print(output)
+    environment, proc, ps = output.split("---")
+    for leak in LEAKS:
+        assert leak not in environment, leak
+    assert world.password(world.b) not in output
+    pids = [entry for entry in proc.split() if entry.isdigit()]
+    assert len(pids) < 20, pids
+    assert "root" not in ps and "pytest" not in ps and "postgres" not in ps
+
+
+def test_a_dead_runtime_is_restarted(world: World) -> None:
+    before = world.runtime(world.a)
+    old_password = world.password(world.a)
+    assert before.pid and before.process_start
+    server = processes.process_tree(before.pid)[-1]  # opencode itself, inside the sandbox
+    os.kill(server, signal.SIGKILL)  # the server crashes; the sandbox around it ends
+    deadline = time.monotonic() + 10
+    while processes.is_alive(ProcessHandle(before.pid, before.process_start)):
+        assert time.monotonic() < deadline, "the sandbox outlived its server"
+        time.sleep(0.2)
+    report = world.manager.reconcile(OPERATOR)
+    assert world.a in report.restarted, report
+    after = world.runtime(world.a)
+    assert after.status is RuntimeStatus.LIVE and after.pid != before.pid
+    assert after.restarts == before.restarts + 1
+    assert world.password(world.a) != old_password
+    response = httpx.get(
+        f"{after.server_url}/global/health", auth=("opencode", world.password(world.a))
+    )
+    assert response.status_code == 200
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{before.server_url}/global/health", timeout=2)
+
+
+def test_the_budget_makes_a_third_tenant_wait_then_idle_stops_free_its_slot(world: World) -> None:
+    c = new_tenant(world.database, "c")
+    with pytest.raises(RuntimeSlotUnavailable):
+        world.manager.start(OPERATOR, c)
+    waiting = world.runtime(c)
+    assert waiting.status is RuntimeStatus.WAITING_FOR_SLOT
+    assert "waiting for a runtime slot" in (runtime_wait(world.database, OPERATOR, c) or "")
+    ServiceFactory(world.database).sessions().submit(c, SubmitSession(title="t", prompt="p"))
+
+    idle_now = world.manager_with(idle_seconds=0)
+    with tenant_scope(world.b), unit_of_work(world.database) as uow:
+        assert uow.sessions.count_active() == 0  # B has no work: it is idle
+    report = idle_now.reconcile(OPERATOR)
+    assert world.b in report.stopped_idle and world.a in report.stopped_idle, report
+    assert c in report.started, report
+    assert world.runtime(world.b).status is RuntimeStatus.STOPPED
+    agent_b = world.runtime(world.b).agent_id or ""
+    assert (
+        ServiceFactory(world.database).agents().get(OPERATOR, world.b, agent_b).agent.status
+        is AgentStatus.INACTIVE
+    )
+    assert world.runtime(c).status is RuntimeStatus.LIVE
+    assert runtime_wait(world.database, OPERATOR, c) is None
