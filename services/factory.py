@@ -142,10 +142,12 @@ class ServiceFactory:
             clock=self.clock,
         )
 
-    def tenants(self) -> TenantAdmin:
+    def tenants(self, runtimes: RuntimeManager | None = None) -> TenantAdmin:
+        """`runtimes`: the host's managed runtimes (default: from the environment, built only
+        when a tenant is deleted, to stop its runtime)."""
         from services.tenant_admin import TenantAdmin
 
-        return TenantAdmin(self.database)
+        return TenantAdmin(self.database, runtimes=lambda: runtimes or self.runtimes())
 
     def users(self) -> UserAdmin:
         from services.user_admin import UserAdmin

@@ -156,6 +156,14 @@ class RuntimeManager:
             self._host.stop(runtime.pid, runtime.process_start)
         return self._settle(tenant_id, RuntimeStatus.STOPPED, reason)
 
+    def stop_any(self, caller: Caller, tenant_id: str, reason: str) -> bool:
+        """Stop the tenant's runtime here if it has one (a deleted tenant's); False if none."""
+        try:
+            self.stop(caller, tenant_id, reason)
+        except NotFound:
+            return False
+        return True
+
     def forget(self, caller: Caller, tenant_id: str) -> None:
         """Stop and disable the tenant's managed runtime here (no start on demand)."""
         self.stop(caller, tenant_id, "disabled")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Callable
+from typing import Protocol
 
 from domain.caller import Caller
 from domain.errors import TenantBusy
@@ -19,9 +21,18 @@ from services.session_workspaces import WorkspaceLayout
 from services.tenant_workspaces import WorkspaceRemoval, remove_tenant_workspaces
 
 
+class RuntimeStopper(Protocol):
+    """`services.runtime_manager.RuntimeManager`: a deleted tenant's runtime is stopped."""
+
+    def stop_any(self, caller: Caller, tenant_id: str, reason: str) -> bool: ...
+
+
 class TenantAdmin:
-    def __init__(self, database: Database) -> None:
+    def __init__(
+        self, database: Database, runtimes: Callable[[], RuntimeStopper] | None = None
+    ) -> None:
         self._database = database
+        self._runtimes = runtimes  # built when a tenant is deleted (it touches this host)
 
     def create(self, caller: Caller, tenant: Tenant) -> Tenant:
         """A new tenant (`AlreadyExists` when the slug is taken)."""
@@ -65,6 +76,8 @@ class TenantAdmin:
                 raise TenantBusy(slug, active)
             uow.tenants.delete(slug)  # first: no new wave of the tenant starts meanwhile
             uow.agent_servers.release_all()  # its servers may serve another tenant later
+        if self._runtimes is not None:  # its sandboxed server, with the tenant's files open
+            self._runtimes().stop_any(caller, slug, "the tenant was deleted")
         removals = asyncio.run(remove_tenant_workspaces(self._database, slug))
         # Its repositories' mirrors and sessions' worktrees on this host (none is in use).
         shutil.rmtree(WorkspaceLayout(workspaces_dir()).tenant(slug), ignore_errors=True)

@@ -303,3 +303,20 @@ def test_the_budget_makes_a_third_tenant_wait_then_idle_stops_free_its_slot(worl
     )
     assert world.runtime(c).status is RuntimeStatus.LIVE
     assert runtime_wait(world.database, OPERATOR, c) is None
+
+
+def test_deleting_a_tenant_stops_its_runtime(world: World) -> None:
+    manager = world.manager_with(budget=RuntimeBudget(memory_mb=10_000, runtime_mb=300))
+    doomed = new_tenant(world.database, "gone")
+    manager.start(OPERATOR, doomed)
+    (runtime,) = manager.list(OPERATOR, doomed)
+    assert runtime.pid and runtime.process_start
+    handle = ProcessHandle(runtime.pid, runtime.process_start)
+    assert processes.is_alive(handle)
+
+    ServiceFactory(world.database).tenants(runtimes=manager).delete(OPERATOR, doomed)
+
+    deadline = time.monotonic() + 15
+    while processes.is_alive(handle):
+        assert time.monotonic() < deadline, "a deleted tenant's runtime kept running"
+        time.sleep(0.2)
