@@ -25,6 +25,7 @@ from resources.runtime_host.sandbox import (
     sandbox_argv,
     sandbox_environment,
 )
+from resources.runtime_host.shared_install import sandbox_visible
 from resources.runtime_host.tenant_users import TenantUser
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -79,6 +80,8 @@ def launch_server(
         raise RuntimeStartError(
             f"opencode is not installed at {binary} (run scripts/install_opencode.sh)"
         )
+    if sandboxed:  # mounted as the tenant's user: it must be able to reach it
+        install, binary = sandbox_visible(install, binary, user.tenant_dir.parent)
     cwd = default_workspace(user, sandboxed)
     port = free_port()
     # bwrap --die-with-parent under a `setsid --wait` of its own: the sandbox lives exactly as
