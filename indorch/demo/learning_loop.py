@@ -19,13 +19,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from indorch.demo.dagster_dev import LOCATION, ask
 from indorch.demo.recurring_questions import EVAL_FRACTION, PROMOTED_QUESTION
 from resources.settings import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from resources.database import Database
+    from services.session_service import SessionService
 
 AUTOMATION_SENSOR = "learning_automation"
 REPOSITORY = "__repository__"  # a `@dg.definitions` code location's one repository
@@ -209,7 +213,9 @@ def wait_for(check: Callable[[], Any], seconds: float, what: str, interval: floa
         time.sleep(interval)
 
 
-async def recorded_models(server_url: str, agent_session_id: str, directory: str | None) -> list:
+async def recorded_models(
+    server_url: str, agent_session_id: str, directory: str | None
+) -> list[str]:
     """The (provider, model) pairs OpenCode recorded on the session's answers."""
     from resources.opencode.client import OpenCodeClient
 
@@ -228,7 +234,9 @@ def dataset_config() -> dict[str, Any]:
     return {"ops": {"training_dataset": {"config": {"eval_fraction": EVAL_FRACTION}}}}
 
 
-def promoted_session_report(database, service, tenant: str, session_id: str) -> dict[str, Any]:
+def promoted_session_report(
+    database: Database, service: SessionService, tenant: str, session_id: str
+) -> dict[str, Any]:
     """The promoted session once final: its state, answer and the model OpenCode recorded."""
     from resources.database import tenant_scope, unit_of_work
 
@@ -264,7 +272,9 @@ class LoopSetting:
     log: Path
 
 
-def run_loop(setting: LoopSetting, database, service, say: Callable[[str], None]) -> LoopReport:
+def run_loop(
+    setting: LoopSetting, database: Database, service: SessionService, say: Callable[[str], None]
+) -> LoopReport:
     """Every step in order; the first that fails ends the loop, its reason in the report."""
     from domain.caller import Caller
     from services.session_service import SubmitSession
@@ -275,26 +285,34 @@ def run_loop(setting: LoopSetting, database, service, say: Callable[[str], None]
     report = LoopReport(tenant)
     try:
         pause_automation(base)
-        say(f"learning loop for [bold]{tenant}[/bold]: {AUTOMATION_SENSOR} paused (the demo runs "
-            "each step itself)")  # fmt: skip
+        say(
+            f"learning loop for [bold]{tenant}[/bold]: {AUTOMATION_SENSOR} paused (the demo runs "
+            "each step itself)"
+        )
         key = create_inference_key(setting.api_url, setting.platform_key, tenant)
         TenantSecrets(database).set(Caller.operator(), tenant, INFERENCE_KEY_SECRET, key)
-        say(f"tenant secret {INFERENCE_KEY_SECRET} set: {tenant}'s own restricted key at the "
-            "provider (as `indorch secret set` does)")  # fmt: skip
+        say(
+            f"tenant secret {INFERENCE_KEY_SECRET} set: {tenant}'s own restricted key at the "
+            "provider (as `indorch secret set` does)"
+        )
         materialize(("training_dataset", "fine_tuned_model"), tenant, setting.log, dataset_config())
         dataset = latest_materialization(base, "training_dataset", tenant)
         if dataset is None:
             raise LoopFailed("training_dataset was not materialized")
-        say(f"training_dataset: {dataset.metadata.get('train_examples')} training and "
+        say(
+            f"training_dataset: {dataset.metadata.get('train_examples')} training and "
             f"{dataset.metadata.get('eval_examples')} held-out examples; fine_tuned_model "
-            "handed the job to the provider, the fine_tuning_sensor follows it")  # fmt: skip
+            "handed the job to the provider, the fine_tuning_sensor follows it"
+        )
         tuned = wait_for(
             lambda: latest_materialization(base, "fine_tuned_model", tenant),
             SENSOR_WAIT_SECONDS,
             "the fine_tuning_sensor's materialization of fine_tuned_model",
         )
-        say(f"fine_tuned_model: {tuned.metadata.get('fine_tuned_model')} (materialized by the "
-            "daemon's fine_tuning_sensor when the job succeeded)")  # fmt: skip
+        say(
+            f"fine_tuned_model: {tuned.metadata.get('fine_tuned_model')} (materialized by the "
+            "daemon's fine_tuning_sensor when the job succeeded)"
+        )
         try:
             materialize(("model_evaluation", "model_promotion"), tenant, setting.log, {})
         except LoopFailed as failed:
@@ -306,18 +324,22 @@ def run_loop(setting: LoopSetting, database, service, say: Callable[[str], None]
         if evaluation is None or promotion is None:
             raise LoopFailed("model_evaluation or model_promotion was not materialized")
         report.promoted_model = str(promotion.metadata.get("model") or "")
-        say(f"model_evaluation: {evaluation.metadata.get('decision')} "
+        say(
+            f"model_evaluation: {evaluation.metadata.get('decision')} "
             f"({evaluation.metadata.get('reason')}); model_promotion: {report.promoted_model} "
-            f"pushed to {promotion.metadata.get('agents_updated')} agents")  # fmt: skip
+            f"pushed to {promotion.metadata.get('agents_updated')} agents"
+        )
         session = service.submit(
             tenant,
             SubmitSession(title="Ask the promoted model", prompt=PROMOTED_QUESTION, tags=["demo"]),
         )
         say(f"submitted {session.id} ({session.model}): {PROMOTED_QUESTION!r}, no script marker")
         report.session = promoted_session_report(database, service, tenant, session.id)
-        say(f"promoted session {report.session['state']}: "
+        say(
+            f"promoted session {report.session['state']}: "
             f"{report.session['answer']!r}, OpenCode recorded "
-            f"{', '.join(report.session['recorded_models']) or 'no model'}")  # fmt: skip
+            f"{', '.join(report.session['recorded_models']) or 'no model'}"
+        )
     except LoopFailed as failed:
         report.problem = str(failed)
     except (httpx.HTTPError, RuntimeError, subprocess.TimeoutExpired) as error:
@@ -329,3 +351,29 @@ def run_loop(setting: LoopSetting, database, service, say: Callable[[str], None]
     except (httpx.HTTPError, RuntimeError) as error:
         report.problem = report.problem or f"could not ask the Dagster UI: {error}"
     return report
+
+
+def summary_lines(report: LoopReport, history: int) -> list[str]:
+    """The summary's account of the loop: each materialization with its page in the UI, the
+    promoted session, the verdict (rich markup)."""
+    lines = [
+        f"[bold]Learning loop[/bold] ({report.tenant}: {history} recurring-question sessions -> "
+        "dataset -> fine-tuning job -> evaluation -> promotion -> a session)"
+    ]
+    for item in report.materializations:
+        made_by = f"run {item.run_id[:8]}" if item.run_id else "fine_tuning_sensor"
+        lines.append(f"  {item.asset}, partition {item.partition} ({made_by})  {item.url}")
+    session = report.session
+    if session:
+        lines.append(
+            f"  promoted session {session['session_id']} {session['state']}: asked "
+            f"{session['question']!r}, answered {session['answer']!r}; the model OpenCode "
+            f"recorded: {', '.join(session['recorded_models']) or 'none'}"
+        )
+    if report.ok:
+        lines.append(f"[green]promoted {report.promoted_model}; the next session ran with it")
+    else:
+        lines.append(
+            f"[red]learning loop not done: {report.problem or 'the promoted model was not used'}"
+        )
+    return lines

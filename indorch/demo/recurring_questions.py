@@ -9,12 +9,20 @@ marker and is worded anew: its answer can come only from what the tuned model le
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from indorch.demo.sessions import DemoSession
 
+if TYPE_CHECKING:
+    from services.session_service import SessionService
+
 LEARNING_TENANT = "acme"
 EVAL_FRACTION = 0.3  # training_dataset's held-out share in the demo: enough items to decide on
+ANSWERED_STATES = frozenset({"COMPLETED", "PARTIALLY_COMPLETED"})
+PROGRESS_EVERY_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -168,3 +176,21 @@ def recurring_sessions(tenant: str = LEARNING_TENANT) -> list[DemoSession]:
         for question in QUESTIONS
         if n < len(question.wordings)
     ]
+
+
+def wait_until_answered(
+    service: SessionService, ids: set[str], say: Callable[[str], None], seconds: float
+) -> int:
+    """Until every session of `ids` (the learning tenant's) completed, or `seconds`, saying how
+    many are done every few seconds; returns how many are."""
+    deadline = time.monotonic() + seconds
+    while True:
+        done = sum(
+            1
+            for session in service.list(LEARNING_TENANT, limit=1000)
+            if session.id in ids and session.status.value in ANSWERED_STATES
+        )
+        say(f"history: {done}/{len(ids)} recurring-question sessions completed")
+        if done == len(ids) or time.monotonic() > deadline:
+            return done
+        time.sleep(PROGRESS_EVERY_SECONDS)

@@ -5,10 +5,15 @@ In a fresh state directory (default `.state/demo/`, wiped first): a SQLite appli
 two real OpenCode servers (a workspace each, one shared HOME) and `dagster dev` (webserver and
 daemon). Two tenants get both servers as agents and about a dozen sessions, submitted through
 `SessionService`; the daemon's sensors dispatch them in `session_wave` runs, retry what fails,
-and settle the decomposed request. A table follows them live; a summary follows, with where to
-look in the Dagster UI, which stays up until Ctrl-C (`--exit`: stop when done).
+and settle the decomposed request. A table follows them live. Then the learning loop
+(`indorch.demo.learning_loop`): acme's recurring-question sessions (submitted with the others)
+become a dataset, a job at the stand-in fine-tuning provider (a child process too), a measured
+evaluation and a promotion, and one last session runs with the promoted model. A summary
+follows, with where to look in the Dagster UI, which stays up until Ctrl-C (`--exit`: stop when
+done).
 
-Exit codes: 0 every session COMPLETED (or PARTIALLY_COMPLETED); 1 some did not, or the demo could
+Exit codes: 0 every session COMPLETED (or PARTIALLY_COMPLETED) and the loop closed (the promoted
+model answered the last session); 1 some did not, the loop did not close, or the demo could
 not run (a process did not start); 2 refused before starting anything (a port is taken, the
 state directory is not the demo's); 130 interrupted before the sessions were done. Every child
 process is stopped on every path; `<state dir>/summary.json` holds the summary, `logs/` the
@@ -34,10 +39,14 @@ from rich.console import Console
 from rich.text import Text
 
 from indorch.demo.dagster_dev import UiLinks, WaveRun, materialized_partitions, wait_for_runs_to_end
-from indorch.demo.learning_loop import LoopReport, LoopSetting, run_loop
+from indorch.demo.learning_loop import LoopReport, LoopSetting, run_loop, summary_lines
 from indorch.demo.processes import DemoError, DemoProcesses, PortTaken, require_free_port
 from indorch.demo.progress import Progress, Row, rows_for, summary_table
-from indorch.demo.recurring_questions import LEARNING_TENANT, recurring_sessions
+from indorch.demo.recurring_questions import (
+    LEARNING_TENANT,
+    recurring_sessions,
+    wait_until_answered,
+)
 from indorch.demo.sessions import (
     TENANTS,
     TIMEOUT_SECONDS,
@@ -369,23 +378,10 @@ class Demo:
         return rows
 
     def wait_for_history(self) -> None:
-        """Until every recurring-question session is final (they are not in the table)."""
         assert self.service is not None
         ids = {item.session_id for item in self.history}
-        deadline = time.monotonic() + HISTORY_WAIT_SECONDS
-        while True:
-            states = [
-                s.status.value
-                for s in self.service.list(LEARNING_TENANT, limit=1000)
-                if s.id in ids
-            ]
-            done = [state for state in states if state in SUCCESS_STATES]
-            if len(done) == len(ids) or time.monotonic() > deadline:
-                break
-            self.say(f"history: {len(done)}/{len(ids)} recurring-question sessions completed")
-            time.sleep(5.0)
+        wait_until_answered(self.service, ids, self.say, HISTORY_WAIT_SECONDS)
         self.timings.mark("history_done")
-        self.say(f"history: {len(done)}/{len(ids)} recurring-question sessions completed")
 
     def learn(self) -> LoopReport:
         assert self.paths is not None and self.database is not None
@@ -450,25 +446,9 @@ class Demo:
 
     def _print_loop(self, loop: LoopReport) -> None:
         self.out()
-        self.out(
-            f"[bold]Learning loop[/bold] ({loop.tenant}: {len(self.history)} recurring-question "
-            "sessions -> dataset -> fine-tuning job -> evaluation -> promotion -> a session)"
-        )
-        for item in loop.materializations:
-            made_by = f"run {item.run_id[:8]}" if item.run_id else "fine_tuning_sensor"
-            self.out(f"  {item.asset}, partition {item.partition} ({made_by})  {item.url}")
-        session = loop.session
-        if session:
-            self.out(
-                f"  promoted session {session['session_id']} {session['state']}: asked "
-                f"{session['question']!r}, answered {session['answer']!r}; the model OpenCode "
-                f"recorded: {', '.join(session['recorded_models']) or 'none'}"
-            )
-        if loop.ok:
-            self.out(f"[green]promoted {loop.promoted_model}; the next session ran with it")
-        else:
-            self.out(f"[red]learning loop not done: {loop.problem or 'the promoted model unused'}")
-        self.log(f"learning loop ok={loop.ok} {loop.problem}")
+        for line in summary_lines(loop, len(self.history)):
+            self.out(line)
+        self.log(f"learning loop closed: {loop.ok} {loop.problem}".rstrip())
 
     def _print_timings(self) -> None:
         marks = self.timings.marks
