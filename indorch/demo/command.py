@@ -2,7 +2,9 @@
 
 Everything it does is in `indorch.demo.run` (imported when the command runs, so the other
 commands do not pay for it): a fresh state directory, the scripted model, two real OpenCode
-servers, `dagster dev`, two tenants and about a dozen sessions followed live, then a summary.
+servers, `dagster dev`, two tenants and about a dozen sessions followed live, then one tenant's
+learning loop (dataset -> fine-tuning job -> evaluation -> promotion -> a session with the
+promoted model), then a summary.
 `make demo` runs it (`make demo ARGS="--exit --quick"`).
 """
 

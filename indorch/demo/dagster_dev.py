@@ -65,7 +65,7 @@ class UiLinks:
         return f"{self.base}/locations/{LOCATION}/sensors"
 
 
-def _ask(base: str, query: str, variables: dict[str, object]) -> dict[str, object]:
+def ask(base: str, query: str, variables: dict[str, object]) -> dict[str, object]:
     response = httpx.post(
         f"{base}/graphql",
         json={"query": query, "variables": variables},
@@ -79,7 +79,7 @@ def _ask(base: str, query: str, variables: dict[str, object]) -> dict[str, objec
 
 
 def wave_runs(base: str) -> list[WaveRun]:
-    answer = _ask(base, RUNS_QUERY, {"job": JOB_NAME})["runsOrError"]
+    answer = ask(base, RUNS_QUERY, {"job": JOB_NAME})["runsOrError"]
     if answer.get("__typename") != "Runs":
         raise RuntimeError(f"runs: {answer.get('message', answer.get('__typename'))}")
     return [
@@ -94,7 +94,7 @@ def wave_runs(base: str) -> list[WaveRun]:
 
 def materialized_partitions(base: str) -> Counter[str]:
     """Materializations of `coding_sessions` per tenant partition (none yet: empty)."""
-    answer = _ask(base, MATERIALIZATIONS_QUERY, {"path": [ASSET]})["assetOrError"]
+    answer = ask(base, MATERIALIZATIONS_QUERY, {"path": [ASSET]})["assetOrError"]
     if answer.get("__typename") != "Asset":
         return Counter()
     return Counter(item["partition"] for item in answer["assetMaterializations"])

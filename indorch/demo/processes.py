@@ -1,4 +1,5 @@
-"""The demo's child processes: the scripted model, real OpenCode servers and `dagster dev`.
+"""The demo's child processes: the scripted model, the stand-in fine-tuning provider, real
+OpenCode servers and `dagster dev`.
 
 Every child runs in its own process group (`start_new_session`), so Ctrl-C in the terminal
 reaches only the driver, which then stops them in order: Dagster first (SIGINT: its own clean
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -195,6 +197,27 @@ class DemoProcesses:
             "the scripted model",
         )
         return url
+
+    # -- the fine-tuning provider ---------------------------------------------------------------
+
+    def start_finetune_provider(self, api_url: str, data_dir: Path, step_seconds: float) -> None:
+        """`python -m standins.finetune_provider` on the port of `api_url` (chosen beforehand:
+        Dagster's code location reads the URL from its environment); returns once it answers."""
+        parts = urlsplit(api_url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        child = self._spawn(
+            "finetune-provider",
+            [
+                sys.executable, "-m", "standins.finetune_provider", "--host", host,
+                "--port", str(port), "--data", str(data_dir), "--step-seconds", str(step_seconds),
+            ],
+        )  # fmt: skip
+        _wait_until(
+            lambda: _answers(f"{parts.scheme}://{host}:{port}/_standin/requests"),
+            child,
+            MODEL_START_TIMEOUT_SECONDS,
+            "the fine-tuning provider",
+        )
 
     # -- OpenCode -------------------------------------------------------------------------------
 

@@ -5,10 +5,15 @@ In a fresh state directory (default `.state/demo/`, wiped first): a SQLite appli
 two real OpenCode servers (a workspace each, one shared HOME) and `dagster dev` (webserver and
 daemon). Two tenants get both servers as agents and about a dozen sessions, submitted through
 `SessionService`; the daemon's sensors dispatch them in `session_wave` runs, retry what fails,
-and settle the decomposed request. A table follows them live; a summary follows, with where to
-look in the Dagster UI, which stays up until Ctrl-C (`--exit`: stop when done).
+and settle the decomposed request. A table follows them live. Then the learning loop
+(`indorch.demo.learning_loop`): acme's recurring-question sessions (submitted with the others)
+become a dataset, a job at the stand-in fine-tuning provider (a child process too), a measured
+evaluation and a promotion, and one last session runs with the promoted model. A summary
+follows, with where to look in the Dagster UI, which stays up until Ctrl-C (`--exit`: stop when
+done).
 
-Exit codes: 0 every session COMPLETED (or PARTIALLY_COMPLETED); 1 some did not, or the demo could
+Exit codes: 0 every session COMPLETED (or PARTIALLY_COMPLETED) and the loop closed (the promoted
+model answered the last session); 1 some did not, the loop did not close, or the demo could
 not run (a process did not start); 2 refused before starting anything (a port is taken, the
 state directory is not the demo's); 130 interrupted before the sessions were done. Every child
 process is stopped on every path; `<state dir>/summary.json` holds the summary, `logs/` the
@@ -21,6 +26,7 @@ import contextlib
 import errno
 import json
 import os
+import secrets
 import shutil
 import signal
 import time
@@ -33,8 +39,14 @@ from rich.console import Console
 from rich.text import Text
 
 from indorch.demo.dagster_dev import UiLinks, WaveRun, materialized_partitions, wait_for_runs_to_end
+from indorch.demo.learning_loop import LoopReport, LoopSetting, run_loop, summary_lines
 from indorch.demo.processes import DemoError, DemoProcesses, PortTaken, require_free_port
 from indorch.demo.progress import Progress, Row, rows_for, summary_table
+from indorch.demo.recurring_questions import (
+    LEARNING_TENANT,
+    recurring_sessions,
+    wait_until_answered,
+)
 from indorch.demo.sessions import (
     TENANTS,
     TIMEOUT_SECONDS,
@@ -44,7 +56,8 @@ from indorch.demo.sessions import (
     submit_all,
 )
 from indorch.demo.watchdog import DEMO_ID_VAR, leftover_processes, terminate_leftovers
-from resources.settings import PROJECT_ROOT
+from resources.settings import PROJECT_ROOT, PROVIDER_API_KEY_VAR
+from standins.opencode_server import free_port
 
 if TYPE_CHECKING:
     from resources.database import Database
@@ -55,6 +68,8 @@ STATE_MARKER = ".indorch-demo"
 DAGSTER_TEMPLATE = PROJECT_ROOT / "dagster_instance" / "dagster.yaml"
 AGENT_COUNT = 2
 RUNS_END_WAIT_SECONDS = 30.0
+HISTORY_WAIT_SECONDS = 240.0
+PROVIDER_STEP_SECONDS = 0.2
 SUCCESS_STATES = frozenset({"COMPLETED", "PARTIALLY_COMPLETED"})
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -83,6 +98,10 @@ class DemoPaths:
         return [self.root / "workspaces" / f"opencode-{n}" for n in range(1, AGENT_COUNT + 1)]
 
     @property
+    def provider_data(self) -> Path:
+        return self.root / "finetune-provider"
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 
@@ -109,10 +128,17 @@ def prepare_state(root: Path) -> DemoPaths:
     return paths
 
 
-def demo_environment(paths: DemoPaths, demo_id: str) -> dict[str, str]:
+def demo_environment(paths: DemoPaths, demo_id: str, provider_api_url: str) -> dict[str, str]:
     """This process's environment becomes the demo's (the children inherit it): the state dir's
-    SQLite database and Dagster home, no Redis (the embedded default), the demo id marker."""
-    from resources.settings import DATABASE_URL_VAR, REDIS_URL_VAR, STATE_DIR_VAR
+    SQLite database and Dagster home, no Redis (the embedded default), the stand-in fine-tuning
+    provider's URL and a platform key made for this run, the demo id marker."""
+    from resources.settings import (
+        DATABASE_URL_VAR,
+        PROVIDER_API_KEY_VAR,
+        PROVIDER_BASE_URL_VAR,
+        REDIS_URL_VAR,
+        STATE_DIR_VAR,
+    )
 
     os.environ.pop(REDIS_URL_VAR, None)
     os.environ.update(
@@ -120,6 +146,8 @@ def demo_environment(paths: DemoPaths, demo_id: str) -> dict[str, str]:
             DATABASE_URL_VAR: paths.database_url,
             STATE_DIR_VAR: str(paths.root),
             "DAGSTER_HOME": str(paths.dagster_home),
+            PROVIDER_BASE_URL_VAR: provider_api_url,
+            PROVIDER_API_KEY_VAR: f"sk-demo-platform-{secrets.token_hex(16)}",
             DEMO_ID_VAR: demo_id,
             "PYTHONUNBUFFERED": "1",
         }
@@ -191,6 +219,8 @@ class Demo:
         self.database: Database | None = None
         self.service: SessionService | None = None
         self.agent_names: dict[str, str] = {}
+        self.provider_api_url = f"http://{options.host}:{free_port(options.host)}/v1"
+        self.history: list[Submitted] = []
 
     def out(self, *objects: object, **options: object) -> None:
         """Print, unless the terminal is gone (closed window): the clean-up must go on."""
@@ -222,14 +252,16 @@ class Demo:
                 "stop what listens there (another `dagster dev` or demo?) or pass --port",
             )
             self.paths = prepare_state(self.options.state_dir)
-            env = demo_environment(self.paths, self.demo_id)
+            env = demo_environment(self.paths, self.demo_id, self.provider_api_url)
             self.processes = DemoProcesses(env=env, logs=self.paths.logs)
             self.processes.start_watchdog()
             servers = self.start()
             stage = "sessions"
             rows = self.follow(self.submit([server.url for server in servers]))
+            stage = "learning loop"
+            loop = self.learn()
             stage = "summary"
-            code = self.summarize(rows)
+            code = self.summarize(rows, loop)
             stage = "ui"
             if not self.options.exit_when_done:
                 self.keep_ui_up()
@@ -273,6 +305,10 @@ class Demo:
         model_url = self.processes.start_scripted_model()
         self.timings.mark("model_ready")
         self.say(f"scripted model on {model_url}")
+        self.processes.start_finetune_provider(
+            self.provider_api_url, self.paths.provider_data, PROVIDER_STEP_SECONDS
+        )
+        self.say(f"stand-in fine-tuning provider on {self.provider_api_url}")
         servers = self.processes.start_opencode_servers(
             model_url, self.paths.workspaces, self.paths.opencode_home
         )
@@ -302,6 +338,7 @@ class Demo:
         self.say(f"tenants {tenants}; both OpenCode servers registered as agents of each")
         self.service = service_factory(self.database).sessions()
         submitted = submit_all(self.service, demo_sessions(self.options.quick))
+        self.history = submit_all(self.service, recurring_sessions())
         self.timings.mark("submitted")
         self.say(
             f"submitted {len(submitted)} sessions"
@@ -310,7 +347,9 @@ class Demo:
                 if self.options.quick
                 else ""
             )
-            + "; the daemon's dispatch sensor takes them from here"
+            + f", then {len(self.history)} short ones of {LEARNING_TENANT} asking its recurring "
+            "questions (the history its model learns from; not in the table); "
+            "the daemon's dispatch sensor takes them from here"
         )
         return submitted
 
@@ -338,7 +377,27 @@ class Demo:
         self.timings.mark("settled")
         return rows
 
-    def summarize(self, rows: list[Row]) -> int:
+    def wait_for_history(self) -> None:
+        assert self.service is not None
+        ids = {item.session_id for item in self.history}
+        wait_until_answered(self.service, ids, self.say, HISTORY_WAIT_SECONDS)
+        self.timings.mark("history_done")
+
+    def learn(self) -> LoopReport:
+        assert self.paths is not None and self.database is not None
+        self.wait_for_history()
+        setting = LoopSetting(
+            base=self.ui.base,
+            tenant=LEARNING_TENANT,
+            api_url=self.provider_api_url,
+            platform_key=os.environ[PROVIDER_API_KEY_VAR],
+            log=self.paths.logs / "learning-runs.log",
+        )
+        report = run_loop(setting, self.database, self.service, self.say)
+        self.timings.mark("loop_done")
+        return report
+
+    def summarize(self, rows: list[Row], loop: LoopReport) -> int:
         assert self.paths is not None
         runs: list[WaveRun] = []
         partitions: dict[str, int] = {}
@@ -362,9 +421,10 @@ class Demo:
         self.out(verdict)
         self.log(verdict)
         self._print_dagster(runs, partitions, dagster_problem)
+        self._print_loop(loop)
         self._print_timings()
-        self._write_summary(rows, runs, partitions)
-        return EXIT_FAILED if failed else EXIT_OK
+        self._write_summary(rows, runs, partitions, loop)
+        return EXIT_FAILED if failed or not loop.ok else EXIT_OK
 
     def _print_dagster(self, runs: list[WaveRun], partitions: dict[str, int], problem: str) -> None:
         by_status: dict[str, int] = {}
@@ -384,6 +444,12 @@ class Demo:
         if problem:
             self.out(f"  [yellow]{problem}[/yellow]")
 
+    def _print_loop(self, loop: LoopReport) -> None:
+        self.out()
+        for line in summary_lines(loop, len(self.history)):
+            self.out(line)
+        self.log(f"learning loop closed: {loop.ok} {loop.problem}".rstrip())
+
     def _print_timings(self) -> None:
         marks = self.timings.marks
         self.out(
@@ -392,11 +458,13 @@ class Demo:
             f"Dagster UI {marks.get('dagster_ready', 0):.1f} s, "
             f"sessions settled {marks.get('settled', 0):.1f} s "
             f"({marks.get('settled', 0) - marks.get('submitted', 0):.1f} s after submitting), "
+            f"history done {marks.get('history_done', 0):.1f} s, "
+            f"learning loop done {marks.get('loop_done', 0):.1f} s, "
             f"wave runs ended {marks.get('runs_ended', 0):.1f} s (since the start)"
         )
 
     def _write_summary(
-        self, rows: list[Row], runs: list[WaveRun], partitions: dict[str, int]
+        self, rows: list[Row], runs: list[WaveRun], partitions: dict[str, int], loop: LoopReport
     ) -> None:
         assert self.paths is not None
         summary = {
@@ -407,6 +475,7 @@ class Demo:
             "sessions": [row.as_json() for row in rows],
             "wave_runs": [run.__dict__ for run in runs],
             "materializations_by_partition": partitions,
+            "learning": loop.as_json(),
         }
         self.paths.summary.write_text(json.dumps(summary, indent=2) + "\n")
         self.out(f"summary: {self.paths.summary}")

@@ -4,8 +4,11 @@ scripted model, in a fresh state directory.
 
 Contract: the demo exits 0; every session is COMPLETED, the one the model refuses once after 2
 attempts, the decomposed request with its 3 subtasks; the wave runs succeeded and both tenants'
-`coding_sessions` partitions were materialized; not one process of the demo is left running.
-Takes about 60 s on an idle 2-core machine (up to ~100 s when the machine is busy): the quick
+`coding_sessions` partitions were materialized; then the learning loop: acme's recurring-question
+sessions -> training_dataset -> fine_tuned_model (materialized by the fine-tuning sensor) ->
+model_evaluation (PROMOTE, measured) -> model_promotion, and a session after it COMPLETED with
+the promoted model, as OpenCode recorded it; not one process of the demo is left running.
+Takes about 110 s on an idle 2-core machine (up to ~3 min when the machine is busy): the quick
 set leaves out the slow session and the 60 s timeout.
 """
 
@@ -21,12 +24,13 @@ from pathlib import Path
 
 import pytest
 
+from indorch.demo.recurring_questions import PROMOTED_ANSWER
 from indorch.demo.watchdog import DEMO_ID_VAR, leftover_processes
 from standins.opencode_server import free_port
 
-pytestmark = [pytest.mark.opencode, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.opencode, pytest.mark.timeout(600)]
 INDORCH = shutil.which("indorch", path=str(Path(sys.executable).parent)) or "indorch"
-DEMO_TIMEOUT_SECONDS = 360
+DEMO_TIMEOUT_SECONDS = 480
 
 
 def run_demo(state_dir: Path, port: int) -> subprocess.CompletedProcess[str]:
@@ -51,7 +55,7 @@ def run_demo(state_dir: Path, port: int) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(command, process.returncode, output, "")
 
 
-def test_the_quick_demo_completes_every_session_and_leaves_no_process(
+def test_the_quick_demo_completes_every_session_closes_the_learning_loop_and_leaves_no_process(
     opencode_binary: Path, tmp_path: Path
 ) -> None:
     state_dir = tmp_path / "demo"
@@ -74,6 +78,33 @@ def test_the_quick_demo_completes_every_session_and_leaves_no_process(
     assert {run["status"] for run in summary["wave_runs"]} == {"SUCCESS"}
     assert set(summary["materializations_by_partition"]) == {"acme", "globex"}
     assert "all 13 sessions completed" in done.stdout
+
+    loop = summary["learning"]
+    assert loop["problem"] == "", loop
+    made = {item["asset"]: item for item in loop["materializations"]}
+    assert list(made) == [
+        "training_dataset",
+        "fine_tuned_model",
+        "model_evaluation",
+        "model_promotion",
+    ]
+    assert {item["partition"] for item in made.values()} == {"acme"}
+    assert made["training_dataset"]["metadata"]["eval_examples"] >= 10
+    assert made["fine_tuned_model"]["run_id"] == ""  # the sensor's, not a run's
+    evaluation = made["model_evaluation"]["metadata"]
+    assert evaluation["decision"] == "PROMOTE"
+    assert evaluation["tuned_accuracy"] > evaluation["base_accuracy"]
+    promoted = made["model_promotion"]["metadata"]["model"]
+    assert promoted == f"indorch-tuned/{made['fine_tuned_model']['metadata']['fine_tuned_model']}"
+    assert loop["promoted_model"] == promoted
+    session = loop["session"]
+    assert session["state"] == "COMPLETED"
+    assert session["model"] == promoted
+    assert session["recorded_models"] == [promoted]  # what OpenCode says answered
+    assert session["answer"] == PROMOTED_ANSWER
+    for item in made.values():
+        assert item["url"] in done.stdout
+    assert f"promoted {promoted}; the next session ran with it" in done.stdout
     assert "none left" in done.stdout
 
     assert leftover_processes(summary["demo_id"]) == []
