@@ -21,7 +21,9 @@ fmt: bootstrap
 
 # The demo: the main job on the embedded default (SQLite, no Redis) in a fresh .state/demo/:
 # the scripted model, two real OpenCode servers, `dagster dev` (UI on 127.0.0.1:3000), two tenants
-# and a dozen sessions followed live, then a summary; the UI stays up until Ctrl-C.
+# and a dozen sessions followed live, then acme's learning loop (48 history sessions, dataset,
+# fine-tuning on the stand-in provider, evaluation, promotion, a session on the promoted model)
+# and a summary; the UI stays up until Ctrl-C.
 # Options go through ARGS: make demo ARGS="--exit" (stop when done), "--quick" (no slow / 60 s
 # timeout session), "--port 3001"; all of them: .venv/bin/indorch demo --help.
 demo: bootstrap
