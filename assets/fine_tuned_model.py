@@ -29,6 +29,9 @@ class FineTuneConfig(dg.Config):
     min_new_examples: int = Field(
         default=10, description="Train again only when the dataset grew by this many examples."
     )
+    min_examples: int = Field(
+        default=10, description="No job on a dataset with fewer training examples than this."
+    )
 
 
 @dg.asset(
@@ -51,7 +54,9 @@ def fine_tuned_model(
     tenant = context.partition_key
     version = latest_dataset_version(context.instance, tenant)
     db, store = database.get_database(), datasets.store()
-    decision = training_decision(db, store, tenant, version, config.min_new_examples)
+    decision = training_decision(
+        db, store, tenant, version, config.min_new_examples, config.min_examples
+    )
     if not decision.train:
         context.log.info("tenant %s: no fine-tuning job: %s", tenant, decision.reason)
         return

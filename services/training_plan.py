@@ -20,8 +20,18 @@ class TrainingDecision:
 
 
 def training_decision(
-    database: Database, store: DatasetStore, tenant: str, version: str, min_new_examples: int
+    database: Database,
+    store: DatasetStore,
+    tenant: str,
+    version: str,
+    min_new_examples: int,
+    min_examples: int = 10,
 ) -> TrainingDecision:
+    examples = _examples(store, tenant, version)
+    if examples < min_examples:  # the dataset's own check failed: nothing worth a job
+        return TrainingDecision(
+            False, f"dataset {version} has {examples} training examples, {min_examples} needed"
+        )
     with tenant_scope(tenant), unit_of_work(database) as uow:
         jobs = uow.fine_tuning_jobs.list()
     if running := [job for job in jobs if job.status in IN_FLIGHT]:
@@ -33,7 +43,7 @@ def training_decision(
     last_version = (last.dataset_uri or "").removeprefix(DATASET_URI_PREFIX)
     if last_version == version:
         return TrainingDecision(False, f"job {last.id} was trained on dataset {version} already")
-    grown = _examples(store, tenant, version) - _examples(store, tenant, last_version)
+    grown = examples - _examples(store, tenant, last_version)
     if grown < min_new_examples:
         return TrainingDecision(
             False, f"{grown} new examples since job {last.id}, {min_new_examples} needed"

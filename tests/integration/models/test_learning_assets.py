@@ -21,6 +21,7 @@ from resources.database_resource import DatabaseResource
 from resources.dataset_store import DatasetStoreResource
 from resources.training_provider.resource import TrainingProviderResource
 from sensors.fine_tuning import fine_tuning_sensor
+from services.fine_tuning import FineTuningService
 from services.model_promotion import ModelPromotionService
 from services.tenant_secrets import TenantSecrets
 from services.tuned_model_config import INFERENCE_KEY_SECRET
@@ -122,3 +123,38 @@ def test_the_lineage_runs_as_dagster_assets_and_a_sensor(database, provider_serv
         current = ModelPromotionService(database).current(Caller.operator(), tenant)
         assert done.metadata["model"].value == current.opencode_model
         assert key not in str(done.metadata)
+
+
+def test_an_empty_dataset_fails_its_check_and_no_job_is_submitted(
+    database, provider_server, tmp_path
+):
+    from tests.integration.database.support import new_tenant
+
+    tenant = new_tenant(database, "empty")
+    resources = {
+        "database": DatabaseResource(url=database.url.render_as_string(hide_password=False)),
+        "datasets": DatasetStoreResource(root=str(tmp_path / "datasets")),
+        "training_provider": TrainingProviderResource(
+            base_url=provider_server.api_url, api_key=PLATFORM_KEY
+        ),
+    }
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(tenant_partitions.name, [tenant])
+        built = dg.materialize(
+            [training_dataset],
+            partition_key=tenant,
+            instance=instance,
+            resources=resources,
+            raise_on_error=False,
+        )
+        assert checks(built)["minimum_examples"] is False
+        submitted = dg.materialize(
+            [fine_tuned_model, training_dataset.to_source_asset()],
+            selection=[fine_tuned_model],
+            partition_key=tenant,
+            instance=instance,
+            resources=resources,
+        )
+        assert submitted.success
+    assert FineTuningService(database).list(Caller.operator(), tenant) == []
+    assert provider_server.requests() == []  # the provider was never asked
