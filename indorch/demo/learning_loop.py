@@ -36,7 +36,9 @@ REPOSITORY = "__repository__"  # a `@dg.definitions` code location's one reposit
 ASSETS = ("training_dataset", "fine_tuned_model", "model_evaluation", "model_promotion")
 MATERIALIZE_TIMEOUT_SECONDS = 240.0
 SENSOR_WAIT_SECONDS = 120.0
-SESSION_WAIT_SECONDS = 120.0
+# The promoted session waits for a dispatch tick, a wave run, and OpenCode taking the new
+# provider on its first prompt: ~10 s here, over 120 s once on a CI machine loaded by other runs.
+SESSION_WAIT_SECONDS = 300.0
 FINAL_STATES = frozenset({"COMPLETED", "PARTIALLY_COMPLETED", "FAILED", "STOPPED", "CANCELLED"})
 
 SENSOR_QUERY = """
@@ -240,11 +242,16 @@ def promoted_session_report(
     """The promoted session once final: its state, answer and the model OpenCode recorded."""
     from resources.database import tenant_scope, unit_of_work
 
-    session = wait_for(
-        lambda: (s := service.get(tenant, session_id)).status.value in FINAL_STATES and s,
-        SESSION_WAIT_SECONDS,
-        "the promoted session's end",
-    )
+    try:
+        session = wait_for(
+            lambda: (s := service.get(tenant, session_id)).status.value in FINAL_STATES and s,
+            SESSION_WAIT_SECONDS,
+            "the promoted session's end",
+        )
+    except LoopFailed as failure:  # say where it stood: the events tell which step was slow
+        events = service.events(tenant, session_id)
+        steps = ", ".join(e.new_status or e.event_type for e in events[-8:])
+        raise LoopFailed(f"{failure} (its last events: {steps})") from None
     report: dict[str, Any] = {
         "session_id": session.id,
         "question": PROMOTED_QUESTION,
