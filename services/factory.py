@@ -58,6 +58,9 @@ class ServiceFactory:
     # scripts (None: as the current user, here). The tenant runtimes plug theirs in here.
     tenant_secrets: SecretReader | None = None  # None: the tenant secrets in the database
     command_runner: CommandRunner | None = None
+    # This host's managed runtimes (None: from the environment when needed): a session whose
+    # agent is one of them gets its workspace inside it, git run in the tenant's sandbox.
+    runtime_host: RuntimeHost | None = None
     clock: Callable[[], datetime] = utcnow
 
     @classmethod
@@ -116,6 +119,7 @@ class ServiceFactory:
             WorkspaceLayout(workspaces_dir()),
             runner=self.command_runner,
             secrets=self.tenant_secrets or self.secrets(),
+            runtime_host=(lambda: host) if (host := self.runtime_host) else None,
         )
 
     def unroutable(self) -> UnroutableSessions:
@@ -136,7 +140,7 @@ class ServiceFactory:
 
         return RuntimeManager(
             self.database,
-            host or RuntimeHost(RuntimeSettings.from_environment()),
+            host or self.runtime_host or RuntimeHost(RuntimeSettings.from_environment()),
             self.agents(),
             secret_box_from_environment(),
             clock=self.clock,

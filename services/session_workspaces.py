@@ -7,8 +7,9 @@ session's base commit (the ref resolved on its first attempt; a retry starts aga
 commit), and the repository's setup script run there, its output passed on as it comes. On
 COMPLETED: everything committed (author: the agent; message: the title), pushed to the remote's
 `indorch/<session id>`, and the patch kept as the result. When the session ends, the worktree goes
-(its branch is on the remote). Git and the script run through a `CommandRunner`: today as the
-current user, in a tenant's sandbox once its runtime provides one.
+(its branch is on the remote). Where: inside the tenant's managed runtime when the session's
+agent is one, git and the script then run as the tenant's OS user in its sandbox; otherwise in
+the control plane's directory, through the factory's `CommandRunner` (`workspace_places`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ from domain.errors import NotFound
 from domain.session import Session
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.git.checkout import GitCheckouts, GitCredentials, GitFailed
-from resources.git.command_runner import CommandRunner, LocalCommandRunner
+from resources.git.command_runner import CommandRunner
+from services.workspace_places import (
+    RuntimeHostSource,
+    RuntimePlaceUnavailable,
+    WorkspaceLayout,
+    WorkspacePlace,
+    WorkspacePlaces,
+)
+
+__all__ = ["SessionWorkspace", "SessionWorkspaces", "WorkspaceFailed", "WorkspaceLayout"]
 
 WORKSPACE_KEY = "workspace"  # in a session's metadata: where it works, from which commit
 SETUP_TIMEOUT_SECONDS = 1800.0
@@ -50,31 +60,12 @@ class WorkspaceFailed(Exception):
 
 
 @dataclass(frozen=True)
-class WorkspaceLayout:
-    """Where a tenant's mirrors and its sessions' worktrees live on the runtime's host."""
-
-    root: Path
-
-    def tenant(self, tenant: str) -> Path:
-        """Everything of the tenant's: its mirrors, its sessions' worktrees, git's HOME."""
-        return self.root / tenant
-
-    def home(self, tenant: str) -> Path:
-        return self.root / tenant / "home"
-
-    def mirror(self, tenant: str, repository: str) -> Path:
-        return self.root / tenant / "mirrors" / f"{repository}.git"
-
-    def session(self, tenant: str, session_id: str) -> Path:
-        return self.root / tenant / "sessions" / session_id
-
-
-@dataclass(frozen=True)
 class SessionWorkspace:
     directory: Path
     repository: str | None = None  # None: a scratch workspace
     branch: str | None = None
     base: str | None = None  # the commit the worktree started from
+    in_runtime: bool = False  # made inside the tenant's managed runtime (as its OS user)
 
     def record(self) -> dict[str, Any]:
         return {
@@ -82,6 +73,7 @@ class SessionWorkspace:
             "repository": self.repository,
             "branch": self.branch,
             "base": self.base,
+            "in_runtime": self.in_runtime,
         }
 
 
@@ -91,7 +83,11 @@ def recorded_workspace(session: Session) -> SessionWorkspace | None:
     if not isinstance(data, dict) or not data.get("directory"):
         return None
     return SessionWorkspace(
-        Path(data["directory"]), data.get("repository"), data.get("branch"), data.get("base")
+        Path(data["directory"]),
+        data.get("repository"),
+        data.get("branch"),
+        data.get("base"),
+        bool(data.get("in_runtime")),
     )
 
 
@@ -102,30 +98,44 @@ class SessionWorkspaces:
         layout: WorkspaceLayout,
         runner: CommandRunner | None = None,
         secrets: SecretReader | None = None,
+        runtime_host: RuntimeHostSource | None = None,
     ) -> None:
+        """`runner`: git's and setup scripts' outside managed runtimes (default: as the current
+        user); `runtime_host`: this host's managed runtimes (default: from the environment)."""
         self._database = database
-        self._layout = layout
-        self._runner = runner or LocalCommandRunner()
+        self._places = WorkspacePlaces(database, layout, runner, runtime_host)
         self._secrets = secrets
 
-    def _git(self, tenant: str) -> GitCheckouts:
-        home = self._layout.home(tenant)
-        home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return GitCheckouts(self._runner, home)
+    @staticmethod
+    def _git(place: WorkspacePlace) -> GitCheckouts:
+        return GitCheckouts(
+            place.runner, place.home, lock_dir=place.locks, owner_uid=place.owner_uid
+        )
 
-    async def prepare(self, session: Session, on_output: OutputSink) -> SessionWorkspace:
-        """A clean workspace for this attempt; `WorkspaceFailed` saying why not."""
-        tenant, directory = session.tenant_id, self._layout.session(session.tenant_id, session.id)
-        git = self._git(tenant)
+    def _place(self, tenant: str, agent_id: str | None) -> WorkspacePlace:
+        try:
+            return self._places.for_agent(tenant, agent_id)
+        except RuntimePlaceUnavailable as error:
+            raise WorkspaceFailed(f"workspace: {error}") from None
+
+    async def prepare(
+        self, session: Session, on_output: OutputSink, agent_id: str | None = None
+    ) -> SessionWorkspace:
+        """A clean workspace for this attempt on the agent `agent_id` (inside its managed
+        runtime when it is one); `WorkspaceFailed` saying why not."""
+        tenant = session.tenant_id
+        place = self._place(tenant, agent_id)
+        directory = place.session(session.id)
+        git = self._git(place)
         if session.repository is None:
             try:
                 await git.init_scratch(directory)
             except GitFailed as error:
                 raise WorkspaceFailed(f"scratch workspace: {error.reason}") from None
-            return SessionWorkspace(directory)
+            return SessionWorkspace(directory, in_runtime=place.in_runtime)
         repository = self._repository(session)
         credentials = self._credentials(repository)
-        mirror = self._layout.mirror(tenant, repository.name)
+        mirror = place.mirror(repository.name)
         branch = session_branch(session.id)
         previous = recorded_workspace(session)
         try:
@@ -142,22 +152,27 @@ class SessionWorkspaces:
                 await git.add_worktree(mirror, directory, branch, base)
         except GitFailed as error:
             raise WorkspaceFailed(f"repository {repository.name}: {error.reason}") from None
-        workspace = SessionWorkspace(directory, repository.name, branch, base)
+        workspace = SessionWorkspace(directory, repository.name, branch, base, place.in_runtime)
         if repository.setup_script:
             try:
-                await self._run_setup(session, repository.setup_script, workspace, on_output)
+                await self._run_setup(session, place, repository.setup_script, workspace, on_output)
             except WorkspaceFailed:
                 await self.release(session, workspace)  # the attempt ends: nothing to keep
                 raise
         return workspace
 
     async def _run_setup(
-        self, session: Session, script: str, workspace: SessionWorkspace, on_output: OutputSink
+        self,
+        session: Session,
+        place: WorkspacePlace,
+        script: str,
+        workspace: SessionWorkspace,
+        on_output: OutputSink,
     ) -> None:
-        result = await self._runner.run(
+        result = await place.runner.run(
             ["bash", "-c", script],
             cwd=workspace.directory,
-            env={"HOME": str(self._layout.home(session.tenant_id))},
+            env={"HOME": str(place.home)},
             timeout=min(SETUP_TIMEOUT_SECONDS, float(session.max_duration_seconds)),
             on_output=on_output,
         )
@@ -174,7 +189,7 @@ class SessionWorkspaces:
             return {}
         repository = self._repository(session)
         credentials = self._credentials(repository)
-        git = self._git(session.tenant_id)
+        git = self._git(self._places.for_recorded(session.tenant_id, workspace.in_runtime))
         patch_file = workspace.directory.with_name(f"{session.id}.patch")
         try:
             commit = await git.commit_all(workspace.directory, author, email, session.title)
@@ -196,11 +211,12 @@ class SessionWorkspaces:
     async def release(self, session: Session, workspace: SessionWorkspace) -> None:
         """The worktree gone (its branch was pushed, or the attempt failed and the next one
         starts clean)."""
-        git = self._git(session.tenant_id)
+        place = self._places.for_recorded(session.tenant_id, workspace.in_runtime)
+        git = self._git(place)
         if workspace.repository is None or workspace.branch is None:
             await asyncio.to_thread(_remove_tree, workspace.directory)
             return
-        mirror = self._layout.mirror(session.tenant_id, workspace.repository)
+        mirror = place.mirror(workspace.repository)
         async with git.locked(mirror):
             await git.remove_worktree(mirror, workspace.directory, workspace.branch)
 

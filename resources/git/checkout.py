@@ -7,14 +7,21 @@ holds their names, not their values; the URL is used as stored, without them). E
 process runs with no global or system configuration (a user's `credential.helper=store` would
 keep the password) and no terminal prompt. Output that reaches a reason is cleaned of the
 credentials all the same. One mirror is changed by one process at a time (a file lock).
+
+Git may run as another user (a tenant's, in its sandbox) in directories that user writes in:
+the files this process opens itself (the locks, the patch) are never followed through a link
+the tenant could have planted (locks live in `lock_dir`; the patch is read only as a plain file
+of `owner_uid`), and every directory git works in is made by git itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import os
 import re
 import shutil
+import stat
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -65,10 +72,21 @@ class Checkout:
 
 
 class GitCheckouts:
-    def __init__(self, runner: CommandRunner, home: Path) -> None:
-        """`home`: the HOME of every git process (the tenant's; nothing of ours in it)."""
+    def __init__(
+        self,
+        runner: CommandRunner,
+        home: Path,
+        *,
+        lock_dir: Path | None = None,
+        owner_uid: int | None = None,
+    ) -> None:
+        """`home`: the HOME of every git process (the tenant's; nothing of ours in it);
+        `lock_dir`: where the mirrors' locks are (default: next to each mirror); `owner_uid`:
+        whom git runs as (default: this process's user)."""
         self._runner = runner
         self._home = home
+        self._lock_dir = lock_dir
+        self._owner_uid = os.getuid() if owner_uid is None else owner_uid
 
     async def _git(
         self,
@@ -133,8 +151,9 @@ class GitCheckouts:
     @asynccontextmanager
     async def locked(self, mirror: Path) -> AsyncIterator[None]:
         """The mirror changed by this holder alone (other waves, other processes wait)."""
-        mirror.parent.mkdir(parents=True, exist_ok=True)
-        with open(mirror.with_suffix(".lock"), "a+") as lock:
+        lock_dir = self._lock_dir or mirror.parent
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        with open(lock_dir / f"{mirror.stem}.lock", "a+") as lock:
             await asyncio.to_thread(fcntl.flock, lock.fileno(), fcntl.LOCK_EX)
             try:
                 yield
@@ -198,7 +217,7 @@ class GitCheckouts:
         outside the worktree: a command's output is kept only as a tail)."""
         await self._must(["diff", "--binary", f"--output={into}", base, "HEAD"], directory, "diff")
         try:
-            return await asyncio.to_thread(into.read_text, errors="replace")
+            return await asyncio.to_thread(_read_own_file, into, self._owner_uid)
         finally:
             into.unlink(missing_ok=True)
 
@@ -206,8 +225,10 @@ class GitCheckouts:
         """An empty repository with one empty commit (OpenCode tracks changes in git projects)."""
         if directory.exists():
             await asyncio.to_thread(shutil.rmtree, directory, True)
-        directory.mkdir(parents=True)
-        await self._must(["init", "--quiet", "-b", "main"], directory, "init")
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        await self._must(
+            ["init", "--quiet", "-b", "main", str(directory)], directory.parent, "init"
+        )
         await self._git(
             ["commit", "--quiet", "--allow-empty", "-m", "scratch workspace"],
             directory,
@@ -224,6 +245,20 @@ class GitCheckouts:
         if not result.ok:
             raise GitFailed(f"git {step} failed: {_tail(result.output)}")
         return result.output
+
+
+def _read_own_file(path: Path, owner_uid: int) -> str:
+    """`path`'s text if it is a plain file of `owner_uid` (not a link, nor another's file
+    linked there); `GitFailed` otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as error:
+        raise GitFailed(f"the patch could not be read: {error.strerror}") from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != owner_uid or info.st_nlink != 1:
+            raise GitFailed("the patch is not a plain file of the workspace's owner")
+        return file.read().decode(errors="replace")
 
 
 def _tail(output: str, limit: int = 500) -> str:

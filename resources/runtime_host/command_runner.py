@@ -1,7 +1,8 @@
 """`resources.git.command_runner.CommandRunner` for a managed runtime: git and setup scripts run
 as the tenant's OS user inside its sandbox (the same mounts as its server: its HOME and
 workspaces read-write, plus `writable`), with the environment they are given and nothing of the
-platform's (`sandbox_environment` refuses a platform variable)."""
+platform's (`sandbox_environment` refuses a platform variable). `HOME` is always the tenant's:
+given as that, it is taken; any other `HOME` is refused."""
 
 from __future__ import annotations
 
@@ -42,6 +43,10 @@ class SandboxedCommandRunner:
         timeout: float,
         on_output: OutputSink | None = None,
     ) -> CommandResult:
+        extra = dict(env)
+        home = extra.pop("HOME", None)
+        if home is not None and Path(home) != self._user.home:
+            raise ValueError("not passed into a tenant sandbox: a HOME other than the tenant's")
         spec = SandboxSpec(
             user=self._user,
             cwd=cwd,
@@ -52,7 +57,7 @@ class SandboxedCommandRunner:
         return await self._local.run(
             sandbox_argv(spec, argv),
             cwd=Path("/"),
-            env=sandbox_environment(self._user, env),
+            env=sandbox_environment(self._user, extra),
             timeout=timeout,
             on_output=on_output,
         )

@@ -49,7 +49,7 @@ class SessionStart:
         workspace = None
         if self._workspaces.wanted(session):
             # Before taking one of the agent's start slots: a setup script may run for minutes.
-            workspace = await self._workspaces.prepare(session)
+            workspace = await self._workspaces.prepare(session, link.agent.id)
             if workspace is None:  # failed, and recorded as such
                 self._pool.load.start_failed(link.agent.id)
                 return None

@@ -52,12 +52,13 @@ class WaveWorkspaces:
         """On a repository always; a scratch one of its own when the settings say so."""
         return session.repository is not None or self._settings.session_workspaces
 
-    async def prepare(self, session: Session) -> SessionWorkspace | None:
-        """Its workspace, recorded in its metadata (saved with its start); None when it could
+    async def prepare(self, session: Session, agent_id: str) -> SessionWorkspace | None:
+        """Its workspace for the agent it was routed to (inside that agent's managed runtime
+        when it is one), recorded in its metadata (saved with its start); None when it could
         not be made: the session has then ended FAILED, saying why."""
         output = _SetupOutput(self._recorder, session.id)
         try:
-            workspace = await self._workspaces.prepare(session, output.line)
+            workspace = await self._workspaces.prepare(session, output.line, agent_id)
         except WorkspaceFailed as failed:
             output.flush()
             self._recorder.finish(
