@@ -33,19 +33,25 @@ pytestmark = pytest.mark.parametrize("database", BACKENDS, indirect=True)
 FOLLOW_SECONDS = 60
 
 
-def checks(result) -> dict[str, bool]:
-    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-
-
-def test_the_lineage_runs_as_dagster_assets_and_a_sensor(database, provider_server, tmp_path):
-    tenant = tenant_with_history(database)
-    resources = {
+def learning_resources(database, provider_server, tmp_path) -> dict[str, object]:
+    """The resources the learning assets and the fine-tuning sensor ask for, on this test's
+    database, dataset directory and stand-in provider."""
+    return {
         "database": DatabaseResource(url=database.url.render_as_string(hide_password=False)),
         "datasets": DatasetStoreResource(root=str(tmp_path / "datasets")),
         "training_provider": TrainingProviderResource(
             base_url=provider_server.api_url, api_key=PLATFORM_KEY
         ),
     }
+
+
+def checks(result) -> dict[str, bool]:
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def test_the_lineage_runs_as_dagster_assets_and_a_sensor(database, provider_server, tmp_path):
+    tenant = tenant_with_history(database)
+    resources = learning_resources(database, provider_server, tmp_path)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(tenant_partitions.name, [tenant])
         run_config = {"ops": {"training_dataset": {"config": {"eval_fraction": 0.3}}}}
@@ -131,13 +137,7 @@ def test_an_empty_dataset_fails_its_check_and_no_job_is_submitted(
     from tests.integration.database.support import new_tenant
 
     tenant = new_tenant(database, "empty")
-    resources = {
-        "database": DatabaseResource(url=database.url.render_as_string(hide_password=False)),
-        "datasets": DatasetStoreResource(root=str(tmp_path / "datasets")),
-        "training_provider": TrainingProviderResource(
-            base_url=provider_server.api_url, api_key=PLATFORM_KEY
-        ),
-    }
+    resources = learning_resources(database, provider_server, tmp_path)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(tenant_partitions.name, [tenant])
         built = dg.materialize(
