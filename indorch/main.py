@@ -16,6 +16,7 @@ import typer
 
 from domain.errors import DomainError
 from indorch.agent_commands import agent_app
+from indorch.api_commands import api_app
 from indorch.apikey_commands import apikey_app
 from indorch.checkpoint_commands import checkpoints as _checkpoints_command  # noqa: F401
 from indorch.db_commands import db_app
@@ -56,6 +57,7 @@ app.add_typer(finetune_app, name="finetune")
 app.add_typer(model_app, name="model")
 app.add_typer(repo_app, name="repo")
 app.add_typer(runtime_app, name="runtime")
+app.add_typer(api_app, name="api")
 app.command("demo")(demo)
 app.command("health")(health)
 

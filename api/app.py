@@ -1,0 +1,51 @@
+"""The FastAPI app: `create_app()` for `indorch api serve`, `create_app(services)` in tests.
+
+Routers are listed once here, each in its own module under `api/routes/`, mounted under
+`/api/v1` except health and metrics, which monitoring reaches without a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routes import health, whoami
+from api.services import Services
+
+API_PREFIX = "/api/v1"
+
+# (router module, mounted under /api/v1?) — one line per resource.
+_ROUTERS = [
+    (health, False),
+    (whoami, True),
+]
+
+
+def create_app(wiring: Services | None = None) -> FastAPI:
+    """The app on `wiring` (default: the configured database and Redis, opened at start-up)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = wiring is None
+        app.state.services = wiring or Services.from_environment()
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.services.close()
+
+    app = FastAPI(
+        title="Industrial Orchestrator API",
+        version="1",
+        summary="Tenants' sessions, agents, repositories, models and usage; live events.",
+        lifespan=lifespan,
+    )
+    if wiring is not None:
+        app.state.services = wiring  # also without the lifespan (TestClient outside `with`)
+    install_error_handlers(app)
+    for module, versioned in _ROUTERS:
+        app.include_router(module.router, prefix=API_PREFIX if versioned else "")
+    return app

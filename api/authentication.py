@@ -1,0 +1,49 @@
+"""Who calls: `Authorization: Bearer <key>` with `X-Tenant-ID`, which must be the key's tenant.
+
+400 for a malformed tenant id, 401 for a missing, unknown or revoked key (one answer for every
+cause, the key never echoed). The `Caller` it yields carries the key's role; the services check
+it, so a route never decides a role on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header
+
+from api.errors import UNAUTHORIZED_HEADERS, ApiError
+from api.services import Services, services
+from domain.caller import Caller
+from domain.tenant import slug_problem
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, headers=UNAUTHORIZED_HEADERS)
+
+
+def tenant_id_header(
+    x_tenant_id: Annotated[str | None, Header(alias="X-Tenant-ID")] = None,
+) -> str:
+    if x_tenant_id is None:
+        raise ApiError(400, "missing_tenant", "the X-Tenant-ID header is required")
+    problem = slug_problem(x_tenant_id)
+    if problem:
+        raise ApiError(400, "malformed_tenant", f"X-Tenant-ID {problem}")
+    return x_tenant_id
+
+
+def current_caller(
+    tenant_id: Annotated[str, Depends(tenant_id_header)],
+    wiring: Annotated[Services, Depends(services)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> Caller:
+    if not authorization:
+        raise _unauthorized("an API key is required: Authorization: Bearer <key>")
+    scheme, _, key = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise _unauthorized("the Authorization header must be: Bearer <key>")
+    # KeyRefused (401) when the key is not the tenant's, revoked, or its user or tenant inactive.
+    return wiring.factory.authentication().authenticate(tenant_id, key.strip())
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]
