@@ -3,6 +3,9 @@ choice previewed with the reasons of the agents it passes over."""
 
 from __future__ import annotations
 
+import itertools
+import random
+
 from fastapi.testclient import TestClient
 
 from api.services import Services
@@ -12,10 +15,17 @@ from tests.integration.api.conftest import ApiTenant
 from tests.integration.api.support import refused
 
 AGENTS = "/api/v1/agents"
+# Servers are claimed platform-wide (one database serves a whole PostgreSQL run): each test's
+# servers are its own.
+_PORTS = itertools.count(random.randrange(20_000, 50_000))
+
+
+def _server() -> str:
+    return f"http://127.0.0.1:{next(_PORTS)}"
 
 
 def _register(client: TestClient, tenant: ApiTenant, name: str, **fields) -> dict:
-    body = {"name": name, "server_url": "http://127.0.0.1:4096", **fields}
+    body = {"name": name, "server_url": _server(), **fields}
     answer = client.post(AGENTS, json=body, headers=tenant.headers(Role.LEAD))
     assert answer.status_code == 201, answer.text
     return answer.json()
@@ -50,12 +60,12 @@ def test_the_same_name_twice_a_bad_url_and_an_unknown_field_are_refused(
 ) -> None:
     _register(client, tenant_a, "builder")
     lead = tenant_a.headers(Role.LEAD)
-    body = {"name": "builder", "server_url": "http://127.0.0.1:4097"}
+    body = {"name": "builder", "server_url": _server()}
     refused(client.post(AGENTS, json=body, headers=lead), 409, "already_exists")
     body = {"name": "other", "server_url": "ftp://127.0.0.1:4097"}
     error = refused(client.post(AGENTS, json=body, headers=lead), 422, "invalid_input")
     assert error["details"]["field"] == "server_url"
-    body = {"name": "other", "server_url": "http://127.0.0.1:4098", "pasword_env": "X"}
+    body = {"name": "other", "server_url": _server(), "pasword_env": "X"}
     error = refused(client.post(AGENTS, json=body, headers=lead), 422, "invalid_request")
     assert "pasword_env" in error["message"]
 
@@ -64,7 +74,7 @@ def test_only_a_lead_or_admin_writes_and_the_operator_alone_allows_permissions(
     client: TestClient, tenant_a: ApiTenant
 ) -> None:
     agent = _register(client, tenant_a, "builder")
-    body = {"name": "other", "server_url": "http://127.0.0.1:4099"}
+    body = {"name": "other", "server_url": _server()}
     for role in (Role.MEMBER, Role.VIEWER):
         headers = tenant_a.headers(role)
         refused(client.post(AGENTS, json=body, headers=headers), 403, "forbidden")
@@ -100,8 +110,8 @@ def test_another_tenants_agent_is_not_found_and_left_unchanged(
 def test_another_tenant_cannot_register_on_a_server_the_first_holds(
     client: TestClient, tenant_a: ApiTenant, tenant_b: ApiTenant
 ) -> None:
-    _register(client, tenant_a, "builder")
-    body = {"name": "builder", "server_url": "http://127.0.0.1:4096"}
+    held = _register(client, tenant_a, "builder")["server_url"]
+    body = {"name": "builder", "server_url": held}
     answer = client.post(AGENTS, json=body, headers=tenant_b.headers(Role.LEAD))
     refused(answer, 409, "server_in_use")
     assert tenant_a.slug not in answer.text
@@ -110,17 +120,11 @@ def test_another_tenant_cannot_register_on_a_server_the_first_holds(
 def test_routing_preview_names_the_chosen_agent_and_why_not_the_others(
     client: TestClient, wiring: Services, tenant_a: ApiTenant, tenant_b: ApiTenant
 ) -> None:
-    python = _register(
-        client, tenant_a, "py", server_url="http://127.0.0.1:5001", capabilities=["python", "docs"]
-    )
-    rust = _register(
-        client, tenant_a, "rs", server_url="http://127.0.0.1:5002", capabilities=["rust"]
-    )
-    drained = _register(
-        client, tenant_a, "old", server_url="http://127.0.0.1:5003", capabilities=["python"]
-    )
+    python = _register(client, tenant_a, "py", capabilities=["python", "docs"])
+    rust = _register(client, tenant_a, "rs", capabilities=["rust"])
+    drained = _register(client, tenant_a, "old", capabilities=["python"])
     client.post(f"{AGENTS}/{drained['id']}/drain", headers=tenant_a.headers(Role.LEAD))
-    _register(client, tenant_b, "b-py", server_url="http://127.0.0.1:5004", capabilities=["python"])
+    _register(client, tenant_b, "b-py", capabilities=["python"])
     viewer = tenant_a.headers(Role.VIEWER)
     preview = client.get(
         f"{AGENTS}/routing-preview", params={"capability": ["Python"]}, headers=viewer
