@@ -55,10 +55,20 @@ def test_a_completed_sessions_branch_and_patch(
     assert patch.status_code == 200
     assert patch.headers["content-type"].startswith("text/x-diff")
     assert patch.text == PATCH
+    assert "x-patch-truncated-from" not in patch.headers
     for suffix in ("branch", "patch"):
         refused(
             client.get(f"{url}/{suffix}", headers=tenant_b.headers(Role.ADMIN)), 404, "not_found"
         )
+
+
+def test_a_truncated_patch_says_its_full_length(
+    client: TestClient, wiring: Services, tenant_a: ApiTenant
+) -> None:
+    result = {"branch": "indorch/x", "commit": "c1", "patch": PATCH, "patch_truncated_from": 9000}
+    session = _session_on_repository(wiring, tenant_a.slug, result)
+    answer = client.get(f"/api/v1/sessions/{session.id}/patch", headers=tenant_a.headers())
+    assert (answer.text, answer.headers["x-patch-truncated-from"]) == (PATCH, "9000")
 
 
 def test_a_pending_session_has_its_branch_but_no_patch_and_a_scratch_session_neither(
