@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.errors import install_error_handlers
+from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.routes import (
     agents,
     api_keys,
@@ -74,5 +74,9 @@ def create_app(wiring: Services | None = None) -> FastAPI:
         app.state.services = wiring  # also without the lifespan (TestClient outside `with`)
     install_error_handlers(app)
     for module, versioned in _ROUTERS:
-        app.include_router(module.router, prefix=API_PREFIX if versioned else "")
+        app.include_router(
+            module.router,
+            prefix=API_PREFIX if versioned else "",
+            responses=ERROR_RESPONSES if versioned else None,
+        )
     return app

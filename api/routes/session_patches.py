@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from api.authentication import CallerDep
+from api.errors import text_route_responses
 from api.services import ServicesDep
 from services.session_patches import SessionBranch
 
@@ -42,7 +43,7 @@ def branch(session_id: str, caller: CallerDep, wiring: ServicesDep) -> BranchOut
 @router.get(
     "/{session_id}/patch",
     response_class=PlainTextResponse,
-    responses={200: {"content": {PATCH_MEDIA_TYPE: {"schema": {"type": "string"}}}}},
+    responses=text_route_responses(PATCH_MEDIA_TYPE),
 )
 def patch(session_id: str, caller: CallerDep, wiring: ServicesDep) -> PlainTextResponse:
     """The completed session's patch (422 until it pushed one); `X-Patch-Truncated-From` gives

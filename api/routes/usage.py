@@ -12,11 +12,14 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from api.authentication import CallerDep
+from api.errors import text_route_responses
 from api.services import ServicesDep
 from domain.usage import DailyUsage
+from services.usage_metering import MONTH
 
 router = APIRouter(prefix="/usage", tags=["usage"])
-MonthQuery = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-12"])]
+CSV_MEDIA_TYPE = "text/csv"
+MonthQuery = Annotated[str, Query(pattern=MONTH.pattern, examples=["2026-12"])]
 
 
 class DayOut(BaseModel):
@@ -56,7 +59,7 @@ def month(month: MonthQuery, caller: CallerDep, wiring: ServicesDep) -> MonthOut
 @router.get(
     "/export",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+    responses=text_route_responses(CSV_MEDIA_TYPE),
 )
 def export(month: MonthQuery, caller: CallerDep, wiring: ServicesDep) -> PlainTextResponse:
     """The month as CSV, the columns of `indorch usage export`."""
@@ -65,6 +68,6 @@ def export(month: MonthQuery, caller: CallerDep, wiring: ServicesDep) -> PlainTe
     filename = f"usage-{caller.tenant_id}-{month}.csv"
     return PlainTextResponse(
         text,
-        media_type="text/csv",
+        media_type=CSV_MEDIA_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -57,5 +57,5 @@ def test_a_month_as_json_and_as_the_clis_csv(
 def test_a_malformed_or_missing_month_is_refused(client: TestClient, tenant_a: ApiTenant) -> None:
     admin = tenant_a.headers(Role.ADMIN)
     for url in (USAGE, f"{USAGE}/export"):
-        for params in ({"month": "2026-13"}, {"month": "Feb"}, {}):
+        for params in ({"month": "2026-13"}, {"month": "0000-01"}, {"month": "Feb"}, {}):
             refused(client.get(url, params=params, headers=admin), 422, "invalid_request")
