@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import schemathesis
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import (
@@ -25,7 +26,7 @@ from domain.runtime import RuntimeBudget
 from domain.tenant import Role
 from resources.runtime_host.host import RuntimeHost, RuntimeSettings
 from services.factory import ServiceFactory
-from tests.integration.api.conftest import ApiTenant, _new_tenant
+from tests.integration.api.conftest import ApiTenant
 from tests.integration.database.support import seed_tenant
 
 pytestmark = [pytest.mark.usefixtures("secret_key"), pytest.mark.timeout(120)]
@@ -45,30 +46,23 @@ def _unavailable_provider():
 
 
 @pytest.fixture
-def served(sqlite_url: str, tmp_path: Path) -> Iterator[tuple[object, ApiTenant]]:
-    """The app on a migrated SQLite database with one seeded tenant, on a host whose runtime
-    budget is full (a start is recorded as a wait: nothing is launched)."""
-    from resources.database import Database
-    from resources.database.migrate import upgrade
-
-    upgrade(sqlite_url)
-    database = Database(sqlite_url)
+def served(wiring: Services, tenant_a: ApiTenant, tmp_path: Path) -> Iterator[FastAPI]:
+    """The app with tenant A seeded with a record of every kind, on a host whose runtime budget
+    is full (a start is recorded as a wait: nothing is launched)."""
     settings_ = RuntimeSettings(
         root=tmp_path / "runtimes",
         budget=RuntimeBudget(memory_mb=100, runtime_mb=300),
         opencode_config_json="{}",
         allow_unsandboxed=True,
     )
-    factory = ServiceFactory(database, runtime_host=RuntimeHost(settings_))
-    tenant = _new_tenant(factory)
-    seed_tenant(database, tenant.slug)
-    app = create_app(Services(database, factory, training_provider=_unavailable_provider))
+    factory = ServiceFactory(wiring.database, runtime_host=RuntimeHost(settings_))
+    seed_tenant(wiring.database, tenant_a.slug)
+    app = create_app(Services(wiring.database, factory, training_provider=_unavailable_provider))
     with TestClient(app):
-        yield app, tenant
-    database.dispose()
+        yield app
 
 
-def _operations(app) -> list:
+def _operations(app: FastAPI) -> list:
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = []
     for result in schema.get_all_operations():
@@ -82,11 +76,13 @@ def _operations(app) -> list:
     return operations
 
 
-def test_no_operation_answers_a_5xx_or_breaks_the_document(served) -> None:
-    app, tenant = served
-    operations = _operations(app)
+@pytest.mark.parametrize("wiring", ["sqlite"], indirect=True)
+def test_no_operation_answers_a_5xx_or_breaks_the_document(
+    served: FastAPI, tenant_a: ApiTenant
+) -> None:
+    operations = _operations(served)
     assert len(operations) >= 40
-    headers = tenant.headers(Role.ADMIN)
+    headers = tenant_a.headers(Role.ADMIN)
     for operation in operations:
 
         @given(case=operation.as_strategy())
