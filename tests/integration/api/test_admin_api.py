@@ -22,15 +22,33 @@ def test_a_caller_reads_its_own_tenant_and_no_route_writes_tenants(
     answer = client.get(f"{V1}/tenants/{tenant_b.slug}", headers=tenant_a.headers(Role.ADMIN))
     assert refused(answer, 404, "not_found")["message"] == "not found"
     admin = tenant_a.headers(Role.ADMIN)
-    for method, url in (
-        ("POST", f"{V1}/tenants"),
-        ("DELETE", f"{V1}/tenants/{tenant_a.slug}"),
-        ("PATCH", f"{V1}/tenants/{tenant_a.slug}"),
-    ):
+    for method, url in (("POST", f"{V1}/tenants"), ("DELETE", f"{V1}/tenants/{tenant_a.slug}")):
         answer = client.request(method, url, json={"slug": "x", "name": "x"}, headers=admin)
         assert answer.status_code == 405, (method, url)
     assert (
         client.get(f"{V1}/tenants/{tenant_b.slug}", headers=tenant_b.headers()).status_code == 200
+    )
+
+
+def test_an_admin_renames_its_tenant_and_nothing_the_operator_sets(
+    client: TestClient, tenant_a: ApiTenant, tenant_b: ApiTenant
+) -> None:
+    url, admin = f"{V1}/tenants/{tenant_a.slug}", tenant_a.headers(Role.ADMIN)
+    before = client.get(url, headers=admin).json()
+    renamed = client.patch(url, json={"name": "Acme Robotics"}, headers=admin)
+    assert renamed.json() == {**before, "name": "Acme Robotics"}
+    for body in ({"active": False}, {"monthly_token_budget": 10**9}, {"slug": "other"}):
+        answer = client.patch(url, json={"name": "x", **body}, headers=admin)
+        refused(answer, 422, "invalid_request")
+    refused(
+        client.patch(url, json={"name": "x"}, headers=tenant_a.headers(Role.LEAD)), 403, "forbidden"
+    )
+    other = client.patch(f"{V1}/tenants/{tenant_b.slug}", json={"name": "x"}, headers=admin)
+    refused(other, 404, "not_found")
+    assert client.get(url, headers=admin).json() == renamed.json()
+    assert (
+        client.get(f"{V1}/tenants/{tenant_b.slug}", headers=tenant_b.headers()).json()["name"]
+        == tenant_b.slug
     )
 
 

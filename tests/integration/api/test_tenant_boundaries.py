@@ -94,6 +94,7 @@ def _writes(a: Seed) -> list[tuple[str, str, dict | None]]:
         ("POST", f"{job}/cancel", None),
         ("POST", f"{V1}/promotions", {"evaluation_id": a.evaluation.id}),
         ("POST", f"{V1}/promotions/rollback", None),
+        ("PATCH", f"{V1}/tenants/{a.tenant}", {"name": "renamed"}),
         ("POST", f"{V1}/users", {"email": "new@example.com"}),
         ("PATCH", f"{V1}/users/{a.own_user.email}", {"role": "VIEWER"}),
         ("POST", f"{V1}/api-keys", {"name": "ci"}),
@@ -153,6 +154,7 @@ def test_the_other_tenants_ids_answer_404_everywhere_and_its_records_stay(
         ("GET", f"{V1}/evaluations/{a.evaluation.id}", None),
         ("POST", f"{V1}/promotions", {"evaluation_id": a.evaluation.id}),
         ("GET", f"{V1}/tenants/{a.tenant}", None),
+        ("PATCH", f"{V1}/tenants/{a.tenant}", {"name": "renamed"}),
         ("PATCH", f"{V1}/users/{a.own_user.email}", {"role": "VIEWER"}),
         ("PATCH", f"{V1}/users/{a.user.id}", {"active": False}),
         ("DELETE", f"{V1}/api-keys/{a.api_key.id}", None),
@@ -181,6 +183,7 @@ def test_the_other_tenants_ids_answer_404_everywhere_and_its_records_stay(
 
 def _unchanged(client: TestClient, tenant: ApiTenant, a: Seed) -> None:
     admin = tenant.headers(Role.ADMIN)
+    assert client.get(f"{V1}/tenants/{a.tenant}", headers=admin).json()["name"] != "renamed"
     assert client.get(f"{V1}/agents/{a.agent.id}", headers=admin).json()["status"] == "ACTIVE"
     assert client.get(f"{V1}/fine-tuning-jobs/{a.job.id}", headers=admin).json()["status"] == (
         "QUEUED"
