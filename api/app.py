@@ -11,8 +11,23 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.errors import install_error_handlers
-from api.routes import health, whoami
+from api.errors import ERROR_RESPONSES, install_error_handlers
+from api.routes import (
+    agents,
+    api_keys,
+    evaluations,
+    fine_tuning,
+    health,
+    promotions,
+    repositories,
+    runtimes,
+    secrets,
+    session_patches,
+    tenants,
+    usage,
+    users,
+    whoami,
+)
 from api.services import Services
 
 API_PREFIX = "/api/v1"
@@ -21,6 +36,18 @@ API_PREFIX = "/api/v1"
 _ROUTERS = [
     (health, False),
     (whoami, True),
+    (agents, True),
+    (runtimes, True),
+    (repositories, True),
+    (secrets, True),
+    (session_patches, True),
+    (fine_tuning, True),
+    (evaluations, True),
+    (promotions, True),
+    (usage, True),
+    (tenants, True),
+    (users, True),
+    (api_keys, True),
 ]
 
 
@@ -47,5 +74,9 @@ def create_app(wiring: Services | None = None) -> FastAPI:
         app.state.services = wiring  # also without the lifespan (TestClient outside `with`)
     install_error_handlers(app)
     for module, versioned in _ROUTERS:
-        app.include_router(module.router, prefix=API_PREFIX if versioned else "")
+        app.include_router(
+            module.router,
+            prefix=API_PREFIX if versioned else "",
+            responses=ERROR_RESPONSES if versioned else None,
+        )
     return app

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain import errors
@@ -40,6 +41,44 @@ _DOMAIN_ANSWERS: dict[type[errors.DomainError], tuple[int, str]] = {
     errors.SecretUnreadable: (500, "secret_unreadable"),
     errors.TenantNotSet: (500, "tenant_not_set"),
 }
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. not_found, forbidden.")
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorBody(BaseModel):
+    """The one error body of every route (declared in the OpenAPI document for 4XX and 5XX)."""
+
+    error: ErrorDetail
+
+
+_ERROR_DESCRIPTIONS = {
+    "4XX": "Refused: see the error's code and message.",
+    "5XX": "Internal error (details in the server's log).",
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in _ERROR_DESCRIPTIONS.items()
+}
+
+
+def text_route_responses(media_type: str) -> dict[int | str, dict[str, Any]]:
+    """The `responses` of a route answering text (a patch, a CSV): its 200 in `media_type`, its
+    errors still the JSON error body (a route's own media type would otherwise be theirs)."""
+    error_schema = {"$ref": "#/components/schemas/ErrorBody"}
+    return {
+        200: {"content": {media_type: {"schema": {"type": "string"}}}},
+        **{
+            status: {
+                "description": description,
+                "content": {"application/json": {"schema": error_schema}},
+            }
+            for status, description in _ERROR_DESCRIPTIONS.items()
+        },
+    }
 
 
 class ApiError(Exception):

@@ -6,14 +6,16 @@ own database (`create_app(Services(...))`) and every route sees the same wiring.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 if TYPE_CHECKING:
     from resources.database import Database
     from services.factory import ServiceFactory
+    from services.fine_tuning import TrainingProvider
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,8 @@ class Services:
     database: Database
     factory: ServiceFactory
     redis_url: str | None = None  # None: no Redis (live events from the database, limits here)
+    # The fine-tuning provider, built when a job it holds is cancelled (None: the configured one).
+    training_provider: Callable[[], TrainingProvider] | None = None
 
     @classmethod
     def from_environment(cls) -> Services:
@@ -43,6 +47,17 @@ class Services:
     def close(self) -> None:
         self.database.dispose()
 
+    def provider(self) -> TrainingProvider:
+        """The fine-tuning provider (the environment's unless the wiring names one)."""
+        if self.training_provider is not None:
+            return self.training_provider()
+        from resources.training_provider.resource import configured_training_provider_resource
+
+        return configured_training_provider_resource().client()
+
 
 def services(request: Request) -> Services:
     return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(services)]

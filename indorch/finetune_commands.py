@@ -41,6 +41,10 @@ def cancel(job_id: str, tenant: str = TENANT_OPTION, as_json: bool = JSON_OPTION
         service = factory.fine_tuning()
         job = service.get(Caller.operator(), tenant, job_id)
         ensure_cancellable(job)  # refused before the provider is even configured
-        provider = configured_training_provider_resource().client()
-        job = service.cancel(Caller.operator(), tenant, job_id, provider)
+        job = service.cancel(
+            Caller.operator(),
+            tenant,
+            job_id,
+            lambda: configured_training_provider_resource().client(),
+        )
     print_record(job.model_dump(mode="json"), as_json)

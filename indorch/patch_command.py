@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from domain.errors import InvalidInput
+from domain.caller import Caller
 from indorch.context import service_factory, tenant_database
 from indorch.session_commands import SESSION_ARGUMENT, TENANT_OPTION, session_app
 
@@ -17,12 +17,7 @@ from indorch.session_commands import SESSION_ARGUMENT, TENANT_OPTION, session_ap
 def patch(session_id: str = SESSION_ARGUMENT, tenant: str = TENANT_OPTION) -> None:
     """Print the patch of a completed session's branch against the commit it started from."""
     with tenant_database(tenant) as database:
-        session = service_factory(database).sessions().get(tenant, session_id)
-    result = session.result or {}
-    if session.repository is None:
-        raise InvalidInput("session", f"{session.id} works on no repository: it has no patch")
-    if "patch" not in result:
-        raise InvalidInput(
-            "session", f"{session.id} is {session.status.value}: no patch pushed yet"
+        found = (
+            service_factory(database).session_patches().patch(Caller.operator(), tenant, session_id)
         )
-    sys.stdout.write(result["patch"])
+    sys.stdout.write(found.patch)

@@ -29,8 +29,15 @@ from domain.agent import Agent, AgentStatus
 from domain.agent_server_address import password_env_problem, server_key, server_url_problem
 from domain.caller import Caller
 from domain.clock import utcnow
-from domain.errors import AgentBusy, AlreadyExists, ConcurrentModification, InvalidInput
+from domain.errors import (
+    AgentBusy,
+    AlreadyExists,
+    ConcurrentModification,
+    InvalidInput,
+    NoAgentAvailable,
+)
 from domain.ids import new_agent_id
+from domain.routing import AgentState, RoutingDecision, choose_agent, refusal_reason, score
 from domain.runtime import RUNTIME_AGENT_NAME
 from domain.session_permissions import ALLOW
 from domain.tenant import Role
@@ -48,6 +55,25 @@ class AgentView:
 
     agent: Agent
     active_sessions: int
+
+
+@dataclass(frozen=True)
+class RoutingCandidate:
+    """One agent as routing would judge it now: its score if eligible, else why not."""
+
+    agent: Agent
+    active_sessions: int
+    score: float | None
+    refusal: str | None
+
+
+@dataclass(frozen=True)
+class RoutingPreview:
+    """Which agent would take a session needing `required` now, and why not the others."""
+
+    required: list[str]
+    decision: RoutingDecision | None  # None: no agent would take it now
+    candidates: list[RoutingCandidate]
 
 
 class AgentRegistry:
@@ -172,6 +198,36 @@ class AgentRegistry:
             agent = uow.agents.get(agent_id)
             busy = uow.sessions.active_by_agent().get(agent.id, 0)
         return AgentView(agent, busy)
+
+    def preview_routing(
+        self, caller: Caller, tenant_id: str, required: Collection[str] = ()
+    ) -> RoutingPreview:
+        """Routing's choice for a session needing `required`, decided by the domain's rule on
+        the agents and their load now (each server taken as answering: only a wave's link to it
+        knows otherwise). Nothing is routed or written."""
+        self._allow(caller, tenant_id, READ_ROLE, "previewing routing")
+        needed = sorted({capability.lower() for capability in required})
+        now = self._clock()
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            agents = uow.agents.list()
+            busy = uow.sessions.active_by_agent()
+        states = [AgentState(agent, busy.get(agent.id, 0), now=now) for agent in agents]
+        candidates = []
+        for state in states:
+            refusal = refusal_reason(state, set(needed))
+            candidates.append(
+                RoutingCandidate(
+                    state.agent,
+                    state.active_sessions,
+                    None if refusal else score(state, set(needed)),
+                    refusal,
+                )
+            )
+        try:
+            decision: RoutingDecision | None = choose_agent(states, needed)
+        except NoAgentAvailable:
+            decision = None
+        return RoutingPreview(needed, decision, candidates)
 
     # -- inside -------------------------------------------------------------------------------
 

@@ -30,10 +30,12 @@ if TYPE_CHECKING:
     from services.api_key_admin import ApiKeyAdmin
     from services.authentication import Authentication
     from services.code_repositories import CodeRepositories
+    from services.evaluation_records import EvaluationRecords
     from services.fine_tuning import FineTuningService
     from services.model_promotion import ModelPromotionService
     from services.request_settlement import CoordinationService
     from services.runtime_manager import RuntimeManager
+    from services.session_patches import SessionPatches
     from services.session_service import SessionService
     from services.session_workspaces import SecretReader, SessionWorkspaces
     from services.supervision.agent_server import AgentServers
@@ -88,6 +90,11 @@ class ServiceFactory:
             clock=self.clock,
             retry_base_seconds=self.retry_base_seconds,
         )
+
+    def session_patches(self) -> SessionPatches:
+        from services.session_patches import SessionPatches
+
+        return SessionPatches(self.database)
 
     def coordination(self) -> CoordinationService:
         from services.request_settlement import CoordinationService
@@ -172,6 +179,11 @@ class ServiceFactory:
         from services.fine_tuning import FineTuningService
 
         return FineTuningService(self.database, clock=self.clock)
+
+    def evaluations(self) -> EvaluationRecords:
+        from services.evaluation_records import EvaluationRecords
+
+        return EvaluationRecords(self.database)
 
     def promotions(self) -> ModelPromotionService:
         from services.model_promotion import ModelPromotionService

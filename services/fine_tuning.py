@@ -145,15 +145,22 @@ class FineTuningService:
         return job
 
     def cancel(
-        self, caller: Caller, tenant: str, job_id: str, provider: TrainingProvider
+        self,
+        caller: Caller,
+        tenant: str,
+        job_id: str,
+        provider: Callable[[], TrainingProvider],
     ) -> FineTuningJob:
+        """Cancel at the provider, then here. `provider()` gives the provider: called only for
+        a job the provider holds (one still QUEUED here never reached it, so an unconfigured
+        provider does not stop its cancel)."""
         caller.require_tenant(tenant)
         caller.require(Role.LEAD, "cancel a fine-tuning job")
         with tenant_scope(tenant), unit_of_work(self._database) as uow:
             job = uow.fine_tuning_jobs.get(job_id)
         ensure_cancellable(job)  # a finished job: refused before the provider is asked
         if job.provider_job_id is not None:
-            provider.cancel_job(job)
+            provider().cancel_job(job)
         with tenant_scope(tenant), unit_of_work(self._database) as uow:
             event = job.transition_to(FineTuningStatus.CANCELLED, "cancelled", at=self._clock())
             uow.fine_tuning_jobs.save_transition(job, event)

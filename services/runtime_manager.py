@@ -15,8 +15,8 @@ enabled (a runtime record exists), in two passes so that slots freed are reused 
    path); one with no session for the idle period is stopped;
 2. a tenant with work (a pending or active session) and no live runtime gets one, the longest
    waiting first, while the budget has slots.
-Only the operator (the control plane) starts, stops or reconciles runtimes; a tenant's caller
-may read its own.
+The operator (the control plane) starts, stops, forgets and reconciles any tenant's runtime; a
+tenant's LEAD (or ADMIN) may start and stop its own (the API), any of its callers read it.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from services.agent_registry import AgentRegistry
 logger = logging.getLogger(__name__)
 PASSWORD_BYTES = 32
 HELD = (RuntimeStatus.LIVE, RuntimeStatus.STARTING)  # what takes a slot of the budget
+CONTROL_ROLE = Role.LEAD  # a tenant's callers who may start and stop its own runtime
 WORK_STATES = frozenset({SessionStatus.PENDING, *ACTIVE_STATES})
 
 
@@ -96,7 +97,8 @@ class RuntimeManager:
     def start(self, caller: Caller, tenant_id: str, config_json: str | None = None) -> Runtime:
         """The tenant's live runtime on this host, started now unless it is live already
         (`RuntimeSlotUnavailable`, recorded as a wait, when the budget has no slot)."""
-        caller.require_operator("starting a runtime")
+        caller.require_tenant(tenant_id)
+        caller.require(CONTROL_ROLE, "starting a runtime")
         config = config_json or self._host.settings.opencode_config_json
         if not config:
             raise InvalidSetting(
@@ -140,7 +142,8 @@ class RuntimeManager:
     ) -> Runtime:
         """Stop the tenant's runtime here (its agent deactivated first, so nothing new is routed
         to it); the record stays, so work starts it again (`forget` disables that)."""
-        caller.require_operator("stopping a runtime")
+        caller.require_tenant(tenant_id)
+        caller.require(CONTROL_ROLE, "stopping a runtime")
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
             runtime = uow.runtimes.get(self._host.name)
         if runtime is None:
@@ -166,11 +169,19 @@ class RuntimeManager:
 
     def forget(self, caller: Caller, tenant_id: str) -> None:
         """Stop and disable the tenant's managed runtime here (no start on demand)."""
+        caller.require_operator("disabling a runtime")
         self.stop(caller, tenant_id, "disabled")
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
             uow.runtimes.remove(self._host.name)
 
     # -- reads --------------------------------------------------------------------------------
+
+    def get(self, caller: Caller, tenant_id: str) -> Runtime:
+        """The tenant's runtime on this host (`NotFound` when it has none here)."""
+        caller.require_tenant(tenant_id)
+        caller.require(Role.VIEWER, "reading runtimes")
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            return self._required(uow.runtimes.get(self._host.name), tenant_id)
 
     def list(self, caller: Caller, tenant_id: str | None = None) -> list[Runtime]:
         """The tenant's runtimes, or (operator, no tenant) every tenant's."""

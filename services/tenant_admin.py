@@ -1,5 +1,6 @@
 """The tenants of the platform: created, changed and deleted by the operator alone; read by each
-tenant's callers (a tenant's caller sees only its own tenant).
+tenant's callers (a tenant's caller sees only its own tenant), renamed by its ADMIN (its display
+name only: whether it is active, its session limit and token budget stay the operator's).
 
 Deleting is refused while the tenant's work is under way; then its worktrees leave the servers,
 and its repositories' mirrors and sessions' workspaces this host.
@@ -54,6 +55,15 @@ class TenantAdmin:
         caller.require(Role.VIEWER, "read a tenant")
         with unit_of_work(self._database) as uow:
             return uow.tenants.get(slug)
+
+    def rename(self, caller: Caller, slug: str, name: str) -> Tenant:
+        """A new display name (the slug, the tenant's identity, never changes)."""
+        caller.require_tenant(slug)
+        caller.require(Role.ADMIN, "rename a tenant")
+        with unit_of_work(self._database) as uow:
+            tenant = uow.tenants.get_for_update(slug)
+            tenant.name = name  # its rules: InvalidInput
+            return uow.tenants.update(tenant)
 
     def deactivate(self, caller: Caller, slug: str) -> Tenant:
         """The tenant starts no new work; its data and history stay."""

@@ -15,7 +15,7 @@ from domain.tenant import Role
 from domain.usage import DailyUsage
 from resources.database import Database, tenant_scope, unit_of_work
 
-MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+MONTH = re.compile(r"^([1-9]\d{3})-(0[1-9]|1[0-2])$")  # year 0 has no calendar
 CSV_COLUMNS = (
     "day",
     "sessions",

@@ -29,6 +29,14 @@ class UserAdmin:
             uow.tenants.get(tenant_id)
             return uow.users.list()
 
+    def get(self, caller: Caller, tenant_id: str, user: str) -> User:
+        """The tenant's user by e-mail or id (`NotFound` otherwise)."""
+        caller.require_tenant(tenant_id)
+        caller.require(Role.VIEWER, "read a user")
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            uow.tenants.get(tenant_id)
+            return find_user(uow, user)
+
     def set_role(self, caller: Caller, tenant_id: str, user: str, role: Role) -> User:
         """Give the user (e-mail or id) another role; its keys act at most with it from now."""
         return self._change(caller, tenant_id, user, "change a user's role", role=role)

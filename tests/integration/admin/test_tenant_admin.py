@@ -1,12 +1,12 @@
 """Tenants are the operator's: a tenant's caller, even its ADMIN, cannot create, deactivate or
-delete one (nothing changes), and reads only its own tenant."""
+delete one (nothing changes), and reads only its own tenant; its ADMIN may rename it."""
 
 from __future__ import annotations
 
 import pytest
 
 from domain.caller import Caller
-from domain.errors import PermissionDenied, TenantMismatch
+from domain.errors import InvalidInput, PermissionDenied, TenantMismatch
 from domain.tenant import Role, Tenant
 from services.factory import ServiceFactory
 from tests.integration.admin.conftest import OPERATOR
@@ -70,3 +70,24 @@ def test_deleting_a_tenant_removes_its_workspaces_on_this_host(
     services.tenants().delete(OPERATOR, tenant)
     assert not (tmp_path / tenant).exists()
     assert (tmp_path / other_tenant / "mirrors" / "app.git").is_dir()
+
+
+def test_a_tenants_admin_renames_its_own_tenant_only_and_nothing_else_changes(
+    services: ServiceFactory, tenant: str, other_tenant: str
+) -> None:
+    admin = services.tenants()
+    before = admin.get(OPERATOR, tenant)
+
+    renamed = admin.rename(Caller.for_tenant(tenant, Role.ADMIN), tenant, "  Acme Robotics ")
+
+    assert renamed.name == "Acme Robotics"
+    after = admin.get(OPERATOR, tenant)
+    assert after == before.model_copy(update={"name": "Acme Robotics"})
+    with pytest.raises(PermissionDenied, match="rename a tenant needs the role ADMIN"):
+        admin.rename(Caller.for_tenant(tenant, Role.LEAD), tenant, "Other")
+    with pytest.raises(TenantMismatch):
+        admin.rename(Caller.for_tenant(tenant, Role.ADMIN), other_tenant, "Mine now")
+    with pytest.raises(InvalidInput):
+        admin.rename(Caller.for_tenant(tenant, Role.ADMIN), tenant, "   ")
+    assert admin.get(OPERATOR, tenant).name == "Acme Robotics"
+    assert admin.get(OPERATOR, other_tenant).name != "Mine now"

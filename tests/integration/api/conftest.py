@@ -68,3 +68,15 @@ def tenant_a(wiring: Services) -> ApiTenant:
 @pytest.fixture
 def tenant_b(wiring: Services) -> ApiTenant:
     return _new_tenant(wiring.factory)
+
+
+@pytest.fixture
+def secret_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The platform's key for sealing tenant secrets (none written to the state directory)."""
+    from cryptography.fernet import Fernet
+
+    from resources.secret_box import SECRET_KEY_VAR
+
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv(SECRET_KEY_VAR, key)
+    return key

@@ -67,7 +67,7 @@ def test_a_job_is_submitted_and_followed_to_the_tuned_model(database, provider, 
         moves = [e.new_status for e in uow.fine_tuning_jobs.history(job.id)]
     assert moves == ["QUEUED", "RUNNING", "COMPLETED"]
     with pytest.raises(NotAllowedInStatus, match="only a"):
-        service.cancel(OPERATOR, tenant, job.id, provider)
+        service.cancel(OPERATOR, tenant, job.id, lambda: provider)
 
 
 def test_malformed_training_data_fails_with_the_providers_error_after_its_retries(
@@ -128,6 +128,6 @@ def test_a_running_job_is_cancelled_at_the_provider(database, provider, tmp_path
         parameters=TrainingParameters(epochs=20),
         provider=provider,
     )
-    job = service.cancel(OPERATOR, tenant, job.id, provider)
+    job = service.cancel(OPERATOR, tenant, job.id, lambda: provider)
     assert job.status is FineTuningStatus.CANCELLED
     assert provider.retrieve_job(job.provider_job_id).status.value == "cancelled"
