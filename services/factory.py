@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from services.authentication import Authentication
     from services.code_repositories import CodeRepositories
     from services.fine_tuning import FineTuningService
+    from services.history_retention import HistoryRetention
     from services.model_promotion import ModelPromotionService
     from services.request_settlement import CoordinationService
     from services.runtime_manager import RuntimeManager
@@ -167,6 +168,11 @@ class ServiceFactory:
         from services.usage_metering import UsageMetering
 
         return UsageMetering(self.database)
+
+    def history_retention(self) -> HistoryRetention:
+        from services.history_retention import HistoryRetention
+
+        return HistoryRetention(self.database)
 
     def fine_tuning(self) -> FineTuningService:
         from services.fine_tuning import FineTuningService
