@@ -106,6 +106,7 @@ def test_the_procfile_lists_every_production_process() -> None:
     assert shlex.split(procfile()["api"])[:3] == ["indorch", "api", "serve"]
 
 
+@pytest.mark.timeout(600)  # three processes start on a shared machine
 def test_the_processes_run_together_on_the_production_instance(
     processes: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
