@@ -1,8 +1,8 @@
 """deploy/Procfile's processes, started as its lines say, on the real PostgreSQL and Redis with
 the instance of deploy/dagster.yaml: the gRPC code server serves the code location that
 deploy/workspace.yaml names, the daemon (loading the workspace from that server) ticks the
-sensors into Dagster's PostgreSQL storage, and the API answers. The webserver is not started
-here (the same workspace; its start costs ~300 MB)."""
+sensors into Dagster's PostgreSQL storage, the webserver shows the location loaded, and the API
+answers."""
 
 from __future__ import annotations
 
@@ -24,6 +24,10 @@ from sqlalchemy import create_engine, text
 from tests.integration.deploy.support import DEPLOY, ROOT, dagster_home, psycopg2_url
 
 STARTED_WITHIN_SECONDS = 180
+LOCATIONS = """
+{ workspaceOrError { ... on Workspace { locationEntries {
+    name locationOrLoadError { __typename } } } } }
+"""
 BIN = Path(sys.executable).parent
 
 
@@ -66,6 +70,7 @@ def environment(
         "DAGSTER_CODE_SERVER_HOST": "127.0.0.1",
         "DAGSTER_CODE_SERVER_PORT": str(free_port()),
         "INDORCH_API_PORT": str(free_port()),
+        "DAGSTER_WEBSERVER_PORT": str(free_port()),
     }
 
 
@@ -74,7 +79,7 @@ def processes(environment: dict[str, str], tmp_path: Path) -> Iterator[dict[str,
     started: list[subprocess.Popen[bytes]] = []
     commands = procfile()
     try:
-        for name in ("code", "daemon", "api"):
+        for name in ("code", "daemon", "webserver", "api"):
             log = (tmp_path / f"{name}.log").open("wb")
             started.append(
                 subprocess.Popen(
@@ -140,6 +145,17 @@ def test_the_processes_run_together_on_the_production_instance(
 
     api = f"http://127.0.0.1:{env['INDORCH_API_PORT']}/health/live"
     wait_for("the API's health answer", lambda: httpx.get(api, timeout=5).status_code == 200)
+
+    webserver = f"http://127.0.0.1:{env['DAGSTER_WEBSERVER_PORT']}/graphql"
+
+    def location_loaded_in_the_webserver() -> bool:
+        answer = httpx.post(webserver, json={"query": LOCATIONS}, timeout=10).json()
+        entries = answer["data"]["workspaceOrError"]["locationEntries"]
+        return [
+            (entry["name"], entry["locationOrLoadError"]["__typename"]) for entry in entries
+        ] == [("industrial_orchestrator", "RepositoryLocation")]
+
+    wait_for("the code location in the webserver", location_loaded_in_the_webserver)
 
     monkeypatch.setenv("DAGSTER_PG_URL", env["DAGSTER_PG_URL"])
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
