@@ -8,16 +8,20 @@ it COMPLETED, the events its training example is built from stay. Sessions that 
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+import resources.database
 from domain.caller import Caller
 from domain.clock import utcnow
 from domain.errors import PermissionDenied
-from domain.history_retention import expiry_cutoff
+from domain.history_retention import EXHAUSTIBLE_STATES, FINAL_STATES, expiry_cutoff
 from domain.session import Session, SessionStatus
 from domain.tenant import Role
 from resources.database import Database
@@ -229,3 +233,19 @@ def test_raw_sql_as_the_application_deletes_only_expired_events(
         "agent.step",
         "agent.tool",
     ]
+
+
+def test_the_database_fence_names_the_domain_states() -> None:
+    """Migration 0021 spells the finished states out in SQL; they must stay the domain's."""
+    versions = Path(resources.database.__file__).parent / "migrations" / "versions"
+    path = versions / "0021_session_history_expiry.py"
+    spec = importlib.util.spec_from_file_location("migration_0021", path)
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+
+    def states(sql: str) -> set[str]:
+        return set(re.findall(r"'(\w+)'", sql))
+
+    assert states(migration.FINAL) == {s.value for s in FINAL_STATES}
+    assert states(migration.RETRYABLE) == {s.value for s in EXHAUSTIBLE_STATES}
