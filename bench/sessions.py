@@ -67,7 +67,7 @@ from resources.supervision_config import SupervisionConfig
 RESULTS = Path(__file__).resolve().parent / "results" / "sessions.json"
 TWO_TURNS = '[script:write path=bench/s{n}.md content="bench {n}\\n" reply="Written."] Note {n}.'
 HELD = '[script:slow seconds={hold} reply="Held."] Hold {{n}}.'
-PRODUCTION_MAX_RUNS = 30  # dagster_instance/dagster.production.yaml: max_concurrent_runs
+PRODUCTION_MAX_RUNS = 30  # deploy/dagster.yaml: max_concurrent_runs
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

@@ -27,6 +27,7 @@ from indorch.model_commands import model_app
 from indorch.output import print_error
 from indorch.patch_command import patch as _patch_command  # noqa: F401
 from indorch.repo_commands import repo_app
+from indorch.retention_commands import retention_app
 from indorch.runtime_commands import runtime_app
 from indorch.secret_commands import secret_app
 from indorch.session_commands import session_app
@@ -58,6 +59,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(repo_app, name="repo")
 app.add_typer(runtime_app, name="runtime")
 app.add_typer(api_app, name="api")
+app.add_typer(retention_app, name="retention")
 app.command("demo")(demo)
 app.command("health")(health)
 

@@ -116,3 +116,23 @@ def allow_plain_http_agents() -> bool:
 
 def app_database_password() -> str | None:
     return _env(APP_DATABASE_PASSWORD_VAR)
+
+
+HISTORY_RETENTION_DAYS_VAR = "INDORCH_HISTORY_RETENTION_DAYS"
+RUN_RETENTION_DAYS_VAR = "INDORCH_RUN_RETENTION_DAYS"
+DEFAULT_RETENTION_DAYS = 90
+
+
+def retention_days(variable: str) -> int:
+    """Days of history kept (``INDORCH_HISTORY_RETENTION_DAYS`` for our session history,
+    ``INDORCH_RUN_RETENTION_DAYS`` for Dagster's runs); a whole number of at least 1."""
+    configured = _env(variable)
+    if configured is None:
+        return DEFAULT_RETENTION_DAYS
+    try:
+        days = int(configured.strip())
+    except ValueError:
+        raise InvalidSetting(variable, "must be a whole number of days") from None
+    if days < 1:
+        raise InvalidSetting(variable, "must be at least 1 day")
+    return days

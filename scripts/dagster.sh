@@ -5,7 +5,7 @@
 #   bash scripts/dagster.sh definitions validate -w workspace.yaml
 #
 # DAGSTER_HOME: when it is set, it is used as it is (production: a directory whose dagster.yaml is
-# dagster_instance/dagster.production.yaml). When it is unset, it becomes <state dir>/dagster,
+# deploy/dagster.yaml). When it is unset, it becomes <state dir>/dagster,
 # where the state dir is INDORCH_STATE_DIR or .state (as in resources/settings.py), and the
 # development template dagster_instance/dagster.yaml is copied there on every call: the template
 # is the truth, the copy is state.

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from services.code_repositories import CodeRepositories
     from services.evaluation_records import EvaluationRecords
     from services.fine_tuning import FineTuningService
+    from services.history_retention import HistoryRetention
     from services.model_promotion import ModelPromotionService
     from services.request_settlement import CoordinationService
     from services.runtime_manager import RuntimeManager
@@ -174,6 +175,11 @@ class ServiceFactory:
         from services.usage_metering import UsageMetering
 
         return UsageMetering(self.database)
+
+    def history_retention(self) -> HistoryRetention:
+        from services.history_retention import HistoryRetention
+
+        return HistoryRetention(self.database)
 
     def fine_tuning(self) -> FineTuningService:
         from services.fine_tuning import FineTuningService

@@ -14,6 +14,7 @@ from resources.database.repositories.api_keys import ApiKeyRepository
 from resources.database.repositories.code_repositories import CodeRepositoryRepository
 from resources.database.repositories.evaluations import EvaluationRepository
 from resources.database.repositories.fine_tuning_jobs import FineTuningJobRepository
+from resources.database.repositories.history_retention import HistoryRetentionRepository
 from resources.database.repositories.promotions import PromotionRepository
 from resources.database.repositories.runtimes import RuntimeRepository
 from resources.database.repositories.session_transcripts import SessionTranscriptRepository
@@ -49,6 +50,7 @@ class UnitOfWork:
         self.code_repositories = CodeRepositoryRepository(session)
         self.secrets = TenantSecretRepository(session)
         self.runtimes = RuntimeRepository(session)
+        self.history_retention = HistoryRetentionRepository(session)
 
 
 @contextmanager

@@ -13,6 +13,9 @@ def test_definitions_load_and_sensor_and_database_resolve(monkeypatch, tmp_path)
     dg.Definitions.validate_loadable(definitions)
     assert definitions.get_repository_def().get_sensor_def("tenant_partition_sensor")
     assert definitions.get_repository_def().get_sensor_def("runtime_sensor")
+    assert definitions.get_job_def("retention")
+    schedule = definitions.get_schedule_def("retention_schedule")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert definitions.resources["database"] == DatabaseResource(
         url=f"sqlite:///{tmp_path}/indorch.db"
     )
@@ -23,3 +26,11 @@ def test_database_url_from_the_environment_is_bound_as_env_var(monkeypatch) -> N
     # password).
     monkeypatch.setenv("DATABASE_URL", "postgresql://app:secret@db/indorch")
     assert defs().resources["database"] == DatabaseResource(url=dg.EnvVar("DATABASE_URL"))
+
+
+def test_retention_days_come_from_the_environment(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("INDORCH_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("INDORCH_HISTORY_RETENTION_DAYS", "45")
+    monkeypatch.setenv("INDORCH_RUN_RETENTION_DAYS", "14")
+    policy = defs().resources["retention"]
+    assert (policy.history_days, policy.run_days) == (45, 14)

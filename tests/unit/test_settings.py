@@ -77,3 +77,19 @@ def test_a_state_dir_under_a_file_is_a_typed_error_too(monkeypatch, tmp_path) ->
     with pytest.raises(InvalidSetting) as refused:
         settings.state_dir()
     assert refused.value.setting == "INDORCH_STATE_DIR"
+
+
+@pytest.mark.parametrize(
+    "variable", ["INDORCH_HISTORY_RETENTION_DAYS", "INDORCH_RUN_RETENTION_DAYS"]
+)
+def test_retention_days_default_to_90_and_must_be_whole_positive_days(
+    monkeypatch, variable: str
+) -> None:
+    monkeypatch.delenv(variable, raising=False)
+    assert settings.retention_days(variable) == 90
+    monkeypatch.setenv(variable, "30")
+    assert settings.retention_days(variable) == 30
+    for bad in ("0", "-3", "1.5", "forever"):
+        monkeypatch.setenv(variable, bad)
+        with pytest.raises(InvalidSetting, match=variable):
+            settings.retention_days(variable)

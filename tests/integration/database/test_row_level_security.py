@@ -3,7 +3,8 @@
 Checks the catalog after the real migration (RLS enabled and forced on every tenant table, a
 policy on each, an application role without BYPASSRLS), then shows with raw SQL as that role that
 without `app.tenant_id` nothing is visible, with it only that tenant's rows are, a row of another
-tenant cannot be written, and the event tables are append-only. Finally, that `Database` really
+tenant cannot be written, and the event tables are append-only (session events may only be
+deleted once expired: test_history_retention.py). Finally, that `Database` really
 sets the tenant per transaction (and clears it for the next one on a reused connection).
 """
 
@@ -31,6 +32,7 @@ from tests.integration.database.support import (
 
 APPEND_ONLY_TABLES = ("session_events", "status_events")
 FINDER_ROLE, FINDER_POLICY = "indorch_tenant_finder", "tenant_finder_reads"  # see migration 0006
+EXPIRY_POLICY = "session_history_expiry"  # migration 0021
 
 
 @pytest.fixture(scope="module")
@@ -86,14 +88,18 @@ def test_every_tenant_table_has_forced_row_level_security_and_a_policy(
         }
         policies: dict[str, list[tuple[str, str, str]]] = {}
         readers: list[tuple[str, str, str, list[str], str]] = []
-        for name, table, command, roles, using, check in connection.execute(
+        expiry: list[tuple[str, str, str]] = []
+        for name, table, command, roles, using, check, permissive in connection.execute(
             text(
-                "SELECT policyname, tablename, cmd, roles, qual, with_check FROM pg_policies "
+                "SELECT policyname, tablename, cmd, roles, qual, with_check, permissive "
+                "FROM pg_policies "
                 "WHERE schemaname = 'public'"
             )
         ):
             if name == FINDER_POLICY:
                 readers.append((table, command, using, list(roles), check))
+            elif name == EXPIRY_POLICY:
+                expiry.append((table, command, permissive))
             else:
                 policies.setdefault(table, []).append((command, using, check))
 
@@ -105,6 +111,9 @@ def test_every_tenant_table_has_forced_row_level_security_and_a_policy(
             assert command == "ALL"
             assert "app.tenant_id" in using and "tenant_id" in using, table
             assert "app.tenant_id" in check and "tenant_id" in check, table
+    # Deleting session events is narrowed further (restrictive: ANDed with the tenant policy;
+    # migration 0021, tested by test_history_retention.py).
+    assert expiry == [("session_events", "DELETE", "RESTRICTIVE")]
     # The one exception: the role that owns the tenant finder functions reads sessions and
     # fine-tuning jobs (only; migrations 0006 and 0009).
     assert sorted(readers) == [
@@ -233,9 +242,13 @@ def test_rows_of_another_tenant_cannot_be_updated_or_deleted(
         )
 
 
-@pytest.mark.parametrize("table", APPEND_ONLY_TABLES)
 @pytest.mark.parametrize(
-    "statement", ["UPDATE {table} SET reason = 'rewritten'", "DELETE FROM {table}"]
+    ("table", "statement"),
+    [
+        ("session_events", "UPDATE {table} SET reason = 'rewritten'"),
+        ("status_events", "UPDATE {table} SET reason = 'rewritten'"),
+        ("status_events", "DELETE FROM {table}"),
+    ],
 )
 def test_event_tables_are_append_only(
     pg_admin_engine: Engine, seeded: tuple[Seed, Seed], table: str, statement: str

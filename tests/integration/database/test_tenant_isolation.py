@@ -17,7 +17,7 @@ import inspect
 import pkgutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -360,6 +360,12 @@ CASES: list[Case] = [
         "a lease owner name A might use",
         lambda uow, a, b: uow.sessions.leased_by("wave-1"),
         check=equals(lambda b: []),
+    ),
+    Case(
+        "HistoryRetentionRepository.prune_expired",
+        "B's expired history only (A's untouched: see the snapshot)",
+        lambda uow, a, b: uow.history_retention.prune_expired(utcnow() + timedelta(days=3650)),
+        check=lambda result, a, b: None,  # what counts is A's snapshot, unchanged
     ),
     Case(
         "SessionRepository.renew_leases",
@@ -887,6 +893,9 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
     "SessionRepository.abandoned_subtasks": lambda uow, a: uow.sessions.abandoned_subtasks(),
     "SessionRepository.unroutable": lambda uow, a: uow.sessions.unroutable(),
     "SessionRepository.leased_by": lambda uow, a: uow.sessions.leased_by("wave-1"),
+    "HistoryRetentionRepository.prune_expired": lambda uow, a: uow.history_retention.prune_expired(
+        utcnow()
+    ),
     "SessionRepository.renew_leases": lambda uow, a: uow.sessions.renew_leases("wave-1", utcnow()),
     "SessionRepository.with_expired_lease": lambda uow, a: uow.sessions.with_expired_lease(
         utcnow(), {SessionStatus.RUNNING}
