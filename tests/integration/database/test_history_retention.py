@@ -202,7 +202,7 @@ def test_only_the_operator_prunes(database: Database) -> None:
 def test_raw_sql_as_the_application_deletes_only_expired_events(
     pg_database: Database, pg_admin_engine: Engine
 ) -> None:
-    """The database's own fence (migration 0021), whatever the application sends: no
+    """The database's own fence (migration 0013), whatever the application sends: no
     transition, nothing of an unfinished or just-finished session."""
     tenant = new_tenant(pg_database, "fence")
     ids = run_as(
@@ -236,10 +236,10 @@ def test_raw_sql_as_the_application_deletes_only_expired_events(
 
 
 def test_the_database_fence_names_the_domain_states() -> None:
-    """Migration 0021 spells the finished states out in SQL; they must stay the domain's."""
+    """Migration 0013 spells the finished states out in SQL; they must stay the domain's."""
     versions = Path(resources.database.__file__).parent / "migrations" / "versions"
-    path = versions / "0021_session_history_expiry.py"
-    spec = importlib.util.spec_from_file_location("migration_0021", path)
+    path = versions / "0013_session_history_expiry.py"
+    spec = importlib.util.spec_from_file_location("migration_0013", path)
     assert spec is not None and spec.loader is not None
     migration = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(migration)

@@ -32,7 +32,7 @@ from tests.integration.database.support import (
 
 APPEND_ONLY_TABLES = ("session_events", "status_events")
 FINDER_ROLE, FINDER_POLICY = "indorch_tenant_finder", "tenant_finder_reads"  # see migration 0006
-EXPIRY_POLICY = "session_history_expiry"  # migration 0021
+EXPIRY_POLICY = "session_history_expiry"  # migration 0013
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_every_tenant_table_has_forced_row_level_security_and_a_policy(
             assert "app.tenant_id" in using and "tenant_id" in using, table
             assert "app.tenant_id" in check and "tenant_id" in check, table
     # Deleting session events is narrowed further (restrictive: ANDed with the tenant policy;
-    # migration 0021, tested by test_history_retention.py).
+    # migration 0013, tested by test_history_retention.py).
     assert expiry == [("session_events", "DELETE", "RESTRICTIVE")]
     # The one exception: the role that owns the tenant finder functions reads sessions and
     # fine-tuning jobs (only; migrations 0006 and 0009).

@@ -9,7 +9,7 @@ retries left) and unchanged for at least a day. Whatever the application sends, 
 any event of a running, retryable or just-finished session cannot be deleted. UPDATE stays
 refused; `status_events` stays append-only.
 
-Revision ID: 0021
+Revision ID: 0013
 Revises: 0012
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0021"
+revision = "0013"
 down_revision = "0012"
 branch_labels = None
 depends_on = None
