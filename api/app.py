@@ -16,6 +16,7 @@ from api.routes import (
     agents,
     api_keys,
     evaluations,
+    events,
     fine_tuning,
     health,
     promotions,
@@ -48,6 +49,7 @@ _ROUTERS = [
     (tenants, True),
     (users, True),
     (api_keys, True),
+    (events, True),
 ]
 
 
@@ -61,6 +63,10 @@ def create_app(wiring: Services | None = None) -> FastAPI:
         try:
             yield
         finally:
+            hub = getattr(app.state, "live_event_hub", None)
+            if hub is not None:
+                hub.close()
+                app.state.live_event_hub = None
             if owned:
                 app.state.services.close()
 

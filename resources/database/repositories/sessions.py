@@ -548,6 +548,55 @@ class SessionRepository(TenantScopedRepository):
         )
         return [_event_to_domain(row) for row in self._session.scalars(query)]
 
+    def latest_event_seq(self, session_id: str) -> int:
+        """The seq of the session's newest event (0 when it has none)."""
+        self._row(session_id)
+        return int(
+            self._session.scalar(
+                select(func.coalesce(func.max(SessionEventRow.seq), 0)).where(
+                    SessionEventRow.tenant_id == self.tenant_id,
+                    SessionEventRow.session_id == session_id,
+                )
+            )
+        )
+
+    def tenant_events(self, after_id: int = 0, limit: int = 1000) -> list[tuple[int, SessionEvent]]:
+        """The tenant's events of every session after row id `after_id`, in id order (which is
+        each session's seq order), with their row ids: the tenant-wide live stream's record."""
+        query = (
+            select(SessionEventRow)
+            .where(SessionEventRow.tenant_id == self.tenant_id, SessionEventRow.id > after_id)
+            .order_by(SessionEventRow.id)
+            .limit(limit)
+        )
+        return [(row.id, _event_to_domain(row)) for row in self._session.scalars(query)]
+
+    def newest_event_id(self) -> int:
+        """The row id of the tenant's newest event (0 when it has none)."""
+        return int(
+            self._session.scalar(
+                select(func.coalesce(func.max(SessionEventRow.id), 0)).where(
+                    SessionEventRow.tenant_id == self.tenant_id
+                )
+            )
+        )
+
+    def seqs_up_to(self, session_ids: Collection[str], event_id: int) -> dict[str, int]:
+        """Per session, the seq of its newest event with a row id up to `event_id` (0: none)."""
+        if not session_ids:
+            return {}
+        query = (
+            select(SessionEventRow.session_id, func.max(SessionEventRow.seq))
+            .where(
+                SessionEventRow.tenant_id == self.tenant_id,
+                SessionEventRow.session_id.in_(list(session_ids)),
+                SessionEventRow.id <= event_id,
+            )
+            .group_by(SessionEventRow.session_id)
+        )
+        found = {session_id: int(seq) for session_id, seq in self._session.execute(query)}
+        return {session_id: found.get(session_id, 0) for session_id in session_ids}
+
     def add_checkpoint(self, session_id: str, checkpoint: Checkpoint) -> Checkpoint:
         """Store checkpoint n and drop those older than the newest `MAX_CHECKPOINTS_KEPT`."""
         self._row(session_id)
