@@ -43,6 +43,15 @@ STATUS_EVENT = "session.status_changed"
 COORDINATING = (SessionStatus.PENDING.value, SessionStatus.RUNNING.value)
 _PARENT = aliased(SessionRow, name="parent")
 LEASED_STATES = (SessionStatus.QUEUED, SessionStatus.RUNNING, SessionStatus.DEGRADED)
+ENDED_STATES = (  # an attempt's end: what SessionMetrics.on_status gives a duration
+    SessionStatus.COMPLETED,
+    SessionStatus.PARTIALLY_COMPLETED,
+    SessionStatus.FAILED,
+    SessionStatus.TIMEOUT,
+    SessionStatus.STOPPED,
+    SessionStatus.CANCELLED,
+    SessionStatus.ORPHANED,
+)
 
 
 @cache  # built once: aliased entities are costly to construct on every query
@@ -268,6 +277,35 @@ class SessionRepository(TenantScopedRepository):
             ~_coordinates(),
         )
         return int(self._session.scalar(query) or 0)
+
+    def count_by_status(self) -> dict[str, int]:
+        """The tenant's sessions per status (monitoring's figures)."""
+        query = (
+            select(SessionRow.status, func.count())
+            .where(SessionRow.tenant_id == self.tenant_id)
+            .group_by(SessionRow.status)
+        )
+        return {status: int(count) for status, count in self._session.execute(query)}
+
+    def recent_durations(self, since: datetime, limit: int = 1000) -> list[float]:
+        """How long the sessions that ended since `since` ran (the newest `limit` of them)."""
+        ended = [s.value for s in ENDED_STATES]
+        query = (
+            select(SessionRow.metrics)
+            .where(
+                SessionRow.tenant_id == self.tenant_id,
+                SessionRow.status.in_(ended),
+                SessionRow.updated_at >= since,
+            )
+            .order_by(SessionRow.updated_at.desc())
+            .limit(limit)
+        )
+        durations = []
+        for metrics in self._session.scalars(query):
+            seconds = SessionMetrics.model_validate(metrics or {}).duration_seconds
+            if seconds is not None:
+                durations.append(seconds)
+        return durations
 
     def active_by_agent(self) -> dict[str, int]:
         """Sessions in flight per agent id (routing's load figure)."""
