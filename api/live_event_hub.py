@@ -74,8 +74,11 @@ class Subscription:
         """The next batch, or None after `timeout` seconds (or on overflow) without one."""
         if self.overflowed:
             return None
+        if not self._queue.empty():
+            return self._queue.get_nowait()
         try:
-            return await asyncio.wait_for(self._queue.get(), timeout)
+            async with asyncio.timeout(timeout):  # no task per wait, unlike wait_for
+                return await self._queue.get()
         except TimeoutError:
             return None
 

@@ -10,6 +10,7 @@ comment line (``: keepalive``) comes every `KEEPALIVE_SECONDS` without an event.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -21,11 +22,13 @@ from api.authentication import CallerDep
 from api.event_streams import Delivery, session_events, tenant_events
 from api.live_event_hub import LiveEventHub
 from api.services import services
+from domain.events import SessionEvent
 from domain.tenant_event_cursor import TenantEventCursor, parse_session_event_id
 
 router = APIRouter(tags=["events"])
 
 KEEPALIVE_SECONDS = 15.0
+ENCODED_EVENTS_KEPT = 4096
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _SSE_RESPONSE = {200: {"content": {"text/event-stream": {}}, "description": "an SSE stream"}}
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
@@ -80,6 +83,28 @@ def _tenant(tenant_id: str | None) -> str:
     return tenant_id
 
 
+class _EncodedEvents:
+    """Each event's ``event:``/``data:`` lines encoded once for all the readers it reaches (the
+    hub hands them the same object); bounded, the oldest forgotten first."""
+
+    def __init__(self, size: int = ENCODED_EVENTS_KEPT) -> None:
+        self._size = size
+        self._encoded: OrderedDict[int, tuple[SessionEvent, str]] = OrderedDict()
+
+    def lines(self, event: SessionEvent) -> str:
+        found = self._encoded.get(id(event))
+        if found is not None and found[0] is event:
+            return found[1]
+        text = f"event: {event.event_type}\ndata: {event.model_dump_json()}\n\n"
+        self._encoded[id(event)] = (event, text)  # the event held: its id is not reused
+        if len(self._encoded) > self._size:
+            self._encoded.popitem(last=False)
+        return text
+
+
+_encoded = _EncodedEvents()
+
+
 def _sse(deliveries: AsyncIterator[Delivery]) -> StreamingResponse:
     async def messages() -> AsyncIterator[str]:
         yield ": stream open\n\n"  # headers and a first byte now: the client knows it is live
@@ -88,6 +113,6 @@ def _sse(deliveries: AsyncIterator[Delivery]) -> StreamingResponse:
                 yield ": keepalive\n\n"
                 continue
             event_id, event = delivery
-            yield f"id: {event_id}\nevent: {event.event_type}\ndata: {event.model_dump_json()}\n\n"
+            yield f"id: {event_id}\n{_encoded.lines(event)}"
 
     return StreamingResponse(messages(), media_type="text/event-stream", headers=SSE_HEADERS)
