@@ -21,6 +21,8 @@ from fastapi import FastAPI
 from httpx_sse import connect_sse
 
 from api.app import create_app
+from api.event_streams import PRUNE_ABOVE
+from api.live_event_hub import LiveEventHub
 from api.services import Services
 from domain.events import SessionEvent
 from domain.tenant import Role
@@ -329,3 +331,43 @@ def test_many_readers_of_one_session_share_one_source(stack: Stack) -> None:
     for reader in readers:
         reader.finish()
         assert _seqs(reader.events) == list(range(1, 7))
+
+
+def test_a_tenant_stream_of_many_sessions_keeps_its_id_short_and_still_resumes_exactly(
+    stack: Stack,
+) -> None:
+    """Past 32 listed sessions the cursor's anchor moves to the horizon (here after 0.5 s) and
+    the sessions it accounts for leave the list: the id stays bounded, resuming is still exact."""
+    stack.app.state.live_event_hub = LiveEventHub(
+        stack.wiring.factory.live_events(),
+        stack.wiring.redis_url,
+        grace_seconds=0.5,
+        resync_interval=0.5,
+    )
+    tenant = _new_tenant(stack.wiring.factory)
+    sessions = [stack.submit(tenant, f"session {n}") for n in range(40)]
+    first_session, second_session = sessions[0], sessions[1]
+    url = f"{stack.url}/api/v1/events"
+    headers = tenant.headers(Role.VIEWER)
+    first = SseReader(url, headers, until=_has(first_session, 3))
+    first.connected()
+    for session_id in sessions:
+        stack.record(tenant, session_id, 2)
+    first.wait_for(lambda events: len(events) == 40)
+    assert max(event_id.count(":") for event_id in first.ids) > 32  # the list grew
+    time.sleep(2.5)  # the horizon passes them all
+    stack.record(tenant, first_session, 3)
+    first.finish()
+    short = first.ids[-1]
+    assert short.count(":") <= PRUNE_ABOVE + 1, short  # the list stays bounded
+    assert int(short.split("~")[0]) > int(first.ids[0].split("~")[0])  # the anchor moved up
+    assert short.endswith(f"{first_session}:3"), short
+
+    stack.record(tenant, second_session, 3)  # while nobody listens
+    stack.record(tenant, first_session, 4)
+    second = SseReader(url, {**headers, "Last-Event-ID": short}, until=_has(first_session, 4))
+    second.finish()
+    assert [(e.session_id, e.seq) for e in second.events] == [
+        (second_session, 3),
+        (first_session, 4),
+    ]
