@@ -18,7 +18,8 @@ carrying the wall-clock time it was recorded at; every reader notes when it pars
   `WARM_READERS` connected, divided by the difference in readers;
 - **server CPU**: the server's CPU seconds while the events were delivered.
 
-Results: a table on stdout and `bench/results/api_events.json`.
+Results: a table on stdout and `bench/results/api_events.json` (`api_events-<N>.json` for
+another number of readers).
 """
 
 from __future__ import annotations
@@ -393,8 +394,13 @@ def main() -> None:
         str(figures["server_cpu_ms_per_delivery"]),
     )
     Console().print(table)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
+    results = (
+        RESULTS
+        if arguments.readers == 1000
+        else RESULTS.with_stem(f"api_events-{arguments.readers}")
+    )
+    results.parent.mkdir(exist_ok=True)
+    results.write_text(
         json.dumps(
             {
                 "command": "python -m bench.api_events " + " ".join(sys.argv[1:]),
@@ -406,7 +412,7 @@ def main() -> None:
         )
         + "\n"
     )
-    print(f"written: {RESULTS}")
+    print(f"written: {results}")
 
 
 if __name__ == "__main__":
