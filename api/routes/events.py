@@ -89,13 +89,13 @@ class _EncodedEvents:
 
     def __init__(self, size: int = ENCODED_EVENTS_KEPT) -> None:
         self._size = size
-        self._encoded: OrderedDict[int, tuple[SessionEvent, str]] = OrderedDict()
+        self._encoded: OrderedDict[int, tuple[SessionEvent, bytes]] = OrderedDict()
 
-    def lines(self, event: SessionEvent) -> str:
+    def lines(self, event: SessionEvent) -> bytes:
         found = self._encoded.get(id(event))
         if found is not None and found[0] is event:
             return found[1]
-        text = f"event: {event.event_type}\ndata: {event.model_dump_json()}\n\n"
+        text = f"event: {event.event_type}\ndata: {event.model_dump_json()}\n\n".encode()
         self._encoded[id(event)] = (event, text)  # the event held: its id is not reused
         if len(self._encoded) > self._size:
             self._encoded.popitem(last=False)
@@ -106,13 +106,13 @@ _encoded = _EncodedEvents()
 
 
 def _sse(deliveries: AsyncIterator[Delivery]) -> StreamingResponse:
-    async def messages() -> AsyncIterator[str]:
-        yield ": stream open\n\n"  # headers and a first byte now: the client knows it is live
+    async def messages() -> AsyncIterator[bytes]:
+        yield b": stream open\n\n"  # headers and a first byte now: the client knows it is live
         async for delivery in deliveries:
             if delivery is None:
-                yield ": keepalive\n\n"
+                yield b": keepalive\n\n"
                 continue
             event_id, event = delivery
-            yield f"id: {event_id}\n{_encoded.lines(event)}"
+            yield b"id: " + event_id.encode() + b"\n" + _encoded.lines(event)
 
     return StreamingResponse(messages(), media_type="text/event-stream", headers=SSE_HEADERS)
