@@ -67,6 +67,10 @@ def create_app(wiring: Services | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = wiring is None
         app.state.services = wiring or Services.from_environment()
+        if app.state.services.dagster_home:
+            from resources.dagster_daemon_health import preload
+
+            preload(app.state.services.dagster_home)
         try:
             yield
         finally:

@@ -12,8 +12,6 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from resources.health import DependencyHealth, DependencyStatus
-
 if TYPE_CHECKING:
     import dagster as dg
 
@@ -31,6 +29,14 @@ def _instance(dagster_home: str) -> dg.DagsterInstance:
         return _instances[dagster_home]
 
 
+def preload(dagster_home: str) -> None:
+    """Open the instance in the background (Dagster's import takes seconds), so that the first
+    readiness check is not the one that waits for it."""
+    threading.Thread(
+        target=_instance, args=(dagster_home,), name="dagster-instance", daemon=True
+    ).start()
+
+
 def stale_daemons(dagster_home: str, tolerance_seconds: float) -> list[str]:
     """The required daemon types without a heartbeat in the last `tolerance_seconds`."""
     instance = _instance(dagster_home)
@@ -43,12 +49,8 @@ def stale_daemons(dagster_home: str, tolerance_seconds: float) -> list[str]:
     )
 
 
-def check_daemon(
-    dagster_home: str | None, tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS
-) -> None:
+def check_daemon(dagster_home: str, tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS) -> None:
     """Raises `DaemonNotBeating` naming the silent daemon types (for `resources.health.Probe`)."""
-    if dagster_home is None:
-        return
     stale = stale_daemons(dagster_home, tolerance_seconds)
     if stale:
         raise DaemonNotBeating(stale, tolerance_seconds)
@@ -57,6 +59,3 @@ def check_daemon(
 class DaemonNotBeating(Exception):
     def __init__(self, daemons: list[str], tolerance_seconds: float) -> None:
         super().__init__(f"no heartbeat in {tolerance_seconds:g} s from: {', '.join(daemons)}")
-
-
-NOT_CONFIGURED = DependencyHealth(status=DependencyStatus.NOT_CONFIGURED)
