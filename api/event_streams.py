@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterable
 from anyio import to_thread
 
 from api.live_event_hub import LiveEventHub, Subscription
+from domain.errors import NotFound
 from domain.events import SessionEvent
 from domain.tenant_event_cursor import TenantEventCursor
 from services.live_event_log import PAGE
@@ -102,11 +103,14 @@ async def tenant_events(
             if event.seq <= last:
                 continue
             if event.seq > last + 1:  # fill the gap from the record, in order
-                taken.extend(
-                    await to_thread.run_sync(
-                        hub.log.session_events, tenant_id, session, last, event.seq - last - 1
+                try:
+                    taken.extend(
+                        await to_thread.run_sync(
+                            hub.log.session_events, tenant_id, session, last, event.seq - last - 1
+                        )
                     )
-                )
+                except NotFound:  # deleted meanwhile: its last event is all there is to show
+                    pass
             taken.append(event)
             last_of[session] = event.seq
         return taken
