@@ -14,6 +14,7 @@ Each generator yields `(sse_id, event)`, or None when `keepalive` seconds passed
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
+from contextlib import suppress
 
 from anyio import to_thread
 
@@ -103,14 +104,12 @@ async def tenant_events(
             if event.seq <= last:
                 continue
             if event.seq > last + 1:  # fill the gap from the record, in order
-                try:
+                with suppress(NotFound):  # deleted meanwhile: its event is all there is
                     taken.extend(
                         await to_thread.run_sync(
                             hub.log.session_events, tenant_id, session, last, event.seq - last - 1
                         )
                     )
-                except NotFound:  # deleted meanwhile: its last event is all there is to show
-                    pass
             taken.append(event)
             last_of[session] = event.seq
         return taken
