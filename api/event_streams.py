@@ -8,7 +8,7 @@ between the two; the cursor (a seq, or `domain.tenant_event_cursor`) takes each 
 seq beyond the next one (a batch the hub did not hand over) is filled from the database first,
 so a session's events always arrive 1, 2, 3, ... DB reads run in worker threads.
 
-Each generator yields `(sse_id, event)`, or None when `keepalive` seconds passed without one.
+Each generator yields `(sse_id, event)`, or None on the hub's keepalive tick.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ async def session_events(
     tenant_id: str,
     session_id: str,
     after_seq: int,
-    keepalive: float,
 ) -> AsyncIterator[Delivery]:
     """Owns `subscription` (`hub.subscribe_session`, taken before this starts)."""
     last = after_seq
@@ -62,7 +61,7 @@ async def session_events(
                     for taken in [*missed, event]:
                         last = taken.seq
                         yield str(taken.seq), taken
-            batch = await subscription.next(keepalive)
+            batch = await subscription.next()
             if subscription.take_overflow():
                 batch = await recorded(last)
     finally:
@@ -74,7 +73,6 @@ async def tenant_events(
     subscription: Subscription,
     tenant_id: str,
     cursor: TenantEventCursor,
-    keepalive: float,
 ) -> AsyncIterator[Delivery]:
     """Owns `subscription` (`hub.subscribe_tenant`, taken before `cursor` was made)."""
 
@@ -121,7 +119,7 @@ async def tenant_events(
                 # The id after each event, so that a reader cut off between two resumes right.
                 cursor.delivered(event.session_id, event.seq)
                 yield cursor.format(), event
-            batch = await subscription.next(keepalive)
+            batch = await subscription.next()
             if subscription.take_overflow():
                 fresh = await recorded()
             elif batch is None:

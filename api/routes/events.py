@@ -5,7 +5,7 @@ Each SSE message is one recorded session event: ``event:`` its type (``session.s
 stands. Send that id back as ``Last-Event-ID`` (EventSource does it when it reconnects) and the
 stream resumes after it with nothing lost and nothing twice. A session stream's id is the
 event's per-session seq; the tenant stream's is a cursor (`domain.tenant_event_cursor`). A
-comment line (``: keepalive``) comes every `KEEPALIVE_SECONDS` without an event.
+comment line (``: keepalive``) comes every `api.live_event_hub.KEEPALIVE_SECONDS` (15 s).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from domain.tenant_event_cursor import TenantEventCursor, parse_session_event_id
 
 router = APIRouter(tags=["events"])
 
-KEEPALIVE_SECONDS = 15.0
 ENCODED_EVENTS_KEPT = 4096
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _SSE_RESPONSE = {200: {"content": {"text/event-stream": {}}, "description": "an SSE stream"}}
@@ -57,7 +56,7 @@ async def session_event_stream(
     after = parse_session_event_id(last_event_id) if last_event_id else 0
     await to_thread.run_sync(hub.log.latest_seq, tenant, session_id)  # 404: not the tenant's
     subscription = hub.subscribe_session(tenant, session_id)
-    return _sse(session_events(hub, subscription, tenant, session_id, after, KEEPALIVE_SECONDS))
+    return _sse(session_events(hub, subscription, tenant, session_id, after))
 
 
 @router.get("/events", response_class=StreamingResponse, responses=_SSE_RESPONSE)
@@ -75,7 +74,7 @@ async def tenant_event_stream(
     except BaseException:
         hub.unsubscribe(subscription)
         raise
-    return _sse(tenant_events(hub, subscription, tenant, cursor, KEEPALIVE_SECONDS))
+    return _sse(tenant_events(hub, subscription, tenant, cursor))
 
 
 def _tenant(tenant_id: str | None) -> str:

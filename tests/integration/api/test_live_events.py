@@ -371,3 +371,25 @@ def test_a_tenant_stream_of_many_sessions_keeps_its_id_short_and_still_resumes_e
         (second_session, 3),
         (first_session, 4),
     ]
+
+
+def test_an_idle_stream_gets_keepalive_comments(stack: Stack) -> None:
+    stack.app.state.live_event_hub = LiveEventHub(
+        stack.wiring.factory.live_events(), stack.wiring.redis_url, keepalive_seconds=0.2
+    )
+    tenant = _new_tenant(stack.wiring.factory)
+    session_id = stack.submit(tenant)
+    lines: list[str] = []
+    with (
+        httpx.Client(timeout=WAIT_SECONDS) as client,
+        client.stream(
+            "GET", f"{stack.url}/api/v1/sessions/{session_id}/events", headers=tenant.headers()
+        ) as answer,
+    ):
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        for line in answer.iter_lines():
+            lines.append(line)
+            if lines.count(": keepalive") == 2:
+                break
+    assert lines[0] == ": stream open"
+    assert "id: 1" in lines and "event: session.created" in lines
