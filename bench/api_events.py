@@ -18,8 +18,8 @@ carrying the wall-clock time it was recorded at; every reader notes when it pars
   `WARM_READERS` connected, divided by the difference in readers;
 - **server CPU**: the server's CPU seconds while the events were delivered.
 
-Results: a table on stdout and `bench/results/api_events.json` (`api_events-<N>.json` for
-another number of readers).
+Results: a table on stdout and `bench/results/api_events.json` (for other readers or rates:
+`api_events-<readers>-at-<rate>.json`).
 """
 
 from __future__ import annotations
@@ -394,11 +394,9 @@ def main() -> None:
         str(figures["server_cpu_ms_per_delivery"]),
     )
     Console().print(table)
-    results = (
-        RESULTS
-        if arguments.readers == 1000
-        else RESULTS.with_stem(f"api_events-{arguments.readers}")
-    )
+    default = arguments.readers == 1000 and arguments.rate == 5.0
+    stem = f"api_events-{arguments.readers}-at-{arguments.rate:g}"
+    results = RESULTS if default else RESULTS.with_stem(stem)
     results.parent.mkdir(exist_ok=True)
     results.write_text(
         json.dumps(
