@@ -321,6 +321,15 @@ def _measure(
     complete = sum(1 for got in received if [seq for seq, _ in got] == expected)
     latencies = [latency for got in received for seq, latency in got if seq > first_seq]
     per_reader_kb = (rss_all_kb - rss_warm_kb) / max(arguments.readers - WARM_READERS, 1)
+    # Per event, its first reader's latency (recording, Redis, the hub: the pipeline) and the
+    # spread to its last reader (the fan-out, and the wait for a CPU on a shared machine).
+    by_seq: dict[int, list[float]] = {}
+    for got in received:
+        for seq, latency in got:
+            if seq > first_seq:
+                by_seq.setdefault(seq, []).append(latency)
+    firsts = [min(values) for values in by_seq.values()]
+    spreads = [max(values) - min(values) for values in by_seq.values()]
     return {
         "stream": "session",
         "readers": arguments.readers,
@@ -334,6 +343,14 @@ def _measure(
             "p95": round(_percentile(latencies, 0.95) * 1000, 1),
             "p99": round(_percentile(latencies, 0.99) * 1000, 1),
             "max": round(max(latencies) * 1000, 1),
+        },
+        "first_reader_latency_ms": {
+            "p50": round(statistics.median(firsts) * 1000, 1),
+            "max": round(max(firsts) * 1000, 1),
+        },
+        "fan_out_spread_ms": {
+            "p50": round(statistics.median(spreads) * 1000, 1),
+            "max": round(max(spreads) * 1000, 1),
         },
         "connect_seconds": round(connect_seconds, 1),
         "server_rss_mb": {"warm": round(rss_warm_kb / 1024, 1), "all": round(rss_all_kb / 1024, 1)},
