@@ -4,7 +4,7 @@ The API's tenant-wide event stream reads a tenant's events after a row id (`id >
 its newest row id; without this index both walk every tenant's events.
 
 Revision ID: 0018
-Revises: 0012
+Revises: 0013
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0018"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
