@@ -10,12 +10,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from api.errors import ERROR_RESPONSES, install_error_handlers
+from api.metrics import (
+    FleetCollector,
+    LatencyMiddleware,
+    RouteTemplates,
+    api_latency_histogram,
+)
 from api.routes import (
     agents,
     api_keys,
     evaluations,
+    events,
     fine_tuning,
     health,
     promotions,
@@ -48,6 +56,7 @@ _ROUTERS = [
     (tenants, True),
     (users, True),
     (api_keys, True),
+    (events, True),
 ]
 
 
@@ -58,9 +67,17 @@ def create_app(wiring: Services | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = wiring is None
         app.state.services = wiring or Services.from_environment()
+        if app.state.services.dagster_home:
+            from resources.dagster_daemon_health import preload
+
+            preload(app.state.services.dagster_home)
         try:
             yield
         finally:
+            hub = getattr(app.state, "live_event_hub", None)
+            if hub is not None:
+                hub.close()
+                app.state.live_event_hub = None
             if owned:
                 app.state.services.close()
 
@@ -72,6 +89,7 @@ def create_app(wiring: Services | None = None) -> FastAPI:
     )
     if wiring is not None:
         app.state.services = wiring  # also without the lifespan (TestClient outside `with`)
+    _install_metrics(app)
     install_error_handlers(app)
     for module, versioned in _ROUTERS:
         app.include_router(
@@ -80,3 +98,23 @@ def create_app(wiring: Services | None = None) -> FastAPI:
             responses=ERROR_RESPONSES if versioned else None,
         )
     return app
+
+
+def _install_metrics(app: FastAPI) -> None:
+    """The app's own Prometheus registry: the fleet read when scraped, the API's latency."""
+    from services.platform_status import PlatformStatus
+
+    registry = CollectorRegistry()
+
+    def status() -> PlatformStatus:
+        wiring = app.state.services
+        return PlatformStatus(wiring.database, wiring.redis_url, wiring.dagster_home)
+
+    def subscribers() -> int:
+        hub = getattr(app.state, "live_event_hub", None)
+        return hub.subscribers() if hub is not None else 0
+
+    registry.register(FleetCollector(status, subscribers))
+    app.state.metrics_registry = registry
+    routes = RouteTemplates(lambda: [*app.openapi()["paths"], "/openapi.json", "/docs"])
+    app.add_middleware(LatencyMiddleware, histogram=api_latency_histogram(registry), routes=routes)

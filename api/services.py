@@ -6,6 +6,7 @@ own database (`create_app(Services(...))`) and every route sees the same wiring.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
@@ -25,6 +26,7 @@ class Services:
     redis_url: str | None = None  # None: no Redis (live events from the database, limits here)
     # The fine-tuning provider, built when a job it holds is cancelled (None: the configured one).
     training_provider: Callable[[], TrainingProvider] | None = None
+    dagster_home: str | None = None  # None: readiness does not ask the Dagster daemon
 
     @classmethod
     def from_environment(cls) -> Services:
@@ -42,7 +44,12 @@ class Services:
             from resources.redis.live_events import make_event_publisher
 
             publish = make_event_publisher(url).publish
-        return cls(database, ServiceFactory(database, publish=publish), redis_url=url)
+        return cls(
+            database,
+            ServiceFactory(database, publish=publish),
+            redis_url=url,
+            dagster_home=os.environ.get("DAGSTER_HOME") or None,
+        )
 
     def close(self) -> None:
         self.database.dispose()

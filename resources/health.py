@@ -151,3 +151,9 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, DBAPIError) and error.orig is not None:
         return describe(error.orig)
     return describe(error)
+
+
+# For the readiness report, which adds the Dagster daemon and the agents (services.platform_status).
+Probe = _Probe
+select_one = _select_one
+ping = _ping

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from services.evaluation_records import EvaluationRecords
     from services.fine_tuning import FineTuningService
     from services.history_retention import HistoryRetention
+    from services.live_event_log import LiveEventLog
     from services.model_promotion import ModelPromotionService
     from services.request_settlement import CoordinationService
     from services.runtime_manager import RuntimeManager
@@ -210,3 +211,8 @@ class ServiceFactory:
         from services.tenant_secrets import TenantSecrets
 
         return TenantSecrets(self.database)
+
+    def live_events(self) -> LiveEventLog:
+        from services.live_event_log import LiveEventLog
+
+        return LiveEventLog(self.database)

@@ -185,6 +185,7 @@ class SessionEventRow(Base):
     __table_args__ = (
         UniqueConstraint("session_id", "seq"),
         Index("ix_session_events_tenant_created", "tenant_id", "created_at"),
+        Index("ix_session_events_tenant_row", "tenant_id", "id"),  # the tenant-wide live stream
     )
 
     id: Mapped[int] = mapped_column(BigIntPrimaryKey, primary_key=True, autoincrement=True)

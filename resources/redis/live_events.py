@@ -198,7 +198,13 @@ class RedisEventReader:
 
     def last_session_entry_id(self, tenant_id: str, session_id: str) -> str:
         """The id of the session stream's newest entry, "0-0" when it has none."""
-        key = session_events_key(tenant_id, session_id)
+        return self._newest_entry_id(session_events_key(tenant_id, session_id))
+
+    def last_tenant_entry_id(self, tenant_id: str) -> str:
+        """The id of the tenant stream's newest entry, "0-0" when it has none."""
+        return self._newest_entry_id(tenant_events_key(tenant_id))
+
+    def _newest_entry_id(self, key: str) -> str:
         newest = self._link.call(lambda client: client.xrevrange(key, count=1))
         return newest[0][0] if newest else "0-0"
 

@@ -43,6 +43,15 @@ STATUS_EVENT = "session.status_changed"
 COORDINATING = (SessionStatus.PENDING.value, SessionStatus.RUNNING.value)
 _PARENT = aliased(SessionRow, name="parent")
 LEASED_STATES = (SessionStatus.QUEUED, SessionStatus.RUNNING, SessionStatus.DEGRADED)
+ENDED_STATES = (  # an attempt's end: what SessionMetrics.on_status gives a duration
+    SessionStatus.COMPLETED,
+    SessionStatus.PARTIALLY_COMPLETED,
+    SessionStatus.FAILED,
+    SessionStatus.TIMEOUT,
+    SessionStatus.STOPPED,
+    SessionStatus.CANCELLED,
+    SessionStatus.ORPHANED,
+)
 
 
 @cache  # built once: aliased entities are costly to construct on every query
@@ -268,6 +277,35 @@ class SessionRepository(TenantScopedRepository):
             ~_coordinates(),
         )
         return int(self._session.scalar(query) or 0)
+
+    def count_by_status(self) -> dict[str, int]:
+        """The tenant's sessions per status (monitoring's figures)."""
+        query = (
+            select(SessionRow.status, func.count())
+            .where(SessionRow.tenant_id == self.tenant_id)
+            .group_by(SessionRow.status)
+        )
+        return {status: int(count) for status, count in self._session.execute(query)}
+
+    def recent_durations(self, since: datetime, limit: int = 1000) -> list[float]:
+        """How long the sessions that ended since `since` ran (the newest `limit` of them)."""
+        ended = [s.value for s in ENDED_STATES]
+        query = (
+            select(SessionRow.metrics)
+            .where(
+                SessionRow.tenant_id == self.tenant_id,
+                SessionRow.status.in_(ended),
+                SessionRow.updated_at >= since,
+            )
+            .order_by(SessionRow.updated_at.desc())
+            .limit(limit)
+        )
+        durations = []
+        for metrics in self._session.scalars(query):
+            seconds = SessionMetrics.model_validate(metrics or {}).duration_seconds
+            if seconds is not None:
+                durations.append(seconds)
+        return durations
 
     def active_by_agent(self) -> dict[str, int]:
         """Sessions in flight per agent id (routing's load figure)."""
@@ -547,6 +585,55 @@ class SessionRepository(TenantScopedRepository):
             .limit(limit)
         )
         return [_event_to_domain(row) for row in self._session.scalars(query)]
+
+    def latest_event_seq(self, session_id: str) -> int:
+        """The seq of the session's newest event (0 when it has none)."""
+        self._row(session_id)
+        return int(
+            self._session.scalar(
+                select(func.coalesce(func.max(SessionEventRow.seq), 0)).where(
+                    SessionEventRow.tenant_id == self.tenant_id,
+                    SessionEventRow.session_id == session_id,
+                )
+            )
+        )
+
+    def tenant_events(self, after_id: int = 0, limit: int = 1000) -> list[tuple[int, SessionEvent]]:
+        """The tenant's events of every session after row id `after_id`, in id order (which is
+        each session's seq order), with their row ids: the tenant-wide live stream's record."""
+        query = (
+            select(SessionEventRow)
+            .where(SessionEventRow.tenant_id == self.tenant_id, SessionEventRow.id > after_id)
+            .order_by(SessionEventRow.id)
+            .limit(limit)
+        )
+        return [(row.id, _event_to_domain(row)) for row in self._session.scalars(query)]
+
+    def newest_event_id(self) -> int:
+        """The row id of the tenant's newest event (0 when it has none)."""
+        return int(
+            self._session.scalar(
+                select(func.coalesce(func.max(SessionEventRow.id), 0)).where(
+                    SessionEventRow.tenant_id == self.tenant_id
+                )
+            )
+        )
+
+    def seqs_up_to(self, session_ids: Collection[str], event_id: int) -> dict[str, int]:
+        """Per session, the seq of its newest event with a row id up to `event_id` (0: none)."""
+        if not session_ids:
+            return {}
+        query = (
+            select(SessionEventRow.session_id, func.max(SessionEventRow.seq))
+            .where(
+                SessionEventRow.tenant_id == self.tenant_id,
+                SessionEventRow.session_id.in_(list(session_ids)),
+                SessionEventRow.id <= event_id,
+            )
+            .group_by(SessionEventRow.session_id)
+        )
+        found = {session_id: int(seq) for session_id, seq in self._session.execute(query)}
+        return {session_id: found.get(session_id, 0) for session_id in session_ids}
 
     def add_checkpoint(self, session_id: str, checkpoint: Checkpoint) -> Checkpoint:
         """Store checkpoint n and drop those older than the newest `MAX_CHECKPOINTS_KEPT`."""
