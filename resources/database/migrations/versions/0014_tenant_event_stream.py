@@ -3,7 +3,7 @@
 The API's tenant-wide event stream reads a tenant's events after a row id (`id > anchor`) and
 its newest row id; without this index both walk every tenant's events.
 
-Revision ID: 0018
+Revision ID: 0014
 Revises: 0013
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0018"
+revision = "0014"
 down_revision = "0013"
 branch_labels = None
 depends_on = None
