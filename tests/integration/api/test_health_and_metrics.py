@@ -52,7 +52,11 @@ def _wiring(url: str, redis_url: str | None, dagster_home: str | None = None) ->
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
-    return sqlite_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    """A database of this test's own: readiness counts every agent of the platform, so the
+    agents other tests registered in a shared database would be counted too."""
+    if request.param == "sqlite":
+        return sqlite_url
+    return request.getfixturevalue("fresh_postgres_url")
 
 
 def _ready(wiring: Services) -> tuple[int, dict, str]:
