@@ -104,7 +104,11 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path, servers: list[OpenCodeServer]) -> Iterator[World]:
+def world(
+    tmp_path: Path, servers: list[OpenCodeServer], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[World]:
+    # Sessions get scratch workspaces of their own (the default): in the test's directory.
+    monkeypatch.setenv("INDORCH_WORKSPACES_DIR", str(tmp_path / "workspaces"))
     url = f"sqlite:///{tmp_path / 'indorch.db'}"
     upgrade(url)
     database = Database(url)
@@ -338,9 +342,9 @@ def test_a_wave_takes_on_its_tenants_new_sessions_while_it_runs(world: World) ->
 def test_tenants_sharing_an_agent_server_work_in_workspaces_of_their_own(
     world: World, servers: list[OpenCodeServer]
 ) -> None:
-    """Two tenants' agents on the same OpenCode server: each tenant's sessions run in a git
-    worktree of that tenant's; neither the server's own workspace nor the other tenant's
-    worktree gets the file, and both sessions of one tenant share its worktree."""
+    """With `session_workspaces` off, two tenants' agents on the same OpenCode server: each
+    tenant's sessions run in a git worktree of that tenant's; neither the server's own
+    workspace nor the other tenant's worktree gets the file."""
     other = "globex"
     with unit_of_work(world.database) as uow:
         uow.tenants.add(Tenant(slug=other, name="Globex"))
@@ -355,7 +359,13 @@ def test_tenants_sharing_an_agent_server_work_in_workspaces_of_their_own(
         owner = f"wave-{tenant}"
         claim = world.service.claim_pending(tenant, 10, timedelta(seconds=60), lambda s, o=owner: o)
         assert [s.id for s in claim.sessions] == [session_id]
-        supervisor = WaveSupervisor(world.database, OpenCodeResource(), tenant=tenant, owner=owner)
+        supervisor = WaveSupervisor(
+            world.database,
+            OpenCodeResource(),
+            tenant=tenant,
+            owner=owner,
+            settings=SupervisionSettings(session_workspaces=False),
+        )
         outcomes = asyncio.run(supervisor.run([session_id]))
         assert [(o.status, o.files_changed) for o in outcomes] == [("COMPLETED", 1)]
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from domain.runtime import OS_USER_PREFIX
+from resources.runtime_host import network_rules
 from resources.runtime_host.sandbox import sandbox_problem
 from tests.conftest import services_required
 from tests.integration.opencode.conftest import (  # noqa: F401  (fixtures, used by name)
@@ -32,7 +33,7 @@ from tests.integration.opencode.conftest import (  # noqa: F401  (fixtures, used
 
 
 def _require_sandbox() -> None:
-    problem = sandbox_problem()
+    problem = sandbox_problem() or network_rules.network_problem()
     if problem is None:
         return
     if services_required():
@@ -80,6 +81,7 @@ def _remove_users_made_since(users_before: set[str]) -> None:
             with contextlib.suppress(OSError):
                 if os.stat(f"/proc/{entry}").st_uid in uids:
                     os.kill(int(entry), signal.SIGKILL)
-    for name in made:
+    for name, uid in made.items():
         if name.startswith(OS_USER_PREFIX):
+            network_rules.release(uid)  # a later user given this uid starts with none
             subprocess.run(["userdel", name], capture_output=True, check=False)
