@@ -129,6 +129,10 @@ class SessionWorkspaces:
         directory = place.session(session.id)
         git = self._git(place)
         if session.repository is None:
+            # One directory per attempt: the previous attempt's is removed by its wave, which may
+            # still be at it (aborting its agent session) when the retry starts.
+            if session.retry_count:
+                directory = place.session(f"{session.id}.{session.retry_count}")
             try:
                 await git.init_scratch(directory)
             except GitFailed as error:

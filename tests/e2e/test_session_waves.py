@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -47,16 +47,17 @@ from standins.scripted_model import ScriptedModel
 
 TENANT = "acme"
 FINAL = {"COMPLETED", "PARTIALLY_COMPLETED", "STOPPED", "CANCELLED"}
-SUPERVISION = SupervisionConfig(
-    wave_size=10,
-    poll_seconds=0.3,
-    orphan_after_seconds=2.0,
-    renew_every_seconds=2.0,
-    lease_seconds=10.0,
-    retry_base_seconds=0.2,
-    top_up_every_seconds=0.2,
-    linger_seconds=0.5,  # waves top up while they run, and end soon after (tests wait on them)
-)
+SUPERVISION_FIELDS: dict[str, float] = {
+    "wave_size": 10,
+    "poll_seconds": 0.3,
+    "orphan_after_seconds": 2.0,
+    "renew_every_seconds": 2.0,
+    "lease_seconds": 10.0,
+    "retry_base_seconds": 0.2,
+    "top_up_every_seconds": 0.2,
+    "linger_seconds": 0.5,  # waves top up while they run, and end soon after (tests wait on them)
+}
+SUPERVISION = SupervisionConfig(**SUPERVISION_FIELDS)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +94,13 @@ class World:
         return self.service.get(TENANT, session_id)
 
     redis_url: str | None = None
+    supervision: SupervisionConfig = field(default_factory=lambda: SUPERVISION)
 
     def resources(self) -> dict[str, object]:
         return {
             "database": DatabaseResource(url=self.url),
             "opencode": OpenCodeResource(),
-            "supervision": SUPERVISION,
+            "supervision": self.supervision,
             "redis": RedisResource(url=self.redis_url),
         }
 
@@ -407,11 +409,16 @@ def agent_sessions_titled(server: OpenCodeServer, prefix: str) -> int:
 def test_a_killed_wave_is_adopted_without_a_second_agent_session(
     world: World, servers: list[OpenCodeServer]
 ) -> None:
+    # In the tenant's worktree, so the server's session list (of the worktree's project) counts
+    # its agent sessions afterwards (a scratch workspace's goes with its directory).
+    world.supervision = SupervisionConfig(**SUPERVISION_FIELDS, session_workspaces=False)  # type: ignore[arg-type]
     session_id = world.submit("[script:slow seconds=4] Take your time.")
     ids = claim_all(world, "wave-doomed")
 
     async def die_mid_session() -> None:
-        settings = SupervisionSettings(poll_seconds=0.3, lease=timedelta(seconds=30))
+        settings = SupervisionSettings(
+            poll_seconds=0.3, lease=timedelta(seconds=30), session_workspaces=False
+        )
         task = await start_wave(world, "wave-doomed", ids, settings, running=session_id)
         await asyncio.sleep(0.5)
         task.cancel()  # the run dies: no final state, a lease that is still valid

@@ -238,9 +238,10 @@ def test_bs_server_refuses_as_password(world: World) -> None:
         assert response.status_code == 401
 
 
-def test_as_agent_reaching_bs_server_with_its_password_gets_401(world: World) -> None:
-    """The network is shared (the server must be reachable): from inside A's sandbox B's server
-    answers, and refuses A's own password (the only one A's environment holds)."""
+def test_as_agent_cannot_even_connect_to_bs_server(world: World) -> None:
+    """From inside A's sandbox B's server is not reachable (A's user's firewall rules refuse
+    the loopback); were it reachable, it would refuse A's own password, the only one A's
+    environment holds (`test_bs_server_refuses_as_password`)."""
     b_url = world.runtime(world.b).server_url
     probe = world.settings.root / world.a / "workspaces" / "probe.py"
     probe.write_text(
@@ -253,10 +254,13 @@ def test_as_agent_reaching_bs_server_with_its_password_gets_401(world: World) ->
         "    print('STATUS', urllib.request.urlopen(request).status)\n"
         "except urllib.error.HTTPError as error:\n"
         "    print('STATUS', error.code)\n"
+        "except urllib.error.URLError as error:\n"
+        "    print('UNREACHABLE', error.reason)\n"
     )
     probe.chmod(0o644)
     output = run_bash(world, world.a, f"python3 {probe}")
-    assert "STATUS 401" in output, output
+    assert "UNREACHABLE [Errno 111] Connection refused" in output, output
+    assert "STATUS" not in output, output
 
 
 def test_as_agent_cannot_read_bs_files(world: World) -> None:

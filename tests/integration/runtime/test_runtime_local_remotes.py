@@ -134,6 +134,7 @@ def test_a_tenants_file_remote_works_in_its_runtime_and_another_tenant_cannot_na
 
     # A's session fetched from and pushed to its own file:// remote, from inside its sandbox.
     assert outcome_a.status == "COMPLETED", outcome_a
+    give_to(served / "a", 0, 0)  # the test's git (root) reads it: git refuses another's repo
     done = factory.sessions().get(a, mine)
     assert done.agent_id == runtime_a.agent_id and done.metadata["workspace"]["in_runtime"]
     pushed = remote_branch_files(remote, f"indorch/{mine}")
