@@ -73,6 +73,13 @@ def test_start_list_wait_show_stop(url: str, env: dict[str, str]) -> None:
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{runtime['port']}/global/health", timeout=2)
 
+    # Deleting the tenant removes its runtime directories, and says so.
+    tenant_dir = Path(env["INDORCH_RUNTIME_ROOT"]) / "acme"
+    assert (tenant_dir / "home").is_dir() and (tenant_dir / "workspaces").is_dir()
+    deleted = ok(url, "tenant", "delete", "acme", "--yes", env=env)
+    assert f"removed its runtime directory {tenant_dir} (HOME, workspaces)" in deleted
+    assert not tenant_dir.exists()
+
 
 def test_an_unprivileged_control_plane_is_refused_loudly(url: str, env: dict[str, str]) -> None:
     ok(url, "tenant", "create", "acme")
