@@ -5,7 +5,8 @@ server reaches its model provider), so without rules the agent reaches every ser
 there: PostgreSQL, Redis, other tenants' servers. Each tenant user gets a chain of its own
 (`iptables`/`ip6tables`, matched on the packet's owner uid in OUTPUT), rebuilt at every start:
 
-1. replies on connections made to it (the control plane talking to its server) pass;
+1. replies on connections made to it (the control plane talking to its server) pass: every TCP
+   packet but a connection's opening SYN;
 2. new connections to the endpoints it needs pass: its model providers (the `baseURL`s of its
    OpenCode config), a DNS resolver on the loopback, and what the operator lists in
    ``INDORCH_RUNTIME_NETWORK_ALLOW`` (``host:port,...``, e.g. a git server on the loopback);
@@ -76,7 +77,12 @@ def confine(uid: int, allowed: Iterable[Endpoint], blocked: Iterable[str] = ()) 
         if _run([tool, "-w", "-n", "-L", chain], check=False).returncode != 0:
             _run([tool, "-w", "-N", chain])
         _run([tool, "-w", "-F", chain])
-        rules = [["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"]]
+        # Every TCP packet but a connection's opening passes: the replies of its server to
+        # the control plane (stateless: conntrack may take a SYN-ACK on a reused loopback port
+        # for INVALID, and the control plane would lose its server); a tenant's process can
+        # only open a connection with a SYN (no raw sockets in the host's network).
+        rules = [["-p", "tcp", "!", "--syn", "-j", "ACCEPT"]]
+        rules.append(["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"])
         for endpoint in allowed:
             if endpoint.family == family:
                 port = str(endpoint.port)
