@@ -113,6 +113,18 @@ def release(uid: int) -> None:
         _run([tool, "-w", "-X", chain], check=False)
 
 
+def confined_uids() -> set[int]:
+    """The uids that have a chain here (IPv4's list)."""
+    if shutil.which("iptables") is None:
+        return set()
+    listed = _run(["iptables", "-w", "-S"], check=False).stdout.split()
+    return {
+        int(name.removeprefix(CHAIN_PREFIX))
+        for name in listed
+        if name.startswith(CHAIN_PREFIX) and name.removeprefix(CHAIN_PREFIX).isdigit()
+    }
+
+
 def needed_endpoints(config_json: str) -> list[Endpoint]:
     """The endpoints a runtime needs on the loopback or a blocked network: its providers'
     `baseURL`s, the resolver of /etc/resolv.conf, and the operator's ``INDORCH_RUNTIME_NETWORK_
