@@ -20,8 +20,10 @@ class SupervisionSettings:
     routing_refresh_seconds: float = 1.0  # agents and their load re-read at most this often
     tenant_workspaces: bool = True  # each tenant's sessions in its own worktree on a server
     # Each session without a repository in a scratch workspace of its own (on a repository it
-    # always has its own worktree); then no tenant worktree is made on the servers.
-    session_workspaces: bool = False
+    # always has its own worktree); then no tenant worktree is made on the servers. Off: the
+    # tenant's sessions share its worktree on each server (one OpenCode instance per tenant
+    # rather than per running session).
+    session_workspaces: bool = True
     diff_settle_seconds: float = 2.0  # the server's diff may lag the session's idle this long
     starts_per_agent: int = 8  # session starts (create + prompt) in flight at once per agent
     event_flush_seconds: float = 0.25  # observational events wait at most this long (EventBatch)

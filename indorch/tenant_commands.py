@@ -73,13 +73,18 @@ def delete(
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
 ) -> None:
     """Delete a tenant (soft: hidden from listings and partitions, its records kept) and remove
-    its worktrees from the agent servers (one that cannot be reached is named, to clean by hand)."""
+    its worktrees from the agent servers (one that cannot be reached is named, to clean by hand);
+    its managed runtime on this host is stopped and its runtime directories removed."""
     if not yes:
         typer.confirm(f"Delete tenant {slug}?", abort=True)
     with services() as factory:
-        removals = factory.tenants().delete(Caller.operator(), slug)
+        deletion = factory.tenants().delete(Caller.operator(), slug)
     typer.echo(f"tenant {slug} deleted")
-    for removal in removals:
+    if deletion.runtime_stopped:
+        typer.echo("stopped its managed runtime")
+    for path in deletion.runtime_removed:
+        typer.echo(f"removed its runtime directory {path} (HOME, workspaces)")
+    for removal in deletion.worktrees:
         if removal.error is None:
             typer.echo(f"removed its worktree {removal.directory} on {removal.server_url}")
         else:

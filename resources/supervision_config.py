@@ -32,9 +32,10 @@ class SupervisionConfig(dg.ConfigurableResource):
         "server (agents of several tenants may share a server).",
     )
     session_workspaces: bool = Field(
-        default=False,
+        default=True,
         description="Give each session without a repository a scratch workspace of its own "
-        "(sessions on a repository always have their own worktree).",
+        "(sessions on a repository always have their own worktree); false: a tenant's sessions "
+        "share its worktree on each server.",
     )
     starts_per_agent: int = Field(
         default=8,

@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
-# Installs bubblewrap (Debian package `bubblewrap`), the sandbox of the tenants' managed runtimes,
-# when it is missing: with apt-get, when run as root on a Debian-like system. Otherwise it says
-# what to run. Never fails the caller: without bubblewrap, `indorch runtime start` refuses (and
-# says what is lost) unless INDORCH_RUNTIME_ALLOW_UNSANDBOXED=1.
+# Installs what the tenants' managed runtimes are confined with, when it is missing: bubblewrap
+# (Debian package `bubblewrap`, the sandbox) and iptables (Debian package `iptables`, the
+# firewall rules per tenant user: resources/runtime_host/network_rules.py); with apt-get, when
+# run as root on a Debian-like system. Otherwise it says what to run. Never fails the caller:
+# without them, `indorch runtime start` refuses (and says what is lost) unless
+# INDORCH_RUNTIME_ALLOW_UNSANDBOXED=1.
 set -uo pipefail
 
-if command -v bwrap >/dev/null 2>&1; then
+missing=()
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+if [[ ${#missing[@]} == 0 ]]; then
     exit 0
 fi
 if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
-    echo "bootstrap: installing bubblewrap (the tenant runtimes' sandbox)"
-    if DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null 2>&1 \
+    echo "bootstrap: installing ${missing[*]} (the tenant runtimes' sandbox and firewall rules)"
+    if DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 \
         || { apt-get update -qq >/dev/null 2>&1 \
-            && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null 2>&1; }; then
-        echo "bootstrap: bubblewrap installed ($(bwrap --version))"
+            && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1; }; then
+        echo "bootstrap: ${missing[*]} installed"
         exit 0
     fi
-    echo "bootstrap: WARNING: apt-get could not install bubblewrap" >&2
+    echo "bootstrap: WARNING: apt-get could not install ${missing[*]}" >&2
 fi
-echo "bootstrap: WARNING: bubblewrap (bwrap) is missing: tenant runtimes cannot be sandboxed." >&2
-echo "bootstrap: install it as root: apt-get install bubblewrap (Debian/Ubuntu)," >&2
-echo "bootstrap: dnf install bubblewrap (Fedora), apk add bubblewrap (Alpine)." >&2
+echo "bootstrap: WARNING: ${missing[*]} missing: tenant runtimes cannot be sandboxed." >&2
+echo "bootstrap: install as root: apt-get install ${missing[*]} (Debian/Ubuntu)," >&2
+echo "bootstrap: dnf install ${missing[*]} (Fedora), apk add ${missing[*]} (Alpine)." >&2
 exit 0

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from domain.caller import Caller
 from domain.code_repository import CodeRepository
+from domain.errors import InvalidInput
 from domain.tenant import Role
 from resources.database import Database, tenant_scope, unit_of_work
+from resources.runtime_host.local_remotes import platform_path_problem
 
 WRITE_ROLE = Role.LEAD
 READ_ROLE = Role.VIEWER
@@ -22,8 +24,12 @@ class CodeRepositories:
         self._database = database
 
     def register(self, caller: Caller, repository: CodeRepository) -> CodeRepository:
-        """Add it; `AlreadyExists` when the tenant has one of that name."""
+        """Add it; `AlreadyExists` when the tenant has one of that name, `InvalidInput` for a
+        `file://` remote inside the platform's own directories."""
         _allow(caller, repository.tenant_id, WRITE_ROLE, "registering a repository")
+        problem = platform_path_problem(repository.url)
+        if problem is not None:
+            raise InvalidInput("url", problem)
         with tenant_scope(repository.tenant_id), unit_of_work(self._database) as uow:
             uow.tenants.get(repository.tenant_id)
             return uow.code_repositories.add(repository)

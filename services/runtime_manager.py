@@ -167,6 +167,17 @@ class RuntimeManager:
             return False
         return True
 
+    def retire(self, caller: Caller, tenant_id: str, reason: str) -> tuple[bool, list[str]]:
+        """A deleted tenant's runtime here stopped (if it has one) and its directories under the
+        runtime root removed: (stopped, the paths removed)."""
+        stopped = self.stop_any(caller, tenant_id, reason)
+        removed = self._host.remove_tenant(tenant_id)
+        if removed is not None:
+            logger.info(
+                "tenant %s: its runtime directory on %s removed", tenant_id, self._host.name
+            )
+        return stopped, [str(removed)] if removed is not None else []
+
     def forget(self, caller: Caller, tenant_id: str) -> None:
         """Stop and disable the tenant's managed runtime here (no start on demand)."""
         caller.require_operator("disabling a runtime")

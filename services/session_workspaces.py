@@ -26,6 +26,7 @@ from domain.session import Session
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.git.checkout import GitCheckouts, GitCredentials, GitFailed
 from resources.git.command_runner import CommandRunner
+from resources.runtime_host.local_remotes import LocalRemoteRefused
 from services.workspace_places import (
     RuntimeHostSource,
     RuntimePlaceUnavailable,
@@ -128,6 +129,10 @@ class SessionWorkspaces:
         directory = place.session(session.id)
         git = self._git(place)
         if session.repository is None:
+            # One directory per attempt: the previous attempt's is removed by its wave, which may
+            # still be at it (aborting its agent session) when the retry starts.
+            if session.retry_count:
+                directory = place.session(f"{session.id}.{session.retry_count}")
             try:
                 await git.init_scratch(directory)
             except GitFailed as error:
@@ -135,12 +140,14 @@ class SessionWorkspaces:
             return SessionWorkspace(directory, in_runtime=place.in_runtime)
         repository = self._repository(session)
         credentials = self._credentials(repository)
+        place, url = self._reaching(place, repository)
+        git = self._git(place)
         mirror = place.mirror(repository.name)
         branch = session_branch(session.id)
         previous = recorded_workspace(session)
         try:
             async with git.locked(mirror):
-                await git.fetch(mirror, repository.url, credentials)
+                await git.fetch(mirror, url, credentials)
                 base = previous.base if previous and previous.base else None
                 if base is None:
                     base = await git.resolve(mirror, session.ref or repository.default_ref)
@@ -189,11 +196,14 @@ class SessionWorkspaces:
             return {}
         repository = self._repository(session)
         credentials = self._credentials(repository)
-        git = self._git(self._places.for_recorded(session.tenant_id, workspace.in_runtime))
+        place, url = self._reaching(
+            self._places.for_recorded(session.tenant_id, workspace.in_runtime), repository
+        )
+        git = self._git(place)
         patch_file = workspace.directory.with_name(f"{session.id}.patch")
         try:
             commit = await git.commit_all(workspace.directory, author, email, session.title)
-            await git.push(workspace.directory, repository.url, workspace.branch, credentials)
+            await git.push(workspace.directory, url, workspace.branch, credentials)
             patch = await git.patch(workspace.directory, workspace.base, patch_file)
         except GitFailed as error:
             raise WorkspaceFailed(f"repository {repository.name}: {error.reason}") from None
@@ -219,6 +229,16 @@ class SessionWorkspaces:
         mirror = place.mirror(workspace.repository)
         async with git.locked(mirror):
             await git.remove_worktree(mirror, workspace.directory, workspace.branch)
+
+    def _reaching(
+        self, place: WorkspacePlace, repository: CodeRepository
+    ) -> tuple[WorkspacePlace, str]:
+        try:
+            return self._places.reaching(place, repository.url)
+        except LocalRemoteRefused as refused:
+            raise WorkspaceFailed(
+                f"repository {repository.name}: {refused.reason}", retryable=False
+            ) from None
 
     def _repository(self, session: Session) -> CodeRepository:
         assert session.repository is not None

@@ -3,7 +3,8 @@ tenant's callers (a tenant's caller sees only its own tenant), renamed by its AD
 name only: whether it is active, its session limit and token budget stay the operator's).
 
 Deleting is refused while the tenant's work is under way; then its worktrees leave the servers,
-and its repositories' mirrors and sessions' workspaces this host.
+its managed runtime here stops, and its repositories' mirrors, sessions' workspaces and runtime
+directories (HOME, workspaces) leave this host.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from domain.caller import Caller
@@ -22,15 +24,25 @@ from services.session_workspaces import WorkspaceLayout
 from services.tenant_workspaces import WorkspaceRemoval, remove_tenant_workspaces
 
 
-class RuntimeStopper(Protocol):
-    """`services.runtime_manager.RuntimeManager`: a deleted tenant's runtime is stopped."""
+class RuntimeRetirer(Protocol):
+    """`services.runtime_manager.RuntimeManager`: a deleted tenant's runtime is stopped and its
+    directories removed."""
 
-    def stop_any(self, caller: Caller, tenant_id: str, reason: str) -> bool: ...
+    def retire(self, caller: Caller, tenant_id: str, reason: str) -> tuple[bool, list[str]]: ...
+
+
+@dataclass
+class TenantDeletion:
+    """What deleting a tenant did on the servers and this host (the CLI says each)."""
+
+    worktrees: list[WorkspaceRemoval] = field(default_factory=list)
+    runtime_stopped: bool = False
+    runtime_removed: list[str] = field(default_factory=list)  # its runtime directories
 
 
 class TenantAdmin:
     def __init__(
-        self, database: Database, runtimes: Callable[[], RuntimeStopper] | None = None
+        self, database: Database, runtimes: Callable[[], RuntimeRetirer] | None = None
     ) -> None:
         self._database = database
         self._runtimes = runtimes  # built when a tenant is deleted (it touches this host)
@@ -73,9 +85,10 @@ class TenantAdmin:
             tenant.active = False
             return uow.tenants.update(tenant)
 
-    def delete(self, caller: Caller, slug: str) -> list[WorkspaceRemoval]:
-        """Soft-delete the tenant (hidden from listings and partitions, its records kept) and
-        remove its worktrees; `TenantBusy` while it has active sessions, nothing changed."""
+    def delete(self, caller: Caller, slug: str) -> TenantDeletion:
+        """Soft-delete the tenant (hidden from listings and partitions, its records kept), stop
+        its runtime and remove its worktrees and directories; `TenantBusy` while it has active
+        sessions, nothing changed."""
         caller.require_operator("delete a tenant")
         # In the tenant's scope (row-level security lets the count see its sessions), under the
         # tenant row lock that claims take: no session becomes active between count and delete.
@@ -86,9 +99,11 @@ class TenantAdmin:
                 raise TenantBusy(slug, active)
             uow.tenants.delete(slug)  # first: no new wave of the tenant starts meanwhile
             uow.agent_servers.release_all()  # its servers may serve another tenant later
-        if self._runtimes is not None:  # its sandboxed server, with the tenant's files open
-            self._runtimes().stop_any(caller, slug, "the tenant was deleted")
-        removals = asyncio.run(remove_tenant_workspaces(self._database, slug))
+        deletion = TenantDeletion()
+        if self._runtimes is not None:  # its sandboxed server first: it has the files open
+            stopped, removed = self._runtimes().retire(caller, slug, "the tenant was deleted")
+            deletion.runtime_stopped, deletion.runtime_removed = stopped, removed
+        deletion.worktrees = asyncio.run(remove_tenant_workspaces(self._database, slug))
         # Its repositories' mirrors and sessions' worktrees on this host (none is in use).
         shutil.rmtree(WorkspaceLayout(workspaces_dir()).tenant(slug), ignore_errors=True)
-        return removals
+        return deletion

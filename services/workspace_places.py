@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from domain.runtime import Runtime
@@ -24,6 +24,12 @@ from resources.database import Database, tenant_scope, unit_of_work
 from resources.git.command_runner import CommandRunner, LocalCommandRunner
 from resources.runtime_host.command_runner import SandboxedCommandRunner
 from resources.runtime_host.host import RuntimeHost, RuntimeSettings
+from resources.runtime_host.local_remotes import (
+    LocalRemoteRefused,
+    local_path,
+    platform_path_problem,
+    sandbox_mount,
+)
 from resources.runtime_host.tenant_users import PRIVATE_MODE, TenantUser
 
 RuntimeHostSource = Callable[[], RuntimeHost]
@@ -65,6 +71,7 @@ class WorkspacePlace:
     runner: CommandRunner
     owner_uid: int
     in_runtime: bool = False
+    sandbox_user: TenantUser | None = None  # git runs as this user in its sandbox
 
     def mirror(self, repository: str) -> Path:
         return self.mirrors / f"{repository}.git"
@@ -122,6 +129,27 @@ class WorkspacePlaces:
             runtime = uow.runtimes.get(self._runtime_host_here().name)
         return self._in_runtime(tenant, runtime.sandboxed if runtime else True)
 
+    @staticmethod
+    def reaching(place: WorkspacePlace, url: str) -> tuple[WorkspacePlace, str]:
+        """`place` and the URL its git reaches the remote `url` by: a `file://` remote's path
+        (links resolved) mounted in the tenant's sandbox
+        (`resources.runtime_host.local_remotes`); `LocalRemoteRefused` when the path is the
+        platform's or the tenant's user may not read it."""
+        if local_path(url) is None:
+            return place, url
+        if place.sandbox_user is None:
+            problem = platform_path_problem(url)
+            if problem is not None:
+                raise LocalRemoteRefused(problem)
+            return place, url
+        path, writable = sandbox_mount(place.sandbox_user, url)
+        runner = SandboxedCommandRunner(
+            place.sandbox_user,
+            writable=(path,) if writable else (),
+            read_only=() if writable else (path,),
+        )
+        return replace(place, runner=runner), path.as_uri()
+
     def _runtime_of(self, tenant: str, agent_id: str) -> Runtime | None:
         with tenant_scope(tenant), unit_of_work(self._database) as uow:
             runtimes = uow.runtimes.list()
@@ -141,7 +169,9 @@ class WorkspacePlaces:
         locks = user.tenant_dir / "locks"  # root's (the runtime root's tenant directory)
         locks.mkdir(exist_ok=True, mode=PRIVATE_MODE)
         runner: CommandRunner = SandboxedCommandRunner(user) if sandboxed else LocalCommandRunner()
-        return WorkspacePlace(user.home, mirrors, sessions, locks, runner, user.uid, True)
+        return WorkspacePlace(
+            user.home, mirrors, sessions, locks, runner, user.uid, True, user if sandboxed else None
+        )
 
 
 def _owned_directory(directory: Path, user: TenantUser) -> None:

@@ -9,8 +9,12 @@ Settings (environment):
 - ``INDORCH_RUNTIME_IDLE_SECONDS``: a runtime with no session that long is stopped (default 600);
 - ``INDORCH_RUNTIME_OPENCODE_CONFIG``: a file with the OpenCode config runtimes get (provider,
   models); ``--opencode-config`` of ``indorch runtime start`` overrides it;
-- ``INDORCH_RUNTIME_ALLOW_UNSANDBOXED=1``: where the sandbox cannot run (not root, no
-  bubblewrap), run runtimes without it (development only: no isolation at all). Default: refuse.
+- ``INDORCH_RUNTIME_NETWORK_ALLOW`` / ``INDORCH_RUNTIME_BLOCKED_NETWORKS``: what a runtime may
+  reach on the loopback besides its model providers / more networks it may not reach
+  (`resources.runtime_host.network_rules`);
+- ``INDORCH_RUNTIME_ALLOW_UNSANDBOXED=1``: where the sandbox (or its firewall rules) cannot run
+  (not root, no bubblewrap, no iptables), run runtimes without it (development only: no
+  isolation at all). Default: refuse.
 """
 
 from __future__ import annotations
@@ -23,11 +27,15 @@ from pathlib import Path
 
 from domain.errors import InvalidSetting
 from domain.runtime import RuntimeBudget, SandboxUnavailable
-from resources.runtime_host import processes
+from resources.runtime_host import network_rules, processes
 from resources.runtime_host.opencode_runtime import LaunchedServer, launch_server
 from resources.runtime_host.processes import ProcessHandle
 from resources.runtime_host.sandbox import sandbox_problem
-from resources.runtime_host.tenant_users import TenantUser, ensure_tenant_user
+from resources.runtime_host.tenant_users import (
+    TenantUser,
+    ensure_tenant_user,
+    remove_tenant_directory,
+)
 
 logger = logging.getLogger(__name__)
 ROOT_VAR = "INDORCH_RUNTIME_ROOT"
@@ -91,7 +99,7 @@ class RuntimeHost:
     def sandboxed(self) -> bool:
         """True when runtimes are isolated here; False only when explicitly allowed (with a
         warning naming what is lost); otherwise `SandboxUnavailable`."""
-        problem = sandbox_problem()
+        problem = sandbox_problem() or network_rules.network_problem()
         if problem is None:
             return True
         if not self.settings.allow_unsandboxed:
@@ -117,7 +125,17 @@ class RuntimeHost:
     def launch(
         self, user: TenantUser, password: str, config_json: str, sandboxed: bool
     ) -> LaunchedServer:
+        if sandboxed:  # before anything runs as the tenant: its network confined first
+            network_rules.confine(
+                user.uid,
+                network_rules.needed_endpoints(config_json),
+                network_rules.blocked_networks(),
+            )
         return launch_server(user, password, config_json, sandboxed=sandboxed)
+
+    def remove_tenant(self, tenant_id: str) -> Path | None:
+        """A deleted tenant's directory on this host gone (its runtime stopped first)."""
+        return remove_tenant_directory(tenant_id, self.settings.root)
 
     @staticmethod
     def alive(pid: int, start: int) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import shutil
 import stat
 import subprocess
 from dataclasses import dataclass
@@ -89,6 +90,18 @@ def existing_tenant_user(tenant_id: str, root: Path) -> TenantUser | None:
         tenant_dir / "workspaces",
         ensure_null_device(root),
     )
+
+
+def remove_tenant_directory(tenant_id: str, root: Path) -> Path | None:
+    """The tenant's directory under the runtime root gone (HOME, workspaces, mirrors, log); its
+    path, or None when there was none. Root's directory, so no link of the tenant's is followed
+    (`shutil.rmtree` does not follow links below it either). The OS user stays, reserved with
+    the deleted tenant's slug: no login, no password, no files left."""
+    tenant_dir = tenant_directory(root, tenant_id)
+    if tenant_dir.is_symlink() or not tenant_dir.is_dir():
+        return None
+    shutil.rmtree(tenant_dir)
+    return tenant_dir
 
 
 def ensure_null_device(root: Path) -> Path | None:

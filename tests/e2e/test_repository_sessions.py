@@ -231,8 +231,8 @@ def test_http_credentials_work_and_wrong_ones_fail_without_the_secret(world: Wor
 def test_sessions_without_a_repository_get_a_scratch_workspace_each(
     world: World, opencode_server: OpenCodeServer
 ) -> None:
-    """With `session_workspaces`, two sessions of one tenant writing the same path each write
-    their own tree; no tenant worktree is made on the server, and the trees go afterwards."""
+    """By default, two sessions of one tenant writing the same path each write their own
+    tree; no tenant worktree is made on the server, and the trees go afterwards."""
     ids = [
         world.service.submit(
             TENANT,
@@ -245,7 +245,7 @@ def test_sessions_without_a_repository_get_a_scratch_workspace_each(
         for n in (1, 2)
     ]
 
-    outcomes = world.run_wave(session_workspaces=True)
+    outcomes = world.run_wave()
 
     assert [o.status for o in outcomes] == ["COMPLETED", "COMPLETED"]
     directories = set()

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -47,16 +47,17 @@ from standins.scripted_model import ScriptedModel
 
 TENANT = "acme"
 FINAL = {"COMPLETED", "PARTIALLY_COMPLETED", "STOPPED", "CANCELLED"}
-SUPERVISION = SupervisionConfig(
-    wave_size=10,
-    poll_seconds=0.3,
-    orphan_after_seconds=2.0,
-    renew_every_seconds=2.0,
-    lease_seconds=10.0,
-    retry_base_seconds=0.2,
-    top_up_every_seconds=0.2,
-    linger_seconds=0.5,  # waves top up while they run, and end soon after (tests wait on them)
-)
+SUPERVISION_FIELDS: dict[str, float] = {
+    "wave_size": 10,
+    "poll_seconds": 0.3,
+    "orphan_after_seconds": 2.0,
+    "renew_every_seconds": 2.0,
+    "lease_seconds": 10.0,
+    "retry_base_seconds": 0.2,
+    "top_up_every_seconds": 0.2,
+    "linger_seconds": 0.5,  # waves top up while they run, and end soon after (tests wait on them)
+}
+SUPERVISION = SupervisionConfig(**SUPERVISION_FIELDS)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -93,18 +94,23 @@ class World:
         return self.service.get(TENANT, session_id)
 
     redis_url: str | None = None
+    supervision: SupervisionConfig = field(default_factory=lambda: SUPERVISION)
 
     def resources(self) -> dict[str, object]:
         return {
             "database": DatabaseResource(url=self.url),
             "opencode": OpenCodeResource(),
-            "supervision": SUPERVISION,
+            "supervision": self.supervision,
             "redis": RedisResource(url=self.redis_url),
         }
 
 
 @pytest.fixture
-def world(tmp_path: Path, servers: list[OpenCodeServer]) -> Iterator[World]:
+def world(
+    tmp_path: Path, servers: list[OpenCodeServer], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[World]:
+    # Sessions get scratch workspaces of their own (the default): in the test's directory.
+    monkeypatch.setenv("INDORCH_WORKSPACES_DIR", str(tmp_path / "workspaces"))
     url = f"sqlite:///{tmp_path / 'indorch.db'}"
     upgrade(url)
     database = Database(url)
@@ -338,9 +344,9 @@ def test_a_wave_takes_on_its_tenants_new_sessions_while_it_runs(world: World) ->
 def test_tenants_sharing_an_agent_server_work_in_workspaces_of_their_own(
     world: World, servers: list[OpenCodeServer]
 ) -> None:
-    """Two tenants' agents on the same OpenCode server: each tenant's sessions run in a git
-    worktree of that tenant's; neither the server's own workspace nor the other tenant's
-    worktree gets the file, and both sessions of one tenant share its worktree."""
+    """With `session_workspaces` off, two tenants' agents on the same OpenCode server: each
+    tenant's sessions run in a git worktree of that tenant's; neither the server's own
+    workspace nor the other tenant's worktree gets the file."""
     other = "globex"
     with unit_of_work(world.database) as uow:
         uow.tenants.add(Tenant(slug=other, name="Globex"))
@@ -355,7 +361,13 @@ def test_tenants_sharing_an_agent_server_work_in_workspaces_of_their_own(
         owner = f"wave-{tenant}"
         claim = world.service.claim_pending(tenant, 10, timedelta(seconds=60), lambda s, o=owner: o)
         assert [s.id for s in claim.sessions] == [session_id]
-        supervisor = WaveSupervisor(world.database, OpenCodeResource(), tenant=tenant, owner=owner)
+        supervisor = WaveSupervisor(
+            world.database,
+            OpenCodeResource(),
+            tenant=tenant,
+            owner=owner,
+            settings=SupervisionSettings(session_workspaces=False),
+        )
         outcomes = asyncio.run(supervisor.run([session_id]))
         assert [(o.status, o.files_changed) for o in outcomes] == [("COMPLETED", 1)]
 
@@ -397,11 +409,16 @@ def agent_sessions_titled(server: OpenCodeServer, prefix: str) -> int:
 def test_a_killed_wave_is_adopted_without_a_second_agent_session(
     world: World, servers: list[OpenCodeServer]
 ) -> None:
+    # In the tenant's worktree, so the server's session list (of the worktree's project) counts
+    # its agent sessions afterwards (a scratch workspace's goes with its directory).
+    world.supervision = SupervisionConfig(**SUPERVISION_FIELDS, session_workspaces=False)  # type: ignore[arg-type]
     session_id = world.submit("[script:slow seconds=4] Take your time.")
     ids = claim_all(world, "wave-doomed")
 
     async def die_mid_session() -> None:
-        settings = SupervisionSettings(poll_seconds=0.3, lease=timedelta(seconds=30))
+        settings = SupervisionSettings(
+            poll_seconds=0.3, lease=timedelta(seconds=30), session_workspaces=False
+        )
         task = await start_wave(world, "wave-doomed", ids, settings, running=session_id)
         await asyncio.sleep(0.5)
         task.cancel()  # the run dies: no final state, a lease that is still valid

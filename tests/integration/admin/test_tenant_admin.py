@@ -19,7 +19,9 @@ def test_the_operator_creates_lists_deactivates_and_deletes_tenants(
     assert tenant in [t.slug for t in admin.list(OPERATOR)]
     assert admin.deactivate(OPERATOR, tenant).active is False
     assert tenant not in [t.slug for t in admin.list(OPERATOR, include_inactive=False)]
-    assert admin.delete(OPERATOR, tenant) == []  # no worktree anywhere
+    deletion = admin.delete(OPERATOR, tenant)
+    assert deletion.worktrees == []  # no worktree anywhere
+    assert (deletion.runtime_stopped, deletion.runtime_removed) == (False, [])  # no runtime
     assert tenant not in [t.slug for t in admin.list(OPERATOR)]
 
 

@@ -7,6 +7,8 @@ tenant; a URL with credentials in it is refused.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from domain.caller import Caller
@@ -14,6 +16,7 @@ from domain.code_repository import CodeRepository
 from domain.errors import AlreadyExists, InvalidInput, PermissionDenied, TenantMismatch
 from domain.tenant import Role
 from resources.database import Database
+from resources.settings import PROJECT_ROOT
 from services.code_repositories import CodeRepositories
 from tests.integration.repositories.conftest import TENANT
 
@@ -66,3 +69,38 @@ def test_urls_holding_credentials_or_unusable_are_refused(url: str) -> None:
     with pytest.raises(InvalidInput) as refused:
         CodeRepository(tenant_id=TENANT, name="app", url=url)
     assert "hunter2" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "inside",
+    ["INDORCH_RUNTIME_ROOT", "INDORCH_WORKSPACES_DIR", "INDORCH_STATE_DIR", "the project"],
+)
+def test_a_file_remote_inside_the_platforms_directories_is_refused(
+    database: Database,
+    inside: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another tenant's HOME and worktrees (the runtime root), every tenant's mirrors (the
+    control plane's workspaces), the platform's state and code: none is a tenant's remote,
+    named directly or through a link; nothing is written."""
+    for variable in ("INDORCH_RUNTIME_ROOT", "INDORCH_WORKSPACES_DIR", "INDORCH_STATE_DIR"):
+        (tmp_path / variable).mkdir()
+        monkeypatch.setenv(variable, str(tmp_path / variable))
+    base = PROJECT_ROOT if inside == "the project" else tmp_path / inside
+    target = base / "globex" / "workspaces" / "mirrors" / "app.git"
+    (tmp_path / "innocent").mkdir()
+    (tmp_path / "innocent" / "app.git").symlink_to(target)
+    service = CodeRepositories(database)
+    for path in (target, tmp_path / "innocent" / "app.git"):
+        with pytest.raises(InvalidInput, match="inside the platform's own directories"):
+            service.register(
+                Caller.for_tenant(TENANT, Role.LEAD),
+                CodeRepository(tenant_id=TENANT, name="stolen", url=f"file://{path}"),
+            )
+    assert service.list(Caller.operator(), TENANT) == []
+    # A local path of the tenant's own is taken.
+    own = tmp_path / "own" / "app.git"
+    service.register(
+        Caller.operator(), CodeRepository(tenant_id=TENANT, name="own", url=f"file://{own}")
+    )

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from domain.runtime import OS_USER_PREFIX
+from resources.runtime_host import network_rules
 from resources.runtime_host.sandbox import sandbox_problem
 from tests.conftest import services_required
 from tests.integration.opencode.conftest import (  # noqa: F401  (fixtures, used by name)
@@ -32,7 +33,7 @@ from tests.integration.opencode.conftest import (  # noqa: F401  (fixtures, used
 
 
 def _require_sandbox() -> None:
-    problem = sandbox_problem()
+    problem = sandbox_problem() or network_rules.network_problem()
     if problem is None:
         return
     if services_required():
@@ -50,10 +51,11 @@ def runtime_root() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="indorch-runtimes-"))
     os.chmod(root, 0o711)
     users_before = {entry.pw_name for entry in pwd.getpwall()}
+    chained_before = network_rules.confined_uids()
     try:
         yield root
     finally:
-        _remove_users_made_since(users_before)
+        _remove_users_made_since(users_before, chained_before)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -64,15 +66,19 @@ def module_runtime_root() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="indorch-runtimes-"))
     os.chmod(root, 0o711)
     users_before = {entry.pw_name for entry in pwd.getpwall()}
+    chained_before = network_rules.confined_uids()
     try:
         yield root
     finally:
-        _remove_users_made_since(users_before)
+        _remove_users_made_since(users_before, chained_before)
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _remove_users_made_since(users_before: set[str]) -> None:
-    """Delete the tenant users the test made, after killing their processes (by pid)."""
+def _remove_users_made_since(users_before: set[str], chained_before: set[int]) -> None:
+    """Delete the tenant users the test made, after killing their processes (by pid); release
+    the firewall rules it made (also for a user it found made, e.g. another run's `acme`)."""
+    for uid in network_rules.confined_uids() - chained_before:
+        network_rules.release(uid)
     made = {e.pw_name: e.pw_uid for e in pwd.getpwall() if e.pw_name not in users_before}
     uids = {uid for name, uid in made.items() if name.startswith(OS_USER_PREFIX)}
     for entry in os.listdir("/proc"):
@@ -80,6 +86,7 @@ def _remove_users_made_since(users_before: set[str]) -> None:
             with contextlib.suppress(OSError):
                 if os.stat(f"/proc/{entry}").st_uid in uids:
                     os.kill(int(entry), signal.SIGKILL)
-    for name in made:
+    for name, uid in made.items():
         if name.startswith(OS_USER_PREFIX):
+            network_rules.release(uid)  # a later user given this uid starts with none
             subprocess.run(["userdel", name], capture_output=True, check=False)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -187,6 +188,37 @@ def test_the_password_is_in_no_command_line(world: World) -> None:
             assert not any(password in cmdline for password in passwords), entry
 
 
+PROBE_CONNECT = (  # "host:port ..." -> "host:port CONNECTED|refused" each (no newline: bash -c)
+    "import socket, sys; socket.setdefaulttimeout(5); "
+    '[print(t, "CONNECTED" if socket.socket('
+    'socket.AF_INET6 if t.count(":") > 1 else socket.AF_INET'
+    ').connect_ex((t.rsplit(":", 1)[0], int(t.rsplit(":", 1)[1]))) == 0 '
+    'else "refused") for t in sys.argv[1:]]'
+)
+
+
+def test_the_agent_cannot_reach_the_platforms_services_on_the_loopback(
+    world: World, scripted_model_url: str
+) -> None:
+    """A's agent (bash, every permission allowed) connects to PostgreSQL and Redis on the
+    loopback (v4 and v6) and to B's server: every one refused by the host's firewall rules for
+    A's OS user; the model provider its config names stays reachable (its server answers)."""
+    model = httpx.URL(scripted_model_url)
+    b_port = world.runtime(world.b).port
+    targets = ["127.0.0.1:5432", "127.0.0.1:6379", "::1:6379", f"127.0.0.1:{b_port}"]
+    targets.append(f"{model.host}:{model.port}")
+    output = run_bash(
+        world, world.a, f"python3 -c '{PROBE_CONNECT}' {' '.join(targets)}; echo probe-end"
+    )
+    assert "probe-end" in output, output
+    for target in targets[:-1]:
+        assert f"{target} refused" in output, output
+    assert f"{targets[-1]} CONNECTED" in output, output
+    # The control plane (not the tenant's user) still reaches them.
+    with socket.create_connection(("127.0.0.1", 5432), timeout=5):
+        pass
+
+
 def test_the_server_runs_as_the_tenants_user(world: World) -> None:
     """Everything below the root-owned holder (`setsid --wait`, which only waits) is the
     tenant's user: bwrap, its init, the server and whatever the server starts."""
@@ -206,9 +238,10 @@ def test_bs_server_refuses_as_password(world: World) -> None:
         assert response.status_code == 401
 
 
-def test_as_agent_reaching_bs_server_with_its_password_gets_401(world: World) -> None:
-    """The network is shared (the server must be reachable): from inside A's sandbox B's server
-    answers, and refuses A's own password (the only one A's environment holds)."""
+def test_as_agent_cannot_even_connect_to_bs_server(world: World) -> None:
+    """From inside A's sandbox B's server is not reachable (A's user's firewall rules refuse
+    the loopback); were it reachable, it would refuse A's own password, the only one A's
+    environment holds (`test_bs_server_refuses_as_password`)."""
     b_url = world.runtime(world.b).server_url
     probe = world.settings.root / world.a / "workspaces" / "probe.py"
     probe.write_text(
@@ -221,10 +254,13 @@ def test_as_agent_reaching_bs_server_with_its_password_gets_401(world: World) ->
         "    print('STATUS', urllib.request.urlopen(request).status)\n"
         "except urllib.error.HTTPError as error:\n"
         "    print('STATUS', error.code)\n"
+        "except urllib.error.URLError as error:\n"
+        "    print('UNREACHABLE', error.reason)\n"
     )
     probe.chmod(0o644)
     output = run_bash(world, world.a, f"python3 {probe}")
-    assert "STATUS 401" in output, output
+    assert "UNREACHABLE [Errno 111] Connection refused" in output, output
+    assert "STATUS" not in output, output
 
 
 def test_as_agent_cannot_read_bs_files(world: World) -> None:
@@ -305,7 +341,9 @@ def test_the_budget_makes_a_third_tenant_wait_then_idle_stops_free_its_slot(worl
     assert runtime_wait(world.database, OPERATOR, c) is None
 
 
-def test_deleting_a_tenant_stops_its_runtime(world: World) -> None:
+def test_deleting_a_tenant_stops_its_runtime_and_removes_its_runtime_directories(
+    world: World,
+) -> None:
     manager = world.manager_with(budget=RuntimeBudget(memory_mb=10_000, runtime_mb=300))
     doomed = new_tenant(world.database, "gone")
     manager.start(OPERATOR, doomed)
@@ -313,10 +351,22 @@ def test_deleting_a_tenant_stops_its_runtime(world: World) -> None:
     assert runtime.pid and runtime.process_start
     handle = ProcessHandle(runtime.pid, runtime.process_start)
     assert processes.is_alive(handle)
+    tenant_dir = world.settings.root / doomed
+    left = tenant_dir / "workspaces" / "sessions" / "IND-LEFT" / "work.txt"
+    left.parent.mkdir(parents=True)
+    left.write_text("the tenant's code")
+    assert (tenant_dir / "home").is_dir()
 
-    ServiceFactory(world.database).tenants(runtimes=manager).delete(OPERATOR, doomed)
+    deletion = ServiceFactory(world.database).tenants(runtimes=manager).delete(OPERATOR, doomed)
 
     deadline = time.monotonic() + 15
     while processes.is_alive(handle):
         assert time.monotonic() < deadline, "a deleted tenant's runtime kept running"
         time.sleep(0.2)
+    assert deletion.runtime_stopped
+    assert deletion.runtime_removed == [str(tenant_dir)]  # said so (the CLI prints it)
+    assert not tenant_dir.exists()  # HOME, workspaces, log: all gone
+    # The other tenants' directories stay.
+    for other in (world.a, world.b):
+        assert (world.settings.root / other / "home").is_dir()
+        assert (world.settings.root / other / "workspaces").is_dir()

@@ -21,6 +21,7 @@ from cryptography.fernet import Fernet
 from resources.database.migrate import upgrade
 from standins.opencode_config import provider_config
 from tests.integration.cli.support import INDORCH, indorch, ok
+from tests.integration.runtime.conftest import unique_tenant
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -45,33 +46,42 @@ def url(fresh_postgres_url: str) -> Iterator[str]:
 
 
 def test_start_list_wait_show_stop(url: str, env: dict[str, str]) -> None:
-    for tenant in ("acme", "beta"):
+    # Slugs of this test's own: their OS users are the host's, shared with any other run.
+    acme, beta = unique_tenant("acme"), unique_tenant("beta")
+    for tenant in (acme, beta):
         ok(url, "tenant", "create", tenant)
-    started = indorch(url, "runtime", "start", "--tenant", "acme", "--json", env=env, timeout=150)
+    started = indorch(url, "runtime", "start", "--tenant", acme, "--json", env=env, timeout=150)
     try:
         assert started.returncode == 0, started.stderr
         runtime = json.loads(started.stdout)
         assert runtime["status"] == "LIVE" and runtime["sandboxed"] is True
         listed = ok(url, "runtime", "list", env=env)
-        assert "acme" in listed and "LIVE" in listed
-        agents = ok(url, "agent", "list", "--tenant", "acme", "--json", env=env)
+        assert acme in listed and "LIVE" in listed
+        agents = ok(url, "agent", "list", "--tenant", acme, "--json", env=env)
         (agent,) = json.loads(agents)
         assert agent["name"].startswith("managed-runtime-") and "password_sealed" not in agent
         assert agent["server_url"] == f"http://127.0.0.1:{runtime['port']}"
 
-        waiting = indorch(url, "runtime", "start", "--tenant", "beta", env=env)
+        waiting = indorch(url, "runtime", "start", "--tenant", beta, env=env)
         assert waiting.returncode == 3, (waiting.stdout, waiting.stderr)
         assert "waiting for a runtime slot" in waiting.stderr
-        submitted = ok(url, "session", "submit", "--tenant", "beta", "--prompt", "hi", "--json")
+        submitted = ok(url, "session", "submit", "--tenant", beta, "--prompt", "hi", "--json")
         session_id = json.loads(submitted)["id"]
-        shown = ok(url, "session", "show", session_id, "--tenant", "beta", env=env)
+        shown = ok(url, "session", "show", session_id, "--tenant", beta, env=env)
         assert "waiting for a runtime slot" in shown
     finally:
-        stopped = indorch(url, "runtime", "stop", "--tenant", "acme", env=env)
+        stopped = indorch(url, "runtime", "stop", "--tenant", acme, env=env)
     assert stopped.returncode == 0, stopped.stderr
     assert "STOPPED" in stopped.stdout
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{runtime['port']}/global/health", timeout=2)
+
+    # Deleting the tenant removes its runtime directories, and says so.
+    tenant_dir = Path(env["INDORCH_RUNTIME_ROOT"]) / acme
+    assert (tenant_dir / "home").is_dir() and (tenant_dir / "workspaces").is_dir()
+    deleted = ok(url, "tenant", "delete", acme, "--yes", env=env)
+    assert f"removed its runtime directory {tenant_dir} (HOME, workspaces)" in deleted
+    assert not tenant_dir.exists()
 
 
 def test_an_unprivileged_control_plane_is_refused_loudly(url: str, env: dict[str, str]) -> None:

@@ -96,10 +96,13 @@ def test_a_repository_session_works_inside_its_tenants_runtime(
     served = tmp_path / "served"
     served.mkdir()
     remote = bare_remote(served)
+    git_server = GitHttpServer(served, username="ann", password=PASSWORD)
+    # A git server on the loopback: the runtimes reach it only as the operator allows.
+    monkeypatch.setenv("INDORCH_RUNTIME_NETWORK_ALLOW", git_server.url.removeprefix("http://"))
     try:
         runtime_a, runtime_b = manager.start(OPERATOR, a), manager.start(OPERATOR, b)
         factory.secrets().set(OPERATOR, a, "git-token", f"ann:{PASSWORD}")
-        with GitHttpServer(served, username="ann", password=PASSWORD) as server:
+        with git_server as server:
             factory.repositories().register(
                 OPERATOR,
                 CodeRepository(

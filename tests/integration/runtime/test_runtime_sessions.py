@@ -30,7 +30,6 @@ from resources.secret_box import SECRET_KEY_VAR
 from services.factory import ServiceFactory
 from services.session_outcome import SessionOutcome
 from services.session_service import SubmitSession
-from services.supervision.wave import WaveSupervisor
 from standins.opencode_config import provider_config
 from standins.scripted_model import ScriptedModel
 from tests.integration.database.support import new_tenant
@@ -40,9 +39,13 @@ OPERATOR = Caller.operator()
 SETTINGS = SupervisionSettings(poll_seconds=0.3, orphan_after_seconds=1.0)
 
 
-def wave(database: Database, tenant: str, owner: str) -> Coroutine[Any, Any, list[SessionOutcome]]:
-    """The tenant's due sessions claimed now, and their wave's run (to be awaited)."""
-    service = ServiceFactory(database).sessions()
+def wave(
+    database: Database, host: RuntimeHost, tenant: str, owner: str
+) -> Coroutine[Any, Any, list[SessionOutcome]]:
+    """The tenant's due sessions claimed now, and their wave's run (to be awaited), with their
+    workspaces inside the runtimes of `host` (the test's runtime root)."""
+    factory = ServiceFactory(database, runtime_host=host)
+    service = factory.sessions()
     deadline = time.monotonic() + 10
     while not (
         ids := [
@@ -54,9 +57,7 @@ def wave(database: Database, tenant: str, owner: str) -> Coroutine[Any, Any, lis
     ):
         assert time.monotonic() < deadline, "nothing to claim"
         time.sleep(0.2)
-    supervisor = WaveSupervisor(
-        database, OpenCodeResource(), tenant=tenant, owner=owner, settings=SETTINGS
-    )
+    supervisor = factory.supervisor(OpenCodeResource(), tenant, owner, SETTINGS)
     return supervisor.run(ids)
 
 
@@ -74,8 +75,9 @@ def test_a_dead_runtimes_session_is_orphaned_and_its_retry_completes_on_the_rest
     settings = RuntimeSettings(
         root=runtime_root, opencode_config_json=json.dumps(provider_config(scripted_model_url))
     )
+    host = RuntimeHost(settings)
     factory = ServiceFactory(database)
-    manager = factory.runtimes(RuntimeHost(settings))
+    manager = factory.runtimes(host)
     tenant = new_tenant(database, "w")
     try:
         first = manager.start(OPERATOR, tenant)
@@ -88,7 +90,7 @@ def test_a_dead_runtimes_session_is_orphaned_and_its_retry_completes_on_the_rest
         )
 
         async def kill_mid_session() -> list[SessionOutcome]:
-            task = asyncio.ensure_future(wave(database, tenant, "wave-1"))
+            task = asyncio.ensure_future(wave(database, host, tenant, "wave-1"))
             while not any(
                 request["script"] == "hang" and "A long one." in str(request["body"])
                 for request in scripted_model.requests()
@@ -114,7 +116,7 @@ def test_a_dead_runtimes_session_is_orphaned_and_its_retry_completes_on_the_rest
         while not service.retry_due(tenant):
             assert time.monotonic() < deadline, "the orphaned session was not retried"
             time.sleep(0.3)
-        [outcome] = asyncio.run(wave(database, tenant, "wave-2"))
+        [outcome] = asyncio.run(wave(database, host, tenant, "wave-2"))
         assert outcome.status == "COMPLETED", outcome
         done = service.get(tenant, session.id)
         assert done.status is SessionStatus.COMPLETED and done.agent_id == second.agent_id

@@ -38,6 +38,9 @@ FAST = SupervisionSettings(
     routing_wait_seconds=0.002,
     diff_settle_seconds=0.0,
     event_flush_seconds=0.002,
+    # The fake server has no disk: its sessions work in the tenant's worktree on it (a scratch
+    # workspace per session, the default, is tested on real servers and runtimes).
+    session_workspaces=False,
 )
 
 
