@@ -22,6 +22,7 @@ from api.metrics import (
 from api.routes import (
     agents,
     api_keys,
+    decompositions,
     evaluations,
     events,
     fine_tuning,
@@ -31,6 +32,7 @@ from api.routes import (
     runtimes,
     secrets,
     session_patches,
+    sessions,
     tenants,
     usage,
     users,
@@ -44,6 +46,8 @@ API_PREFIX = "/api/v1"
 _ROUTERS = [
     (health, False),
     (whoami, True),
+    (sessions, True),
+    (decompositions, True),
     (agents, True),
     (runtimes, True),
     (repositories, True),

@@ -496,12 +496,22 @@ class SessionService:
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
             uow.sessions.get(session_id)
             children = uow.sessions.list(parent_id=session_id, limit=1000)
-            tasks = [t for child in children for t in uow.tasks.list(session_id=child.id)]
+            tasks = sorted(
+                (t for child in children for t in uow.tasks.list(session_id=child.id)),
+                key=lambda t: t.id,
+            )
             needs: dict[str, list[str]] = {t.id: [] for t in tasks}
             for dependency in uow.tasks.dependencies([t.id for t in tasks]):
                 if dependency.task_id in needs:
                     needs[dependency.task_id].append(dependency.depends_on_id)
         return [SubtaskView(task=t, depends_on=needs.get(t.id, [])) for t in tasks]
+
+    def preview_decomposition(
+        self, caller: Caller, tenant_id: str, prompt: str
+    ) -> list[SubtaskSpec]:
+        """What `decompose=True` would split the prompt into; nothing is written."""
+        _require_reader(caller, tenant_id)
+        return decompose(checked_message(prompt))
 
     def statistics(self, caller: Caller, tenant_id: str) -> dict[str, Any]:
         """Counts of the tenant's sessions by status, type and priority."""
