@@ -408,8 +408,20 @@ class SessionService:
         # makes the two one session.
         current = self._get(tenant_id, session_id)
         if current.settled:
-            return self.deliver_queued(tenant_id, current)[-1]
+            self.deliver_queued(tenant_id, current)
+            return self._where_delivered(tenant_id, session.id, message_id)
         return FollowUp(message_id=message_id, session_id=session.id, delivery="queued")
+
+    def _where_delivered(self, tenant_id: str, session_id: str, message_id: str) -> FollowUp:
+        """Where the message went: the child session that continues it, else (its agent took
+        it as a turn) the session itself."""
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            delivered = uow.sessions.events_of_types(session_id, [DELIVERED_EVENT])
+        for event in delivered:
+            if event.data.get("message_id") == message_id and event.data.get("session"):
+                child = str(event.data["session"])
+                return FollowUp(message_id=message_id, session_id=child, delivery="session")
+        return FollowUp(message_id=message_id, session_id=session_id, delivery="queued")
 
     def deliver_queued(self, tenant_id: str, session: Session) -> list[FollowUp]:
         """The settled session's undelivered messages, each as a follow-up session (the
