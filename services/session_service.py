@@ -6,6 +6,11 @@ error), the concurrency limit at claim time (extra sessions simply wait in PENDI
 A request with subtasks (given, or found by the rule-based decomposer) becomes a coordinating
 parent and one child session per subtask, written in one transaction after the subtask graph is
 checked (see `domain.decomposed_requests`); cancelling the parent cancels or stops its children.
+
+What a tenant's caller reaches takes its `Caller`: a VIEWER reads, a MEMBER submits and steers
+any of the tenant's sessions (follow-up messages and forks too), a CRITICAL session takes a LEAD.
+The dispatch and retry methods (`claim*`, `lease_unsupervised`, `release_leases`, `retry_due`,
+`deliver_queued`) are the control plane's own: sensors and waves call them, the API never does.
 """
 
 from __future__ import annotations
