@@ -6,12 +6,13 @@
 
 Per database: a new migrated database with one tenant and a MEMBER key; `indorch api serve`
 (uvicorn, a real process) on it; then this process, the load generator, keeps `--concurrency`
-requests in
-flight over keep-alive connections (httpx), each a `POST /api/v1/sessions` with its own prompt and
-Idempotency-Key, first `--warmup` of them unmeasured. Every answer must be 201. The rate limit
-stays on (counted in Redis when `--redis-url` is given) but set far above the load. Latency is
-the client's: request sent to answer read. Results: a table on stdout and `bench/results/api.json`
-(targets: >= 300 submissions/s, p95 <= 50 ms).
+requests in flight over keep-alive connections (httpx), each a `POST /api/v1/sessions` with its
+own prompt and Idempotency-Key, the first `--warmup` of them unmeasured. Every answer must be 201.
+The rate limit stays on (counted in Redis when `--redis-url` is given) but far above the load.
+Latency is the client's: request sent to answer read. Beside it, the server's CPU time per
+request (its process tree, from /proc): on a loaded machine, what the work itself allows.
+Results: a table on stdout and `bench/results/api.json` (targets: >= 300 submissions/s, p95 <=
+50 ms).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 import httpx
 
 from bench.analysis import percentile
+from bench.procstat import all_processes, descendants, read_proc
 from bench.world import database
 from domain.caller import Caller
 from domain.tenant import Role, Tenant
@@ -78,6 +80,14 @@ def _serve(url: str, port: int, workers: int, redis_url: str | None, log: Path) 
     command += ["--workers", str(workers)]
     with log.open("w") as output:
         return subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of the server process and its workers so far."""
+    root = read_proc(pid)
+    if root is None:
+        return 0.0
+    return root.cpu_seconds + sum(p.cpu_seconds for p in descendants(pid, all_processes()))
 
 
 def _wait_ready(base: str, server: subprocess.Popen, log: Path) -> None:
@@ -149,7 +159,15 @@ def run_one(kind: str, args: argparse.Namespace, scratch: Path) -> dict[str, Any
         base = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(base, server, log)
+            server_cpu, client_cpu = _tree_cpu_seconds(server.pid), time.process_time()
             measured = asyncio.run(_load(base, key, args.requests, args.warmup, args.concurrency))
+            sent = args.requests + args.warmup
+            measured["server_cpu_ms_per_request"] = round(
+                1000 * (_tree_cpu_seconds(server.pid) - server_cpu) / sent, 2
+            )
+            measured["client_cpu_ms_per_request"] = round(
+                1000 * (time.process_time() - client_cpu) / sent, 2
+            )
         finally:
             server.terminate()
             try:
@@ -170,14 +188,15 @@ def run_one(kind: str, args: argparse.Namespace, scratch: Path) -> dict[str, Any
 def _table(results: list[dict[str, Any]]) -> str:
     lines = [
         f"{'database':<10} {'requests':>8} {'per s':>8} {'p50 ms':>8} {'p95 ms':>8} "
-        f"{'p99 ms':>8}  statuses  target (>= {TARGET_PER_SECOND:.0f}/s, p95 <= "
+        f"{'p99 ms':>8} {'srv CPU ms':>10}  statuses  target (>= {TARGET_PER_SECOND:.0f}/s, p95 <= "
         f"{TARGET_P95_MS:.0f} ms)"
     ]
     for r in results:
         ms = r["latency_ms"]
         lines.append(
             f"{r['database']:<10} {r['requests']:>8} {r['per_second']:>8.1f} {ms['p50']:>8.2f} "
-            f"{ms['p95']:>8.2f} {ms['p99']:>8.2f}  {json.dumps(r['statuses'])}  "
+            f"{ms['p95']:>8.2f} {ms['p99']:>8.2f} {r['server_cpu_ms_per_request']:>10.2f}  "
+            f"{json.dumps(r['statuses'])}  "
             f"{'met' if r['target_met'] else 'NOT met'}"
         )
     return "\n".join(lines)
