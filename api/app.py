@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from api.bounds import ApiBounds, BodySizeLimit, RateLimiter
 from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.metrics import (
     FleetCollector,
@@ -22,6 +23,7 @@ from api.metrics import (
 from api.routes import (
     agents,
     api_keys,
+    decompositions,
     evaluations,
     events,
     fine_tuning,
@@ -31,6 +33,7 @@ from api.routes import (
     runtimes,
     secrets,
     session_patches,
+    sessions,
     tenants,
     usage,
     users,
@@ -44,6 +47,8 @@ API_PREFIX = "/api/v1"
 _ROUTERS = [
     (health, False),
     (whoami, True),
+    (sessions, True),
+    (decompositions, True),
     (agents, True),
     (runtimes, True),
     (repositories, True),
@@ -60,13 +65,17 @@ _ROUTERS = [
 ]
 
 
-def create_app(wiring: Services | None = None) -> FastAPI:
-    """The app on `wiring` (default: the configured database and Redis, opened at start-up)."""
+def create_app(wiring: Services | None = None, bounds: ApiBounds | None = None) -> FastAPI:
+    """The app on `wiring` (default: the configured database and Redis, opened at start-up),
+    within `bounds` (default: from the settings)."""
+    bounds = bounds or ApiBounds.from_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = wiring is None
-        app.state.services = wiring or Services.from_environment()
+        if owned:  # else both were set up with the app, below
+            app.state.services = Services.from_environment()
+            app.state.rate_limiter = RateLimiter.for_wiring(bounds, app.state.services.redis_url)
         if app.state.services.dagster_home:
             from resources.dagster_daemon_health import preload
 
@@ -79,6 +88,7 @@ def create_app(wiring: Services | None = None) -> FastAPI:
                 hub.close()
                 app.state.live_event_hub = None
             if owned:
+                app.state.rate_limiter.close()
                 app.state.services.close()
 
     app = FastAPI(
@@ -89,6 +99,8 @@ def create_app(wiring: Services | None = None) -> FastAPI:
     )
     if wiring is not None:
         app.state.services = wiring  # also without the lifespan (TestClient outside `with`)
+        app.state.rate_limiter = RateLimiter.for_wiring(bounds, wiring.redis_url)
+    app.add_middleware(BodySizeLimit, max_bytes=bounds.max_body_bytes)
     _install_metrics(app)
     install_error_handlers(app)
     for module, versioned in _ROUTERS:

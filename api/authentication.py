@@ -2,14 +2,15 @@
 
 400 for a malformed tenant id, 401 for a missing, unknown or revoked key (one answer for every
 cause, the key never echoed). The `Caller` it yields carries the key's role; the services check
-it, so a route never decides a role on its own.
+it, so a route never decides a role on its own. A verified caller counts against its tenant's
+request rate (`api.bounds`: 429 past it).
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 
 from api.errors import UNAUTHORIZED_HEADERS, ApiError
 from api.services import Services, services
@@ -33,6 +34,7 @@ def tenant_id_header(
 
 
 def current_caller(
+    request: Request,
     tenant_id: Annotated[str, Depends(tenant_id_header)],
     wiring: Annotated[Services, Depends(services)],
     authorization: Annotated[str | None, Header()] = None,
@@ -43,7 +45,9 @@ def current_caller(
     if scheme.lower() != "bearer" or not key.strip():
         raise _unauthorized("the Authorization header must be: Bearer <key>")
     # KeyRefused (401) when the key is not the tenant's, revoked, or its user or tenant inactive.
-    return wiring.factory.authentication().authenticate(tenant_id, key.strip())
+    caller = wiring.factory.authentication().authenticate(tenant_id, key.strip())
+    request.app.state.rate_limiter.admit(tenant_id)  # 429 past the tenant's rate (api.bounds)
+    return caller
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]

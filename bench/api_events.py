@@ -208,7 +208,9 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
         slug = "bench-events"
         factory.tenants().create(OPERATOR, Tenant(slug=slug, name="Bench events"))
         _, key = factory.api_keys().create(OPERATOR, slug, "reader", role=Role.VIEWER)
-        session = factory.sessions().submit(slug, SubmitSession(title="watched", prompt="p"))
+        session = factory.sessions().submit(
+            Caller.operator(), slug, SubmitSession(title="watched", prompt="p")
+        )
         publisher = RedisEventPublisher(arguments.redis_url)
         port = _free_port()
         server = _serve(url, arguments.redis_url, port, scratch / "server.log")

@@ -43,6 +43,7 @@ from sqlalchemy import and_, func, not_, select
 from bench.code_location import WAVE_SIZE_VAR, bench_supervision
 from bench.floor import run_floor
 from bench.launch import RunLauncher
+from domain.caller import Caller
 from orchestrator_defs.sensor_evaluation import sensor_context
 from orchestrator_defs.sessions.job import session_wave
 from resources.dagster_partitions import tenant_partitions
@@ -127,7 +128,7 @@ class Orchestrated:
                 request = SubmitSession(
                     title=f"bench {number}", prompt=prompt_for(self.spec["prompt"], number)
                 )
-                self.service.submit(tenants[number % len(tenants)], request)
+                self.service.submit(Caller.operator(), tenants[number % len(tenants)], request)
                 self.submitted += 1
         except Exception as error:
             self.submit_error = repr(error)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.caller import Caller
 from indorch.context import service_factory, tenant_database
 from indorch.output import print_rows
 from indorch.session_commands import JSON_OPTION, SESSION_ARGUMENT, TENANT_OPTION, session_app
@@ -37,7 +38,9 @@ def checkpoints(
 ) -> None:
     """A session's checkpoints, oldest first: one per completed agent step (the newest 100)."""
     with tenant_database(tenant) as database:
-        kept = service_factory(database).sessions().checkpoints(tenant, session_id)
+        kept = (
+            service_factory(database).sessions().checkpoints(Caller.operator(), tenant, session_id)
+        )
     if as_json:
         print_rows([c.model_dump(mode="json") for c in kept], (), as_json=True)
     else:

@@ -7,6 +7,9 @@ runs a session: the Dagster daemon's dispatcher picks PENDING sessions up. `--wa
 Exit codes beyond main's: `submit --wait` exits 0 when the session COMPLETED or
 PARTIALLY_COMPLETED, 1 when it ended otherwise, 3 when the wait timed out (the session goes on).
 
+`message IND-... "text"` sends a follow-up: queued while the session works, delivered to its agent
+when the current turn ends; to a session that has ended, a new child session continuing it.
+
 `submit --subtask "title::prompt"` (repeatable, each after the one before), `--subtasks-file F`
 (a JSON list of subtasks with explicit `depends_on`) or `--decompose` (the rule-based decomposer)
 submit a decomposed request: a coordinating parent that ends when its child sessions have.
@@ -346,7 +349,7 @@ def submit(
     )
     with tenant_database(tenant) as database:
         service = _service(database)
-        session = service.submit(tenant, request)
+        session = service.submit(Caller.operator(), tenant, request)
         _warn_if_unserved(database, tenant, session.id)
         if not (as_json and wait):  # with --json --wait: only the session as it ended
             _print_session(session, as_json)
@@ -399,7 +402,7 @@ def _wait(
                 break
             pause = POLL_SECONDS if timeout is None else min(POLL_SECONDS, timeout - elapsed)
             time.sleep(max(pause, 0.0))
-            session = service.get(tenant, session.id)
+            session = service.get(Caller.operator(), tenant, session.id)
     if live:  # the live line vanishes with the spinner: leave the last state on screen
         console.print(status_line(session), markup=False, highlight=False)
     return session, timed_out and not is_settled(session)
@@ -422,7 +425,9 @@ def list_sessions(
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise InvalidInput("limit", f"must be 1-{MAX_LIST_LIMIT}, got {limit}")
     with tenant_database(tenant) as database:
-        sessions = _service(database).list(tenant, statuses=wanted or None, limit=limit)
+        sessions = _service(database).list(
+            Caller.operator(), tenant, statuses=wanted or None, limit=limit
+        )
     if as_json:
         print_rows([s.model_dump(mode="json") for s in sessions], COLUMNS, as_json=True)
     else:
@@ -437,7 +442,7 @@ def show(
 ) -> None:
     """Show one session: every field, its metrics, and a summary of its result."""
     with tenant_database(tenant) as database:
-        session = _service(database).get(tenant, session_id)
+        session = _service(database).get(Caller.operator(), tenant, session_id)
         waiting = _runtime_wait(database, session)
     _print_session(session, as_json, waiting)
 
@@ -481,7 +486,9 @@ def _all_events(
     service: SessionService, tenant: str, session_id: str, after: int
 ) -> list[SessionEvent]:
     history: list[SessionEvent] = []
-    while batch := service.events(tenant, session_id, after_seq=after):  # pages of the repo
+    while batch := service.events(
+        Caller.operator(), tenant, session_id, after_seq=after
+    ):  # pages of the repo
         history += batch
         after = batch[-1].seq
     return history
@@ -497,7 +504,7 @@ def _follow(
 
     while True:
         after = emit(_all_events(service, tenant, session_id, after))
-        if is_settled(service.get(tenant, session_id)):
+        if is_settled(service.get(Caller.operator(), tenant, session_id)):
             emit(_all_events(service, tenant, session_id, after))  # the last ones, if any
             return
         time.sleep(POLL_SECONDS)
@@ -510,7 +517,12 @@ def _steer(action: str, tenant: str, session_id: str, reason: str | None) -> Non
     with tenant_database(tenant) as database:
         service = _service(database, steering=True)
         steer = getattr(service, action)
-        session = steer(tenant, session_id, reason) if reason else steer(tenant, session_id)
+        operator = Caller.operator()
+        session = (
+            steer(operator, tenant, session_id, reason)
+            if reason
+            else steer(operator, tenant, session_id)
+        )
     typer.echo(f"session {session.id} is {session.status.value} ({session.status_reason})")
 
 
@@ -552,3 +564,38 @@ def stop(
 ) -> None:
     """Stop a running, degraded or paused session for good (aborted on the agent)."""
     _steer("stop", tenant, session_id, reason)
+
+
+@session_app.command("retry")
+def retry(
+    session_id: str = SESSION_ARGUMENT,
+    tenant: str = TENANT_OPTION,
+    reason: str = REASON_OPTION,
+) -> None:
+    """Retry a FAILED, TIMEOUT or ORPHANED session now (counts one of its retries)."""
+    _steer("retry", tenant, session_id, reason)
+
+
+@session_app.command("message")
+def message(
+    session_id: str = SESSION_ARGUMENT,
+    text: str = typer.Argument(..., help="The follow-up message (1-10,000 characters)."),
+    tenant: str = TENANT_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Send a follow-up message: queued while the session works and delivered to its agent
+    when the current turn ends; to a session that has ended, a new child session continuing it."""
+    with tenant_database(tenant) as database:
+        follow_up = _service(database).message(Caller.operator(), tenant, session_id, text)
+    if as_json:
+        print_record(follow_up.model_dump(mode="json"), as_json=True)
+    elif follow_up.delivery == "queued":
+        typer.echo(
+            f"message {follow_up.message_id} queued for session {session_id}: "
+            "delivered when its agent's current turn ends"
+        )
+    else:
+        typer.echo(
+            f"session {session_id} has ended: message {follow_up.message_id} continues it as "
+            f"session {follow_up.session_id}"
+        )

@@ -10,6 +10,9 @@
   fine-tuning and inference provider (the stand-in's ``.../v1`` in the demo and tests).
 - ``INDORCH_APP_DATABASE_PASSWORD``: on PostgreSQL the application logs in as the role
   ``indorch_app`` (on ``DATABASE_URL``'s server and database); its password, when the server asks.
+- ``INDORCH_API_MAX_BODY_BYTES``: the largest request body the HTTP API reads (default 1 MiB).
+- ``INDORCH_API_RATE_LIMIT`` / ``INDORCH_API_RATE_WINDOW_SECONDS``: requests a tenant may make
+  per window (default 600 per 60 s; ``0`` turns the limit off).
 - ``INDORCH_ALLOW_PLAIN_HTTP_AGENTS``: ``1`` lets agents be registered on plain http off this
   host (by default only https, or http to loopback: a password sent in clear crosses no wire).
 
@@ -31,6 +34,12 @@ PROVIDER_API_KEY_VAR = "INDORCH_PROVIDER_API_KEY"
 WORKSPACES_DIR_VAR = "INDORCH_WORKSPACES_DIR"
 ALLOW_PLAIN_HTTP_AGENTS_VAR = "INDORCH_ALLOW_PLAIN_HTTP_AGENTS"
 APP_DATABASE_PASSWORD_VAR = "INDORCH_APP_DATABASE_PASSWORD"
+API_MAX_BODY_BYTES_VAR = "INDORCH_API_MAX_BODY_BYTES"
+API_RATE_LIMIT_VAR = "INDORCH_API_RATE_LIMIT"
+API_RATE_WINDOW_VAR = "INDORCH_API_RATE_WINDOW_SECONDS"
+DEFAULT_API_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_API_RATE_LIMIT = 600
+DEFAULT_API_RATE_WINDOW_SECONDS = 60
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATABASE_FILE_NAME = "indorch.db"
 
@@ -136,3 +145,29 @@ def retention_days(variable: str) -> int:
     if days < 1:
         raise InvalidSetting(variable, "must be at least 1 day")
     return days
+
+
+def _whole_number(name: str, default: int, minimum: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise InvalidSetting(name, f"must be a whole number (at least {minimum})") from None
+    if value < minimum:
+        raise InvalidSetting(name, f"must be at least {minimum}")
+    return value
+
+
+def api_max_body_bytes() -> int:
+    return _whole_number(API_MAX_BODY_BYTES_VAR, DEFAULT_API_MAX_BODY_BYTES, 1)
+
+
+def api_rate_limit() -> int:
+    """Requests per tenant per window; 0: no limit."""
+    return _whole_number(API_RATE_LIMIT_VAR, DEFAULT_API_RATE_LIMIT, 0)
+
+
+def api_rate_window_seconds() -> int:
+    return _whole_number(API_RATE_WINDOW_VAR, DEFAULT_API_RATE_WINDOW_SECONDS, 1)

@@ -6,6 +6,11 @@ error), the concurrency limit at claim time (extra sessions simply wait in PENDI
 A request with subtasks (given, or found by the rule-based decomposer) becomes a coordinating
 parent and one child session per subtask, written in one transaction after the subtask graph is
 checked (see `domain.decomposed_requests`); cancelling the parent cancels or stops its children.
+
+What a tenant's caller reaches takes its `Caller`: a VIEWER reads, a MEMBER submits and steers
+any of the tenant's sessions (follow-up messages and forks too), a CRITICAL session takes a LEAD.
+The dispatch and retry methods (`claim*`, `lease_unsupervised`, `release_leases`, `retry_due`,
+`deliver_queued`) are the control plane's own: sensors and waves call them, the API never does.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
+from domain.caller import Caller
 from domain.checkpoint import Checkpoint
 from domain.clock import utcnow
 from domain.decomposed_requests import plan_decomposition
@@ -33,11 +39,32 @@ from domain.errors import (
     InactiveTenant,
     InvalidInput,
     InvalidTransition,
+    NotFound,
 )
 from domain.events import SessionEvent
+from domain.follow_up import (
+    DELIVERED_EVENT,
+    FOLLOW_UP_EVENTS,
+    MESSAGE_EVENT,
+    checked_message,
+    follow_up_prompt,
+    follow_up_title,
+    fork_prompt,
+    new_message_id,
+    undelivered,
+)
 from domain.quota import CostCap, check_token_budget, free_session_slots, month_start
 from domain.retry import RetryPolicy
-from domain.session import Priority, Session, SessionStatus, SessionType
+from domain.session import (
+    RETRYABLE_STATES,
+    TITLE_MAX,
+    Priority,
+    Session,
+    SessionStatus,
+    SessionType,
+)
+from domain.task import Task
+from domain.tenant import Role
 from resources.database import Database, UnitOfWork, tenant_scope, unit_of_work
 from services.agent_control import AgentControl
 from services.request_settlement import sync_task
@@ -55,6 +82,7 @@ OwnerNaming = Callable[[list[Session]], str]
 CANCELLABLE_BEFORE_START = frozenset({SessionStatus.PENDING, SessionStatus.QUEUED})
 STOPPABLE = frozenset({SessionStatus.RUNNING, SessionStatus.DEGRADED, SessionStatus.PAUSED})
 _S = SessionStatus
+MAX_TREE_NODES = 1000
 REQUEST_DIGEST = "request_digest"  # metadata of a session submitted with an idempotency key
 
 
@@ -105,6 +133,24 @@ class SubmitSession(ValueObject):
         return [], ""
 
 
+class FollowUp(ValueObject):
+    """Where a follow-up message went: queued on the session, or a new child session."""
+
+    message_id: str
+    session_id: str
+    delivery: Literal["queued", "session"]
+
+
+class SessionTree(ValueObject):
+    session: Session
+    children: list[SessionTree] = Field(default_factory=list)
+
+
+class SubtaskView(ValueObject):
+    task: Task
+    depends_on: list[str] = Field(default_factory=list)
+
+
 class SessionService:
     def __init__(
         self,
@@ -122,8 +168,13 @@ class SessionService:
 
     # -- submit -------------------------------------------------------------------------------
 
-    def submit(self, tenant_id: str, request: SubmitSession) -> Session:
-        """A new PENDING session; the same idempotency key twice gives the same session."""
+    def submit(self, caller: Caller, tenant_id: str, request: SubmitSession) -> Session:
+        """A new PENDING session; the same idempotency key twice gives the same session.
+        A MEMBER submits; CRITICAL goes ahead of the tenant's other work, so it takes a LEAD."""
+        caller.require_tenant(tenant_id)
+        caller.require(Role.MEMBER, "submit a session")
+        if request.priority is Priority.CRITICAL:
+            caller.require(Role.LEAD, "submit a CRITICAL session")
         try:
             return self._submit(tenant_id, request)
         except AlreadyExists:
@@ -142,6 +193,8 @@ class SessionService:
                 existing = uow.sessions.find_by_idempotency_key(request.idempotency_key)
                 if existing is not None:
                     return _same_request(existing, request)
+            if request.parent_id:
+                uow.sessions.get(request.parent_id)  # the tenant's own session, else NotFound
             check_token_budget(tenant, uow.usage.tokens_since(month_start(self._clock())))
             check_submitted_permission(request.agent_config)
             repository, ref = resolve_checkout(uow, request.repository, request.ref)
@@ -202,38 +255,62 @@ class SessionService:
 
     # -- read ---------------------------------------------------------------------------------
 
-    def get(self, tenant_id: str, session_id: str) -> Session:
+    def get(self, caller: Caller, tenant_id: str, session_id: str) -> Session:
+        """NotFound for another tenant's session: its existence never shows."""
+        _require_reader(caller, tenant_id)
+        return self._get(tenant_id, session_id)
+
+    def _get(self, tenant_id: str, session_id: str) -> Session:
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
             return uow.sessions.get(session_id)
 
-    def checkpoints(self, tenant_id: str, session_id: str) -> list[Checkpoint]:
+    def checkpoints(self, caller: Caller, tenant_id: str, session_id: str) -> list[Checkpoint]:
         """The session's checkpoints, oldest first (NotFound for another tenant's session)."""
+        _require_reader(caller, tenant_id)
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
             uow.sessions.get(session_id)
             return uow.sessions.checkpoints(session_id)
 
-    def list(self, tenant_id: str, **filters: Any) -> list[Session]:
+    def list(self, caller: Caller, tenant_id: str, **filters: Any) -> list[Session]:
+        """Newest first; filters and paging as `SessionRepository.list` takes them."""
+        _require_reader(caller, tenant_id)
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
             return uow.sessions.list(**filters)
 
-    def events(self, tenant_id: str, session_id: str, after_seq: int = 0) -> list[SessionEvent]:
+    def events(
+        self, caller: Caller, tenant_id: str, session_id: str, after_seq: int = 0
+    ) -> list[SessionEvent]:
+        _require_reader(caller, tenant_id)
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
             return uow.sessions.events(session_id, after_seq=after_seq)
 
     # -- steer --------------------------------------------------------------------------------
 
-    def cancel(self, tenant_id: str, session_id: str, reason: str = "cancelled") -> Session:
+    def cancel(
+        self, caller: Caller, tenant_id: str, session_id: str, reason: str = "cancelled"
+    ) -> Session:
         """Before it starts: CANCELLED. Running or paused: aborted on the agent, STOPPED."""
-        session = self.get(tenant_id, session_id)
+        _require_steerer(caller, tenant_id, "cancel a session")
+        return self._cancel(tenant_id, session_id, reason)
+
+    def _cancel(self, tenant_id: str, session_id: str, reason: str) -> Session:
+        session = self._get(tenant_id, session_id)
         session.require_status(CANCELLABLE_BEFORE_START | STOPPABLE, "cancelled", _S.CANCELLED)
         if session.status in CANCELLABLE_BEFORE_START | {SessionStatus.PAUSED}:
             cancelled = self._transition(tenant_id, session, SessionStatus.CANCELLED, reason)
             self._end_subtasks(tenant_id, cancelled)
             return cancelled
-        return self.stop(tenant_id, session_id, reason)
+        return self._stop(tenant_id, session_id, reason)
 
-    def stop(self, tenant_id: str, session_id: str, reason: str = "stopped") -> Session:
-        session = self.get(tenant_id, session_id)
+    def stop(
+        self, caller: Caller, tenant_id: str, session_id: str, reason: str = "stopped"
+    ) -> Session:
+        """Running, degraded or paused: STOPPED for good, aborted on the agent."""
+        _require_steerer(caller, tenant_id, "stop a session")
+        return self._stop(tenant_id, session_id, reason)
+
+    def _stop(self, tenant_id: str, session_id: str, reason: str) -> Session:
+        session = self._get(tenant_id, session_id)
         session.require_status(STOPPABLE, "stopped", _S.STOPPED)
         stopped = self._transition(tenant_id, session, SessionStatus.STOPPED, reason)
         self._abort_on_agent(tenant_id, stopped)
@@ -256,9 +333,9 @@ class SessionService:
         for child in children:
             try:
                 if child.status in CANCELLABLE_BEFORE_START | {SessionStatus.PAUSED}:
-                    self.cancel(tenant_id, child.id, why)
+                    self._cancel(tenant_id, child.id, why)
                 elif child.status in STOPPABLE:
-                    self.stop(tenant_id, child.id, why)
+                    self._stop(tenant_id, child.id, why)
             except (ConcurrentModification, InvalidTransition) as error:
                 logger.info("subtask %s of %s left as it is: %s", child.id, parent.id, error)
         try:
@@ -270,13 +347,16 @@ class SessionService:
         except ConcurrentModification as error:  # the retry sensor's pass catches up
             logger.info("tasks of %s not updated: %s", parent.id, error)
 
-    def pause(self, tenant_id: str, session_id: str, reason: str = "paused") -> Session:
+    def pause(
+        self, caller: Caller, tenant_id: str, session_id: str, reason: str = "paused"
+    ) -> Session:
         """Hold the session, then abort the agent's current turn; `resume` continues it.
 
         The state changes first, so the supervisor, seeing the abort, finds the session PAUSED
         and lets go instead of calling the abort a failure.
         """
-        session = self.get(tenant_id, session_id)
+        _require_steerer(caller, tenant_id, "pause a session")
+        session = self._get(tenant_id, session_id)
         session.require_status({_S.RUNNING}, "paused", _S.PAUSED)
         session.lease_owner = None
         session.lease_expires_at = None
@@ -284,13 +364,178 @@ class SessionService:
         self._abort_on_agent(tenant_id, paused)
         return paused
 
-    def resume(self, tenant_id: str, session_id: str, reason: str = "resumed") -> Session:
+    def resume(
+        self, caller: Caller, tenant_id: str, session_id: str, reason: str = "resumed"
+    ) -> Session:
         """PAUSED -> RUNNING with no lease: the dispatcher adopts it into a supervising wave,
         which tells the agent to continue."""
-        session = self.get(tenant_id, session_id)
+        _require_steerer(caller, tenant_id, "resume a session")
+        session = self._get(tenant_id, session_id)
         session.require_status({_S.PAUSED}, "resumed", _S.RUNNING)
         session.metadata = {**session.metadata, "resume_requested": True}
         return self._transition(tenant_id, session, SessionStatus.RUNNING, reason)
+
+    def retry(
+        self, caller: Caller, tenant_id: str, session_id: str, reason: str = "retried"
+    ) -> Session:
+        """A FAILED, TIMEOUT or ORPHANED session back to PENDING now, counting an attempt
+        (`RetriesExhausted` when it used its `max_retries`)."""
+        _require_steerer(caller, tenant_id, "retry a session")
+        session = self._get(tenant_id, session_id)
+        session.require_status(RETRYABLE_STATES, "retried", _S.PENDING)
+        now = self._clock()
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            event = session.retry(at=now, reason=reason)
+            session.next_attempt_at = now
+            session.lease_owner = None
+            session.lease_expires_at = None
+            session.agent_session_id = None
+            recorded = uow.sessions.save_transition(session, event)
+        self._publish(recorded)
+        return session
+
+    def message(self, caller: Caller, tenant_id: str, session_id: str, text: str) -> FollowUp:
+        """A follow-up message: queued for the agent while the session is still to run or runs
+        (delivered when its current turn ends), else a new child session continuing it."""
+        _require_steerer(caller, tenant_id, "send a follow-up message")
+        text = checked_message(text)
+        session = self._get(tenant_id, session_id)
+        message_id = new_message_id()
+        if session.settled:
+            return self._follow_up_session(caller, session, message_id, text)
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            queued = uow.sessions.append_event(
+                session.id, MESSAGE_EVENT, {"message_id": message_id, "text": text}
+            )
+        self._publish(queued)
+        # Settled meanwhile (its supervisor looked before the message was queued)? Deliver it
+        # as a session; the supervisor does the same after it ends one, and the idempotency key
+        # makes the two one session.
+        current = self._get(tenant_id, session_id)
+        if current.settled:
+            self.deliver_queued(tenant_id, current)
+            return self._where_delivered(tenant_id, session.id, message_id)
+        return FollowUp(message_id=message_id, session_id=session.id, delivery="queued")
+
+    def _where_delivered(self, tenant_id: str, session_id: str, message_id: str) -> FollowUp:
+        """Where the message went: the child session that continues it, else (its agent took
+        it as a turn) the session itself."""
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            delivered = uow.sessions.events_of_types(session_id, [DELIVERED_EVENT])
+        for event in delivered:
+            if event.data.get("message_id") == message_id and event.data.get("session"):
+                child = str(event.data["session"])
+                return FollowUp(message_id=message_id, session_id=child, delivery="session")
+        return FollowUp(message_id=message_id, session_id=session_id, delivery="queued")
+
+    def deliver_queued(self, tenant_id: str, session: Session) -> list[FollowUp]:
+        """The settled session's undelivered messages, each as a follow-up session (the
+        supervisor calls this after a session ends; the control plane's own path)."""
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            waiting = undelivered(uow.sessions.events_of_types(session.id, FOLLOW_UP_EVENTS))
+        return [
+            self._follow_up_session(
+                Caller.operator(), session, str(e.data["message_id"]), str(e.data["text"])
+            )
+            for e in waiting
+        ]
+
+    def _follow_up_session(
+        self, caller: Caller, session: Session, message_id: str, text: str
+    ) -> FollowUp:
+        request = _continuing(session, follow_up_title(session), follow_up_prompt(session, text))
+        request = request.model_copy(
+            update={
+                "idempotency_key": f"follow-up-{message_id}",
+                "metadata": {"follow_up": {"of": session.id, "message_id": message_id}},
+            }
+        )
+        child = self.submit(caller, session.tenant_id, request)
+        with tenant_scope(session.tenant_id), unit_of_work(self._database) as uow:
+            delivered = uow.sessions.append_event(
+                session.id, DELIVERED_EVENT, {"message_id": message_id, "session": child.id}
+            )
+        self._publish(delivered)
+        return FollowUp(message_id=message_id, session_id=child.id, delivery="session")
+
+    def fork(
+        self,
+        caller: Caller,
+        tenant_id: str,
+        session_id: str,
+        checkpoint: int | None = None,
+        prompt: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Session:
+        """A new child session that carries on from one of the session's checkpoints (its
+        latest by default), on the same repository, with the source's task or a new one."""
+        _require_steerer(caller, tenant_id, "fork a session")
+        source = self._get(tenant_id, session_id)
+        if not source.checkpoints:
+            raise InvalidInput("checkpoint", f"session {source.id} has no checkpoint yet")
+        chosen = source.checkpoints[-1]
+        if checkpoint is not None:
+            matching = [c for c in source.checkpoints if c.sequence == checkpoint]
+            if not matching:
+                raise NotFound("checkpoint", f"{source.id}#{checkpoint}")
+            chosen = matching[0]
+        request = _continuing(
+            source, f"Fork: {source.title}"[:TITLE_MAX], fork_prompt(source, chosen, prompt)
+        ).model_copy(
+            update={
+                "idempotency_key": idempotency_key,
+                "metadata": {"forked_from": {"session": source.id, "checkpoint": chosen.sequence}},
+            }
+        )
+        return self.submit(caller, tenant_id, request)
+
+    def children(self, caller: Caller, tenant_id: str, session_id: str) -> SessionTree:
+        """The session and its descendants (subtasks, follow-ups, forks), breadth first up to
+        `MAX_TREE_NODES`."""
+        _require_reader(caller, tenant_id)
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            root = SessionTree(session=uow.sessions.get(session_id))
+            frontier, seen = [root], 1
+            while frontier and seen < MAX_TREE_NODES:
+                node = frontier.pop(0)
+                for child in reversed(uow.sessions.list(parent_id=node.session.id, limit=1000)):
+                    if seen >= MAX_TREE_NODES:
+                        break
+                    branch = SessionTree(session=child)
+                    node.children.append(branch)
+                    frontier.append(branch)
+                    seen += 1
+            return root
+
+    def tasks(self, caller: Caller, tenant_id: str, session_id: str) -> list[SubtaskView]:
+        """A decomposed request's tasks: one per child session, with what each waits for."""
+        _require_reader(caller, tenant_id)
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            uow.sessions.get(session_id)
+            children = uow.sessions.list(parent_id=session_id, limit=1000)
+            tasks = sorted(
+                (t for child in children for t in uow.tasks.list(session_id=child.id)),
+                key=lambda t: t.id,
+            )
+            needs: dict[str, list[str]] = {t.id: [] for t in tasks}
+            for dependency in uow.tasks.dependencies([t.id for t in tasks]):
+                if dependency.task_id in needs:
+                    needs[dependency.task_id].append(dependency.depends_on_id)
+        return [SubtaskView(task=t, depends_on=needs.get(t.id, [])) for t in tasks]
+
+    def preview_decomposition(
+        self, caller: Caller, tenant_id: str, prompt: str
+    ) -> list[SubtaskSpec]:
+        """What `decompose=True` would split the prompt into; nothing is written."""
+        _require_reader(caller, tenant_id)
+        return decompose(checked_message(prompt))
+
+    def statistics(self, caller: Caller, tenant_id: str) -> dict[str, Any]:
+        """Counts of the tenant's sessions by status, type and priority."""
+        _require_reader(caller, tenant_id)
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            counts = uow.sessions.statistics()
+        return {"total": sum(counts["by_status"].values()), **counts}
 
     def _abort_on_agent(self, tenant_id: str, session: Session) -> None:
         """Abort the agent's turn. The state already changed: an unreachable agent server is
@@ -521,3 +766,36 @@ def _same_request(existing: Session, request: SubmitSession) -> Session:
     if not same:
         raise IdempotencyKeyReused(request.idempotency_key or "", existing.id)
     return existing
+
+
+def _require_reader(caller: Caller, tenant_id: str) -> None:
+    """Reading a tenant's sessions: any of its callers (VIEWER up) or the operator."""
+    caller.require_tenant(tenant_id)
+    caller.require(Role.VIEWER, "read sessions")
+
+
+def _require_steerer(caller: Caller, tenant_id: str, action: str) -> None:
+    """Steering (cancel, pause, message, ...): a MEMBER up, on any of the tenant's sessions."""
+    caller.require_tenant(tenant_id)
+    caller.require(Role.MEMBER, action)
+
+
+def _continuing(session: Session, title: str, prompt: str) -> SubmitSession:
+    """A child request like `session` (type, model, repository, limits), with its own prompt."""
+    return SubmitSession(
+        title=title,
+        prompt=prompt,
+        description=session.description,
+        session_type=session.session_type,
+        priority=session.priority,
+        model=session.model,
+        agent_config=session.agent_config,
+        max_duration_seconds=session.max_duration_seconds,
+        max_retries=session.max_retries,
+        tags=session.tags,
+        required_capabilities=session.required_capabilities,
+        cost_cap=session.cost_cap,
+        parent_id=session.id,
+        repository=session.repository,
+        ref=session.ref,
+    )

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from domain.caller import Caller
 from indorch.demo.dagster_dev import LOCATION, ask
 from indorch.demo.recurring_questions import EVAL_FRACTION, PROMOTED_QUESTION
 from resources.settings import PROJECT_ROOT
@@ -244,12 +245,16 @@ def promoted_session_report(
 
     try:
         session = wait_for(
-            lambda: (s := service.get(tenant, session_id)).status.value in FINAL_STATES and s,
+            lambda: (
+                (s := service.get(Caller.operator(), tenant, session_id)).status.value
+                in FINAL_STATES
+                and s
+            ),
             SESSION_WAIT_SECONDS,
             "the promoted session's end",
         )
     except LoopFailed as failure:  # say where it stood: the events tell which step was slow
-        events = service.events(tenant, session_id)
+        events = service.events(Caller.operator(), tenant, session_id)
         steps = ", ".join(e.new_status or e.event_type for e in events[-8:])
         raise LoopFailed(f"{failure} (its last events: {steps})") from None
     report: dict[str, Any] = {
@@ -337,6 +342,7 @@ def run_loop(
             f"pushed to {promotion.metadata.get('agents_updated')} agents"
         )
         session = service.submit(
+            Caller.operator(),
             tenant,
             SubmitSession(title="Ask the promoted model", prompt=PROMOTED_QUESTION, tags=["demo"]),
         )

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from domain.caller import Caller
 from indorch.demo.sessions import DemoSession
 
 if TYPE_CHECKING:
@@ -187,7 +188,7 @@ def wait_until_answered(
     while True:
         done = sum(
             1
-            for session in service.list(LEARNING_TENANT, limit=1000)
+            for session in service.list(Caller.operator(), LEARNING_TENANT, limit=1000)
             if session.id in ids and session.status.value in ANSWERED_STATES
         )
         say(f"history: {done}/{len(ids)} recurring-question sessions completed")

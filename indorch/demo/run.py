@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.text import Text
 
+from domain.caller import Caller
 from indorch.demo.dagster_dev import UiLinks, WaveRun, materialized_partitions, wait_for_runs_to_end
 from indorch.demo.learning_loop import LoopReport, LoopSetting, run_loop, summary_lines
 from indorch.demo.processes import DemoError, DemoProcesses, PortTaken, require_free_port
@@ -357,7 +358,7 @@ class Demo:
         assert self.service is not None
         sessions = []
         for tenant in TENANTS:
-            sessions += self.service.list(tenant.slug, limit=1000)
+            sessions += self.service.list(Caller.operator(), tenant.slug, limit=1000)
         return rows_for(sessions, submitted, self.agent_names)
 
     def follow(self, submitted: list[Submitted]) -> list[Row]:

@@ -13,6 +13,7 @@ import dagster as dg
 from pydantic import Field
 
 from assets.coding_sessions import CODING_SESSIONS
+from domain.caller import Caller
 from domain.clock import utcnow
 from resources.dagster_partitions import ensure_tenant_partition, tenant_partitions
 from resources.database_resource import DatabaseResource
@@ -61,7 +62,9 @@ def supervise_wave(
     if config.prompt:
         service = services.sessions()
         title = config.title or config.prompt.strip().splitlines()[0][:200]
-        submitted = service.submit(config.tenant, SubmitSession(title=title, prompt=config.prompt))
+        submitted = service.submit(
+            Caller.operator(), config.tenant, SubmitSession(title=title, prompt=config.prompt)
+        )
         claimed = service.claim(config.tenant, submitted.id, owner, supervision.claim_lease)
         context.log.info(f"tenant {config.tenant}: submitted {claimed.id} ({claimed.status})")
         session_ids.append(submitted.id)

@@ -4,6 +4,7 @@
 - ``indorch:<tenant>:session:<session id>``: one session's live events (a capped stream)
 - ``indorch:<tenant>:agent:<agent id>:heartbeat``: one agent's last heartbeat (a hash with TTL)
 - ``indorch:<tenant>:heartbeats``: the agents that beat recently (a set, the index of the above)
+- ``indorch:<tenant>:api-rate:<window>``: the tenant's API requests in one rate window (a counter)
 
 No key is built without a tenant (`TenantNotSet`), and a part that could break the structure (a
 colon, a glob character, whitespace) is refused (`InvalidInput`): one tenant's id can never spell
@@ -50,3 +51,7 @@ def heartbeat_key(tenant_id: str, agent_id: str) -> str:
 
 def heartbeat_index_key(tenant_id: str) -> str:
     return f"{PREFIX}:{_tenant(tenant_id)}:heartbeats"
+
+
+def api_rate_key(tenant_id: str, window: int) -> str:
+    return f"{PREFIX}:{_tenant(tenant_id)}:api-rate:{int(window)}"

@@ -31,6 +31,8 @@ class FollowedSession:
     step_texts: dict[str, str] = field(default_factory=dict)
     written_files: set[str] = field(default_factory=set)
     steps_recorded: set[str] = field(default_factory=set)
+    # Follow-up messages sent to the agent (their delivery events may still be unwritten).
+    delivered_messages: set[str] = field(default_factory=set)
 
     @classmethod
     def on(

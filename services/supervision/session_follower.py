@@ -4,7 +4,8 @@ Between events (at least every `poll_seconds`) the limits are checked: past its 
 agent is aborted and the session ends TIMEOUT; past its cost cap, STOPPED; its server
 unreachable for `orphan_after_seconds`, ORPHANED; taken over by another wave, let go. A
 permission request is answered by the session's policy; an idle agent whose last answer is final
-completes it (or fails it with the agent's error).
+gets the next queued follow-up message as a new turn, else completes the session (or fails it with
+the agent's error).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.checkpoint import STEP_EVENT, step_checkpoint_data
+from domain.follow_up import DELIVERED_EVENT
 from domain.session import SessionStatus
 from domain.session_permissions import permission_policy
 from domain.supervision_policy import SupervisionSettings
@@ -52,6 +54,8 @@ class SessionFollower:
         queue = sup.stream.subscribe(sup.session.agent_session_id)
         while True:
             if sup.tracker.idle_seen and await turn_finished(sup):
+                if await self._send_follow_up(sup):
+                    continue
                 return await self._complete(sup)
             sup.tracker.idle_seen = False
             event = await self._next_event(queue)
@@ -60,6 +64,40 @@ class SessionFollower:
             ended = await self._check_limits(sup)
             if ended is not None:
                 return ended
+
+    async def _send_follow_up(self, sup: FollowedSession) -> bool:
+        """The turn ended well: the oldest follow-up message queued meanwhile becomes the
+        agent's next turn (True), or there is none and the session completes (False). One the
+        agent server refuses stays queued: it continues the session once that has ended."""
+        if sup.tracker.error or sup.aborted_by_us or sup.session.agent_session_id is None:
+            return False
+        waiting = [
+            event
+            for event in self._recorder.queued_messages(sup.session.id)
+            if event.data.get("message_id") not in sup.delivered_messages
+        ]
+        if not waiting:
+            return False
+        message_id, text = str(waiting[0].data["message_id"]), str(waiting[0].data["text"])
+        try:
+            await sup.link.client.prompt_async(
+                sup.session.agent_session_id,
+                text,
+                agent=sup.link.agent.opencode_agent,
+                model=sup.session.model or sup.link.agent.model,
+                directory=sup.directory,
+            )
+        except AgentServerError as error:
+            logger.warning("follow-up %s of %s not sent: %s", message_id, sup.session.id, error)
+            return False
+        sup.delivered_messages.add(message_id)
+        self._recorder.append(
+            sup.session.id,
+            DELIVERED_EVENT,
+            {"message_id": message_id, "turn": len(sup.delivered_messages) + 1},
+        )
+        sup.tracker.idle_seen = False
+        return True
 
     async def _next_event(self, queue: asyncio.Queue[ServerEvent]) -> ServerEvent | None:
         """The next event, or None after `poll_seconds`. Not `asyncio.wait_for`: on Python

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from domain.errors import ConcurrentModification
 from domain.events import SessionEvent
+from domain.follow_up import FOLLOW_UP_EVENTS, undelivered
 from domain.routing import unserved_reason
 from domain.session import Session, SessionStatus
 from resources.database import Database, UnitOfWork, tenant_scope, unit_of_work
@@ -147,6 +148,11 @@ class SessionRecorder:
             raise
         for event in recorded:
             self._publish(event)
+
+    def queued_messages(self, session_id: str) -> list[SessionEvent]:
+        """Follow-up messages queued on the session and not delivered yet, oldest first."""
+        with tenant_scope(self._tenant), unit_of_work(self._database) as uow:
+            return undelivered(uow.sessions.events_of_types(session_id, FOLLOW_UP_EVENTS))
 
     # -- observations ---------------------------------------------------------------------------
 

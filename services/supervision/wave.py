@@ -18,6 +18,7 @@ from domain.supervision_policy import SupervisionSettings
 from resources.database import Database, tenant_scope
 from resources.settings import workspaces_dir
 from services.session_outcome import SessionOutcome, outcome_of
+from services.session_service import SessionService
 from services.session_workspaces import SessionWorkspaces, WorkspaceLayout
 from services.supervision.agent_pool import AgentPool
 from services.supervision.agent_server import AgentServers
@@ -55,6 +56,7 @@ class WaveSupervisor:
         self._settings = settings = settings or SupervisionSettings()
         self._clock = clock
         self._recorder = SessionRecorder(database, tenant, owner, publish, clock)
+        self._sessions = SessionService(database, publish=publish, clock=clock)
         self._pool = AgentPool(database, servers, tenant, self._recorder, settings, clock)
         self._leases = LeaseKeeper(database, tenant, owner, self._recorder, settings, clock)
         workspaces = workspaces or SessionWorkspaces(database, WorkspaceLayout(workspaces_dir()))
@@ -137,6 +139,13 @@ class WaveSupervisor:
             logger.warning("tenant %s: wave %s top-up failed: %r", self._tenant, self._owner, error)
             return []
 
+    def _continue_follow_ups(self, session_id: str) -> None:
+        """Messages queued as the session ended (too late for its agent) continue it as new
+        sessions; the same message sent through the service at that moment makes the same one."""
+        session = self._recorder.load(session_id)
+        if session.settled:
+            self._sessions.deliver_queued(self._tenant, session)
+
     async def _supervise(self, session_id: str) -> SessionOutcome:
         with tenant_scope(self._tenant):
             session = self._recorder.load(session_id)
@@ -150,7 +159,9 @@ class WaveSupervisor:
                 return outcome_of(self._recorder.load(session_id), "ended before it was followed")
             try:
                 with self._leases.following(supervision):
-                    return await self._follower.follow(supervision)
+                    outcome = await self._follower.follow(supervision)
+                self._continue_follow_ups(session_id)
+                return outcome
             finally:
                 supervision.stream.unsubscribe(supervision.session.agent_session_id or "")
                 await self._workspaces.end(supervision)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from domain.caller import Caller
 from domain.decomposition import SubtaskSpec
 from domain.session import Session, SessionStatus
 from domain.task import TaskStatus
@@ -26,11 +27,17 @@ world = waves.world
 
 
 def children(world: World, parent_id: str) -> list[Session]:
-    return sorted(world.service.list(TENANT, parent_id=parent_id), key=lambda s: s.id)
+    return sorted(
+        world.service.list(Caller.operator(), TENANT, parent_id=parent_id), key=lambda s: s.id
+    )
 
 
 def moments(world: World, session_id: str, status: str) -> list[datetime]:
-    return [e.at for e in world.service.events(TENANT, session_id) if e.new_status == status]
+    return [
+        e.at
+        for e in world.service.events(Caller.operator(), TENANT, session_id)
+        if e.new_status == status
+    ]
 
 
 def task_statuses(world: World, sessions: list[Session]) -> list[TaskStatus]:
@@ -48,7 +55,9 @@ def test_a_decomposed_request_runs_its_subtasks_in_order_and_gathers_their_resul
         '3. [script:write path=docs/c.md content="C\\n" reply="C written"] Write part C\n'
     )
     parent_id = world.service.submit(
-        TENANT, SubmitSession(title="Ship the greeting docs", prompt=prompt, decompose=True)
+        Caller.operator(),
+        TENANT,
+        SubmitSession(title="Ship the greeting docs", prompt=prompt, decompose=True),
     ).id
     a, b, c = children(world, parent_id)
     assert a.initial_prompt.startswith("[script:write path=docs/a.md")
@@ -97,7 +106,9 @@ def test_a_subtask_failing_for_good_cancels_the_next_and_the_parent_partly_compl
         SubtaskSpec(title="C", prompt='[script:text reply="C done"] Do part C.', depends_on=[1]),
     ]
     parent_id = world.service.submit(
-        TENANT, SubmitSession(title="Three parts", prompt="Do all three.", subtasks=subtasks)
+        Caller.operator(),
+        TENANT,
+        SubmitSession(title="Three parts", prompt="Do all three.", subtasks=subtasks),
     ).id
     a, b, c = children(world, parent_id)
 

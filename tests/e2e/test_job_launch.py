@@ -27,6 +27,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from domain.caller import Caller
 from domain.session import SessionStatus
 from indorch.demo.processes import Child, log_tail
 from indorch.demo.watchdog import DEMO_ID_VAR, terminate_leftovers
@@ -102,7 +103,7 @@ def run_ended(instance: dg.DagsterInstance, run_id: str) -> bool:
 
 
 def sessions_state(service: SessionService) -> str:
-    sessions = service.list(TENANT)
+    sessions = service.list(Caller.operator(), TENANT)
     return "sessions: " + (
         ", ".join(f"{s.id} {s.status.value} ({s.status_reason})" for s in sessions) or "none"
     )
@@ -190,13 +191,13 @@ def test_dagster_job_launch_with_tenant_and_prompt_runs_one_session(
             # The run's session is final when the run ends, unless the dispatch sensor claimed it
             # first (between the op's submit and its claim): then a wave of the sensor's runs it.
             wait_until(
-                lambda: [s.is_final for s in service.list(TENANT)] == [True],
+                lambda: [s.is_final for s in service.list(Caller.operator(), TENANT)] == [True],
                 "the session to end",
                 daemon,
                 RUN_TIMEOUT_SECONDS,
                 lambda: sessions_state(service),
             )
-            [session] = service.list(TENANT)
+            [session] = service.list(Caller.operator(), TENANT)
     finally:
         left = terminate_leftovers(marker)
         database.dispose()

@@ -71,10 +71,10 @@ class World:
         request = SubmitSession(
             title=title, prompt=prompt, repository="project", max_retries=0, **fields
         )
-        return self.service.submit(TENANT, request).id
+        return self.service.submit(Caller.operator(), TENANT, request).id
 
     def session(self, session_id: str) -> Session:
-        return self.service.get(TENANT, session_id)
+        return self.service.get(Caller.operator(), TENANT, session_id)
 
     def run_wave(self, **settings: object) -> list[SessionOutcome]:
         claim = self.service.claim_pending(TENANT, 10, timedelta(seconds=60), lambda s: "wave-r")
@@ -185,7 +185,7 @@ def test_a_failing_setup_script_fails_the_attempt_with_its_tail(world: World) ->
     assert session.status_reason.endswith("error: no matching version")
     output = "".join(
         event.data["output"]
-        for event in world.service.events(TENANT, session_id)
+        for event in world.service.events(Caller.operator(), TENANT, session_id)
         if event.event_type == "workspace.setup"
     )
     assert "resolving dependencies" in output and "no matching version" in output
@@ -223,7 +223,7 @@ def test_http_credentials_work_and_wrong_ones_fail_without_the_secret(world: Wor
     assert session.status is SessionStatus.FAILED
     assert session.status_reason.startswith(f"repository project: fetch from {server.url}")
     everything = session.model_dump_json() + "".join(
-        str(e.data) + e.reason for e in world.service.events(TENANT, bad)
+        str(e.data) + e.reason for e in world.service.events(Caller.operator(), TENANT, bad)
     )
     assert wrong not in everything and PASSWORD not in everything
 
@@ -235,6 +235,7 @@ def test_sessions_without_a_repository_get_a_scratch_workspace_each(
     tree; no tenant worktree is made on the server, and the trees go afterwards."""
     ids = [
         world.service.submit(
+            Caller.operator(),
             TENANT,
             SubmitSession(
                 title=f"Scratch {n}",
@@ -294,7 +295,9 @@ def test_a_wave_that_dies_leaves_the_worktree_to_the_wave_that_adopts_the_sessio
     )
 
     assert outcome.status == "COMPLETED", outcome.reason
-    assert "session.adopted" in [e.event_type for e in world.service.events(TENANT, session_id)]
+    assert "session.adopted" in [
+        e.event_type for e in world.service.events(Caller.operator(), TENANT, session_id)
+    ]
     assert set(remote_branch_files(remote, f"indorch/{session_id}")) == {"README.md"}
     assert not directory.exists()
 
@@ -310,7 +313,7 @@ def test_the_agent_cannot_write_outside_its_worktree(world: World) -> None:
     [outcome] = world.run_wave()
 
     assert not outside.exists()
-    events = world.service.events(TENANT, session_id)
+    events = world.service.events(Caller.operator(), TENANT, session_id)
     assert {"tool": "write", "status": "error"} in [
         e.data for e in events if e.event_type == "agent.tool"
     ]

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from domain.agent import Agent
+from domain.caller import Caller
 from domain.session import Session, SessionStatus
 from domain.supervision_policy import SupervisionSettings
 from domain.tenant import Tenant
@@ -88,10 +89,10 @@ class World:
 
     def submit(self, prompt: str, **fields: object) -> str:
         request = SubmitSession(title=prompt[-60:], prompt=prompt, **fields)
-        return self.service.submit(TENANT, request).id
+        return self.service.submit(Caller.operator(), TENANT, request).id
 
     def session(self, session_id: str) -> Session:
-        return self.service.get(TENANT, session_id)
+        return self.service.get(Caller.operator(), TENANT, session_id)
 
     redis_url: str | None = None
     supervision: SupervisionConfig = field(default_factory=lambda: SUPERVISION)
@@ -172,7 +173,7 @@ def run_until_final(world: World, session_id: str, seconds: float = 90) -> None:
             time.sleep(0.3)
     history = [
         (e.event_type, e.new_status, e.reason, e.data)
-        for e in world.service.events(TENANT, session_id)
+        for e in world.service.events(Caller.operator(), TENANT, session_id)
     ]
     raise AssertionError(
         f"{session_id} still {world.session(session_id).status} after {seconds}s: {history}"
@@ -182,7 +183,7 @@ def run_until_final(world: World, session_id: str, seconds: float = 90) -> None:
 def statuses(world: World, session_id: str) -> list[str]:
     return [
         event.new_status
-        for event in world.service.events(TENANT, session_id)
+        for event in world.service.events(Caller.operator(), TENANT, session_id)
         if event.new_status is not None
     ]
 
@@ -249,7 +250,7 @@ def test_a_dagster_launch_with_tenant_and_prompt_runs_one_session(world: World) 
         instance=world.instance,
     )
     assert result.success
-    [session] = world.service.list(TENANT)
+    [session] = world.service.list(Caller.operator(), TENANT)
     assert session.status is SessionStatus.COMPLETED
     assert session.title == "Say hello."
 
@@ -261,7 +262,9 @@ def launch_one(world: World, prompt: str) -> Session:
         instance=world.instance,
     )
     assert result.success
-    return next(s for s in world.service.list(TENANT) if s.initial_prompt == prompt)
+    return next(
+        s for s in world.service.list(Caller.operator(), TENANT) if s.initial_prompt == prompt
+    )
 
 
 def test_live_events_reach_the_tenants_redis_stream(world: World, redis_url: str) -> None:
@@ -270,7 +273,7 @@ def test_live_events_reach_the_tenants_redis_stream(world: World, redis_url: str
     session = launch_one(world, "Live events, please.")
     assert session.status is SessionStatus.COMPLETED
     streamed = reader.read_session_events(TENANT, session.id, count=1000)
-    stored = world.service.events(TENANT, session.id)
+    stored = world.service.events(Caller.operator(), TENANT, session.id)
     assert [entry.event.seq for entry in streamed] == [event.seq for event in stored]
 
 
@@ -278,9 +281,11 @@ def test_waves_carry_on_from_the_database_when_redis_is_down(world: World) -> No
     world.redis_url = "redis://127.0.0.1:1/0"  # nothing listens there
     session = launch_one(world, "Redis is down, carry on.")
     assert session.status is SessionStatus.COMPLETED
-    assert [e.new_status for e in world.service.events(TENANT, session.id) if e.new_status][
-        -1
-    ] == "COMPLETED"
+    assert [
+        e.new_status
+        for e in world.service.events(Caller.operator(), TENANT, session.id)
+        if e.new_status
+    ][-1] == "COMPLETED"
 
 
 def accelerated_clock(factor: float) -> Callable[[], datetime]:
@@ -337,7 +342,11 @@ def test_a_wave_takes_on_its_tenants_new_sessions_while_it_runs(world: World) ->
         first: "COMPLETED",
         second: "COMPLETED",
     }
-    claimed = [e for e in world.service.events(TENANT, second) if e.new_status == "QUEUED"]
+    claimed = [
+        e
+        for e in world.service.events(Caller.operator(), TENANT, second)
+        if e.new_status == "QUEUED"
+    ]
     assert len(claimed) == 1 and "wave-long" in claimed[0].reason
 
 
@@ -354,7 +363,9 @@ def test_tenants_sharing_an_agent_server_work_in_workspaces_of_their_own(
         uow.agents.add(Agent(tenant_id=other, name="shared", server_url=servers[0].url))
     ours = world.submit('[script:write path=secret.md content="acme only"] Write it.')
     theirs = world.service.submit(
-        other, SubmitSession(title="theirs", prompt='[script:write path=own.md content="g"] Go.')
+        Caller.operator(),
+        other,
+        SubmitSession(title="theirs", prompt='[script:write path=own.md content="g"] Go.'),
     ).id
 
     for tenant, session_id in ((TENANT, ours), (other, theirs)):
@@ -372,7 +383,9 @@ def test_tenants_sharing_an_agent_server_work_in_workspaces_of_their_own(
         assert [(o.status, o.files_changed) for o in outcomes] == [("COMPLETED", 1)]
 
     acme_dir = Path(world.session(ours).metadata["agent_directory"])
-    globex_dir = Path(world.service.get(other, theirs).metadata["agent_directory"])
+    globex_dir = Path(
+        world.service.get(Caller.operator(), other, theirs).metadata["agent_directory"]
+    )
     assert acme_dir != globex_dir
     assert acme_dir.name.startswith(f"tenant-{TENANT}-")
     assert globex_dir.name.startswith(f"tenant-{other}-")
@@ -438,7 +451,7 @@ def test_a_killed_wave_is_adopted_without_a_second_agent_session(
     assert session.retry_count == 0
     assert sum(agent_sessions_titled(server, session_id) for server in servers) == 1
     assert "session.adopted" in [
-        event.event_type for event in world.service.events(TENANT, session_id)
+        event.event_type for event in world.service.events(Caller.operator(), TENANT, session_id)
     ]
 
 

@@ -115,12 +115,13 @@ def test_the_promoted_model_prompts_the_next_session_on_the_real_server(
             instance.add_dynamic_partitions("tenants", [history_tenant])
             name, command = FACTS[3]
             session = world.service.submit(
+                Caller.operator(),
                 history_tenant,
                 _request(f"How do I run the tests of {name}?"),
             )
             assert session.model == f"{TUNED_PROVIDER_ID}/{job.fine_tuned_model}"
             _run(world, history_tenant, session.id)
-            done = world.service.get(history_tenant, session.id)
+            done = world.service.get(Caller.operator(), history_tenant, session.id)
             assert done.status.value == "COMPLETED", done.status_reason
             assert command in done.result["text"]
             directory = done.metadata.get("agent_directory")
@@ -128,7 +129,9 @@ def test_the_promoted_model_prompts_the_next_session_on_the_real_server(
             assert models == {(TUNED_PROVIDER_ID, job.fine_tuned_model)}
 
             promotions.rollback(OPERATOR, history_tenant)
-            after = world.service.submit(history_tenant, _request("[script:reply text=ok] hi"))
+            after = world.service.submit(
+                Caller.operator(), history_tenant, _request("[script:reply text=ok] hi")
+            )
             assert after.model is None
     finally:
         remove_worktrees(database)
@@ -144,8 +147,10 @@ def _request(prompt: str):
 def _run(world: World, tenant: str, session_id: str, seconds: float = 120) -> None:
     """Sensor ticks and waves, as the daemon would, until the session is final."""
     deadline = time.monotonic() + seconds
-    while world.service.get(tenant, session_id).status.value not in FINAL:
-        assert time.monotonic() < deadline, world.service.events(tenant, session_id)
+    while world.service.get(Caller.operator(), tenant, session_id).status.value not in FINAL:
+        assert time.monotonic() < deadline, world.service.events(
+            Caller.operator(), tenant, session_id
+        )
         if tick(world) == 0:
             time.sleep(0.3)
 

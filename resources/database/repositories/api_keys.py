@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -13,6 +14,8 @@ from domain.tenant import Role
 from resources.database.repositories.base import TenantScopedRepository
 from resources.database.repositories.users import UserRepository
 from resources.database.schema import ApiKeyRow
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)  # `last_used_at` is kept to the minute
 
 
 def _to_domain(row: ApiKeyRow) -> ApiKey:
@@ -74,8 +77,15 @@ class ApiKeyRepository(TenantScopedRepository):
             or not hmac.compare_digest(row.key_hash, digest)
         ):
             raise NotFound("api key", plaintext[:DISPLAY_PREFIX_LENGTH])
-        row.last_used_at = utcnow()
-        self._session.flush()
+        now = utcnow()
+        last = row.last_used_at
+        if last is not None and last.tzinfo is None:  # SQLite gives naive UTC back
+            last = last.replace(tzinfo=now.tzinfo)
+        if last is None or now - last >= LAST_USED_RESOLUTION:
+            # At most one write a minute per key: every API request authenticates, and a write
+            # per request would serialize them on SQLite (and cost a commit on any database).
+            row.last_used_at = now
+            self._session.flush()
         return _to_domain(row)
 
     def list(self) -> list[ApiKey]:

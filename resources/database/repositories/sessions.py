@@ -42,6 +42,7 @@ CREATED_EVENT = "session.created"
 STATUS_EVENT = "session.status_changed"
 COORDINATING = (SessionStatus.PENDING.value, SessionStatus.RUNNING.value)
 _PARENT = aliased(SessionRow, name="parent")
+TAG_SCAN_BATCH = 500
 LEASED_STATES = (SessionStatus.QUEUED, SessionStatus.RUNNING, SessionStatus.DEGRADED)
 ENDED_STATES = (  # an attempt's end: what SessionMetrics.on_status gives a duration
     SessionStatus.COMPLETED,
@@ -257,17 +258,72 @@ class SessionRepository(TenantScopedRepository):
         parent_id: str | None = None,
         limit: int = 100,
         before_id: str | None = None,
+        session_types: Collection[SessionType] | None = None,
+        priorities: Collection[Priority] | None = None,
+        tag: str | None = None,
     ) -> list[Session]:
-        """Newest first (ids sort by creation time); page with `before_id`. No checkpoints."""
+        """Newest first (ids sort by creation time); page with `before_id`. No checkpoints.
+
+        `tag` is matched on the decoded tags (JSON is queried differently by each database),
+        reading newest first in batches until `limit` sessions carry it.
+        """
         query = select(SessionRow).where(SessionRow.tenant_id == self.tenant_id)
         if statuses:
             query = query.where(SessionRow.status.in_([s.value for s in statuses]))
+        if session_types:
+            query = query.where(SessionRow.session_type.in_([t.value for t in session_types]))
+        if priorities:
+            query = query.where(SessionRow.priority.in_([int(p) for p in priorities]))
         if parent_id is not None:
             query = query.where(SessionRow.parent_id == parent_id)
-        if before_id is not None:
-            query = query.where(SessionRow.id < before_id)
-        query = query.order_by(SessionRow.id.desc()).limit(limit)
-        return [_to_domain(row) for row in self._session.scalars(query)]
+        if tag is None:
+            if before_id is not None:
+                query = query.where(SessionRow.id < before_id)
+            query = query.order_by(SessionRow.id.desc()).limit(limit)
+            return [_to_domain(row) for row in self._session.scalars(query)]
+        found: list[Session] = []
+        while len(found) < limit:
+            page = query.order_by(SessionRow.id.desc()).limit(TAG_SCAN_BATCH)
+            if before_id is not None:
+                page = page.where(SessionRow.id < before_id)
+            rows = list(self._session.scalars(page))
+            found += [_to_domain(row) for row in rows if tag in (row.tags or [])]
+            if len(rows) < TAG_SCAN_BATCH:
+                break
+            before_id = rows[-1].id
+        return found[:limit]
+
+    def statistics(self) -> dict[str, dict[str, int]]:
+        """How many of the tenant's sessions are in each status, of each type and priority."""
+        counts: dict[str, dict[str, int]] = {}
+        for name, column in (
+            ("by_status", SessionRow.status),
+            ("by_type", SessionRow.session_type),
+            ("by_priority", SessionRow.priority),
+        ):
+            query = (
+                select(column, func.count())
+                .where(SessionRow.tenant_id == self.tenant_id)
+                .group_by(column)
+            )
+            counts[name] = {
+                (Priority(key).name if name == "by_priority" else str(key)): int(count)
+                for key, count in self._session.execute(query)
+            }
+        return counts
+
+    def events_of_types(self, session_id: str, event_types: Collection[str]) -> list[SessionEvent]:
+        """The session's events of these types, oldest first (follow-up messages, ...)."""
+        query = (
+            select(SessionEventRow)
+            .where(
+                SessionEventRow.tenant_id == self.tenant_id,
+                SessionEventRow.session_id == session_id,
+                SessionEventRow.event_type.in_(list(event_types)),
+            )
+            .order_by(SessionEventRow.seq)
+        )
+        return [_event_to_domain(row) for row in self._session.scalars(query)]
 
     def count_active(self) -> int:
         """Sessions holding a concurrency slot (a coordinating parent holds none)."""

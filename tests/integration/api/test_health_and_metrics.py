@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.app import create_app
 from api.services import Services
 from domain.agent import Agent
+from domain.caller import Caller
 from domain.tenant import Role
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.migrate import upgrade
@@ -221,9 +222,10 @@ def test_metrics_tell_sessions_queue_tokens_cost_durations_agents_and_api_latenc
     tenant: ApiTenant = _new_tenant(wiring.factory)
     sessions = wiring.factory.sessions()
     submitted = [
-        sessions.submit(tenant.slug, SubmitSession(title=f"t{n}", prompt="p")).id for n in range(3)
+        sessions.submit(Caller.operator(), tenant.slug, SubmitSession(title=f"t{n}", prompt="p")).id
+        for n in range(3)
     ]
-    sessions.cancel(tenant.slug, submitted[0])
+    sessions.cancel(Caller.operator(), tenant.slug, submitted[0])
     with tenant_scope(tenant.slug), unit_of_work(wiring.database) as uow:
         uow.usage.record(date.today(), tokens_in=1200, tokens_out=300, cost_usd=0.25)
     agent = wiring.factory.agents().register(

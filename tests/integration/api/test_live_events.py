@@ -24,6 +24,7 @@ from api.app import create_app
 from api.event_streams import PRUNE_ABOVE
 from api.live_event_hub import LiveEventHub
 from api.services import Services
+from domain.caller import Caller
 from domain.events import SessionEvent
 from domain.tenant import Role
 from resources.database import Database, tenant_scope
@@ -51,7 +52,7 @@ class Stack:
 
     def submit(self, tenant: ApiTenant, title: str = "watch me") -> str:
         request = SubmitSession(title=title, prompt="say hello")
-        return self.wiring.factory.sessions().submit(tenant.slug, request).id
+        return self.wiring.factory.sessions().submit(Caller.operator(), tenant.slug, request).id
 
     def record(self, tenant: ApiTenant, session_id: str, n: int) -> None:
         """An agent's observation, as a wave records it: written, then published."""

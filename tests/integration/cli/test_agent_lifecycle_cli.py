@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import pytest
 
+from domain.caller import Caller
 from domain.session import SessionStatus
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.migrate import upgrade
@@ -59,7 +60,9 @@ def start_session_on(url: str, agent_id: str) -> str:
     database = Database(url)
     try:
         service = SessionService(database)
-        session = service.submit("acme", SubmitSession(title="busy", prompt="work"))
+        session = service.submit(
+            Caller.operator(), "acme", SubmitSession(title="busy", prompt="work")
+        )
         service.claim_pending("acme", 10, timedelta(minutes=5), lambda _: "wave-1")
         with tenant_scope("acme"), unit_of_work(database) as uow:
             running = uow.sessions.get(session.id)

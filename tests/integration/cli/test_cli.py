@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from domain.caller import Caller
 from domain.workspace import TenantWorkspace
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.migrate import upgrade
@@ -115,7 +116,9 @@ def _claim_one_session(url: str, tenant: str) -> str:
     database = Database(url)
     try:
         service = SessionService(database)
-        session = service.submit(tenant, SubmitSession(title="busy", prompt="work"))
+        session = service.submit(
+            Caller.operator(), tenant, SubmitSession(title="busy", prompt="work")
+        )
         claim = service.claim_pending(tenant, 10, timedelta(minutes=5), lambda _: "wave-1")
         assert [s.id for s in claim.sessions] == [session.id]
         return session.id

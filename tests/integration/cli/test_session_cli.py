@@ -4,9 +4,11 @@ Contract: a session is submitted through the session service (title defaults to 
 line); bad input (blank title, oversized prompt, unknown tenant or session, invalid priority or
 type, a refused transition, an exhausted token budget) prints one line on stderr, exits 2 and
 writes nothing; the same idempotency key and request give the same session, another request with
-a used key is refused; a steering command names the status it needs; `--wait` exits 0 on success,
-1 on any other end, 3 when it gives up; `events --follow` ends when the session does; stopping a
-session that runs on a real OpenCode server aborts the agent's turn there.
+a used key is refused; a steering command names the status it needs; a follow-up message is
+queued on a session that is to run or runs and continues an ended one as a child session;
+`--wait` exits 0 on success, 1 on any other end, 3 when it gives up; `events --follow` ends when
+the session does; stopping a session that runs on a real OpenCode server aborts the agent's turn
+there.
 """
 
 from __future__ import annotations
@@ -288,6 +290,36 @@ def test_cancelling_a_completed_session_is_refused_and_changes_nothing(db_url: s
     )
     assert show(db_url, session_id)["status"] == "COMPLETED"
     assert len(events(db_url, session_id)) == 3
+
+
+def test_a_message_is_queued_on_a_pending_session_and_continues_an_ended_one(
+    db_url: str,
+) -> None:
+    session_id = submit(db_url, "--prompt", PROMPT)["id"]
+    out = ok(db_url, "session", "message", "-t", "acme", session_id, "Also fix the retry.")
+    assert "queued" in out
+    queued = [e for e in events(db_url, session_id) if e["event_type"] == "session.message"]
+    assert [e["data"]["text"] for e in queued] == ["Also fix the retry."]
+    move(db_url, session_id, S.RUNNING, S.COMPLETED)
+    answer = json.loads(
+        ok(db_url, "session", "message", "-t", "acme", session_id, "Now the docs.", "--json")
+    )
+    assert answer["delivery"] == "session"
+    child = show(db_url, answer["session_id"])
+    assert child["parent_id"] == session_id
+    assert child["initial_prompt"].startswith("Now the docs.")
+    line = refused(
+        db_url, "session", "message", "-t", "acme", "IND-00000000000000000000000000", "x"
+    )
+    assert "not found" in line.lower()
+
+
+def test_retry_puts_a_failed_session_back_to_pending_now(db_url: str) -> None:
+    session_id = submit(db_url, "--prompt", PROMPT)["id"]
+    move(db_url, session_id, S.RUNNING, S.FAILED)
+    out = ok(db_url, "session", "retry", "-t", "acme", session_id)
+    assert "PENDING" in out
+    assert show(db_url, session_id)["retry_count"] == 1
 
 
 def test_show_gives_the_current_error_only_and_each_retried_attempts_error(db_url: str) -> None:

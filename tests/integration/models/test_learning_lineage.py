@@ -102,14 +102,19 @@ def test_a_tuned_model_that_learned_is_promoted_and_used_by_the_next_session(
     promotions = ModelPromotionService(database)
     promoted = promotions.promote(OPERATOR, tenant, evaluation.id)
     sessions = SessionService(database)
-    session = sessions.submit(tenant, SubmitSession(title="next", prompt="go"))
+    session = sessions.submit(Caller.operator(), tenant, SubmitSession(title="next", prompt="go"))
     assert session.model == f"{TUNED_PROVIDER_ID}/{job.fine_tuned_model}"
     assert session.metadata["model_promotion"] == promoted.id
-    chosen = sessions.submit(tenant, SubmitSession(title="mine", prompt="go", model="x/y"))
+    chosen = sessions.submit(
+        Caller.operator(), tenant, SubmitSession(title="mine", prompt="go", model="x/y")
+    )
     assert chosen.model == "x/y"  # a submitter's own choice wins
 
     assert promotions.rollback(OPERATOR, tenant) is None
-    assert sessions.submit(tenant, SubmitSession(title="after", prompt="go")).model is None
+    assert (
+        sessions.submit(Caller.operator(), tenant, SubmitSession(title="after", prompt="go")).model
+        is None
+    )
 
 
 def test_the_base_model_against_itself_is_not_promoted(database, provider, tmp_path):

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from domain.caller import Caller
 from domain.events import SessionEvent
 from domain.tenant import Tenant
 from resources.database import Database, unit_of_work
@@ -50,17 +51,19 @@ def test_with_redis_up_each_event_is_yielded_once(
     publisher = RedisEventPublisher(redis_url)
     reader = RedisEventReader(redis_url)
     service = SessionService(database, publish=publisher.publish)
-    session = service.submit(tenant, SubmitSession(title="feed", prompt="say hi"))
+    session = service.submit(
+        Caller.operator(), tenant, SubmitSession(title="feed", prompt="say hi")
+    )
     feed = LiveEventFeed(
         tenant,
         session.id,
-        lambda after_seq: service.events(tenant, session.id, after_seq),
+        lambda after_seq: service.events(Caller.operator(), tenant, session.id, after_seq),
         reader=reader,
         block_ms=100,
         resync_interval=0.0,  # read the database on every poll as well: both sources overlap
     )
     assert seqs(feed.poll()) == [1]  # history, from the database
-    service.cancel(tenant, session.id, reason="changed my mind")
+    service.cancel(Caller.operator(), tenant, session.id, reason="changed my mind")
     assert seqs(feed.poll()) == [2]  # from Redis and the database: once
     assert feed.poll() == []
     assert feed.source is FeedSource.REDIS
@@ -74,11 +77,13 @@ def test_while_redis_is_down_the_feed_reads_the_database_then_rejoins(
     publisher = RedisEventPublisher(own_redis.url, probe_backoff=PROBE_EVERY_CALL)
     reader = RedisEventReader(own_redis.url, probe_backoff=PROBE_EVERY_CALL)
     service = SessionService(database, publish=publisher.publish)
-    session = service.submit(tenant, SubmitSession(title="outage", prompt="say hi"))
+    session = service.submit(
+        Caller.operator(), tenant, SubmitSession(title="outage", prompt="say hi")
+    )
     feed = LiveEventFeed(
         tenant,
         session.id,
-        lambda after_seq: service.events(tenant, session.id, after_seq),
+        lambda after_seq: service.events(Caller.operator(), tenant, session.id, after_seq),
         reader=reader,
         block_ms=100,
         resync_interval=None,
@@ -87,7 +92,9 @@ def test_while_redis_is_down_the_feed_reads_the_database_then_rejoins(
     assert feed.source is FeedSource.REDIS
 
     own_redis.kill()
-    service.cancel(tenant, session.id, reason="changed my mind")  # its publish is dropped
+    service.cancel(
+        Caller.operator(), tenant, session.id, reason="changed my mind"
+    )  # its publish is dropped
     assert publisher.dropped == 1
     assert seqs(feed.poll()) == [2]
     assert feed.source is FeedSource.DATABASE
@@ -113,11 +120,15 @@ def test_without_redis_configured_the_feed_only_polls_the_database(
     database: Database, tenant: str
 ) -> None:
     service = SessionService(database)
-    session = service.submit(tenant, SubmitSession(title="embedded", prompt="say hi"))
+    session = service.submit(
+        Caller.operator(), tenant, SubmitSession(title="embedded", prompt="say hi")
+    )
     feed = LiveEventFeed(
-        tenant, session.id, lambda after_seq: service.events(tenant, session.id, after_seq)
+        tenant,
+        session.id,
+        lambda after_seq: service.events(Caller.operator(), tenant, session.id, after_seq),
     )
     assert seqs(feed.poll()) == [1]
-    service.cancel(tenant, session.id)
+    service.cancel(Caller.operator(), tenant, session.id)
     assert seqs(feed.poll()) == [2]
     assert feed.source is FeedSource.DATABASE

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from domain.caller import Caller
 from domain.tenant import Tenant
 from orchestrator_defs.sessions.job import wave_top_up
 from resources.database import Database, unit_of_work
@@ -35,7 +36,9 @@ def database(sqlite_url: str, tenant: str) -> Iterator[Database]:
 def test_a_session_claimed_by_a_waves_top_up_is_announced_on_the_live_feed(
     redis_url: str, database: Database, tenant: str
 ) -> None:
-    waiting = SessionService(database).submit(tenant, SubmitSession(title="later", prompt="hi"))
+    waiting = SessionService(database).submit(
+        Caller.operator(), tenant, SubmitSession(title="later", prompt="hi")
+    )
     supervision = SupervisionConfig()
     database_resource = DatabaseResource(url=str(database.url))
     redis_resource = RedisResource(url=redis_url)

@@ -323,7 +323,9 @@ def test_the_budget_makes_a_third_tenant_wait_then_idle_stops_free_its_slot(worl
     waiting = world.runtime(c)
     assert waiting.status is RuntimeStatus.WAITING_FOR_SLOT
     assert "waiting for a runtime slot" in (runtime_wait(world.database, OPERATOR, c) or "")
-    ServiceFactory(world.database).sessions().submit(c, SubmitSession(title="t", prompt="p"))
+    ServiceFactory(world.database).sessions().submit(
+        Caller.operator(), c, SubmitSession(title="t", prompt="p")
+    )
 
     idle_now = world.manager_with(idle_seconds=0)
     with tenant_scope(world.b), unit_of_work(world.database) as uow:

@@ -103,6 +103,7 @@ def test_a_tenants_file_remote_works_in_its_runtime_and_another_tenant_cannot_na
             return (
                 factory.sessions()
                 .submit(
+                    Caller.operator(),
                     tenant,
                     SubmitSession(
                         title=f"On {repository}",
@@ -135,7 +136,7 @@ def test_a_tenants_file_remote_works_in_its_runtime_and_another_tenant_cannot_na
     # A's session fetched from and pushed to its own file:// remote, from inside its sandbox.
     assert outcome_a.status == "COMPLETED", outcome_a
     give_to(served / "a", 0, 0)  # the test's git (root) reads it: git refuses another's repo
-    done = factory.sessions().get(a, mine)
+    done = factory.sessions().get(Caller.operator(), a, mine)
     assert done.agent_id == runtime_a.agent_id and done.metadata["workspace"]["in_runtime"]
     pushed = remote_branch_files(remote, f"indorch/{mine}")
     assert pushed["seen.txt"] == f"{A_ONLY}\n" and pushed["change.txt"] == "change\n"
@@ -143,12 +144,13 @@ def test_a_tenants_file_remote_works_in_its_runtime_and_another_tenant_cannot_na
     # B's sessions, on B's runtime, were refused before any git ran: saying why, not retried.
     assert {o.session_id: o.status for o in outcomes_b} == {stolen: "FAILED", linked: "FAILED"}
     for session_id in (stolen, linked):
-        failed = factory.sessions().get(b, session_id)
+        failed = factory.sessions().get(Caller.operator(), b, session_id)
         assert failed.agent_id in (None, runtime_b.agent_id)
         assert failed.retry_count == 0
         assert "not readable by the tenant's OS user" in failed.status_reason, failed
         everything = failed.model_dump_json() + "".join(
-            str(e.data) + e.reason for e in factory.sessions().events(b, session_id)
+            str(e.data) + e.reason
+            for e in factory.sessions().events(Caller.operator(), b, session_id)
         )
         assert A_ONLY not in everything
     assert not (runtime_root / b / "workspaces" / "mirrors" / "stolen.git").exists()

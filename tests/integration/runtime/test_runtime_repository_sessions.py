@@ -114,6 +114,7 @@ def test_a_repository_session_works_inside_its_tenants_runtime(
                 ),
             )
             session = factory.sessions().submit(
+                Caller.operator(),
                 a,
                 SubmitSession(
                     title="Add a change",
@@ -167,7 +168,7 @@ def test_a_repository_session_works_inside_its_tenants_runtime(
         database.dispose()
 
     assert outcome.status == "COMPLETED", outcome
-    done = factory.sessions().get(a, session.id)
+    done = factory.sessions().get(Caller.operator(), a, session.id)
     assert done.status is SessionStatus.COMPLETED and done.agent_id == runtime_a.agent_id
     pushed = remote_branch_files(remote, f"indorch/{session.id}")
     assert pushed["change.txt"] == "done-by-a\n"

@@ -58,6 +58,7 @@ def test_two_concurrent_sessions_of_one_tenant_never_share_a_directory(
         ids = [
             factory.sessions()
             .submit(
+                Caller.operator(),
                 tenant,
                 SubmitSession(
                     title=f"Scratch {n}",
@@ -106,7 +107,7 @@ def test_two_concurrent_sessions_of_one_tenant_never_share_a_directory(
     assert sorted(seen.values()) == ["session-1\n", "session-2\n"], seen
     directories = set()
     for session_id in ids:
-        done = factory.sessions().get(tenant, session_id)
+        done = factory.sessions().get(Caller.operator(), tenant, session_id)
         assert done.status is SessionStatus.COMPLETED
         assert done.agent_id == runtime.agent_id
         directory = Path(done.metadata["workspace"]["directory"])

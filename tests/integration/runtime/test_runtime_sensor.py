@@ -52,12 +52,14 @@ def test_runtime_starts_on_work_and_stops_when_idle(
         factory.runtimes().stop(Caller.operator(), tenant)
         assert "nothing to do" in tick(fresh_postgres_url)  # no work: stays stopped
 
-        factory.sessions().submit(tenant, SubmitSession(title="t", prompt="p"))
+        factory.sessions().submit(Caller.operator(), tenant, SubmitSession(title="t", prompt="p"))
         assert f"started {tenant}" in tick(fresh_postgres_url)
         (runtime,) = factory.runtimes().list(Caller.operator(), tenant)
         assert runtime.status is RuntimeStatus.LIVE
 
-        factory.sessions().cancel(tenant, factory.sessions().list(tenant)[0].id)
+        factory.sessions().cancel(
+            Caller.operator(), tenant, factory.sessions().list(Caller.operator(), tenant)[0].id
+        )
         monkeypatch.setenv("INDORCH_RUNTIME_IDLE_SECONDS", "0")
         assert f"stopped idle {tenant}" in tick(fresh_postgres_url)
         (runtime,) = factory.runtimes().list(Caller.operator(), tenant)

@@ -83,6 +83,7 @@ def test_a_dead_runtimes_session_is_orphaned_and_its_retry_completes_on_the_rest
         first = manager.start(OPERATOR, tenant)
         service = ServiceFactory(database, retry_base_seconds=0.2).sessions()
         session = service.submit(
+            Caller.operator(),
             tenant,
             SubmitSession(
                 title="long", prompt="[script:hang attempts=1] A long one.", max_retries=2
@@ -118,7 +119,7 @@ def test_a_dead_runtimes_session_is_orphaned_and_its_retry_completes_on_the_rest
             time.sleep(0.3)
         [outcome] = asyncio.run(wave(database, host, tenant, "wave-2"))
         assert outcome.status == "COMPLETED", outcome
-        done = service.get(tenant, session.id)
+        done = service.get(Caller.operator(), tenant, session.id)
         assert done.status is SessionStatus.COMPLETED and done.agent_id == second.agent_id
     finally:
         for runtime in manager.list(OPERATOR, tenant):

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from domain.caller import Caller
 from domain.clock import utcnow
 from domain.decomposition import SubtaskSpec
 from domain.errors import InvalidInput
@@ -114,14 +115,14 @@ def test_a_refused_graph_writes_nothing(
 ) -> None:
     service = SessionService(database)
     with pytest.raises(InvalidInput) as refused:
-        service.submit(tenant, request(subtasks, idempotency_key="k-1"))
+        service.submit(Caller.operator(), tenant, request(subtasks, idempotency_key="k-1"))
     assert refused.value.field == "subtasks"
     assert message in str(refused.value)
     assert row_counts(database, tenant) == (0, 0, 0)
 
 
 def test_a_chain_of_depth_ten_is_accepted(database: Database, tenant: str) -> None:
-    parent = SessionService(database).submit(tenant, request(chain(11)))
+    parent = SessionService(database).submit(Caller.operator(), tenant, request(chain(11)))
     assert len(children_of(database, tenant, parent.id)) == 11
     assert row_counts(database, tenant) == (12, 11, 10)
 
@@ -133,7 +134,9 @@ def test_a_request_with_subtasks_writes_a_parent_children_tasks_and_edges(
     service = SessionService(database, publish=published.append)
     subtasks = [spec("A", key="a"), spec("B", "a", key="b", max_retries=0), spec("C", 1)]
 
-    parent = service.submit(tenant, request(subtasks, max_retries=2, model="openai/gpt-4o"))
+    parent = service.submit(
+        Caller.operator(), tenant, request(subtasks, max_retries=2, model="openai/gpt-4o")
+    )
 
     assert parent.max_retries == 0
     assert parent.metadata["decomposition"] == {"subtasks": 3, "by": "request"}
@@ -154,8 +157,8 @@ def test_the_same_idempotency_key_gives_the_same_decomposed_request(
     database: Database, tenant: str
 ) -> None:
     service = SessionService(database)
-    first = service.submit(tenant, request(chain(2), idempotency_key="k"))
-    again = service.submit(tenant, request(chain(2), idempotency_key="k"))
+    first = service.submit(Caller.operator(), tenant, request(chain(2), idempotency_key="k"))
+    again = service.submit(Caller.operator(), tenant, request(chain(2), idempotency_key="k"))
     assert again.id == first.id
     assert row_counts(database, tenant) == (3, 2, 1)
 
@@ -165,6 +168,7 @@ def test_decompose_splits_the_prompt_or_submits_one_session(
 ) -> None:
     service = SessionService(database)
     split = service.submit(
+        Caller.operator(),
         tenant,
         SubmitSession(title="T", prompt="1. Add the form\n2. Write the tests", decompose=True),
     )
@@ -174,14 +178,18 @@ def test_decompose_splits_the_prompt_or_submits_one_session(
     ]
     assert split.metadata["decomposition"]["by"] == "decomposer"
 
-    single = service.submit(tenant, SubmitSession(title="T", prompt="Fix it.", decompose=True))
+    single = service.submit(
+        Caller.operator(), tenant, SubmitSession(title="T", prompt="Fix it.", decompose=True)
+    )
     assert children_of(database, tenant, single.id) == []
     assert single.max_retries == 3 and "decomposition" not in single.metadata
 
 
 def test_subtasks_and_decompose_together_are_refused(database: Database, tenant: str) -> None:
     with pytest.raises(InvalidInput, match="not both"):
-        SessionService(database).submit(tenant, request(chain(2), decompose=True))
+        SessionService(database).submit(
+            Caller.operator(), tenant, request(chain(2), decompose=True)
+        )
 
 
 # --- dispatch and settlement ------------------------------------------------------------------
@@ -191,7 +199,7 @@ def test_children_run_in_dependency_order_and_the_parent_completes(
     database: Database, tenant: str
 ) -> None:
     service, coordination = SessionService(database), CoordinationService(database)
-    parent = service.submit(tenant, request(chain(3)))
+    parent = service.submit(Caller.operator(), tenant, request(chain(3)))
     a, b, c = children_of(database, tenant, parent.id)
     files = [{"file": "a.md", "status": "added", "additions": 1, "deletions": 0}]
 
@@ -205,7 +213,7 @@ def test_children_run_in_dependency_order_and_the_parent_completes(
         metrics=SessionMetrics(tokens_in=10, tokens_out=2, cost_usd=0.25),
     )
     assert coordination.settle(tenant) == []
-    assert service.get(tenant, parent.id).status is S.RUNNING
+    assert service.get(Caller.operator(), tenant, parent.id).status is S.RUNNING
     with tenant_scope(tenant), unit_of_work(database) as uow:
         assert uow.sessions.count_active() == 0  # the running parent holds no slot
         assert uow.sessions.with_expired_lease(utcnow(), {S.RUNNING}) == []  # nor is adopted
@@ -223,7 +231,7 @@ def test_children_run_in_dependency_order_and_the_parent_completes(
     [ended] = coordination.settle(tenant)
 
     assert ended.id == parent.id
-    parent = service.get(tenant, parent.id)
+    parent = service.get(Caller.operator(), tenant, parent.id)
     assert parent.status is S.COMPLETED
     assert parent.status_reason == "3 of 3 subtasks completed"
     assert parent.result is not None
@@ -235,7 +243,7 @@ def test_children_run_in_dependency_order_and_the_parent_completes(
     assert parent.result["children"][0]["files"] == files
     assert (parent.metrics.tokens_in, parent.metrics.tokens_out) == (15, 2)
     assert parent.metrics.cost_usd == pytest.approx(0.25)
-    assert [e.new_status for e in service.events(tenant, parent.id)] == [
+    assert [e.new_status for e in service.events(Caller.operator(), tenant, parent.id)] == [
         "PENDING",
         "RUNNING",
         "COMPLETED",
@@ -249,7 +257,7 @@ def test_a_child_failing_for_good_cancels_its_dependents_and_the_parent_partly_c
 ) -> None:
     service, coordination = SessionService(database), CoordinationService(database)
     subtasks = [spec("A"), spec("B", 0, max_retries=0), spec("C", 1), spec("D", 2)]
-    parent = service.submit(tenant, request(subtasks))
+    parent = service.submit(Caller.operator(), tenant, request(subtasks))
     a, b, c, d = children_of(database, tenant, parent.id)
 
     claim(service, tenant)
@@ -261,7 +269,10 @@ def test_a_child_failing_for_good_cancels_its_dependents_and_the_parent_partly_c
     [ended] = coordination.settle(tenant)  # C and D cancelled in one pass
 
     assert ended.status is S.PARTIALLY_COMPLETED
-    c, d = service.get(tenant, c.id), service.get(tenant, d.id)
+    c, d = (
+        service.get(Caller.operator(), tenant, c.id),
+        service.get(Caller.operator(), tenant, d.id),
+    )
     assert (c.status, d.status) == (S.CANCELLED, S.CANCELLED)
     assert c.status_reason == f"prerequisite {b.id} (B) ended FAILED"
     assert d.status_reason == f"prerequisite {c.id} (C) ended CANCELLED"
@@ -282,38 +293,42 @@ def test_a_child_failing_for_good_cancels_its_dependents_and_the_parent_partly_c
 
 def test_a_parent_whose_children_all_failed_fails(database: Database, tenant: str) -> None:
     service, coordination = SessionService(database), CoordinationService(database)
-    parent = service.submit(tenant, request(chain(2), max_retries=0))
+    parent = service.submit(Caller.operator(), tenant, request(chain(2), max_retries=0))
     a, b = children_of(database, tenant, parent.id)
     claim(service, tenant)
     run(database, tenant, a.id, S.TIMEOUT)
     [ended] = coordination.settle(tenant)
     assert ended.status is S.FAILED
-    assert service.get(tenant, b.id).status is S.CANCELLED
+    assert service.get(Caller.operator(), tenant, b.id).status is S.CANCELLED
 
 
 def test_cancelling_the_parent_cancels_its_children(database: Database, tenant: str) -> None:
     service, coordination = SessionService(database), CoordinationService(database)
-    parent = service.submit(tenant, request([spec("A"), spec("B"), spec("C", 0)]))
+    parent = service.submit(
+        Caller.operator(), tenant, request([spec("A"), spec("B"), spec("C", 0)])
+    )
     a, b, c = children_of(database, tenant, parent.id)
     assert claim(service, tenant) == [a.id]  # the tenant's one slot
     run(database, tenant, a.id, S.FAILED)  # a retry to come
     coordination.settle(tenant)
 
-    cancelled = service.cancel(tenant, parent.id, "not needed")
+    cancelled = service.cancel(Caller.operator(), tenant, parent.id, "not needed")
 
     assert cancelled.status is S.STOPPED  # it was RUNNING
-    assert service.get(tenant, b.id).status is S.CANCELLED
-    assert service.get(tenant, c.id).status is S.CANCELLED
+    assert service.get(Caller.operator(), tenant, b.id).status is S.CANCELLED
+    assert service.get(Caller.operator(), tenant, c.id).status is S.CANCELLED
     [retried] = service.retry_due(tenant)  # A's retry is due, but it never starts again
     assert retried.id == a.id
-    retried_session = service.get(tenant, a.id)
+    retried_session = service.get(Caller.operator(), tenant, a.id)
     with tenant_scope(tenant), unit_of_work(database) as uow:
         retried_session.next_attempt_at = utcnow()
         uow.sessions.save(retried_session)
     assert claim(service, tenant) == []
     coordination.settle(tenant)
-    assert service.get(tenant, a.id).status is S.CANCELLED
-    assert service.get(tenant, a.id).status_reason == f"parent {parent.id} STOPPED"
+    assert service.get(Caller.operator(), tenant, a.id).status is S.CANCELLED
+    assert (
+        service.get(Caller.operator(), tenant, a.id).status_reason == f"parent {parent.id} STOPPED"
+    )
     assert task_statuses(database, tenant, [a, b, c]) == [
         TaskStatus.FAILED,
         TaskStatus.CANCELLED,
@@ -325,11 +340,13 @@ def test_a_follow_up_session_does_not_make_its_parent_a_coordinator(
     database: Database, tenant: str
 ) -> None:
     service = SessionService(database)
-    first = service.submit(tenant, SubmitSession(title="First", prompt="Do it."))
+    first = service.submit(Caller.operator(), tenant, SubmitSession(title="First", prompt="Do it."))
     follow_up = service.submit(
-        tenant, SubmitSession(title="Then", prompt="Do more.", parent_id=first.id)
+        Caller.operator(),
+        tenant,
+        SubmitSession(title="Then", prompt="Do more.", parent_id=first.id),
     )
     assert claim(service, tenant) == [first.id]  # one slot: the oldest, no gating
-    service.cancel(tenant, first.id)
-    assert service.get(tenant, follow_up.id).status is S.PENDING
+    service.cancel(Caller.operator(), tenant, first.id)
+    assert service.get(Caller.operator(), tenant, follow_up.id).status is S.PENDING
     assert claim(service, tenant) == [follow_up.id]

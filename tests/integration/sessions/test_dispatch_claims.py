@@ -11,6 +11,7 @@ import threading
 import uuid
 from datetime import timedelta
 
+from domain.caller import Caller
 from domain.clock import utcnow
 from domain.errors import IdempotencyKeyReused
 from domain.session import SessionStatus
@@ -30,7 +31,9 @@ def new_tenant(database: Database, limit: int) -> str:
 
 def submit(service: SessionService, tenant: str, count: int) -> list[str]:
     return [
-        service.submit(tenant, SubmitSession(title=f"task {n}", prompt=f"do {n}")).id
+        service.submit(
+            Caller.operator(), tenant, SubmitSession(title=f"task {n}", prompt=f"do {n}")
+        ).id
         for n in range(count)
     ]
 
@@ -92,8 +95,8 @@ def test_a_tenant_limited_to_two_never_has_more_than_two_active(database: Databa
     assert len(pending) == 4
 
     # A slot frees up: exactly one more is claimed, the highest priority / oldest first.
-    finished = service.get(tenant, first_wave[0].id)
-    service.cancel(tenant, finished.id)
+    finished = service.get(Caller.operator(), tenant, first_wave[0].id)
+    service.cancel(Caller.operator(), tenant, finished.id)
     claims = claim_concurrently(database, tenant, dispatchers=3)
     second_wave = [session.id for claim in claims for session in claim.sessions]
     assert len(second_wave) == 1
@@ -108,7 +111,9 @@ def test_a_claim_can_leave_recent_sessions_to_the_waves_that_top_up(database: Da
     tenant = new_tenant(database, limit=10)
     now = utcnow()
     early = SessionService(database, clock=lambda: now - timedelta(seconds=30))
-    early_ids = [early.submit(tenant, SubmitSession(title="early", prompt="do it")).id]
+    early_ids = [
+        early.submit(Caller.operator(), tenant, SubmitSession(title="early", prompt="do it")).id
+    ]
     recent_ids = submit(SessionService(database, clock=lambda: now), tenant, 2)
     service = SessionService(database, clock=lambda: now)
 
@@ -125,9 +130,13 @@ def test_a_claim_can_take_only_sessions_that_fit_a_runtime_budget(database: Data
     tenant = new_tenant(database, limit=10)
     service = SessionService(database)
     short = service.submit(
-        tenant, SubmitSession(title="short", prompt="a", max_duration_seconds=60)
+        Caller.operator(), tenant, SubmitSession(title="short", prompt="a", max_duration_seconds=60)
     )
-    service.submit(tenant, SubmitSession(title="long", prompt="b", max_duration_seconds=7200))
+    service.submit(
+        Caller.operator(),
+        tenant,
+        SubmitSession(title="long", prompt="b", max_duration_seconds=7200),
+    )
 
     claim = service.claim_pending(tenant, 10, LEASE, lambda s: "wave", max_duration_seconds=600)
 
@@ -147,7 +156,7 @@ def test_submits_racing_with_one_idempotency_key_get_one_session(database: Datab
         service = SessionService(database)
         try:
             barrier.wait()
-            ids.append(service.submit(tenant, request).id)
+            ids.append(service.submit(Caller.operator(), tenant, request).id)
         except Exception as error:  # reported by the assertion below
             errors.append(repr(error))
 
@@ -178,7 +187,7 @@ def test_submits_racing_with_one_idempotency_key_for_other_prompts_get_one_sessi
         service = SessionService(database)
         barrier.wait()
         try:
-            ids.append(service.submit(tenant, request).id)
+            ids.append(service.submit(Caller.operator(), tenant, request).id)
         except IdempotencyKeyReused as error:
             refused.append(error)
 

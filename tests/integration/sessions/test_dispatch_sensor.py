@@ -15,6 +15,7 @@ import dagster as dg
 import pytest
 
 from domain.agent import Agent
+from domain.caller import Caller
 from domain.clock import utcnow
 from domain.session import SessionStatus
 from domain.tenant import Tenant
@@ -52,7 +53,7 @@ def _submit(database: Database, tenant: str, seconds_ago: float, *needs: str) ->
     at = utcnow() - timedelta(seconds=seconds_ago)
     service = SessionService(database, clock=lambda: at)
     request = SubmitSession(title="work", prompt="Do it.", required_capabilities=list(needs))
-    return service.submit(tenant, request).id
+    return service.submit(Caller.operator(), tenant, request).id
 
 
 def _agent(database: Database, tenant: str, *capabilities: str) -> None:
@@ -145,7 +146,7 @@ def test_a_session_no_agent_can_serve_gets_no_wave_and_the_tenants_others_do(
     with dg.instance_for_test() as instance:
         assert _claimed(instance, database) == [python]
         assert _claimed(instance, database) == []
-    waiting = SessionService(database).get(tenant, rust)
+    waiting = SessionService(database).get(Caller.operator(), tenant, rust)
     assert (waiting.status, waiting.status_reason) == (
         SessionStatus.PENDING,
         "no agent offers rust",
@@ -170,6 +171,6 @@ def test_after_the_configured_wait_it_fails_and_is_not_retried(database: Databas
         assert _claimed(instance, database, supervision) == []
         time.sleep(0.1)
         assert _claimed(instance, database, supervision) == []
-    failed = SessionService(database).get(tenant, rust)
+    failed = SessionService(database).get(Caller.operator(), tenant, rust)
     assert (failed.status, failed.status_reason) == (SessionStatus.FAILED, "no agent offers rust")
     assert not failed.can_retry

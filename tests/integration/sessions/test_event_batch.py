@@ -14,6 +14,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event
 
+from domain.caller import Caller
 from domain.clock import utcnow
 from domain.errors import NotFound
 from domain.session import SessionStatus
@@ -26,7 +27,9 @@ from tests.integration.database.support import new_tenant
 def _submit(database: Database, tenant: str, count: int) -> list[str]:
     service = SessionService(database)
     return [
-        service.submit(tenant, SubmitSession(title=f"task {n}", prompt=f"do {n}")).id
+        service.submit(
+            Caller.operator(), tenant, SubmitSession(title=f"task {n}", prompt=f"do {n}")
+        ).id
         for n in range(count)
     ]
 

@@ -18,6 +18,7 @@ import dagster as dg
 import pytest
 from sqlalchemy import event
 
+from domain.caller import Caller
 from domain.clock import utcnow
 from domain.decomposition import SubtaskSpec
 from domain.session import Session, SessionStatus
@@ -216,9 +217,11 @@ def test_a_settle_tick_visits_only_the_tenants_with_a_decomposed_request_in_flig
     subtasks = [SubtaskSpec(title="one", prompt="Do one."), SubtaskSpec(title="two", prompt="2.")]
     for tenant in (decomposed, cancelled):
         request = SubmitSession(title="both", prompt="Do both.", subtasks=subtasks)
-        service.submit(tenant, request)
-    [parent] = [s for s in service.list(cancelled) if s.parent_id is None]
-    service.cancel(cancelled, parent.id)  # its children with it: nothing left to settle there
+        service.submit(Caller.operator(), tenant, request)
+    [parent] = [s for s in service.list(Caller.operator(), cancelled) if s.parent_id is None]
+    service.cancel(
+        Caller.operator(), cancelled, parent.id
+    )  # its children with it: nothing left to settle there
 
     tick = settle_tick(CoordinationService(database), database)
 

@@ -15,6 +15,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from domain.agent import Agent
+from domain.caller import Caller
 from domain.clock import utcnow
 from domain.session import Priority, SessionStatus
 from domain.tenant import Tenant
@@ -57,7 +58,7 @@ def submit(service: SessionService, tenant: str, *needs: str, priority=Priority.
     request = SubmitSession(
         title="work", prompt="Do it.", required_capabilities=list(needs), priority=priority
     )
-    return service.submit(tenant, request).id
+    return service.submit(Caller.operator(), tenant, request).id
 
 
 def at(moment: datetime, database: Database) -> SessionService:
@@ -76,7 +77,7 @@ def claimed_ids(service: SessionService, tenant: str, owner: str = "wave-1") -> 
 def unroutable_events(service: SessionService, tenant: str, session_id: str) -> list[str]:
     return [
         event.reason
-        for event in service.events(tenant, session_id)
+        for event in service.events(Caller.operator(), tenant, session_id)
         if event.event_type == "session.unroutable"
     ]
 
@@ -92,7 +93,7 @@ def test_a_session_no_agent_can_serve_holds_no_slot_and_the_others_are_claimed(
 
     assert claimed_ids(service, tenant) == [python]
 
-    waiting = service.get(tenant, rust)
+    waiting = service.get(Caller.operator(), tenant, rust)
     assert waiting.status is S.PENDING
     assert waiting.status_reason == "no agent offers rust"
     assert waiting.unroutable_since is not None
@@ -123,7 +124,7 @@ def test_after_the_wait_it_fails_with_the_reason_and_is_not_retried(database: Da
     assert claimed_ids(at(start, database), tenant) == []
 
     assert unroutable(database, start + WAIT - timedelta(seconds=1)).sweep(tenant, WAIT) == []
-    assert at(start, database).get(tenant, rust).status is S.PENDING
+    assert at(start, database).get(Caller.operator(), tenant, rust).status is S.PENDING
 
     ended = unroutable(database, start + WAIT).sweep(tenant, WAIT)
 
@@ -132,7 +133,7 @@ def test_after_the_wait_it_fails_with_the_reason_and_is_not_retried(database: Da
     ]
     service = at(start + WAIT + timedelta(hours=1), database)
     assert service.retry_due(tenant) == []
-    failed = service.get(tenant, rust)
+    failed = service.get(Caller.operator(), tenant, rust)
     assert failed.status is S.FAILED and failed.retry_count == 0
     assert failed.error == {"reason": "no agent offers rust", "retryable": False}
     assert failed.unroutable_since is None
@@ -165,9 +166,11 @@ def test_a_claimed_session_whose_agents_went_away_gives_its_slot_back(database: 
     assert released is not None
     assert (released.status, released.status_reason) == (S.PENDING, "no agent offers rust")
     assert released.lease_owner is None and released.retry_count == 0
-    stored = service.get(tenant, rust)
+    stored = service.get(Caller.operator(), tenant, rust)
     assert stored.status is S.PENDING and stored.unroutable_since is not None
-    changes = [(e.old_status, e.new_status) for e in service.events(tenant, rust)]
+    changes = [
+        (e.old_status, e.new_status) for e in service.events(Caller.operator(), tenant, rust)
+    ]
     assert changes[-1] == ("QUEUED", "PENDING")
     with tenant_scope(tenant), unit_of_work(database) as uow:
         assert uow.sessions.count_active() == 0
@@ -184,7 +187,7 @@ def test_a_claimed_session_an_agent_can_still_serve_is_not_released(database: Da
     assert unroutable(database).release(tenant, rust, "wave-1") is None
     assert unroutable(database).release(tenant, rust, "wave-2") is None  # nor by another wave
 
-    stored = service.get(tenant, rust)
+    stored = service.get(Caller.operator(), tenant, rust)
     assert (stored.status, stored.lease_owner) == (S.QUEUED, "wave-1")
 
 
@@ -196,7 +199,7 @@ def test_a_launch_naming_an_unroutable_session_leaves_it_pending(database: Datab
     session = service.claim(tenant, rust, "wave-1", LEASE)
 
     assert (session.status, session.status_reason) == (S.PENDING, "no agent offers rust")
-    assert service.get(tenant, rust).unroutable_since is not None
+    assert service.get(Caller.operator(), tenant, rust).unroutable_since is not None
 
 
 def test_what_no_agent_could_serve_is_named_at_submit(database: Database) -> None:
@@ -225,7 +228,7 @@ def test_a_claimed_session_whose_wave_died_and_agents_went_away_is_handed_back_n
     adopted = later.lease_unsupervised(tenant, 10, LEASE, lambda sessions: "wave-2")
 
     assert adopted.sessions == []
-    stored = later.get(tenant, rust)
+    stored = later.get(Caller.operator(), tenant, rust)
     assert (stored.status, stored.status_reason) == (S.PENDING, "no agent offers rust")
     assert stored.lease_owner is None and stored.unroutable_since is not None
     assert claimed_ids(later, tenant, owner="wave-3") == [python]  # its slot went to the other
@@ -237,8 +240,8 @@ def test_a_set_aside_session_cancelled_is_set_aside_no_more(database: Database) 
     rust = submit(service, tenant, "rust")
     assert claimed_ids(service, tenant) == []
 
-    service.cancel(tenant, rust)
+    service.cancel(Caller.operator(), tenant, rust)
 
-    assert service.get(tenant, rust).unroutable_since is None
+    assert service.get(Caller.operator(), tenant, rust).unroutable_since is None
     assert unroutable(database, utcnow() + WAIT).sweep(tenant, WAIT) == []
-    assert service.get(tenant, rust).status is S.CANCELLED
+    assert service.get(Caller.operator(), tenant, rust).status is S.CANCELLED

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from domain.caller import Caller
 from domain.clock import utcnow
 from domain.session import SessionStatus
 from domain.tenant import Tenant
@@ -43,7 +44,9 @@ def _claimed_session(database: Database, wave_id: str) -> tuple[str, str]:
     with unit_of_work(database) as uow:
         uow.tenants.add(Tenant(slug=tenant, name=tenant))
     service = SessionService(database)
-    session = service.submit(tenant, SubmitSession(title="work", prompt="Do it."))
+    session = service.submit(
+        Caller.operator(), tenant, SubmitSession(title="work", prompt="Do it.")
+    )
     claimed = service.claim(tenant, session.id, wave_id, LEASE)
     assert claimed.status is SessionStatus.QUEUED
     return tenant, session.id

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import event
 
 from domain.agent import Agent
+from domain.caller import Caller
 from domain.events import SessionEvent
 from domain.session import Session
 from domain.supervision_policy import SupervisionSettings
@@ -84,16 +85,18 @@ class World:
     def submit(self, prompt: str = "Do it.", *, claim: bool = True, **fields: object) -> str:
         """A new session of the tenant, claimed by the wave `OWNER` unless `claim` is False."""
         request = SubmitSession(title=prompt[:40], prompt=prompt, **fields)
-        session_id = self.service.submit(TENANT, request).id
+        session_id = self.service.submit(Caller.operator(), TENANT, request).id
         if claim:
             self.service.claim(TENANT, session_id, OWNER, LEASE)
         return session_id
 
     def session(self, session_id: str) -> Session:
-        return self.service.get(TENANT, session_id)
+        return self.service.get(Caller.operator(), TENANT, session_id)
 
     def event_types(self, session_id: str) -> list[str]:
-        return [event.event_type for event in self.service.events(TENANT, session_id)]
+        return [
+            event.event_type for event in self.service.events(Caller.operator(), TENANT, session_id)
+        ]
 
     def wave(self, owner: str = OWNER, **settings: object) -> WaveSupervisor:
         return WaveSupervisor(

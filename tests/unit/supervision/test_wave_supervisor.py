@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from domain.agent import Agent, AgentStatus
+from domain.caller import Caller
 from domain.checkpoint import step_checkpoint_data
 from domain.errors import InvalidInput
 from domain.quota import CostCap
@@ -149,7 +150,7 @@ def test_a_session_stopped_from_outside_ends_its_supervision_and_keeps_that_stat
 
     async def cancel_it() -> None:
         await until(lambda: bool(world.server.prompted()))
-        world.service.cancel(TENANT, session_id, "not needed any more")
+        world.service.cancel(Caller.operator(), TENANT, session_id, "not needed any more")
 
     # Renewals far apart: the abort, not a renewal, tells this wave it lost the session.
     wave = world.wave(renew_every=timedelta(seconds=10))
@@ -238,7 +239,11 @@ def test_a_wave_with_room_takes_on_the_tenants_new_sessions_while_it_runs(world:
         first: "COMPLETED",
         second[0]: "COMPLETED",
     }
-    [claimed] = [e for e in world.service.events(TENANT, second[0]) if e.new_status == "QUEUED"]
+    [claimed] = [
+        e
+        for e in world.service.events(Caller.operator(), TENANT, second[0])
+        if e.new_status == "QUEUED"
+    ]
     assert OWNER in claimed.reason
 
 
@@ -398,7 +403,7 @@ def test_each_completed_agent_step_records_a_checkpoint_with_its_text_files_and_
     [outcome] = supervise(world.wave(), [session_id])
 
     assert outcome.status == "COMPLETED"
-    [checkpoint] = world.service.checkpoints(TENANT, session_id)
+    [checkpoint] = world.service.checkpoints(Caller.operator(), TENANT, session_id)
     assert checkpoint.sequence == 1
     assert checkpoint.data["text"] == "wrote the notes"
     assert checkpoint.data["files_changed"] == ["notes.md"]
@@ -438,7 +443,7 @@ def test_a_retried_attempt_starts_from_the_last_checkpoint_of_the_one_before(
     assert prompt.startswith("Write a.py and b.py.\n")
     assert "Attempt 2" in prompt and "checkpoint #1" in prompt
     assert "a.py" in prompt and "half of it" in prompt
-    latest = world.service.checkpoints(TENANT, session_id)[-1]
+    latest = world.service.checkpoints(Caller.operator(), TENANT, session_id)[-1]
     assert (latest.sequence, latest.data["attempt"]) == (2, 1)
 
 
@@ -450,7 +455,7 @@ def test_a_step_that_ends_in_an_error_records_no_checkpoint(world: World) -> Non
 
     assert outcome.status == "FAILED"
     assert "invalid api key" in outcome.reason
-    assert world.service.checkpoints(TENANT, session_id) == []
+    assert world.service.checkpoints(Caller.operator(), TENANT, session_id) == []
 
 
 def test_a_slow_server_does_not_hold_up_the_sessions_routed_to_the_others(world: World) -> None:
