@@ -26,6 +26,7 @@ from api.routes import (
     decompositions,
     evaluations,
     events,
+    external_agents,
     fine_tuning,
     health,
     promotions,
@@ -62,6 +63,7 @@ _ROUTERS = [
     (users, True),
     (api_keys, True),
     (events, True),
+    (external_agents, True),
 ]
 
 

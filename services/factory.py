@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from services.authentication import Authentication
     from services.code_repositories import CodeRepositories
     from services.evaluation_records import EvaluationRecords
+    from services.external_agents import ExternalAgents
     from services.fine_tuning import FineTuningService
     from services.history_retention import HistoryRetention
     from services.live_event_log import LiveEventLog
@@ -140,6 +141,11 @@ class ServiceFactory:
         from services.agent_registry import AgentRegistry
 
         return AgentRegistry(self.database, clock=self.clock)
+
+    def external_agents(self) -> ExternalAgents:
+        from services.external_agents import ExternalAgents
+
+        return ExternalAgents(self.database, self.agents(), publish=self.publish, clock=self.clock)
 
     def runtimes(self, host: RuntimeHost | None = None) -> RuntimeManager:
         """Managed runtimes on this host (settings from the environment unless `host` given)."""
