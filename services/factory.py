@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from services.unroutable import UnroutableSessions
     from services.usage_metering import UsageMetering
     from services.user_admin import UserAdmin
+    from services.webhooks import Webhooks
 
 EventSink = Callable[[SessionEvent], None]
 
@@ -146,6 +147,11 @@ class ServiceFactory:
         from services.external_agents import ExternalAgents
 
         return ExternalAgents(self.database, self.agents(), publish=self.publish, clock=self.clock)
+
+    def webhooks(self) -> Webhooks:
+        from services.webhooks import Webhooks
+
+        return Webhooks(self.database, clock=self.clock)
 
     def runtimes(self, host: RuntimeHost | None = None) -> RuntimeManager:
         """Managed runtimes on this host (settings from the environment unless `host` given)."""

@@ -25,6 +25,7 @@ from domain.clock import utcnow
 from domain.session import SessionStatus
 from domain.supervision_policy import SupervisionSettings
 from domain.tenant import Role
+from resources.database import tenant_scope, unit_of_work
 from resources.opencode.resource import OpenCodeResource
 from services.session_service import SubmitSession
 from standins.background_server import BackgroundServer
@@ -148,9 +149,9 @@ def test_an_external_agent_registers_beats_takes_a_task_and_its_result_ends_the_
     view = wiring.factory.agents().get(OPERATOR, tenant_a.slug, agent_id)
     assert view.agent.performance.tasks_total == 1
     # The token: stored as its SHA-256 only, never in a log line.
-    with wiring.database.engine.connect() as connection:
-        stored = connection.execute(
-            text("SELECT token_hash, server_url FROM agents WHERE id = :id"), {"id": agent_id}
+    with tenant_scope(tenant_a.slug), unit_of_work(wiring.database) as uow:
+        stored = uow.session.execute(
+            text("SELECT token_hash FROM agents WHERE id = :id"), {"id": agent_id}
         ).one()
     assert stored.token_hash != token and len(stored.token_hash) == 64
     assert token not in caplog.text
