@@ -38,6 +38,7 @@ from api.routes import (
     tenants,
     usage,
     users,
+    webhooks,
     whoami,
 )
 from api.services import Services
@@ -64,6 +65,7 @@ _ROUTERS = [
     (api_keys, True),
     (events, True),
     (external_agents, True),
+    (webhooks, True),
 ]
 
 
