@@ -144,6 +144,13 @@ def test_an_external_agent_registers_beats_takes_a_task_and_its_result_ends_the_
     assert session.result["output"] == "done: greet"
     assert session.metrics.tokens_in == len("Add a greeting.")
     assert session.metrics.tokens_out == 7
+    # The same result again (or a late one): the session already ended, 409.
+    again = client.post(
+        assignment["result_path"],
+        json={"assignment_id": assignment["assignment_id"], "status": "failed"},
+        headers={"X-Agent-Token": token, "X-Tenant-ID": tenant_a.slug},
+    )
+    assert again.status_code == 409, again.text
     events = [e.event_type for e in wiring.factory.sessions().events(tenant_a.slug, session_id)]
     assert "agent.assigned" in events
     view = wiring.factory.agents().get(OPERATOR, tenant_a.slug, agent_id)

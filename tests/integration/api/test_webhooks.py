@@ -6,9 +6,12 @@ the operator allows them), on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import multiprocessing
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -280,3 +283,50 @@ def test_the_address_is_checked_again_before_each_delivery(
     (delivery,) = _deliveries(client, tenant_a, webhook_id)
     assert delivery["status"] == "PENDING"
     assert delivery["last_error"].startswith("not sent: the webhook URL reaches a loopback")
+
+
+def _deliver_in_a_process(url: str, tenant: str) -> None:
+    """A delivery runner in its own process (killed by the test mid-attempt)."""
+    from resources.database import Database
+
+    Webhooks(Database(url)).deliver_due(OPERATOR, tenant)
+
+
+def test_a_runner_killed_mid_delivery_loses_nothing(
+    client: TestClient, wiring: Services, tenant_a: ApiTenant, allow_loopback: None
+) -> None:
+    got_it = threading.Event()
+    release = threading.Event()
+    received: list[bytes] = []
+
+    async def hook(request: Request) -> JSONResponse:
+        received.append(await request.body())
+        if len(received) == 1:  # the first attempt: hold it until its runner is dead
+            got_it.set()
+            await asyncio.get_running_loop().run_in_executor(None, release.wait, 30)
+        return JSONResponse({"ok": True})
+
+    app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+    with BackgroundServer(app) as server:
+        webhook_id = _create(client, tenant_a, f"{server.url}/hook").json()["webhook"]["id"]
+        _cancelled_session(wiring, tenant_a)
+        url = wiring.database.url.render_as_string(hide_password=False)
+        runner = multiprocessing.get_context("spawn").Process(
+            target=_deliver_in_a_process, args=(url, tenant_a.slug)
+        )
+        runner.start()
+        try:
+            assert got_it.wait(60), "the runner never reached the receiver"
+        finally:
+            runner.kill()
+            runner.join(10)
+            release.set()
+        (taken,) = _deliveries(client, tenant_a, webhook_id)
+        assert (taken["status"], taken["attempts"]) == ("PENDING", 0)  # not lost, not counted
+        assert Webhooks(wiring.database).deliver_due(OPERATOR, tenant_a.slug) == []  # still held
+        later = utcnow() + timedelta(minutes=5)
+        reports = Webhooks(wiring.database, clock=lambda: later).deliver_due(
+            OPERATOR, tenant_a.slug
+        )
+    assert [r.status for r in reports] == ["DELIVERED"]
+    assert len(received) == 2 and json.loads(received[0]) == json.loads(received[1])
