@@ -10,7 +10,8 @@ It checks each assignment's signature (HMAC-SHA256 over "<timestamp>.<body>" key
 SHA-256 of its token) and refuses a bad or stale one with 401. Its "work": the result's output
 is `done: <title>`; a prompt holding `[eap:fail]` is reported failed. `refuse_next(n)` answers
 503 to the next n assignments (the platform retries). `stop_heartbeats()` makes it go silent;
-`vanish_after_next_task()` makes it die holding its next task.
+`vanish_after_next_task()` makes it die holding its next task; `hold_results()` keeps it
+working on its tasks (beating, no result).
 `python -m standins.eap_agent --port N --api URL --tenant T` (token in `EAP_AGENT_TOKEN`).
 """
 
@@ -47,6 +48,7 @@ class ReferenceAgent:
         self._token = ""
         self._refuse = 0
         self._vanish = False
+        self._hold = False
         self._beating = threading.Event()
         self._lock = threading.Lock()
         self.app = Starlette(routes=[Route("/tasks", self._task, methods=["POST"])])
@@ -61,6 +63,10 @@ class ReferenceAgent:
 
     def stop_heartbeats(self) -> None:
         self._beating.clear()
+
+    def hold_results(self) -> None:
+        """Accept assignments and keep beating, but post no result (a long task)."""
+        self._hold = True
 
     def vanish_after_next_task(self) -> None:
         """Accept the next assignment, then go silent: no heartbeat, no result (it died)."""
@@ -102,6 +108,7 @@ class ReferenceAgent:
         self.assignments.append(assignment)
         if self._vanish:
             self.stop_heartbeats()
+        if self._vanish or self._hold:
             return JSONResponse({"accepted": True}, status_code=202)
         return JSONResponse(
             {"accepted": True}, status_code=202, background=BackgroundTask(self._work, assignment)

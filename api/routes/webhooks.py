@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.authentication import CallerDep
 from api.services import Services, services
+from domain.caller import Caller
 from domain.webhook import WebhookDelivery, WebhookEndpoint
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -76,7 +77,7 @@ class DeliveryList(BaseModel):
     deliveries: list[DeliveryView]
 
 
-def _tenant(caller: Any) -> str:
+def _tenant(caller: Caller) -> str:
     assert caller.tenant_id is not None  # an API caller is always a tenant's
     return caller.tenant_id
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -260,6 +262,40 @@ def test_a_silent_agent_holding_a_session_orphans_it(
     assert len(agent.assignments) == 1 and agent.results == []
     assert outcome.status == "ORPHANED"
     assert "silent" in _session(wiring, tenant_a, session_id).status_reason
+
+
+def test_a_session_stopped_while_the_agent_works_refuses_its_late_result(
+    client: TestClient,
+    wiring: Services,
+    tenant_a: ApiTenant,
+    api_url: str,
+    reference_agent: tuple[ReferenceAgent, str],
+) -> None:
+    agent, endpoint = reference_agent
+    _, token = _connected(client, api_url, tenant_a, agent, endpoint)
+    agent.hold_results()
+    session_id = _submit(wiring, tenant_a)
+    outcomes: list = []
+    wave = threading.Thread(target=lambda: outcomes.extend(_run_wave(wiring, tenant_a)))
+    wave.start()
+    deadline = time.monotonic() + WAVE_SECONDS
+    while not agent.assignments and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (assignment,) = agent.assignments
+
+    wiring.factory.sessions().stop(tenant_a.slug, session_id)
+    wave.join(WAVE_SECONDS)
+
+    assert [o.status for o in outcomes] == ["STOPPED"]
+    late = client.post(
+        assignment["result_path"],
+        json={"assignment_id": assignment["assignment_id"], "status": "completed"},
+        headers={"X-Agent-Token": token, "X-Tenant-ID": tenant_a.slug},
+    )
+    assert late.status_code == 409
+    events = [e.event_type for e in wiring.factory.sessions().events(tenant_a.slug, session_id)]
+    assert "agent.abort_failed" not in events  # nothing was sent to the agent
+    assert _session(wiring, tenant_a, session_id).status is SessionStatus.STOPPED
 
 
 def test_another_tenants_token_and_sessions_are_refused(
