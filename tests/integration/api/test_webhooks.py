@@ -29,6 +29,7 @@ from starlette.routing import Route
 
 from api.services import Services
 from domain.clock import utcnow
+from domain.fine_tuning import FineTuningJob, FineTuningStatus
 from domain.tenant import Role
 from resources.database import tenant_scope, unit_of_work
 from resources.database_resource import DatabaseResource
@@ -330,3 +331,23 @@ def test_a_runner_killed_mid_delivery_loses_nothing(
         )
     assert [r.status for r in reports] == ["DELIVERED"]
     assert len(received) == 2 and json.loads(received[0]) == json.loads(received[1])
+
+
+def test_fine_tuning_state_changes_are_delivered_to_the_webhooks_that_want_them(
+    client: TestClient, wiring: Services, tenant_a: ApiTenant, receiver
+) -> None:
+    sink, url = receiver
+    tuning = _create(client, tenant_a, url, events=["fine_tuning.*"]).json()["webhook"]["id"]
+    sessions_only = _create(client, tenant_a, url, events=["session.*"]).json()["webhook"]["id"]
+    with tenant_scope(tenant_a.slug), unit_of_work(wiring.database) as uow:
+        job = uow.fine_tuning_jobs.add(FineTuningJob(tenant_id=tenant_a.slug, base_model="q/c"))
+        uow.fine_tuning_jobs.save_transition(job, job.transition_to(FineTuningStatus.QUEUED))
+
+    Webhooks(wiring.database).deliver_due(OPERATOR, tenant_a.slug)
+
+    ((_, body),) = sink.received
+    event = json.loads(body)
+    assert event["type"] == "fine_tuning.queued"
+    assert event["data"]["fine_tuning_id"] == job.id
+    assert [d["status"] for d in _deliveries(client, tenant_a, tuning)] == ["DELIVERED"]
+    assert _deliveries(client, tenant_a, sessions_only) == []
