@@ -27,6 +27,7 @@ class WebhookRegistration(BaseModel):
     url: str = Field(min_length=1, max_length=2000)
     events: list[str] | None = Field(
         default=None,
+        min_length=1,
         max_length=30,
         description="`*`, `session.*`, `fine_tuning.*` or one state (`session.completed`); "
         "default: session.* and fine_tuning.*",

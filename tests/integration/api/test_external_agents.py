@@ -308,6 +308,9 @@ def test_another_tenants_token_and_sessions_are_refused(
     _, endpoint = reference_agent
     answer = _register(client, tenant_a, endpoint)
     token_a = answer.json()["token"]
+    # One endpoint serves one tenant: B cannot register A's.
+    taken = _register(client, tenant_b, endpoint)
+    assert (taken.status_code, taken.json()["error"]["code"]) == (409, "server_in_use")
     # Tenant A's token presented as tenant B's agent: 401, the token not echoed.
     refused = client.post(
         HEARTBEAT, headers={"X-Agent-Token": token_a, "X-Tenant-ID": tenant_b.slug}
