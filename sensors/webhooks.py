@@ -31,8 +31,12 @@ def webhook_delivery_sensor(
         tenants = uow.tenants.active_slugs()
     summary: list[str] = []
     for tenant in tenants:
-        with tenant_scope(tenant):
-            reports = webhooks.deliver_due(Caller.operator(), tenant, PER_TENANT_PER_TICK)
+        try:
+            with tenant_scope(tenant):
+                reports = webhooks.deliver_due(Caller.operator(), tenant, PER_TENANT_PER_TICK)
+        except Exception as error:  # one tenant's trouble never holds up the others'
+            context.log.warning(f"tenant {tenant}: webhook deliveries failed: {error!r}")
+            continue
         if reports:
             delivered = sum(1 for report in reports if report.status == "DELIVERED")
             summary.append(f"{tenant}: {delivered}/{len(reports)} delivered")

@@ -29,7 +29,7 @@ import httpx
 
 from domain.caller import Caller
 from domain.clock import utcnow
-from domain.errors import ConcurrentModification, InvalidInput
+from domain.errors import ConcurrentModification, DomainError, InvalidInput
 from domain.signed_payload import signature
 from domain.tenant import Role
 from domain.webhook import (
@@ -149,7 +149,12 @@ class Webhooks:
                 return None  # another runner took it
             endpoint = uow.webhooks.get(delivery.endpoint_id)
             sealed = uow.webhooks.sealed_secret(delivery.endpoint_id)
-        attempt = self._send(client, endpoint, self._secret_box().open(sealed), delivery)
+        try:
+            secret = self._secret_box().open(sealed)
+        except DomainError as error:  # e.g. the secret key rotated away: this one waits, not all
+            attempt = DeliveryAttempt(at=self._clock(), error=f"not sent: {error}")
+        else:
+            attempt = self._send(client, endpoint, secret, delivery)
         delivery.record(attempt)
         try:
             with tenant_scope(tenant_id), unit_of_work(self._database) as uow:

@@ -351,3 +351,25 @@ def test_fine_tuning_state_changes_are_delivered_to_the_webhooks_that_want_them(
     assert event["data"]["fine_tuning_id"] == job.id
     assert [d["status"] for d in _deliveries(client, tenant_a, tuning)] == ["DELIVERED"]
     assert _deliveries(client, tenant_a, sessions_only) == []
+
+
+def test_a_delivery_whose_secret_cannot_be_opened_waits_and_the_others_go(
+    client: TestClient,
+    wiring: Services,
+    tenant_a: ApiTenant,
+    receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sink, url = receiver
+    old = _create(client, tenant_a, url).json()["webhook"]["id"]
+    monkeypatch.setenv(SECRET_KEY_VAR, Fernet.generate_key().decode())  # the old key is gone
+    new = _create(client, tenant_a, url).json()["webhook"]["id"]
+    _cancelled_session(wiring, tenant_a)
+
+    Webhooks(wiring.database).deliver_due(OPERATOR, tenant_a.slug)
+
+    assert len(sink.received) == 1
+    assert _deliveries(client, tenant_a, new)[0]["status"] == "DELIVERED"
+    (waiting,) = _deliveries(client, tenant_a, old)
+    assert waiting["status"] == "PENDING"
+    assert waiting["last_error"].startswith("not sent: ")
