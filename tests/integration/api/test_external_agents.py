@@ -85,6 +85,7 @@ def _connected(
 
 def _submit(wiring: Services, tenant: ApiTenant, prompt: str = "Add a greeting.") -> str:
     session = wiring.factory.sessions().submit(
+        OPERATOR,
         tenant.slug,
         SubmitSession(title="greet", prompt=prompt, required_capabilities=["python"]),
     )
@@ -113,7 +114,7 @@ def _run_wave(
 
 
 def _session(wiring: Services, tenant: ApiTenant, session_id: str):
-    return wiring.factory.sessions().get(tenant.slug, session_id)
+    return wiring.factory.sessions().get(OPERATOR, tenant.slug, session_id)
 
 
 def test_an_external_agent_registers_beats_takes_a_task_and_its_result_ends_the_session(
@@ -153,7 +154,9 @@ def test_an_external_agent_registers_beats_takes_a_task_and_its_result_ends_the_
         headers={"X-Agent-Token": token, "X-Tenant-ID": tenant_a.slug},
     )
     assert again.status_code == 409, again.text
-    events = [e.event_type for e in wiring.factory.sessions().events(tenant_a.slug, session_id)]
+    events = [
+        e.event_type for e in wiring.factory.sessions().events(OPERATOR, tenant_a.slug, session_id)
+    ]
     assert "agent.assigned" in events
     view = wiring.factory.agents().get(OPERATOR, tenant_a.slug, agent_id)
     assert view.agent.performance.tasks_total == 1
@@ -201,7 +204,7 @@ def test_an_agent_that_never_accepts_fails_the_session_after_the_retries(
     assert outcome.status == "FAILED"
     assert agent.refused == ["busy"] * FAST.external_attempts
     assert agent.assignments == []
-    reason = wiring.factory.sessions().events(tenant_a.slug, session_id)[-1].reason
+    reason = wiring.factory.sessions().events(OPERATOR, tenant_a.slug, session_id)[-1].reason
     assert "answered 503 after 3 attempts" in reason
 
 
@@ -227,7 +230,7 @@ def test_an_agent_that_stops_beating_leaves_routing_and_its_session_waits(
     assert session.status is SessionStatus.QUEUED
     waiting = [
         e.data["reason"]
-        for e in wiring.factory.sessions().events(tenant_a.slug, session_id)
+        for e in wiring.factory.sessions().events(OPERATOR, tenant_a.slug, session_id)
         if e.event_type == "session.waiting"
     ]
     assert waiting and "silent (no heartbeat" in waiting[0]
@@ -283,7 +286,7 @@ def test_a_session_stopped_while_the_agent_works_refuses_its_late_result(
         time.sleep(0.05)
     (assignment,) = agent.assignments
 
-    wiring.factory.sessions().stop(tenant_a.slug, session_id)
+    wiring.factory.sessions().stop(OPERATOR, tenant_a.slug, session_id)
     wave.join(WAVE_SECONDS)
 
     assert [o.status for o in outcomes] == ["STOPPED"]
@@ -293,7 +296,9 @@ def test_a_session_stopped_while_the_agent_works_refuses_its_late_result(
         headers={"X-Agent-Token": token, "X-Tenant-ID": tenant_a.slug},
     )
     assert late.status_code == 409
-    events = [e.event_type for e in wiring.factory.sessions().events(tenant_a.slug, session_id)]
+    events = [
+        e.event_type for e in wiring.factory.sessions().events(OPERATOR, tenant_a.slug, session_id)
+    ]
     assert "agent.abort_failed" not in events  # nothing was sent to the agent
     assert _session(wiring, tenant_a, session_id).status is SessionStatus.STOPPED
 

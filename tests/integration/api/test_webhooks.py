@@ -92,8 +92,8 @@ def _create(client: TestClient, tenant: ApiTenant, url: str, **extra: Any):
 
 def _cancelled_session(wiring: Services, tenant: ApiTenant) -> str:
     sessions = wiring.factory.sessions()
-    session = sessions.submit(tenant.slug, SubmitSession(title="t", prompt="p"))
-    sessions.cancel(tenant.slug, session.id)
+    session = sessions.submit(OPERATOR, tenant.slug, SubmitSession(title="t", prompt="p"))
+    sessions.cancel(OPERATOR, tenant.slug, session.id)
     return session.id
 
 
