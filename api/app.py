@@ -26,6 +26,7 @@ from api.routes import (
     decompositions,
     evaluations,
     events,
+    external_agents,
     fine_tuning,
     health,
     promotions,
@@ -37,6 +38,7 @@ from api.routes import (
     tenants,
     usage,
     users,
+    webhooks,
     whoami,
 )
 from api.services import Services
@@ -62,6 +64,8 @@ _ROUTERS = [
     (users, True),
     (api_keys, True),
     (events, True),
+    (external_agents, True),
+    (webhooks, True),
 ]
 
 

@@ -55,6 +55,14 @@ AGENT_LIFECYCLE: StateMachine[AgentStatus] = StateMachine(
 )
 
 
+class AgentKind(StrEnum):
+    """How sessions reach the agent: an OpenCode server the waves drive, or an external agent
+    (EAP v1, `domain.external_agent`) that is handed each task and posts its result back."""
+
+    OPENCODE = "opencode"
+    EXTERNAL = "external"
+
+
 class AgentTier(StrEnum):
     NEW = "NEW"  # no finished session yet: its success rate is unknown
     ELITE = "ELITE"
@@ -172,7 +180,10 @@ class Agent(DomainModel):
     id: str = Field(default_factory=new_agent_id)
     tenant_id: str
     name: str = Field(min_length=1, max_length=200)
-    server_url: str = Field(min_length=1, max_length=2000)
+    server_url: str = Field(min_length=1, max_length=2000)  # an external agent's endpoint
+    kind: AgentKind = AgentKind.OPENCODE
+    # An external agent's token, SHA-256 only (`domain.external_agent`); never shown.
+    token_hash: str | None = Field(default=None, repr=False, exclude=True)
     password_env: str | None = Field(default=None, max_length=200)
     # A managed runtime's password, sealed (resources/secret_box.py); never shown.
     password_sealed: str | None = Field(default=None, repr=False, exclude=True)
@@ -238,6 +249,10 @@ class Agent(DomainModel):
     @classmethod
     def _capabilities(cls, value: list[str]) -> list[str]:
         return sorted({capability.strip().lower() for capability in value if capability.strip()})
+
+    @property
+    def external(self) -> bool:
+        return self.kind is AgentKind.EXTERNAL
 
     def has_capabilities(self, required: list[str] | set[str]) -> bool:
         return {c.lower() for c in required} <= set(self.capabilities)

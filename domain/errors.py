@@ -233,3 +233,11 @@ class KeyRefused(DomainError):
         super().__init__(
             "API key refused: unknown or revoked, or its tenant or user is no longer active"
         )
+
+
+class AgentTokenRefused(KeyRefused):
+    """An external agent's token does not authenticate for the tenant named (unknown, another
+    tenant's, or its agent removed): one answer for all (401), the token never echoed."""
+
+    def __init__(self) -> None:
+        DomainError.__init__(self, "agent token refused: unknown, or not an agent of this tenant")

@@ -2,6 +2,8 @@
 
 Only active agents with every required capability, free capacity, a fresh heartbeat and a
 closed circuit breaker (or a half-open one with nothing in flight: its one probe) are eligible;
+an external agent (EAP) also needs a heartbeat fresher than its TTL: one that stopped beating
+has left routing until it beats again;
 among them the highest score wins. The score weighs the agent's tier, how closely its
 capabilities fit (specialists before generalists), its free capacity and its health, so the
 decision and its reason can be recorded and explained.
@@ -11,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from domain.agent import Agent, AgentTier, BreakerState
 from domain.domain_model import ValueObject
 from domain.errors import NoAgentAvailable
+from domain.external_agent import HEARTBEAT_TTL, silent_for
 
 TIER_WEIGHT = {
     # A new agent (no finished session) is scored as a competent one: neutral, it gets work
@@ -38,6 +41,7 @@ class AgentState:
     active_sessions: int
     healthy: bool = True
     now: datetime | None = None
+    heartbeat_ttl: timedelta | None = None  # external agents' (None: `HEARTBEAT_TTL`)
 
     @property
     def free_slots(self) -> int:
@@ -61,6 +65,10 @@ def refusal_reason(state: AgentState, required: set[str]) -> str | None:
         return f"lacks {', '.join(missing)}"
     if not state.healthy:
         return "unhealthy"
+    if agent.external and state.now is not None:
+        silent = silent_for(agent, state.now, state.heartbeat_ttl or HEARTBEAT_TTL)
+        if silent is not None:
+            return f"silent (no heartbeat for {silent.total_seconds():.0f} s)"
     performance = agent.performance
     breaker = performance.breaker_state(state.now)
     if breaker is BreakerState.OPEN:

@@ -27,3 +27,10 @@ class SupervisionSettings:
     diff_settle_seconds: float = 2.0  # the server's diff may lag the session's idle this long
     starts_per_agent: int = 8  # session starts (create + prompt) in flight at once per agent
     event_flush_seconds: float = 0.25  # observational events wait at most this long (EventBatch)
+    # External agents (EAP): each assignment POST waits this long, tried this many times with
+    # a doubling pause; an agent silent past its heartbeat TTL leaves routing, and the
+    # sessions it holds end ORPHANED (the retry sensor sends them elsewhere).
+    external_timeout_seconds: float = 10.0
+    external_attempts: int = 3
+    external_retry_seconds: float = 1.0
+    external_heartbeat_ttl_seconds: float = 60.0

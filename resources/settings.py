@@ -33,6 +33,7 @@ PROVIDER_BASE_URL_VAR = "INDORCH_PROVIDER_BASE_URL"
 PROVIDER_API_KEY_VAR = "INDORCH_PROVIDER_API_KEY"
 WORKSPACES_DIR_VAR = "INDORCH_WORKSPACES_DIR"
 ALLOW_PLAIN_HTTP_AGENTS_VAR = "INDORCH_ALLOW_PLAIN_HTTP_AGENTS"
+ALLOW_PRIVATE_WEBHOOKS_VAR = "INDORCH_ALLOW_PRIVATE_WEBHOOKS"
 APP_DATABASE_PASSWORD_VAR = "INDORCH_APP_DATABASE_PASSWORD"
 API_MAX_BODY_BYTES_VAR = "INDORCH_API_MAX_BODY_BYTES"
 API_RATE_LIMIT_VAR = "INDORCH_API_RATE_LIMIT"
@@ -171,3 +172,13 @@ def api_rate_limit() -> int:
 
 def api_rate_window_seconds() -> int:
     return _whole_number(API_RATE_WINDOW_VAR, DEFAULT_API_RATE_WINDOW_SECONDS, 1)
+
+
+def allow_private_webhooks() -> bool:
+    """Whether webhooks may go to loopback and private addresses (`domain.webhook_address`)."""
+    value = (_env(ALLOW_PRIVATE_WEBHOOKS_VAR) or "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise InvalidSetting(ALLOW_PRIVATE_WEBHOOKS_VAR, "use 1 to allow, 0 (or unset) to refuse")

@@ -55,7 +55,8 @@ def agent_health_sensor(
     for tenant in tenants:
         with tenant_scope(tenant):
             with database.unit_of_work() as uow:
-                agents = uow.agents.list(active_only=True)
+                # External agents (EAP) beat their own hearts; there is no server to probe.
+                agents = [a for a in uow.agents.list(active_only=True) if not a.external]
                 load = uow.sessions.active_by_agent()
             healthy = asyncio.run(_probe(opencode, agents)) if agents else {}
             alive = {agent_id for agent_id, up in healthy.items() if up}

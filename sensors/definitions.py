@@ -10,6 +10,7 @@ from sensors.run_failure import wave_failure_sensor
 from sensors.runtimes import runtime_sensor
 from sensors.settlement import settlement_sensor
 from sensors.tenant_partitions import tenant_partition_sensor
+from sensors.webhooks import webhook_delivery_sensor
 
 
 def defs() -> dg.Definitions:
@@ -23,5 +24,6 @@ def defs() -> dg.Definitions:
             agent_health_sensor,
             fine_tuning_sensor,
             runtime_sensor,
+            webhook_delivery_sensor,
         ]
     )

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from services.authentication import Authentication
     from services.code_repositories import CodeRepositories
     from services.evaluation_records import EvaluationRecords
+    from services.external_agents import ExternalAgents
     from services.fine_tuning import FineTuningService
     from services.history_retention import HistoryRetention
     from services.live_event_log import LiveEventLog
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from services.unroutable import UnroutableSessions
     from services.usage_metering import UsageMetering
     from services.user_admin import UserAdmin
+    from services.webhooks import Webhooks
 
 EventSink = Callable[[SessionEvent], None]
 
@@ -140,6 +142,16 @@ class ServiceFactory:
         from services.agent_registry import AgentRegistry
 
         return AgentRegistry(self.database, clock=self.clock)
+
+    def external_agents(self) -> ExternalAgents:
+        from services.external_agents import ExternalAgents
+
+        return ExternalAgents(self.database, self.agents(), publish=self.publish, clock=self.clock)
+
+    def webhooks(self) -> Webhooks:
+        from services.webhooks import Webhooks
+
+        return Webhooks(self.database, clock=self.clock)
 
     def runtimes(self, host: RuntimeHost | None = None) -> RuntimeManager:
         """Managed runtimes on this host (settings from the environment unless `host` given)."""

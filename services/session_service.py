@@ -544,6 +544,8 @@ class SessionService:
             return
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
             agent = uow.agents.get(session.agent_id)
+        if agent.external:  # EAP v1 has no abort: its late result is refused (409)
+            return
         try:
             self._agent_control.abort(agent, session.agent_session_id)
         except DomainError as error:

@@ -101,6 +101,8 @@ class AgentRow(Base):
     tenant_id: Mapped[str] = tenant_fk()
     name: Mapped[str] = mapped_column(String(200))
     server_url: Mapped[str] = mapped_column(String(2000))
+    kind: Mapped[str] = mapped_column(String(16), default="opencode")  # domain.agent.AgentKind
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)  # EAP agents (0019)
     password_env: Mapped[str | None] = mapped_column(String(200))
     password_sealed: Mapped[str | None] = mapped_column(Text)  # managed runtimes (0012)
     opencode_agent: Mapped[str] = mapped_column(String(100))
@@ -401,6 +403,46 @@ class TenantSecretRow(Base):
     sealed: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class WebhookEndpointRow(Base):
+    """A tenant's webhook URL; its signing secret sealed (`resources.secret_box`)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = tenant_fk()
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]] = mapped_column(JsonDocument)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    secret_sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class WebhookDeliveryRow(Base):
+    """The deliveries outbox: written with the change it tells of, drained by the sensor."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "tenant_id", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_endpoint", "endpoint_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = tenant_fk()
+    endpoint_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(STATUS)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JsonDocument)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
 
 
 TENANT_TABLES: tuple[str, ...] = tuple(

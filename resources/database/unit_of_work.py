@@ -26,6 +26,7 @@ from resources.database.repositories.tenants import TenantRepository
 from resources.database.repositories.usage import UsageRepository
 from resources.database.repositories.usage_sources import UsageSourceRepository
 from resources.database.repositories.users import UserRepository
+from resources.database.repositories.webhooks import WebhookRepository
 from resources.database.repositories.workspaces import TenantWorkspaceRepository
 
 
@@ -51,6 +52,7 @@ class UnitOfWork:
         self.secrets = TenantSecretRepository(session)
         self.runtimes = RuntimeRepository(session)
         self.history_retention = HistoryRetentionRepository(session)
+        self.webhooks = WebhookRepository(session)
 
 
 @contextmanager

@@ -6,6 +6,10 @@ through `AgentLoadView`, not with a query per session; while every agent is full
 The wave's agents are linked all at once and routed to as they come up: while some are still
 being linked, a linked agent takes only the sessions it can start at once, so the wave starts
 work at the first link without piling its sessions onto that one agent.
+
+External agents (EAP) are routed to by the same rules (plus a fresh heartbeat, in
+`domain.routing`) but never linked: there is no server to drive, so `route` answers an
+`ExternalRoute` and the wave hands the session to `ExternalDispatch`.
 """
 
 from __future__ import annotations
@@ -49,6 +53,13 @@ class StartPacer:
         self._on_release()
 
 
+@dataclass(frozen=True)
+class ExternalRoute:
+    """The session goes to this external agent (EAP), not to a server the wave drives."""
+
+    agent: Agent
+
+
 @dataclass
 class AgentLink:
     agent: Agent
@@ -87,7 +98,7 @@ class AgentPool:
             clock,
         )
 
-    async def route(self, session: Session) -> AgentLink | None:
+    async def route(self, session: Session) -> AgentLink | ExternalRoute | None:
         """Choose an agent; while all are full, wait (the wave renews the lease meanwhile).
 
         None when no agent of the tenant offers what the session needs any more (removed,
@@ -102,12 +113,20 @@ class AgentPool:
             # stream) neither holds up the others' sessions nor gets them all queued on the
             # first agent linked.
             agents = self.load.agents()
-            linking = [self._start_link(a) for a in agents if a.id not in self._links]
+            linking = [
+                self._start_link(a) for a in agents if a.id not in self._links and not a.external
+            ]
             changed = self._changed
             async with self._routing_lock:
                 busy = self.load.busy()
                 states = []
+                ttl = timedelta(seconds=self._settings.external_heartbeat_ttl_seconds)
                 for agent in agents:
+                    if agent.external:
+                        states.append(
+                            AgentState(agent, busy[agent.id], now=self._clock(), heartbeat_ttl=ttl)
+                        )
+                        continue
                     link = self._links.get(agent.id)
                     if link is None or (linking and not self._can_start_now(agent.id)):
                         continue  # still being linked, or (meanwhile) no start free
@@ -125,6 +144,9 @@ class AgentPool:
                         "session.routed",
                         {"agent_id": decision.agent_id, "reason": decision.reason},
                     )
+                    chosen = next(a for a in agents if a.id == decision.agent_id)
+                    if chosen.external:
+                        return ExternalRoute(chosen)
                     return self._links[decision.agent_id]
             offered = [agent.capabilities for agent in self.load.agents()]
             unserved = unserved_reason(session.required_capabilities, offered) is not None

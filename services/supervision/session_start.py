@@ -15,7 +15,7 @@ from domain.session_permissions import session_rules
 from domain.supervision_policy import SupervisionSettings
 from resources.opencode.errors import AgentServerError
 from services.session_workspaces import SessionWorkspace, recorded_workspace
-from services.supervision.agent_pool import AgentLink, AgentPool
+from services.supervision.agent_pool import AgentLink, AgentPool, ExternalRoute
 from services.supervision.followed_session import FollowedSession, turn_finished
 from services.supervision.session_recorder import SessionRecorder
 from services.supervision.wave_workspaces import WaveWorkspaces
@@ -42,10 +42,14 @@ class SessionStart:
         self._settings = settings
         self._clock = clock
 
-    async def start(self, session: Session) -> FollowedSession | None:
+    async def start(self, session: Session) -> FollowedSession | ExternalRoute | None:
+        """The session started and followed on its agent's server; or the external agent it was
+        routed to (the wave dispatches it over EAP); None when it ended or was handed back."""
         link = await self._pool.route(session)
         if link is None:  # handed back: no agent offers what it needs
             return None
+        if isinstance(link, ExternalRoute):
+            return link
         workspace = None
         if self._workspaces.wanted(session):
             # Before taking one of the agent's start slots: a setup script may run for minutes.

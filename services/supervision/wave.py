@@ -12,7 +12,9 @@ from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime
 
+from domain.agent import Agent
 from domain.clock import utcnow
+from domain.errors import NotFound
 from domain.session import SessionStatus
 from domain.supervision_policy import SupervisionSettings
 from resources.database import Database, tenant_scope
@@ -20,8 +22,9 @@ from resources.settings import workspaces_dir
 from services.session_outcome import SessionOutcome, outcome_of
 from services.session_service import SessionService
 from services.session_workspaces import SessionWorkspaces, WorkspaceLayout
-from services.supervision.agent_pool import AgentPool
+from services.supervision.agent_pool import AgentPool, ExternalRoute
 from services.supervision.agent_server import AgentServers
+from services.supervision.external_dispatch import ExternalDispatch
 from services.supervision.followed_session import SUPERVISED
 from services.supervision.lease_keeper import LeaseKeeper
 from services.supervision.session_follower import SessionFollower
@@ -63,6 +66,9 @@ class WaveSupervisor:
         self._workspaces = WaveWorkspaces(workspaces, self._recorder, settings)
         self._start = SessionStart(
             self._pool, self._recorder, owner, settings, clock, self._workspaces
+        )
+        self._external = ExternalDispatch(
+            self._recorder, self._pool.load, self._pool.agent, owner, settings, clock
         )
         self._follower = SessionFollower(self._recorder, self._leases, settings, clock, workspaces)
 
@@ -146,12 +152,30 @@ class WaveSupervisor:
         if session.settled:
             self._sessions.deliver_queued(self._tenant, session)
 
+    def _external_agent_of(self, agent_id: str | None) -> Agent | None:
+        """The session's agent if it is an external one (EAP), whose sessions are waited on."""
+        if agent_id is None:
+            return None
+        try:
+            agent = self._pool.agent(agent_id)
+        except NotFound:
+            return None
+        return agent if agent.external else None
+
     async def _supervise(self, session_id: str) -> SessionOutcome:
         with tenant_scope(self._tenant):
             session = self._recorder.load(session_id)
             if session.status is SessionStatus.QUEUED and session.lease_owner == self._owner:
                 supervision = await self._start.start(session)
+                if isinstance(supervision, ExternalRoute):
+                    outcome = await self._external.run(session, supervision.agent)
+                    self._continue_follow_ups(session_id)
+                    return outcome
             elif session.status in SUPERVISED:
+                external = self._external_agent_of(session.agent_id)
+                if external is not None:
+                    adopted = await self._external.adopt(session, external)
+                    return adopted or outcome_of(session, "not ours to supervise")
                 supervision = await self._start.adopt(session)
             else:
                 return outcome_of(session, "not ours to supervise")

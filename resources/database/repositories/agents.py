@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from domain.agent import Agent, AgentPerformance, AgentStatus
+from domain.agent import Agent, AgentKind, AgentPerformance, AgentStatus
 from domain.errors import AlreadyExists, ConcurrentModification, NotFound
 from resources.database.repositories.base import TenantScopedRepository
 from resources.database.schema import AgentRow
@@ -17,6 +17,8 @@ def _to_domain(row: AgentRow) -> Agent:
         tenant_id=row.tenant_id,
         name=row.name,
         server_url=row.server_url,
+        kind=AgentKind(row.kind),
+        token_hash=row.token_hash,
         password_env=row.password_env,
         password_sealed=row.password_sealed,
         opencode_agent=row.opencode_agent,
@@ -43,6 +45,8 @@ class AgentRepository(TenantScopedRepository):
                 tenant_id=tenant,
                 name=agent.name,
                 server_url=agent.server_url,
+                kind=agent.kind.value,
+                token_hash=agent.token_hash,
                 password_env=agent.password_env,
                 password_sealed=agent.password_sealed,
                 opencode_agent=agent.opencode_agent,
@@ -81,6 +85,18 @@ class AgentRepository(TenantScopedRepository):
         ).first()
         if row is None:
             raise NotFound(self.kind, agent_id)
+        return _to_domain(row)
+
+    def by_token_hash(self, token_hash: str) -> Agent:
+        """The current tenant's external agent with this token (`NotFound` otherwise: another
+        tenant's token is not found here)."""
+        row = self._session.scalars(
+            select(AgentRow).where(
+                AgentRow.tenant_id == self.tenant_id, AgentRow.token_hash == token_hash
+            )
+        ).first()
+        if row is None:
+            raise NotFound(self.kind, "by token")
         return _to_domain(row)
 
     def list(self, active_only: bool = False) -> list[Agent]:

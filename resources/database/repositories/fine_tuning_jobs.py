@@ -16,6 +16,7 @@ from domain.fine_tuning import (
 )
 from resources.database.repositories.base import TenantScopedRepository
 from resources.database.repositories.status_events import record_status_event, status_history
+from resources.database.repositories.webhooks import enqueue_deliveries
 from resources.database.schema import FineTuningJobRow
 
 
@@ -95,6 +96,7 @@ class FineTuningJobRepository(TenantScopedRepository):
     def save_transition(self, job: FineTuningJob, event: StatusChanged) -> None:
         self._conditional_update(job, event.old_status)
         record_status_event(self._session, self.tenant_id, event)
+        enqueue_deliveries(self._session, self.tenant_id, event)  # webhooks' outbox, same commit
 
     def save_transitions(self, job: FineTuningJob, events: list[StatusChanged]) -> None:
         """Several moves at once (a provider seen after it moved on): one version-checked
@@ -105,6 +107,7 @@ class FineTuningJobRepository(TenantScopedRepository):
         self._conditional_update(job, events[0].old_status)
         for event in events:
             record_status_event(self._session, self.tenant_id, event)
+            enqueue_deliveries(self._session, self.tenant_id, event)
 
     def save(self, job: FineTuningJob) -> None:
         """Persist details (provider id, metrics) without a status change, version-checked."""

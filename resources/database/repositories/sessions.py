@@ -30,6 +30,7 @@ from domain.metrics import SessionMetrics
 from domain.quota import CostCap
 from domain.session import ACTIVE_STATES, Priority, Session, SessionStatus, SessionType
 from resources.database.repositories.base import TenantScopedRepository
+from resources.database.repositories.webhooks import enqueue_deliveries
 from resources.database.schema import (
     CheckpointRow,
     SessionEventRow,
@@ -514,6 +515,7 @@ class SessionRepository(TenantScopedRepository):
             session, expected_status=event.old_status, expected_version=expected_version
         )
         session.version = expected_version + 1
+        enqueue_deliveries(self._session, self.tenant_id, event)  # webhooks' outbox, same commit
         return self._insert_event(
             session.id,
             seq,

@@ -7,7 +7,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TypeVar
 
@@ -17,12 +17,14 @@ from domain.agent import Agent
 from domain.api_key import ApiKey
 from domain.code_repository import CodeRepository
 from domain.evaluation import Evaluation, EvaluationDecision
+from domain.external_agent import hash_agent_token
 from domain.fine_tuning import FineTuningJob, FineTuningStatus
 from domain.promotion import ModelPromotion
 from domain.runtime import Runtime
 from domain.session import Session, SessionStatus
 from domain.task import Task, TaskDependency, TaskStatus
 from domain.tenant import Role, Tenant, User
+from domain.webhook import WebhookDelivery, WebhookEndpoint
 from domain.workspace import TenantWorkspace
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.unit_of_work import UnitOfWork
@@ -78,6 +80,7 @@ def new_tenant(db: Database, prefix: str = "t") -> str:
     return slug
 
 
+FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
 SESSIONS_PER_SEED = 5  # session, child, coordinator, abandoned subtask, unroutable
 
 
@@ -108,6 +111,9 @@ class Seed:
     runtime: Runtime  # on SHARED_HOST
     own_runtime: Runtime  # on a host only this tenant has a runtime on
     promotion: ModelPromotion  # of evaluation's candidate
+    agent_token: str  # the external-agent token whose hash `agent` holds
+    webhook: WebhookEndpoint  # wants every event
+    delivery: WebhookDelivery  # PENDING: of session's move to RUNNING
 
     @property
     def active_sessions(self) -> int:
@@ -121,12 +127,22 @@ def seed_tenant(db: Database, tenant: str) -> Seed:
         user = uow.users.add(User(tenant_id=tenant, email="alice@example.com", role=Role.LEAD))
         own_user = uow.users.add(User(tenant_id=tenant, email=f"owner@{tenant}.example.com"))
         api_key, plaintext = uow.api_keys.create("ci", role=Role.MEMBER, user_id=user.id)
+        agent_token = f"eat_{tenant}"
         agent = uow.agents.add(
-            Agent(tenant_id=tenant, name="builder", server_url="http://127.0.0.1:4096")
+            Agent(
+                tenant_id=tenant,
+                name="builder",
+                server_url="http://127.0.0.1:4096",
+                token_hash=hash_agent_token(agent_token),
+            )
         )
         uow.agent_servers.claim(f"{tenant}.example:4096")  # a server of its own
         uow.secrets.put("repo-token", f"sealed-{tenant}")  # the repository holds sealed text only
         uow.secrets.put(f"own-{tenant}", "sealed")  # a name no other tenant has
+        # A webhook: the session's transition below writes its delivery (the outbox).
+        webhook = uow.webhooks.add(
+            WebhookEndpoint(tenant_id=tenant, url=f"https://{tenant}.example/h", events=["*"]), "x"
+        )
         session = Session(
             tenant_id=tenant,
             title="Fix the flaky test",
@@ -237,6 +253,9 @@ def seed_tenant(db: Database, tenant: str) -> Seed:
             runtime=runtime,
             own_runtime=own_runtime,
             promotion=promotion,
+            agent_token=agent_token,
+            webhook=webhook,
+            delivery=uow.webhooks.due(FAR_FUTURE, 1)[0],
         )
 
     return run_as(db, tenant, write)

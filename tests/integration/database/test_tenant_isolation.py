@@ -29,20 +29,29 @@ from domain.agent import Agent
 from domain.checkpoint import Checkpoint
 from domain.clock import utcnow
 from domain.code_repository import CodeRepository
-from domain.errors import NotFound, ServerInUse, TenantMismatch, TenantNotSet
+from domain.errors import (
+    ConcurrentModification,
+    NotFound,
+    ServerInUse,
+    TenantMismatch,
+    TenantNotSet,
+)
 from domain.evaluation import Evaluation
+from domain.external_agent import hash_agent_token
 from domain.fine_tuning import FineTuningJob, FineTuningStatus
 from domain.promotion import ModelPromotion
 from domain.runtime import Runtime
 from domain.session import Session, SessionStatus
 from domain.task import Task, TaskDependency, TaskStatus
 from domain.tenant import Role, User
+from domain.webhook import WebhookEndpoint
 from domain.workspace import TenantWorkspace
 from resources.database import Database
 from resources.database.repositories.base import TenantScopedRepository
 from resources.database.schema import TENANT_TABLES, Base
 from resources.database.unit_of_work import UnitOfWork
 from tests.integration.database.support import (
+    FAR_FUTURE,
     IDEMPOTENCY_KEY,
     SHARED_HOST,
     SHARED_SERVER,
@@ -88,6 +97,10 @@ def only_b(*a_fields: str) -> Callable[[Any, Seed, Seed], None]:
         assert _ids(result).isdisjoint({getattr(a, field).id for field in a_fields})
 
     return check
+
+
+def _is(result: Any, expected: Any) -> None:
+    assert result is expected
 
 
 def equals(expected: Callable[[Seed], Any]) -> Callable[[Any, Seed, Seed], None]:
@@ -276,6 +289,69 @@ CASES: list[Case] = [
         check=only_b("agent"),
     ),
     Case("AgentRepository.save", "A's agent", _saved_agent, NotFound),
+    Case(
+        "AgentRepository.by_token_hash",
+        "A's agent's token",
+        lambda uow, a, b: uow.agents.by_token_hash(hash_agent_token(a.agent_token)),
+        NotFound,
+    ),
+    # webhooks
+    Case(
+        "WebhookRepository.add",
+        "record of A",
+        lambda uow, a, b: uow.webhooks.add(
+            WebhookEndpoint(tenant_id=a.tenant, url="https://x.example/h"), "x"
+        ),
+        TenantMismatch,
+    ),
+    Case(
+        "WebhookRepository.list",
+        "B's webhooks only",
+        lambda uow, a, b: uow.webhooks.list(),
+        check=only_b("webhook"),
+    ),
+    Case(
+        "WebhookRepository.get",
+        "A's webhook",
+        lambda uow, a, b: uow.webhooks.get(a.webhook.id),
+        NotFound,
+    ),
+    Case(
+        "WebhookRepository.sealed_secret",
+        "A's webhook",
+        lambda uow, a, b: uow.webhooks.sealed_secret(a.webhook.id),
+        NotFound,
+    ),
+    Case(
+        "WebhookRepository.remove",
+        "A's webhook",
+        lambda uow, a, b: uow.webhooks.remove(a.webhook.id),
+        NotFound,
+    ),
+    Case(
+        "WebhookRepository.deliveries",
+        "A's webhook",
+        lambda uow, a, b: uow.webhooks.deliveries(a.webhook.id, 10),
+        NotFound,
+    ),
+    Case(
+        "WebhookRepository.due",
+        "B's deliveries only",
+        lambda uow, a, b: uow.webhooks.due(FAR_FUTURE, 100),
+        check=only_b("delivery"),
+    ),
+    Case(
+        "WebhookRepository.postpone",
+        "A's delivery",
+        lambda uow, a, b: uow.webhooks.postpone(_copy(a.delivery), FAR_FUTURE),
+        check=lambda result, a, b: _is(result, False),
+    ),
+    Case(
+        "WebhookRepository.save",
+        "A's delivery",
+        lambda uow, a, b: uow.webhooks.save(_copy(a.delivery), a.delivery.next_attempt_at),
+        ConcurrentModification,
+    ),
     # sessions
     Case(
         "SessionRepository.add",
@@ -874,6 +950,18 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
         Agent(tenant_id=a.tenant, name="n", server_url="http://127.0.0.1:1")
     ),
     "AgentRepository.get": lambda uow, a: uow.agents.get(a.agent.id),
+    "AgentRepository.by_token_hash": lambda uow, a: uow.agents.by_token_hash("x"),
+    "WebhookRepository.add": lambda uow, a: uow.webhooks.add(
+        WebhookEndpoint(tenant_id=a.tenant, url="https://x.example/h"), "x"
+    ),
+    "WebhookRepository.list": lambda uow, a: uow.webhooks.list(),
+    "WebhookRepository.get": lambda uow, a: uow.webhooks.get(a.webhook.id),
+    "WebhookRepository.sealed_secret": lambda uow, a: uow.webhooks.sealed_secret(a.webhook.id),
+    "WebhookRepository.remove": lambda uow, a: uow.webhooks.remove(a.webhook.id),
+    "WebhookRepository.deliveries": lambda uow, a: uow.webhooks.deliveries(a.webhook.id, 1),
+    "WebhookRepository.due": lambda uow, a: uow.webhooks.due(FAR_FUTURE, 1),
+    "WebhookRepository.postpone": lambda uow, a: uow.webhooks.postpone(a.delivery, FAR_FUTURE),
+    "WebhookRepository.save": lambda uow, a: uow.webhooks.save(a.delivery, FAR_FUTURE),
     "AgentRepository.get_for_update": lambda uow, a: uow.agents.get_for_update(a.agent.id),
     "AgentRepository.list": lambda uow, a: uow.agents.list(),
     "AgentRepository.remove": lambda uow, a: uow.agents.remove(a.agent.id),
