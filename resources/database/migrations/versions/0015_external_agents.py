@@ -4,7 +4,7 @@
   `external` (handed each task at its endpoint, posts its result back).
 - `agents.token_hash`: the external agent's token, SHA-256 only (unique: one token, one agent).
 
-Revision ID: 0019
+Revision ID: 0015
 Revises: 0014
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019"
+revision = "0015"
 down_revision = "0014"
 branch_labels = None
 depends_on = None

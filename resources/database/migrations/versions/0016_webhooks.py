@@ -7,8 +7,8 @@
   backoff; every attempt recorded.
 Both tenant tables, under row-level security like every other (0001).
 
-Revision ID: 0020
-Revises: 0019
+Revision ID: 0016
+Revises: 0015
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0020"
-down_revision = "0019"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
