@@ -102,7 +102,7 @@ class AgentRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     server_url: Mapped[str] = mapped_column(String(2000))
     kind: Mapped[str] = mapped_column(String(16), default="opencode")  # domain.agent.AgentKind
-    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)  # EAP agents (0019)
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)  # EAP agents (0015)
     password_env: Mapped[str | None] = mapped_column(String(200))
     password_sealed: Mapped[str | None] = mapped_column(Text)  # managed runtimes (0012)
     opencode_agent: Mapped[str] = mapped_column(String(100))

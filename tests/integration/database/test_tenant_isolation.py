@@ -110,6 +110,25 @@ def equals(expected: Callable[[Seed], Any]) -> Callable[[Any, Seed, Seed], None]
     return check
 
 
+def _same(found: Any, expected: Any) -> None:
+    assert found == expected
+
+
+def _at_most(found: int, bound: int) -> None:
+    assert found <= bound
+
+
+def _no_seq_of(seqs: dict[str, int], a: Seed) -> None:
+    assert seqs.get(a.session.id, 0) == 0
+
+
+def _events_of(result: tuple[list[tuple[int, Any]], set[str]], a: Seed) -> None:
+    events, b_sessions = result
+    assert events, "B's own events should be listed"
+    assert {event.session_id for _, event in events} <= b_sessions
+    assert a.session.id not in {event.session_id for _, event in events}
+
+
 def _new_session(tenant: str, **fields: Any) -> Session:
     return Session(tenant_id=tenant, title="Intruder", initial_prompt="x", **fields)
 
@@ -485,6 +504,63 @@ CASES: list[Case] = [
         "to A's session",
         lambda uow, a, b: uow.sessions.add_next_checkpoint(a.session.id, {}, utcnow()),
         NotFound,
+    ),
+    Case(
+        "SessionRepository.events_of_types",
+        "of A's session",
+        lambda uow, a, b: uow.sessions.events_of_types(a.session.id, ["agent.message"]),
+        check=equals(lambda b: []),
+    ),
+    Case(
+        "SessionRepository.latest_event_seq",
+        "of A's session",
+        lambda uow, a, b: uow.sessions.latest_event_seq(a.session.id),
+        NotFound,
+    ),
+    Case(
+        "SessionRepository.seqs_up_to",
+        "of A's session",
+        lambda uow, a, b: uow.sessions.seqs_up_to([a.session.id], 2**62),
+        check=lambda result, a, b: _no_seq_of(result, a),
+    ),
+    Case(
+        "SessionRepository.tenant_events",
+        "B's events only",
+        lambda uow, a, b: (uow.sessions.tenant_events(0, 100_000), _ids(uow.sessions.list())),
+        check=lambda result, a, b: _events_of(result, a),
+    ),
+    Case(
+        "SessionRepository.newest_event_id",
+        "B's newest event",
+        lambda uow, a, b: (
+            uow.sessions.newest_event_id(),
+            max((row_id for row_id, _ in uow.sessions.tenant_events(0, 100_000)), default=0),
+        ),
+        check=lambda result, a, b: _same(*result),
+    ),
+    Case(
+        "SessionRepository.count_by_status",
+        "B's sessions only",
+        lambda uow, a, b: (sum(uow.sessions.count_by_status().values()), len(uow.sessions.list())),
+        check=lambda result, a, b: _same(*result),
+    ),
+    Case(
+        "SessionRepository.statistics",
+        "B's sessions only",
+        lambda uow, a, b: (
+            sum(uow.sessions.statistics()["by_status"].values()),
+            len(uow.sessions.list()),
+        ),
+        check=lambda result, a, b: _same(*result),
+    ),
+    Case(
+        "SessionRepository.recent_durations",
+        "B's ended sessions only",
+        lambda uow, a, b: (
+            len(uow.sessions.recent_durations(utcnow() - timedelta(days=3650))),
+            len(uow.sessions.list()),
+        ),
+        check=lambda result, a, b: _at_most(*result),
     ),
     Case(
         "SessionRepository.checkpoints",
@@ -1002,6 +1078,18 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
     "SessionRepository.add_next_checkpoint": lambda uow, a: uow.sessions.add_next_checkpoint(
         a.session.id, {}, utcnow()
     ),
+    "SessionRepository.events_of_types": lambda uow, a: uow.sessions.events_of_types(
+        a.session.id, ["agent.message"]
+    ),
+    "SessionRepository.latest_event_seq": lambda uow, a: uow.sessions.latest_event_seq(
+        a.session.id
+    ),
+    "SessionRepository.seqs_up_to": lambda uow, a: uow.sessions.seqs_up_to([a.session.id], 1),
+    "SessionRepository.tenant_events": lambda uow, a: uow.sessions.tenant_events(),
+    "SessionRepository.newest_event_id": lambda uow, a: uow.sessions.newest_event_id(),
+    "SessionRepository.count_by_status": lambda uow, a: uow.sessions.count_by_status(),
+    "SessionRepository.statistics": lambda uow, a: uow.sessions.statistics(),
+    "SessionRepository.recent_durations": lambda uow, a: uow.sessions.recent_durations(utcnow()),
     "SessionRepository.checkpoints": lambda uow, a: uow.sessions.checkpoints(a.session.id),
     "TaskRepository.add": lambda uow, a: uow.tasks.add(Task(tenant_id=a.tenant, title="t")),
     "TaskRepository.get": lambda uow, a: uow.tasks.get(a.task.id),
