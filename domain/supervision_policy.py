@@ -27,3 +27,8 @@ class SupervisionSettings:
     diff_settle_seconds: float = 2.0  # the server's diff may lag the session's idle this long
     starts_per_agent: int = 8  # session starts (create + prompt) in flight at once per agent
     event_flush_seconds: float = 0.25  # observational events wait at most this long (EventBatch)
+
+    @property
+    def in_tenant_workspaces(self) -> bool:
+        """Whether sessions without a repository work in their tenant's worktree on a server."""
+        return self.tenant_workspaces and not self.session_workspaces
