@@ -189,7 +189,8 @@ class Orchestrated:
         run worker is started by the first measured launch."""
         self.tick()
         self.retry_tick()
-        self.health_tick()
+        if self.spec.get("workspaces_ahead", True):
+            self.health_tick()
         config = {"tenant": self.spec["tenants"][0], "session_ids": [], "wave_id": "warm-up"}
         warm_up_run = dg.RunRequest(run_config={"ops": {WAVE_OP: {"config": config}}})
         if self.pool is not None:
