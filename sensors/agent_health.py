@@ -29,6 +29,10 @@ from services.factory import ServiceFactory
 from services.tenant_workspaces import prepare_tenant_workspace
 
 TICK_INTERVAL_SECONDS = 15
+# Workspaces made in one tick, about (a tenant's servers are done together): the first tick
+# after many tenants' agents appeared must not outlast the sensor's evaluation timeout; the
+# next ticks make the rest, and a wave makes its own if it comes first.
+WORKSPACES_PER_TICK = 10
 
 
 async def _probe(
@@ -36,9 +40,10 @@ async def _probe(
     agents: list[Agent],
     workspaces_for: Database | None,
     log: logging.Logger,
-) -> dict[str, bool]:
-    """Each agent's health; with `workspaces_for`, a live server (one agent of the tenant's per
-    server) also gets the tenant's workspace if it has none recorded."""
+) -> tuple[dict[str, bool], int]:
+    """Each agent's health, and how many workspaces were made: with `workspaces_for`, a live
+    server (one agent of the tenant's per server) also gets the tenant's workspace if it has
+    none recorded."""
     preparers = {agent.server_url: agent.id for agent in agents} if workspaces_for else {}
 
     async def one(agent: Agent) -> tuple[str, bool]:
@@ -51,11 +56,14 @@ async def _probe(
                 try:
                     if await prepare_tenant_workspace(client, agent.tenant_id, workspaces_for):
                         log.info(f"tenant {agent.tenant_id}: workspace made on agent {agent.id}")
+                        made.append(agent.id)
                 except AgentServerError as error:  # the tenant's first wave tries again
                     log.warning(f"tenant {agent.tenant_id}: no workspace on {agent.id}: {error}")
             return agent.id, True
 
-    return dict(await asyncio.gather(*(one(agent) for agent in agents)))
+    made: list[str] = []
+    healthy = dict(await asyncio.gather(*(one(agent) for agent in agents)))
+    return healthy, len(made)
 
 
 @dg.sensor(
@@ -78,14 +86,17 @@ def agent_health_sensor(
     with database.unit_of_work() as uow:
         tenants = uow.tenants.active_slugs()
     summary: list[str] = []
+    workspaces_made = 0
     for tenant in tenants:
         with tenant_scope(tenant):
             with database.unit_of_work() as uow:
                 agents = uow.agents.list(active_only=True)
                 load = uow.sessions.active_by_agent()
-            healthy = (
-                asyncio.run(_probe(opencode, agents, workspaces_for, context.log)) if agents else {}
+            making = workspaces_for if workspaces_made < WORKSPACES_PER_TICK else None
+            healthy, made = (
+                asyncio.run(_probe(opencode, agents, making, context.log)) if agents else ({}, 0)
             )
+            workspaces_made += made
             alive = {agent_id for agent_id, up in healthy.items() if up}
             if alive:
                 registry.record_heartbeats(Caller.operator(), tenant, alive, utcnow())

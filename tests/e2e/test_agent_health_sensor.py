@@ -8,6 +8,7 @@ from pathlib import Path, PurePosixPath
 
 import dagster as dg
 import httpx
+import pytest
 
 from domain.agent import Agent
 from domain.tenant import Tenant
@@ -17,9 +18,12 @@ from resources.database_resource import DatabaseResource
 from resources.opencode.resource import OpenCodeResource
 from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
+from sensors import agent_health
 from sensors.agent_health import agent_health_sensor
 from services.tenant_workspaces import workspace_name
 from standins.opencode_server import OpenCodeServer, free_port
+
+TENANTS = {"acme": ("one", "two"), "globex": ("three",)}
 
 
 def test_live_agents_beat_and_dead_ones_are_reported(
@@ -61,13 +65,19 @@ def test_live_agents_beat_and_dead_ones_are_reported(
 
 
 def test_a_live_server_gets_its_tenants_workspace_before_any_wave(
-    tmp_path: Path, opencode_binary: Path, opencode_home: Path, scripted_model_url: str
+    tmp_path: Path,
+    opencode_binary: Path,
+    opencode_home: Path,
+    scripted_model_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(agent_health, "WORKSPACES_PER_TICK", 1)  # one tenant's per tick
     url = f"sqlite:///{tmp_path / 'indorch.db'}"
     upgrade(url)
     database = Database(url)
     with unit_of_work(database) as uow:
-        uow.tenants.add(Tenant(slug="acme", name="Acme"))
+        for slug in TENANTS:
+            uow.tenants.add(Tenant(slug=slug, name=slug.title()))
 
     def tick(supervision: SupervisionConfig) -> None:
         resources = {
@@ -77,31 +87,44 @@ def test_a_live_server_gets_its_tenants_workspace_before_any_wave(
             "supervision": supervision,
         }
         with dg.build_sensor_context(resources=resources) as context:
-            assert agent_health_sensor.evaluate_tick(context).skip_message == "acme: 2/2 up"
+            result = agent_health_sensor.evaluate_tick(context)
+        assert result.skip_message == "acme: 2/2 up; globex: 1/1 up"
 
-    def recorded() -> list[str]:
-        with tenant_scope("acme"), unit_of_work(database) as uow:
-            return [workspace.directory for workspace in uow.workspaces.list()]
+    def recorded() -> dict[str, list[str]]:
+        made = {}
+        for slug in TENANTS:
+            with tenant_scope(slug), unit_of_work(database) as uow:
+                made[slug] = [workspace.directory for workspace in uow.workspaces.list()]
+        return made
 
     with OpenCodeServer(scripted_model_url, home=opencode_home, binary=opencode_binary) as live:
-        with tenant_scope("acme"), unit_of_work(database) as uow:
-            for name in ("one", "two"):  # two agents on one server: one workspace
-                uow.agents.add(Agent(tenant_id="acme", name=name, server_url=live.url))
+        for slug, names in TENANTS.items():
+            with tenant_scope(slug), unit_of_work(database) as uow:
+                for name in names:  # acme: two agents on one server, one workspace
+                    uow.agents.add(Agent(tenant_id=slug, name=name, server_url=live.url))
         with httpx.Client(base_url=live.url, timeout=30) as client:
 
-            def tenant_worktrees() -> list[str]:
+            def on_server() -> dict[str, list[str]]:
                 listed = client.get("/experimental/worktree").json()
-                return [
-                    d for d in listed if PurePosixPath(d).name.startswith(workspace_name("acme"))
-                ]
+                return {
+                    slug: [
+                        d for d in listed if PurePosixPath(d).name.startswith(workspace_name(slug))
+                    ]
+                    for slug in TENANTS
+                }
 
             tick(SupervisionConfig(session_workspaces=True))  # sessions have their own: none
-            assert recorded() == [] and tenant_worktrees() == []
+            assert recorded() == on_server() == {"acme": [], "globex": []}
+
+            tick(SupervisionConfig())  # one tenant's this tick (the limit), the other's next
+            first = recorded()
+            assert sorted(len(dirs) for dirs in first.values()) == [0, 1]
+            assert on_server() == first
 
             tick(SupervisionConfig())
             made = recorded()
-            assert len(made) == 1 and tenant_worktrees() == made
+            assert all(len(dirs) == 1 for dirs in made.values()) and on_server() == made
 
             tick(SupervisionConfig())  # recorded already: not made again
-            assert recorded() == made and tenant_worktrees() == made
+            assert recorded() == made and on_server() == made
     database.dispose()
