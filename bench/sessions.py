@@ -23,7 +23,9 @@ Scenarios, each in its own worker process whose whole process tree is measured:
    were registered.
 4b. **the same, workspaces made by the first waves** (`worker_late_workspaces`): without that
    tick, each tenant's first wave makes them inside the measured window (as before the sensor
-   made them). Run only when named in `--only`.
+   made them). Run only when named in `--only`; a comparison only with sessions in their
+   tenant's worktree (`INDORCH_BENCH_SESSION_WORKSPACES=0`: by default each has its own, and
+   no tenant worktree is made).
 5. **default wave size, in process** -- each wave `execute_in_process` in a thread of the bench's
    own process: Dagster's run machinery with no launcher at all (for comparison).
 6. **in flight** -- `--inflight` sessions held by the model (`[script:slow seconds=H]`), agents

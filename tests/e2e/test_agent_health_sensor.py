@@ -114,17 +114,18 @@ def test_a_live_server_gets_its_tenants_workspace_before_any_wave(
                 }
 
             tick(SupervisionConfig(session_workspaces=True))  # sessions have their own: none
+            shared = SupervisionConfig(session_workspaces=False)  # the tenant's shared worktree
             assert recorded() == on_server() == {"acme": [], "globex": []}
 
-            tick(SupervisionConfig())  # one tenant's this tick (the limit), the other's next
+            tick(shared)  # one tenant's this tick (the limit), the other's next
             first = recorded()
             assert sorted(len(dirs) for dirs in first.values()) == [0, 1]
             assert on_server() == first
 
-            tick(SupervisionConfig())
+            tick(shared)
             made = recorded()
             assert all(len(dirs) == 1 for dirs in made.values()) and on_server() == made
 
-            tick(SupervisionConfig())  # recorded already: not made again
+            tick(shared)  # recorded already: not made again
             assert recorded() == made and on_server() == made
     database.dispose()
