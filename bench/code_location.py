@@ -2,7 +2,8 @@
 whether waves top up taken from the environment (`INDORCH_BENCH_WAVE_SIZE`,
 `INDORCH_BENCH_TOP_UP`), so one definitions module serves every scenario. For experiments, the
 environment may also set the starts in flight per agent (`INDORCH_BENCH_STARTS_PER_AGENT`) and
-switch tenant worktrees off (`INDORCH_BENCH_TENANT_WORKSPACES=0`). Everything else
+switch tenant worktrees off (`INDORCH_BENCH_TENANT_WORKSPACES=0`) or have sessions share their
+tenant's worktree (`INDORCH_BENCH_SESSION_WORKSPACES=0`). Everything else
 (jobs, ops, sensors, resources) is the project's.
 """
 
@@ -18,6 +19,8 @@ from resources.supervision_config import SupervisionConfig
 WAVE_SIZE_VAR = "INDORCH_BENCH_WAVE_SIZE"
 TOP_UP_VAR = "INDORCH_BENCH_TOP_UP"  # "0": waves never take on new sessions (the naive design)
 WORKSPACES_VAR = "INDORCH_BENCH_TENANT_WORKSPACES"  # "0": sessions in the servers' own workspace
+# "0": sessions without a repository share their tenant's worktree (the default: one each)
+SESSION_WORKSPACES_VAR = "INDORCH_BENCH_SESSION_WORKSPACES"
 STARTS_VAR = "INDORCH_BENCH_STARTS_PER_AGENT"  # session starts in flight per agent (default: the
 # project's)
 
@@ -29,6 +32,7 @@ def bench_supervision() -> SupervisionConfig:
         wave_size=int(os.environ.get(WAVE_SIZE_VAR, str(default.wave_size))),
         top_up_seconds=default.top_up_seconds if top_up else 0,
         tenant_workspaces=os.environ.get(WORKSPACES_VAR, "1") != "0",
+        session_workspaces=os.environ.get(SESSION_WORKSPACES_VAR, "1") != "0",
         starts_per_agent=int(os.environ.get(STARTS_VAR, str(default.starts_per_agent))),
     )
 

@@ -45,6 +45,9 @@ class Scenario:
     max_runs: int = 30
     per_server_concurrency: int = 0  # floor only
     cold_worker: bool = False  # run worker only: started by the first measured launch
+    # Tenant workspaces made before the burst by the agent-health sensor's tick (False: by the
+    # tenants' first waves, inside the measured window, as before that sensor made them)
+    workspaces_ahead: bool = True
     timeout_seconds: float = 1800.0
     note: str = ""
 

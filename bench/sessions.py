@@ -18,7 +18,14 @@ Scenarios, each in its own worker process whose whole process tree is measured:
 4. **default wave size, run worker** -- the same runs launched as the embedded default launches
    them (`RunWorkerLauncher`): executed in threads of one run worker process, warmed up before
    the baseline by one empty wave run, as a long-lived worker is (`--cold-run-worker`: started
-   by the first measured launch instead).
+   by the first measured launch instead). Each tenant's workspace on its agents' servers is
+   made before the burst by one agent-health tick, as the daemon's would have since the agents
+   were registered.
+4b. **the same, workspaces made by the first waves** (`worker_late_workspaces`): without that
+   tick, each tenant's first wave makes them inside the measured window (as before the sensor
+   made them). Run only when named in `--only`; a comparison only with sessions in their
+   tenant's worktree (`INDORCH_BENCH_SESSION_WORKSPACES=0`: by default each has its own, and
+   no tenant worktree is made).
 5. **default wave size, in process** -- each wave `execute_in_process` in a thread of the bench's
    own process: Dagster's run machinery with no launcher at all (for comparison).
 6. **in flight** -- `--inflight` sessions held by the model (`[script:slow seconds=H]`), agents
@@ -102,7 +109,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated scenario keys (floor,wave1,wave,worker,inprocess,inflight)",
+        help="comma-separated scenario keys "
+        "(floor,wave1,wave,worker,worker_late_workspaces,inprocess,inflight)",
     )
     parser.add_argument(
         "--cold-run-worker",
@@ -158,6 +166,17 @@ def plan(args: argparse.Namespace) -> list[Scenario]:
             cold_worker=args.cold_run_worker,
         ),
         Scenario(
+            "worker_late_workspaces",
+            f"wave size {wave}, run worker, workspaces made by the first waves",
+            "worker",
+            n,
+            TWO_TURNS,
+            wave_size=wave,
+            max_runs=args.max_runs,
+            cold_worker=args.cold_run_worker,
+            workspaces_ahead=False,
+        ),
+        Scenario(
             "inprocess",
             f"wave size {wave}, in-process runs",
             "inprocess",
@@ -179,7 +198,9 @@ def plan(args: argparse.Namespace) -> list[Scenario]:
         ),
     ]
     only = {key.strip() for key in args.only.split(",") if key.strip()}
-    return [s for s in scenarios if not only or s.key in only]
+    if not only:  # a comparison for the latency work, run when named
+        return [s for s in scenarios if s.key != "worker_late_workspaces"]
+    return [s for s in scenarios if s.key in only]
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:

@@ -52,6 +52,7 @@ from resources.database.schema import SessionRow
 from resources.database_resource import DatabaseResource
 from resources.opencode.resource import OpenCodeResource
 from resources.redis.resource import RedisResource
+from sensors.agent_health import agent_health_sensor
 from sensors.dispatch import dispatch_sensor
 from sensors.retry import TICK_INTERVAL_SECONDS as RETRY_TICK_SECONDS
 from sensors.retry import retry_sensor
@@ -134,6 +135,10 @@ class Orchestrated:
             self.submit_error = repr(error)
             raise
 
+    def health_tick(self) -> None:
+        with sensor_context(self.instance, self.resources) as context:
+            agent_health_sensor.evaluate_tick(context)
+
     def retry_tick(self) -> None:
         with sensor_context(self.instance, self.resources) as context:
             retry_sensor.evaluate_tick(context)
@@ -175,13 +180,17 @@ class Orchestrated:
         return all(future.done() for future in self.futures)
 
     def warm_up(self) -> None:
-        """Before the baseline: one dispatch tick (nothing to claim yet) and, in process or in
-        the run worker, one empty wave run, so Dagster's lazily imported execution code is
-        loaded before we measure (a long-lived worker pays that once: the daemon's worker
-        stays while runs come within its idle time; launched runs pay it in every run
-        process). `cold_worker`: the run worker is started by the first measured launch."""
+        """Before the baseline: one dispatch tick (nothing to claim yet), one agent-health
+        tick (the daemon's, every 15 s, since the agents were registered: it makes each
+        tenant's workspace on its agents' servers) and, in process or in the run worker, one
+        empty wave run, so Dagster's lazily imported execution code is loaded before we
+        measure (a long-lived worker pays that once: the daemon's worker stays while runs come
+        within its idle time; launched runs pay it in every run process). `cold_worker`: the
+        run worker is started by the first measured launch."""
         self.tick()
         self.retry_tick()
+        if self.spec.get("workspaces_ahead", True):
+            self.health_tick()
         config = {"tenant": self.spec["tenants"][0], "session_ids": [], "wave_id": "warm-up"}
         warm_up_run = dg.RunRequest(run_config={"ops": {WAVE_OP: {"config": config}}})
         if self.pool is not None:

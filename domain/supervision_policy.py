@@ -34,3 +34,8 @@ class SupervisionSettings:
     external_attempts: int = 3
     external_retry_seconds: float = 1.0
     external_heartbeat_ttl_seconds: float = 60.0
+
+    @property
+    def in_tenant_workspaces(self) -> bool:
+        """Whether sessions without a repository work in their tenant's worktree on a server."""
+        return self.tenant_workspaces and not self.session_workspaces

@@ -3,37 +3,67 @@
 The result lands in the database (`last_heartbeat_at`, the truth) and, when Redis is configured,
 in the heartbeat store with a TTL (what live readers and dashboards look at). A server that does
 not answer keeps its last heartbeat, so its age says how long it has been silent.
+
+A server that answers and holds no workspace of the agent's tenant yet gets it now
+(`services.tenant_workspaces.prepare_tenant_workspace`): a worktree takes seconds to make on a
+busy server, which the first wave of a burst would otherwise spend before its first session.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import dagster as dg
 
 from domain.agent import Agent
 from domain.caller import Caller
 from domain.clock import utcnow
-from resources.database import tenant_scope
+from resources.database import Database, tenant_scope
 from resources.database_resource import DatabaseResource
 from resources.opencode.errors import AgentServerError
 from resources.opencode.resource import OpenCodeResource
 from resources.redis.resource import RedisResource
+from resources.supervision_config import SupervisionConfig
 from services.factory import ServiceFactory
+from services.tenant_workspaces import prepare_tenant_workspace
 
 TICK_INTERVAL_SECONDS = 15
+# Workspaces made in one tick, about (a tenant's servers are done together): the first tick
+# after many tenants' agents appeared must not outlast the sensor's evaluation timeout; the
+# next ticks make the rest, and a wave makes its own if it comes first.
+WORKSPACES_PER_TICK = 10
 
 
-async def _probe(opencode: OpenCodeResource, agents: list[Agent]) -> dict[str, bool]:
+async def _probe(
+    opencode: OpenCodeResource,
+    agents: list[Agent],
+    workspaces_for: Database | None,
+    log: logging.Logger,
+) -> tuple[dict[str, bool], int]:
+    """Each agent's health, and how many workspaces were made: with `workspaces_for`, a live
+    server (one agent of the tenant's per server) also gets the tenant's workspace if it has
+    none recorded."""
+    preparers = {agent.server_url: agent.id for agent in agents} if workspaces_for else {}
+
     async def one(agent: Agent) -> tuple[str, bool]:
         async with opencode.client_for(agent) as client:
             try:
                 await client.health()
             except AgentServerError:
                 return agent.id, False
+            if workspaces_for is not None and preparers.get(agent.server_url) == agent.id:
+                try:
+                    if await prepare_tenant_workspace(client, agent.tenant_id, workspaces_for):
+                        log.info(f"tenant {agent.tenant_id}: workspace made on agent {agent.id}")
+                        made.append(agent.id)
+                except AgentServerError as error:  # the tenant's first wave tries again
+                    log.warning(f"tenant {agent.tenant_id}: no workspace on {agent.id}: {error}")
             return agent.id, True
 
-    return dict(await asyncio.gather(*(one(agent) for agent in agents)))
+    made: list[str] = []
+    healthy = dict(await asyncio.gather(*(one(agent) for agent in agents)))
+    return healthy, len(made)
 
 
 @dg.sensor(
@@ -46,19 +76,28 @@ def agent_health_sensor(
     database: DatabaseResource,
     opencode: OpenCodeResource,
     redis: RedisResource,
+    supervision: SupervisionConfig,
 ) -> dg.SkipReason:
     store = redis.heartbeat_store()
     registry = ServiceFactory(database.get_database()).agents()
+    workspaces_for = (
+        database.get_database() if supervision.settings().in_tenant_workspaces else None
+    )
     with database.unit_of_work() as uow:
         tenants = uow.tenants.active_slugs()
     summary: list[str] = []
+    workspaces_made = 0
     for tenant in tenants:
         with tenant_scope(tenant):
             with database.unit_of_work() as uow:
                 # External agents (EAP) beat their own hearts; there is no server to probe.
                 agents = [a for a in uow.agents.list(active_only=True) if not a.external]
                 load = uow.sessions.active_by_agent()
-            healthy = asyncio.run(_probe(opencode, agents)) if agents else {}
+            making = workspaces_for if workspaces_made < WORKSPACES_PER_TICK else None
+            healthy, made = (
+                asyncio.run(_probe(opencode, agents, making, context.log)) if agents else ({}, 0)
+            )
+            workspaces_made += made
             alive = {agent_id for agent_id, up in healthy.items() if up}
             if alive:
                 registry.record_heartbeats(Caller.operator(), tenant, alive, utcnow())

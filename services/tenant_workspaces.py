@@ -78,6 +78,17 @@ async def tenant_workspace(client: WorktreeHost, tenant: str, database: Database
     )
 
 
+async def prepare_tenant_workspace(client: WorktreeHost, tenant: str, database: Database) -> bool:
+    """The tenant's workspace on the client's server made ahead of its sessions (a worktree
+    takes seconds to make on a busy server, on the path of the first wave's every session):
+    True when it was made now, False when one is recorded already (a wave checks that it is
+    still on the server, and makes another if not). `AgentServerError` when the server fails."""
+    if _find(database, tenant, client.base_url) is not None:
+        return False
+    await tenant_workspace(client, tenant, database)
+    return True
+
+
 def _find(database: Database, tenant: str, server: str) -> TenantWorkspace | None:
     with tenant_scope(tenant), unit_of_work(database) as uow:
         return uow.workspaces.find(server)

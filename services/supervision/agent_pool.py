@@ -206,7 +206,7 @@ class AgentPool:
         if link is None:
             client = self._servers.client_for(agent)
             directory, workspace_ready = None, True
-            if self._settings.tenant_workspaces and not self._settings.session_workspaces:
+            if self._settings.in_tenant_workspaces:
                 try:
                     directory = await tenant_workspace(client, self._tenant, self._database)
                 except AgentServerError as error:  # never fall back to a shared workspace

@@ -1,11 +1,14 @@
 """The agent-health sensor probes real OpenCode servers: a live one gets a heartbeat in the
-database and in Redis; a dead one keeps its old heartbeat and is reported down."""
+database and in Redis; a dead one keeps its old heartbeat and is reported down. A live server
+gets its tenant's workspace before any wave needs it (once), unless sessions have their own."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import dagster as dg
+import httpx
+import pytest
 
 from domain.agent import Agent
 from domain.tenant import Tenant
@@ -14,8 +17,13 @@ from resources.database.migrate import upgrade
 from resources.database_resource import DatabaseResource
 from resources.opencode.resource import OpenCodeResource
 from resources.redis.resource import RedisResource
+from resources.supervision_config import SupervisionConfig
+from sensors import agent_health
 from sensors.agent_health import agent_health_sensor
+from services.tenant_workspaces import workspace_name
 from standins.opencode_server import OpenCodeServer, free_port
+
+TENANTS = {"acme": ("one", "two"), "globex": ("three",)}
 
 
 def test_live_agents_beat_and_dead_ones_are_reported(
@@ -40,6 +48,7 @@ def test_live_agents_beat_and_dead_ones_are_reported(
             "database": DatabaseResource(url=url),
             "opencode": OpenCodeResource(connect_timeout_seconds=1),
             "redis": redis,
+            "supervision": SupervisionConfig(),
         }
         with dg.build_sensor_context(resources=resources) as context:
             result = agent_health_sensor.evaluate_tick(context)
@@ -52,4 +61,71 @@ def test_live_agents_beat_and_dead_ones_are_reported(
     assert store is not None
     alive = store.alive("acme")
     assert alive[up.id].healthy and not alive[down.id].healthy
+    database.dispose()
+
+
+def test_a_live_server_gets_its_tenants_workspace_before_any_wave(
+    tmp_path: Path,
+    opencode_binary: Path,
+    opencode_home: Path,
+    scripted_model_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(agent_health, "WORKSPACES_PER_TICK", 1)  # one tenant's per tick
+    url = f"sqlite:///{tmp_path / 'indorch.db'}"
+    upgrade(url)
+    database = Database(url)
+    with unit_of_work(database) as uow:
+        for slug in TENANTS:
+            uow.tenants.add(Tenant(slug=slug, name=slug.title()))
+
+    def tick(supervision: SupervisionConfig) -> None:
+        resources = {
+            "database": DatabaseResource(url=url),
+            "opencode": OpenCodeResource(connect_timeout_seconds=1),
+            "redis": RedisResource(url=None),
+            "supervision": supervision,
+        }
+        with dg.build_sensor_context(resources=resources) as context:
+            result = agent_health_sensor.evaluate_tick(context)
+        assert result.skip_message == "acme: 2/2 up; globex: 1/1 up"
+
+    def recorded() -> dict[str, list[str]]:
+        made = {}
+        for slug in TENANTS:
+            with tenant_scope(slug), unit_of_work(database) as uow:
+                made[slug] = [workspace.directory for workspace in uow.workspaces.list()]
+        return made
+
+    with OpenCodeServer(scripted_model_url, home=opencode_home, binary=opencode_binary) as live:
+        for slug, names in TENANTS.items():
+            with tenant_scope(slug), unit_of_work(database) as uow:
+                for name in names:  # acme: two agents on one server, one workspace
+                    uow.agents.add(Agent(tenant_id=slug, name=name, server_url=live.url))
+        with httpx.Client(base_url=live.url, timeout=30) as client:
+
+            def on_server() -> dict[str, list[str]]:
+                listed = client.get("/experimental/worktree").json()
+                return {
+                    slug: [
+                        d for d in listed if PurePosixPath(d).name.startswith(workspace_name(slug))
+                    ]
+                    for slug in TENANTS
+                }
+
+            tick(SupervisionConfig(session_workspaces=True))  # sessions have their own: none
+            shared = SupervisionConfig(session_workspaces=False)  # the tenant's shared worktree
+            assert recorded() == on_server() == {"acme": [], "globex": []}
+
+            tick(shared)  # one tenant's this tick (the limit), the other's next
+            first = recorded()
+            assert sorted(len(dirs) for dirs in first.values()) == [0, 1]
+            assert on_server() == first
+
+            tick(shared)
+            made = recorded()
+            assert all(len(dirs) == 1 for dirs in made.values()) and on_server() == made
+
+            tick(shared)  # recorded already: not made again
+            assert recorded() == made and on_server() == made
     database.dispose()

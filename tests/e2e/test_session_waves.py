@@ -171,6 +171,8 @@ def run_until_final(world: World, session_id: str, seconds: float = 90) -> None:
             return
         if tick(world) == 0:
             time.sleep(0.3)
+    if world.session(session_id).status.value in FINAL:  # ended in the last tick's wave
+        return
     history = [
         (e.event_type, e.new_status, e.reason, e.data)
         for e in world.service.events(Caller.operator(), TENANT, session_id)
