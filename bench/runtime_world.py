@@ -35,7 +35,7 @@ from bench.procstat import read_proc
 from bench.world import AGENT_CAPACITY, TENANT_LIMIT, TOKEN_BUDGET, World
 from domain.caller import Caller
 from domain.code_repository import CodeRepository
-from domain.runtime import OS_USER_PREFIX
+from domain.runtime import os_user_for
 from domain.tenant import Tenant
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.opencode.control import agent_password
@@ -64,27 +64,25 @@ def problem() -> str | None:
 @dataclass
 class RuntimeSetup:
     """Per bench run: the runtimes' root (others may pass through it), the secret key the
-    conductor and the workers share, the tenant users made by the run (removed at its end)."""
+    conductor and the workers share; the bench tenants' users it made are removed at its end
+    (only those: other users of the prefix may be someone else's, in use)."""
 
     root: Path
-    users_before: set[str]
 
     @classmethod
     @contextlib.contextmanager
-    def made(cls) -> Iterator[RuntimeSetup]:
+    def made(cls, tenants: list[str]) -> Iterator[RuntimeSetup]:
         os.environ.setdefault(SECRET_KEY_VAR, Fernet.generate_key().decode())
         root = Path(tempfile.mkdtemp(prefix="indorch-bench-runtimes-"))
         os.chmod(root, ROOT_MODE)
         os.environ[ROOT_VAR] = str(root)  # the workers inherit it: worktrees inside the runtimes
-        setup = cls(root, {entry.pw_name for entry in pwd.getpwall()})
+        ours = {os_user_for(tenant) for tenant in tenants}
+        existing = {entry.pw_name for entry in pwd.getpwall()}
         try:
-            yield setup
+            yield cls(root)
         finally:
-            for entry in pwd.getpwall():
-                if entry.pw_name.startswith(OS_USER_PREFIX) and entry.pw_name not in (
-                    setup.users_before
-                ):
-                    subprocess.run(["userdel", entry.pw_name], capture_output=True, check=False)
+            for name in sorted(ours - existing):
+                subprocess.run(["userdel", name], capture_output=True, check=False)
             shutil.rmtree(root, ignore_errors=True)
 
 

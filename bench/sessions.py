@@ -249,7 +249,9 @@ def main(argv: list[str] | None = None) -> None:
     runtimes = ExitStack()
     try:
         if any(scenario.runtimes for scenario in scenarios):
-            setting = replace(setting, runtime_setup=runtimes.enter_context(RuntimeSetup.made()))
+            setting = replace(
+                setting, runtime_setup=runtimes.enter_context(RuntimeSetup.made(setting.tenants))
+            )
         console.log(f"starting the scripted model and {args.servers} OpenCode servers")
         fleet.start(args.servers)
         for number, scenario in enumerate(scenarios):

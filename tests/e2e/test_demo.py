@@ -35,9 +35,9 @@ from indorch.demo.watchdog import DEMO_ID_VAR, leftover_processes
 from standins.opencode_server import free_port
 from tests.integration.repositories.support import git, remote_branch_files
 
-pytestmark = [pytest.mark.opencode, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.opencode, pytest.mark.timeout(720)]
 INDORCH = shutil.which("indorch", path=str(Path(sys.executable).parent)) or "indorch"
-DEMO_TIMEOUT_SECONDS = 480
+DEMO_TIMEOUT_SECONDS = 600
 ON_REPOSITORIES = {  # the sessions on their tenant's repository, and the file each one writes
     "Add a hello-world script": "src/hello.py",
     "Document the architecture": "docs/ARCHITECTURE.md",
@@ -154,3 +154,19 @@ def test_the_quick_demo_completes_every_session_closes_the_learning_loop_and_lea
 
     assert leftover_processes(summary["demo_id"], summary["runtime_root"]) == []
     assert not Path(summary["runtime_root"]).exists()
+
+
+def test_the_demo_refuses_to_start_where_runtimes_cannot_be_sandboxed(tmp_path: Path) -> None:
+    """No `bwrap` on its PATH (or not root): exit 2, saying why, before anything is made."""
+    state_dir = tmp_path / "demo"
+    env = {key: value for key, value in os.environ.items() if key != DEMO_ID_VAR}
+    env["PATH"] = str(Path(sys.executable).parent)  # the project's tools only: no bwrap
+    command = [INDORCH, "demo", "--exit", "--port", str(free_port()), "--state-dir", str(state_dir)]
+    done = subprocess.run(
+        command, env={**env, "NO_COLOR": "1"}, capture_output=True, text=True, timeout=120
+    )
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "runtimes cannot be sandboxed here" in done.stdout, done.stdout
+    assert "bubblewrap" in done.stdout
+    assert not state_dir.exists()
