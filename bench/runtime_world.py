@@ -35,20 +35,23 @@ from bench.procstat import read_proc
 from bench.world import AGENT_CAPACITY, TENANT_LIMIT, TOKEN_BUDGET, World
 from domain.caller import Caller
 from domain.code_repository import CodeRepository
-from domain.runtime import os_user_for
+from domain.runtime import Runtime, os_user_for
 from domain.tenant import Tenant
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.opencode.control import agent_password
 from resources.runtime_host import processes
 from resources.runtime_host.host import ROOT_VAR, RuntimeHost, RuntimeSettings
+from resources.runtime_host.opencode_runtime import RuntimeStartError
 from resources.runtime_host.sandbox import sandbox_problem
 from resources.runtime_host.tenant_users import ROOT_MODE
 from resources.secret_box import SECRET_KEY_VAR
 from services.factory import ServiceFactory
+from services.runtime_manager import RuntimeManager
 from standins.git_http_server import GitHttpServer
 from standins.opencode_config import provider_config
 
 OPERATOR = Caller.operator()
+START_ATTEMPTS = 3
 REPOSITORY = "bench"
 GIT_USER = "bench"
 SECRET = "bench-git"
@@ -143,6 +146,20 @@ def pushed_branches(folder: Path) -> int:
     return total
 
 
+def _start(manager: RuntimeManager, slug: str) -> Runtime:
+    """The tenant's runtime, tried again when it did not start: on a machine shared with other
+    test runs, a runtime test's clean-up kills the processes of every tenant user made during
+    that test, this bench's included (seen: `setsid: child did not exit normally`)."""
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            return manager.start(OPERATOR, slug)
+        except RuntimeStartError as error:
+            if attempt == START_ATTEMPTS:
+                raise
+            print(f"runtime of {slug} did not start (attempt {attempt}): {error}", flush=True)
+    raise AssertionError("unreachable")
+
+
 @contextlib.contextmanager
 def runtime_world(
     url: str, tenants: list[str], setup: RuntimeSetup, model_url: str, folder: Path
@@ -186,7 +203,7 @@ def runtime_world(
                     credentials_secret=SECRET,
                 ),
             )
-            runtime = manager.start(OPERATOR, slug)
+            runtime = _start(manager, slug)
             assert runtime.pid is not None and runtime.agent_id is not None
             pids[slug] = runtime.pid
             with tenant_scope(slug), unit_of_work(db) as uow:
