@@ -13,8 +13,9 @@ sessions -> training_dataset -> fine_tuned_model (materialized by the fine-tunin
 model_evaluation (PROMOTE, measured) -> model_promotion, and a session after it COMPLETED with
 the promoted model, as OpenCode recorded it; not one process of the demo is left running (the
 runtimes included) and the runtimes' directory is gone.
-Takes about 110 s on an idle 2-core machine (up to ~3 min when the machine is busy): the quick
-set leaves out the slow session and the 60 s timeout.
+The quick set leaves out the slow session and the 60 s timeout. On this 2-core machine shared with
+other engineers' runs (load 10-30) it took 7-10 min with the runtimes (their starts, each HOME's
+first prompt, 48 history sessions on acme's one runtime); the limit leaves room for that.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ from indorch.demo.watchdog import DEMO_ID_VAR, leftover_processes
 from standins.opencode_server import free_port
 from tests.integration.repositories.support import git, remote_branch_files
 
-pytestmark = [pytest.mark.opencode, pytest.mark.timeout(720)]
+pytestmark = [pytest.mark.opencode, pytest.mark.timeout(1020)]
 INDORCH = shutil.which("indorch", path=str(Path(sys.executable).parent)) or "indorch"
-DEMO_TIMEOUT_SECONDS = 600
+DEMO_TIMEOUT_SECONDS = 900
 ON_REPOSITORIES = {  # the sessions on their tenant's repository, and the file each one writes
     "Add a hello-world script": "src/hello.py",
     "Document the architecture": "docs/ARCHITECTURE.md",
