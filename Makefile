@@ -20,8 +20,10 @@ fmt: bootstrap
 	$(VENV_BIN)/ruff check --fix .
 
 # The demo: the main job on the embedded default (SQLite, no Redis) in a fresh .state/demo/:
-# the scripted model, two real OpenCode servers, `dagster dev` (UI on 127.0.0.1:3000), two tenants
-# and a dozen sessions followed live, then acme's learning loop (48 history sessions, dataset,
+# the scripted model, `dagster dev` (UI on 127.0.0.1:3000), two tenants each on its own managed
+# runtime (OpenCode as the tenant's OS user in bubblewrap: run as root), a git repository per
+# tenant made and served by the demo, a dozen sessions followed live (those on a repository push
+# their branch indorch/<session id>), then acme's learning loop (48 history sessions, dataset,
 # fine-tuning on the stand-in provider, evaluation, promotion, a session on the promoted model)
 # and a summary; the UI stays up until Ctrl-C.
 # Options go through ARGS: make demo ARGS="--exit" (stop when done), "--quick" (no slow / 60 s

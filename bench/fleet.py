@@ -126,9 +126,10 @@ def _wait_for(url: str, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def warm_up(url: str) -> None:
-    """One two-turn session to its end, so later sessions do not pay the first-prompt cost."""
-    with httpx.Client(base_url=url, timeout=30.0) as client:
+def warm_up(url: str, auth: tuple[str, str] | None = None) -> None:
+    """One two-turn session to its end, so later sessions do not pay the first-prompt cost
+    (`auth`: a managed runtime's Basic credentials)."""
+    with httpx.Client(base_url=url, timeout=30.0, auth=auth) as client:
         session_id = client.post("/session", json={"title": "warm-up"}).json()["id"]
         prompt = '[script:write path=warm-up.md content="warm\\n"] Warm up.'
         body = {"parts": [{"type": "text", "text": prompt}], "agent": "build"}

@@ -23,9 +23,11 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 
 def one_line(s: dict[str, Any]) -> str:
+    pushed = s.get("branches_pushed")
     return (
         f"  {s['label']}: {s['completed']}/{s['sessions']} completed, "
-        f"{s['sessions_per_minute']} sessions/min, latency p50 {s['latency_p50_s']} s / p95 "
+        + (f"{pushed} branches pushed, " if pushed is not None else "")
+        + f"{s['sessions_per_minute']} sessions/min, latency p50 {s['latency_p50_s']} s / p95 "
         f"{s['latency_p95_s']} s, {s['cpu_seconds_per_session']} CPU-s/session, peak "
         f"{s['peak_rss_mb']} MB, {s['mb_per_in_flight_session']} MB per in-flight session "
         f"(max {s['max_in_flight']} in flight); latency stages p50/p95: "
@@ -45,7 +47,7 @@ def comparisons(results: list[dict[str, Any]]) -> dict[str, Any]:
             return round(by_key[a]["sessions_per_minute"] / by_key[b]["sessions_per_minute"], 2)
         return None
 
-    for key in ("wave", "worker", "inprocess"):
+    for key in ("wave", "worker", "runtime", "inprocess"):
         if key not in by_key:
             continue
         s = by_key[key]

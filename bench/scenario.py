@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,13 @@ from bench.code_location import TOP_UP_VAR, WAVE_SIZE_VAR
 from bench.fleet import Fleet
 from bench.launch import write_instance_yaml
 from bench.procstat import TreeMonitor
+from bench.runtime_world import (
+    REPOSITORY,
+    RuntimeAgents,
+    RuntimeSetup,
+    pushed_branches,
+    runtime_world,
+)
 from bench.world import agents_per_tenant, database, register
 from resources.settings import DATABASE_URL_VAR, REDIS_URL_VAR, STATE_DIR_VAR
 from sensors.dispatch import TICK_INTERVAL_SECONDS
@@ -50,6 +58,7 @@ class Scenario:
     workspaces_ahead: bool = True
     timeout_seconds: float = 1800.0
     note: str = ""
+    runtimes: bool = False  # each tenant on its managed runtime, sessions on its repository
 
 
 @dataclass(frozen=True)
@@ -58,16 +67,29 @@ class Setting:
     tenants: list[str]
     db_kind: str
     postgres_url: str
+    runtime_setup: RuntimeSetup | None = None  # for the runtime rows (root, secret key, users)
 
 
 def run(scenario: Scenario, fleet: Fleet, setting: Setting, log: Any) -> dict[str, Any]:
     folder = setting.scratch / scenario.key
     folder.mkdir(parents=True, exist_ok=True)
     per_tenant = agents_per_tenant(scenario.sessions, len(setting.tenants), len(fleet.urls))
-    with database(setting.db_kind, folder, scenario.key, setting.postgres_url) as url:
-        world = register(url, setting.tenants, fleet.urls, per_tenant)
+    with ExitStack() as stack:
+        url = stack.enter_context(
+            database(setting.db_kind, folder, scenario.key, setting.postgres_url)
+        )
+        agent_side: Fleet | RuntimeAgents = fleet
+        if scenario.runtimes:
+            assert setting.runtime_setup is not None, "the runtime rows need a RuntimeSetup"
+            log(f"  {scenario.label}: starting a managed runtime per tenant")
+            world, agent_side = stack.enter_context(
+                runtime_world(url, setting.tenants, setting.runtime_setup, fleet.model_url, folder)
+            )
+        else:
+            world = register(url, setting.tenants, fleet.urls, per_tenant)
         spec = {
             **asdict(scenario),
+            "repository": REPOSITORY if scenario.runtimes else None,
             "database_url": url,
             "tenants": setting.tenants,
             "servers": fleet.urls,
@@ -78,18 +100,23 @@ def run(scenario: Scenario, fleet: Fleet, setting: Setting, log: Any) -> dict[st
         }
         if scenario.mode == "floor" and not scenario.per_server_concurrency:
             spec["per_server_concurrency"] = max(world.capacity_per_server.values())
-        measured = _measure(spec, folder, fleet, log)
+        measured = _measure(spec, folder, agent_side, log)
         if scenario.mode == "floor":
             timelines = analysis.floor_timelines(measured["result"]["floor_sessions"])
             runs = None
         else:
             timelines = analysis.orchestrated_timelines(url)
             runs = analysis.wave_runs(folder / "dagster_home")
+        branches = pushed_branches(folder) if scenario.runtimes else None
     figures = analysis.session_figures(timelines, runs)
-    return _summary(scenario, spec, world.agents, figures, measured)
+    summary = _summary(scenario, spec, world.agents, figures, measured)
+    summary["branches_pushed"] = branches
+    return summary
 
 
-def _measure(spec: dict[str, Any], folder: Path, fleet: Fleet, log: Any) -> dict[str, Any]:
+def _measure(
+    spec: dict[str, Any], folder: Path, fleet: Fleet | RuntimeAgents, log: Any
+) -> dict[str, Any]:
     dagster_home = folder / "dagster_home"
     write_instance_yaml(
         dagster_home,
@@ -185,6 +212,7 @@ def _summary(
         "top_up": scenario.top_up if scenario.mode != "floor" else None,
         "max_runs": scenario.max_runs if scenario.mode != "floor" else None,
         "cold_worker": scenario.cold_worker if scenario.mode == "worker" else None,
+        "managed_runtimes": scenario.runtimes,
         "per_server_concurrency": spec.get("per_server_concurrency") or None,
         "agents": agents,
         "prompt": scenario.prompt,

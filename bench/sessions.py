@@ -26,9 +26,15 @@ Scenarios, each in its own worker process whose whole process tree is measured:
    made them). Run only when named in `--only`; a comparison only with sessions in their
    tenant's worktree (`INDORCH_BENCH_SESSION_WORKSPACES=0`: by default each has its own, and
    no tenant worktree is made).
-5. **default wave size, in process** -- each wave `execute_in_process` in a thread of the bench's
+5. **default wave size, run worker, managed runtimes** -- the run worker row with each tenant
+   on its own managed runtime (its OS user, bubblewrap, a real `opencode serve`, one agent of
+   capacity 50) instead of the shared servers, every session on the tenant's repository (served
+   by `git http-backend` over HTTP with credentials): its own worktree on `indorch/<id>` inside
+   the runtime (git as the tenant's user in its sandbox), committed and pushed when it completes
+   (`bench.runtime_world`; root and bubblewrap needed, else the row is left out).
+6. **default wave size, in process** -- each wave `execute_in_process` in a thread of the bench's
    own process: Dagster's run machinery with no launcher at all (for comparison).
-6. **in flight** -- `--inflight` sessions held by the model (`[script:slow seconds=H]`), agents
+7. **in flight** -- `--inflight` sessions held by the model (`[script:slow seconds=H]`), agents
    registered so that all fit at once (capacity 50 each, several per server), one wave per
    tenant by default (`--inflight-wave-size`), runs in the run worker (`--inflight-mode`:
    `launched` for a process per run, about 130 MB each; `inprocess`); how many were really in
@@ -58,6 +64,8 @@ import signal
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +74,8 @@ from rich.console import Console
 from bench import report
 from bench.fleet import Fleet
 from bench.procstat import become_subreaper
+from bench.runtime_world import RuntimeSetup
+from bench.runtime_world import problem as runtime_problem
 from bench.scenario import Scenario, Setting
 from bench.scenario import run as run_scenario
 from bench.world import tenant_slugs
@@ -110,7 +120,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--only",
         default="",
         help="comma-separated scenario keys "
-        "(floor,wave1,wave,worker,worker_late_workspaces,inprocess,inflight)",
+        "(floor,wave1,wave,worker,worker_late_workspaces,runtime,inprocess,inflight)",
     )
     parser.add_argument(
         "--cold-run-worker",
@@ -177,6 +187,19 @@ def plan(args: argparse.Namespace) -> list[Scenario]:
             workspaces_ahead=False,
         ),
         Scenario(
+            "runtime",
+            f"wave size {wave}, run worker, managed runtimes + worktrees",
+            "worker",
+            n,
+            TWO_TURNS,
+            wave_size=wave,
+            max_runs=args.max_runs,
+            cold_worker=args.cold_run_worker,
+            runtimes=True,
+            note="one runtime (agent of capacity 50) per tenant; a worktree and a pushed branch "
+            "per session",
+        ),
+        Scenario(
             "inprocess",
             f"wave size {wave}, in-process runs",
             "inprocess",
@@ -212,15 +235,26 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _exit_on_signal)
     console = Console(width=170)
     become_subreaper()
+    scenarios = plan(args)
+    if any(scenario.runtimes for scenario in scenarios) and (problem := runtime_problem()):
+        if args.only:
+            sys.exit(f"the runtime row cannot run here: {problem}")
+        console.log(f"leaving out the managed-runtime row: {problem}")
+        scenarios = [scenario for scenario in scenarios if not scenario.runtimes]
     scratch = Path(tempfile.mkdtemp(prefix="indorch-bench-"))
     setting = Setting(scratch, tenant_slugs(args.tenants), args.database, args.postgres_url)
     fleet = Fleet(scratch)
     results: list[dict[str, Any]] = []
     started = time.time()
+    runtimes = ExitStack()
     try:
+        if any(scenario.runtimes for scenario in scenarios):
+            setting = replace(
+                setting, runtime_setup=runtimes.enter_context(RuntimeSetup.made(setting.tenants))
+            )
         console.log(f"starting the scripted model and {args.servers} OpenCode servers")
         fleet.start(args.servers)
-        for number, scenario in enumerate(plan(args)):
+        for number, scenario in enumerate(scenarios):
             if number and not args.quick:
                 fleet.restart_servers()
             console.log(f"{scenario.label}: {scenario.sessions} sessions")
@@ -229,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
             console.log(report.one_line(outcome))
     finally:
         fleet.stop()
+        runtimes.close()
         if args.keep:
             console.log(f"kept {scratch}")
         else:

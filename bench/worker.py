@@ -127,7 +127,9 @@ class Orchestrated:
         try:
             for number in range(self.spec["sessions"]):
                 request = SubmitSession(
-                    title=f"bench {number}", prompt=prompt_for(self.spec["prompt"], number)
+                    title=f"bench {number}",
+                    prompt=prompt_for(self.spec["prompt"], number),
+                    repository=self.spec.get("repository"),
                 )
                 self.service.submit(Caller.operator(), tenants[number % len(tenants)], request)
                 self.submitted += 1

@@ -1,8 +1,9 @@
 """`indorch demo`: the product's main job on the embedded default, end to end, on one machine.
 
 Everything it does is in `indorch.demo.run` (imported when the command runs, so the other
-commands do not pay for it): a fresh state directory, the scripted model, two real OpenCode
-servers, `dagster dev`, two tenants and about a dozen sessions followed live, then one tenant's
+commands do not pay for it): a fresh state directory, the scripted model, `dagster dev`, two
+tenants each on its own managed runtime (a real OpenCode server in its sandbox) with a repository
+the demo makes, and about a dozen sessions followed live, then one tenant's
 learning loop (dataset -> fine-tuning job -> evaluation -> promotion -> a session with the
 promoted model), then a summary.
 `make demo` runs it (`make demo ARGS="--exit --quick"`).
@@ -38,7 +39,7 @@ def demo(
         600.0, help="Give up waiting for the sessions after this many seconds (exit 1)."
     ),
 ) -> None:
-    """Run the main job on the embedded default: two tenants, real OpenCode servers, Dagster."""
+    """Run the main job on the embedded default: two tenants on their own runtimes, Dagster."""
     from rich.console import Console
 
     from indorch.demo.run import Demo, DemoOptions

@@ -29,6 +29,7 @@ from indorch.demo.recurring_questions import EVAL_FRACTION, PROMOTED_QUESTION
 from resources.settings import PROJECT_ROOT
 
 if TYPE_CHECKING:
+    from domain.agent import Agent
     from resources.database import Database
     from services.session_service import SessionService
 
@@ -216,13 +217,12 @@ def wait_for(check: Callable[[], Any], seconds: float, what: str, interval: floa
         time.sleep(interval)
 
 
-async def recorded_models(
-    server_url: str, agent_session_id: str, directory: str | None
-) -> list[str]:
-    """The (provider, model) pairs OpenCode recorded on the session's answers."""
-    from resources.opencode.client import OpenCodeClient
+async def recorded_models(agent: Agent, agent_session_id: str, directory: str | None) -> list[str]:
+    """The (provider, model) pairs OpenCode recorded on the session's answers (asked with the
+    agent's own password: the tenant's runtime wants it)."""
+    from resources.opencode.control import client_for
 
-    async with OpenCodeClient(server_url) as client:
+    async with client_for(agent) as client:
         messages = await client.messages(agent_session_id, directory=directory)
     return sorted(
         {
@@ -267,10 +267,10 @@ def promoted_session_report(
     }
     if session.agent_id and session.agent_session_id:
         with tenant_scope(tenant), unit_of_work(database) as uow:
-            server_url = uow.agents.get(session.agent_id).server_url
+            agent = uow.agents.get(session.agent_id)
         directory = session.metadata.get("agent_directory")
         report["recorded_models"] = asyncio.run(
-            recorded_models(server_url, session.agent_session_id, directory)
+            recorded_models(agent, session.agent_session_id, directory)
         )
     return report
 

@@ -1,45 +1,40 @@
-"""The demo's child processes: the scripted model, the stand-in fine-tuning provider, real
-OpenCode servers and `dagster dev`.
+"""The demo's child processes: the scripted model, the stand-in fine-tuning provider, the git
+server over HTTP and `dagster dev` (the tenants' OpenCode servers are managed runtimes:
+`indorch.demo.tenant_runtimes`).
 
 Every child runs in its own process group (`start_new_session`), so Ctrl-C in the terminal
 reaches only the driver, which then stops them in order: Dagster first (SIGINT: its own clean
 shutdown of webserver, daemon and code server), then what is left of its group (the code server,
-run workers), then the OpenCode servers, then the model. Every child (and everything it starts)
-carries ``INDORCH_DEMO_ID`` in its environment: whatever survived is found afterwards and killed,
-and the watchdog (`indorch.demo.watchdog`, started first) does the same if the driver itself is
-killed.
+run workers), then the tenants' runtimes (`stop_runtimes`), then the rest. Every child (and
+everything it starts) carries ``INDORCH_DEMO_ID`` in its environment; the runtimes, whose
+environment is built from nothing, are known by their root in their command line: whatever
+survived is found afterwards and killed, and the watchdog (`indorch.demo.watchdog`, started
+first) does the same if the driver itself is killed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
-from indorch.demo.watchdog import DEMO_ID_VAR
+from indorch.demo.watchdog import DEMO_ID_VAR, MARKER_VAR
 from resources.settings import PROJECT_ROOT
-from standins.opencode_server import (
-    OpenCodeNotInstalled,
-    OpenCodeServer,
-    OpenCodeStartError,
-    find_opencode_binary,
-    free_port,
-)
+from standins.opencode_server import OpenCodeNotInstalled, find_opencode_binary, free_port
 
 DAGSTER_START_TIMEOUT_SECONDS = 120.0
 MODEL_START_TIMEOUT_SECONDS = 30.0
+GIT_PASSWORD_VAR = "INDORCH_DEMO_GIT_PASSWORD"  # the git server's alone, not the other children's
 DAGSTER_STOP_SECONDS = 20.0
 GROUP_STOP_SECONDS = 3.0
 LOG_TAIL_CHARS = 3000
@@ -133,18 +128,20 @@ class DemoProcesses:
     env: dict[str, str]
     logs: Path
     children: list[Child] = field(default_factory=list)
-    servers: list[OpenCodeServer] = field(default_factory=list)
     watchdog: subprocess.Popen[bytes] | None = None
+    stop_runtimes: Callable[[], None] | None = None  # after Dagster (its sensor restarts them)
 
-    def start_watchdog(self) -> None:
-        """Before anything else: it stops the demo's processes if this one dies unannounced.
-        It does not carry the demo id itself (it would count as left over)."""
+    def start_watchdog(self, marker: str) -> None:
+        """Before anything else: it stops the demo's processes if this one dies unannounced,
+        and the processes whose command line holds `marker` (the runtimes' root). It carries
+        neither the demo id nor the marker in its command line (it would count as left over)."""
         demo_id = self.env[DEMO_ID_VAR]
+        env = {k: v for k, v in self.env.items() if k != DEMO_ID_VAR}
         with (self.logs / "watchdog.log").open("wb") as log:
             self.watchdog = subprocess.Popen(
                 [sys.executable, "-m", "indorch.demo.watchdog", demo_id],
                 cwd=PROJECT_ROOT,
-                env={k: v for k, v in self.env.items() if k != DEMO_ID_VAR},
+                env={**env, MARKER_VAR: marker},
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -164,13 +161,15 @@ class DemoProcesses:
             watchdog.kill()
             watchdog.wait()
 
-    def _spawn(self, name: str, command: list[str]) -> Child:
+    def _spawn(
+        self, name: str, command: list[str], extra_env: dict[str, str] | None = None
+    ) -> Child:
         log_path = self.logs / f"{name}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 command,
                 cwd=PROJECT_ROOT,
-                env=self.env,
+                env={**self.env, **(extra_env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -219,28 +218,35 @@ class DemoProcesses:
             "the fine-tuning provider",
         )
 
+    # -- the git server -------------------------------------------------------------------------
+
+    def start_git_server(self, root: Path, username: str, password: str) -> str:
+        """`python -m standins.git_http_server` serving the bare repositories under `root` with
+        Basic credentials (the password in its environment only); returns its URL."""
+        host, port = "127.0.0.1", free_port()
+        child = self._spawn(
+            "git-server",
+            [
+                sys.executable, "-m", "standins.git_http_server", "--root", str(root),
+                "--port", str(port), "--username", username, "--password-env", GIT_PASSWORD_VAR,
+            ],
+            {GIT_PASSWORD_VAR: password},
+        )  # fmt: skip
+        url = f"http://{host}:{port}"
+        _wait_until(
+            lambda: _answers_at_all(url), child, MODEL_START_TIMEOUT_SECONDS, "the git server"
+        )
+        return url
+
     # -- OpenCode -------------------------------------------------------------------------------
 
-    def start_opencode_servers(
-        self, model_url: str, workspaces: list[Path], home: Path
-    ) -> list[OpenCodeServer]:
-        """One real `opencode serve` per workspace, one shared HOME. One after the other: two
-        servers initialising the same HOME at once can fail with "database is locked" (its
-        SQLite file); the Dagster webserver starts meanwhile anyway."""
+    @staticmethod
+    def require_opencode() -> None:
+        """The pinned OpenCode install the runtimes run (installed now if missing)."""
         try:
-            binary = find_opencode_binary(install=True)
+            find_opencode_binary(install=True)
         except OpenCodeNotInstalled as missing:
             raise DemoError(str(missing)) from None
-        servers = []
-        for workspace in workspaces:
-            server = OpenCodeServer(model_url, workspace=workspace, home=home, binary=binary)
-            self.servers.append(server)  # before starting: stop_all reaches a half-started one
-            try:
-                server.start()
-            except OpenCodeStartError as error:
-                raise DemoError(f"an OpenCode server did not start: {error}") from None
-            servers.append(server)
-        return servers
 
     # -- Dagster --------------------------------------------------------------------------------
 
@@ -261,24 +267,18 @@ class DemoProcesses:
     # -- stopping -------------------------------------------------------------------------------
 
     def stop_all(self) -> dict[str, float]:
-        """Dagster first (its runs talk to the servers), then the OpenCode servers side by side,
-        then the model (whose server would otherwise wait for their connections to close).
-        Returns the seconds each took; safe to call again."""
+        """Dagster first (its runs talk to the runtimes, its sensor would restart them), then the
+        tenants' runtimes, then the rest (the model last but for the provider and git server,
+        whose servers would otherwise wait for their connections to close). Returns the seconds
+        each took; safe to call again."""
         took: dict[str, float] = {}
         for child in [c for c in self.children if c.name == "dagster"]:
             took[child.name] = _timed(lambda child=child: child.stop(DAGSTER_STOP_SECONDS))
-        if self.servers:
-            with ThreadPoolExecutor(max_workers=len(self.servers)) as pool:
-                futures = {
-                    f"opencode:{server.port}": pool.submit(
-                        _timed, _server_stopper(server, self.logs)
-                    )
-                    for server in self.servers
-                }
-                took.update({name: future.result() for name, future in futures.items()})
+        stop_runtimes, self.stop_runtimes = self.stop_runtimes, None
+        if stop_runtimes is not None:
+            took["runtimes"] = _timed(stop_runtimes)
         for child in [c for c in self.children if c.name != "dagster"]:
             took[child.name] = _timed(child.stop)
-        self.servers.clear()
         self.children.clear()
         return took
 
@@ -289,14 +289,13 @@ def _timed(action: Callable[[], None]) -> float:
     return time.monotonic() - began
 
 
-def _server_stopper(server: OpenCodeServer, logs: Path) -> Callable[[], None]:
-    def stop() -> None:
-        if server.log_path is not None and server.log_path.exists():  # stop() deletes it
-            with contextlib.suppress(OSError):
-                shutil.copyfile(server.log_path, logs / f"opencode-{server.port}.log")
-        server.stop()
-
-    return stop
+def _answers_at_all(url: str) -> bool:
+    """Any HTTP answer (the git server answers 401 without credentials)."""
+    try:
+        httpx.get(url, timeout=2.0)
+    except httpx.HTTPError:
+        return False
+    return True
 
 
 def _answers(url: str) -> bool:

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from domain.session import RETRYABLE_STATES, Session
+from indorch.demo.repositories import patch_stat
 from indorch.demo.sessions import Submitted
 
 REFRESH_SECONDS = 1.0
@@ -62,6 +63,9 @@ class Row:
     child: bool  # a subtask of a decomposed request
     coordinator: bool  # a decomposed request: its tokens and cost are its children's, summed
     settled: bool
+    repository: str | None = None  # the tenant's repository it works on
+    branch: str | None = None  # the branch it pushed there (once COMPLETED)
+    patch_stat: str | None = None  # its patch, counted: `1 file, +3 -0`
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -78,6 +82,9 @@ class Row:
             "files_changed": self.files_changed,
             "duration_seconds": self.duration_seconds,
             "subtask": self.child,
+            "repository": self.repository,
+            "branch": self.branch,
+            "patch_stat": self.patch_stat,
         }
 
 
@@ -106,6 +113,7 @@ def rows_for(
 def _row(session: Session, scenario: str, agent_names: dict[str, str], child: bool) -> Row:
     result = session.result or {}
     files = result.get("files_changed")
+    patch = result.get("patch")
     return Row(
         tenant=session.tenant_id,
         session_id=session.id,
@@ -122,6 +130,9 @@ def _row(session: Session, scenario: str, agent_names: dict[str, str], child: bo
         child=child,
         coordinator="decomposition" in session.metadata,
         settled=is_settled(session),
+        repository=session.repository,
+        branch=result.get("branch"),
+        patch_stat=patch_stat(patch) if isinstance(patch, str) else None,
     )
 
 
@@ -228,6 +239,28 @@ def summary_table(rows: list[Row]) -> Table:
         str(sum(row.files_changed or 0 for row in leaves)),
         "",
     )
+    return table
+
+
+def branches_table(rows: list[Row], remotes: dict[str, str]) -> Table:
+    """The sessions on a repository: the branch each pushed and its patch's size. `remotes`:
+    each repository's URL by (tenant, name) joined as `tenant/name`."""
+    table = Table(title="Branches pushed", title_justify="left", pad_edge=False)
+    table.add_column("tenant", no_wrap=True)
+    table.add_column("title", no_wrap=True, overflow="ellipsis", max_width=34)
+    table.add_column("repository", no_wrap=True)
+    table.add_column("branch", no_wrap=True)
+    table.add_column("patch", no_wrap=True)
+    for row in rows:
+        if row.repository is None:
+            continue
+        table.add_row(
+            row.tenant,
+            row.title,
+            remotes.get(f"{row.tenant}/{row.repository}", row.repository),
+            row.branch or Text("not pushed", style="red"),
+            row.patch_stat or "-",
+        )
     return table
 
 

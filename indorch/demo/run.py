@@ -2,10 +2,14 @@
 
 In a fresh state directory (default `.state/demo/`, wiped first): a SQLite application database
 (`indorch db upgrade`), a Dagster home from `dagster_instance/dagster.yaml`, the scripted model,
-two real OpenCode servers (a workspace each, one shared HOME) and `dagster dev` (webserver and
-daemon). Two tenants get both servers as agents and about a dozen sessions, submitted through
-`SessionService`; the daemon's sensors dispatch them in `session_wave` runs, retry what fails,
-and settle the decomposed request. A table follows them live. Then the learning loop
+a git server over HTTP with one small repository per tenant (made by the demo), and `dagster dev`
+(webserver and daemon). Each of the two tenants gets its own managed runtime
+(`indorch.demo.tenant_runtimes`: a real OpenCode server as the tenant's OS user in bubblewrap,
+its only agent), its repository registered with credentials from a tenant secret, and about a
+dozen sessions, submitted through `SessionService`; the daemon's sensors dispatch them in
+`session_wave` runs, retry what fails, and settle the decomposed request. The sessions on a
+repository each work in their own worktree inside their tenant's runtime and push their branch
+`indorch/<session id>`. A table follows them live. Then the learning loop
 (`indorch.demo.learning_loop`): acme's recurring-question sessions (submitted with the others)
 become a dataset, a job at the stand-in fine-tuning provider (a child process too), a measured
 evaluation and a promotion, and one last session runs with the promoted model. A summary
@@ -15,7 +19,8 @@ done).
 Exit codes: 0 every session COMPLETED (or PARTIALLY_COMPLETED) and the loop closed (the promoted
 model answered the last session); 1 some did not, the loop did not close, or the demo could
 not run (a process did not start); 2 refused before starting anything (a port is taken, the
-state directory is not the demo's); 130 interrupted before the sessions were done. Every child
+state directory is not the demo's, runtimes cannot be sandboxed here: not root, or no
+bubblewrap); 130 interrupted before the sessions were done. Every child
 process is stopped on every path; `<state dir>/summary.json` holds the summary, `logs/` the
 children's output.
 """
@@ -39,10 +44,11 @@ from rich.console import Console
 from rich.text import Text
 
 from domain.caller import Caller
+from indorch.demo import repositories
 from indorch.demo.dagster_dev import UiLinks, WaveRun, materialized_partitions, wait_for_runs_to_end
 from indorch.demo.learning_loop import LoopReport, LoopSetting, run_loop, summary_lines
 from indorch.demo.processes import DemoError, DemoProcesses, PortTaken, require_free_port
-from indorch.demo.progress import Progress, Row, rows_for, summary_table
+from indorch.demo.progress import Progress, Row, branches_table, rows_for, summary_table
 from indorch.demo.recurring_questions import (
     LEARNING_TENANT,
     recurring_sessions,
@@ -56,18 +62,18 @@ from indorch.demo.sessions import (
     seed,
     submit_all,
 )
+from indorch.demo.tenant_runtimes import DemoRuntimes, make_runtime_root
 from indorch.demo.watchdog import DEMO_ID_VAR, leftover_processes, terminate_leftovers
+from resources.runtime_host.sandbox import sandbox_problem
 from resources.settings import PROJECT_ROOT, PROVIDER_API_KEY_VAR
 from standins.opencode_server import free_port
 
 if TYPE_CHECKING:
     from resources.database import Database
     from services.session_service import SessionService
-    from standins.opencode_server import OpenCodeServer
 
 STATE_MARKER = ".indorch-demo"
 DAGSTER_TEMPLATE = PROJECT_ROOT / "dagster_instance" / "dagster.yaml"
-AGENT_COUNT = 2
 RUNS_END_WAIT_SECONDS = 30.0
 HISTORY_WAIT_SECONDS = 240.0
 PROVIDER_STEP_SECONDS = 0.2
@@ -91,12 +97,14 @@ class DemoPaths:
         return self.root / "dagster"
 
     @property
-    def opencode_home(self) -> Path:
-        return self.root / "opencode-home"
+    def git_root(self) -> Path:
+        """The bare repositories the git server serves."""
+        return self.root / "git"
 
     @property
-    def workspaces(self) -> list[Path]:
-        return [self.root / "workspaces" / f"opencode-{n}" for n in range(1, AGENT_COUNT + 1)]
+    def runtime_config(self) -> Path:
+        """The OpenCode config every tenant runtime gets (the scripted model as provider)."""
+        return self.root / "runtime-opencode.json"
 
     @property
     def provider_data(self) -> Path:
@@ -122,17 +130,21 @@ def prepare_state(root: Path) -> DemoPaths:
             )
         shutil.rmtree(root)
     paths = DemoPaths(root)
-    for directory in (paths.dagster_home, paths.opencode_home, paths.logs, *paths.workspaces):
+    for directory in (paths.dagster_home, paths.logs, paths.git_root):
         directory.mkdir(parents=True)
     (root / STATE_MARKER).write_text("made by `indorch demo`; wiped by its next run\n")
     shutil.copyfile(DAGSTER_TEMPLATE, paths.dagster_home / "dagster.yaml")
     return paths
 
 
-def demo_environment(paths: DemoPaths, demo_id: str, provider_api_url: str) -> dict[str, str]:
+def demo_environment(
+    paths: DemoPaths, demo_id: str, provider_api_url: str, runtime_root: Path
+) -> dict[str, str]:
     """This process's environment becomes the demo's (the children inherit it): the state dir's
     SQLite database and Dagster home, no Redis (the embedded default), the stand-in fine-tuning
-    provider's URL and a platform key made for this run, the demo id marker."""
+    provider's URL and a platform key made for this run, the runtimes' root and OpenCode config
+    (sandboxed: never without), the demo id marker."""
+    from resources.runtime_host.host import CONFIG_VAR, ROOT_VAR, UNSANDBOXED_VAR
     from resources.settings import (
         DATABASE_URL_VAR,
         PROVIDER_API_KEY_VAR,
@@ -142,8 +154,11 @@ def demo_environment(paths: DemoPaths, demo_id: str, provider_api_url: str) -> d
     )
 
     os.environ.pop(REDIS_URL_VAR, None)
+    os.environ.pop(UNSANDBOXED_VAR, None)
     os.environ.update(
         {
+            ROOT_VAR: str(runtime_root),
+            CONFIG_VAR: str(paths.runtime_config),
             DATABASE_URL_VAR: paths.database_url,
             STATE_DIR_VAR: str(paths.root),
             "DAGSTER_HOME": str(paths.dagster_home),
@@ -222,6 +237,9 @@ class Demo:
         self.agent_names: dict[str, str] = {}
         self.provider_api_url = f"http://{options.host}:{free_port(options.host)}/v1"
         self.history: list[Submitted] = []
+        self.runtime_root: Path | None = None
+        self.runtimes: DemoRuntimes | None = None
+        self.git_url = ""
 
     def out(self, *objects: object, **options: object) -> None:
         """Print, unless the terminal is gone (closed window): the clean-up must go on."""
@@ -252,13 +270,23 @@ class Demo:
                 "the Dagster UI",
                 "stop what listens there (another `dagster dev` or demo?) or pass --port",
             )
+            problem = sandbox_problem()
+            if problem is not None:
+                raise DemoError(
+                    f"the tenants' runtimes cannot be sandboxed here ({problem}); the demo runs "
+                    "each tenant on its own sandboxed runtime: run it as root with bubblewrap "
+                    "installed (scripts/bootstrap.sh installs it)"
+                )
             self.paths = prepare_state(self.options.state_dir)
-            env = demo_environment(self.paths, self.demo_id, self.provider_api_url)
+            self.runtime_root = make_runtime_root()
+            env = demo_environment(
+                self.paths, self.demo_id, self.provider_api_url, self.runtime_root
+            )
             self.processes = DemoProcesses(env=env, logs=self.paths.logs)
-            self.processes.start_watchdog()
-            servers = self.start()
+            self.processes.start_watchdog(self.marker)
+            self.start()
             stage = "sessions"
-            rows = self.follow(self.submit([server.url for server in servers]))
+            rows = self.follow(self.submit())
             stage = "learning loop"
             loop = self.learn()
             stage = "summary"
@@ -290,13 +318,21 @@ class Demo:
 
     # -- steps ----------------------------------------------------------------------------------
 
-    def start(self) -> list[OpenCodeServer]:
+    @property
+    def marker(self) -> str:
+        """In the command line of every process of the tenants' runtimes (their root)."""
+        return f"{self.runtime_root}/" if self.runtime_root else ""
+
+    def start(self) -> None:
         from indorch.context import open_database
         from resources.database.migrate import upgrade
+        from standins.opencode_config import provider_config
 
         assert self.paths is not None and self.processes is not None
+        assert self.runtime_root is not None
         self.say(f"state directory [bold]{self.paths.root}[/bold] (fresh; logs in logs/)")
         upgrade(self.paths.database_url)
+        self.database = open_database()
         self.say(f"database {self.paths.database_url} migrated (indorch db upgrade)")
         self.timings.mark("dagster_spawned")
         dagster = self.processes.start_dagster(self.options.host, self.options.port)
@@ -310,15 +346,25 @@ class Demo:
             self.provider_api_url, self.paths.provider_data, PROVIDER_STEP_SECONDS
         )
         self.say(f"stand-in fine-tuning provider on {self.provider_api_url}")
-        servers = self.processes.start_opencode_servers(
-            model_url, self.paths.workspaces, self.paths.opencode_home
-        )
-        self.timings.mark("opencode_ready")
-        for number, server in enumerate(servers, start=1):
+        seed(self.database)
+        tenants = ", ".join(f"{t.slug} (max {t.max_concurrent_sessions})" for t in TENANTS)
+        self.say(f"tenants {tenants}")
+        self.start_repositories()
+        self.processes.require_opencode()
+        self.paths.runtime_config.write_text(json.dumps(provider_config(model_url)))
+        self.runtimes = DemoRuntimes(self.database, self.runtime_root)
+        self.processes.stop_runtimes = self.stop_runtimes
+        started = self.runtimes.start_all([tenant.slug for tenant in TENANTS])
+        for tenant, runtime in zip(TENANTS, started, strict=True):
             self.say(
-                f"OpenCode server opencode-{number} on {server.url} (pid {server.pid}, "
-                f"workspace {server.workspace})"
+                f"{tenant.slug}'s runtime on {runtime.server_url} (pid {runtime.pid}): "
+                f"OpenCode as OS user {runtime.os_user} in bubblewrap, HOME and workspaces "
+                f"under {self.runtime_root / tenant.slug} (indorch runtime start)"
             )
+        self.timings.mark("runtimes_ready")
+        self.agent_names = {
+            str(runtime["agent_id"]): str(runtime["agent"]) for runtime in self.runtimes.describe()
+        }
         self.say(f"waiting for the Dagster UI on {self.ui.base} ...")
         self.processes.wait_for_dagster(dagster, self.ui.base)
         self.timings.mark("dagster_ready")
@@ -327,16 +373,35 @@ class Demo:
             f"({self.timings.marks['dagster_ready'] - self.timings.marks['dagster_spawned']:.1f} s "
             "after launch); the daemon runs the sensors"
         )
-        self.database = open_database()
-        return servers
 
-    def submit(self, server_urls: list[str]) -> list[Submitted]:
+    def start_repositories(self) -> None:
+        """One bare repository per tenant, served over HTTP, registered as the tenant's."""
+        assert self.paths is not None and self.processes is not None
+        assert self.database is not None
+        password = secrets.token_urlsafe(16)
+        for repository in repositories.REPOSITORIES:
+            repositories.create_bare(repository, self.paths.git_root)
+        self.git_url = self.processes.start_git_server(
+            self.paths.git_root, repositories.GIT_USER, password
+        )
+        self.say(f"git server over HTTP on {self.git_url} (git http-backend, credentials)")
+        for repository in repositories.REPOSITORIES:
+            url = repository.url(self.git_url)
+            repositories.register(self.database, repository, url, password)
+            self.say(
+                f"{repository.tenant}'s repository {repository.name} ({url}, "
+                f"{len(repository.files)} files on main) registered, its credentials in tenant "
+                f"secret {repositories.CREDENTIALS_SECRET} (indorch secret set, indorch repo add)"
+            )
+
+    def stop_runtimes(self) -> None:
+        if self.runtimes is not None and self.paths is not None:
+            self.runtimes.stop_all(self.paths.logs)
+
+    def submit(self) -> list[Submitted]:
         from indorch.context import service_factory
 
         assert self.database is not None
-        self.agent_names = seed(self.database, server_urls).agent_names
-        tenants = ", ".join(f"{t.slug} (max {t.max_concurrent_sessions})" for t in TENANTS)
-        self.say(f"tenants {tenants}; both OpenCode servers registered as agents of each")
         self.service = service_factory(self.database).sessions()
         submitted = submit_all(self.service, demo_sessions(self.options.quick))
         self.history = submit_all(self.service, recurring_sessions())
@@ -409,8 +474,14 @@ class Demo:
         except Exception as error:  # the summary of sessions matters more than Dagster's
             dagster_problem = f"could not ask the Dagster UI: {type(error).__name__}: {error}"
         self.timings.mark("runs_ended")
+        runtimes = self.runtimes.describe() if self.runtimes is not None else []
         self.out()
         self.out(summary_table(rows))
+        self.out(branches_table(rows, self.repository_urls()))
+        self.out(
+            "  each branch is on its tenant's remote; the change as `git apply` takes it: "
+            "indorch session patch <session> --tenant <tenant>"
+        )
         unsettled = [row for row in rows if not row.settled]
         failed = [row for row in rows if row.state not in SUCCESS_STATES]
         if unsettled:
@@ -421,11 +492,26 @@ class Demo:
             verdict = f"[green]all {len(rows)} sessions completed"
         self.out(verdict)
         self.log(verdict)
+        self._print_runtimes(runtimes)
         self._print_dagster(runs, partitions, dagster_problem)
         self._print_loop(loop)
         self._print_timings()
-        self._write_summary(rows, runs, partitions, loop)
+        self._write_summary(rows, runs, partitions, loop, runtimes)
         return EXIT_FAILED if failed or not loop.ok else EXIT_OK
+
+    def repository_urls(self) -> dict[str, str]:
+        return {f"{r.tenant}/{r.name}": r.url(self.git_url) for r in repositories.REPOSITORIES}
+
+    def _print_runtimes(self, runtimes: list[dict[str, object]]) -> None:
+        self.out()
+        self.out("[bold]Tenant runtimes[/bold] (indorch runtime list)")
+        for runtime in runtimes:
+            sandbox = "bubblewrap" if runtime["sandboxed"] else "[red]NOT sandboxed[/red]"
+            self.out(
+                f"  {runtime['tenant']}: {runtime['status']} on {runtime['server_url']}, OS user "
+                f"{runtime['os_user']}, {sandbox}, agent {runtime['agent']}, "
+                f"{runtime['resident_mb']} MB resident, {runtime['restarts']} restarts"
+            )
 
     def _print_dagster(self, runs: list[WaveRun], partitions: dict[str, int], problem: str) -> None:
         by_status: dict[str, int] = {}
@@ -455,7 +541,7 @@ class Demo:
         marks = self.timings.marks
         self.out(
             f"[bold]Timings[/bold]  scripted model {marks.get('model_ready', 0):.1f} s, "
-            f"OpenCode servers {marks.get('opencode_ready', 0):.1f} s, "
+            f"tenant runtimes {marks.get('runtimes_ready', 0):.1f} s, "
             f"Dagster UI {marks.get('dagster_ready', 0):.1f} s, "
             f"sessions settled {marks.get('settled', 0):.1f} s "
             f"({marks.get('settled', 0) - marks.get('submitted', 0):.1f} s after submitting), "
@@ -465,7 +551,12 @@ class Demo:
         )
 
     def _write_summary(
-        self, rows: list[Row], runs: list[WaveRun], partitions: dict[str, int], loop: LoopReport
+        self,
+        rows: list[Row],
+        runs: list[WaveRun],
+        partitions: dict[str, int],
+        loop: LoopReport,
+        runtimes: list[dict[str, object]],
     ) -> None:
         assert self.paths is not None
         summary = {
@@ -473,6 +564,17 @@ class Demo:
             "ui": self.ui.base,
             "quick": self.options.quick,
             "timings_seconds": dict(self.timings.marks),
+            "runtime_root": str(self.runtime_root),
+            "runtimes": runtimes,
+            "repositories": [
+                {
+                    "tenant": repository.tenant,
+                    "name": repository.name,
+                    "url": repository.url(self.git_url),
+                    "bare": str(repository.bare(self.paths.git_root)),
+                }
+                for repository in repositories.REPOSITORIES
+            ],
             "sessions": [row.as_json() for row in rows],
             "wave_runs": [run.__dict__ for run in runs],
             "materializations_by_partition": partitions,
@@ -493,17 +595,17 @@ class Demo:
         self.out(f"[red]dagster dev exited ({dagster.exited()}); see {dagster.log_path}")
 
     def stop(self) -> None:
-        """Stop every process of the demo, whatever happened; say so (if there is a terminal)."""
-        if self.database is not None:
-            with contextlib.suppress(Exception):
-                self.database.dispose()
+        """Stop every process of the demo, whatever happened (the runtimes through the
+        database, before it is closed); say so (if there is a terminal)."""
         if self.processes is None:
+            self._close()
             return
         began = time.monotonic()
         try:
             steps = self.processes.stop_all()
-            left = terminate_leftovers(self.demo_id)
-            remaining = leftover_processes(self.demo_id)
+            self._close()
+            left = terminate_leftovers(self.demo_id, self.marker)
+            remaining = leftover_processes(self.demo_id, self.marker)
         finally:
             self.processes.stop_watchdog()
         took = time.monotonic() - began
@@ -520,3 +622,10 @@ class Demo:
             )
         else:
             self.say(f"stopped every demo process in {took:.1f} s ({detail}); none left")
+
+    def _close(self) -> None:
+        if self.database is not None:
+            with contextlib.suppress(Exception):
+                self.database.dispose()
+        if self.runtime_root is not None:  # the runtimes' stop removed it, unless they never ran
+            shutil.rmtree(self.runtime_root, ignore_errors=True)

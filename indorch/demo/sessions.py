@@ -4,20 +4,20 @@ Each session's prompt carries a script marker (`standins/model_script.py`) that 
 model behave in one telling way: write a file, answer, answer slowly, refuse once, hang past the
 deadline, fail with a 503 that OpenCode retries itself. One request is decomposed into three
 subtasks (a small DAG: the model first, then the store and the command line side by side).
-Everything is submitted through `SessionService`, as `indorch session submit` does; the Dagster
-daemon's sensors take it from there.
+The sessions that write a file work on their tenant's repository (`indorch.demo.repositories`):
+each in its own worktree on `indorch/<session id>`, pushed when it completes. Everything is
+submitted through `SessionService`, as `indorch session submit` does; the Dagster daemon's
+sensors take it from there, on each tenant's own managed runtime.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from domain.agent import Agent
 from domain.caller import Caller
-from domain.clock import utcnow
 from domain.decomposition import SubtaskSpec
 from domain.tenant import Tenant
-from resources.database import Database, tenant_scope, unit_of_work
+from resources.database import Database
 from services.factory import ServiceFactory
 from services.session_service import SessionService, SubmitSession
 
@@ -53,6 +53,7 @@ class DemoSession:
     max_duration_seconds: int = 3600
     subtasks: tuple[DemoSubtask, ...] = ()
     long: bool = False  # left out by --quick (the slow answer and the 60 s timeout)
+    repository: str | None = None  # the tenant's repository it works on (None: scratch)
 
     def request(self) -> SubmitSession:
         return SubmitSession(
@@ -60,6 +61,7 @@ class DemoSession:
             prompt=self.prompt,
             max_duration_seconds=self.max_duration_seconds,
             tags=["demo"],
+            repository=self.repository,
             subtasks=[
                 SubtaskSpec(
                     key=subtask.key,
@@ -126,14 +128,16 @@ SESSIONS = (
         "Add a hello-world script",
         _write("src/hello.py", 'print("hello, acme")\n', "Added src/hello.py.")
         + " Add a script that greets the user.",
-        "writes src/hello.py",
+        "app: writes src/hello.py",
+        repository="app",
     ),
     DemoSession(
         "acme",
         "Document the architecture",
         _write("docs/ARCHITECTURE.md", "# Architecture\n\nOne service.\n", "Documented.")
         + " Write a short architecture note.",
-        "writes docs/ARCHITECTURE.md",
+        "app: writes docs/ARCHITECTURE.md",
+        repository="app",
     ),
     DemoSession(
         "acme",
@@ -154,14 +158,16 @@ SESSIONS = (
         "Write the Q3 report",
         _write("reports/q3.md", "# Q3\n\nRevenue up.\n", "Report written.")
         + " Write the quarterly report.",
-        "writes reports/q3.md",
+        "handbook: writes reports/q3.md",
+        repository="handbook",
     ),
     DemoSession(
         "globex",
         "Add the settings file",
         _write("config/settings.toml", 'mode = "demo"\n', "Settings added.")
         + " Add a settings file.",
-        "writes config/settings.toml",
+        "handbook: writes config/settings.toml",
+        repository="handbook",
     ),
     DemoSession(
         "globex",
@@ -190,16 +196,8 @@ def demo_sessions(quick: bool) -> list[DemoSession]:
     return [session for session in SESSIONS if not (quick and session.long)]
 
 
-@dataclass
-class Seeded:
-    """Agent names by agent id (every tenant has its own agent records for the same servers)."""
-
-    agent_names: dict[str, str] = field(default_factory=dict)
-
-
-def seed(database: Database, server_urls: list[str]) -> Seeded:
-    """Create the tenants and register every server as an agent of each, as the CLI does."""
-    seeded = Seeded()
+def seed(database: Database) -> None:
+    """Create the tenants, as `indorch tenant create` does (their agents are their runtimes)."""
     tenants = ServiceFactory(database).tenants()
     for tenant in TENANTS:
         tenants.create(
@@ -211,19 +209,6 @@ def seed(database: Database, server_urls: list[str]) -> Seeded:
                 monthly_token_budget=MONTHLY_TOKEN_BUDGET,
             ),
         )
-    for tenant in TENANTS:
-        with tenant_scope(tenant.slug), unit_of_work(database) as uow:
-            for number, url in enumerate(server_urls, start=1):
-                agent = uow.agents.add(
-                    Agent(
-                        tenant_id=tenant.slug,
-                        name=f"opencode-{number}",
-                        server_url=url,
-                        last_heartbeat_at=utcnow(),
-                    )
-                )
-                seeded.agent_names[agent.id] = agent.name
-    return seeded
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,21 @@
 """`indorch demo --exit --quick` end to end, as `make demo ARGS="--exit --quick"` runs it: a real
-`dagster dev` (webserver, daemon, sensors, `session_wave` runs), two real OpenCode servers and the
-scripted model, in a fresh state directory.
+`dagster dev` (webserver, daemon, sensors, `session_wave` runs), a managed runtime per tenant (its
+own OS user, bubblewrap, a real OpenCode server), a git server over HTTP and the scripted model,
+in a fresh state directory.
 
-Contract: the demo exits 0; every session is COMPLETED, the one the model refuses once after 2
-attempts, the decomposed request with its 3 subtasks; the wave runs succeeded and both tenants'
-`coding_sessions` partitions were materialized; then the learning loop: acme's recurring-question
+Contract: the demo exits 0; every session is COMPLETED on its own tenant's managed runtime
+(sandboxed, as the tenant's OS user), the one the model refuses once after 2 attempts, the
+decomposed request with its 3 subtasks; the sessions on the repository the demo made for each
+tenant pushed their own branch `indorch/<session id>` holding their change (and only theirs), its
+patch stat in the summary; the wave runs succeeded and both tenants' `coding_sessions`
+partitions were materialized; then the learning loop: acme's recurring-question
 sessions -> training_dataset -> fine_tuned_model (materialized by the fine-tuning sensor) ->
 model_evaluation (PROMOTE, measured) -> model_promotion, and a session after it COMPLETED with
-the promoted model, as OpenCode recorded it; not one process of the demo is left running.
-Takes about 110 s on an idle 2-core machine (up to ~3 min when the machine is busy): the quick
-set leaves out the slow session and the 60 s timeout.
+the promoted model, as OpenCode recorded it; not one process of the demo is left running (the
+runtimes included) and the runtimes' directory is gone.
+The quick set leaves out the slow session and the 60 s timeout. On this 2-core machine shared with
+other engineers' runs (load 10-30) it took 7-10 min with the runtimes (their starts, each HOME's
+first prompt, 48 history sessions on acme's one runtime); the limit leaves room for that.
 """
 
 from __future__ import annotations
@@ -24,13 +30,21 @@ from pathlib import Path
 
 import pytest
 
+from domain.runtime import os_user_for
 from indorch.demo.recurring_questions import PROMOTED_ANSWER
 from indorch.demo.watchdog import DEMO_ID_VAR, leftover_processes
 from standins.opencode_server import free_port
+from tests.integration.repositories.support import git, remote_branch_files
 
-pytestmark = [pytest.mark.opencode, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.opencode, pytest.mark.timeout(1020)]
 INDORCH = shutil.which("indorch", path=str(Path(sys.executable).parent)) or "indorch"
-DEMO_TIMEOUT_SECONDS = 480
+DEMO_TIMEOUT_SECONDS = 900
+ON_REPOSITORIES = {  # the sessions on their tenant's repository, and the file each one writes
+    "Add a hello-world script": "src/hello.py",
+    "Document the architecture": "docs/ARCHITECTURE.md",
+    "Write the Q3 report": "reports/q3.md",
+    "Add the settings file": "config/settings.toml",
+}
 
 
 def run_demo(state_dir: Path, port: int) -> subprocess.CompletedProcess[str]:
@@ -79,6 +93,37 @@ def test_the_quick_demo_completes_every_session_closes_the_learning_loop_and_lea
     assert set(summary["materializations_by_partition"]) == {"acme", "globex"}
     assert "all 13 sessions completed" in done.stdout
 
+    # Each tenant on its own managed runtime: sandboxed, its own OS user, its own agent.
+    runtimes = {runtime["tenant"]: runtime for runtime in summary["runtimes"]}
+    assert set(runtimes) == {"acme", "globex"}
+    for tenant, runtime in runtimes.items():
+        assert runtime["sandboxed"] is True and runtime["os_user"] == os_user_for(tenant)
+        assert runtime["status"] == "LIVE" and runtime["resident_mb"] > 0
+    worked = [s for s in sessions if s["agent"] != "-"]  # not the decomposed request itself
+    assert {s["agent"] for s in worked if s["tenant"] == "acme"} == {runtimes["acme"]["agent"]}
+    assert {s["agent"] for s in worked if s["tenant"] == "globex"} == {runtimes["globex"]["agent"]}
+    assert runtimes["acme"]["agent"] != runtimes["globex"]["agent"]
+
+    # The sessions on the tenants' repositories: each pushed its own branch with only its change.
+    on_repositories = [s for s in sessions if s["repository"]]
+    assert {s["title"] for s in on_repositories} == set(ON_REPOSITORIES)
+    remotes = {repo["tenant"]: Path(repo["bare"]) for repo in summary["repositories"]}
+    for session in on_repositories:
+        assert session["branch"] == f"indorch/{session['id']}", session
+        remote = remotes[session["tenant"]]
+        files = remote_branch_files(remote, session["branch"])
+        base = remote_branch_files(remote, "main")
+        added = set(files) - set(base)
+        written = ON_REPOSITORIES[session["title"]]
+        assert added == {written}, (session, sorted(files))
+        lines = files[written].count("\n")
+        assert session["patch_stat"] == f"1 file, +{lines} -0", session
+        assert git(remote, "rev-parse", f"{session['branch']}~1") == git(
+            remote, "rev-parse", "main"
+        )
+        assert session["branch"] in done.stdout
+    assert all(s["branch"] is None for s in sessions if not s["repository"])
+
     loop = summary["learning"]
     assert loop["problem"] == "", loop
     made = {item["asset"]: item for item in loop["materializations"]}
@@ -107,4 +152,21 @@ def test_the_quick_demo_completes_every_session_closes_the_learning_loop_and_lea
     assert f"promoted {promoted}; the next session ran with it" in done.stdout
     assert "none left" in done.stdout
 
-    assert leftover_processes(summary["demo_id"]) == []
+    assert leftover_processes(summary["demo_id"], summary["runtime_root"]) == []
+    assert not Path(summary["runtime_root"]).exists()
+
+
+def test_the_demo_refuses_to_start_where_runtimes_cannot_be_sandboxed(tmp_path: Path) -> None:
+    """No `bwrap` on its PATH (or not root): exit 2, saying why, before anything is made."""
+    state_dir = tmp_path / "demo"
+    env = {key: value for key, value in os.environ.items() if key != DEMO_ID_VAR}
+    env["PATH"] = str(Path(sys.executable).parent)  # the project's tools only: no bwrap
+    command = [INDORCH, "demo", "--exit", "--port", str(free_port()), "--state-dir", str(state_dir)]
+    done = subprocess.run(
+        command, env={**env, "NO_COLOR": "1"}, capture_output=True, text=True, timeout=120
+    )
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "runtimes cannot be sandboxed here" in done.stdout, done.stdout
+    assert "bubblewrap" in done.stdout
+    assert not state_dir.exists()
