@@ -39,6 +39,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.text import Text
@@ -240,6 +241,7 @@ class Demo:
         self.runtime_root: Path | None = None
         self.runtimes: DemoRuntimes | None = None
         self.git_url = ""
+        self.git_password = ""
 
     def out(self, *objects: object, **options: object) -> None:
         """Print, unless the terminal is gone (closed window): the clean-up must go on."""
@@ -334,6 +336,7 @@ class Demo:
         upgrade(self.paths.database_url)
         self.database = open_database()
         self.say(f"database {self.paths.database_url} migrated (indorch db upgrade)")
+        self.start_git_server()  # first: the runtimes, restarted by the daemon too, may reach it
         self.timings.mark("dagster_spawned")
         dagster = self.processes.start_dagster(self.options.host, self.options.port)
         self.say(
@@ -374,17 +377,28 @@ class Demo:
             "after launch); the daemon runs the sensors"
         )
 
-    def start_repositories(self) -> None:
-        """One bare repository per tenant, served over HTTP, registered as the tenant's."""
+    def start_git_server(self) -> None:
+        """One bare repository per tenant, served over HTTP on the loopback; the tenants'
+        runtimes are allowed to reach it (their network rules refuse the loopback otherwise:
+        `INDORCH_RUNTIME_NETWORK_ALLOW`, in the environment of this process and its children)."""
+        from resources.runtime_host.network_rules import ALLOW_VAR
+
         assert self.paths is not None and self.processes is not None
-        assert self.database is not None
-        password = secrets.token_urlsafe(16)
+        self.git_password = secrets.token_urlsafe(16)
         for repository in repositories.REPOSITORIES:
             repositories.create_bare(repository, self.paths.git_root)
         self.git_url = self.processes.start_git_server(
-            self.paths.git_root, repositories.GIT_USER, password
+            self.paths.git_root, repositories.GIT_USER, self.git_password
         )
+        endpoint = urlsplit(self.git_url).netloc
+        allowed = ",".join(filter(None, [os.environ.get(ALLOW_VAR), endpoint]))
+        os.environ[ALLOW_VAR] = self.processes.env[ALLOW_VAR] = allowed
         self.say(f"git server over HTTP on {self.git_url} (git http-backend, credentials)")
+
+    def start_repositories(self) -> None:
+        """The tenants' repositories registered, their credentials in a tenant secret."""
+        assert self.database is not None
+        password = self.git_password
         for repository in repositories.REPOSITORIES:
             url = repository.url(self.git_url)
             repositories.register(self.database, repository, url, password)

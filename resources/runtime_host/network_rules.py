@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from resources.settings import provider_base_url
+
 ALLOW_VAR = "INDORCH_RUNTIME_NETWORK_ALLOW"
 BLOCKED_VAR = "INDORCH_RUNTIME_BLOCKED_NETWORKS"
 CHAIN_PREFIX = "INDORCH-T"
@@ -127,10 +129,14 @@ def confined_uids() -> set[int]:
 
 def needed_endpoints(config_json: str) -> list[Endpoint]:
     """The endpoints a runtime needs on the loopback or a blocked network: its providers'
-    `baseURL`s, the resolver of /etc/resolv.conf, and the operator's ``INDORCH_RUNTIME_NETWORK_
-    ALLOW``. Hosts given by name are resolved now."""
+    `baseURL`s, the platform's fine-tuning provider (``INDORCH_PROVIDER_BASE_URL``), the
+    resolver of /etc/resolv.conf, and the operator's ``INDORCH_RUNTIME_NETWORK_ALLOW``. Hosts
+    given by name are resolved now."""
     endpoints: list[Endpoint] = []
-    for url in _provider_urls(json.loads(config_json)):
+    # The platform's fine-tuning provider serves the tenant's promoted model: promotion adds it
+    # to the runtime's config later, so it is allowed from the start.
+    platform_provider = provider_base_url()
+    for url in [*_provider_urls(json.loads(config_json)), *filter(None, [platform_provider])]:
         parts = urlsplit(url)
         if parts.hostname:
             default = 443 if parts.scheme == "https" else 80
