@@ -52,8 +52,10 @@ def test_the_retention_job_prunes_expired_history(sqlite_url: str) -> None:
         tenant = new_tenant(db)
         old = _finished_session(db, tenant, days_ago=40)
         recent = _finished_session(db, tenant, days_ago=5)
-        job = defs().get_job_def("retention")
         with dg.instance_for_test() as instance:
+            # Loaded with this instance current: Dagster reads its definitions state from the
+            # current instance (one an earlier test left behind may be gone).
+            job = defs().get_job_def("retention")
             earlier = job.execute_in_process(
                 instance=instance,
                 resources={
