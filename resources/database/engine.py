@@ -113,8 +113,23 @@ def _set_tenant_for_transaction(
         )
 
 
+# The rows an API key's authentication reads: a write to any of them may change who a key is.
+CREDENTIAL_TABLES = frozenset({"tenants", "users", "api_keys"})
+
+
+def _credential_tables_touched(session: Session) -> bool:
+    return any(
+        getattr(row, "__tablename__", None) in CREDENTIAL_TABLES
+        for row in (*session.new, *session.dirty, *session.deleted)
+    )
+
+
 class Database:
-    """Owns the engine; `transaction()` is the unit of work the repositories run in."""
+    """Owns the engine; `transaction()` is the unit of work the repositories run in.
+
+    `credential_generation` moves whenever this process writes a tenant, user or API key row
+    (at the flush and again at the commit), so what is remembered about a key
+    (`services.authentication`) is dropped at once on a change made here."""
 
     def __init__(
         self,
@@ -145,6 +160,29 @@ class Database:
             _refuse_a_role_above_the_wall(self.engine, app_role)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         event.listen(self._sessions, "after_begin", _set_tenant_for_transaction)
+        self.credential_generation = 0
+        event.listen(self._sessions, "after_flush", self._note_credential_rows)
+        event.listen(self._sessions, "do_orm_execute", self._note_credential_statement)
+        event.listen(self._sessions, "after_commit", self._credentials_committed)
+        event.listen(self._sessions, "after_rollback", self._credentials_committed)
+
+    def _credentials_changed(self, session: Session) -> None:
+        session.info["credentials_touched"] = True
+        self.credential_generation += 1
+
+    def _note_credential_rows(self, session: Session, _context: Any) -> None:
+        if _credential_tables_touched(session):
+            self._credentials_changed(session)
+
+    def _note_credential_statement(self, state: Any) -> None:
+        if state.is_update or state.is_delete:
+            table = getattr(state.statement, "table", None)
+            if getattr(table, "name", None) in CREDENTIAL_TABLES:
+                self._credentials_changed(state.session)
+
+    def _credentials_committed(self, session: Session) -> None:
+        if session.info.pop("credentials_touched", False):
+            self.credential_generation += 1
 
     @property
     def is_sqlite(self) -> bool:
