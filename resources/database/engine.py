@@ -24,6 +24,10 @@ from domain.errors import InvalidSetting
 from resources.database.tenant_context import current_tenant_or_none
 
 DEFAULT_APP_ROLE = "indorch_app"
+# Connections kept open: as many as the API's requests in flight (uvicorn's thread pool runs
+# them), so a steady load opens none; past it, a few more, closed once returned.
+POOL_SIZE = 16
+POOL_OVERFLOW = 4
 POSTGRES_BACKENDS = frozenset({"postgresql", "postgres"})
 SUPPORTED_URLS = "use postgresql://user:password@host:port/database or sqlite:///path/to/file.db"
 
@@ -144,8 +148,9 @@ class Database:
         options: dict[str, Any] = {"echo": echo, "future": True}
         if self.is_sqlite:
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            options.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
         else:
-            options.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
+            options.update(pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
         login = self.url
         if self.is_postgres and app_role:
             if app_password is None:
