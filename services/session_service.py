@@ -235,12 +235,12 @@ class SessionService:
             if subtasks:
                 plan = plan_decomposition(session, subtasks, request.max_retries, self._clock())
             uow.sessions.add(session)
-            created = uow.sessions.events(session.id)
+            created = [uow.sessions.created_event(session)]
             if plan is not None:
                 for child, task in zip(plan.children, plan.tasks, strict=True):
                     uow.sessions.add(child)
                     uow.tasks.add(task)
-                    created += uow.sessions.events(child.id)
+                    created.append(uow.sessions.created_event(child))
                 for dependency in plan.dependencies:
                     uow.tasks.add_dependency(dependency)
         for event in created:

@@ -230,6 +230,20 @@ class SessionRepository(TenantScopedRepository):
         )
         return session
 
+    def created_event(self, session: Session) -> SessionEvent:
+        """The `session.created` event `add` inserted, without reading it back."""
+        return SessionEvent(
+            session_id=session.id,
+            tenant_id=self.tenant_id,
+            seq=1,
+            event_type=CREATED_EVENT,
+            old_status=None,
+            new_status=session.status.value,
+            reason="",
+            data={},
+            at=session.created_at,
+        )
+
     def _row(self, session_id: str) -> SessionRow:
         row = self._session.scalars(
             select(SessionRow).where(
