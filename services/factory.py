@@ -10,7 +10,7 @@ resources). The services are imported when one is asked for, so a command pays o
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from services.agent_control import AgentControl
     from services.agent_registry import AgentRegistry
     from services.api_key_admin import ApiKeyAdmin
-    from services.authentication import Authentication
+    from services.authentication import Authentication, KeyCache
     from services.code_repositories import CodeRepositories
     from services.evaluation_records import EvaluationRecords
     from services.external_agents import ExternalAgents
@@ -53,6 +53,12 @@ if TYPE_CHECKING:
 EventSink = Callable[[SessionEvent], None]
 
 
+def _new_key_cache() -> KeyCache:
+    from services.authentication import KeyCache
+
+    return KeyCache()
+
+
 @dataclass(frozen=True)
 class ServiceFactory:
     database: Database
@@ -68,6 +74,8 @@ class ServiceFactory:
     # agent is one of them gets its workspace inside it, git run in the tenant's sandbox.
     runtime_host: RuntimeHost | None = None
     clock: Callable[[], datetime] = utcnow
+    # What this factory's callers remember of authenticated keys (services.authentication).
+    key_cache: KeyCache = field(default_factory=_new_key_cache)
 
     @classmethod
     def from_resources(
@@ -217,7 +225,7 @@ class ServiceFactory:
     def authentication(self) -> Authentication:
         from services.authentication import Authentication
 
-        return Authentication(self.database)
+        return Authentication(self.database, self.key_cache)
 
     def secrets(self) -> TenantSecrets:
         from services.tenant_secrets import TenantSecrets

@@ -66,6 +66,7 @@ from domain.session import (
 from domain.task import Task
 from domain.tenant import Role
 from resources.database import Database, UnitOfWork, tenant_scope, unit_of_work
+from resources.database.repositories.sessions import created_event
 from services.agent_control import AgentControl
 from services.request_settlement import sync_task
 from services.session_checkout import check_submitted_permission, resolve_checkout
@@ -235,12 +236,12 @@ class SessionService:
             if subtasks:
                 plan = plan_decomposition(session, subtasks, request.max_retries, self._clock())
             uow.sessions.add(session)
-            created = uow.sessions.events(session.id)
+            created = [created_event(session)]
             if plan is not None:
                 for child, task in zip(plan.children, plan.tasks, strict=True):
                     uow.sessions.add(child)
                     uow.tasks.add(task)
-                    created += uow.sessions.events(child.id)
+                    created.append(created_event(child))
                 for dependency in plan.dependencies:
                     uow.tasks.add_dependency(dependency)
         for event in created:

@@ -24,6 +24,10 @@ from domain.errors import InvalidSetting
 from resources.database.tenant_context import current_tenant_or_none
 
 DEFAULT_APP_ROLE = "indorch_app"
+# Connections kept open: as many as the API's requests in flight (uvicorn's thread pool runs
+# them), so a steady load opens none; past it, a few more, closed once returned.
+POOL_SIZE = 16
+POOL_OVERFLOW = 4
 POSTGRES_BACKENDS = frozenset({"postgresql", "postgres"})
 SUPPORTED_URLS = "use postgresql://user:password@host:port/database or sqlite:///path/to/file.db"
 
@@ -51,6 +55,10 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL at NORMAL: a commit appends to the WAL without an fsync (checkpoints still sync).
+        # An application crash loses nothing; power loss may lose the last commits, never the
+        # database's consistency. FULL cost an fsync per API submission.
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
@@ -109,8 +117,23 @@ def _set_tenant_for_transaction(
         )
 
 
+# The rows an API key's authentication reads: a write to any of them may change who a key is.
+CREDENTIAL_TABLES = frozenset({"tenants", "users", "api_keys"})
+
+
+def _credential_tables_touched(session: Session) -> bool:
+    return any(
+        getattr(row, "__tablename__", None) in CREDENTIAL_TABLES
+        for row in (*session.new, *session.dirty, *session.deleted)
+    )
+
+
 class Database:
-    """Owns the engine; `transaction()` is the unit of work the repositories run in."""
+    """Owns the engine; `transaction()` is the unit of work the repositories run in.
+
+    `credential_generation` moves whenever this process writes a tenant, user or API key row
+    (at the flush and again at the commit), so what is remembered about a key
+    (`services.authentication`) is dropped at once on a change made here."""
 
     def __init__(
         self,
@@ -125,8 +148,9 @@ class Database:
         options: dict[str, Any] = {"echo": echo, "future": True}
         if self.is_sqlite:
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            options.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
         else:
-            options.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
+            options.update(pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
         login = self.url
         if self.is_postgres and app_role:
             if app_password is None:
@@ -141,6 +165,29 @@ class Database:
             _refuse_a_role_above_the_wall(self.engine, app_role)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         event.listen(self._sessions, "after_begin", _set_tenant_for_transaction)
+        self.credential_generation = 0
+        event.listen(self._sessions, "after_flush", self._note_credential_rows)
+        event.listen(self._sessions, "do_orm_execute", self._note_credential_statement)
+        event.listen(self._sessions, "after_commit", self._credentials_committed)
+        event.listen(self._sessions, "after_rollback", self._credentials_committed)
+
+    def _credentials_changed(self, session: Session) -> None:
+        session.info["credentials_touched"] = True
+        self.credential_generation += 1
+
+    def _note_credential_rows(self, session: Session, _context: Any) -> None:
+        if _credential_tables_touched(session):
+            self._credentials_changed(session)
+
+    def _note_credential_statement(self, state: Any) -> None:
+        if state.is_update or state.is_delete:
+            table = getattr(state.statement, "table", None)
+            if getattr(table, "name", None) in CREDENTIAL_TABLES:
+                self._credentials_changed(state.session)
+
+    def _credentials_committed(self, session: Session) -> None:
+        if session.info.pop("credentials_touched", False):
+            self.credential_generation += 1
 
     @property
     def is_sqlite(self) -> bool:

@@ -184,6 +184,21 @@ def _event_to_domain(row: SessionEventRow) -> SessionEvent:
     )
 
 
+def created_event(session: Session) -> SessionEvent:
+    """The `session.created` event `SessionRepository.add` inserts, without reading it back."""
+    return SessionEvent(
+        session_id=session.id,
+        tenant_id=session.tenant_id,
+        seq=1,
+        event_type=CREATED_EVENT,
+        old_status=None,
+        new_status=session.status.value,
+        reason="",
+        data={},
+        at=session.created_at,
+    )
+
+
 class SessionRepository(TenantScopedRepository):
     kind = "session"
 

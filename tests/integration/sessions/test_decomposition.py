@@ -151,6 +151,9 @@ def test_a_request_with_subtasks_writes_a_parent_children_tasks_and_edges(
         edges |= {(d.task_id, d.depends_on_id) for d in uow.tasks.dependencies([tasks[2].id])}
     assert edges == {(tasks[1].id, tasks[0].id), (tasks[2].id, tasks[1].id)}
     assert {event.session_id for event in published} == {parent.id, a.id, b.id, c.id}
+    with tenant_scope(tenant), unit_of_work(database) as uow:  # what was published was stored
+        stored = [event for s in (parent, a, b, c) for event in uow.sessions.events(s.id)]
+    assert published == stored
 
 
 def test_the_same_idempotency_key_gives_the_same_decomposed_request(
