@@ -227,7 +227,9 @@ def main() -> None:
             "python": platform.python_version(),
             "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         },
-        "arguments": {k: str(v) for k, v in vars(args).items() if k != "postgres_url"},
+        "arguments": {
+            k: str(v) for k, v in vars(args).items() if k not in ("output", "postgres_url")
+        },
         "targets": {"per_second": TARGET_PER_SECOND, "p95_ms": TARGET_P95_MS},
         "results": results,
     }
