@@ -37,6 +37,13 @@ class SupervisionConfig(dg.ConfigurableResource):
         "(sessions on a repository always have their own worktree); false: a tenant's sessions "
         "share its worktree on each server.",
     )
+    workspaces_per_health_tick: int = Field(
+        default=10,
+        ge=1,
+        description="Tenant worktrees the agent-health sensor makes ahead of waves in one tick "
+        "(about: a tenant's servers are done together), so its first tick after many tenants' "
+        "agents appeared stays within the sensor's evaluation timeout.",
+    )
     starts_per_agent: int = Field(
         default=8,
         ge=1,

@@ -29,10 +29,6 @@ from services.factory import ServiceFactory
 from services.tenant_workspaces import prepare_tenant_workspace
 
 TICK_INTERVAL_SECONDS = 15
-# Workspaces made in one tick, about (a tenant's servers are done together): the first tick
-# after many tenants' agents appeared must not outlast the sensor's evaluation timeout; the
-# next ticks make the rest, and a wave makes its own if it comes first.
-WORKSPACES_PER_TICK = 10
 
 
 async def _probe(
@@ -93,7 +89,9 @@ def agent_health_sensor(
                 # External agents (EAP) beat their own hearts; there is no server to probe.
                 agents = [a for a in uow.agents.list(active_only=True) if not a.external]
                 load = uow.sessions.active_by_agent()
-            making = workspaces_for if workspaces_made < WORKSPACES_PER_TICK else None
+            making = (
+                workspaces_for if workspaces_made < supervision.workspaces_per_health_tick else None
+            )
             healthy, made = (
                 asyncio.run(_probe(opencode, agents, making, context.log)) if agents else ({}, 0)
             )

@@ -8,7 +8,6 @@ from pathlib import Path, PurePosixPath
 
 import dagster as dg
 import httpx
-import pytest
 
 from domain.agent import Agent
 from domain.tenant import Tenant
@@ -18,7 +17,6 @@ from resources.database_resource import DatabaseResource
 from resources.opencode.resource import OpenCodeResource
 from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
-from sensors import agent_health
 from sensors.agent_health import agent_health_sensor
 from services.tenant_workspaces import workspace_name
 from standins.opencode_server import OpenCodeServer, free_port
@@ -69,9 +67,7 @@ def test_a_live_server_gets_its_tenants_workspace_before_any_wave(
     opencode_binary: Path,
     opencode_home: Path,
     scripted_model_url: str,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(agent_health, "WORKSPACES_PER_TICK", 1)  # one tenant's per tick
     url = f"sqlite:///{tmp_path / 'indorch.db'}"
     upgrade(url)
     database = Database(url)
@@ -114,7 +110,8 @@ def test_a_live_server_gets_its_tenants_workspace_before_any_wave(
                 }
 
             tick(SupervisionConfig(session_workspaces=True))  # sessions have their own: none
-            shared = SupervisionConfig(session_workspaces=False)  # the tenant's shared worktree
+            # The tenant's shared worktree, one tenant's made per tick.
+            shared = SupervisionConfig(session_workspaces=False, workspaces_per_health_tick=1)
             assert recorded() == on_server() == {"acme": [], "globex": []}
 
             tick(shared)  # one tenant's this tick (the limit), the other's next
