@@ -6,14 +6,9 @@ answers."""
 
 from __future__ import annotations
 
-import os
 import shlex
-import signal
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -21,87 +16,34 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.integration.deploy.support import DEPLOY, ROOT, dagster_home, psycopg2_url
+from tests.integration.deploy.host import (
+    BIN,
+    ProductionHost,
+    procfile,
+    production_environment,
+    wait_for,
+)
+from tests.integration.deploy.support import ROOT
 
-STARTED_WITHIN_SECONDS = 180
 LOCATIONS = """
 { workspaceOrError { ... on Workspace { locationEntries {
     name locationOrLoadError { __typename } } } } }
 """
-BIN = Path(sys.executable).parent
-
-
-def procfile() -> dict[str, str]:
-    lines = (DEPLOY / "Procfile").read_text().splitlines()
-    entries = [line.split(":", 1) for line in lines if line.strip() and not line.startswith("#")]
-    return {name.strip(): command.strip() for name, command in entries}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(what: str, check: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + STARTED_WITHIN_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception:  # not up yet
-            pass
-        time.sleep(1)
-    raise AssertionError(f"{what} not seen within {STARTED_WITHIN_SECONDS} s")
 
 
 @pytest.fixture
-def environment(
+def processes(
     tmp_path: Path, fresh_postgres_url: str, migrated_postgres_url: str, redis_url: str
-) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "DAGSTER_HOME": str(dagster_home(tmp_path)),
-        "DAGSTER_PG_URL": psycopg2_url(fresh_postgres_url),
-        "DATABASE_URL": migrated_postgres_url,
-        "REDIS_URL": redis_url,
-        "INDORCH_STATE_DIR": str(tmp_path / "state"),
-        "DAGSTER_CODE_SERVER_HOST": "127.0.0.1",
-        "DAGSTER_CODE_SERVER_PORT": str(free_port()),
-        "INDORCH_API_PORT": str(free_port()),
-        "DAGSTER_WEBSERVER_PORT": str(free_port()),
-    }
-
-
-@pytest.fixture
-def processes(environment: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
-    started: list[subprocess.Popen[bytes]] = []
-    commands = procfile()
-    try:
-        for name in ("code", "daemon", "webserver", "api"):
-            log = (tmp_path / f"{name}.log").open("wb")
-            started.append(
-                subprocess.Popen(
-                    ["bash", "-c", f"exec {commands[name]}"],
-                    cwd=ROOT,
-                    env=environment,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
+) -> Iterator[dict[str, str]]:
+    environment = production_environment(
+        tmp_path,
+        dagster_postgres_url=fresh_postgres_url,
+        database_url=migrated_postgres_url,
+        redis_url=redis_url,
+    )
+    with ProductionHost(environment, tmp_path / "logs") as host:
+        host.start("code", "daemon", "webserver", "api")
         yield environment
-    finally:
-        for process in started:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in started:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
 
 
 def test_the_procfile_lists_every_production_process() -> None:

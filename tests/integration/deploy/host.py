@@ -1,0 +1,141 @@
+"""One production host for the tests: deploy/Procfile's processes started as its lines say, from
+the project's root, each in a process group of its own so a test can kill one (`kill -9` in the
+chaos suite) and start it again, as a supervisor (systemd, honcho, Kubernetes) would."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.integration.deploy.support import DEPLOY, ROOT, dagster_home, psycopg2_url
+
+BIN = Path(sys.executable).parent
+STOP_WITHIN_SECONDS = 30
+
+
+def procfile() -> dict[str, str]:
+    lines = (DEPLOY / "Procfile").read_text().splitlines()
+    entries = [line.split(":", 1) for line in lines if line.strip() and not line.startswith("#")]
+    return {name.strip(): command.strip() for name, command in entries}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(what: str, check: Callable[[], bool], within: float = 180, every: float = 1) -> None:
+    """Until `check()` is true; an exception counts as "not yet" (a process still starting)."""
+    deadline = time.monotonic() + within
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as error:  # not up yet
+            last_error = error
+        time.sleep(every)
+    raise AssertionError(f"{what} not seen within {within:.0f} s (last error: {last_error!r})")
+
+
+def production_environment(
+    tmp_path: Path,
+    *,
+    dagster_postgres_url: str,
+    database_url: str,
+    redis_url: str,
+    **extra: str,
+) -> dict[str, str]:
+    """The environment deploy/Procfile's header names, with free ports and a DAGSTER_HOME holding
+    deploy/dagster.yaml."""
+    return {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "DAGSTER_HOME": str(dagster_home(tmp_path)),
+        "DAGSTER_PG_URL": psycopg2_url(dagster_postgres_url),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "INDORCH_STATE_DIR": str(tmp_path / "state"),
+        "DAGSTER_CODE_SERVER_HOST": "127.0.0.1",
+        "DAGSTER_CODE_SERVER_PORT": str(free_port()),
+        "INDORCH_API_PORT": str(free_port()),
+        "DAGSTER_WEBSERVER_PORT": str(free_port()),
+        **extra,
+    }
+
+
+class ProductionHost:
+    """The Procfile's processes on one environment; logs in `logs/<name>.log` (appended across
+    restarts, so a test's failure shows every life of a process)."""
+
+    def __init__(self, environment: dict[str, str], logs: Path) -> None:
+        self.environment = environment
+        self.logs = logs
+        self.commands = procfile()
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        logs.mkdir(parents=True, exist_ok=True)
+
+    def start(self, *names: str) -> None:
+        for name in names:
+            running = self.processes.get(name)
+            if running is not None and running.poll() is None:
+                raise RuntimeError(f"{name} is already running (pid {running.pid})")
+            with self.log_path(name).open("ab") as log:
+                self.processes[name] = subprocess.Popen(
+                    ["bash", "-c", f"exec {self.commands[name]}"],
+                    cwd=ROOT,
+                    env=self.environment,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """`sig` to the process's whole group (a daemon's children die with it, as on a host
+        whose process was killed by the OOM killer or an operator's `kill -9` of the group)."""
+        process = self.processes[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        process.wait(timeout=STOP_WITHIN_SECONDS)
+
+    def restart(self, name: str) -> None:
+        self.kill(name)
+        self.start(name)
+
+    def running(self, name: str) -> bool:
+        process = self.processes.get(name)
+        return process is not None and process.poll() is None
+
+    def log_path(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def log(self, name: str) -> str:
+        path = self.log_path(name)
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        """SIGTERM to every group, SIGKILL to those still alive after the grace period."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=STOP_WITHIN_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def __enter__(self) -> ProductionHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
