@@ -67,6 +67,7 @@ class SessionWorkspace:
     branch: str | None = None
     base: str | None = None  # the commit the worktree started from
     in_runtime: bool = False  # made inside the tenant's managed runtime (as its OS user)
+    attempt: int = 0  # the session's retry count when it was made
 
     def record(self) -> dict[str, Any]:
         return {
@@ -75,6 +76,7 @@ class SessionWorkspace:
             "branch": self.branch,
             "base": self.base,
             "in_runtime": self.in_runtime,
+            "attempt": self.attempt,
         }
 
 
@@ -89,6 +91,7 @@ def recorded_workspace(session: Session) -> SessionWorkspace | None:
         data.get("branch"),
         data.get("base"),
         bool(data.get("in_runtime")),
+        int(data.get("attempt") or 0),
     )
 
 
@@ -157,9 +160,12 @@ class SessionWorkspaces:
                         retryable=False,
                     )
                 await git.add_worktree(mirror, directory, branch, base)
+                _worktree_owner(place, session.id).write_text(str(session.retry_count))
         except GitFailed as error:
             raise WorkspaceFailed(f"repository {repository.name}: {error.reason}") from None
-        workspace = SessionWorkspace(directory, repository.name, branch, base, place.in_runtime)
+        workspace = SessionWorkspace(
+            directory, repository.name, branch, base, place.in_runtime, session.retry_count
+        )
         if repository.setup_script:
             try:
                 await self._run_setup(session, place, repository.setup_script, workspace, on_output)
@@ -227,8 +233,12 @@ class SessionWorkspaces:
             await asyncio.to_thread(_remove_tree, workspace.directory)
             return
         mirror = place.mirror(workspace.repository)
+        owner = _worktree_owner(place, session.id)
         async with git.locked(mirror):
+            if _owning_attempt(owner) > workspace.attempt:
+                return  # a later attempt made the worktree again: it is that attempt's now
             await git.remove_worktree(mirror, workspace.directory, workspace.branch)
+            owner.unlink(missing_ok=True)
 
     def _reaching(
         self, place: WorkspacePlace, repository: CodeRepository
@@ -268,6 +278,21 @@ class SessionWorkspaces:
                 retryable=False,
             ) from None
         return GitCredentials.from_secret(value)
+
+
+def _worktree_owner(place: WorkspacePlace, session_id: str) -> Path:
+    """Which attempt made the session's worktree last: kept with the mirrors' locks (the control
+    plane's, never in a directory the tenant writes in), read and written under the mirror's
+    lock. A session's attempts share one worktree (its branch can be checked out once), so the
+    previous attempt's wave, still aborting when the retry starts, must not remove it."""
+    return place.locks / f"{session_id}.attempt"
+
+
+def _owning_attempt(owner: Path) -> int:
+    try:
+        return int(owner.read_text())
+    except (FileNotFoundError, ValueError):
+        return -1
 
 
 def _remove_tree(directory: Path) -> None:

@@ -150,6 +150,30 @@ def test_a_retry_starts_clean_from_the_same_commit(database: Database, tmp_path:
     assert sorted(p.name for p in again.directory.iterdir() if p.name != ".git") == ["README.md"]
 
 
+def test_a_late_release_by_the_previous_attempt_leaves_the_retry_s_worktree(
+    database: Database, tmp_path: Path
+) -> None:
+    """The previous attempt's wave (its lease lost, still aborting) releases its workspace
+    after the retry made its own in the same place: the retry's tree must survive it."""
+    remote = bare_remote(tmp_path)
+    register(database, f"file://{remote}")
+    service = workspaces(database, tmp_path)
+    first_attempt = session()
+    first = asyncio.run(service.prepare(first_attempt, print))
+    retried = first_attempt.model_copy(
+        update={"retry_count": 1, "metadata": {WORKSPACE_KEY: first.record()}}
+    )
+    second = asyncio.run(service.prepare(retried, print))
+    (second.directory / "work.txt").write_text("the retry's work\n")
+
+    asyncio.run(service.release(first_attempt, first))
+
+    assert (second.directory / "work.txt").read_text() == "the retry's work\n"
+    assert git(second.directory, "branch", "--show-current").strip() == second.branch
+    asyncio.run(service.release(retried, second))
+    assert not second.directory.exists()
+
+
 def test_a_missing_ref_fails_without_retry(database: Database, tmp_path: Path) -> None:
     register(database, f"file://{bare_remote(tmp_path)}")
     with pytest.raises(WorkspaceFailed) as failed:
