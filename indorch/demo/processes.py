@@ -15,6 +15,7 @@ first) does the same if the driver itself is killed.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -34,7 +35,7 @@ from standins.opencode_server import OpenCodeNotInstalled, find_opencode_binary,
 
 DAGSTER_START_TIMEOUT_SECONDS = 120.0
 MODEL_START_TIMEOUT_SECONDS = 30.0
-GIT_PASSWORD_VAR = "INDORCH_DEMO_GIT_PASSWORD"  # the git server's alone, not the other children's
+GIT_ACCOUNTS_VAR = "INDORCH_DEMO_GIT_ACCOUNTS"  # the git server's alone, not the other children's
 DAGSTER_STOP_SECONDS = 20.0
 GROUP_STOP_SECONDS = 3.0
 LOG_TAIL_CHARS = 3000
@@ -220,17 +221,18 @@ class DemoProcesses:
 
     # -- the git server -------------------------------------------------------------------------
 
-    def start_git_server(self, root: Path, username: str, password: str) -> str:
-        """`python -m standins.git_http_server` serving the bare repositories under `root` with
-        Basic credentials (the password in its environment only); returns its URL."""
+    def start_git_server(self, root: Path, accounts: dict[str, tuple[str, str]]) -> str:
+        """`python -m standins.git_http_server` serving the bare repositories under `root`, each
+        account (`{directory: (user, password)}`) reaching only its directory's (the passwords
+        in its environment only); returns its URL."""
         host, port = "127.0.0.1", free_port()
         child = self._spawn(
             "git-server",
             [
                 sys.executable, "-m", "standins.git_http_server", "--root", str(root),
-                "--port", str(port), "--username", username, "--password-env", GIT_PASSWORD_VAR,
+                "--port", str(port), "--accounts-env", GIT_ACCOUNTS_VAR,
             ],
-            {GIT_PASSWORD_VAR: password},
+            {GIT_ACCOUNTS_VAR: json.dumps(accounts)},
         )  # fmt: skip
         url = f"http://{host}:{port}"
         _wait_until(

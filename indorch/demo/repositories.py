@@ -22,7 +22,6 @@ from domain.code_repository import CodeRepository
 from resources.database import Database
 from services.factory import ServiceFactory
 
-GIT_USER = "demo"
 CREDENTIALS_SECRET = "demo-git"
 GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
 IDENTITY = ["-c", "user.name=Industrial Orchestrator demo", "-c", "user.email=demo@localhost"]
@@ -95,10 +94,11 @@ def create_bare(repository: DemoRepository, root: Path) -> Path:
 
 
 def register(database: Database, repository: DemoRepository, url: str, password: str) -> None:
-    """The credentials as a tenant secret, then the repository naming it."""
+    """The tenant's own credentials (its account on the git server reaches its repositories
+    alone) as a tenant secret, then the repository naming it."""
     factory = ServiceFactory(database)
     factory.secrets().set(
-        Caller.operator(), repository.tenant, CREDENTIALS_SECRET, f"{GIT_USER}:{password}"
+        Caller.operator(), repository.tenant, CREDENTIALS_SECRET, f"{repository.tenant}:{password}"
     )
     factory.repositories().register(
         Caller.operator(),

@@ -241,7 +241,7 @@ class Demo:
         self.runtime_root: Path | None = None
         self.runtimes: DemoRuntimes | None = None
         self.git_url = ""
-        self.git_password = ""
+        self.git_passwords: dict[str, str] = {}  # a password per tenant
 
     def out(self, *objects: object, **options: object) -> None:
         """Print, unless the terminal is gone (closed window): the clean-up must go on."""
@@ -384,23 +384,26 @@ class Demo:
         from resources.runtime_host.network_rules import ALLOW_VAR
 
         assert self.paths is not None and self.processes is not None
-        self.git_password = secrets.token_urlsafe(16)
         for repository in repositories.REPOSITORIES:
             repositories.create_bare(repository, self.paths.git_root)
+            self.git_passwords[repository.tenant] = secrets.token_urlsafe(16)
         self.git_url = self.processes.start_git_server(
-            self.paths.git_root, repositories.GIT_USER, self.git_password
+            self.paths.git_root,
+            {tenant: (tenant, password) for tenant, password in self.git_passwords.items()},
         )
         endpoint = urlsplit(self.git_url).netloc
         allowed = ",".join(filter(None, [os.environ.get(ALLOW_VAR), endpoint]))
         os.environ[ALLOW_VAR] = self.processes.env[ALLOW_VAR] = allowed
-        self.say(f"git server over HTTP on {self.git_url} (git http-backend, credentials)")
+        self.say(
+            f"git server over HTTP on {self.git_url} (git http-backend, an account per tenant)"
+        )
 
     def start_repositories(self) -> None:
         """The tenants' repositories registered, their credentials in a tenant secret."""
         assert self.database is not None
-        password = self.git_password
         for repository in repositories.REPOSITORIES:
             url = repository.url(self.git_url)
+            password = self.git_passwords[repository.tenant]
             repositories.register(self.database, repository, url, password)
             self.say(
                 f"{repository.tenant}'s repository {repository.name} ({url}, "
