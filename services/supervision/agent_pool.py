@@ -67,7 +67,14 @@ class AgentLink:
     stream: AgentEventStream
     starting: StartPacer
     directory: str | None = None  # the tenant's workspace on the server (None: its default)
-    healthy: bool = True
+    workspace_ready: bool = True  # False: the tenant's workspace could not be made there
+
+    @property
+    def healthy(self) -> bool:
+        """Routable: its workspace made and its event stream connected now. A server lost for a
+        while is routable again once its stream reconnects (the stream keeps trying), so a
+        lingering wave does not keep its tenant's new sessions waiting on a stale verdict."""
+        return self.workspace_ready and self.stream.connected.is_set()
 
 
 class AgentPool:
@@ -221,10 +228,10 @@ class AgentPool:
                 stream=stream,
                 directory=directory,
                 starting=StartPacer(self._settings.starts_per_agent, self._start_ended),
+                workspace_ready=workspace_ready,
             )
             self._links[agent.id] = link
             await stream.start(wait_seconds=STREAM_START_WAIT_SECONDS)
-            link.healthy = workspace_ready and stream.connected.is_set()
         return link
 
     async def close(self) -> None:

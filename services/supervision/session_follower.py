@@ -218,8 +218,7 @@ class SessionFollower:
         if sup.stream.seconds_down() > self._settings.orphan_after_seconds:
             try:
                 await sup.link.client.health()
-            except AgentServerError as error:
-                sup.link.healthy = False
+            except AgentServerError as error:  # its link unhealthy until its stream reconnects
                 return finish(
                     session, SessionStatus.ORPHANED, f"agent server lost: {error.detail}", sup
                 )

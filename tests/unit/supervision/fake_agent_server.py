@@ -108,6 +108,12 @@ class FakeServer:
         for stream in self.streams:
             stream.went_down()
 
+    def revive(self) -> None:
+        """Up again: its event streams reconnect (the real stream keeps trying)."""
+        self.up = True
+        for stream in self.streams:
+            stream.came_back()
+
     def prompted(self) -> list[AgentSessionState]:
         return [session for session in self.sessions.values() if session.prompts]
 
@@ -251,6 +257,10 @@ class FakeEventStream:
     def went_down(self) -> None:
         self.connected.clear()
         self._down_since = self.server.clock()
+
+    def came_back(self) -> None:
+        self.connected.set()
+        self._down_since = None
 
     def route(self, event: ServerEvent) -> None:
         queue = self._queues.get(event.session_id or "")

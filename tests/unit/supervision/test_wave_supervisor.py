@@ -142,6 +142,35 @@ def test_a_session_whose_agent_server_stays_lost_ends_orphaned(world: World) -> 
     assert world.session(session_id).status_reason.startswith("agent server lost")
 
 
+def test_a_lost_server_that_comes_back_takes_the_wave_s_next_sessions(world: World) -> None:
+    """A lingering wave must not keep its one agent marked lost after the server is back: its
+    tenant's next sessions would wait in it, `unhealthy`, for as long as it lingers."""
+    world.server.queue(WORKING, Turn(answer="after the outage"))
+    first = world.submit()
+    later: list[str] = []
+
+    async def lose_the_server_then_bring_it_back() -> None:
+        await until(lambda: bool(world.server.prompted()))
+        world.server.kill()
+        world.clock.advance(16)
+        await until(lambda: world.session(first).status is SessionStatus.ORPHANED)
+        world.server.revive()
+        later.append(world.submit("After the outage.", claim=False))
+        await until(lambda: world.session(later[0]).status is SessionStatus.COMPLETED)
+
+    outcomes = supervise(
+        world.wave(orphan_after_seconds=15.0),
+        [first],
+        lose_the_server_then_bring_it_back,
+        top_up=world.top_up(5),
+    )
+
+    assert {o.session_id: o.status for o in outcomes} == {
+        first: "ORPHANED",
+        later[0]: "COMPLETED",
+    }
+
+
 def test_a_session_stopped_from_outside_ends_its_supervision_and_keeps_that_state(
     world: World,
 ) -> None:
