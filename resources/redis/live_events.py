@@ -117,6 +117,11 @@ class RedisEventPublisher:
     def publish(self, event: SessionEvent) -> None:
         """Never raises for Redis trouble. An event without a valid tenant is a bug: it raises
         `TenantNotSet` or `InvalidInput` rather than land on a key another tenant could share."""
+        self.deliver(event)
+
+    def deliver(self, event: SessionEvent) -> bool:
+        """`publish`, saying whether Redis took the event (False: dropped, counted), for a
+        caller that keeps what did not go through and sends it again (a region replicator)."""
         tenant_key = tenant_events_key(event.tenant_id)
         session_key = session_events_key(event.tenant_id, event.session_id)
         fields = encode(event)
@@ -133,6 +138,8 @@ class RedisEventPublisher:
         except RedisUnavailable:
             with self._lock:
                 self._dropped += 1
+            return False
+        return True
 
     def close(self) -> None:
         self._link.close()

@@ -1,0 +1,235 @@
+"""Shipping tenants' session history from their home region to a replica (docs/multi-region.md).
+
+A pass, per tenant: compare each session's newest seq at home with the replica's (the replica's
+own `sessions.last_event_seq`, see `resources.database.repositories.region_replica`), read the
+sessions that are behind at home, apply them in the replica in one transaction, then publish the
+applied events to the replica region's Redis streams, so its SSE readers see them live.
+
+- **No duplicate**: an event is inserted with `ON CONFLICT (session_id, seq) DO NOTHING`, so a
+  pass repeated after a crash, a cut link or a lost commit acknowledgement adds nothing twice.
+- **No gap**: a session's events are applied only as the contiguous run after the replica's
+  cursor, with the row that names its end, in one transaction; a run with a hole (history
+  pruned at home) is held back and reported, never applied.
+- **The link**: a failed pass (either database unreachable) changes nothing that was not
+  committed; `run` logs it, waits (doubling up to `MAX_BACKOFF_SECONDS`) and tries again from
+  the replica's cursors. Events the replica's Redis did not take wait in memory (bounded) and go
+  first on the next pass; past the bound, or after a restart, the replica's live readers find
+  them in its database (they fill gaps and resync from it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy.exc import DBAPIError
+
+from domain.events import SessionEvent
+from resources.database import Database, tenant_scope, unit_of_work
+from resources.database.repositories.region_replica import (
+    RegionReplicaRepository,
+    SessionShipment,
+    ensure_tenant,
+    tenant_row,
+    tenant_slugs,
+)
+
+logger = logging.getLogger(__name__)
+
+SESSIONS_PER_TRANSACTION = 50
+EVENTS_PER_SESSION = 500  # per pass; a session further behind continues in the next pass
+MAX_UNPUBLISHED = 100_000
+FIRST_BACKOFF_SECONDS = 0.2
+MAX_BACKOFF_SECONDS = 5.0
+
+
+class LivePublisher(Protocol):
+    """What the replica region's live streams take (`RedisEventPublisher.deliver`)."""
+
+    def deliver(self, event: SessionEvent) -> bool: ...
+
+
+@dataclass
+class ReplicationPass:
+    """What one pass did."""
+
+    sessions: int = 0  # sessions that received events or a newer row
+    events: int = 0  # events shipped (a redelivered one counts, the replica skips it)
+    held_back: list[str] = field(default_factory=list)  # sessions whose home history has a hole
+    published: int = 0
+    unpublished: int = 0  # waiting for the replica's Redis
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "sessions": self.sessions,
+            "events": self.events,
+            "held_back": len(self.held_back),
+            "published": self.published,
+            "unpublished": self.unpublished,
+        }
+
+
+def _event(row: dict[str, Any]) -> SessionEvent:
+    return SessionEvent(
+        session_id=row["session_id"],
+        tenant_id=row["tenant_id"],
+        seq=row["seq"],
+        event_type=row["event_type"],
+        old_status=row["old_status"],
+        new_status=row["new_status"],
+        reason=row["reason"],
+        data=row["data"],
+        at=row["created_at"],
+    )
+
+
+def _contiguous(shipment: SessionShipment, after_seq: int) -> bool:
+    seqs = [int(event["seq"]) for event in shipment.events]
+    return seqs == list(range(after_seq + 1, shipment.last_seq + 1))
+
+
+class RegionReplicator:
+    """Replicates the session history of `tenants` (None: every tenant of `home`) from `home`
+    to `replica`, publishing what it applies to `publisher` (None: the replica has no Redis)."""
+
+    def __init__(
+        self,
+        home: Database,
+        replica: Database,
+        publisher: LivePublisher | None = None,
+        *,
+        tenants: Collection[str] | None = None,
+        events_per_session: int = EVENTS_PER_SESSION,
+    ) -> None:
+        self._home = home
+        self._replica = replica
+        self._publisher = publisher
+        self._tenants = sorted(tenants) if tenants else None
+        self._events_per_session = events_per_session
+        self._known_tenants: set[str] = set()
+        self._unpublished: deque[SessionEvent] = deque(maxlen=MAX_UNPUBLISHED)
+
+    def run_pass(self) -> ReplicationPass:
+        """One pass over every tenant; raises `DBAPIError` when a database does not answer."""
+        done = ReplicationPass()
+        done.published += self._publish_waiting()
+        for tenant in self._tenant_list():
+            self._ensure_tenant(tenant)
+            self._replicate_tenant(tenant, done)
+        done.published += self._publish_waiting()
+        done.unpublished = len(self._unpublished)
+        return done
+
+    def catch_up(self, max_passes: int = 1000) -> ReplicationPass:
+        """Passes until one ships nothing (at most `max_passes`): what they did, together."""
+        total = ReplicationPass()
+        for _ in range(max_passes):
+            done = self.run_pass()
+            total.sessions += done.sessions
+            total.events += done.events
+            total.held_back += done.held_back
+            total.published += done.published
+            total.unpublished = done.unpublished
+            if done.events == 0 and done.sessions == 0:
+                break
+        return total
+
+    def run(
+        self,
+        stop: threading.Event,
+        interval: float,
+        on_pass: Callable[[ReplicationPass], None] | None = None,
+    ) -> None:
+        """Pass after pass until `stop` is set: at once while there is more to ship, else every
+        `interval` seconds; an unreachable database is waited out (see the module's docstring)."""
+        backoff = FIRST_BACKOFF_SECONDS
+        while not stop.is_set():
+            try:
+                done = self.run_pass()
+            except DBAPIError as error:
+                logger.warning(
+                    "replication pass failed, retrying in %.1f s: %s", backoff, error.orig
+                )
+                stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                continue
+            backoff = FIRST_BACKOFF_SECONDS
+            if on_pass is not None:
+                on_pass(done)
+            if done.events == 0 and done.sessions == 0:
+                stop.wait(interval)
+
+    def _tenant_list(self) -> list[str]:
+        if self._tenants is not None:
+            return self._tenants
+        with unit_of_work(self._home) as uow:
+            return tenant_slugs(uow.session)
+
+    def _ensure_tenant(self, tenant: str) -> None:
+        if tenant in self._known_tenants:
+            return
+        with unit_of_work(self._home) as uow:
+            row = tenant_row(uow.session, tenant)
+        if row is None:
+            return
+        with unit_of_work(self._replica) as uow:
+            ensure_tenant(uow.session, row)
+        self._known_tenants.add(tenant)
+
+    def _replicate_tenant(self, tenant: str, done: ReplicationPass) -> None:
+        with tenant_scope(tenant):
+            with unit_of_work(self._home) as uow:
+                home_heads = RegionReplicaRepository(uow.session).session_heads()
+            with unit_of_work(self._replica) as uow:
+                replica_heads = RegionReplicaRepository(uow.session).session_heads()
+            behind = sorted(  # ids are time-ordered: a parent before its children
+                session_id
+                for session_id, seq in home_heads.items()
+                if seq > replica_heads.get(session_id, 0)
+            )
+            for start in range(0, len(behind), SESSIONS_PER_TRANSACTION):
+                chunk = behind[start : start + SESSIONS_PER_TRANSACTION]
+                self._ship(chunk, replica_heads, done)
+
+    def _ship(self, session_ids: list[str], cursors: dict[str, int], done: ReplicationPass) -> None:
+        shipments: list[SessionShipment] = []
+        with unit_of_work(self._home) as uow:
+            home = RegionReplicaRepository(uow.session)
+            for session_id in session_ids:
+                after = cursors.get(session_id, 0)
+                shipment = home.shipment(session_id, after, self._events_per_session)
+                if shipment is None:
+                    continue  # deleted at home since the heads were read
+                if not _contiguous(shipment, after):
+                    logger.warning(
+                        "session %s: home history has a hole after seq %d", session_id, after
+                    )
+                    done.held_back.append(session_id)
+                    continue
+                shipments.append(shipment)
+        if not shipments:
+            return
+        with unit_of_work(self._replica) as uow:
+            RegionReplicaRepository(uow.session).apply(shipments)
+        done.sessions += len(shipments)
+        applied = [_event(event) for shipment in shipments for event in shipment.events]
+        done.events += len(applied)
+        self._unpublished.extend(applied)
+        done.published += self._publish_waiting()
+
+    def _publish_waiting(self) -> int:
+        """Publish the waiting events in order; stop at the first that Redis does not take."""
+        if self._publisher is None:
+            self._unpublished.clear()
+            return 0
+        published = 0
+        while self._unpublished:
+            if not self._publisher.deliver(self._unpublished[0]):
+                break
+            self._unpublished.popleft()
+            published += 1
+        return published
