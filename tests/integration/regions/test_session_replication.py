@@ -9,6 +9,8 @@ the test cuts; region B's API serves the SSE stream its readers follow.
 
 from __future__ import annotations
 
+import json
+import signal
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -26,6 +28,7 @@ from services.region_replication import RegionReplicator
 from services.session_service import SubmitSession
 from tests.integration.api.conftest import ApiTenant
 from tests.integration.api.test_live_events import SseReader
+from tests.integration.cli.support import ok, start_indorch
 from tests.integration.regions.conftest import (
     Link,
     Region,
@@ -199,3 +202,32 @@ def test_the_replicator_ships_only_the_tenants_it_is_given(
     RegionReplicator(region_a.database, region_b.database, tenants=["initech"]).catch_up()
     assert len(_copies_per_seq(region_b, "initech")) == 5
     assert _copies_per_seq(region_b, "umbrella") == {}
+
+
+def test_the_replicate_command_catches_up_once_and_runs_until_terminated(
+    region_a: Region, region_b: Region
+) -> None:
+    tenant = "hooli"
+    _tenant(region_a, tenant)
+    session_id = _start_session(region_a, tenant, "by the command")
+    _record(region_a, tenant, session_id, 1, 3)
+    urls = ("--from", region_a.database_url, "--to", region_b.database_url)
+    redis = ("--to-redis", region_b.redis.url)
+
+    once = json.loads(
+        ok(region_a.database_url, "region", "replicate", *urls, *redis, "--once", "--json")
+    )
+    assert (once["sessions"], once["events"], once["published"]) == (1, 5, 5)
+    assert _newest_seq(region_b, tenant, session_id) == 5
+
+    process = start_indorch(region_a.database_url, "region", "replicate", *urls, *redis)
+    try:
+        _record(region_a, tenant, session_id, 4, 6)
+        _wait_until(lambda: _newest_seq(region_b, tenant, session_id) == 8, "B's history")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=WAIT_SECONDS)
+    assert process.returncode == 0, (out, err)
+    shipped = [int(word.split("=")[1]) for word in out.split() if word.startswith("events=")]
+    assert sum(shipped) == 3  # one line per pass that shipped something
+    assert set(_copies_per_seq(region_b, tenant).values()) == {1}
