@@ -65,7 +65,7 @@ def replicate(
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
         def report(done: ReplicationPass) -> None:
-            if done.events or done.sessions or done.held_back:
+            if not done.idle or done.held_back:
                 record: dict[str, Any] = done.as_record()
                 console.print(" ".join(f"{key}={value}" for key, value in record.items()))
 

@@ -8,8 +8,11 @@ applied events to the replica region's Redis streams, so its SSE readers see the
 - **No duplicate**: an event is inserted with `ON CONFLICT (session_id, seq) DO NOTHING`, so a
   pass repeated after a crash, a cut link or a lost commit acknowledgement adds nothing twice.
 - **No gap**: a session's events are applied only as the contiguous run after the replica's
-  cursor, with the row that names its end, in one transaction; a run with a hole (history
-  pruned at home) is held back and reported, never applied.
+  cursor, with the row that names its end, in one transaction, and only if the replica's row
+  still has the cursor the run follows (a conditional upsert); a run with a hole (history
+  pruned at home) is held back and reported, never applied. The replicator remembers the
+  replica's cursors between passes (one read of the replica per tenant, not per pass); a
+  refused apply or a failure makes it read them again.
 - **The link**: a failed pass (either database unreachable) changes nothing that was not
   committed; `run` logs it, waits (doubling up to `MAX_BACKOFF_SECONDS`) and tries again from
   the replica's cursors. Events the replica's Redis did not take wait in memory (bounded) and go
@@ -60,14 +63,21 @@ class ReplicationPass:
     sessions: int = 0  # sessions that received events or a newer row
     events: int = 0  # events shipped (a redelivered one counts, the replica skips it)
     held_back: list[str] = field(default_factory=list)  # sessions whose home history has a hole
+    refused: int = 0  # shipments the replica refused (its cursor had moved): shipped again
     published: int = 0
     unpublished: int = 0  # waiting for the replica's Redis
+
+    @property
+    def idle(self) -> bool:
+        """Nothing shipped and nothing left to ship again at once."""
+        return self.events == 0 and self.sessions == 0 and self.refused == 0
 
     def as_record(self) -> dict[str, Any]:
         return {
             "sessions": self.sessions,
             "events": self.events,
             "held_back": len(self.held_back),
+            "refused": self.refused,
             "published": self.published,
             "unpublished": self.unpublished,
         }
@@ -111,15 +121,22 @@ class RegionReplicator:
         self._tenants = sorted(tenants) if tenants else None
         self._events_per_session = events_per_session
         self._known_tenants: set[str] = set()
+        # The replica's cursors as last read or written: the replica is read again only after
+        # a failure or a refused apply (its own rows stay the truth, checked at every apply).
+        self._replica_heads: dict[str, dict[str, int]] = {}
         self._unpublished: deque[SessionEvent] = deque(maxlen=MAX_UNPUBLISHED)
 
     def run_pass(self) -> ReplicationPass:
         """One pass over every tenant; raises `DBAPIError` when a database does not answer."""
         done = ReplicationPass()
         done.published += self._publish_waiting()
-        for tenant in self._tenant_list():
-            self._ensure_tenant(tenant)
-            self._replicate_tenant(tenant, done)
+        try:
+            for tenant in self._tenant_list():
+                self._ensure_tenant(tenant)
+                self._replicate_tenant(tenant, done)
+        except DBAPIError:
+            self._replica_heads.clear()  # a commit may or may not have happened: read again
+            raise
         done.published += self._publish_waiting()
         done.unpublished = len(self._unpublished)
         return done
@@ -133,8 +150,9 @@ class RegionReplicator:
             total.events += done.events
             total.held_back += done.held_back
             total.published += done.published
+            total.refused += done.refused
             total.unpublished = done.unpublished
-            if done.events == 0 and done.sessions == 0:
+            if done.idle:
                 break
         return total
 
@@ -160,7 +178,7 @@ class RegionReplicator:
             backoff = FIRST_BACKOFF_SECONDS
             if on_pass is not None:
                 on_pass(done)
-            if done.events == 0 and done.sessions == 0:
+            if done.idle:
                 stop.wait(interval)
 
     def _tenant_list(self) -> list[str]:
@@ -184,8 +202,11 @@ class RegionReplicator:
         with tenant_scope(tenant):
             with unit_of_work(self._home) as uow:
                 home_heads = RegionReplicaRepository(uow.session).session_heads()
-            with unit_of_work(self._replica) as uow:
-                replica_heads = RegionReplicaRepository(uow.session).session_heads()
+            replica_heads = self._replica_heads.get(tenant)
+            if replica_heads is None:
+                with unit_of_work(self._replica) as uow:
+                    replica_heads = RegionReplicaRepository(uow.session).session_heads()
+                self._replica_heads[tenant] = replica_heads
             behind = sorted(  # ids are time-ordered: a parent before its children
                 session_id
                 for session_id, seq in home_heads.items()
@@ -193,9 +214,13 @@ class RegionReplicator:
             )
             for start in range(0, len(behind), SESSIONS_PER_TRANSACTION):
                 chunk = behind[start : start + SESSIONS_PER_TRANSACTION]
-                self._ship(chunk, replica_heads, done)
+                if not self._ship(chunk, replica_heads, done):
+                    del self._replica_heads[tenant]  # refused: the next pass reads B's cursors
+                    return
 
-    def _ship(self, session_ids: list[str], cursors: dict[str, int], done: ReplicationPass) -> None:
+    def _ship(self, session_ids: list[str], cursors: dict[str, int], done: ReplicationPass) -> bool:
+        """Ship the sessions after `cursors` (updated as they are applied); False when the
+        replica refused one (its cursor was not the one expected)."""
         shipments: list[SessionShipment] = []
         with unit_of_work(self._home) as uow:
             home = RegionReplicaRepository(uow.session)
@@ -212,14 +237,20 @@ class RegionReplicator:
                     continue
                 shipments.append(shipment)
         if not shipments:
-            return
+            return True
         with unit_of_work(self._replica) as uow:
-            RegionReplicaRepository(uow.session).apply(shipments)
-        done.sessions += len(shipments)
-        applied = [_event(event) for shipment in shipments for event in shipment.events]
-        done.events += len(applied)
-        self._unpublished.extend(applied)
+            applied = set(RegionReplicaRepository(uow.session).apply(shipments))
+        events: list[SessionEvent] = []
+        for shipment in shipments:
+            if shipment.session_id in applied:
+                cursors[shipment.session_id] = shipment.last_seq
+                events += [_event(event) for event in shipment.events]
+        done.sessions += len(applied)
+        done.refused += len(shipments) - len(applied)
+        done.events += len(events)
+        self._unpublished.extend(events)
         done.published += self._publish_waiting()
+        return len(applied) == len(shipments)
 
     def _publish_waiting(self) -> int:
         """Publish the waiting events in order; stop at the first that Redis does not take."""

@@ -39,6 +39,7 @@ class SessionShipment:
 
     row: dict[str, Any]
     events: list[dict[str, Any]]
+    after_seq: int  # the replica's cursor the events follow
 
     @property
     def session_id(self) -> str:
@@ -110,31 +111,37 @@ class RegionReplicaRepository(TenantScopedRepository):
                 .order_by(EVENTS.c.seq)
             ).mappings()
         ]
-        return SessionShipment(row={**row, "last_event_seq": upto}, events=events)
+        return SessionShipment({**row, "last_event_seq": upto}, events, after_seq)
 
-    def apply(self, shipments: Sequence[SessionShipment]) -> None:
-        """Write the sessions' rows (unless the replica's is newer) and insert their events,
-        each at most once: an event already there (a redelivery) is skipped by its
-        `(session_id, seq)` key."""
+    def apply(self, shipments: Sequence[SessionShipment]) -> list[str]:
+        """Write each session's row and insert its events, if the replica's cursor is still
+        the one the shipment follows (a conditional upsert, as every state change here); the
+        ids of the sessions applied. An event already there (a redelivery) is skipped by its
+        `(session_id, seq)` key, so nothing is ever stored twice."""
         _require_postgres(self._session)
+        applied: list[str] = []
         for shipment in shipments:
             self._owned(shipment.row["tenant_id"])
             insert = postgresql.insert(SESSIONS).values(**shipment.row)
-            newer = (SESSIONS.c.version <= insert.excluded.version) & (
-                SESSIONS.c.last_event_seq <= insert.excluded.last_event_seq
+            follows = (SESSIONS.c.last_event_seq == shipment.after_seq) & (
+                SESSIONS.c.version <= insert.excluded.version
             )
-            self._session.execute(
+            written = self._session.execute(
                 insert.on_conflict_do_update(
                     index_elements=[SESSIONS.c.id],
                     set_={
                         c.name: insert.excluded[c.name] for c in SESSIONS.columns if c.name != "id"
                     },
-                    where=newer,
-                )
-            )
+                    where=follows,
+                ).returning(SESSIONS.c.id)
+            ).first()
+            if written is None:
+                continue  # the replica moved on (or back): the caller re-reads its cursors
+            applied.append(shipment.session_id)
             if shipment.events:
                 self._session.execute(
                     postgresql.insert(EVENTS)
                     .values([{**event, "tenant_id": self.tenant_id} for event in shipment.events])
                     .on_conflict_do_nothing(index_elements=[EVENTS.c.session_id, EVENTS.c.seq])
                 )
+        return applied

@@ -231,3 +231,30 @@ def test_the_replicate_command_catches_up_once_and_runs_until_terminated(
     shipped = [int(word.split("=")[1]) for word in out.split() if word.startswith("events=")]
     assert sum(shipped) == 3  # one line per pass that shipped something
     assert set(_copies_per_seq(region_b, tenant).values()) == {1}
+
+
+def test_a_replica_that_lost_its_newest_events_is_refilled_without_a_gap(
+    region_a: Region, region_b: Region
+) -> None:
+    """The replicator remembers B's cursors between passes; a B restored from an older backup
+    refuses shipments that do not follow its own cursor, and is refilled from where it is."""
+    tenant = "wayne"
+    _tenant(region_a, tenant)
+    session_id = _start_session(region_a, tenant, "restored from a backup")
+    _record(region_a, tenant, session_id, 1, 3)
+    replicator = RegionReplicator(region_a.database, region_b.database)
+    assert replicator.catch_up().events == 5
+
+    engine = create_engine(region_b.database_url, poolclass=NullPool)  # B loses seq 4 and 5
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM session_events WHERE seq > 3"))
+            connection.execute(text("UPDATE sessions SET last_event_seq = 3"))
+    finally:
+        engine.dispose()
+    _record(region_a, tenant, session_id, 4, 5)  # A moves on to seq 7
+
+    done = replicator.catch_up()
+    assert done.refused == 1  # seq 6..7 after a cursor of 5 would have left a hole at 4..5
+    assert [e.seq for e in _history(region_b, tenant, session_id)] == list(range(1, 8))
+    assert set(_copies_per_seq(region_b, tenant).values()) == {1}
