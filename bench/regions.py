@@ -5,7 +5,7 @@
 
 Region A and region B each get a fresh migrated PostgreSQL database (on the one local server) and
 their own `redis-server` on a free port. `indorch region replicate` runs as its own process in
-"region A", reaching B's database and Redis through `standins.link_proxy.LinkProxy` (the link).
+"region A", reaching B's database and Redis through `standins.link_proxy.LinkProcess` (the link).
 A writer records `--rate` events a second into A, spread over `--sessions` sessions of
 `--tenants` tenants, as a wave does (`EventBatch` flushed, then published to A's Redis), and
 notes when each commit returned. Two observers note when each event becomes visible in B:
@@ -20,7 +20,7 @@ streams must carry each event at least once. Results: a table and `bench/results
 
 What the figures include: the replicator's pass interval (`--interval`: a pass finds nothing
 new, then waits), the observers' poll interval, and after the cut the replicator's backoff (it
-retries after 0.2 s, doubling up to 5 s, so a cut of several seconds adds up to 5 s to the
+retries after 0.2 s, doubling up to 2 s, so a cut of several seconds adds up to 2 s to the
 catch-up). All processes share one machine (2 cores), so there is no network latency in them.
 """
 
@@ -58,10 +58,10 @@ from resources.redis.live_events import RedisEventPublisher, decode
 from services.event_batch import EventBatch
 from services.factory import ServiceFactory
 from services.session_service import SubmitSession
-from standins.link_proxy import LinkProxy, free_port
+from standins.link_proxy import LinkProcess, free_port
 
 RESULTS = Path(__file__).parent / "results" / "regions.json"
-POLL_SECONDS = 0.005
+POLL_SECONDS = 0.02
 DRAIN_SECONDS = 3.0
 WAIT_SECONDS = 120.0
 INDORCH = str(Path(sys.executable).parent / "indorch")
@@ -236,13 +236,14 @@ class Regions:
     redis_a: str
     url_b: str
     redis_b: str
-    database_link: LinkProxy
-    redis_link: LinkProxy
+    database_link: LinkProcess
+    redis_link: LinkProcess
 
     @property
     def linked_url_b(self) -> str:
         """B's database as the replicator reaches it: through the link."""
-        return make_url(self.url_b).set(port=self.database_link.port).render_as_string(False)
+        linked = make_url(self.url_b).set(host="127.0.0.1", port=self.database_link.port)
+        return linked.render_as_string(hide_password=False)
 
     @property
     def linked_redis_b(self) -> str:
@@ -267,8 +268,8 @@ def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         server = make_url(url_b)
         redis_b_port = int(redis_b.rsplit(":", 1)[1].split("/")[0])
         with (
-            LinkProxy(server.host or "127.0.0.1", server.port or 5432) as database_link,
-            LinkProxy("127.0.0.1", redis_b_port) as redis_link,
+            LinkProcess(server.host or "127.0.0.1", server.port or 5432) as database_link,
+            LinkProcess("127.0.0.1", redis_b_port) as redis_link,
         ):
             regions = Regions(url_a, redis_a, url_b, redis_b, database_link, redis_link)
             return _measure(args, regions)
@@ -321,6 +322,8 @@ def _measure(args: argparse.Namespace, regions: Regions) -> dict[str, Any]:
         time.sleep(args.steady)
         with clocks.lock:
             steady = [key for key, at in clocks.committed.items() if at >= steady_from]
+        _wait_for(set(steady), clocks.in_database, clocks)  # the steady phase's events all in
+        _wait_for(set(steady), clocks.on_stream, clocks)  # B before the cut (the writer goes on)
         cut_at = time.time()
         regions.cut()
         time.sleep(args.cut)
@@ -356,6 +359,7 @@ def _measure(args: argparse.Namespace, regions: Regions) -> dict[str, Any]:
         "pass_interval_s": args.interval,
         "steady": {
             "seconds": args.steady,
+            "events_per_s_recorded": round(len(steady) / args.steady, 1),
             "to_b_history": _lags_ms(clocks, steady, clocks.in_database),
             "to_b_live_stream": _lags_ms(clocks, steady, clocks.on_stream),
         },

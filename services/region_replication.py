@@ -43,11 +43,11 @@ from resources.database.repositories.region_replica import (
 
 logger = logging.getLogger(__name__)
 
-SESSIONS_PER_TRANSACTION = 50
+SESSIONS_PER_PASS = 100  # per tenant
 EVENTS_PER_SESSION = 500  # per pass; a session further behind continues in the next pass
 MAX_UNPUBLISHED = 100_000
 FIRST_BACKOFF_SECONDS = 0.2
-MAX_BACKOFF_SECONDS = 5.0
+MAX_BACKOFF_SECONDS = 2.0
 
 
 class LivePublisher(Protocol):
@@ -199,45 +199,45 @@ class RegionReplicator:
         self._known_tenants.add(tenant)
 
     def _replicate_tenant(self, tenant: str, done: ReplicationPass) -> None:
+        """One transaction at home (which sessions are behind, their rows and events), one in
+        the replica (apply), at most `SESSIONS_PER_PASS` sessions; `run` goes on at once while
+        a pass shipped something."""
         with tenant_scope(tenant):
-            with unit_of_work(self._home) as uow:
-                home_heads = RegionReplicaRepository(uow.session).session_heads()
-            replica_heads = self._replica_heads.get(tenant)
-            if replica_heads is None:
+            cursors = self._replica_heads.get(tenant)
+            if cursors is None:
                 with unit_of_work(self._replica) as uow:
-                    replica_heads = RegionReplicaRepository(uow.session).session_heads()
-                self._replica_heads[tenant] = replica_heads
-            behind = sorted(  # ids are time-ordered: a parent before its children
-                session_id
-                for session_id, seq in home_heads.items()
-                if seq > replica_heads.get(session_id, 0)
-            )
-            for start in range(0, len(behind), SESSIONS_PER_TRANSACTION):
-                chunk = behind[start : start + SESSIONS_PER_TRANSACTION]
-                if not self._ship(chunk, replica_heads, done):
-                    del self._replica_heads[tenant]  # refused: the next pass reads B's cursors
-                    return
-
-    def _ship(self, session_ids: list[str], cursors: dict[str, int], done: ReplicationPass) -> bool:
-        """Ship the sessions after `cursors` (updated as they are applied); False when the
-        replica refused one (its cursor was not the one expected)."""
-        shipments: list[SessionShipment] = []
-        with unit_of_work(self._home) as uow:
-            home = RegionReplicaRepository(uow.session)
-            for session_id in session_ids:
-                after = cursors.get(session_id, 0)
-                shipment = home.shipment(session_id, after, self._events_per_session)
-                if shipment is None:
-                    continue  # deleted at home since the heads were read
-                if not _contiguous(shipment, after):
+                    cursors = RegionReplicaRepository(uow.session).session_heads()
+                self._replica_heads[tenant] = cursors
+            with unit_of_work(self._home) as uow:
+                home = RegionReplicaRepository(uow.session)
+                behind = sorted(  # ids are time-ordered: a parent before its children
+                    session_id
+                    for session_id, seq in home.session_heads().items()
+                    if seq > cursors.get(session_id, 0)
+                )[:SESSIONS_PER_PASS]
+                wanted = {session_id: cursors.get(session_id, 0) for session_id in behind}
+                shipments = home.shipments(wanted, self._events_per_session)
+            complete = []
+            for shipment in shipments:
+                if _contiguous(shipment, shipment.after_seq):
+                    complete.append(shipment)
+                else:
                     logger.warning(
-                        "session %s: home history has a hole after seq %d", session_id, after
+                        "session %s: its home history has a hole after seq %d",
+                        shipment.session_id,
+                        shipment.after_seq,
                     )
-                    done.held_back.append(session_id)
-                    continue
-                shipments.append(shipment)
-        if not shipments:
-            return True
+                    done.held_back.append(shipment.session_id)
+            if complete:
+                self._apply(tenant, complete, cursors, done)
+
+    def _apply(
+        self,
+        tenant: str,
+        shipments: list[SessionShipment],
+        cursors: dict[str, int],
+        done: ReplicationPass,
+    ) -> None:
         with unit_of_work(self._replica) as uow:
             applied = set(RegionReplicaRepository(uow.session).apply(shipments))
         events: list[SessionEvent] = []
@@ -248,9 +248,10 @@ class RegionReplicator:
         done.sessions += len(applied)
         done.refused += len(shipments) - len(applied)
         done.events += len(events)
+        if len(applied) < len(shipments):
+            del self._replica_heads[tenant]  # the replica moved: the next pass reads its cursors
         self._unpublished.extend(events)
         done.published += self._publish_waiting()
-        return len(applied) == len(shipments)
 
     def _publish_waiting(self) -> int:
         """Publish the waiting events in order; stop at the first that Redis does not take."""

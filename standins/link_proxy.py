@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+import subprocess
+import sys
 import threading
 
 BUFFER_BYTES = 65536
@@ -109,3 +111,68 @@ def _reset(connection: socket.socket) -> None:
         connection.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked reading it
     with contextlib.suppress(OSError):
         connection.close()
+
+
+class LinkProcess:
+    """The same link in a process of its own, so that forwarding bytes never waits for the
+    caller's interpreter (a bench measuring lag must not sit in the path it measures).
+    Driven over its stdin: ``cut`` / ``restore``, each answered ``ok``."""
+
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.port = free_port()
+        self._process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> LinkProcess:
+        command = [sys.executable, "-m", "standins.link_proxy", self.upstream[0]]
+        command += [str(self.upstream[1]), str(self.port)]
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self._expect("listening")
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(5)
+
+    def cut(self) -> None:
+        self._send("cut")
+
+    def restore(self) -> None:
+        self._send("restore")
+
+    def _send(self, command: str) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        self._process.stdin.write(command + "\n")
+        self._process.stdin.flush()
+        self._expect("ok")
+
+    def _expect(self, word: str) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        line = self._process.stdout.readline().strip()
+        if line != word:
+            raise RuntimeError(f"link proxy answered {line!r}, not {word!r}")
+
+
+def main() -> None:
+    """`python -m standins.link_proxy HOST PORT LISTEN_PORT`: see `LinkProcess`."""
+    host, port, listen = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    link = LinkProxy(host, port, listen)
+    link.restore()
+    print("listening", flush=True)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "cut":
+            link.cut()
+        elif command == "restore":
+            link.restore()
+        else:
+            print(f"unknown command {command!r}", flush=True)
+            continue
+        print("ok", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -13,11 +13,11 @@ or a cut link with the data it describes, and never runs ahead of it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, and_, or_, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -28,9 +28,9 @@ from resources.database.schema import SessionEventRow, SessionRow, TenantRow
 SESSIONS: Table = SessionRow.__table__  # type: ignore[assignment]
 EVENTS: Table = SessionEventRow.__table__  # type: ignore[assignment]
 TENANTS: Table = TenantRow.__table__  # type: ignore[assignment]
-EVENT_COLUMNS = tuple(
-    c.name for c in EVENTS.columns if c.name != "id"
-)  # the replica numbers its own rows
+# Every column but the row id: the replica numbers its own rows.
+EVENT_COLUMNS = tuple(c.name for c in EVENTS.columns if c.name != "id")
+EVENTS_PER_STATEMENT = 1000  # 9 parameters each: within the protocol's 65,535
 
 
 @dataclass(frozen=True)
@@ -82,66 +82,79 @@ class RegionReplicaRepository(TenantScopedRepository):
         )
         return {session_id: int(seq) for session_id, seq in self._session.execute(query)}
 
-    def shipment(self, session_id: str, after_seq: int, limit: int) -> SessionShipment | None:
-        """The session's row and up to `limit` events after `after_seq`; the row's
-        `last_event_seq` is cut to the last event shipped, so row and events agree. None when
-        the session is gone."""
-        row = (
-            self._session.execute(
+    def shipments(self, cursors: Mapping[str, int], limit: int) -> list[SessionShipment]:
+        """Per session of `cursors` (id -> the replica's seq), its row and up to `limit` events
+        after the cursor, in two queries; each row's `last_event_seq` is cut to the last event
+        shipped, so row and events agree. A session gone at home is left out."""
+        if not cursors:
+            return []
+        rows = {
+            str(row["id"]): dict(row)
+            for row in self._session.execute(
                 select(SESSIONS).where(
-                    SESSIONS.c.tenant_id == self.tenant_id, SESSIONS.c.id == session_id
+                    SESSIONS.c.tenant_id == self.tenant_id, SESSIONS.c.id.in_(list(cursors))
                 )
-            )
-            .mappings()
-            .first()
-        )
-        if row is None:
-            return None
-        upto = min(int(row["last_event_seq"]), after_seq + limit)
-        events = [
-            dict(event)
-            for event in self._session.execute(
-                select(*(EVENTS.c[name] for name in EVENT_COLUMNS))
-                .where(
-                    EVENTS.c.tenant_id == self.tenant_id,
-                    EVENTS.c.session_id == session_id,
-                    EVENTS.c.seq > after_seq,
-                    EVENTS.c.seq <= upto,
-                )
-                .order_by(EVENTS.c.seq)
             ).mappings()
+        }
+        upto = {
+            session_id: min(int(row["last_event_seq"]), cursors[session_id] + limit)
+            for session_id, row in rows.items()
+        }
+        runs = [
+            and_(EVENTS.c.session_id == sid, EVENTS.c.seq > cursors[sid], EVENTS.c.seq <= last)
+            for sid, last in upto.items()
+            if last > cursors[sid]
         ]
-        return SessionShipment({**row, "last_event_seq": upto}, events, after_seq)
+        events: dict[str, list[dict[str, Any]]] = {session_id: [] for session_id in rows}
+        if runs:
+            query = (
+                select(*(EVENTS.c[name] for name in EVENT_COLUMNS))
+                .where(EVENTS.c.tenant_id == self.tenant_id, or_(*runs))
+                .order_by(EVENTS.c.session_id, EVENTS.c.seq)
+            )
+            for event in self._session.execute(query).mappings():
+                events[event["session_id"]].append(dict(event))
+        return [
+            SessionShipment(
+                {**row, "last_event_seq": upto[session_id]},
+                events[session_id],
+                cursors[session_id],
+            )
+            for session_id, row in sorted(rows.items())  # ids are time-ordered: parents first
+        ]
 
     def apply(self, shipments: Sequence[SessionShipment]) -> list[str]:
-        """Write each session's row and insert its events, if the replica's cursor is still
-        the one the shipment follows (a conditional upsert, as every state change here); the
-        ids of the sessions applied. An event already there (a redelivery) is skipped by its
+        """Write the sessions' rows and insert their events, for each session whose cursor in
+        the replica (its row locked meanwhile) is still the one its shipment follows; the ids
+        of the sessions applied. An event already there (a redelivery) is skipped by its
         `(session_id, seq)` key, so nothing is ever stored twice."""
         _require_postgres(self._session)
-        applied: list[str] = []
         for shipment in shipments:
             self._owned(shipment.row["tenant_id"])
-            insert = postgresql.insert(SESSIONS).values(**shipment.row)
-            follows = (SESSIONS.c.last_event_seq == shipment.after_seq) & (
-                SESSIONS.c.version <= insert.excluded.version
+        ids = [shipment.session_id for shipment in shipments]
+        locked = self._session.execute(
+            select(SESSIONS.c.id, SESSIONS.c.last_event_seq)
+            .where(SESSIONS.c.tenant_id == self.tenant_id, SESSIONS.c.id.in_(ids))
+            .with_for_update()
+        )
+        current = {session_id: int(seq) for session_id, seq in locked}
+        accepted = [s for s in shipments if current.get(s.session_id, 0) == s.after_seq]
+        if not accepted:
+            return []
+        insert = postgresql.insert(SESSIONS).values([shipment.row for shipment in accepted])
+        self._session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[SESSIONS.c.id],
+                set_={c.name: insert.excluded[c.name] for c in SESSIONS.columns if c.name != "id"},
+                # a row inserted meanwhile by another replicator is overwritten only by a newer one
+                where=SESSIONS.c.last_event_seq <= insert.excluded.last_event_seq,
             )
-            written = self._session.execute(
-                insert.on_conflict_do_update(
-                    index_elements=[SESSIONS.c.id],
-                    set_={
-                        c.name: insert.excluded[c.name] for c in SESSIONS.columns if c.name != "id"
-                    },
-                    where=follows,
-                ).returning(SESSIONS.c.id)
-            ).first()
-            if written is None:
-                continue  # the replica moved on (or back): the caller re-reads its cursors
-            applied.append(shipment.session_id)
-            if shipment.events:
-                self._session.execute(
-                    postgresql.insert(EVENTS)
-                    .values([{**event, "tenant_id": self.tenant_id} for event in shipment.events])
-                    .on_conflict_do_nothing(index_elements=[EVENTS.c.session_id, EVENTS.c.seq])
-                )
-        return applied
+        )
+        events = [{**event, "tenant_id": self.tenant_id} for s in accepted for event in s.events]
+        for start in range(0, len(events), EVENTS_PER_STATEMENT):
+            self._session.execute(
+                postgresql.insert(EVENTS)
+                .values(events[start : start + EVENTS_PER_STATEMENT])
+                .on_conflict_do_nothing(index_elements=[EVENTS.c.session_id, EVENTS.c.seq])
+            )
+        return [shipment.session_id for shipment in accepted]
