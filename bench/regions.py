@@ -238,6 +238,7 @@ class Regions:
     redis_b: str
     database_link: LinkProcess
     redis_link: LinkProcess
+    scratch: Path
 
     @property
     def linked_url_b(self) -> str:
@@ -271,7 +272,7 @@ def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
             LinkProcess(server.host or "127.0.0.1", server.port or 5432) as database_link,
             LinkProcess("127.0.0.1", redis_b_port) as redis_link,
         ):
-            regions = Regions(url_a, redis_a, url_b, redis_b, database_link, redis_link)
+            regions = Regions(url_a, redis_a, url_b, redis_b, database_link, redis_link, scratch)
             return _measure(args, regions)
 
 
@@ -298,11 +299,11 @@ def _measure(args: argparse.Namespace, regions: Regions) -> dict[str, Any]:
         clocks.committed[(session_id, 1)] = time.time()
     command = [INDORCH, "region", "replicate", "--from", regions.url_a, "--to"]
     command += [regions.linked_url_b, "--to-redis", regions.linked_redis_b]
-    replicator = subprocess.Popen(
-        [*command, "--interval", str(args.interval)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    passes_log = regions.scratch / "replicator.out"
+    with passes_log.open("w") as out:
+        replicator = subprocess.Popen(
+            [*command, "--interval", str(args.interval)], stdout=out, stderr=subprocess.DEVNULL
+        )
     stop_observers, stop_writer = threading.Event(), threading.Event()
     observers = [
         threading.Thread(target=_database_observer, args=(regions.url_b, clocks, stop_observers)),
@@ -369,7 +370,23 @@ def _measure(args: argparse.Namespace, regions: Regions) -> dict[str, Any]:
             "catch_up_to_b_history_s": round(caught_up_db, 2),
             "catch_up_to_b_live_stream_s": round(caught_up_stream, 2),
         },
+        "shipping_pass_ms": _pass_times(passes_log),
         "exactness": _exactness(regions.url_b, clocks),
+    }
+
+
+def _pass_times(log: Path) -> dict[str, Any]:
+    """How long the replicator's passes that shipped something took (its report lines)."""
+    seconds = [
+        float(word.split("=")[1])
+        for line in log.read_text().splitlines()
+        for word in line.split()
+        if word.startswith("seconds=")
+    ]
+    return {
+        "passes": len(seconds),
+        "p50": round(1000 * (percentile(seconds, 0.5) or 0.0), 1),
+        "p95": round(1000 * (percentile(seconds, 0.95) or 0.0), 1),
     }
 
 
@@ -403,6 +420,11 @@ def main() -> None:
         f"link cut {cut['seconds']} s ({cut['events_recorded_during_cut']} events recorded in A "
         f"meanwhile): B's history caught up {cut['catch_up_to_b_history_s']} s after the "
         f"restore, its live stream {cut['catch_up_to_b_live_stream_s']} s"
+    )
+    passes = result["shipping_pass_ms"]
+    print(
+        f"replicator: {passes['passes']} passes shipped something, each took p50 "
+        f"{passes['p50']} ms, p95 {passes['p95']} ms"
     )
     print(
         f"exactness: {exact['events_in_a']} events in A, {exact['events_in_b']} in B, "

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Protocol
 
 from sqlalchemy.exc import DBAPIError
@@ -46,14 +48,15 @@ logger = logging.getLogger(__name__)
 SESSIONS_PER_PASS = 100  # per tenant
 EVENTS_PER_SESSION = 500  # per pass; a session further behind continues in the next pass
 MAX_UNPUBLISHED = 100_000
+PUBLISH_BATCH = 500
 FIRST_BACKOFF_SECONDS = 0.2
 MAX_BACKOFF_SECONDS = 2.0
 
 
 class LivePublisher(Protocol):
-    """What the replica region's live streams take (`RedisEventPublisher.deliver`)."""
+    """What the replica region's live streams take (`RedisEventPublisher.deliver_many`)."""
 
-    def deliver(self, event: SessionEvent) -> bool: ...
+    def deliver_many(self, events: Sequence[SessionEvent]) -> bool: ...
 
 
 @dataclass
@@ -64,6 +67,7 @@ class ReplicationPass:
     events: int = 0  # events shipped (a redelivered one counts, the replica skips it)
     held_back: list[str] = field(default_factory=list)  # sessions whose home history has a hole
     refused: int = 0  # shipments the replica refused (its cursor had moved): shipped again
+    seconds: float = 0.0  # how long the pass took
     published: int = 0
     unpublished: int = 0  # waiting for the replica's Redis
 
@@ -80,6 +84,7 @@ class ReplicationPass:
             "refused": self.refused,
             "published": self.published,
             "unpublished": self.unpublished,
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -128,6 +133,7 @@ class RegionReplicator:
 
     def run_pass(self) -> ReplicationPass:
         """One pass over every tenant; raises `DBAPIError` when a database does not answer."""
+        started = time.monotonic()
         done = ReplicationPass()
         done.published += self._publish_waiting()
         try:
@@ -139,6 +145,7 @@ class RegionReplicator:
             raise
         done.published += self._publish_waiting()
         done.unpublished = len(self._unpublished)
+        done.seconds = time.monotonic() - started
         return done
 
     def catch_up(self, max_passes: int = 1000) -> ReplicationPass:
@@ -151,6 +158,7 @@ class RegionReplicator:
             total.held_back += done.held_back
             total.published += done.published
             total.refused += done.refused
+            total.seconds += done.seconds
             total.unpublished = done.unpublished
             if done.idle:
                 break
@@ -254,14 +262,17 @@ class RegionReplicator:
         done.published += self._publish_waiting()
 
     def _publish_waiting(self) -> int:
-        """Publish the waiting events in order; stop at the first that Redis does not take."""
+        """Publish the waiting events in order, `PUBLISH_BATCH` a round trip; stop at the first
+        batch that Redis does not take (it waits for the next pass)."""
         if self._publisher is None:
             self._unpublished.clear()
             return 0
         published = 0
         while self._unpublished:
-            if not self._publisher.deliver(self._unpublished[0]):
+            batch = list(islice(self._unpublished, PUBLISH_BATCH))
+            if not self._publisher.deliver_many(batch):
                 break
-            self._unpublished.popleft()
-            published += 1
+            for _ in batch:
+                self._unpublished.popleft()
+            published += len(batch)
         return published

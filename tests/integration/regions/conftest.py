@@ -10,7 +10,6 @@ link (`standins.link_proxy.LinkProxy`, one per service of region B) that a test 
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from api.app import create_app
@@ -29,10 +27,10 @@ from resources.redis.link import ProbeBackoff
 from resources.redis.live_events import RedisEventPublisher
 from services.factory import ServiceFactory
 from services.region_replication import RegionReplicator
-from standins.background_server import BackgroundServer
 from standins.link_proxy import LinkProxy, free_port
-from tests.conftest import created_database, services_required
-from tests.integration.redis.conftest import RedisServerProcess
+from tests.conftest import created_database
+from tests.integration.api.support import served
+from tests.integration.redis.conftest import RedisServerProcess, redis_server_binary
 
 QUICK_PROBES = ProbeBackoff(first=0.05, longest=0.5)  # a restored link is noticed at once
 PASS_INTERVAL_SECONDS = 0.05
@@ -53,12 +51,7 @@ class Region:
 def _region(
     name: str, postgres_url: str, node: str, workdir: Path, serve: bool
 ) -> Iterator[Region]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        reason = "redis-server is not installed (apt-get install redis-server)"
-        if services_required():
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+    binary = redis_server_binary()
     with created_database(postgres_url, f"{node}_{name}") as url:
         upgrade(url)
         redis_server = RedisServerProcess(binary, free_port(), workdir)
@@ -71,15 +64,9 @@ def _region(
             if not serve:
                 yield region
                 return
-            app: FastAPI = create_app(Services(database, factory, redis_server.url))
-            with BackgroundServer(app) as server:
-                region.api_url = server.url
-                try:
-                    yield region
-                finally:
-                    hub = getattr(app.state, "live_event_hub", None)
-                    if hub is not None:
-                        hub.close()
+            with served(create_app(Services(database, factory, redis_server.url))) as url:
+                region.api_url = url
+                yield region
         finally:
             publisher.close()
             database.dispose()
