@@ -9,7 +9,7 @@ applied events to the replica region's Redis streams, so its SSE readers see the
   pass repeated after a crash, a cut link or a lost commit acknowledgement adds nothing twice.
 - **No gap**: a session's events are applied only as the contiguous run after the replica's
   cursor, with the row that names its end, in one transaction, and only if the replica's row
-  still has the cursor the run follows (a conditional upsert); a run with a hole (history
+  still has the cursor the run follows (checked with the row locked); a run with a hole (history
   pruned at home) is held back and reported, never applied. The replicator remembers the
   replica's cursors between passes (one read of the replica per tenant, not per pass); a
   refused apply or a failure makes it read them again.
