@@ -26,6 +26,7 @@ from indorch.health_command import health
 from indorch.model_commands import model_app
 from indorch.output import print_error
 from indorch.patch_command import patch as _patch_command  # noqa: F401
+from indorch.region_commands import region_app
 from indorch.repo_commands import repo_app
 from indorch.retention_commands import retention_app
 from indorch.runtime_commands import runtime_app
@@ -60,6 +61,7 @@ app.add_typer(repo_app, name="repo")
 app.add_typer(runtime_app, name="runtime")
 app.add_typer(api_app, name="api")
 app.add_typer(retention_app, name="retention")
+app.add_typer(region_app, name="region")
 app.command("demo")(demo)
 app.command("health")(health)
 

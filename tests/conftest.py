@@ -23,6 +23,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -102,8 +103,16 @@ def _database_name_for(node_name: str) -> str:
 @pytest.fixture
 def fresh_postgres_url(postgres_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """A brand-new empty database on the same server, dropped after the test."""
+    with created_database(postgres_url, request.node.name) as url:
+        yield url
+
+
+@contextmanager
+def created_database(postgres_url: str, node_name: str) -> Iterator[str]:
+    """A new empty database named after `node_name` on `postgres_url`'s server, dropped on
+    exit (for a test that needs more than one, e.g. two regions)."""
     server_url = make_url(postgres_url)
-    name = _database_name_for(request.node.name)
+    name = _database_name_for(node_name)
     admin = create_engine(
         server_url.set(database="postgres"),
         isolation_level="AUTOCOMMIT",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -117,22 +117,36 @@ class RedisEventPublisher:
     def publish(self, event: SessionEvent) -> None:
         """Never raises for Redis trouble. An event without a valid tenant is a bug: it raises
         `TenantNotSet` or `InvalidInput` rather than land on a key another tenant could share."""
-        tenant_key = tenant_events_key(event.tenant_id)
-        session_key = session_events_key(event.tenant_id, event.session_id)
-        fields = encode(event)
+        self.deliver_many([event])
+
+    def deliver_many(self, events: Sequence[SessionEvent]) -> bool:
+        """Append `events`, in order, in one MULTI/EXEC (one round trip, all or none): for a
+        caller that keeps what did not go through and sends it again (a region replicator).
+        False when Redis did not take them (each counted as dropped)."""
+        appends = [
+            (
+                tenant_events_key(event.tenant_id),
+                session_events_key(event.tenant_id, event.session_id),
+                encode(event),
+            )
+            for event in events
+        ]
 
         def append(client: redis.Redis) -> None:
             pipeline = client.pipeline(transaction=True)
-            pipeline.xadd(tenant_key, fields, maxlen=self._tenant_maxlen, approximate=True)
-            pipeline.xadd(session_key, fields, maxlen=self._session_maxlen, approximate=True)
-            pipeline.expire(session_key, self._session_ttl)
+            for tenant_key, session_key, fields in appends:
+                pipeline.xadd(tenant_key, fields, maxlen=self._tenant_maxlen, approximate=True)
+                pipeline.xadd(session_key, fields, maxlen=self._session_maxlen, approximate=True)
+                pipeline.expire(session_key, self._session_ttl)
             pipeline.execute()
 
         try:
             self._link.call(append)
         except RedisUnavailable:
             with self._lock:
-                self._dropped += 1
+                self._dropped += len(appends)
+            return False
+        return True
 
     def close(self) -> None:
         self._link.close()

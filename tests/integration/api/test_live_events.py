@@ -33,8 +33,8 @@ from resources.redis.live_events import RedisEventPublisher
 from services.event_batch import EventBatch
 from services.factory import ServiceFactory
 from services.session_service import SubmitSession
-from standins.background_server import BackgroundServer
 from tests.integration.api.conftest import ApiTenant, _new_tenant
+from tests.integration.api.support import served
 from tests.integration.redis.conftest import RedisServerProcess, own_redis  # noqa: F401
 
 WAIT_SECONDS = 10.0
@@ -72,13 +72,8 @@ def _stack(database_url: str, redis_url: str) -> Iterator[Stack]:
     wiring = Services(database, ServiceFactory(database, publish=publisher.publish), redis_url)
     app = create_app(wiring)
     try:
-        with BackgroundServer(app) as server:
-            try:
-                yield Stack(wiring, publisher, server.url, app)
-            finally:
-                hub = getattr(app.state, "live_event_hub", None)
-                if hub is not None:
-                    hub.close()
+        with served(app) as url:
+            yield Stack(wiring, publisher, url, app)
     finally:
         publisher.close()
         database.dispose()

@@ -100,15 +100,20 @@ class RedisServerProcess:
         self._process = None
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServerProcess]:
+def redis_server_binary() -> str:
+    """The redis-server program; without it the test skips (fails if services are required)."""
     binary = shutil.which("redis-server")
     if binary is None:
         reason = "redis-server is not installed (apt-get install redis-server)"
         if services_required():
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
-    server = RedisServerProcess(binary, _free_port(), tmp_path)
+    return binary
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServerProcess]:
+    server = RedisServerProcess(redis_server_binary(), _free_port(), tmp_path)
     server.start()
     try:
         yield server
