@@ -10,7 +10,9 @@ requests in flight over keep-alive connections (httpx), each a `POST /api/v1/ses
 own prompt and Idempotency-Key, the first `--warmup` of them unmeasured. Every answer must be 201.
 The rate limit stays on (counted in Redis when `--redis-url` is given) but far above the load.
 Latency is the client's: request sent to answer read. Beside it, the server's CPU time per
-request (its process tree, from /proc): on a loaded machine, what the work itself allows.
+request (its process tree, from /proc): on a loaded machine, what the work itself allows. First,
+the floor in the same run: as many `GET /health/live` (no work, no database) through the same
+server, client and concurrency: what HTTP and the load generator allow here.
 Results: a table on stdout and `bench/results/api.json` (targets: >= 300 submissions/s, p95 <=
 50 ms).
 """
@@ -27,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +107,31 @@ def _wait_ready(base: str, server: subprocess.Popen, log: Path) -> None:
     raise SystemExit(f"the API server did not answer in {START_TIMEOUT_SECONDS:.0f} s")
 
 
-async def _load(base: str, key: str, total: int, warmup: int, concurrency: int) -> dict[str, Any]:
+Request = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
+
+
+def _submission(key: str) -> Request:
     headers = {"Authorization": f"Bearer {key}", "X-Tenant-ID": TENANT}
+
+    def submit(client: httpx.AsyncClient, number: int) -> Awaitable[httpx.Response]:
+        body = {"prompt": f"Bench request {number}: fix the parser.", "tags": ["bench"]}
+        return client.post(
+            "/api/v1/sessions",
+            json=body,
+            headers={**headers, "Idempotency-Key": f"bench-{number}"},
+        )
+
+    return submit
+
+
+def _liveness(client: httpx.AsyncClient, _number: int) -> Awaitable[httpx.Response]:
+    """The floor: the same server, client and concurrency, an answer that does no work."""
+    return client.get("/health/live")
+
+
+async def _load(
+    base: str, request: Request, total: int, warmup: int, concurrency: int
+) -> dict[str, Any]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     counter = iter(range(warmup + total))
@@ -115,13 +141,8 @@ async def _load(base: str, key: str, total: int, warmup: int, concurrency: int) 
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
 
         async def one(number: int) -> None:
-            body = {"prompt": f"Bench request {number}: fix the parser.", "tags": ["bench"]}
             sent = time.perf_counter()
-            answer = await client.post(
-                "/api/v1/sessions",
-                json=body,
-                headers={**headers, "Idempotency-Key": f"bench-{number}"},
-            )
+            answer = await request(client, number)
             took = time.perf_counter() - sent
             if number >= warmup:
                 latencies.append(took)
@@ -159,8 +180,13 @@ def run_one(kind: str, args: argparse.Namespace, scratch: Path) -> dict[str, Any
         base = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(base, server, log)
+            floor = asyncio.run(
+                _load(base, _liveness, args.requests, args.warmup, args.concurrency)
+            )
             server_cpu, client_cpu = _tree_cpu_seconds(server.pid), time.process_time()
-            measured = asyncio.run(_load(base, key, args.requests, args.warmup, args.concurrency))
+            measured = asyncio.run(
+                _load(base, _submission(key), args.requests, args.warmup, args.concurrency)
+            )
             sent = args.requests + args.warmup
             measured["server_cpu_ms_per_request"] = round(
                 1000 * (_tree_cpu_seconds(server.pid) - server_cpu) / sent, 2
@@ -178,6 +204,7 @@ def run_one(kind: str, args: argparse.Namespace, scratch: Path) -> dict[str, Any
     return {
         "database": kind,
         **measured,
+        "floor": {k: floor[k] for k in ("statuses", "per_second", "latency_ms")},
         "all_created": ok,
         "target_met": ok
         and measured["per_second"] >= TARGET_PER_SECOND
@@ -188,22 +215,23 @@ def run_one(kind: str, args: argparse.Namespace, scratch: Path) -> dict[str, Any
 def _table(results: list[dict[str, Any]]) -> str:
     lines = [
         f"{'database':<10} {'requests':>8} {'per s':>8} {'p50 ms':>8} {'p95 ms':>8} "
-        f"{'p99 ms':>8} {'srv CPU ms':>10}  statuses  target (>= {TARGET_PER_SECOND:.0f}/s, p95 <= "
-        f"{TARGET_P95_MS:.0f} ms)"
+        f"{'p99 ms':>8} {'srv CPU ms':>10} {'floor /s':>9}  statuses  "
+        f"target (>= {TARGET_PER_SECOND:.0f}/s, p95 <= {TARGET_P95_MS:.0f} ms)"
     ]
     for r in results:
         ms = r["latency_ms"]
         lines.append(
             f"{r['database']:<10} {r['requests']:>8} {r['per_second']:>8.1f} {ms['p50']:>8.2f} "
-            f"{ms['p95']:>8.2f} {ms['p99']:>8.2f} {r['server_cpu_ms_per_request']:>10.2f}  "
+            f"{ms['p95']:>8.2f} {ms['p99']:>8.2f} {r['server_cpu_ms_per_request']:>10.2f} "
+            f"{r['floor']['per_second']:>9.1f}  "
             f"{json.dumps(r['statuses'])}  "
             f"{'met' if r['target_met'] else 'NOT met'}"
         )
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.api", description=__doc__)
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=200)
@@ -212,16 +240,19 @@ def main() -> None:
     parser.add_argument("--redis-url", default=None)
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--output", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """Each database in turn; the results document (also for `bench`)."""
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-api-") as scratch:
         for kind in args.databases.split(","):
             results.append(run_one(kind.strip(), args, Path(scratch)))
             print(_table(results[-1:]), file=sys.stderr)
-    print(_table(results))
-    document = {
+    return {
         "bench": "api",
-        "command": "python -m bench.api " + " ".join(sys.argv[1:]),
+        "command": command,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
@@ -233,6 +264,12 @@ def main() -> None:
         "targets": {"per_second": TARGET_PER_SECOND, "p95_ms": TARGET_P95_MS},
         "results": results,
     }
+
+
+def main() -> None:
+    args = parse()
+    document = run(args, "python -m bench.api " + " ".join(sys.argv[1:]))
+    print(_table(document["results"]))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(document, indent=2) + "\n")
 

@@ -362,8 +362,8 @@ def _measure(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.api_events", description=__doc__)
     parser.add_argument("--readers", type=int, default=1000)
     parser.add_argument("--events", type=int, default=40)
     parser.add_argument("--rate", type=float, default=5.0, help="events per second")
@@ -378,7 +378,11 @@ def main() -> None:
             "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
         ),
     )
-    arguments = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    arguments = parse()
     started = time.monotonic()
     load_before = os.getloadavg()[0]
     figures = run(arguments)

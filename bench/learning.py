@@ -184,7 +184,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         db.dispose()
     return {
         "command": "python -m bench.learning "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v),
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v and k != "output"
+        ),
         "machine": {"python": platform.python_version(), "cpus": _cpus()},
         "database": args.database,
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -230,8 +232,8 @@ def print_table(document: dict[str, Any]) -> None:
     Console().print(f"process peak RSS {document['max_rss_mb']:.0f} MB")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.learning", description=__doc__)
     parser.add_argument("--sessions", type=int, default=10_000)
     parser.add_argument("--eval-items", type=int, default=200)
     parser.add_argument("--step-seconds", type=float, default=1.0)
@@ -240,13 +242,15 @@ def main() -> None:
         "--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
     )
     parser.add_argument("--output", type=Path, default=RESULTS)
-    args = parser.parse_args()
-    output = args.output
-    del args.output
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse()
     document = run(args)
     print_table(document)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(document, indent=2) + "\n")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(document, indent=2) + "\n")
 
 
 if __name__ == "__main__":

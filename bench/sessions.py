@@ -230,10 +230,9 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)  # through the `finally` blocks: servers and workers stop
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse(argv)
+def run(args: argparse.Namespace, command: str, console: Console) -> dict[str, Any]:
+    """Every planned scenario, one after another; the results document (also for `bench`)."""
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    console = Console(width=170)
     become_subreaper()
     scenarios = plan(args)
     if any(scenario.runtimes for scenario in scenarios) and (problem := runtime_problem()):
@@ -268,10 +267,8 @@ def main(argv: list[str] | None = None) -> None:
             console.log(f"kept {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
-    document = {
-        "command": " ".join(
-            [".venv/bin/python -m bench.sessions", *map(shlex.quote, argv or sys.argv[1:])]
-        ),
+    return {
+        "command": command,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seconds": round(time.time() - started, 1),
         "machine": {
@@ -289,6 +286,17 @@ def main(argv: list[str] | None = None) -> None:
         "scenarios": results,
         "comparisons": report.comparisons(results),
     }
+
+
+def command_line(argv: list[str]) -> str:
+    return " ".join([".venv/bin/python -m bench.sessions", *map(shlex.quote, argv)])
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse(argv)
+    console = Console(width=170)
+    document = run(args, command_line(argv), console)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(document, indent=2) + "\n")
     report.print_tables(console, document)
