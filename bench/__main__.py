@@ -11,7 +11,7 @@ whether it is met, each bench's command and whole results document, the machine 
 average at the start and the end) and its Markdown beside it (`report.md`, for the README's
 "Performance"). The benches' own results files are left as they are.
 
-`--quick` finishes in a few minutes on 2 cores; the default (full) scale takes about 20.
+`--quick` should finish in a few minutes on 2 idle cores, the default (full) scale in about 20.
 `--database` is the application database of the sessions, learning and SSE benches; the API
 bench measures SQLite and PostgreSQL both, as its issue asks. A bench that fails is reported as
 not measured; the others still are.
@@ -45,7 +45,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--quick", action="store_true", help="a few minutes instead of ~20")
+    parser.add_argument(
+        "--quick", action="store_true", help="small runs: a few minutes instead of ~20"
+    )
     parser.add_argument(
         "--only", default=",".join(BENCHES), help=f"comma-separated, of: {', '.join(BENCHES)}"
     )

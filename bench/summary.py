@@ -66,6 +66,7 @@ def session_figures(document: dict[str, Any]) -> list[Figure]:
         )
         row = f"sessions, run worker, wave size {worker['wave_size']}"
         figures += [
+            _completion_figure(row, worker, command),
             Figure(
                 "sessions",
                 f"{row}: sessions/min",
@@ -138,16 +139,30 @@ def session_figures(document: dict[str, Any]) -> list[Figure]:
         ]
     held = by_key.get("inflight")
     if held is not None:
-        figures.append(
-            _memory_figure(
-                f"sessions, {held['sessions']:,} held at once (max {held['max_in_flight']:,} "
-                "in flight): MB / in-flight session",
-                held,
-                floor,
-                command,
-            )
+        row = (
+            f"sessions, {held['sessions']:,} held at once (max {held['max_in_flight']:,} in flight)"
         )
+        figures += [
+            _completion_figure(row, held, command),
+            _memory_figure(f"{row}: MB / in-flight session", held, floor, command),
+        ]
     return figures
+
+
+def _completion_figure(row: str, scenario: dict[str, Any], command: str) -> Figure:
+    """Whether the row's figures cover every session: a timed-out row measured fewer."""
+    ended = ", timed out" if scenario.get("timed_out") else ""
+    return Figure(
+        "sessions",
+        f"{row}: sessions completed ({scenario['retried']} retried{ended})",
+        scenario["completed"],
+        "",
+        "submitted",
+        scenario["sessions"],
+        "all",
+        scenario["completed"] == scenario["sessions"],
+        command,
+    )
 
 
 def _memory_figure(
@@ -386,6 +401,11 @@ def machine_line(machine: dict[str, Any]) -> str:
     )
 
 
+def _took(report: dict[str, Any]) -> str:
+    seconds = report["machine"].get("seconds")
+    return "" if seconds is None else f", {seconds:,.0f} s"
+
+
 def _triple(values: list[float]) -> str:
     return " / ".join(f"{value:.1f}" for value in values)
 
@@ -397,7 +417,7 @@ def markdown(report: dict[str, Any]) -> str:
         "|" + "---|" * len(HEADERS),
         *("| " + " | ".join(_cells(figure)) + " |" for figure in report["figures"]),
         "",
-        f"Command: `{report['command']}` ({report['scale']} scale), which ran:",
+        f"Command: `{report['command']}` ({report['scale']} scale{_took(report)}), which ran:",
         "",
         *(f"- {bench}: `{command}`" for bench, command in report["commands"].items()),
         "",
