@@ -4,7 +4,8 @@
 # - creates .venv (python3.11, or python3 if it is >= 3.11) when it is missing;
 # - runs `pip install -e '.[dev]'` only when pyproject.toml changed since the last install
 #   (the sha256 of pyproject.toml is kept in .venv/.bootstrap-stamp).
-# - installs bubblewrap (the tenant runtimes' sandbox) when missing: scripts/install_bubblewrap.sh.
+# - installs bubblewrap, iptables (the tenant runtimes' sandbox) and prometheus (the
+#   multi-process test) when missing: scripts/install_system_packages.sh.
 # Fast (well under a second) when nothing changed.
 set -euo pipefail
 
@@ -46,5 +47,5 @@ else
     echo "bootstrap: $VENV up to date"
 fi
 
-# The tenant runtimes' sandbox (a check only, when it is there).
-bash scripts/install_bubblewrap.sh
+# The tenant runtimes' sandbox, Prometheus (a check only, when they are there).
+bash scripts/install_system_packages.sh

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -32,8 +33,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_for(what: str, check: Callable[[], bool], within: float = 180, every: float = 1) -> None:
-    """Until `check()` is true; an exception counts as "not yet" (a process still starting)."""
+def wait_for(
+    what: str,
+    check: Callable[[], bool],
+    within: float = 180,
+    every: float = 1,
+    explain: Callable[[], str] | None = None,
+) -> None:
+    """Until `check()` is true; an exception counts as "not yet" (a process still starting).
+    On time out, the failure carries `explain()` (what was seen, the processes' logs)."""
     deadline = time.monotonic() + within
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -43,7 +51,10 @@ def wait_for(what: str, check: Callable[[], bool], within: float = 180, every: f
         except Exception as error:  # not up yet
             last_error = error
         time.sleep(every)
-    raise AssertionError(f"{what} not seen within {within:.0f} s (last error: {last_error!r})")
+    seen = f"\n{explain()}" if explain is not None else ""
+    raise AssertionError(
+        f"{what} not seen within {within:.0f} s (last error: {last_error!r}){seen}"
+    )
 
 
 def production_environment(
@@ -74,7 +85,8 @@ def production_environment(
 
 class ProductionHost:
     """The Procfile's processes on one environment; logs in `logs/<name>.log` (appended across
-    restarts, so a test's failure shows every life of a process)."""
+    restarts, so a test's failure shows every life of a process). `add` names another process
+    of the host (a monitoring server), started, killed and logged the same way."""
 
     def __init__(self, environment: dict[str, str], logs: Path) -> None:
         self.environment = environment
@@ -82,6 +94,11 @@ class ProductionHost:
         self.commands = procfile()
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         logs.mkdir(parents=True, exist_ok=True)
+
+    def add(self, name: str, argv: list[str]) -> None:
+        if name in self.commands:
+            raise ValueError(f"{name} is a process of the host already")
+        self.commands[name] = shlex.join(argv)
 
     def start(self, *names: str) -> None:
         for name in names:
@@ -120,6 +137,15 @@ class ProductionHost:
     def log(self, name: str) -> str:
         path = self.log_path(name)
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def tails(self, lines: int = 40) -> str:
+        """The end of every process's log, for a failure message."""
+        parts = []
+        for name in self.processes:
+            state = "running" if self.running(name) else f"exited {self.processes[name].poll()}"
+            tail = "\n".join(self.log(name).splitlines()[-lines:])
+            parts.append(f"--- {name} ({state}), last {lines} lines of its log:\n{tail}")
+        return "\n".join(parts)
 
     def stop(self) -> None:
         """SIGTERM to every group, SIGKILL to those still alive after the grace period."""

@@ -16,12 +16,12 @@ import signal
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
-from domain.runtime import OS_USER_PREFIX
+from domain.runtime import OS_USER_PREFIX, os_user_for
 from resources.runtime_host import network_rules
 from resources.runtime_host.sandbox import sandbox_problem
 from tests.conftest import services_required
@@ -32,7 +32,7 @@ from tests.integration.opencode.conftest import (  # noqa: F401  (fixtures, used
 )
 
 
-def _require_sandbox() -> None:
+def require_sandbox() -> None:
     problem = sandbox_problem() or network_rules.network_problem()
     if problem is None:
         return
@@ -47,7 +47,7 @@ def unique_tenant(prefix: str = "rt") -> str:
 
 @pytest.fixture
 def runtime_root() -> Iterator[Path]:
-    _require_sandbox()
+    require_sandbox()
     root = Path(tempfile.mkdtemp(prefix="indorch-runtimes-"))
     os.chmod(root, 0o711)
     users_before = {entry.pw_name for entry in pwd.getpwall()}
@@ -62,7 +62,7 @@ def runtime_root() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def module_runtime_root() -> Iterator[Path]:
     """`runtime_root` for a whole module (its runtimes are slow to start)."""
-    _require_sandbox()
+    require_sandbox()
     root = Path(tempfile.mkdtemp(prefix="indorch-runtimes-"))
     os.chmod(root, 0o711)
     users_before = {entry.pw_name for entry in pwd.getpwall()}
@@ -80,6 +80,21 @@ def _remove_users_made_since(users_before: set[str], chained_before: set[int]) -
     for uid in network_rules.confined_uids() - chained_before:
         network_rules.release(uid)
     made = {e.pw_name: e.pw_uid for e in pwd.getpwall() if e.pw_name not in users_before}
+    _remove_users(made)
+
+
+def remove_tenant_users(tenants: Iterable[str]) -> None:
+    """These tenants' OS users only (another test's, made meanwhile, stay): their processes
+    killed, their firewall rules released, the users deleted."""
+    made = {}
+    for tenant in tenants:
+        with contextlib.suppress(KeyError):
+            entry = pwd.getpwnam(os_user_for(tenant))
+            made[entry.pw_name] = entry.pw_uid
+    _remove_users(made)
+
+
+def _remove_users(made: dict[str, int]) -> None:
     uids = {uid for name, uid in made.items() if name.startswith(OS_USER_PREFIX)}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
