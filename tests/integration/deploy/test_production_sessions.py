@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,23 +83,26 @@ def test_the_dashboard_names_only_series_the_api_exposes() -> None:
     assert variable["name"] == "tenant" and variable["allValue"] == ".*"
 
 
+@dataclass
+class RuntimeTenants:
+    slugs: list[str]
+    root: Path  # the runtimes' root
+
+
 @pytest.fixture
-def tenants() -> Iterator[list[str]]:
-    """Two fresh tenant slugs; afterwards their OS users (and only theirs) are removed."""
+def runtime_tenants() -> Iterator[RuntimeTenants]:
+    """Two fresh tenant slugs and a runtimes' root outside pytest's private temporary directory
+    (the tenant users pass through it). Afterwards their runtimes' processes are killed and
+    their OS users (only theirs: other tests' stay) removed, then the root."""
     require_sandbox()
-    slugs = [unique_tenant("mp"), unique_tenant("mp")]
-    try:
-        yield slugs
-    finally:
-        remove_tenant_users(slugs)
-
-
-@pytest.fixture
-def runtime_root() -> Path:
-    """Outside pytest's private temporary directory: the tenant users pass through it."""
     root = Path(tempfile.mkdtemp(prefix="indorch-runtimes-"))
     os.chmod(root, 0o711)
-    return root
+    made = RuntimeTenants([unique_tenant("mp"), unique_tenant("mp")], root)
+    try:
+        yield made
+    finally:
+        remove_tenant_users(made.slugs)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def operator_cli(environment: dict[str, str], *args: str) -> str:
@@ -146,12 +150,12 @@ def test_sessions_through_the_api_on_two_managed_runtimes_seen_by_prometheus(
     fresh_postgres_url: str,
     migrated_postgres_url: str,
     redis_url: str,
-    tenants: list[str],
-    runtime_root: Path,
+    runtime_tenants: RuntimeTenants,
     scripted_model_url: str,
     opencode_binary: Path,
 ) -> None:
     prometheus_bin = prometheus_binary()
+    tenants, runtime_root = runtime_tenants.slugs, runtime_tenants.root
     runtime_config = tmp_path / "runtime-opencode.json"
     runtime_config.write_text(json.dumps(provider_config(scripted_model_url)))
     environment = production_environment(
@@ -168,35 +172,36 @@ def test_sessions_through_the_api_on_two_managed_runtimes_seen_by_prometheus(
     )
     environment.pop("INDORCH_RUNTIME_ALLOW_UNSANDBOXED", None)
     api = f"http://127.0.0.1:{environment['INDORCH_API_PORT']}"
-    try:
-        with ProductionHost(environment, tmp_path / "logs") as host:
-            host.start("api", "code", "daemon", "webserver")
-            prometheus = Prometheus(host, tmp_path / "prometheus")
-            prometheus.start(prometheus_bin, "indorch-api", [api.removeprefix("http://")])
-            with ThreadPoolExecutor(max_workers=len(tenants)) as pool:
-                keys = dict(
-                    zip(
-                        tenants,
-                        pool.map(lambda s: bootstrap_tenant(environment, s), tenants),
-                        strict=True,
-                    )
+    with ProductionHost(environment, tmp_path / "logs") as host:
+        host.start("api", "code", "daemon", "webserver")
+        prometheus = Prometheus(host, tmp_path / "prometheus")
+        prometheus.start(prometheus_bin, "indorch-api", [api.removeprefix("http://")])
+        with ThreadPoolExecutor(max_workers=len(tenants)) as pool:
+            keys = dict(
+                zip(
+                    tenants,
+                    pool.map(lambda s: bootstrap_tenant(environment, s), tenants),
+                    strict=True,
                 )
-            wait_for(
-                "the API's health answer",
-                lambda: httpx.get(f"{api}/health/live", timeout=5).status_code == 200,
-                explain=host.tails,
             )
-            clients = {
-                slug: httpx.Client(
-                    base_url=f"{api}/api/v1",
-                    headers={"Authorization": f"Bearer {key}", "X-Tenant-ID": slug},
-                    timeout=120,
-                )
-                for slug, key in keys.items()
-            }
+        wait_for(
+            "the API's health answer",
+            lambda: httpx.get(f"{api}/health/live", timeout=5).status_code == 200,
+            explain=host.tails,
+        )
+        clients = {
+            slug: httpx.Client(
+                base_url=f"{api}/api/v1",
+                headers={"Authorization": f"Bearer {key}", "X-Tenant-ID": slug},
+                timeout=120,
+            )
+            for slug, key in keys.items()
+        }
+        try:
             _run_sessions(host, prometheus, clients, environment)
-    finally:
-        shutil.rmtree(runtime_root, ignore_errors=True)
+        finally:
+            for client in clients.values():
+                client.close()
 
 
 def _run_sessions(
@@ -205,8 +210,6 @@ def _run_sessions(
     admins: dict[str, httpx.Client],
     environment: dict[str, str],
 ) -> None:
-    tenants = list(admins)
-
     # The ADMIN keys work the admin routes: a MEMBER key per tenant, which submits the sessions.
     members = {}
     for slug, admin in admins.items():
@@ -217,6 +220,21 @@ def _run_sessions(
             timeout=60,
         )
         assert answered(members[slug].get("/whoami"), 200)["role"] == "MEMBER"
+    try:
+        _sessions_on_runtimes(host, prometheus, admins, members, environment)
+    finally:
+        for client in members.values():
+            client.close()
+
+
+def _sessions_on_runtimes(
+    host: ProductionHost,
+    prometheus: Prometheus,
+    admins: dict[str, httpx.Client],
+    members: dict[str, httpx.Client],
+    environment: dict[str, str],
+) -> None:
+    tenants = list(admins)
 
     # Enable each tenant's managed runtime (as `indorch runtime start` once): started by the
     # API here, then stopped: from now on the runtime sensor starts it when there is work.
