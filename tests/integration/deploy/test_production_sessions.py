@@ -280,10 +280,16 @@ def _sessions_on_runtimes(
             for session in sessions_of(slug).values():
                 lines.append(
                     f"{slug} {session['id']} {session['status']} {session['status_reason']!r}"
-                    f" {session.get('error', '')}"
+                    f" error={session.get('error')!r}"
+                    f" attempts={session['metadata'].get('attempts')}"
                 )
+                if session["status"] != "COMPLETED":  # its last events say where it stands
+                    events = operator_cli(
+                        environment, "session", "events", "--tenant", slug, session["id"]
+                    )
+                    lines += events.splitlines()[-12:]
             lines.append(f"{slug} runtimes: {answered(admins[slug].get('/runtimes'), 200)}")
-        return "\n".join(lines) + "\n" + host.tails()
+        return "\n".join([*lines, host.tails(), run_logs(Path(environment["DAGSTER_HOME"]))])
 
     def all_completed() -> bool:
         return all(
@@ -341,6 +347,15 @@ def _sessions_on_runtimes(
         timeout=10,
     ).json()["data"]
     assert set(tenants) <= set(tenant_values), tenant_values  # the $tenant variable's choices
+
+
+def run_logs(dagster_home: Path, lines: int = 15) -> str:
+    """The end of every run's captured output (the waves' own log lines)."""
+    parts = []
+    for log in sorted(dagster_home.glob("storage/*/compute_logs/*.err")):
+        text = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        parts.append(f"--- run {log.parts[-3]}:\n" + "\n".join(text[-lines:]))
+    return "\n".join(parts)
 
 
 def _runtime_sensor_starts(dagster_pg_url: str, tenants: list[str]) -> set[str]:
