@@ -284,10 +284,7 @@ def _sessions_on_runtimes(
                     f" attempts={session['metadata'].get('attempts')}"
                 )
                 if session["status"] != "COMPLETED":  # its last events say where it stands
-                    events = operator_cli(
-                        environment, "session", "events", "--tenant", slug, session["id"]
-                    )
-                    lines += events.splitlines()[-12:]
+                    lines += last_events(environment, slug, session["id"])
             lines.append(f"{slug} runtimes: {answered(admins[slug].get('/runtimes'), 200)}")
         return "\n".join([*lines, host.tails(), run_logs(Path(environment["DAGSTER_HOME"]))])
 
@@ -347,6 +344,21 @@ def _sessions_on_runtimes(
         timeout=10,
     ).json()["data"]
     assert set(tenants) <= set(tenant_values), tenant_values  # the $tenant variable's choices
+
+
+def last_events(environment: dict[str, str], tenant: str, session_id: str) -> list[str]:
+    """A session's last events (`indorch session events --json`), one line each."""
+    try:
+        events = json.loads(
+            operator_cli(environment, "session", "events", "--tenant", tenant, "--json", session_id)
+        )
+    except Exception as error:  # the failure message must still come out
+        return [f"  (its events could not be read: {error!r})"]
+    return [
+        f"  {e.get('seq')} {e.get('event_type')} {e.get('new_status') or ''}"
+        f" {e.get('reason') or ''} {json.dumps(e.get('data'))[:300]}"
+        for e in events[-8:]
+    ]
 
 
 def run_logs(dagster_home: Path, lines: int = 15) -> str:
