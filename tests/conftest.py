@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -134,6 +135,39 @@ def created_database(postgres_url: str, node_name: str) -> Iterator[str]:
 def sqlite_url(tmp_path: Path) -> str:
     """URL of a SQLite database file in the test's temporary directory."""
     return f"sqlite:///{tmp_path / 'indorch.db'}"
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file the real migrations brought to head, once per run: migrating a file per
+    test took over half a second each (the migrations have tests of their own)."""
+    from resources.database.migrate import upgrade
+
+    path = tmp_path_factory.mktemp("sqlite_template") / "migrated.db"
+    upgrade(f"sqlite:///{path}")
+    leftovers = [p.name for p in path.parent.glob(path.name + "-*")]
+    assert not leftovers, f"{path.name} still has {leftovers}: a copy would miss their pages"
+    return path
+
+
+@pytest.fixture
+def migrated_sqlite_url(migrated_sqlite_template: Path, sqlite_url: str) -> str:
+    """This test's own SQLite database at the current schema (a copy of the run's template)."""
+    shutil.copyfile(migrated_sqlite_template, sqlite_url.removeprefix("sqlite:///"))
+    return sqlite_url
+
+
+def migrated_url(request: pytest.FixtureRequest) -> str:
+    """For a fixture parametrized by backend ("sqlite", or "postgres"/"postgresql"): the test's
+    own migrated SQLite copy, or the run's PostgreSQL database brought to head (a no-op after
+    its first test)."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("migrated_sqlite_url")
+    from resources.database.migrate import upgrade
+
+    url = request.getfixturevalue("postgres_url")
+    upgrade(url)
+    return url
 
 
 # --- Redis ------------------------------------------------------------------------------------

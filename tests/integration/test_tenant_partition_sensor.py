@@ -25,9 +25,8 @@ PartitionRequest = dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRe
 
 
 @pytest.fixture
-def database(sqlite_url: str) -> Iterator[DatabaseResource]:
-    upgrade(sqlite_url)
-    resource = DatabaseResource(url=sqlite_url)
+def database(migrated_sqlite_url: str) -> Iterator[DatabaseResource]:
+    resource = DatabaseResource(url=migrated_sqlite_url)
     yield resource
     resource.dispose()
 

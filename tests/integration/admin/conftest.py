@@ -11,16 +11,15 @@ import pytest
 from domain.caller import Caller
 from domain.tenant import Tenant
 from resources.database import Database
-from resources.database.migrate import upgrade
 from services.factory import ServiceFactory
+from tests.conftest import migrated_url
 
 OPERATOR = Caller.operator()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def services(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[ServiceFactory]:
-    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    upgrade(url)
+def services(request: pytest.FixtureRequest) -> Iterator[ServiceFactory]:
+    url = migrated_url(request)
     database = Database(url)
     yield ServiceFactory(database)
     database.dispose()

@@ -18,8 +18,8 @@ from api.services import Services
 from domain.caller import Caller
 from domain.tenant import Role, Tenant
 from resources.database import Database
-from resources.database.migrate import upgrade
 from services.factory import ServiceFactory
+from tests.conftest import migrated_url
 
 OPERATOR = Caller.operator()
 
@@ -34,9 +34,8 @@ class ApiTenant:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def wiring(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Services]:
-    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    upgrade(url)
+def wiring(request: pytest.FixtureRequest) -> Iterator[Services]:
+    url = migrated_url(request)
     database = Database(url)
     yield Services(database, ServiceFactory(database))
     database.dispose()

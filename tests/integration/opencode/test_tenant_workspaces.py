@@ -19,7 +19,6 @@ import pytest
 from domain.agent import Agent
 from domain.workspace import TenantWorkspace
 from resources.database import Database, tenant_scope, unit_of_work
-from resources.database.migrate import upgrade
 from resources.opencode.client import OpenCodeClient
 from services.tenant_workspaces import (
     WorkspaceRemoval,
@@ -28,6 +27,7 @@ from services.tenant_workspaces import (
     workspace_name,
 )
 from standins.opencode_server import OpenCodeServer
+from tests.conftest import migrated_url
 from tests.integration.database.support import BACKENDS, in_threads, new_tenant
 
 pytestmark = pytest.mark.timeout(120)
@@ -36,9 +36,8 @@ RACERS = 2
 
 
 @pytest.fixture(params=BACKENDS)
-def database(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Database]:
-    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else sqlite_url
-    upgrade(url)
+def database(request: pytest.FixtureRequest) -> Iterator[Database]:
+    url = migrated_url(request)
     database = Database(url)
     yield database
     database.dispose()

@@ -11,7 +11,6 @@ from domain.caller import Caller
 from domain.tenant import Tenant
 from orchestrator_defs.sessions.job import wave_top_up
 from resources.database import Database, unit_of_work
-from resources.database.migrate import upgrade
 from resources.database_resource import DatabaseResource
 from resources.redis.live_events import RedisEventReader
 from resources.redis.resource import RedisResource
@@ -24,9 +23,8 @@ pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-def database(sqlite_url: str, tenant: str) -> Iterator[Database]:
-    upgrade(sqlite_url)
-    database = Database(sqlite_url)
+def database(migrated_sqlite_url: str, tenant: str) -> Iterator[Database]:
+    database = Database(migrated_sqlite_url)
     with unit_of_work(database) as uow:
         uow.tenants.add(Tenant(slug=tenant, name=tenant))
     yield database

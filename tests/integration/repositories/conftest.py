@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from domain.tenant import Tenant
 from resources.database import Database, unit_of_work
-from resources.database.migrate import upgrade
 
 TENANT = "acme"
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    url = f"sqlite:///{tmp_path / 'indorch.db'}"
-    upgrade(url)
-    database = Database(url)
+def database(migrated_sqlite_url: str) -> Iterator[Database]:
+    database = Database(migrated_sqlite_url)
     with unit_of_work(database) as uow:
         uow.tenants.add(Tenant(slug=TENANT, name="Acme"))
         uow.tenants.add(Tenant(slug="globex", name="Globex"))

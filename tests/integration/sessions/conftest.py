@@ -7,13 +7,12 @@ from collections.abc import Iterator
 import pytest
 
 from resources.database import Database
-from resources.database.migrate import upgrade
+from tests.conftest import migrated_url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Database]:
-    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    upgrade(url)
+def database(request: pytest.FixtureRequest) -> Iterator[Database]:
+    url = migrated_url(request)
     database = Database(url)
     yield database
     database.dispose()

@@ -23,7 +23,6 @@ from instance_plugins.dagster_internals import create_run_for_test
 from orchestrator_defs.sensor_evaluation import sensor_context
 from resources.dagster_partitions import tenant_partitions
 from resources.database import Database, tenant_scope, unit_of_work
-from resources.database.migrate import upgrade
 from resources.database_resource import DatabaseResource
 from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
@@ -35,9 +34,8 @@ SUPERVISION = SupervisionConfig(left_behind_seconds=10.0)
 
 
 @pytest.fixture
-def database(sqlite_url: str) -> Iterator[Database]:
-    upgrade(sqlite_url)
-    database = Database(sqlite_url)
+def database(migrated_sqlite_url: str) -> Iterator[Database]:
+    database = Database(migrated_sqlite_url)
     yield database
     database.dispose()
 

@@ -43,9 +43,12 @@ NO_LIVE_WAVES: set[str] = set()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Database]:
-    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("fresh_postgres_url")
-    upgrade(url)
+def database(request: pytest.FixtureRequest) -> Iterator[Database]:
+    if request.param == "sqlite":
+        url = request.getfixturevalue("migrated_sqlite_url")
+    else:
+        url = request.getfixturevalue("fresh_postgres_url")
+        upgrade(url)
     database = Database(url)
     yield database
     database.dispose()
