@@ -20,8 +20,10 @@ depends on it) are marked ``opencode`` and follow the same skip/fail rule; their
 from __future__ import annotations
 
 import os
+import queue
 import re
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +32,7 @@ from pathlib import Path
 import pytest
 import redis
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"
 POSTGRES_FIXTURES = frozenset({"postgres_url", "fresh_postgres_url"})
@@ -101,8 +103,57 @@ def _database_name_for(node_name: str) -> str:
     return f"{prefix}{slug[:room].rstrip('_')}_{suffix}"
 
 
+class DatabaseDropper:
+    """Drops the tests' own databases on a thread of its own: a DROP DATABASE waits for a
+    checkpoint (1-4 s on this machine), which the next test need not wait for. Every database
+    handed to it is dropped before the run ends (`close`)."""
+
+    def __init__(self, server_url: URL) -> None:
+        self._admin = create_engine(
+            server_url.set(database="postgres"),
+            isolation_level="AUTOCOMMIT",
+            connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        )
+        self._names: queue.Queue[str | None] = queue.Queue()
+        self._failures: list[str] = []
+        self._thread = threading.Thread(
+            target=self._drop_each, name="database-dropper", daemon=True
+        )
+        self._thread.start()
+
+    def drop(self, name: str) -> None:
+        self._names.put(name)
+
+    def close(self) -> list[str]:
+        """Waits for every drop asked for; returns those that failed, saying why."""
+        self._names.put(None)
+        self._thread.join()
+        self._admin.dispose()
+        return self._failures
+
+    def _drop_each(self) -> None:
+        while (name := self._names.get()) is not None:
+            try:
+                with self._admin.connect() as connection:
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            except Exception as error:
+                self._failures.append(f"{name}: {type(error).__name__}: {error}")
+
+
+@pytest.fixture(scope="session")
+def database_dropper(postgres_url: str) -> Iterator[DatabaseDropper]:
+    dropper = DatabaseDropper(make_url(postgres_url))
+    try:
+        yield dropper
+    finally:
+        failures = dropper.close()
+        assert not failures, f"test databases left on the server: {failures}"
+
+
 @pytest.fixture
-def fresh_postgres_url(postgres_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+def fresh_postgres_url(
+    postgres_url: str, database_dropper: DatabaseDropper, request: pytest.FixtureRequest
+) -> Iterator[str]:
     """A brand-new empty database on the same server, dropped after the test."""
     with created_database(postgres_url, request.node.name) as url:
         yield url
@@ -122,13 +173,12 @@ def created_database(postgres_url: str, node_name: str) -> Iterator[str]:
     try:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield server_url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+    try:
+        yield server_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        database_dropper.drop(name)
 
 
 @pytest.fixture

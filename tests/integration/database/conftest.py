@@ -23,6 +23,7 @@ from sqlalchemy.pool import NullPool
 
 from resources.database import Database
 from resources.database.migrate import upgrade
+from tests.conftest import DatabaseDropper
 from tests.integration.database.support import BACKENDS, Seed, new_tenant, seed_tenant
 
 # --- databases --------------------------------------------------------------------------------
@@ -35,7 +36,9 @@ def _module_database_name(module_name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def migrated_postgres_url(postgres_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+def migrated_postgres_url(
+    postgres_url: str, database_dropper: DatabaseDropper, request: pytest.FixtureRequest
+) -> Iterator[str]:
     """A new database on the test server for this module, migrated to head; dropped afterwards."""
     server_url = make_url(postgres_url)
     name = _module_database_name(request.module.__name__)
@@ -43,15 +46,14 @@ def migrated_postgres_url(postgres_url: str, request: pytest.FixtureRequest) -> 
     try:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            url = server_url.set(database=name).render_as_string(hide_password=False)
-            upgrade(url)
-            yield url
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+    try:
+        url = server_url.set(database=name).render_as_string(hide_password=False)
+        upgrade(url)
+        yield url
+    finally:
+        database_dropper.drop(name)
 
 
 @pytest.fixture(scope="module")
