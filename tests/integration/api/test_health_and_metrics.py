@@ -52,11 +52,11 @@ def _wiring(url: str, redis_url: str | None, dagster_home: str | None = None) ->
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+def database_url(request: pytest.FixtureRequest, migrated_sqlite_url: str) -> str:
     """A database of this test's own: readiness counts every agent of the platform, so the
     agents other tests registered in a shared database would be counted too."""
     if request.param == "sqlite":
-        return sqlite_url
+        return migrated_sqlite_url
     return request.getfixturevalue("fresh_postgres_url")
 
 
@@ -81,8 +81,8 @@ def test_ready_when_the_database_and_redis_answer_and_nothing_else_is_configured
     assert body["agents"] == {"status": "not configured", "up": 0, "total": 0}
 
 
-def test_redis_down_is_degraded_and_still_ready(sqlite_url: str, redis_url: str) -> None:
-    wiring = _wiring(sqlite_url, NOTHING_LISTENS)
+def test_redis_down_is_degraded_and_still_ready(migrated_sqlite_url: str, redis_url: str) -> None:
+    wiring = _wiring(migrated_sqlite_url, NOTHING_LISTENS)
     try:
         status, body, _ = _ready(wiring)
     finally:
@@ -154,9 +154,13 @@ def empty_definitions(tmp_path: Path) -> Path:
 
 
 def test_the_dagster_daemon_is_read_from_the_instance_heartbeats(
-    sqlite_url: str, redis_url: str, dagster_home: Path, empty_definitions: Path, tmp_path: Path
+    migrated_sqlite_url: str,
+    redis_url: str,
+    dagster_home: Path,
+    empty_definitions: Path,
+    tmp_path: Path,
 ) -> None:
-    wiring = _wiring(sqlite_url, redis_url, str(dagster_home))
+    wiring = _wiring(migrated_sqlite_url, redis_url, str(dagster_home))
     try:
         status, body, _ = _ready(wiring)
         assert (status, body["status"], body["dagster"]) == (200, "degraded", "down")

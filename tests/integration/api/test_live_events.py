@@ -33,6 +33,7 @@ from resources.redis.live_events import RedisEventPublisher
 from services.event_batch import EventBatch
 from services.factory import ServiceFactory
 from services.session_service import SubmitSession
+from tests.conftest import migrated_url
 from tests.integration.api.conftest import ApiTenant, _new_tenant
 from tests.integration.api.support import served
 from tests.integration.redis.conftest import RedisServerProcess, own_redis  # noqa: F401
@@ -80,8 +81,8 @@ def _stack(database_url: str, redis_url: str) -> Iterator[Stack]:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def stack(request: pytest.FixtureRequest, sqlite_url: str, redis_url: str) -> Iterator[Stack]:
-    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+def stack(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Stack]:
+    url = migrated_url(request)
     with _stack(url, redis_url) as served:
         yield served
 
@@ -273,9 +274,9 @@ def test_another_tenants_session_answers_404_and_a_bad_last_event_id_is_refused(
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
 def test_with_redis_unreachable_the_streams_are_served_from_the_database(
-    database: str, request: pytest.FixtureRequest, sqlite_url: str
+    database: str, request: pytest.FixtureRequest, migrated_sqlite_url: str
 ) -> None:
-    url = sqlite_url if database == "sqlite" else request.getfixturevalue("postgres_url")
+    url = migrated_sqlite_url if database == "sqlite" else request.getfixturevalue("postgres_url")
     with _stack(url, NOTHING_LISTENS) as served:
         tenant = _new_tenant(served.wiring.factory)
         _follow_session_with_a_break(served, tenant)
@@ -284,9 +285,9 @@ def test_with_redis_unreachable_the_streams_are_served_from_the_database(
 
 def test_redis_stopped_while_streaming_the_streams_go_on_from_the_database(
     own_redis: RedisServerProcess,  # noqa: F811
-    sqlite_url: str,
+    migrated_sqlite_url: str,
 ) -> None:
-    with _stack(sqlite_url, own_redis.url) as served:
+    with _stack(migrated_sqlite_url, own_redis.url) as served:
         tenant = _new_tenant(served.wiring.factory)
         session_id = served.submit(tenant)
         headers = tenant.headers(Role.MEMBER)
