@@ -155,14 +155,16 @@ def fresh_postgres_url(
     postgres_url: str, database_dropper: DatabaseDropper, request: pytest.FixtureRequest
 ) -> Iterator[str]:
     """A brand-new empty database on the same server, dropped after the test."""
-    with created_database(postgres_url, request.node.name) as url:
+    with created_database(postgres_url, request.node.name, database_dropper) as url:
         yield url
 
 
 @contextmanager
-def created_database(postgres_url: str, node_name: str) -> Iterator[str]:
+def created_database(
+    postgres_url: str, node_name: str, dropper: DatabaseDropper | None = None
+) -> Iterator[str]:
     """A new empty database named after `node_name` on `postgres_url`'s server, dropped on
-    exit (for a test that needs more than one, e.g. two regions)."""
+    exit (for a test that needs more than one, e.g. two regions); by `dropper` if given."""
     server_url = make_url(postgres_url)
     name = _database_name_for(node_name)
     admin = create_engine(
@@ -173,12 +175,16 @@ def created_database(postgres_url: str, node_name: str) -> Iterator[str]:
     try:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield server_url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            if dropper is not None:
+                dropper.drop(name)
+            else:
+                with admin.connect() as connection:
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
-    try:
-        yield server_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        database_dropper.drop(name)
 
 
 @pytest.fixture
