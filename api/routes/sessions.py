@@ -40,7 +40,7 @@ IDEMPOTENCY_KEY_MAX = 200
 _INTERNAL_METADATA = frozenset({"request_digest"})
 
 
-def _sessions(wiring: Annotated[Services, Depends(services)]) -> SessionService:
+async def _sessions(wiring: Annotated[Services, Depends(services)]) -> SessionService:
     return wiring.factory.sessions()
 
 
