@@ -22,7 +22,7 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers=UNAUTHORIZED_HEADERS)
 
 
-def tenant_id_header(
+async def tenant_id_header(
     x_tenant_id: Annotated[str | None, Header(alias="X-Tenant-ID")] = None,
 ) -> str:
     if x_tenant_id is None:

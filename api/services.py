@@ -63,7 +63,9 @@ class Services:
         return configured_training_provider_resource().client()
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    """Async (it does no I/O): FastAPI runs a sync dependency in a worker thread, a hop that
+    costs more than the lookup itself."""
     return request.app.state.services
 
 

@@ -21,7 +21,7 @@ from fastapi.responses import StreamingResponse
 from api.authentication import CallerDep
 from api.event_streams import Delivery, session_events, tenant_events
 from api.live_event_hub import LiveEventHub
-from api.services import services
+from api.services import Services
 from domain.events import SessionEvent
 from domain.tenant_event_cursor import TenantEventCursor, parse_session_event_id
 
@@ -37,7 +37,7 @@ def live_event_hub(request: Request) -> LiveEventHub:
     """The process's hub, made on first use on the app's wiring (closed with the app)."""
     state = request.app.state
     if getattr(state, "live_event_hub", None) is None:
-        wiring = services(request)
+        wiring: Services = state.services
         state.live_event_hub = LiveEventHub(wiring.factory.live_events(), wiring.redis_url)
     return state.live_event_hub
 

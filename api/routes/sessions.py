@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, status
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from api.authentication import CallerDep
 from api.errors import ApiError
@@ -40,7 +41,7 @@ IDEMPOTENCY_KEY_MAX = 200
 _INTERNAL_METADATA = frozenset({"request_digest"})
 
 
-def _sessions(wiring: Annotated[Services, Depends(services)]) -> SessionService:
+async def _sessions(wiring: Annotated[Services, Depends(services)]) -> SessionService:
     return wiring.factory.sessions()
 
 
@@ -291,7 +292,7 @@ def _submit_request(body: CreateSession, header_key: str | None) -> SubmitSessio
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_session(
+async def create_session(
     body: CreateSession,
     caller: CallerDep,
     service: SessionsDep,
@@ -302,7 +303,10 @@ def create_session(
     """Submit a session (MEMBER; CRITICAL: LEAD). The same request with the same idempotency
     key answers with the same session; another request with a used key answers 409."""
     request = _submit_request(body, idempotency_key)
-    return SessionOut.of(service.submit(caller, _tenant(caller), request))
+    # Only the submission (its transaction) goes to a worker thread: a sync route would go
+    # there a second time to check its answer against SessionOut.
+    session = await run_in_threadpool(service.submit, caller, _tenant(caller), request)
+    return SessionOut.of(session)
 
 
 @router.get("")

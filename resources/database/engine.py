@@ -107,14 +107,26 @@ def _refuse_a_role_above_the_wall(engine: Engine, role: str) -> None:
             raise
 
 
+_TENANT_SET = "app.tenant_id set"  # session.info: the tenant this transaction was given
+
+
 def _set_tenant_for_transaction(
-    session: Session, _transaction: SessionTransaction, connection: Connection
+    session: Session, transaction: SessionTransaction, connection: Connection
 ) -> None:
-    if connection.dialect.name == "postgresql":
-        connection.execute(
-            text("SELECT set_config('app.tenant_id', :tenant, true)"),
-            {"tenant": current_tenant_or_none() or ""},
-        )
+    """`app.tenant_id` for the transaction; a savepoint inside it shares the setting already
+    made for the same tenant (one round trip less per savepoint, as every submission takes)."""
+    if connection.dialect.name != "postgresql":
+        return
+    tenant = current_tenant_or_none() or ""
+    if transaction.nested and session.info.get(_TENANT_SET) == tenant:
+        return
+    connection.execute(
+        text("SELECT set_config('app.tenant_id', :tenant, true)"), {"tenant": tenant}
+    )
+    if transaction.nested:  # another tenant's savepoint: what the transaction holds is unsure
+        session.info.pop(_TENANT_SET, None)
+    else:
+        session.info[_TENANT_SET] = tenant
 
 
 # The rows an API key's authentication reads: a write to any of them may change who a key is.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -83,5 +83,11 @@ class UsageRepository(TenantScopedRepository):
         return next(iter(self.between(day, day)))
 
     def tokens_since(self, first_day: date) -> int:
-        """Tokens used from `first_day` on (the month so far, for the token budget)."""
-        return sum(usage.total_tokens for usage in self.between(first_day, date.max))
+        """Tokens used from `first_day` on (the month so far, for the token budget): one sum
+        in the database, as every submission asks (no row loaded)."""
+        query = select(
+            func.coalesce(
+                func.sum(UsageRow.tokens_in + UsageRow.tokens_out + UsageRow.fine_tuning_tokens), 0
+            )
+        ).where(UsageRow.tenant_id == self.tenant_id, UsageRow.day >= first_day)
+        return int(self._session.scalar(query) or 0)

@@ -132,6 +132,21 @@ def test_usage_records_add_up(database: Database, tenant: str) -> None:
     assert run_as(database, tenant, lambda uow: uow.usage.tokens_since(day)) == 19
 
 
+def test_tokens_since_counts_training_tokens_from_the_first_day_on(
+    database: Database, tenant: str
+) -> None:
+    first = date(2026, 2, 1)
+
+    def record(uow: UnitOfWork) -> None:
+        uow.usage.record(date(2026, 1, 31), tokens_in=1000)  # the month before: not counted
+        uow.usage.record(first, tokens_in=10, tokens_out=5)
+        uow.usage.reconcile_day(date(2026, 2, 3), sessions=0, agent_seconds=0, fine_tuning_tokens=7)
+
+    run_as(database, tenant, record)
+    assert run_as(database, tenant, lambda uow: uow.usage.tokens_since(first)) == 22
+    assert run_as(database, tenant, lambda uow: uow.usage.tokens_since(date(2026, 3, 1))) == 0
+
+
 def test_concurrent_usage_increments_are_not_lost(pg_database: Database) -> None:
     tenant, other = new_tenant(pg_database), new_tenant(pg_database)
     day = date(2026, 3, 1)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session as OrmSession
@@ -288,5 +288,32 @@ def test_database_sets_the_tenant_for_each_transaction(
             assert uow.session.execute(text("SELECT pg_backend_pid()")).scalar_one() == pid
             assert not _tenant_setting(uow.session)
             assert uow.session.execute(text("SELECT count(*) FROM sessions")).scalar_one() == 0
+    finally:
+        db.dispose()
+
+
+def test_a_savepoint_keeps_the_transactions_tenant_without_setting_it_again(
+    migrated_postgres_url: str, seeded: tuple[Seed, Seed]
+) -> None:
+    a, b = seeded
+    db = Database(migrated_postgres_url)
+    settings: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        if "set_config('app.tenant_id'" in statement:
+            settings.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        with tenant_scope(a.tenant), unit_of_work(db) as uow:
+            with uow.session.begin_nested():
+                assert _tenant_setting(uow.session) == a.tenant
+                tenants = uow.session.execute(text("SELECT DISTINCT tenant_id FROM sessions"))
+                assert tenants.scalars().all() == [a.tenant]
+            with tenant_scope(b.tenant), uow.session.begin_nested():  # another tenant: set
+                assert _tenant_setting(uow.session) == b.tenant
+            with uow.session.begin_nested():  # and back, though B's savepoint was released
+                assert _tenant_setting(uow.session) == a.tenant
+        assert len(settings) == 3
     finally:
         db.dispose()
