@@ -16,6 +16,7 @@ from resources.database.repositories.evaluations import EvaluationRepository
 from resources.database.repositories.fine_tuning_jobs import FineTuningJobRepository
 from resources.database.repositories.history_retention import HistoryRetentionRepository
 from resources.database.repositories.promotions import PromotionRepository
+from resources.database.repositories.region_replica import RegionReplicaRepository
 from resources.database.repositories.runtimes import RuntimeRepository
 from resources.database.repositories.session_transcripts import SessionTranscriptRepository
 from resources.database.repositories.sessions import SessionRepository
@@ -48,6 +49,7 @@ class UnitOfWork:
         self.usage_sources = UsageSourceRepository(session)
         self.workspaces = TenantWorkspaceRepository(session)
         self.tenant_work = TenantWorkRepository(session)
+        self.region_replica = RegionReplicaRepository(session)
         self.code_repositories = CodeRepositoryRepository(session)
         self.secrets = TenantSecretRepository(session)
         self.runtimes = RuntimeRepository(session)

@@ -128,9 +128,9 @@ class RegionReplicaRepository(TenantScopedRepository):
         the replica (its row locked meanwhile) is still the one its shipment follows; the ids
         of the sessions applied. An event already there (a redelivery) is skipped by its
         `(session_id, seq)` key, so nothing is ever stored twice."""
-        _require_postgres(self._session)
         for shipment in shipments:
             self._owned(shipment.row["tenant_id"])
+        _require_postgres(self._session)
         ids = [shipment.session_id for shipment in shipments]
         locked = self._session.execute(
             select(SESSIONS.c.id, SESSIONS.c.last_event_seq)

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session as OrmSession
 
 import resources.database.repositories as repositories_package
@@ -31,6 +32,7 @@ from domain.clock import utcnow
 from domain.code_repository import CodeRepository
 from domain.errors import (
     ConcurrentModification,
+    InvalidSetting,
     NotFound,
     ServerInUse,
     TenantMismatch,
@@ -48,6 +50,7 @@ from domain.webhook import WebhookEndpoint
 from domain.workspace import TenantWorkspace
 from resources.database import Database
 from resources.database.repositories.base import TenantScopedRepository
+from resources.database.repositories.region_replica import SessionShipment
 from resources.database.schema import TENANT_TABLES, Base
 from resources.database.unit_of_work import UnitOfWork
 from tests.integration.database.support import (
@@ -205,6 +208,27 @@ def _server_of(seed: Seed) -> str:
 
 def _workspaces(records: Iterable[TenantWorkspace]) -> set[tuple[str, str, str]]:
     return {(w.tenant_id, w.server_url, w.directory) for w in records}
+
+
+def _none_of_a(session_ids: set[str], a: Seed) -> None:
+    assert a.session.id not in session_ids
+
+
+def _nothing(shipped: list[Any]) -> None:
+    assert shipped == []
+
+
+def _shipment(tenant: str, session_id: str) -> SessionShipment:
+    """A replicated row naming `session_id`, with a newer cursor than any real one."""
+    row = {"id": session_id, "tenant_id": tenant, "last_event_seq": 10_000}
+    return SessionShipment(row=row, events=[], after_seq=0)
+
+
+def _posing_as(uow: UnitOfWork, b: Seed, session_id: str) -> SessionShipment:
+    """B's own session row, complete, under another session's id: an upsert onto that row."""
+    [own] = uow.region_replica.shipments({b.session.id: 0}, limit=0)
+    row = {**own.row, "id": session_id, "last_event_seq": 10_000}
+    return SessionShipment(row=row, events=[], after_seq=0)
 
 
 CASES: list[Case] = [
@@ -383,6 +407,31 @@ CASES: list[Case] = [
         "child of A's session",
         lambda uow, a, b: uow.sessions.add(_new_session(b.tenant, parent_id=a.session.id)),
         NotFound,
+    ),
+    Case(
+        "RegionReplicaRepository.session_heads",
+        "A's sessions",
+        lambda uow, a, b: set(uow.region_replica.session_heads()),
+        check=lambda heads, a, b: _none_of_a(heads, a),
+    ),
+    Case(
+        "RegionReplicaRepository.shipments",
+        "A's session by id",
+        lambda uow, a, b: uow.region_replica.shipments({a.session.id: 0}, limit=100),
+        check=lambda shipped, a, b: _nothing(shipped),
+    ),
+    Case(
+        "RegionReplicaRepository.apply",
+        "a shipment of A's",
+        lambda uow, a, b: uow.region_replica.apply([_shipment(a.tenant, a.session.id)]),
+        TenantMismatch,
+    ),
+    Case(
+        "RegionReplicaRepository.apply",
+        "A's session id as B's",
+        lambda uow, a, b: uow.region_replica.apply([_posing_as(uow, b, a.session.id)]),
+        # PostgreSQL: row-level security refuses the upsert onto A's row; SQLite: no regions
+        (DBAPIError, InvalidSetting),  # type: ignore[arg-type]
     ),
     Case(
         "SessionRepository.get",
@@ -1014,6 +1063,13 @@ CASES: list[Case] = [
 # Each method once more with no tenant set at all (A's ids as arguments): `TenantNotSet`.
 NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
     "UserRepository.add": lambda uow, a: uow.users.add(User(tenant_id=a.tenant, email="e@x.io")),
+    "RegionReplicaRepository.session_heads": lambda uow, a: uow.region_replica.session_heads(),
+    "RegionReplicaRepository.shipments": lambda uow, a: uow.region_replica.shipments(
+        {a.session.id: 0}, limit=10
+    ),
+    "RegionReplicaRepository.apply": lambda uow, a: uow.region_replica.apply(
+        [_shipment(a.tenant, a.session.id)]
+    ),
     "UserRepository.get": lambda uow, a: uow.users.get(a.user.id),
     "UserRepository.get_by_email": lambda uow, a: uow.users.get_by_email(a.user.email),
     "UserRepository.list": lambda uow, a: uow.users.list(),
