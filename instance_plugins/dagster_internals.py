@@ -20,25 +20,32 @@ from dagster._core.storage.local_compute_log_manager import (
     IO_TYPE_EXTENSION,
     LocalComputeLogManager,
 )
-from dagster._core.storage.tags import RUN_KEY_TAG
+from dagster._core.storage.tags import GRPC_INFO_TAG, RUN_KEY_TAG
 from dagster._core.test_utils import create_run_for_test
 from dagster._core.workspace.context import WorkspaceProcessContext
-from dagster._core.workspace.load_target import ModuleTarget
+from dagster._core.workspace.load_target import GrpcServerTarget, ModuleTarget
+from dagster._grpc.client import DagsterGrpcClient
 from dagster._grpc.impl import core_execute_run
-from dagster._serdes import ConfigurableClass, ConfigurableClassData
+from dagster._grpc.types import CanCancelExecutionRequest, CanCancelExecutionResult
+from dagster._serdes import ConfigurableClass, ConfigurableClassData, deserialize_value
 from dagster._utils import ensure_file, touch_file
 from dagster._utils.error import serializable_error_info_from_exc_info
 from dagster._utils.hosted_user_process import recon_job_from_origin
 
 __all__ = [
+    "GRPC_INFO_TAG",
     "IO_TYPE_EXTENSION",
     "RUN_KEY_TAG",
+    "CanCancelExecutionRequest",
+    "CanCancelExecutionResult",
     "CapturedLogContext",
     "CheckRunHealthResult",
     "ComputeIOType",
     "ConfigurableClass",
     "ConfigurableClassData",
+    "DagsterGrpcClient",
     "EngineEventData",
+    "GrpcServerTarget",
     "InstanceRef",
     "JobSubsetSelector",
     "LaunchRunContext",
@@ -51,6 +58,7 @@ __all__ = [
     "WorkspaceProcessContext",
     "core_execute_run",
     "create_run_for_test",
+    "deserialize_value",
     "ensure_file",
     "recon_job_from_origin",
     "redirect_to_file",

@@ -1,0 +1,123 @@
+"""The production run launcher (deploy/dagster.yaml: `CodeServerRunLauncher`, Dagster's
+DefaultRunLauncher plus a worker health check) on a real gRPC code server. A run its code
+server executes is RUNNING. When the code server is killed (`kill -9` of its process group: the
+run goes with it) and started again on its port, the run is FAILED, so run monitoring fails it
+instead of leaving it STARTED, holding its tenant's run-queue slot, for the instance's maximum
+runtime (a run process killed alone is failed by its code server itself)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from instance_plugins.code_server_launcher import CodeServerRunLauncher
+from instance_plugins.dagster_internals import (
+    DagsterGrpcClient,
+    GrpcServerTarget,
+    JobSubsetSelector,
+    WorkerStatus,
+    WorkspaceProcessContext,
+)
+from tests.integration.deploy.host import BIN, ProductionHost, free_port, wait_for
+
+LOCATION = "sleeping"
+INSTANCE_YAML = """\
+telemetry:
+  enabled: false
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: DefaultRunCoordinator
+run_launcher:
+  module: instance_plugins.code_server_launcher
+  class: CodeServerRunLauncher
+"""
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    (tmp_path / "dagster.yaml").write_text(INSTANCE_YAML)
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        yield instance
+
+
+@pytest.fixture
+def code_server(tmp_path: Path) -> Iterator[tuple[ProductionHost, int]]:
+    """`dagster code-server start` of the sleeping job's location, as deploy/Procfile runs it."""
+    port = free_port()
+    environment = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    host = ProductionHost(environment, tmp_path / "logs")
+    host.commands = {
+        "code": f"{BIN}/dagster code-server start -h 127.0.0.1 -p {port} "
+        f"-m tests.integration.sleeping_job_location --location-name {LOCATION}"
+    }
+    with host:
+        host.start("code")
+        yield host, port
+
+
+def launch_sleeping_run(instance: dg.DagsterInstance, context: WorkspaceProcessContext) -> str:
+    workspace = context.create_request_context()
+    location = workspace.get_code_location(LOCATION)
+    repository = next(iter(location.get_repositories()))
+    job = location.get_job(JobSubsetSelector(LOCATION, repository, "sleeping", None))
+    plan = location.get_execution_plan(job, {}, None, None, instance=instance)
+    run = instance.create_run(
+        job_name="sleeping",
+        run_id=None,
+        run_config={},
+        resolved_op_selection=None,
+        step_keys_to_execute=None,
+        status=dg.DagsterRunStatus.NOT_STARTED,
+        op_selection=None,
+        root_run_id=None,
+        parent_run_id=None,
+        tags={},
+        job_snapshot=job.job_snapshot,
+        execution_plan_snapshot=plan.execution_plan_snapshot,
+        parent_job_snapshot=job.parent_job_snapshot,
+        remote_job_origin=job.get_remote_origin(),
+        job_code_origin=job.get_python_origin(),
+        asset_selection=None,
+        asset_check_selection=None,
+        asset_graph=location.get_repository(repository).asset_graph,
+    )
+    instance.submit_run(run.run_id, workspace)
+    return run.run_id
+
+
+@pytest.mark.timeout(300)
+def test_a_run_lost_with_its_code_server_is_reported_failed(
+    instance: dg.DagsterInstance, code_server: tuple[ProductionHost, int]
+) -> None:
+    host, port = code_server
+    launcher = instance.run_launcher
+    assert isinstance(launcher, CodeServerRunLauncher)
+    assert launcher.supports_check_run_worker_health
+    target = GrpcServerTarget(host="127.0.0.1", port=port, socket=None, location_name=LOCATION)
+
+    client = DagsterGrpcClient(host="127.0.0.1", port=port)
+    wait_for("the code server", lambda: bool(client.ping("ready")), within=120)
+    with WorkspaceProcessContext(instance, target) as context:
+        run_id = launch_sleeping_run(instance, context)
+
+    def run() -> dg.DagsterRun:
+        found = instance.get_run_by_id(run_id)
+        assert found is not None
+        return found
+
+    wait_for("the run started", lambda: run().status is dg.DagsterRunStatus.STARTED, within=180)
+    assert launcher.check_run_worker_health(run()).status is WorkerStatus.RUNNING
+
+    host.kill("code")  # the run goes with its code server
+    down = launcher.check_run_worker_health(run())
+    assert down.status is WorkerStatus.RUNNING, "a code server that does not answer tells nothing"
+
+    host.start("code")
+    wait_for("the code server again", lambda: bool(client.ping("ready")), within=120)
+    health = launcher.check_run_worker_health(run())
+    assert health.status is WorkerStatus.FAILED, health.msg
+    assert run().status is dg.DagsterRunStatus.STARTED  # until run monitoring fails it
