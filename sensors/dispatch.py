@@ -9,7 +9,8 @@ PENDING sessions are claimed, a wave at a time, up to the tenant's free slots. C
 conditional UPDATEs, so two ticks never claim one session twice. A wave's id, its sessions' lease
 owner and its run key are one value derived from the sessions and their versions: deterministic,
 and new for every claim. A tenant with a live wave run (queued or running) is left its new
-sessions: that wave takes them on itself (`services.top_up`); only those due for
+and unsupervised sessions: that wave takes them on itself (`services.top_up`), rather than a new
+run waiting behind it in the run queue; only those due (or unsupervised) for
 `left_behind_seconds` are claimed here. Sessions no agent of the tenant can serve are set aside
 by the claims and swept first (`services.unroutable`): claimed once an agent offers what they
 need, FAILED after a wait. Runs are requested in the tenant's partition of the job, which is
@@ -58,7 +59,8 @@ def tenant_waves(
     budget: Budget | None = None,
 ) -> list[Wave]:
     """Waves for the tenant's unsupervised and due sessions. While the tenant has a live wave
-    (which takes on new sessions itself), only sessions it left behind are claimed. A spent
+    (which takes on new and unsupervised sessions itself), only sessions it left behind are
+    claimed or adopted. A spent
     `budget` (the tick's) stops it after the wave at hand."""
     waves: list[Wave] = []
     due_by = (
@@ -74,7 +76,9 @@ def tenant_waves(
         for _ in range(MAX_WAVES_PER_TENANT_TICK):
             size, lease = supervision.wave_size, supervision.claim_lease
             if purpose == "adopt":
-                claim: Claim = service.lease_unsupervised(tenant, size, lease, owner_for)
+                claim: Claim = service.lease_unsupervised(
+                    tenant, size, lease, owner_for, expired_by=due_by
+                )
             else:
                 claim = service.claim_pending(tenant, size, lease, owner_for, due_by=due_by)
             if not claim.sessions:

@@ -654,18 +654,26 @@ class SessionService:
         return session
 
     def lease_unsupervised(
-        self, tenant_id: str, limit: int, lease: timedelta, owner_for: OwnerNaming
+        self,
+        tenant_id: str,
+        limit: int,
+        lease: timedelta,
+        owner_for: OwnerNaming,
+        *,
+        expired_by: datetime | None = None,
     ) -> Claim:
         """Sessions whose supervisor is gone (claimed but never started, or running with an
         expired lease), leased to a new owner (wave) that starts or adopts them. One claimed
-        but never started that no agent can serve any more goes back to PENDING instead."""
+        but never started that no agent can serve any more goes back to PENDING instead.
+        `expired_by` takes only leases that ran out by then (the dispatcher leaves the others
+        to the tenant's live waves for a while)."""
         now = self._clock()
         leased: list[Session] = []
         recorded: list[SessionEvent] = []
         owner = ""
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
             stale = uow.sessions.with_expired_lease(
-                now,
+                min(now, expired_by) if expired_by is not None else now,
                 {SessionStatus.QUEUED, SessionStatus.RUNNING, SessionStatus.DEGRADED},
                 limit=limit,
             )

@@ -1,7 +1,8 @@
 """A long-lived wave: while it runs, it takes on its tenant's new sessions itself.
 
 Starting a run costs seconds and ~100 MB; a tenant's sessions keep arriving. So a wave with room
-(fewer than `size` sessions) claims the tenant's next due sessions every `every_seconds`, as its
+(fewer than `size` sessions) adopts the tenant's unsupervised sessions and claims its next due
+sessions every `every_seconds`, as its
 own lease owner, until `until` (its run's runtime budget: a session is only taken on if its max
 duration ends before then); with nothing to supervise and nothing to claim for
 `linger_seconds`, it ends. The dispatcher leaves a tenant's new sessions to its live waves for a
@@ -30,12 +31,22 @@ class TopUp:
 
 
 def claim_next_for(service: SessionService, tenant: str, owner: str, lease: timedelta) -> ClaimNext:
-    """Claims of the tenant's due sessions (within its quota) leased to the wave `owner`."""
+    """Claims leased to the wave `owner`: first the tenant's unsupervised sessions (their wave
+    run died: adopted here rather than by a new run that would wait for the tenant's run-queue
+    slot this wave holds), then its due sessions (within its quota)."""
 
     def claim(room: int, within_seconds: float) -> list[str]:
-        claimed = service.claim_pending(
-            tenant, room, lease, lambda sessions: owner, max_duration_seconds=within_seconds
-        )
-        return [session.id for session in claimed.sessions]
+        adopted = service.lease_unsupervised(tenant, room, lease, lambda sessions: owner)
+        ids = [session.id for session in adopted.sessions]
+        if room > len(ids):
+            claimed = service.claim_pending(
+                tenant,
+                room - len(ids),
+                lease,
+                lambda sessions: owner,
+                max_duration_seconds=within_seconds,
+            )
+            ids += [session.id for session in claimed.sessions]
+        return ids
 
     return claim

@@ -30,6 +30,9 @@ def test_the_production_instance_runs_on_postgres(
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        # Runs are processes of the code server, and a run lost with it is failed by monitoring.
+        assert type(instance.run_launcher).__name__ == "CodeServerRunLauncher"
+        assert instance.run_launcher.supports_check_run_worker_health
         queue = instance.get_concurrency_config().run_queue_config
         assert queue.max_concurrent_runs == 30
         assert [

@@ -28,6 +28,7 @@ from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
 from sensors.dispatch import dispatch_sensor
 from services.session_service import SessionService, SubmitSession
+from services.top_up import claim_next_for
 from services.waves import JOB_NAME, TENANT_TAG
 
 SUPERVISION = SupervisionConfig(left_behind_seconds=10.0)
@@ -172,3 +173,48 @@ def test_after_the_configured_wait_it_fails_and_is_not_retried(database: Databas
     failed = SessionService(database).get(Caller.operator(), tenant, rust)
     assert (failed.status, failed.status_reason) == (SessionStatus.FAILED, "no agent offers rust")
     assert not failed.can_retry
+
+
+def _claimed_long_ago(database: Database, tenant: str, seconds_ago: float) -> str:
+    """A session claimed by a wave whose lease ran out `seconds_ago` (its run is gone)."""
+    session_id = _submit(database, tenant, seconds_ago=seconds_ago + 60)
+    at = utcnow() - timedelta(seconds=seconds_ago + 10)
+    service = SessionService(database, clock=lambda: at)
+    claim = service.claim_pending(tenant, 1, timedelta(seconds=10), lambda _: "wave-gone")
+    assert [s.id for s in claim.sessions] == [session_id]
+    return session_id
+
+
+def test_a_live_wave_is_left_the_unsupervised_sessions_for_the_grace_period_too(
+    database: Database,
+) -> None:
+    """A tenant's live waves (topping up) adopt its unsupervised sessions themselves: a wave run
+    of the sensor's would wait behind them in the run queue (2 runs per tenant) for as long as
+    they top up."""
+    busy = _tenant(database)
+    just_expired = _claimed_long_ago(database, busy, seconds_ago=0)
+    long_expired = _claimed_long_ago(database, busy, seconds_ago=30)
+    with dg.instance_for_test() as instance:
+        create_run_for_test(
+            instance,
+            job_name=JOB_NAME,
+            status=dg.DagsterRunStatus.STARTED,
+            tags={TENANT_TAG: busy},
+        )
+        claimed = _claimed(instance, database)
+    assert claimed == [long_expired]
+    assert just_expired not in claimed
+
+
+def test_a_topping_up_wave_adopts_its_tenants_unsupervised_sessions_first(
+    database: Database,
+) -> None:
+    tenant = _tenant(database)
+    unsupervised = _claimed_long_ago(database, tenant, seconds_ago=5)
+    pending = _submit(database, tenant, seconds_ago=0)
+    service = SessionService(database)
+    claim = claim_next_for(service, tenant, "wave-live", timedelta(seconds=600))
+    assert claim(1, 3600) == [unsupervised]
+    assert claim(5, 3600) == [pending]
+    with tenant_scope(tenant), unit_of_work(database) as uow:
+        assert uow.sessions.get(unsupervised).lease_owner == "wave-live"
