@@ -67,7 +67,7 @@ SESSIONS_PER_TENANT_PER_BATCH = 2
 SESSION_SECONDS = 6  # the scripted model's answer takes this long: faults land mid-session
 SERVERS = 2
 BETWEEN_FAULTS_SECONDS = 12
-SETTLE_SECONDS = 420  # leases (60 s), monitoring (60 s), start timeout (300 s), retry backoff (5 s, doubling)
+SETTLE_SECONDS = 420  # leases 60 s, monitoring 60 s, start timeout 300 s, retry backoff
 
 
 @dataclass
