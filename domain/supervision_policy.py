@@ -25,6 +25,9 @@ class SupervisionSettings:
     # rather than per running session).
     session_workspaces: bool = True
     diff_settle_seconds: float = 2.0  # the server's diff may lag the session's idle this long
+    # Idle with its answer unfinished and nothing more from the agent this long: the turn died
+    # (its server restarted mid-answer); the session ends ORPHANED and is retried.
+    interrupted_turn_seconds: float = 30.0
     starts_per_agent: int = 8  # session starts (create + prompt) in flight at once per agent
     event_flush_seconds: float = 0.25  # observational events wait at most this long (EventBatch)
     # External agents (EAP): each assignment POST waits this long, tried this many times with

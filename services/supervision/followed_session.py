@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from domain.session import Session, SessionStatus
 from resources.opencode.errors import AgentSessionGone
@@ -33,6 +34,8 @@ class FollowedSession:
     steps_recorded: set[str] = field(default_factory=set)
     # Follow-up messages sent to the agent (their delivery events may still be unwritten).
     delivered_messages: set[str] = field(default_factory=set)
+    # Since when the agent has been idle with its answer unfinished and silent (None: it is not).
+    unfinished_since: datetime | None = None
 
     @classmethod
     def on(

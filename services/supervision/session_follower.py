@@ -53,17 +53,46 @@ class SessionFollower:
         assert sup.session.agent_session_id is not None
         queue = sup.stream.subscribe(sup.session.agent_session_id)
         while True:
-            if sup.tracker.idle_seen and await turn_finished(sup):
-                if await self._send_follow_up(sup):
-                    continue
-                return await self._complete(sup)
+            if sup.tracker.idle_seen:
+                if await turn_finished(sup):
+                    sup.unfinished_since = None
+                    if await self._send_follow_up(sup):
+                        continue
+                    return await self._complete(sup)
+                sup.unfinished_since = sup.unfinished_since or self._clock()
             sup.tracker.idle_seen = False
             event = await self._next_event(queue)
             if event is not None:
+                sup.unfinished_since = None  # the agent is at it
                 self._observe(sup, event)
+            elif await self._turn_interrupted(sup):
+                return self._recorder.finish(
+                    sup.session,
+                    SessionStatus.ORPHANED,
+                    "agent turn interrupted: idle with its answer unfinished for "
+                    f"{self._settings.interrupted_turn_seconds:.0f} s (its server restarted?)",
+                    sup,
+                )
             ended = await self._check_limits(sup)
             if ended is not None:
                 return ended
+
+    async def _turn_interrupted(self, sup: FollowedSession) -> bool:
+        """Idle, its answer unfinished, silent for `interrupted_turn_seconds`, and its messages
+        still say so: the turn died with its server (a restarted OpenCode server lists the
+        session, idle, and never finishes the answer). Idle is announced before the answer is
+        final in a turn that ends well, hence the wait and the second look."""
+        since = sup.unfinished_since
+        if since is None:
+            return False
+        waited = (self._clock() - since).total_seconds()
+        if waited < self._settings.interrupted_turn_seconds:
+            return False
+        if await turn_finished(sup):
+            sup.tracker.idle_seen = True  # it did end well: completed on the next round
+            sup.unfinished_since = None
+            return False
+        return True
 
     async def _send_follow_up(self, sup: FollowedSession) -> bool:
         """The turn ended well: the oldest follow-up message queued meanwhile becomes the

@@ -114,6 +114,12 @@ class FakeServer:
         for stream in self.streams:
             stream.came_back()
 
+    def restart_mid_turn(self, agent_session_id: str) -> None:
+        """Killed and started again while the session's turn was at work: the restarted server
+        still lists the session (kept on disk), idle, its last answer never finished."""
+        self._working.pop(agent_session_id, None)
+        self._emit(self.sessions[agent_session_id], "session.idle", {})
+
     def prompted(self) -> list[AgentSessionState]:
         return [session for session in self.sessions.values() if session.prompts]
 

@@ -171,6 +171,27 @@ def test_a_lost_server_that_comes_back_takes_the_wave_s_next_sessions(world: Wor
     }
 
 
+def test_a_turn_its_restarted_server_left_unfinished_ends_orphaned(world: World) -> None:
+    """Idle with its answer never finished, and nothing more from the agent: the turn died
+    with its server (found by the chaos suite: the session waited for its max duration)."""
+    world.server.queue(WORKING)
+    session_id = world.submit()
+
+    async def restart_the_server_mid_turn() -> None:
+        await until(lambda: bool(world.server.prompted()))
+        world.server.restart_mid_turn(world.server.prompted()[0].id)
+        await asyncio.sleep(0.05)  # idle, unfinished, but not for long enough yet
+        assert world.session(session_id).status is SessionStatus.RUNNING
+        world.clock.advance(31)
+
+    [outcome] = supervise(
+        world.wave(interrupted_turn_seconds=30.0), [session_id], restart_the_server_mid_turn
+    )
+
+    assert outcome.status == "ORPHANED"
+    assert "turn interrupted" in world.session(session_id).status_reason
+
+
 def test_a_session_stopped_from_outside_ends_its_supervision_and_keeps_that_state(
     world: World,
 ) -> None:
