@@ -50,6 +50,7 @@ from resources.dagster_partitions import tenant_partitions
 from resources.database import Database
 from resources.database.schema import SessionRow
 from resources.database_resource import DatabaseResource
+from resources.debounce import InProcessDebounce
 from resources.opencode.resource import OpenCodeResource
 from resources.redis.resource import RedisResource
 from sensors.agent_health import agent_health_sensor
@@ -57,7 +58,7 @@ from sensors.dispatch import dispatch_sensor
 from sensors.retry import TICK_INTERVAL_SECONDS as RETRY_TICK_SECONDS
 from sensors.retry import retry_sensor
 from services.session_service import SessionService, SubmitSession
-from services.wave_trigger import InProcessDebounce, LaunchOnSubmit
+from services.wave_trigger import LaunchOnSubmit
 from services.waves import WAVE_OP
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

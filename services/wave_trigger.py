@@ -22,12 +22,11 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from domain.supervision_policy import DEFAULT_TOP_UP_SECONDS
+from resources.debounce import InProcessDebounce
 from services.waves import JOB_NAME, PARTITION_TAG, TENANT_TAG, Wave
 
 logger = logging.getLogger(__name__)
@@ -61,24 +60,6 @@ class Debounce(Protocol):
     expiry across processes, or this process)."""
 
     def first(self, tenant_id: str, name: str, seconds: float) -> bool: ...
-
-
-class InProcessDebounce:
-    """The debounce of one process (no Redis configured)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._until: dict[tuple[str, str], float] = {}
-        self._lock = threading.Lock()
-
-    def first(self, tenant_id: str, name: str, seconds: float) -> bool:
-        key = (tenant_id, name)
-        with self._lock:
-            now = self._clock()
-            if self._until.get(key, 0.0) > now:
-                return False
-            self._until[key] = now + seconds
-            return True
 
 
 class LaunchOnSubmit:

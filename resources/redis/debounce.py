@@ -7,9 +7,7 @@ then each act once per window; acting twice is harmless, only wasteful).
 
 from __future__ import annotations
 
-import threading
-import time
-
+from resources.debounce import InProcessDebounce
 from resources.redis.keys import debounce_key
 from resources.redis.link import RedisLink, RedisUnavailable
 
@@ -17,26 +15,15 @@ from resources.redis.link import RedisLink, RedisUnavailable
 class RedisDebounce:
     def __init__(self, url: str) -> None:
         self._link = RedisLink(url, "debounce")
-        self._local: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self._here = InProcessDebounce()
 
     def first(self, tenant_id: str, name: str, seconds: float) -> bool:
         key = debounce_key(tenant_id, name)
         milliseconds = max(1, int(seconds * 1000))
         try:
-            return bool(
-                self._link.call(lambda client: client.set(key, "1", nx=True, px=milliseconds))
-            )
+            return bool(self._link.call(lambda c: c.set(key, "1", nx=True, px=milliseconds)))
         except RedisUnavailable:
-            return self._first_here(key, seconds)
-
-    def _first_here(self, key: str, seconds: float) -> bool:
-        with self._lock:
-            now = time.monotonic()
-            if self._local.get(key, 0.0) > now:
-                return False
-            self._local[key] = now + seconds
-            return True
+            return self._here.first(tenant_id, name, seconds)
 
     def close(self) -> None:
         self._link.close()

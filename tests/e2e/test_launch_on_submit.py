@@ -16,12 +16,9 @@ No process started here is left running.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,23 +29,21 @@ import pytest
 from domain.caller import Caller
 from domain.session import SessionStatus
 from indorch.demo.processes import Child
-from indorch.demo.watchdog import DEMO_ID_VAR, terminate_leftovers
+from indorch.demo.watchdog import terminate_leftovers
 from resources.dagster_webserver import DagsterWebserver
 from resources.database import Database
 from resources.settings import (
     DAGSTER_WEBSERVER_URL_VAR,
-    DATABASE_URL_VAR,
     PROJECT_ROOT,
-    REDIS_URL_VAR,
-    STATE_DIR_VAR,
 )
 from services.session_service import SessionService
 from services.wave_trigger import LAUNCHED_BY_TAG, LAUNCHED_ON_SUBMIT
 from services.waves import JOB_NAME, PARTITION_TAG, TENANT_TAG
 from standins.opencode_server import OpenCodeServer
 from tests.e2e.test_job_launch import (
-    DAEMON_STOP_SECONDS,
+    DevWorld,
     dagster_daemon,
+    dagster_process,
     run_ended,
     run_state,
     sessions_state,
@@ -67,24 +62,10 @@ RUN_TIMEOUT_SECONDS = 180
 @contextmanager
 def dagster_webserver(env: dict[str, str], port: int, log_path: Path) -> Iterator[Child]:
     """`dagster-webserver -w workspace.yaml` on 127.0.0.1:`port`, answering before it yields."""
-    webserver = Path(sys.executable).with_name("dagster-webserver")
-    command = [str(webserver), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    child = Child("dagster-webserver", process, log_path)
-    try:
+    args = ["-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+    with dagster_process("dagster-webserver", args, env, log_path) as child:
         wait_for("the webserver", lambda: _answers(f"http://127.0.0.1:{port}/server_info"))
         yield child
-    finally:
-        child.stop(DAEMON_STOP_SECONDS)
 
 
 def _answers(url: str) -> bool:
@@ -108,33 +89,17 @@ def submitted_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
 def test_a_submit_launches_its_tenants_wave_through_the_webserver(
     opencode_server: OpenCodeServer, tmp_path: Path
 ) -> None:
-    state = tmp_path / "state"
-    dagster_home = state / "dagster"
-    dagster_home.mkdir(parents=True)
-    shutil.copyfile(DAGSTER_TEMPLATE, dagster_home / "dagster.yaml")
-    database_url = f"sqlite:///{state / 'indorch.db'}"
-    marker = f"launch-on-submit-{uuid.uuid4().hex[:12]}"  # carried by every process started here
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in {"DAGSTER_HOME", REDIS_URL_VAR}},
-        DATABASE_URL_VAR: database_url,
-        STATE_DIR_VAR: str(state),
-        DEMO_ID_VAR: marker,
-        "DAGSTER_HOME": str(dagster_home),
-        "PYTHONUNBUFFERED": "1",
-    }
-    cli = {k: env[k] for k in (STATE_DIR_VAR, DEMO_ID_VAR)}
-    ok(database_url, "db", "upgrade", env=cli)
-    ok(database_url, "tenant", "create", TENANT, "--name", "Acme", env=cli)
-    agent = ("agent", "register", "--tenant", TENANT, "--name", "builder")
-    ok(database_url, *agent, "--url", opencode_server.url, env=cli)
+    world = DevWorld.made(tmp_path, opencode_server, "launch-on-submit")
+    database_url, marker, port = world.database_url, world.marker, free_port()
+    env = {**world.env, "DAGSTER_HOME": str(world.dagster_home)}
+    cli = world.cli
     submit = ("session", "submit", "--tenant", TENANT, "--prompt", PROMPT)
     triggering = {**cli, DAGSTER_WEBSERVER_URL_VAR: f"http://127.0.0.1:{port}"}
 
     database = Database(database_url)
     service = SessionService(database)
     try:
-        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        with dg.DagsterInstance.from_config(str(world.dagster_home)) as instance:
             # Only the trigger may launch a wave: the dispatch sensor (on by default) is stopped
             # before the daemon's first tick.
             dagster = Path(sys.executable).with_name("dagster")

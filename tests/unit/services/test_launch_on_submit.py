@@ -12,10 +12,7 @@ fails does not fail the submit.
 
 from __future__ import annotations
 
-import shutil
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -23,12 +20,11 @@ from domain.caller import Caller
 from domain.session import SessionStatus
 from domain.tenant import Tenant
 from resources.database import Database, tenant_scope, unit_of_work
-from resources.database.migrate import upgrade
+from resources.debounce import InProcessDebounce
 from services.session_service import SessionService, SubmitSession
 from services.wave_trigger import (
     LAUNCHED_BY_TAG,
     LAUNCHED_ON_SUBMIT,
-    InProcessDebounce,
     LaunchOnSubmit,
 )
 from services.waves import JOB_NAME, MAX_RUNTIME_TAG, PARTITION_TAG, TENANT_TAG, WAVE_OP
@@ -173,53 +169,43 @@ class RecordingTrigger:
         self.calls.append((tenant_id, longest_session_seconds))
 
 
-@pytest.fixture(scope="module")
-def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("launch-on-submit") / "template.db"
-    upgrade(f"sqlite:///{path}")
-    return path
-
-
 @pytest.fixture
-def database(migrated_sqlite: Path, tmp_path: Path) -> Iterator[Database]:
-    path = tmp_path / "indorch.db"
-    shutil.copyfile(migrated_sqlite, path)
-    database = Database(f"sqlite:///{path}")
+def acme(database: Database) -> Database:
+    """The supervision tests' migrated SQLite database, with the tenant acme."""
     with unit_of_work(database) as uow:
         uow.tenants.add(Tenant(slug="acme", name="Acme"))
-    yield database
-    database.dispose()
+    return database
 
 
-def test_a_submit_tells_the_trigger_once_its_session_is_committed(database: Database) -> None:
+def test_a_submit_tells_the_trigger_once_its_session_is_committed(acme: Database) -> None:
     seen: list[SessionStatus] = []
 
     class CheckingTrigger(RecordingTrigger):
         def new_work(self, tenant_id: str, longest_session_seconds: int) -> None:
-            with tenant_scope(tenant_id), unit_of_work(database) as uow:
+            with tenant_scope(tenant_id), unit_of_work(acme) as uow:
                 seen.extend(s.status for s in uow.sessions.list())
             super().new_work(tenant_id, longest_session_seconds)
 
     trigger = CheckingTrigger()
-    service = SessionService(database, wave_trigger=trigger)
+    service = SessionService(acme, wave_trigger=trigger)
     request = SubmitSession(title="t", prompt="p", max_duration_seconds=1200)
     service.submit(Caller.operator(), "acme", request)
     assert trigger.calls == [("acme", 1200)]
     assert seen == [SessionStatus.PENDING]  # committed before the trigger was told
 
 
-def test_a_replayed_idempotent_submit_does_not_tell_the_trigger_again(database: Database) -> None:
+def test_a_replayed_idempotent_submit_does_not_tell_the_trigger_again(acme: Database) -> None:
     trigger = RecordingTrigger()
-    service = SessionService(database, wave_trigger=trigger)
+    service = SessionService(acme, wave_trigger=trigger)
     request = SubmitSession(title="t", prompt="p", idempotency_key="k-1")
     service.submit(Caller.operator(), "acme", request)
     service.submit(Caller.operator(), "acme", request)
     assert len(trigger.calls) == 1
 
 
-def test_a_decomposed_request_tells_the_trigger_once(database: Database) -> None:
+def test_a_decomposed_request_tells_the_trigger_once(acme: Database) -> None:
     trigger = RecordingTrigger()
-    service = SessionService(database, wave_trigger=trigger)
+    service = SessionService(acme, wave_trigger=trigger)
     request = SubmitSession(
         title="t",
         prompt="p",
@@ -229,7 +215,7 @@ def test_a_decomposed_request_tells_the_trigger_once(database: Database) -> None
     assert [tenant for tenant, _ in trigger.calls] == ["acme"]
 
 
-def test_a_trigger_that_fails_does_not_fail_the_submit(database: Database) -> None:
-    service = SessionService(database, wave_trigger=RecordingTrigger(failing=True))
+def test_a_trigger_that_fails_does_not_fail_the_submit(acme: Database) -> None:
+    service = SessionService(acme, wave_trigger=RecordingTrigger(failing=True))
     session = service.submit(Caller.operator(), "acme", SubmitSession(title="t", prompt="p"))
     assert session.status is SessionStatus.PENDING
