@@ -35,6 +35,7 @@ class Services:
         from resources.database.schema_version import ensure_current
         from resources.settings import database_url, redis_url
         from services.factory import ServiceFactory
+        from services.wave_trigger import wave_trigger_from_environment
 
         database = Database(database_url())
         ensure_current(database.engine)
@@ -46,7 +47,7 @@ class Services:
             publish = make_event_publisher(url).publish
         return cls(
             database,
-            ServiceFactory(database, publish=publish),
+            ServiceFactory(database, publish=publish, wave_trigger=wave_trigger_from_environment()),
             redis_url=url,
             dagster_home=os.environ.get("DAGSTER_HOME") or None,
         )

@@ -201,7 +201,8 @@ def session_figures(
     if runs is not None:
         since = held_since(runs)
         for line in timelines:
-            line.held = since.get(line.session_id, 0.0)
+            # Not in any run's config: claimed by a live wave's top-up, held from its claim.
+            line.held = since.get(line.session_id, line.claimed)
     completed = [t for t in timelines if t.status == "COMPLETED"]
     first = min((t.submitted for t in timelines), default=0.0)
     last = max((t.ended for t in timelines if t.ended), default=first)

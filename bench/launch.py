@@ -17,6 +17,7 @@ plays the run queue: at most `max_runs` runs in progress at once (production's
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from pathlib import Path
 
@@ -29,11 +30,12 @@ from instance_plugins.dagster_internals import (
     ModuleTarget,
     WorkspaceProcessContext,
 )
-from services.waves import JOB_NAME
+from services.waves import JOB_NAME, WAVE_TAG
 
 LOCATION_NAME = "bench"
 CODE_LOCATION_MODULE = "bench.code_location"
 ENDED = frozenset({DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED})
+LIVE = [s for s in DagsterRunStatus if s not in ENDED and s is not DagsterRunStatus.CANCELING]
 
 INSTANCE_YAML = """\
 # The bench's throwaway Dagster instance: SQLite storage under this directory, and runs started
@@ -179,3 +181,43 @@ class RunLauncher:
 
     def close(self) -> None:
         self._context.__exit__(None, None, None)
+
+
+class SubmitLaunches:
+    """The wave trigger's way in (`services.wave_trigger.WaveRuns`) for a bench without a
+    webserver: what `launchRun` does there, in process. A launch hands its request to the
+    bench's run queue at once (`take`, drained by the bench's loop into `RunLauncher`, as the
+    daemon dequeues a run `launchRun` queued); a run is live while its request waits there or
+    while the instance shows it queued, starting or running. Called from the trigger's thread.
+    """
+
+    def __init__(self, instance: dg.DagsterInstance) -> None:
+        self._instance = instance
+        self._lock = threading.Lock()
+        self._handed: list[dg.RunRequest] = []
+        self._waiting: dict[str, dict[str, str]] = {}  # wave id -> tags, until its run exists
+        self.launched = 0
+
+    def has_live_run(self, job_name: str, tags: dict[str, str]) -> bool:
+        with self._lock:
+            waves = [w for w, t in self._waiting.items() if tags.items() <= t.items()]
+        for wave in waves:
+            if not self._instance.get_runs(filters=RunsFilter(tags={WAVE_TAG: wave}), limit=1):
+                return True  # still waiting in the queue
+            with self._lock:
+                self._waiting.pop(wave, None)
+        live = RunsFilter(job_name=job_name, tags=tags, statuses=LIVE)
+        return bool(self._instance.get_runs(filters=live, limit=1))
+
+    def launch_run(self, job_name: str, run_config: dict[str, object], tags: dict[str, str]) -> str:
+        assert job_name == JOB_NAME, job_name
+        with self._lock:
+            self._handed.append(dg.RunRequest(run_config=run_config, tags=tags))
+            self._waiting[tags[WAVE_TAG]] = tags
+            self.launched += 1
+        return tags[WAVE_TAG]
+
+    def take(self) -> list[dg.RunRequest]:
+        with self._lock:
+            handed, self._handed = self._handed, []
+        return handed

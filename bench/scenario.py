@@ -56,6 +56,10 @@ class Scenario:
     # Tenant workspaces made before the burst by the agent-health sensor's tick (False: by the
     # tenants' first waves, inside the measured window, as before that sensor made them)
     workspaces_ahead: bool = True
+    # Each submit tells its tenant's wave trigger (services.wave_trigger), which launches the
+    # tenant's wave at once when it has none live, as with a Dagster webserver configured; the
+    # dispatch sensor still ticks, the safety net (run worker and launched modes only).
+    launch_on_submit: bool = False
     timeout_seconds: float = 1800.0
     note: str = ""
     runtimes: bool = False  # each tenant on its managed runtime, sessions on its repository
@@ -213,11 +217,13 @@ def _summary(
         "max_runs": scenario.max_runs if scenario.mode != "floor" else None,
         "cold_worker": scenario.cold_worker if scenario.mode == "worker" else None,
         "managed_runtimes": scenario.runtimes,
+        "launch_on_submit": scenario.launch_on_submit,
         "per_server_concurrency": spec.get("per_server_concurrency") or None,
         "agents": agents,
         "prompt": scenario.prompt,
         **{k: v for k, v in figures.items() if k not in ("first_submit", "last_end")},
         "runs": result.get("runs"),
+        "runs_launched_on_submit": result.get("runs_launched_on_submit"),
         "failed_runs": result.get("failed_runs"),
         "timed_out": result.get("timed_out", False),
         "cpu_seconds": round(measured["cpu_seconds"], 2),

@@ -21,6 +21,12 @@ Scenarios, each in its own worker process whose whole process tree is measured:
    by the first measured launch instead). Each tenant's workspace on its agents' servers is
    made before the burst by one agent-health tick, as the daemon's would have since the agents
    were registered.
+4a. **the same, launched on submit** (`worker_triggered`): each submit tells its tenant's wave
+   trigger (`services.wave_trigger.LaunchOnSubmit`), which launches the tenant's wave at once
+   when it has none live instead of leaving it to the next dispatch tick (the sensor still
+   ticks, as the safety net). The bench has no webserver: the trigger's launch is the
+   equivalent in-process one (`bench.launch.SubmitLaunches`): the run request joins the bench's
+   run queue at once, as `launchRun` queues a run for the daemon. Run only when named.
 4b. **the same, workspaces made by the first waves** (`worker_late_workspaces`): without that
    tick, each tenant's first wave makes them inside the measured window (as before the sensor
    made them). Run only when named in `--only`; a comparison only with sessions in their
@@ -85,6 +91,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "sessions.json"
 TWO_TURNS = '[script:write path=bench/s{n}.md content="bench {n}\\n" reply="Written."] Note {n}.'
 HELD = '[script:slow seconds={hold} reply="Held."] Hold {{n}}.'
 PRODUCTION_MAX_RUNS = 30  # deploy/dagster.yaml: max_concurrent_runs
+NAMED_ONLY = frozenset({"worker_triggered", "worker_late_workspaces"})
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -120,7 +127,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--only",
         default="",
         help="comma-separated scenario keys "
-        "(floor,wave1,wave,worker,worker_late_workspaces,runtime,inprocess,inflight)",
+        "(floor,wave1,wave,worker,worker_triggered,worker_late_workspaces,runtime,inprocess,"
+        "inflight)",
     )
     parser.add_argument(
         "--cold-run-worker",
@@ -176,6 +184,17 @@ def plan(args: argparse.Namespace) -> list[Scenario]:
             cold_worker=args.cold_run_worker,
         ),
         Scenario(
+            "worker_triggered",
+            f"wave size {wave}, run worker, launched on submit",
+            "worker",
+            n,
+            TWO_TURNS,
+            wave_size=wave,
+            max_runs=args.max_runs,
+            cold_worker=args.cold_run_worker,
+            launch_on_submit=True,
+        ),
+        Scenario(
             "worker_late_workspaces",
             f"wave size {wave}, run worker, workspaces made by the first waves",
             "worker",
@@ -221,8 +240,8 @@ def plan(args: argparse.Namespace) -> list[Scenario]:
         ),
     ]
     only = {key.strip() for key in args.only.split(",") if key.strip()}
-    if not only:  # a comparison for the latency work, run when named
-        return [s for s in scenarios if s.key != "worker_late_workspaces"]
+    if not only:  # comparisons for the latency work, run when named
+        return [s for s in scenarios if s.key not in NAMED_ONLY]
     return [s for s in scenarios if s.key in only]
 
 

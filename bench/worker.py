@@ -42,7 +42,7 @@ from sqlalchemy import and_, func, not_, select
 
 from bench.code_location import WAVE_SIZE_VAR, bench_supervision
 from bench.floor import run_floor
-from bench.launch import RunLauncher
+from bench.launch import RunLauncher, SubmitLaunches
 from domain.caller import Caller
 from orchestrator_defs.sensor_evaluation import sensor_context
 from orchestrator_defs.sessions.job import session_wave
@@ -50,6 +50,7 @@ from resources.dagster_partitions import tenant_partitions
 from resources.database import Database
 from resources.database.schema import SessionRow
 from resources.database_resource import DatabaseResource
+from resources.debounce import InProcessDebounce
 from resources.opencode.resource import OpenCodeResource
 from resources.redis.resource import RedisResource
 from sensors.agent_health import agent_health_sensor
@@ -57,6 +58,7 @@ from sensors.dispatch import dispatch_sensor
 from sensors.retry import TICK_INTERVAL_SECONDS as RETRY_TICK_SECONDS
 from sensors.retry import retry_sensor
 from services.session_service import SessionService, SubmitSession
+from services.wave_trigger import LaunchOnSubmit
 from services.waves import WAVE_OP
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -96,10 +98,17 @@ class Orchestrated:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
         self.database = Database(spec["database_url"])
-        self.service = SessionService(self.database)
+        self.instance = dg.DagsterInstance.get()
+        # With `launch_on_submit`, each submit tells the tenant's wave trigger, which launches
+        # its wave at once into this bench's run queue (no webserver here: `SubmitLaunches`).
+        self.submit_launches: SubmitLaunches | None = None
+        self.trigger: LaunchOnSubmit | None = None
+        if spec.get("launch_on_submit"):
+            self.submit_launches = SubmitLaunches(self.instance)
+            self.trigger = LaunchOnSubmit(self.submit_launches, InProcessDebounce())
+        self.service = SessionService(self.database, wave_trigger=self.trigger)
         # Counting every tenant's sessions needs no tenant scope (no RLS: app_role=None).
         self.counter = Database(spec["database_url"], app_role=None)
-        self.instance = dg.DagsterInstance.get()
         self.instance.add_dynamic_partitions(tenant_partitions.name, spec["tenants"])
         self.resources = {
             "database": DatabaseResource(url=spec["database_url"]),
@@ -176,6 +185,8 @@ class Orchestrated:
             return int(session.scalar(query) or 0)
 
     def runs_idle(self) -> bool:
+        if self.submit_launches is not None and self.launcher is not None:
+            self.launcher.enqueue(self.submit_launches.take())
         if self.launcher is not None:
             self.launcher.poll()
             return self.launcher.idle
@@ -242,6 +253,9 @@ class Orchestrated:
             "timed_out": bool(timed_out),
             "submitted": self.submitted,
             "submit_error": self.submit_error,
+            "runs_launched_on_submit": self.submit_launches.launched
+            if self.submit_launches
+            else None,
             **self._runs(),
         }
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+# How long beyond its first sessions' time a wave may take on its tenant's new sessions (the
+# supervision resource's default; a wave launched on submit is sized with it too).
+DEFAULT_TOP_UP_SECONDS = 1800.0
+
 
 @dataclass(frozen=True)
 class SupervisionSettings:

@@ -65,9 +65,11 @@ def service_factory(database: Database, *, steering: bool = False) -> ServiceFac
     """The services as the sensors and the API get them. Only what a command needs is loaded,
     for start-up time: the OpenCode client when `steering` (cancel, pause, stop abort the
     agent's turn), the Redis client at the first event published, when Redis is configured
-    (without it nothing is published)."""
+    (without it nothing is published), and the wave trigger when a Dagster webserver is
+    configured (a submit launches its tenant's wave at once)."""
     from resources.settings import redis_url
     from services.factory import ServiceFactory
+    from services.wave_trigger import wave_trigger_from_environment
 
     agent_control = None
     if steering:
@@ -76,7 +78,12 @@ def service_factory(database: Database, *, steering: bool = False) -> ServiceFac
         agent_control = OpenCodeAgentControl()
     url = redis_url()
     publish = _publish_to(url) if url else None
-    return ServiceFactory(database, publish=publish, agent_control=agent_control)
+    return ServiceFactory(
+        database,
+        publish=publish,
+        agent_control=agent_control,
+        wave_trigger=wave_trigger_from_environment(),
+    )
 
 
 def _publish_to(url: str) -> EventSink:

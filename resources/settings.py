@@ -13,6 +13,10 @@
 - ``INDORCH_API_MAX_BODY_BYTES``: the largest request body the HTTP API reads (default 1 MiB).
 - ``INDORCH_API_RATE_LIMIT`` / ``INDORCH_API_RATE_WINDOW_SECONDS``: requests a tenant may make
   per window (default 600 per 60 s; ``0`` turns the limit off).
+- ``INDORCH_DAGSTER_WEBSERVER_URL``: the Dagster webserver (``http://127.0.0.1:3000`` under
+  ``dagster dev`` and ``indorch demo``): when set, a submit launches its tenant's wave through it
+  at once instead of waiting for the dispatch sensor's tick (``services.wave_trigger``); unset,
+  the sensor alone dispatches.
 - ``INDORCH_ALLOW_PLAIN_HTTP_AGENTS``: ``1`` lets agents be registered on plain http off this
   host (by default only https, or http to loopback: a password sent in clear crosses no wire).
 
@@ -88,6 +92,15 @@ def database_url() -> str:
 
 def redis_url() -> str | None:
     return _env(REDIS_URL_VAR)
+
+
+DAGSTER_WEBSERVER_URL_VAR = "INDORCH_DAGSTER_WEBSERVER_URL"
+
+
+def dagster_webserver_url() -> str | None:
+    """The Dagster webserver submits launch waves through; None: none (the sensor dispatches)."""
+    configured = _env(DAGSTER_WEBSERVER_URL_VAR)
+    return configured.rstrip("/") if configured else None
 
 
 DATASET_DIR_VAR = "INDORCH_DATASET_DIR"

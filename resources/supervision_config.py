@@ -7,7 +7,7 @@ from datetime import timedelta
 import dagster as dg
 from pydantic import Field
 
-from domain.supervision_policy import SupervisionSettings
+from domain.supervision_policy import DEFAULT_TOP_UP_SECONDS, SupervisionSettings
 
 
 class SupervisionConfig(dg.ConfigurableResource):
@@ -51,7 +51,7 @@ class SupervisionConfig(dg.ConfigurableResource):
         "wait their turn rather than all hitting the server at once.",
     )
     top_up_seconds: float = Field(
-        default=1800.0,
+        default=DEFAULT_TOP_UP_SECONDS,
         ge=0,
         description="How long beyond its first sessions' time a wave may take on its tenant's "
         "new sessions (0: waves never top up).",

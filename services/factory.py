@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from services.unroutable import UnroutableSessions
     from services.usage_metering import UsageMetering
     from services.user_admin import UserAdmin
+    from services.wave_trigger import WaveTrigger
     from services.webhooks import Webhooks
 
 EventSink = Callable[[SessionEvent], None]
@@ -73,6 +74,9 @@ class ServiceFactory:
     # This host's managed runtimes (None: from the environment when needed): a session whose
     # agent is one of them gets its workspace inside it, git run in the tenant's sandbox.
     runtime_host: RuntimeHost | None = None
+    # Told of each tenant's new sessions, to launch its wave at once (services.wave_trigger);
+    # None: the dispatch sensor's next tick takes them (the sensors' and ops' own wiring).
+    wave_trigger: WaveTrigger | None = None
     clock: Callable[[], datetime] = utcnow
     # What this factory's callers remember of authenticated keys (services.authentication).
     key_cache: KeyCache = field(default_factory=_new_key_cache)
@@ -101,6 +105,7 @@ class ServiceFactory:
             publish=self.publish,
             clock=self.clock,
             retry_base_seconds=self.retry_base_seconds,
+            wave_trigger=self.wave_trigger,
         )
 
     def session_patches(self) -> SessionPatches:

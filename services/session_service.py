@@ -76,6 +76,7 @@ from services.unroutable import (
     released_if_unroutable,
     set_aside_if_unroutable,
 )
+from services.wave_trigger import WaveTrigger
 
 logger = logging.getLogger(__name__)
 EventSink = Callable[[SessionEvent], None]
@@ -160,8 +161,10 @@ class SessionService:
         publish: EventSink | None = None,
         clock: Callable[[], datetime] = utcnow,
         retry_base_seconds: float | None = None,
+        wave_trigger: WaveTrigger | None = None,
     ) -> None:
         self._database = database
+        self._wave_trigger = wave_trigger
         self._retry_base_seconds = retry_base_seconds
         self._agent_control = agent_control
         self._publish = publish or (lambda event: None)
@@ -246,7 +249,20 @@ class SessionService:
                     uow.tasks.add_dependency(dependency)
         for event in created:
             self._publish(event)
+        longest = max([session, *(plan.children if plan else [])], key=_max_duration)
+        self._tell_wave_trigger(tenant_id, longest.max_duration_seconds)
         return session
+
+    def _tell_wave_trigger(self, tenant_id: str, longest_session_seconds: int) -> None:
+        """New PENDING work is committed: the trigger may launch the tenant's wave now rather
+        than at the dispatch sensor's next tick. It returns at once; whatever it does, the
+        submit has succeeded (the sensor is the safety net)."""
+        if self._wave_trigger is None:
+            return
+        try:
+            self._wave_trigger.new_work(tenant_id, longest_session_seconds)
+        except Exception as error:
+            logger.warning("tenant %s: the wave trigger failed: %r", tenant_id, error)
 
     def _find_by_key(self, tenant_id: str, key: str | None) -> Session | None:
         if not key:
@@ -393,6 +409,7 @@ class SessionService:
             session.agent_session_id = None
             recorded = uow.sessions.save_transition(session, event)
         self._publish(recorded)
+        self._tell_wave_trigger(tenant_id, session.max_duration_seconds)
         return session
 
     def message(self, caller: Caller, tenant_id: str, session_id: str, text: str) -> FollowUp:
@@ -767,6 +784,10 @@ def _claim(
     except ConcurrentModification:
         return False
     return True
+
+
+def _max_duration(session: Session) -> int:
+    return session.max_duration_seconds
 
 
 def _same_request(existing: Session, request: SubmitSession) -> Session:

@@ -16,6 +16,7 @@ WAVE_TAG = "indorch/wave"
 SESSIONS_TAG = "indorch/sessions"
 MAX_SESSION_IDS_IN_TAG = 20
 MAX_RUNTIME_TAG = "dagster/max_runtime"  # run monitoring fails a run that outlives it
+PARTITION_TAG = "dagster/partition"  # the run's partition (the tenant), as a RunRequest sets it
 # Room beyond the longest session's max duration: waiting for an agent slot, startup, teardown.
 RUNTIME_MARGIN_SECONDS = 900
 WAVE_OP = "supervise_wave"

@@ -417,8 +417,12 @@ class Demo:
 
     def submit(self) -> list[Submitted]:
         from indorch.context import service_factory
+        from resources.settings import DAGSTER_WEBSERVER_URL_VAR
 
         assert self.database is not None
+        # The submits launch each tenant's wave through the demo's webserver at once (up by now)
+        # instead of waiting for the dispatch sensor's tick.
+        os.environ[DAGSTER_WEBSERVER_URL_VAR] = self.ui.base
         self.service = service_factory(self.database).sessions()
         submitted = submit_all(self.service, demo_sessions(self.options.quick))
         self.history = submit_all(self.service, recurring_sessions())

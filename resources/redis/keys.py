@@ -5,6 +5,7 @@
 - ``indorch:<tenant>:agent:<agent id>:heartbeat``: one agent's last heartbeat (a hash with TTL)
 - ``indorch:<tenant>:heartbeats``: the agents that beat recently (a set, the index of the above)
 - ``indorch:<tenant>:api-rate:<window>``: the tenant's API requests in one rate window (a counter)
+- ``indorch:<tenant>:debounce:<name>``: a short-lived marker, the first of a burst to set it acts
 
 No key is built without a tenant (`TenantNotSet`), and a part that could break the structure (a
 colon, a glob character, whitespace) is refused (`InvalidInput`): one tenant's id can never spell
@@ -55,3 +56,7 @@ def heartbeat_index_key(tenant_id: str) -> str:
 
 def api_rate_key(tenant_id: str, window: int) -> str:
     return f"{PREFIX}:{_tenant(tenant_id)}:api-rate:{int(window)}"
+
+
+def debounce_key(tenant_id: str, name: str) -> str:
+    return f"{PREFIX}:{_tenant(tenant_id)}:debounce:{_id('name', name)}"

@@ -21,7 +21,8 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -50,13 +51,16 @@ LOG_TAIL_CHARS = 4000
 
 
 @contextmanager
-def dagster_daemon(env: dict[str, str], log_path: Path) -> Iterator[Child]:
-    """`dagster-daemon run -w workspace.yaml` in its own process group; stopped on the way out
-    (SIGINT: its own shutdown of the code server, then the group is terminated)."""
-    daemon = Path(sys.executable).with_name("dagster-daemon")
+def dagster_process(
+    program: str, args: list[str], env: dict[str, str], log_path: Path
+) -> Iterator[Child]:
+    """`<program> <args>` (a Dagster command beside this Python) from the project root, in its
+    own process group; stopped on the way out (SIGINT: its own shutdown, e.g. the daemon's of
+    its code server, then the group is terminated)."""
+    executable = Path(sys.executable).with_name(program)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(daemon), "run", "-w", "workspace.yaml"],
+            [str(executable), *args],
             cwd=PROJECT_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -64,11 +68,16 @@ def dagster_daemon(env: dict[str, str], log_path: Path) -> Iterator[Child]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    child = Child("dagster-daemon", process, log_path)
+    child = Child(program, process, log_path)
     try:
         yield child
     finally:
         child.stop(DAEMON_STOP_SECONDS)
+
+
+def dagster_daemon(env: dict[str, str], log_path: Path) -> AbstractContextManager[Child]:
+    """`dagster-daemon run -w workspace.yaml`."""
+    return dagster_process("dagster-daemon", ["run", "-w", "workspace.yaml"], env, log_path)
 
 
 def launch_command(run_id: str) -> list[str]:
@@ -129,27 +138,51 @@ def wait_until(
         time.sleep(1.0)
 
 
+@dataclass(frozen=True)
+class DevWorld:
+    """A fresh development state: SQLite application database with the tenant and its agent on
+    the OpenCode server (set up with `indorch`), a DAGSTER_HOME from the dev template, and the
+    environment of the processes started on it (each carrying `marker`, for the clean-up)."""
+
+    database_url: str
+    dagster_home: Path
+    env: dict[str, str]
+    cli: dict[str, str]
+    marker: str
+
+    @classmethod
+    def made(cls, tmp_path: Path, opencode_server: OpenCodeServer, name: str) -> DevWorld:
+        state = tmp_path / "state"
+        dagster_home = state / "dagster"
+        dagster_home.mkdir(parents=True)
+        shutil.copyfile(DAGSTER_TEMPLATE, dagster_home / "dagster.yaml")
+        database_url = f"sqlite:///{state / 'indorch.db'}"
+        marker = f"{name}-{uuid.uuid4().hex[:12]}"
+        env = {
+            **{k: v for k, v in os.environ.items() if k not in {"DAGSTER_HOME", REDIS_URL_VAR}},
+            DATABASE_URL_VAR: database_url,
+            STATE_DIR_VAR: str(state),  # scripts/dagster.sh: DAGSTER_HOME=<state>/dagster
+            DEMO_ID_VAR: marker,
+            "PYTHONUNBUFFERED": "1",
+        }
+        cli = {k: env[k] for k in (STATE_DIR_VAR, DEMO_ID_VAR)}
+        ok(database_url, "db", "upgrade", env=cli)
+        ok(database_url, "tenant", "create", TENANT, "--name", "Acme", env=cli)
+        agent = ("agent", "register", "--tenant", TENANT, "--name", "builder")
+        ok(database_url, *agent, "--url", opencode_server.url, env=cli)
+        return cls(database_url, dagster_home, env, cli, marker)
+
+
 def test_dagster_job_launch_with_tenant_and_prompt_runs_one_session(
     opencode_server: OpenCodeServer, tmp_path: Path
 ) -> None:
-    state = tmp_path / "state"
-    dagster_home = state / "dagster"
-    dagster_home.mkdir(parents=True)
-    shutil.copyfile(DAGSTER_TEMPLATE, dagster_home / "dagster.yaml")
-    database_url = f"sqlite:///{state / 'indorch.db'}"
-    marker = f"job-launch-{uuid.uuid4().hex[:12]}"  # carried by every process started here
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in {"DAGSTER_HOME", REDIS_URL_VAR}},
-        DATABASE_URL_VAR: database_url,
-        STATE_DIR_VAR: str(state),  # scripts/dagster.sh: DAGSTER_HOME=<state>/dagster
-        DEMO_ID_VAR: marker,
-        "PYTHONUNBUFFERED": "1",
-    }
-    cli = {k: env[k] for k in (STATE_DIR_VAR, DEMO_ID_VAR)}
-    ok(database_url, "db", "upgrade", env=cli)
-    ok(database_url, "tenant", "create", TENANT, "--name", "Acme", env=cli)
-    agent = ("agent", "register", "--tenant", TENANT, "--name", "builder")
-    ok(database_url, *agent, "--url", opencode_server.url, env=cli)
+    world = DevWorld.made(tmp_path, opencode_server, "job-launch")
+    database_url, dagster_home, env, marker = (
+        world.database_url,
+        world.dagster_home,
+        world.env,
+        world.marker,
+    )
 
     run_id = str(uuid.uuid4())
     daemon_env = {**env, "DAGSTER_HOME": str(dagster_home)}

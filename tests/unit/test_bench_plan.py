@@ -1,5 +1,6 @@
-"""The bench's latency comparison (tenant workspaces made by the first waves, as before the
-agent-health sensor made them ahead) runs only when named, beside the default row."""
+"""The bench's latency comparisons (tenant workspaces made by the first waves, as before the
+agent-health sensor made them ahead; waves launched on submit) run only when named, beside the
+default row."""
 
 from bench.sessions import parse, plan
 
@@ -10,3 +11,11 @@ def test_the_late_workspaces_row_runs_only_when_named() -> None:
     assert list(named) == ["worker", "worker_late_workspaces"]
     assert named["worker"].workspaces_ahead and not named["worker_late_workspaces"].workspaces_ahead
     assert named["worker_late_workspaces"].mode == "worker"
+
+
+def test_the_launched_on_submit_row_runs_only_when_named_beside_the_worker_row() -> None:
+    assert "worker_triggered" not in [s.key for s in plan(parse([]))]
+    named = {s.key: s for s in plan(parse(["--only", "floor,worker,worker_triggered"]))}
+    assert list(named) == ["floor", "worker", "worker_triggered"]
+    assert named["worker_triggered"].launch_on_submit and not named["worker"].launch_on_submit
+    assert named["worker_triggered"].mode == named["worker"].mode == "worker"

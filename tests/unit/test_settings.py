@@ -93,3 +93,10 @@ def test_retention_days_default_to_90_and_must_be_whole_positive_days(
         monkeypatch.setenv(variable, bad)
         with pytest.raises(InvalidSetting, match=variable):
             settings.retention_days(variable)
+
+
+def test_the_dagster_webserver_is_optional_and_its_trailing_slash_dropped(monkeypatch) -> None:
+    monkeypatch.setenv("INDORCH_DAGSTER_WEBSERVER_URL", "")
+    assert settings.dagster_webserver_url() is None  # the dispatch sensor alone
+    monkeypatch.setenv("INDORCH_DAGSTER_WEBSERVER_URL", "http://127.0.0.1:3000/")
+    assert settings.dagster_webserver_url() == "http://127.0.0.1:3000"

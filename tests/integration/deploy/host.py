@@ -67,6 +67,7 @@ def production_environment(
 ) -> dict[str, str]:
     """The environment deploy/Procfile's header names, with free ports and a DAGSTER_HOME holding
     deploy/dagster.yaml."""
+    webserver_port = free_port()
     return {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -78,7 +79,8 @@ def production_environment(
         "DAGSTER_CODE_SERVER_HOST": "127.0.0.1",
         "DAGSTER_CODE_SERVER_PORT": str(free_port()),
         "INDORCH_API_PORT": str(free_port()),
-        "DAGSTER_WEBSERVER_PORT": str(free_port()),
+        "DAGSTER_WEBSERVER_PORT": str(webserver_port),
+        "INDORCH_DAGSTER_WEBSERVER_URL": f"http://127.0.0.1:{webserver_port}",
         **extra,
     }
 
