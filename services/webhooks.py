@@ -14,10 +14,9 @@ name may point elsewhere now), and the attempt connects to the address that chec
 naming the URL's host in the `Host` header and in TLS (SNI and certificate), so a name
 re-pointed between the check and the connection (DNS rebinding) cannot reach the platform's
 network (a proxy the environment names gets the checked address too); redirects are not
-followed. Why a sensor and not a
-background task of the API: the API may run as several processes or none, while the sensor
-runs once per tick in the deployment that already runs the sessions, and the outbox in the
-database makes either crash-safe.
+followed. Why a sensor and not a background task of the API: the API may run as several
+processes or none, while the sensor runs once per tick in the deployment that already runs the
+sessions, and the outbox in the database makes either crash-safe.
 """
 
 from __future__ import annotations
@@ -200,9 +199,11 @@ class Webhooks:
         at = self._clock()
         try:
             destination = webhook_destination(endpoint.url, self._allow_private, self._resolve)
+            url = httpx.URL(endpoint.url)
         except UnsafeWebhookUrl as unsafe:
             return DeliveryAttempt(at=at, error=f"not sent: {unsafe.problem}")
-        url = httpx.URL(endpoint.url)
+        except httpx.InvalidURL:
+            return DeliveryAttempt(at=at, error="not sent: the webhook URL is malformed")
         body = json.dumps({"id": delivery.id, **delivery.payload}, sort_keys=True).encode()
         sent_at = int(time.time())
         headers = {
