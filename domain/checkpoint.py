@@ -1,7 +1,9 @@
 """Checkpoints: numbered snapshots of a session's progress (1..n, the newest 100 kept).
 
 The supervisor records one at each completed agent step (an assistant message that ended): the
-step's attempt, its text, the files changed so far and the tokens so far. A retried attempt
+step's attempt, its text (what the agent said, secrets scrubbed), the files changed so far and
+the tokens so far. The step's `agent.step` event carries the same data, so a reader of the live
+stream sees what the agent said as it says it. A retried attempt
 starts from the last checkpoint of an earlier attempt: its prompt carries that context, so the
 agent continues the work instead of beginning it again.
 """
@@ -16,10 +18,11 @@ from pydantic import Field
 
 from domain.clock import utcnow
 from domain.domain_model import ValueObject
+from domain.secret_scrubbing import scrub
 
 MAX_CHECKPOINTS_KEPT = 100
 STEP_EVENT = "agent.step"  # a completed agent step; written with its checkpoint
-STEP_TEXT_MAX = 2_000  # an agent step's text kept in its checkpoint
+STEP_TEXT_MAX = 2_000  # an agent step's text kept in its checkpoint and its event
 RESUME_FILES_SHOWN = 50
 
 
@@ -42,11 +45,13 @@ def step_checkpoint_data(
     tokens_in: int,
     tokens_out: int,
 ) -> dict[str, Any]:
-    """What a checkpoint of one completed agent step holds (the text clipped to a bound)."""
+    """What a checkpoint (and the event) of one completed agent step holds: the text scrubbed of
+    secrets, then clipped to a bound (clipped first, a secret cut at the bound could escape its
+    pattern)."""
     return {
         "attempt": attempt,
         "message_id": message_id,
-        "text": text[:STEP_TEXT_MAX],
+        "text": scrub(text)[:STEP_TEXT_MAX],
         "files_changed": sorted(set(files_changed)),
         "tokens_in": tokens_in,
         "tokens_out": tokens_out,

@@ -36,5 +36,6 @@ def run(
         "tenants": report.tenants,
         "session_events": report.session_events,
         "checkpoints": report.checkpoints,
+        "webhook_deliveries": report.webhook_deliveries,
     }
     print_record(counts, as_json)

@@ -7,7 +7,8 @@ or, for one session, inside the transaction of its next state change, before it,
 session's history keeps its order. State changes themselves are never batched: they are written
 when they happen, so a killed wave loses at most its last fraction of a second of observations,
 never a session's state. A completed agent step (`STEP_EVENT`) brings its checkpoint, written in
-the same transaction as its event.
+the same transaction as its event; the event keeps the step's text (scrubbed and bounded by
+`domain.checkpoint`), which the live stream's readers see.
 """
 
 from __future__ import annotations
@@ -77,12 +78,11 @@ class EventBatch:
         for pending in events:
             try:
                 data = pending.data
-                if pending.event_type == STEP_EVENT:  # a step's checkpoint, its text kept there
+                if pending.event_type == STEP_EVENT:  # a step's checkpoint, numbered here
                     checkpoint = uow.sessions.add_next_checkpoint(
                         pending.session_id, data, pending.at
                     )
-                    data = {k: v for k, v in data.items() if k != "text"}
-                    data["checkpoint"] = checkpoint.sequence
+                    data = {**data, "checkpoint": checkpoint.sequence}
                 written.append(
                     uow.sessions.append_event(
                         pending.session_id, pending.event_type, data, at=pending.at

@@ -9,11 +9,14 @@ tell of (the outbox); `deliver_due` drains a tenant's due ones (the Dagster sens
 `webhook_delivery_sensor` calls it every few seconds). Each is first taken (its next attempt
 moved past the attempt's timeout, one conditional update) so two runners never send it at
 once, and a runner that dies mid-attempt leaves it due again: delivered at least once,
-receivers deduplicate on `X-Indorch-Delivery`. The URL is checked again before each attempt
-(its name may point elsewhere now); redirects are not followed. Why a sensor and not a
-background task of the API: the API may run as several processes or none, while the sensor
-runs once per tick in the deployment that already runs the sessions, and the outbox in the
-database makes either crash-safe.
+receivers deduplicate on `X-Indorch-Delivery`. The URL is checked again at each attempt (its
+name may point elsewhere now), and the attempt connects to the address that check resolved,
+naming the URL's host in the `Host` header and in TLS (SNI and certificate), so a name
+re-pointed between the check and the connection (DNS rebinding) cannot reach the platform's
+network (a proxy the environment names gets the checked address too); redirects are not
+followed. Why a sensor and not a background task of the API: the API may run as several
+processes or none, while the sensor runs once per tick in the deployment that already runs the
+sessions, and the outbox in the database makes either crash-safe.
 """
 
 from __future__ import annotations
@@ -43,7 +46,14 @@ from domain.webhook import (
     WebhookEndpoint,
     generate_secret,
 )
-from domain.webhook_address import webhook_url_problem
+from domain.webhook_address import (
+    Resolver,
+    UnsafeWebhookUrl,
+    WebhookDestination,
+    resolved_addresses,
+    webhook_destination,
+    webhook_url_problem,
+)
 from resources import settings
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.secret_box import SecretBox, secret_box_from_environment
@@ -52,6 +62,11 @@ logger = logging.getLogger(__name__)
 ROLE = Role.LEAD
 TIMEOUT_SECONDS = 10.0
 MAX_LISTED = 100
+
+
+def _pinned(url: httpx.URL, destination: WebhookDestination) -> httpx.URL:
+    """The URL with its host replaced by the checked address (nothing left to look up)."""
+    return url.copy_with(host=str(destination.address))
 
 
 @dataclass(frozen=True)
@@ -70,8 +85,10 @@ class Webhooks:
         clock: Callable[[], datetime] = utcnow,
         allow_private: bool | None = None,  # None: INDORCH_ALLOW_PRIVATE_WEBHOOKS
         timeout_seconds: float = TIMEOUT_SECONDS,
+        resolve: Resolver = resolved_addresses,  # the system's; a test's own names
     ) -> None:
         self._database = database
+        self._resolve = resolve
         self._box = box
         self._clock = clock
         self._allow_private = (
@@ -93,7 +110,7 @@ class Webhooks:
         self._allow(caller, tenant_id, "registering a webhook")
         fields = {"tenant_id": tenant_id, "url": url.strip(), "description": description}
         endpoint = WebhookEndpoint(**fields, **({"events": events} if events else {}))
-        problem = webhook_url_problem(endpoint.url, self._allow_private)
+        problem = webhook_url_problem(endpoint.url, self._allow_private, self._resolve)
         if problem:
             raise InvalidInput("url", problem)
         secret = generate_secret()
@@ -180,12 +197,17 @@ class Webhooks:
         delivery: WebhookDelivery,
     ) -> DeliveryAttempt:
         at = self._clock()
-        problem = webhook_url_problem(endpoint.url, self._allow_private)
-        if problem:
-            return DeliveryAttempt(at=at, error=f"not sent: {problem}")
+        try:
+            destination = webhook_destination(endpoint.url, self._allow_private, self._resolve)
+            url = httpx.URL(endpoint.url)
+        except UnsafeWebhookUrl as unsafe:
+            return DeliveryAttempt(at=at, error=f"not sent: {unsafe.problem}")
+        except httpx.InvalidURL:
+            return DeliveryAttempt(at=at, error="not sent: the webhook URL is malformed")
         body = json.dumps({"id": delivery.id, **delivery.payload}, sort_keys=True).encode()
         sent_at = int(time.time())
         headers = {
+            "Host": url.netloc.decode("ascii"),
             "Content-Type": "application/json",
             "User-Agent": "indorch-webhooks/1",
             EVENT_HEADER: delivery.event_type,
@@ -195,7 +217,12 @@ class Webhooks:
         }
         started = time.monotonic()
         try:
-            answer = client.post(endpoint.url, content=body, headers=headers)
+            answer = client.post(
+                _pinned(url, destination),
+                content=body,
+                headers=headers,
+                extensions={"sni_hostname": url.raw_host.decode("ascii")},
+            )
         except httpx.HTTPError as error:
             return DeliveryAttempt(
                 at=at,

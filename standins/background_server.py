@@ -30,8 +30,10 @@ class BackgroundServer:
         host: str = "127.0.0.1",
         port: int = 0,
         graceful_shutdown_seconds: float = 2.0,
+        tls: tuple[str, str] | None = None,  # (certificate file, key file): serve https
     ) -> None:
         self._app = app
+        self._tls = tls
         self._host = host
         self._port = port
         self._graceful = graceful_shutdown_seconds
@@ -44,7 +46,7 @@ class BackgroundServer:
     def url(self) -> str:
         if self.port is None:
             raise RuntimeError("server not started")
-        return f"http://{self._host}:{self.port}"
+        return f"{'https' if self._tls else 'http'}://{self._host}:{self.port}"
 
     def start(self) -> str:
         if self._thread is not None:
@@ -61,6 +63,8 @@ class BackgroundServer:
             lifespan="off",
             access_log=False,
             timeout_graceful_shutdown=int(self._graceful) or 1,
+            ssl_certfile=self._tls[0] if self._tls else None,
+            ssl_keyfile=self._tls[1] if self._tls else None,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -22,7 +22,10 @@ def prune_dagster_runs(context: dg.OpExecutionContext, retention: RetentionPolic
     )
 
 
-@dg.op(description="Remove the expired history of sessions finished past the retention.")
+@dg.op(
+    description="Remove the expired history of sessions finished past the retention, and "
+    "webhook deliveries that ended before then."
+)
 def prune_session_history(
     context: dg.OpExecutionContext, database: DatabaseResource, retention: RetentionPolicy
 ) -> None:
@@ -32,7 +35,8 @@ def prune_session_history(
     )
     context.log.info(
         f"sessions finished before {cutoff.isoformat()}: {report.session_events} events and "
-        f"{report.checkpoints} checkpoints removed across {report.tenants} tenants"
+        f"{report.checkpoints} checkpoints removed across {report.tenants} tenants, and "
+        f"{report.webhook_deliveries} webhook deliveries that ended before then"
     )
 
 

@@ -279,6 +279,20 @@ def test_live_events_reach_the_tenants_redis_stream(world: World, redis_url: str
     assert [entry.event.seq for entry in streamed] == [event.seq for event in stored]
 
 
+def test_the_live_stream_carries_what_the_agent_said_with_its_secrets_scrubbed(
+    world: World, redis_url: str
+) -> None:
+    world.redis_url = redis_url
+    token = "ghp_" + "Z9y8X7w6V5" * 4
+    session = launch_one(world, f'[script:text reply="Deployed with {token} as asked."] Deploy.')
+    assert session.status is SessionStatus.COMPLETED
+    streamed = RedisEventReader(redis_url).read_session_events(TENANT, session.id, count=1000)
+    steps = [entry.event for entry in streamed if entry.event.event_type == "agent.step"]
+    assert [step.data["text"] for step in steps] == [
+        "Deployed with [REDACTED:github_token] as asked."
+    ]
+
+
 def test_waves_carry_on_from_the_database_when_redis_is_down(world: World) -> None:
     world.redis_url = "redis://127.0.0.1:1/0"  # nothing listens there
     session = launch_one(world, "Redis is down, carry on.")

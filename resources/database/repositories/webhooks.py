@@ -26,6 +26,8 @@ from domain.webhook import (
 from resources.database.repositories.base import TenantScopedRepository
 from resources.database.schema import WebhookDeliveryRow, WebhookEndpointRow
 
+_ENDED = (DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.value)
+
 
 def _endpoint(row: WebhookEndpointRow) -> WebhookEndpoint:
     return WebhookEndpoint(
@@ -220,6 +222,30 @@ class WebhookRepository(TenantScopedRepository):
         )
         if result.rowcount != 1:
             raise ConcurrentModification("webhook delivery", delivery.id, "PENDING", 0)
+
+    def prune_ended(self, created_before: datetime, limit: int) -> int:
+        """Delete at most `limit` deliveries that ended (DELIVERED, or FAILED out of attempts)
+        and were created before `created_before`; how many. A PENDING one is never deleted:
+        it is still to be sent. A delivery ends within hours of its creation (its retries
+        pause at most an hour), so its creation dates it."""
+        doomed = (
+            select(WebhookDeliveryRow.id)
+            .where(
+                WebhookDeliveryRow.tenant_id == self.tenant_id,
+                WebhookDeliveryRow.status.in_(_ENDED),
+                WebhookDeliveryRow.created_at < created_before,
+            )
+            .limit(limit)
+        )
+        result = self._session.execute(
+            delete(WebhookDeliveryRow)
+            .where(
+                WebhookDeliveryRow.tenant_id == self.tenant_id,
+                WebhookDeliveryRow.id.in_(doomed),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount or 0)
 
     def _row(self, endpoint_id: str) -> WebhookEndpointRow:
         row = self._session.scalars(

@@ -25,6 +25,7 @@ from api.event_streams import PRUNE_ABOVE
 from api.live_event_hub import LiveEventHub
 from api.services import Services
 from domain.caller import Caller
+from domain.checkpoint import STEP_EVENT, step_checkpoint_data
 from domain.events import SessionEvent
 from domain.tenant import Role
 from resources.database import Database, tenant_scope
@@ -59,6 +60,23 @@ class Stack:
         """An agent's observation, as a wave records it: written, then published."""
         batch = EventBatch()
         batch.add(session_id, "agent.tool", {"n": n, "tool": "write", "tokens": 10 * n})
+        with tenant_scope(tenant.slug):
+            written = batch.flush(self.wiring.database)
+        for event in written:
+            self.publisher.publish(event)
+
+    def record_step(self, tenant: ApiTenant, session_id: str, said: str) -> None:
+        """A completed agent step, as a wave records it (its checkpoint written with it)."""
+        batch = EventBatch()
+        data = step_checkpoint_data(
+            attempt=0,
+            message_id="msg-1",
+            text=said,
+            files_changed=["notes.md"],
+            tokens_in=120,
+            tokens_out=30,
+        )
+        batch.add(session_id, STEP_EVENT, data)
         with tenant_scope(tenant.slug):
             written = batch.flush(self.wiring.database)
         for event in written:
@@ -241,6 +259,29 @@ def test_the_tenant_stream_carries_every_session_of_the_tenant_only_and_resumes(
     for session_id in (one, two, earlier):  # each session's events in seq order
         seqs = _seqs(first.events + second.events, session_id)
         assert seqs == sorted(seqs)
+
+
+def test_a_reader_sees_live_what_the_agent_said_at_each_step_with_its_secrets_scrubbed(
+    stack: Stack,
+) -> None:
+    tenant = _new_tenant(stack.wiring.factory)
+    session_id = stack.submit(tenant)
+    headers = tenant.headers(Role.VIEWER)
+    is_step = _has(session_id, 2)
+    one = SseReader(f"{stack.url}/api/v1/sessions/{session_id}/events", headers, until=is_step)
+    every = SseReader(f"{stack.url}/api/v1/events", headers, until=is_step)
+    one.wait_for(_has(session_id, 1))
+    every.connected()
+
+    stack.record_step(tenant, session_id, "I wrote notes.md; the API key is sk-live-" + "k" * 24)
+
+    for reader in (one, every):
+        reader.finish()
+        [step] = [e for e in reader.events if e.event_type == STEP_EVENT]
+        assert step.data["text"] == "I wrote notes.md; the API key is [REDACTED:openai_key]"
+        assert step.data["files_changed"] == ["notes.md"]
+        assert (step.data["tokens_in"], step.data["tokens_out"]) == (120, 30)
+        assert step.data["checkpoint"] == 1
 
 
 def test_another_tenants_session_answers_404_and_a_bad_last_event_id_is_refused(

@@ -9,17 +9,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
 import multiprocessing
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import httpx
 import pytest
+from cryptography import x509
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -28,9 +35,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.services import Services
+from domain.caller import Caller
 from domain.clock import utcnow
 from domain.fine_tuning import FineTuningJob, FineTuningStatus
 from domain.tenant import Role
+from domain.webhook_address import Address
 from resources.database import tenant_scope, unit_of_work
 from resources.database_resource import DatabaseResource
 from resources.secret_box import SECRET_KEY_VAR
@@ -373,3 +382,122 @@ def test_a_delivery_whose_secret_cannot_be_opened_waits_and_the_others_go(
     (waiting,) = _deliveries(client, tenant_a, old)
     assert waiting["status"] == "PENDING"
     assert waiting["last_error"].startswith("not sent: ")
+
+
+class Dns:
+    """The resolver a test controls: what each name resolves to now (re-pointable)."""
+
+    def __init__(self, **names: str) -> None:
+        self.names = {name.replace("_", "."): address for name, address in names.items()}
+
+    def __call__(self, host: str, port: int) -> list[Address]:
+        if host not in self.names:
+            raise OSError(f"{host} does not resolve")
+        return [ipaddress.ip_address(self.names[host])]
+
+
+TENANT_HOST = "hooks.tenant.example"
+
+
+def test_a_name_re_pointed_to_loopback_after_registration_is_refused_at_delivery(
+    client: TestClient,
+    wiring: Services,
+    tenant_a: ApiTenant,
+    receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DNS rebinding: public when registered, 127.0.0.1 when the delivery goes."""
+    sink, url = receiver
+    monkeypatch.delenv(ALLOW_PRIVATE_WEBHOOKS_VAR)
+    dns = Dns(hooks_tenant_example="93.184.215.14")
+    webhooks = Webhooks(wiring.database, resolve=dns)
+    port = httpx.URL(url).port
+    lead = Caller.for_tenant(tenant_a.slug, Role.LEAD)
+    endpoint, _ = webhooks.create(lead, tenant_a.slug, f"http://{TENANT_HOST}:{port}/hook")
+    _cancelled_session(wiring, tenant_a)
+
+    dns.names[TENANT_HOST] = "127.0.0.1"  # the tenant re-points its name at the platform
+    [report] = webhooks.deliver_due(OPERATOR, tenant_a.slug)
+
+    assert sink.received == []
+    assert (report.status, report.status_code) == ("PENDING", None)
+    (delivery,) = _deliveries(client, tenant_a, endpoint.id)
+    assert delivery["last_error"].startswith("not sent: the webhook URL reaches a loopback")
+    assert delivery["history"][0]["error"] == delivery["last_error"]
+
+
+def test_a_delivery_connects_to_the_address_it_checked_and_names_the_host_it_was_given(
+    client: TestClient, wiring: Services, tenant_a: ApiTenant, receiver
+) -> None:
+    """No second look-up between the check and the connection: the name is known only to the
+    test's resolver, so the receiver is reached only through the address the check resolved."""
+    sink, url = receiver  # the operator allows loopback here: a closed network
+    webhooks = Webhooks(wiring.database, resolve=Dns(hooks_tenant_example="127.0.0.1"))
+    port = httpx.URL(url).port
+    lead = Caller.for_tenant(tenant_a.slug, Role.LEAD)
+    _, secret = webhooks.create(lead, tenant_a.slug, f"http://{TENANT_HOST}:{port}/hook")
+    _cancelled_session(wiring, tenant_a)
+
+    [report] = webhooks.deliver_due(OPERATOR, tenant_a.slug)
+
+    assert (report.status, report.status_code) == ("DELIVERED", 200)
+    ((headers, body),) = sink.received
+    assert headers["host"] == f"{TENANT_HOST}:{port}"
+    assert verified(secret, headers, body)
+
+
+def _certificate_for(host: str, directory: Path) -> tuple[str, str]:
+    """A self-signed certificate naming `host` only (not the address it is served on)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "receiver.crt", directory / "receiver.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_file), str(key_file)
+
+
+def test_over_https_the_pinned_connection_checks_the_certificate_of_the_host_name(
+    client: TestClient,
+    wiring: Services,
+    tenant_a: ApiTenant,
+    allow_loopback: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Connected to the address, the TLS handshake still names the host (SNI) and the
+    certificate is verified against it: a receiver whose certificate names only the host
+    answers, as it would without the pinning."""
+    cert_file, key_file = _certificate_for(TENANT_HOST, tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", cert_file)  # the receiver's certificate is trusted
+    sink = Receiver()
+    with BackgroundServer(sink.app, tls=(cert_file, key_file)) as server:
+        webhooks = Webhooks(wiring.database, resolve=Dns(hooks_tenant_example="127.0.0.1"))
+        lead = Caller.for_tenant(tenant_a.slug, Role.LEAD)
+        url = f"https://{TENANT_HOST}:{server.port}/hook"
+        endpoint, _ = webhooks.create(lead, tenant_a.slug, url)
+        _cancelled_session(wiring, tenant_a)
+        [report] = webhooks.deliver_due(OPERATOR, tenant_a.slug)
+    assert (report.status, report.status_code) == ("DELIVERED", 200), _deliveries(
+        client, tenant_a, endpoint.id
+    )
+    ((headers, _),) = sink.received
+    assert headers["host"] == f"{TENANT_HOST}:{server.port}"

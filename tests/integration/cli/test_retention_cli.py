@@ -35,6 +35,7 @@ def test_retention_run_removes_what_expired(db_url):
     _stopped_session(db_url, days_ago=3)
     counts = json.loads(ok(db_url, "retention", "run", "--days", "10", "--json"))
     assert (counts["session_events"], counts["checkpoints"]) == (1, 0)
+    assert counts["webhook_deliveries"] == 0  # the tenant has no webhook
     again = json.loads(ok(db_url, "retention", "run", "--days", "1", "--json"))
     assert again["session_events"] == 1  # the 3-day-old one, now past the shorter retention
 

@@ -7,7 +7,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
@@ -24,7 +24,7 @@ from domain.runtime import Runtime
 from domain.session import Session, SessionStatus
 from domain.task import Task, TaskDependency, TaskStatus
 from domain.tenant import Role, Tenant, User
-from domain.webhook import WebhookDelivery, WebhookEndpoint
+from domain.webhook import MAX_ATTEMPTS, DeliveryAttempt, WebhookDelivery, WebhookEndpoint
 from domain.workspace import TenantWorkspace
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.unit_of_work import UnitOfWork
@@ -259,3 +259,30 @@ def seed_tenant(db: Database, tenant: str) -> Seed:
         )
 
     return run_as(db, tenant, write)
+
+
+def webhook_endpoint(uow: UnitOfWork) -> str:
+    """A webhook of the current tenant that wants every session change (a public address)."""
+    endpoint = WebhookEndpoint(tenant_id=uow.webhooks.tenant_id, url="https://93.184.215.14/h")
+    return uow.webhooks.add(endpoint, "sealed").id
+
+
+def delivery_that(uow: UnitOfWork, endpoint_id: str, at: datetime, ends: int | None) -> str:
+    """A session change told to the endpoint at `at` (its delivery written with it), then
+    answered `ends` (200: DELIVERED, 500: FAILED out of attempts) or left PENDING (None)."""
+    tenant = uow.webhooks.tenant_id
+    session = Session(tenant_id=tenant, title="t", initial_prompt="p", created_at=at)
+    uow.sessions.add(session)
+    uow.sessions.save_transition(session, session.transition_to(SessionStatus.CANCELLED, at=at))
+    [delivery] = [
+        d
+        for d in uow.webhooks.deliveries(endpoint_id, 100)
+        if d.payload["data"]["session_id"] == session.id
+    ]
+    if ends is not None:
+        taken_until = at + timedelta(seconds=30)
+        assert uow.webhooks.postpone(delivery, taken_until)
+        delivery.attempts = MAX_ATTEMPTS - 1
+        delivery.record(DeliveryAttempt(at=at, status_code=ends))
+        uow.webhooks.save(delivery, taken_until)
+    return delivery.id

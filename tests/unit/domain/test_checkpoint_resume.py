@@ -55,3 +55,26 @@ def test_a_step_text_is_clipped_and_files_listed_once() -> None:
     )
     assert len(data["text"]) == STEP_TEXT_MAX
     assert data["files_changed"] == ["a.py", "b.py"]
+
+
+def test_a_step_text_is_scrubbed_of_secrets_before_it_is_clipped() -> None:
+    # A key that straddles the bound would leave its first characters unmatched if clipped first.
+    key = "sk-live-" + "a1B2c3D4e5" * 3
+    text = "x " * ((STEP_TEXT_MAX - 12) // 2) + key
+    data = step_checkpoint_data(
+        attempt=0, message_id="m", text=text, files_changed=[], tokens_in=0, tokens_out=0
+    )
+    assert "sk-live" not in data["text"] and "a1B2" not in data["text"]
+    assert data["text"][STEP_TEXT_MAX - 12 :] == "[REDACTED:op"  # the placeholder, clipped
+    assert len(data["text"]) == STEP_TEXT_MAX
+
+
+def test_what_the_agent_said_keeps_its_words_and_loses_its_secrets() -> None:
+    said = "Set password = hunter2hunter2 in .env and token ghp_" + "A" * 36 + " for CI."
+    data = step_checkpoint_data(
+        attempt=0, message_id="m", text=said, files_changed=[], tokens_in=0, tokens_out=0
+    )
+    assert data["text"] == (
+        "Set password = [REDACTED:assigned_secret] in .env and token "
+        "[REDACTED:github_token] for CI."
+    )

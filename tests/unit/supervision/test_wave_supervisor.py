@@ -458,7 +458,12 @@ def test_each_completed_agent_step_records_a_checkpoint_with_its_text_files_and_
     assert checkpoint.data["text"] == "wrote the notes"
     assert checkpoint.data["files_changed"] == ["notes.md"]
     assert (checkpoint.data["attempt"], checkpoint.data["tokens_in"]) == (0, 50)
-    assert "agent.step" in world.event_types(session_id)
+    [step] = [
+        event
+        for event in world.service.events(Caller.operator(), TENANT, session_id)
+        if event.event_type == "agent.step"
+    ]
+    assert step.data == {**checkpoint.data, "checkpoint": 1}  # what it said, for live readers
 
 
 def test_a_retried_attempt_starts_from_the_last_checkpoint_of_the_one_before(
