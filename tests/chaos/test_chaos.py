@@ -63,10 +63,10 @@ pytestmark = [
 ]
 
 TENANT_LIMITS = {"chaos-a": 2, "chaos-b": 3, "chaos-c": 4}
-SESSIONS_PER_TENANT_PER_BATCH = 2
+SESSIONS_PER_TENANT_PER_BATCH = 1
 SESSION_SECONDS = 6  # the scripted model's answer takes this long: faults land mid-session
 SERVERS = 2
-BETWEEN_FAULTS_SECONDS = 12
+BETWEEN_FAULTS_SECONDS = 8
 SETTLE_SECONDS = 420  # leases 60 s, monitoring 60 s, start timeout 300 s, retry backoff
 
 
