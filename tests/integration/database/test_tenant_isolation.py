@@ -384,6 +384,12 @@ CASES: list[Case] = [
         check=only_b("delivery"),
     ),
     Case(
+        "WebhookRepository.prune_ended",
+        "every delivery, whatever its age",
+        lambda uow, a, b: uow.webhooks.prune_ended(FAR_FUTURE, 1000),
+        check=lambda pruned, a, b: _is(pruned, 0),  # B's only one is pending; A's untouched
+    ),
+    Case(
         "WebhookRepository.postpone",
         "A's delivery",
         lambda uow, a, b: uow.webhooks.postpone(_copy(a.delivery), FAR_FUTURE),
@@ -1094,6 +1100,7 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
     "WebhookRepository.due": lambda uow, a: uow.webhooks.due(FAR_FUTURE, 1),
     "WebhookRepository.postpone": lambda uow, a: uow.webhooks.postpone(a.delivery, FAR_FUTURE),
     "WebhookRepository.save": lambda uow, a: uow.webhooks.save(a.delivery, FAR_FUTURE),
+    "WebhookRepository.prune_ended": lambda uow, a: uow.webhooks.prune_ended(FAR_FUTURE, 10),
     "AgentRepository.get_for_update": lambda uow, a: uow.agents.get_for_update(a.agent.id),
     "AgentRepository.list": lambda uow, a: uow.agents.list(),
     "AgentRepository.remove": lambda uow, a: uow.agents.remove(a.agent.id),
