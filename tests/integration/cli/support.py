@@ -139,6 +139,11 @@ def _run_command(argv: list[str], env: dict[str, str], paths: list[Path], has_st
     except BaseException:
         traceback.print_exc()
     finally:
+        # What the interpreter does at exit and os._exit skips: its exit callbacks (a thread
+        # pool's shutdown) and the join of the threads that are not daemons (e.g. the wave
+        # trigger's launch, which a real `indorch session submit` finishes before it exits).
+        with contextlib.suppress(Exception):
+            threading._shutdown()  # type: ignore[attr-defined]
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
