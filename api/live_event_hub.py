@@ -127,9 +127,17 @@ class LiveEventHub:
 
     # -- subscribers (on the event loop) --------------------------------------------------------
 
-    def subscribe_session(self, tenant_id: str, session_id: str) -> Subscription:
+    def subscribe_session(
+        self, tenant_id: str, session_id: str, seen_seq: int | None = None
+    ) -> Subscription:
+        """`seen_seq`: the session's newest seq read before this call; a source started now
+        follows from it. Taken when the source's thread runs instead, an event recorded
+        between the subscriber's history read and that moment was neither in the history nor
+        followed (found under load: a reader waited for it forever)."""
         key = ("session", f"{tenant_id}/{session_id}")
-        return self._subscribe(key, lambda: self._follow_session(key, tenant_id, session_id))
+        return self._subscribe(
+            key, lambda: self._follow_session(key, tenant_id, session_id, seen_seq)
+        )
 
     def subscribe_tenant(self, tenant_id: str) -> Subscription:
         key = ("tenant", tenant_id)
@@ -231,13 +239,17 @@ class LiveEventHub:
     def _pause(self, seconds: float) -> None:
         self._closed.wait(seconds)
 
-    def _follow_session(self, key: Key, tenant_id: str, session_id: str) -> None:
+    def _follow_session(
+        self, key: Key, tenant_id: str, session_id: str, seen_seq: int | None
+    ) -> None:
+        if seen_seq is None:
+            seen_seq = self.log.latest_seq(tenant_id, session_id)
         feed = LiveEventFeed(
             tenant_id,
             session_id,
             lambda seq: self.log.session_events(tenant_id, session_id, seq),
             self._reader,
-            after_seq=self.log.latest_seq(tenant_id, session_id),
+            after_seq=seen_seq,
             block_ms=self._block_ms,
             resync_interval=self._resync_interval,
         )

@@ -54,8 +54,9 @@ async def session_event_stream(
     """The session's events from the one after `Last-Event-ID` (a seq; none: from the first)."""
     tenant = _tenant(caller.tenant_id)
     after = parse_session_event_id(last_event_id) if last_event_id else 0
-    await to_thread.run_sync(hub.log.latest_seq, tenant, session_id)  # 404: not the tenant's
-    subscription = hub.subscribe_session(tenant, session_id)
+    # 404 when not the tenant's; the newest seq now, where a new source starts following
+    newest = await to_thread.run_sync(hub.log.latest_seq, tenant, session_id)
+    subscription = hub.subscribe_session(tenant, session_id, newest)
     return _sse(session_events(hub, subscription, tenant, session_id, after))
 
 

@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 SHARED_DIR = ".opencode"
@@ -33,8 +34,12 @@ def sandbox_visible(install: Path, binary: Path, root: Path) -> tuple[Path, Path
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(target.parent, 0o755)
-        draft = target.with_name(f"{target.name}.{os.getpid()}")
-        shutil.copytree(install, draft, symlinks=True, copy_function=_link_or_copy)
+        # A draft of this call's own: runtimes started at once in one process (threads) or in
+        # several each copy, and the first rename wins.
+        draft = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
+        shutil.copytree(
+            install, draft, symlinks=True, copy_function=_link_or_copy, dirs_exist_ok=True
+        )
         _readable_by_all(draft)
         try:
             draft.rename(target)
