@@ -15,7 +15,7 @@ the control plane's directory, through the factory's `CommandRunner` (`workspace
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +34,12 @@ from services.workspace_places import (
     WorkspacePlace,
     WorkspacePlaces,
 )
+from services.workspace_slots import (
+    DEFAULT_IDLE_PER_AGENT,
+    SlotPlace,
+    WorkspaceSlots,
+    is_slot,
+)
 
 __all__ = ["SessionWorkspace", "SessionWorkspaces", "WorkspaceFailed", "WorkspaceLayout"]
 
@@ -42,6 +48,8 @@ SETUP_TIMEOUT_SECONDS = 1800.0
 REASON_TAIL_CHARS = 1000
 PATCH_MAX_CHARS = 1_000_000
 OutputSink = Callable[[str], None]
+# Disposes of the agent server's instance for a directory that will not be used again.
+DisposeInstance = Callable[[], Awaitable[None]]
 
 
 class SecretReader(Protocol):
@@ -103,12 +111,15 @@ class SessionWorkspaces:
         runner: CommandRunner | None = None,
         secrets: SecretReader | None = None,
         runtime_host: RuntimeHostSource | None = None,
+        warm_slots_per_agent: int = DEFAULT_IDLE_PER_AGENT,
     ) -> None:
         """`runner`: git's and setup scripts' outside managed runtimes (default: as the current
-        user); `runtime_host`: this host's managed runtimes (default: from the environment)."""
+        user); `runtime_host`: this host's managed runtimes (default: from the environment);
+        `warm_slots_per_agent`: free scratch slots kept warm per agent (`workspace_slots`)."""
         self._database = database
         self._places = WorkspacePlaces(database, layout, runner, runtime_host)
         self._secrets = secrets
+        self._slots = WorkspaceSlots(database, warm_slots_per_agent)
 
     @staticmethod
     def _git(place: WorkspacePlace) -> GitCheckouts:
@@ -132,15 +143,19 @@ class SessionWorkspaces:
         directory = place.session(session.id)
         git = self._git(place)
         if session.repository is None:
-            # One directory per attempt: the previous attempt's is removed by its wave, which may
-            # still be at it (aborting its agent session) when the retry starts.
-            if session.retry_count:
-                directory = place.session(f"{session.id}.{session.retry_count}")
+            # A slot of the agent's (`workspace_slots`), held by this attempt alone: the previous
+            # attempt's wave may still hold its own one (aborting its agent session).
+            slots = _slot_place(place)
+            directory = await asyncio.to_thread(self._slots.claim, slots, agent_id, session)
+            workspace = SessionWorkspace(
+                directory, in_runtime=place.in_runtime, attempt=session.retry_count
+            )
             try:
                 await git.init_scratch(directory)
             except GitFailed as error:
+                await self.release(session, workspace)
                 raise WorkspaceFailed(f"scratch workspace: {error.reason}") from None
-            return SessionWorkspace(directory, in_runtime=place.in_runtime)
+            return workspace
         repository = self._repository(session)
         credentials = self._credentials(repository)
         place, url = self._reaching(place, repository)
@@ -224,14 +239,27 @@ class SessionWorkspaces:
             result["patch_truncated_from"] = len(patch)
         return result
 
-    async def release(self, session: Session, workspace: SessionWorkspace) -> None:
+    async def release(
+        self,
+        session: Session,
+        workspace: SessionWorkspace,
+        dispose: DisposeInstance | None = None,
+    ) -> None:
         """The worktree gone (its branch was pushed, or the attempt failed and the next one
-        starts clean)."""
+        starts clean); a scratch slot's files gone, the slot kept warm for the next session
+        or retired. `dispose` is awaited first whenever the directory will not be used again."""
         place = self._places.for_recorded(session.tenant_id, workspace.in_runtime)
         git = self._git(place)
         if workspace.repository is None or workspace.branch is None:
+            if is_slot(workspace.directory):
+                await self._release_slot(session, workspace, _slot_place(place), dispose)
+                return
+            if dispose is not None:
+                await dispose()
             await asyncio.to_thread(_remove_tree, workspace.directory)
             return
+        if dispose is not None:
+            await dispose()
         mirror = place.mirror(workspace.repository)
         owner = _worktree_owner(place, session.id)
         async with git.locked(mirror):
@@ -239,6 +267,24 @@ class SessionWorkspaces:
                 return  # a later attempt made the worktree again: it is that attempt's now
             await git.remove_worktree(mirror, workspace.directory, workspace.branch)
             owner.unlink(missing_ok=True)
+
+    async def _release_slot(
+        self,
+        session: Session,
+        workspace: SessionWorkspace,
+        slots: SlotPlace,
+        dispose: DisposeInstance | None,
+    ) -> None:
+        released = await asyncio.to_thread(
+            self._slots.release, slots, workspace.directory, session, workspace.attempt
+        )
+        if released != "retire":
+            return
+        if dispose is not None:
+            await dispose()
+        await asyncio.to_thread(
+            self._slots.retire, slots, workspace.directory, session, workspace.attempt
+        )
 
     def _reaching(
         self, place: WorkspacePlace, repository: CodeRepository
@@ -278,6 +324,10 @@ class SessionWorkspaces:
                 retryable=False,
             ) from None
         return GitCredentials.from_secret(value)
+
+
+def _slot_place(place: WorkspacePlace) -> SlotPlace:
+    return SlotPlace(place.sessions, place.locks)
 
 
 def _worktree_owner(place: WorkspacePlace, session_id: str) -> Path:

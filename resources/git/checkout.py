@@ -36,6 +36,9 @@ HELPER = (
 )
 REMOTE_BRANCHES = "+refs/heads/*:refs/remotes/origin/*"
 SHA = re.compile(r"^[0-9a-f]{7,40}$")
+SCRATCH_COMMIT_DATE = (
+    "2000-01-01T00:00:00+0000"  # fixed: a scratch directory's first commit is stable
+)
 
 
 class GitFailed(Exception):
@@ -222,7 +225,12 @@ class GitCheckouts:
             into.unlink(missing_ok=True)
 
     async def init_scratch(self, directory: Path) -> None:
-        """An empty repository with one empty commit (OpenCode tracks changes in git projects)."""
+        """An empty repository with one empty commit (OpenCode tracks changes in git projects).
+
+        The commit is the same whenever the same directory is made again, and differs between
+        directories: OpenCode names a project by its first commit, so a directory made again
+        for another session stays the project its server knows, and two directories never
+        share one (nor the server's snapshots of it)."""
         if directory.exists():
             await asyncio.to_thread(shutil.rmtree, directory, True)
         directory.parent.mkdir(parents=True, exist_ok=True)
@@ -230,13 +238,15 @@ class GitCheckouts:
             ["init", "--quiet", "-b", "main", str(directory)], directory.parent, "init"
         )
         await self._git(
-            ["commit", "--quiet", "--allow-empty", "-m", "scratch workspace"],
+            ["commit", "--quiet", "--allow-empty", "-m", f"scratch workspace {directory.name}"],
             directory,
             env={
                 "GIT_AUTHOR_NAME": "indorch",
                 "GIT_AUTHOR_EMAIL": "indorch@localhost",
                 "GIT_COMMITTER_NAME": "indorch",
                 "GIT_COMMITTER_EMAIL": "indorch@localhost",
+                "GIT_AUTHOR_DATE": SCRATCH_COMMIT_DATE,
+                "GIT_COMMITTER_DATE": SCRATCH_COMMIT_DATE,
             },
         )
 

@@ -1,12 +1,13 @@
 """A wave's side of its sessions' own workspaces: made before the agent session, followed on a
 stream of their own directory, and gone (with the server's instance for that directory) when
-the session ends.
+the session ends, unless the directory is a scratch slot kept warm for the next session.
 
-OpenCode keeps an instance per directory it was asked about (~60 MB of the server's memory): a
-session's directory is disposed of on the server when the session ends, and its worktree
-removed. A wave that stops while its session runs on leaves both: the wave that adopts it needs
-them. Events of a session's own directory only come on a stream scoped to it, so such a session
-has a stream of its own (the link's stream serves the sessions in the link's directory).
+OpenCode keeps an instance per directory it was asked about (tens of MB of the server's memory): a
+session's directory is disposed of on the server when the session ends, and its worktree removed;
+a scratch slot kept for the next session keeps its instance (`workspace_slots`). A wave that stops
+while its session runs on leaves both: the wave that adopts it needs them. Events of a session's
+own directory only come on a stream scoped to it, so such a session has a stream of its own (the
+link's stream serves the sessions in the link's directory).
 """
 
 from __future__ import annotations
@@ -92,12 +93,17 @@ class WaveWorkspaces:
     ) -> None:
         if workspace is None:
             return
+
+        async def dispose() -> None:
+            try:
+                await link.client.dispose_instance(str(workspace.directory))
+            except AgentServerError as error:
+                logger.info(
+                    "session %s: instance of its directory not disposed: %s", session.id, error
+                )
+
         try:
-            await link.client.dispose_instance(str(workspace.directory))
-        except AgentServerError as error:
-            logger.info("session %s: instance of its directory not disposed: %s", session.id, error)
-        try:
-            await self._workspaces.release(session, workspace)
+            await self._workspaces.release(session, workspace, dispose)
         except Exception as error:  # left on disk; the next attempt starts by removing it
             logger.warning("session %s: workspace not removed: %r", session.id, error)
 

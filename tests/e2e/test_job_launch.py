@@ -240,9 +240,10 @@ def test_dagster_job_launch_with_tenant_and_prompt_runs_one_session(
     assert session.result is not None
     assert session.result["files_changed"] == 1, session.result
     assert [entry["file"] for entry in session.result["files"]] == ["x.md"]
-    # Written in the session's own scratch workspace (removed once the session ended, its diff
-    # kept in the result above), not in the server's default one.
+    # Written in the session's own scratch workspace (a slot: its files removed once the session
+    # ended, its diff kept in the result above), not in the server's default one.
     workspace = Path(session.metadata["agent_directory"])
-    assert workspace.name.startswith(session.id), workspace
-    assert not workspace.exists()
+    assert workspace == Path(session.metadata["workspace"]["directory"])
+    assert workspace.name.startswith("slot-"), workspace
+    assert not (workspace / "x.md").exists()
     assert not (opencode_server.workspace / "x.md").exists()

@@ -1,6 +1,7 @@
 """Sessions without a repository on a tenant's managed runtime, with the default supervision
 settings: each gets a scratch workspace of its own inside the runtime (its OS user's), so two
-concurrent sessions of one tenant never share a tree; the trees go when the sessions end."""
+concurrent sessions of one tenant never share a tree; their files go when the sessions end (the
+directories stay, warm slots for the tenant's next sessions: `services.workspace_slots`)."""
 
 from __future__ import annotations
 
@@ -73,6 +74,11 @@ def test_two_concurrent_sessions_of_one_tenant_never_share_a_directory(
             for n in (1, 2)
         ]
 
+        def directory_of(session_id: str) -> Path | None:
+            recorded = factory.sessions().get(Caller.operator(), tenant, session_id).metadata
+            directory = (recorded.get("workspace") or {}).get("directory")
+            return Path(directory) if directory else None
+
         async def run_and_look() -> tuple[list[SessionOutcome], dict[str, str]]:
             claimed = factory.sessions().claim_pending(
                 tenant, 10, timedelta(seconds=60), lambda _: "wave-s"
@@ -84,14 +90,15 @@ def test_two_concurrent_sessions_of_one_tenant_never_share_a_directory(
             )
             task = asyncio.ensure_future(supervisor.run(ids))
             deadline = time.monotonic() + 180
-            while not all((sessions_dir / i / "same.txt").exists() for i in ids):
+            while not all((d := directory_of(i)) and (d / "same.txt").exists() for i in ids):
                 assert not task.done(), task.result()
                 assert time.monotonic() < deadline, "the sessions did not both write"
                 await asyncio.sleep(0.2)
             # Both at work at once, each in its own directory, the tenant's user's.
-            seen = {i: (sessions_dir / i / "same.txt").read_text() for i in ids}
+            directories = {i: directory_of(i) for i in ids}
+            seen = {i: (d / "same.txt").read_text() for i, d in directories.items() if d}
             owner = os.stat(runtime_root / tenant / "home").st_uid
-            assert all(os.stat(sessions_dir / i).st_uid == owner for i in ids)
+            assert all(d and os.stat(d).st_uid == owner for d in directories.values())
             return await task, seen
 
         outcomes, seen = asyncio.run(run_and_look())
@@ -111,10 +118,11 @@ def test_two_concurrent_sessions_of_one_tenant_never_share_a_directory(
         assert done.status is SessionStatus.COMPLETED
         assert done.agent_id == runtime.agent_id
         directory = Path(done.metadata["workspace"]["directory"])
-        assert directory == sessions_dir / session_id
+        assert directory.parent == sessions_dir and directory.name.startswith("slot-")
         assert done.metadata["agent_directory"] == str(directory)
         assert done.metadata["workspace"]["in_runtime"] is True
-        assert not directory.exists()  # gone with its session
+        # Its files gone with it; the directory kept warm for the tenant's next session.
+        assert os.listdir(directory) == []
         directories.add(directory)
     assert len(directories) == 2
     # Nothing on the control plane's side, and no shared tenant worktree in the runtime.

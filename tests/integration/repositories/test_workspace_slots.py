@@ -1,0 +1,172 @@
+"""Scratch workspaces as warm slots, with real git and files on a SQLite database.
+
+Contract: concurrent sessions on one agent never share a slot; a freed slot is the next
+session's, emptied and made a new repository whose first commit is the same as before (OpenCode
+knows it as the same project) and differs from other slots'; a slot is kept for the next session
+(its server instance not disposed) until `warm_slots_per_agent` others are free, then retired
+(instance disposed first, directory removed); each agent has its own slots; a claim left by a
+dead wave is taken back once its session has ended or been retried, never while it may still
+work there; an attempt whose slot was taken back touches nothing on release; a link planted
+where a slot was is not followed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from domain.session import Session, SessionStatus
+from resources.database import Database, tenant_scope, unit_of_work
+from services.session_workspaces import SessionWorkspace, SessionWorkspaces, WorkspaceLayout
+from tests.integration.repositories.conftest import TENANT
+
+
+def stored(database: Database, **fields: object) -> Session:
+    session = Session(tenant_id=TENANT, title="scratch", initial_prompt="do it", **fields)
+    with tenant_scope(TENANT), unit_of_work(database) as uow:
+        uow.sessions.add(session)
+    return session
+
+
+def orphaned(database: Database, session_id: str) -> None:
+    """Its attempt is over: its agent session lost (the retry sensor will try it again)."""
+    with tenant_scope(TENANT), unit_of_work(database) as uow:
+        session = uow.sessions.get(session_id)
+        event = session.transition_to(SessionStatus.ORPHANED, "agent session lost")
+        uow.sessions.save_transition(session, event)
+
+
+def first_commit(directory: Path) -> str:
+    return subprocess.run(
+        ["git", "rev-list", "--max-parents=0", "HEAD"],
+        cwd=directory,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+class Disposals:
+    def __init__(self) -> None:
+        self.directories: list[Path] = []
+
+    def of(self, workspace: SessionWorkspace):
+        async def dispose() -> None:
+            assert workspace.directory.exists(), "disposed of after its directory went"
+            self.directories.append(workspace.directory)
+
+        return dispose
+
+
+@pytest.fixture
+def service(database: Database, tmp_path: Path) -> SessionWorkspaces:
+    return SessionWorkspaces(database, WorkspaceLayout(tmp_path / "ws"), warm_slots_per_agent=1)
+
+
+def prepare(service: SessionWorkspaces, session: Session, agent: str = "agent-1"):
+    return asyncio.run(service.prepare(session, print, agent))
+
+
+def test_concurrent_sessions_get_their_own_slots_and_a_freed_one_is_reused_clean(
+    database: Database, service: SessionWorkspaces
+) -> None:
+    one, two, three = stored(database), stored(database), stored(database)
+
+    async def two_at_once() -> tuple[SessionWorkspace, SessionWorkspace]:
+        first, second = await asyncio.gather(
+            service.prepare(one, print, "agent-1"), service.prepare(two, print, "agent-1")
+        )
+        return first, second
+
+    first, second = asyncio.run(two_at_once())
+    assert first.directory != second.directory
+    assert first.directory.name.startswith("slot-") and second.directory.name.startswith("slot-")
+    assert first_commit(first.directory) != first_commit(second.directory)
+    commit = first_commit(first.directory)
+    (first.directory / "left-behind.txt").write_text("one's\n")
+    (first.directory / "nested").mkdir()
+    (first.directory / "nested" / "deep.txt").write_text("one's\n")
+
+    disposals = Disposals()
+    asyncio.run(service.release(one, first, disposals.of(first)))
+    assert disposals.directories == []  # kept warm: its instance is not disposed
+    assert first.directory.is_dir() and os.listdir(first.directory) == []  # one's files gone
+
+    third = prepare(service, three)
+    assert third.directory == first.directory  # the freed slot, not a new directory
+    assert sorted(os.listdir(third.directory)) == [".git"]
+    assert first_commit(third.directory) == commit  # the same project for the server
+
+
+def test_a_slot_freed_while_enough_others_are_free_is_retired(
+    database: Database, service: SessionWorkspaces
+) -> None:
+    sessions = [stored(database) for _ in range(3)]
+
+    async def three_at_once() -> list[SessionWorkspace]:
+        return list(await asyncio.gather(*(service.prepare(s, print, "a") for s in sessions)))
+
+    workspaces = asyncio.run(three_at_once())
+    disposals = Disposals()
+    for session, workspace in zip(sessions, workspaces, strict=True):
+        asyncio.run(service.release(session, workspace, disposals.of(workspace)))
+    # One stays warm (warm_slots_per_agent=1); the other two are disposed of, then removed.
+    kept = [w.directory for w in workspaces if w.directory.exists()]
+    assert len(kept) == 1
+    assert sorted(disposals.directories) == sorted(
+        w.directory for w in workspaces if w.directory not in kept
+    )
+    # The next session takes the warm one.
+    assert prepare(service, stored(database), "a").directory == kept[0]
+
+
+def test_each_agent_has_its_own_slots(database: Database, service: SessionWorkspaces) -> None:
+    one, two = stored(database), stored(database)
+    on_first = prepare(service, one, "agent-1")
+    asyncio.run(service.release(one, on_first))
+    on_second = prepare(service, two, "agent-2")  # agent-1's slot is free, but not this agent's
+    assert on_second.directory != on_first.directory
+
+
+def test_a_dead_waves_claim_is_taken_back_only_once_its_attempt_is_over(
+    database: Database, service: SessionWorkspaces
+) -> None:
+    abandoned = stored(database, status=SessionStatus.RUNNING)
+    held = prepare(service, abandoned)  # its wave dies: never released
+
+    # While it may still work there, a new session gets another slot.
+    other = stored(database)
+    assert prepare(service, other).directory != held.directory
+
+    # Its attempt over (ORPHANED): its old slot is taken back.
+    orphaned(database, abandoned.id)
+    late = stored(database)
+    taken = prepare(service, late)
+    assert taken.directory == held.directory
+    assert sorted(os.listdir(taken.directory)) == [".git"]
+    (taken.directory / "late.txt").write_text("late's\n")
+
+    # The dead attempt's release, come late, touches nothing of the new holder's.
+    disposals = Disposals()
+    asyncio.run(service.release(abandoned, held, disposals.of(held)))
+    assert (taken.directory / "late.txt").read_text() == "late's\n"
+    assert disposals.directories == []
+
+
+def test_a_link_planted_where_a_slot_was_is_not_followed(
+    database: Database, service: SessionWorkspaces, tmp_path: Path
+) -> None:
+    session = stored(database)
+    workspace = prepare(service, session)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("keep\n")
+    # The agent replaces its slot by a link to somewhere else before the session ends.
+    os.rename(workspace.directory, tmp_path / "moved-away")
+    os.symlink(outside, workspace.directory)
+    asyncio.run(service.release(session, workspace))
+    assert (outside / "precious.txt").read_text() == "keep\n"
