@@ -54,6 +54,10 @@ NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # The server sends `server.heartbeat` every few seconds: silence this long means a dead stream.
 EVENT_READ_TIMEOUT_SECONDS = 30.0
 WORKTREE_READY_TIMEOUT_SECONDS = 60.0
+# A create answers late while the server makes the instance for a new directory and serves the
+# first prompts of others (seen: >10 s with 20 starting at once); giving up then fails the
+# session's attempt, which costs it a retry's back-off and the whole start again.
+CREATE_READ_TIMEOUT_SECONDS = 60.0
 
 
 @functools.cache
@@ -122,16 +126,29 @@ class OpenCodeClient:
         idempotent: bool = True,
         session_id: str | None = None,
         directory: str | None = None,
+        read_timeout: float | None = None,
     ) -> httpx.Response:
         """One call, retried up to `attempts` times: idempotent calls on any transport error,
         429 and 5xx; the others only when the request was never sent (`NEVER_SENT`).
-        `directory` scopes the call to that directory (the server's `directory` parameter)."""
+        `directory` scopes the call to that directory (the server's `directory` parameter);
+        `read_timeout` replaces the client's wait for the answer."""
+        timeout: Any = httpx.USE_CLIENT_DEFAULT
+        if read_timeout is not None:
+            configured = self._http.timeout
+            timeout = httpx.Timeout(
+                connect=configured.connect,
+                read=max(read_timeout, configured.read or 0.0),
+                write=configured.write,
+                pool=configured.pool,
+            )
         if directory:
             params = {**(params or {}), "directory": directory}
         for attempt in range(1, self._attempts + 1):
             last = attempt == self._attempts
             try:
-                response = await self._http.request(method, path, json=json, params=params)
+                response = await self._http.request(
+                    method, path, json=json, params=params, timeout=timeout
+                )
             except httpx.TransportError as error:
                 if last or not (idempotent or isinstance(error, NEVER_SENT)):
                     raise AgentServerError(self.base_url, f"{method} {path}: {error!r}") from error
@@ -171,7 +188,12 @@ class OpenCodeClient:
         if permission:
             body["permission"] = permission
         response = await self._request(
-            "POST", "/session", json=body, idempotent=False, directory=directory
+            "POST",
+            "/session",
+            json=body,
+            idempotent=False,
+            directory=directory,
+            read_timeout=CREATE_READ_TIMEOUT_SECONDS,
         )
         return AgentSession.model_validate(response.json())
 

@@ -25,7 +25,11 @@ import certifi
 import httpx
 import pytest
 
-from resources.opencode.client import OpenCodeClient, shared_ssl_context
+from resources.opencode.client import (
+    CREATE_READ_TIMEOUT_SECONDS,
+    OpenCodeClient,
+    shared_ssl_context,
+)
 from resources.opencode.errors import AgentServerError
 from resources.opencode.models import GlobalEvent
 
@@ -425,3 +429,20 @@ def test_a_worktree_not_ready_in_time_is_removed_and_reported() -> None:
     with pytest.raises(AgentServerError, match=r"not ready after 0\.3s"):
         on_transport(handler, lambda client: client.create_worktree("slow", ready_timeout=0.3))
     assert [f"{r.method} {r.url.path}" for r in requests][-1] == "DELETE /experimental/worktree"
+
+
+def test_a_session_create_waits_longer_for_its_answer_than_other_calls() -> None:
+    """A server making a new instance for a directory answers a create late, and a create that
+    times out costs the session a whole retry: it waits `CREATE_READ_TIMEOUT_SECONDS`, the
+    other calls the client's read timeout (10 s)."""
+    server = FlakyServer(failures=0)
+
+    async def create_then_read() -> None:
+        async with client_on(server) as client:
+            await client.create_session("t")
+            await client.statuses()
+
+    asyncio.run(create_then_read())
+    reads = [request.extensions["timeout"]["read"] for request in server.requests]
+    assert reads == [CREATE_READ_TIMEOUT_SECONDS, 10.0]
+    assert CREATE_READ_TIMEOUT_SECONDS >= 60
