@@ -14,12 +14,26 @@ row, in the caller's transaction: a stale or concurrent change matches no row, r
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, delete, exists, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Insert,
+    Select,
+    String,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
 from domain.checkpoint import MAX_CHECKPOINTS_KEPT, Checkpoint
@@ -29,14 +43,19 @@ from domain.events import SessionEvent, StatusChanged
 from domain.metrics import SessionMetrics
 from domain.quota import CostCap
 from domain.session import ACTIVE_STATES, Priority, Session, SessionStatus, SessionType
+from domain.promotion import ModelPromotion
+from domain.tenant import Tenant
 from resources.database.repositories.base import TenantScopedRepository
 from resources.database.repositories.webhooks import enqueue_deliveries
 from resources.database.schema import (
     CheckpointRow,
+    ModelPromotionRow,
     SessionEventRow,
     SessionRow,
     TaskDependencyRow,
     TaskRow,
+    TenantRow,
+    UsageRow,
 )
 
 CREATED_EVENT = "session.created"
@@ -107,6 +126,72 @@ def _parent_not_coordinating() -> ColumnElement[bool]:
             parent.status.not_in(COORDINATING),
         )
     )
+
+
+class SubmissionContext(NamedTuple):
+    """What a submission decides on, read in one statement: the tenant, its tokens since the
+    month began, the session already submitted with the idempotency key (its id) and the
+    tenant's current promoted model (its promotion's id and the model as OpenCode names it)."""
+
+    tenant: Tenant
+    tokens_used: int
+    existing_id: str | None
+    promotion_id: str | None
+    promoted_model: str | None
+
+
+@cache  # built once, with bind parameters: each submission reuses the compiled statement
+def _submission_context_query() -> Select[Any]:
+    tenant = bindparam("tenant", type_=String)
+    tokens = (
+        select(
+            func.coalesce(
+                func.sum(UsageRow.tokens_in + UsageRow.tokens_out + UsageRow.fine_tuning_tokens), 0
+            )
+        )
+        .where(UsageRow.tenant_id == tenant, UsageRow.day >= bindparam("since", type_=Date))
+        .scalar_subquery()
+    )
+    existing = (
+        select(SessionRow.id)
+        .where(
+            SessionRow.tenant_id == tenant,
+            SessionRow.idempotency_key == bindparam("key", type_=String),
+        )
+        .scalar_subquery()
+    )
+
+    def current_promotion(column: Any) -> Any:  # as `PromotionRepository.current` picks it
+        return (
+            select(column)
+            .where(ModelPromotionRow.tenant_id == tenant, ModelPromotionRow.retired_at.is_(None))
+            .order_by(ModelPromotionRow.promoted_at.desc(), ModelPromotionRow.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    table = TenantRow.__table__.c
+    return select(
+        table.slug,
+        table.name,
+        table.active,
+        table.max_concurrent_sessions,
+        table.monthly_token_budget,
+        table.created_at,
+        tokens.label("tokens_used"),
+        existing.label("existing_id"),
+        current_promotion(ModelPromotionRow.id).label("promotion_id"),
+        current_promotion(ModelPromotionRow.model).label("promoted_model"),
+    ).where(table.slug == tenant, table.deleted_at.is_(None))
+
+
+@cache  # per dialect: INSERT ... ON CONFLICT (tenant, idempotency key) DO NOTHING
+def _insert_session(dialect: str) -> Insert:
+    statement = (postgresql if dialect == "postgresql" else sqlite).insert(SessionRow.__table__)
+    return statement.on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
+
+
+_INSERT_EVENT = insert(SessionEventRow.__table__)  # with its values as parameters: compiled once
 
 
 def _to_domain(row: SessionRow, checkpoints: list[Checkpoint] | None = None) -> Session:
@@ -203,12 +288,13 @@ class SessionRepository(TenantScopedRepository):
     kind = "session"
 
     def add(self, session: Session) -> Session:
-        """Insert a new session and its first event (`session.created`, seq 1)."""
+        """Insert a new session and its first event (`session.created`, seq 1); a key already
+        used by one of the tenant's sessions is `AlreadyExists` (the transaction stays usable:
+        the insert does nothing on that conflict, so no savepoint is needed)."""
         tenant = self._owned(session.tenant_id)
         self._require_own(SessionRow, session.parent_id, self.kind)
         columns = _mutable_columns(session)
-        metadata = columns.pop("metadata")
-        row = SessionRow(
+        columns.update(
             id=session.id,
             tenant_id=tenant,
             title=session.title,
@@ -229,21 +315,47 @@ class SessionRepository(TenantScopedRepository):
             version=session.version,
             last_event_seq=1,
             created_at=session.created_at,
-            metadata_=metadata,
-            **columns,
         )
-        try:
-            with self._session.begin_nested():  # a savepoint: the transaction stays usable
-                self._session.add(row)
-                self._session.flush()
-        except IntegrityError:
-            if session.idempotency_key and self.find_by_idempotency_key(session.idempotency_key):
-                raise AlreadyExists("session idempotency key", session.idempotency_key) from None
-            raise
+        dialect = self._session.get_bind().dialect.name
+        inserted = self._session.execute(_insert_session(dialect), columns)
+        if inserted.rowcount == 0:  # the key is taken (the conflict the insert skips)
+            raise AlreadyExists("session idempotency key", session.idempotency_key or "")
         self._insert_event(
             session.id, 1, CREATED_EVENT, None, session.status.value, "", {}, session.created_at
         )
         return session
+
+    def submission_context(self, idempotency_key: str | None, since: date) -> SubmissionContext:
+        """The current tenant and what its next submission checks, in one statement: tokens
+        used from `since` on, the id of its session with `idempotency_key` (None: no key, or
+        unused), its current promotion. `NotFound` for a deleted or missing tenant."""
+        tenant_id = self.tenant_id
+        row = self._session.execute(
+            _submission_context_query(),
+            {"tenant": tenant_id, "since": since, "key": idempotency_key},
+        ).first()
+        if row is None:
+            raise NotFound("tenant", tenant_id)
+        tenant = Tenant(
+            slug=row.slug,
+            name=row.name,
+            active=row.active,
+            max_concurrent_sessions=row.max_concurrent_sessions,
+            monthly_token_budget=row.monthly_token_budget,
+            created_at=row.created_at,
+        )
+        promoted_model = None
+        if row.promotion_id is not None:
+            promoted_model = ModelPromotion(
+                id=row.promotion_id, tenant_id=tenant_id, model=row.promoted_model
+            ).opencode_model
+        return SubmissionContext(
+            tenant=tenant,
+            tokens_used=int(row.tokens_used or 0),
+            existing_id=row.existing_id,
+            promotion_id=row.promotion_id,
+            promoted_model=promoted_model,
+        )
 
     def _row(self, session_id: str) -> SessionRow:
         row = self._session.scalars(
@@ -631,17 +743,18 @@ class SessionRepository(TenantScopedRepository):
             at=at,
         )
         self._session.execute(
-            insert(SessionEventRow).values(
-                tenant_id=event.tenant_id,
-                session_id=session_id,
-                seq=seq,
-                event_type=event_type,
-                old_status=old_status,
-                new_status=new_status,
-                reason=reason,
-                data=data,
-                created_at=at,
-            )
+            _INSERT_EVENT,
+            {
+                "tenant_id": event.tenant_id,
+                "session_id": session_id,
+                "seq": seq,
+                "event_type": event_type,
+                "old_status": old_status,
+                "new_status": new_status,
+                "reason": reason,
+                "data": data,
+                "created_at": at,
+            },
         )
         return event
 
