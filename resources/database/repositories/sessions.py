@@ -41,9 +41,9 @@ from domain.clock import utcnow
 from domain.errors import AlreadyExists, ConcurrentModification, NotFound
 from domain.events import SessionEvent, StatusChanged
 from domain.metrics import SessionMetrics
+from domain.promotion import ModelPromotion
 from domain.quota import CostCap
 from domain.session import ACTIVE_STATES, Priority, Session, SessionStatus, SessionType
-from domain.promotion import ModelPromotion
 from domain.tenant import Tenant
 from resources.database.repositories.base import TenantScopedRepository
 from resources.database.repositories.webhooks import enqueue_deliveries
