@@ -21,7 +21,6 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     ColumnElement,
     Date,
-    Insert,
     Select,
     String,
     bindparam,
@@ -33,7 +32,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from domain.checkpoint import MAX_CHECKPOINTS_KEPT, Checkpoint
@@ -185,13 +184,21 @@ def _submission_context_query() -> Select[Any]:
     ).where(table.slug == tenant, table.deleted_at.is_(None))
 
 
-@cache  # per dialect: INSERT ... ON CONFLICT (tenant, idempotency key) DO NOTHING
-def _insert_session(dialect: str) -> Insert:
-    statement = (postgresql if dialect == "postgresql" else sqlite).insert(SessionRow.__table__)
-    return statement.on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
+# Statements whose values come as parameters, so each is compiled once and then reused (an
+# INSERT ... ON CONFLICT is never cached by SQLAlchemy: recompiled per submission, it cost more
+# than the savepoint it would spare).
+_INSERT_SESSION = insert(SessionRow.__table__)
+_INSERT_EVENT = insert(SessionEventRow.__table__)
+KEY_CONSTRAINT = "uq_sessions_tenant_id"  # (tenant_id, idempotency_key): migration 0001
 
 
-_INSERT_EVENT = insert(SessionEventRow.__table__)  # with its values as parameters: compiled once
+def _is_key_conflict(error: IntegrityError) -> bool:
+    """The unique (tenant, idempotency key) was violated (PostgreSQL names the constraint,
+    SQLite the columns)."""
+    diagnostics = getattr(error.orig, "diag", None)
+    if diagnostics is not None:
+        return getattr(diagnostics, "constraint_name", None) == KEY_CONSTRAINT
+    return "sessions.idempotency_key" in str(error.orig)
 
 
 def _to_domain(row: SessionRow, checkpoints: list[Checkpoint] | None = None) -> Session:
@@ -289,8 +296,9 @@ class SessionRepository(TenantScopedRepository):
 
     def add(self, session: Session) -> Session:
         """Insert a new session and its first event (`session.created`, seq 1); a key already
-        used by one of the tenant's sessions is `AlreadyExists` (the transaction stays usable:
-        the insert does nothing on that conflict, so no savepoint is needed)."""
+        used by one of the tenant's sessions is `AlreadyExists`, after which the transaction is
+        to be rolled back (no savepoint per insert: `SessionService.submit` looks the key's
+        session up in a new transaction)."""
         tenant = self._owned(session.tenant_id)
         self._require_own(SessionRow, session.parent_id, self.kind)
         columns = _mutable_columns(session)
@@ -316,10 +324,12 @@ class SessionRepository(TenantScopedRepository):
             last_event_seq=1,
             created_at=session.created_at,
         )
-        dialect = self._session.get_bind().dialect.name
-        inserted = self._session.execute(_insert_session(dialect), columns)
-        if inserted.rowcount == 0:  # the key is taken (the conflict the insert skips)
-            raise AlreadyExists("session idempotency key", session.idempotency_key or "")
+        try:
+            self._session.execute(_INSERT_SESSION, columns)
+        except IntegrityError as error:
+            if session.idempotency_key and _is_key_conflict(error):
+                raise AlreadyExists("session idempotency key", session.idempotency_key) from None
+            raise
         self._insert_event(
             session.id, 1, CREATED_EVENT, None, session.status.value, "", {}, session.created_at
         )
