@@ -23,7 +23,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from domain.errors import DomainError
@@ -80,6 +80,15 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {message}"[:MAX_DETAIL_LENGTH]
 
 
+def _client_options(connect_timeout: float, command_timeout: float) -> dict[str, Any]:
+    return {
+        "socket_connect_timeout": connect_timeout,
+        "socket_timeout": command_timeout,
+        "socket_keepalive": True,
+        "decode_responses": True,
+    }
+
+
 def connect(
     url: str,
     connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
@@ -90,14 +99,8 @@ def connect(
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=connect_timeout,
-        socket_timeout=command_timeout,
-        socket_keepalive=True,
-        retry=Retry(NoBackoff(), 0),
-        decode_responses=True,
-    )
+    options = _client_options(connect_timeout, command_timeout)
+    return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **options)
 
 
 def connect_async(
@@ -107,17 +110,11 @@ def connect_async(
 ) -> redis.asyncio.Redis:
     """`connect`'s client for asyncio: the same timeouts, no retries of its own."""
     import redis.asyncio
+    from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
-    from redis.retry import Retry
 
-    return redis.asyncio.Redis.from_url(
-        url,
-        socket_connect_timeout=connect_timeout,
-        socket_timeout=command_timeout,
-        socket_keepalive=True,
-        retry=Retry(NoBackoff(), 0),
-        decode_responses=True,
-    )
+    options = _client_options(connect_timeout, command_timeout)
+    return redis.asyncio.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **options)
 
 
 class RedisLink:
@@ -167,11 +164,8 @@ class RedisLink:
         try:
             result = action(self._client)
         except RedisError as error:
-            detail = self._scrub(describe(error))
-            self._failed(detail)
-            raise RedisUnavailable(self.safe_url, self.purpose, detail) from error
-        if self.degraded:
-            self._recovered()
+            raise self._unavailable(error) from error
+        self._answered()
         return result
 
     async def call_async(self, action: Callable[[redis.asyncio.Redis], Awaitable[T]]) -> T:
@@ -183,12 +177,19 @@ class RedisLink:
         try:
             result = await action(self._async_client())
         except RedisError as error:
-            detail = self._scrub(describe(error))
-            self._failed(detail)
-            raise RedisUnavailable(self.safe_url, self.purpose, detail) from error
+            raise self._unavailable(error) from error
+        self._answered()
+        return result
+
+    def _unavailable(self, error: Exception) -> RedisUnavailable:
+        """A Redis error: the outage noted (or prolonged), and what the caller raises."""
+        detail = self._scrub(describe(error))
+        self._failed(detail)
+        return RedisUnavailable(self.safe_url, self.purpose, detail)
+
+    def _answered(self) -> None:
         if self.degraded:
             self._recovered()
-        return result
 
     def _async_client(self) -> redis.asyncio.Redis:
         loop = asyncio.get_running_loop()

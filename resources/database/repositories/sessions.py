@@ -45,6 +45,7 @@ from domain.quota import CostCap
 from domain.session import ACTIVE_STATES, Priority, Session, SessionStatus, SessionType
 from domain.tenant import Tenant
 from resources.database.repositories.base import TenantScopedRepository
+from resources.database.repositories.tenants import tenant_from_row
 from resources.database.repositories.webhooks import enqueue_deliveries
 from resources.database.schema import (
     CheckpointRow,
@@ -346,14 +347,7 @@ class SessionRepository(TenantScopedRepository):
         ).first()
         if row is None:
             raise NotFound("tenant", tenant_id)
-        tenant = Tenant(
-            slug=row.slug,
-            name=row.name,
-            active=row.active,
-            max_concurrent_sessions=row.max_concurrent_sessions,
-            monthly_token_budget=row.monthly_token_budget,
-            created_at=row.created_at,
-        )
+        tenant = tenant_from_row(row)
         promoted_model = None
         if row.promotion_id is not None:
             promoted_model = ModelPromotion(
