@@ -91,6 +91,7 @@ def create_app(wiring: Services | None = None, bounds: ApiBounds | None = None) 
             if hub is not None:
                 hub.close()
                 app.state.live_event_hub = None
+            await app.state.rate_limiter.aclose()  # this event loop's connection to Redis
             if owned:
                 app.state.rate_limiter.close()
                 app.state.services.close()

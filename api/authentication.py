@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import UNAUTHORIZED_HEADERS, ApiError
 from api.services import Services, services
@@ -33,20 +34,25 @@ async def tenant_id_header(
     return x_tenant_id
 
 
-def current_caller(
+async def current_caller(
     request: Request,
     tenant_id: Annotated[str, Depends(tenant_id_header)],
     wiring: Annotated[Services, Depends(services)],
     authorization: Annotated[str | None, Header()] = None,
 ) -> Caller:
+    """Async: a key remembered (`services.authentication`) and the rate counted in Redis cost
+    no worker thread; only a key to look up in the database goes to one."""
     if not authorization:
         raise _unauthorized("an API key is required: Authorization: Bearer <key>")
     scheme, _, key = authorization.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise _unauthorized("the Authorization header must be: Bearer <key>")
+    authentication = wiring.factory.authentication()
     # KeyRefused (401) when the key is not the tenant's, revoked, or its user or tenant inactive.
-    caller = wiring.factory.authentication().authenticate(tenant_id, key.strip())
-    request.app.state.rate_limiter.admit(tenant_id)  # 429 past the tenant's rate (api.bounds)
+    caller = authentication.remembered(tenant_id, key.strip())
+    if caller is None:
+        caller = await run_in_threadpool(authentication.authenticate, tenant_id, key.strip())
+    await request.app.state.rate_limiter.admit_async(tenant_id)  # 429 past the rate (api.bounds)
     return caller
 
 

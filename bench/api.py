@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 
 from bench.analysis import percentile
-from bench.procstat import all_processes, descendants, read_proc
+from bench.procstat import all_processes, descendants
 from bench.world import database
 from domain.caller import Caller
 from domain.tenant import Role, Tenant
@@ -86,11 +86,10 @@ def _serve(url: str, port: int, workers: int, redis_url: str | None, log: Path) 
 
 
 def _tree_cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of the server process and its workers so far."""
-    root = read_proc(pid)
-    if root is None:
-        return 0.0
-    return root.cpu_seconds + sum(p.cpu_seconds for p in descendants(pid, all_processes()))
+    """CPU time (user + system) of the server process and its workers so far, each counted
+    once (`descendants` lists the root too: it was counted twice until December 2026, which
+    doubled the figure of a one-worker server)."""
+    return sum(p.cpu_seconds for p in descendants(pid, all_processes()))
 
 
 def _wait_ready(base: str, server: subprocess.Popen, log: Path) -> None:

@@ -65,6 +65,14 @@ class Authentication:
         self._database = database
         self._cache = cache
 
+    def remembered(self, tenant_id: str, plaintext: str) -> Caller | None:
+        """The caller of a key authenticated moments ago (no database: fit for an event loop),
+        or None: `authenticate` decides."""
+        if self._cache is None:
+            return None
+        generation = self._database.credential_generation
+        return self._cache.get(tenant_id, hash_api_key(plaintext), generation)
+
     def authenticate(self, tenant_id: str, plaintext: str) -> Caller:
         """The caller `plaintext` (a key of `tenant_id`) acts as, else `KeyRefused`."""
         if self._cache is None:

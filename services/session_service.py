@@ -190,16 +190,19 @@ class SessionService:
 
     def _submit(self, tenant_id: str, request: SubmitSession) -> Session:
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
-            tenant = uow.tenants.get(tenant_id)
-            if not tenant.active:
+            # One statement: the tenant, its tokens this month, the key's session, the promotion.
+            context = uow.sessions.submission_context(
+                request.idempotency_key, month_start(self._clock())
+            )
+            if not context.tenant.active:
                 raise InactiveTenant(tenant_id)
-            if request.idempotency_key:
+            if request.idempotency_key and context.existing_id is not None:
                 existing = uow.sessions.find_by_idempotency_key(request.idempotency_key)
                 if existing is not None:
                     return _same_request(existing, request)
             if request.parent_id:
                 uow.sessions.get(request.parent_id)  # the tenant's own session, else NotFound
-            check_token_budget(tenant, uow.usage.tokens_since(month_start(self._clock())))
+            check_token_budget(context.tenant, context.tokens_used)
             check_submitted_permission(request.agent_config)
             repository, ref = resolve_checkout(uow, request.repository, request.ref)
             subtasks, source = request.planned_subtasks()
@@ -209,10 +212,10 @@ class SessionService:
             if request.idempotency_key:
                 metadata = {**metadata, REQUEST_DIGEST: request.digest()}
             model = request.model
-            promoted = None if model else uow.promotions.current()
-            if promoted is not None:  # the tenant's promoted model, unless the submitter chose
-                model = promoted.opencode_model
-                metadata = {**metadata, "model_promotion": promoted.id}
+            if not model and context.promotion_id is not None:
+                # The tenant's promoted model, unless the submitter chose one.
+                model = context.promoted_model
+                metadata = {**metadata, "model_promotion": context.promotion_id}
             session = Session(
                 tenant_id=tenant_id,
                 title=request.title,

@@ -16,18 +16,21 @@ heartbeat store:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from domain.errors import DomainError
 
 if TYPE_CHECKING:  # redis-py is imported by the first client: a run without Redis never loads it
     import redis
+    import redis.asyncio
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +80,15 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {message}"[:MAX_DETAIL_LENGTH]
 
 
+def _client_options(connect_timeout: float, command_timeout: float) -> dict[str, Any]:
+    return {
+        "socket_connect_timeout": connect_timeout,
+        "socket_timeout": command_timeout,
+        "socket_keepalive": True,
+        "decode_responses": True,
+    }
+
+
 def connect(
     url: str,
     connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
@@ -87,14 +99,22 @@ def connect(
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=connect_timeout,
-        socket_timeout=command_timeout,
-        socket_keepalive=True,
-        retry=Retry(NoBackoff(), 0),
-        decode_responses=True,
-    )
+    options = _client_options(connect_timeout, command_timeout)
+    return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **options)
+
+
+def connect_async(
+    url: str,
+    connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+    command_timeout: float = COMMAND_TIMEOUT_SECONDS,
+) -> redis.asyncio.Redis:
+    """`connect`'s client for asyncio: the same timeouts, no retries of its own."""
+    import redis.asyncio
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    options = _client_options(connect_timeout, command_timeout)
+    return redis.asyncio.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **options)
 
 
 class RedisLink:
@@ -114,6 +134,11 @@ class RedisLink:
         self.safe_url = safe_url(url)
         self._password = urlsplit(url).password
         self._client = connect(url, command_timeout=command_timeout)
+        self._url = url
+        self._command_timeout = command_timeout
+        self._async_clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, redis.asyncio.Redis
+        ] = weakref.WeakKeyDictionary()
         self._backoff = probe_backoff or ProbeBackoff()
         self._warn_every = warn_every
         self._clock = clock
@@ -133,6 +158,56 @@ class RedisLink:
 
         Only Redis errors count as an outage; any other exception is a bug and propagates.
         """
+        self._before_call()
+        from redis import RedisError  # loaded with the client (`connect`): a dictionary look-up
+
+        try:
+            result = action(self._client)
+        except RedisError as error:
+            raise self._unavailable(error) from error
+        self._answered()
+        return result
+
+    async def call_async(self, action: Callable[[redis.asyncio.Redis], Awaitable[T]]) -> T:
+        """`call` for a coroutine on an asyncio client of the running event loop (one per
+        loop, same timeouts), with the same breaker: an event loop never waits on a thread."""
+        self._before_call()
+        from redis import RedisError
+
+        try:
+            result = await action(self._async_client())
+        except RedisError as error:
+            raise self._unavailable(error) from error
+        self._answered()
+        return result
+
+    def _unavailable(self, error: Exception) -> RedisUnavailable:
+        """A Redis error: the outage noted (or prolonged), and what the caller raises."""
+        detail = self._scrub(describe(error))
+        self._failed(detail)
+        return RedisUnavailable(self.safe_url, self.purpose, detail)
+
+    def _answered(self) -> None:
+        if self.degraded:
+            self._recovered()
+
+    def _async_client(self) -> redis.asyncio.Redis:
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            client = connect_async(self._url, command_timeout=self._command_timeout)
+            self._async_clients[loop] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close the running loop's asyncio client (the sync one: `close`)."""
+        client = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    def _before_call(self) -> None:
+        """`RedisUnavailable` at once while an outage is waited out; else the call may go (the
+        first one after the wait is the probe)."""
         with self._lock:
             now = self._clock()
             if self.degraded:
@@ -145,17 +220,6 @@ class RedisLink:
                     )
                 # This call is the probe: hold other callers off until it has an answer.
                 self._next_probe_at = now + self._backoff.wait_after(self._failures)
-        from redis import RedisError  # loaded with the client (`connect`): a dictionary look-up
-
-        try:
-            result = action(self._client)
-        except RedisError as error:
-            detail = self._scrub(describe(error))
-            self._failed(detail)
-            raise RedisUnavailable(self.safe_url, self.purpose, detail) from error
-        if self.degraded:
-            self._recovered()
-        return result
 
     def close(self) -> None:
         self._client.close()

@@ -28,9 +28,24 @@ class RedisRateCounter:
 
         return self._link.call(count)
 
+    async def hit_async(self, tenant_id: str, window: int, window_seconds: int) -> int:
+        """`hit` from the event loop, without a worker thread."""
+        key = api_rate_key(tenant_id, window)
+
+        async def count(client) -> int:
+            pipe = client.pipeline(transaction=True)
+            pipe.incr(key)
+            pipe.expire(key, window_seconds * 2)
+            return int((await pipe.execute())[0])
+
+        return await self._link.call_async(count)
+
     @property
     def degraded(self) -> bool:
         return self._link.degraded
 
     def close(self) -> None:
         self._link.close()
+
+    async def aclose(self) -> None:
+        await self._link.aclose()

@@ -5,6 +5,7 @@ logs the recovery. The actions here fail or succeed by hand; no server is involv
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -67,6 +68,42 @@ def test_while_waiting_for_the_next_probe_no_call_reaches_redis() -> None:
     clock.now += 0.6  # past the first backoff: this call probes, and Redis is back
     assert link.call(answered) == "PONG"
     assert not link.degraded
+
+
+def test_calls_from_an_event_loop_share_the_breaker_with_the_thread_calls() -> None:
+    """`call_async` (the API's rate count, on the event loop) fails, waits out and recovers as
+    `call` does, on the same outage: a failure on either side holds both off until the probe."""
+    clock = FakeClock()
+    link = make_link(clock, first=1.0)
+
+    async def refused_async(_client: object) -> None:
+        raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+    async def answered_async(_client: object) -> str:
+        return "PONG"
+
+    reached: list[str] = []
+
+    async def scenario() -> None:
+        with pytest.raises(RedisUnavailable, match="events"):
+            await link.call_async(refused_async)
+        assert link.degraded
+        clock.now += 0.5
+        with pytest.raises(RedisUnavailable, match="next probe"):
+            link.call(lambda client: reached.append("thread"))
+
+        async def reach(_client: object) -> None:
+            reached.append("loop")
+
+        with pytest.raises(RedisUnavailable, match="next probe"):
+            await link.call_async(reach)
+        clock.now += 0.6  # past the first backoff: this call probes, and Redis is back
+        assert await link.call_async(answered_async) == "PONG"
+        assert not link.degraded
+        await link.aclose()
+
+    asyncio.run(scenario())
+    assert reached == []
 
 
 @pytest.mark.parametrize(

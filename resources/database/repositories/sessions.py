@@ -14,11 +14,24 @@ row, in the caller's transaction: a stale or concurrent change matches no row, r
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Select,
+    String,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -27,16 +40,22 @@ from domain.clock import utcnow
 from domain.errors import AlreadyExists, ConcurrentModification, NotFound
 from domain.events import SessionEvent, StatusChanged
 from domain.metrics import SessionMetrics
+from domain.promotion import ModelPromotion
 from domain.quota import CostCap
 from domain.session import ACTIVE_STATES, Priority, Session, SessionStatus, SessionType
+from domain.tenant import Tenant
 from resources.database.repositories.base import TenantScopedRepository
+from resources.database.repositories.tenants import tenant_from_row
 from resources.database.repositories.webhooks import enqueue_deliveries
 from resources.database.schema import (
     CheckpointRow,
+    ModelPromotionRow,
     SessionEventRow,
     SessionRow,
     TaskDependencyRow,
     TaskRow,
+    TenantRow,
+    UsageRow,
 )
 
 CREATED_EVENT = "session.created"
@@ -107,6 +126,80 @@ def _parent_not_coordinating() -> ColumnElement[bool]:
             parent.status.not_in(COORDINATING),
         )
     )
+
+
+class SubmissionContext(NamedTuple):
+    """What a submission decides on, read in one statement: the tenant, its tokens since the
+    month began, the session already submitted with the idempotency key (its id) and the
+    tenant's current promoted model (its promotion's id and the model as OpenCode names it)."""
+
+    tenant: Tenant
+    tokens_used: int
+    existing_id: str | None
+    promotion_id: str | None
+    promoted_model: str | None
+
+
+@cache  # built once, with bind parameters: each submission reuses the compiled statement
+def _submission_context_query() -> Select[Any]:
+    tenant = bindparam("tenant", type_=String)
+    tokens = (
+        select(
+            func.coalesce(
+                func.sum(UsageRow.tokens_in + UsageRow.tokens_out + UsageRow.fine_tuning_tokens), 0
+            )
+        )
+        .where(UsageRow.tenant_id == tenant, UsageRow.day >= bindparam("since", type_=Date))
+        .scalar_subquery()
+    )
+    existing = (
+        select(SessionRow.id)
+        .where(
+            SessionRow.tenant_id == tenant,
+            SessionRow.idempotency_key == bindparam("key", type_=String),
+        )
+        .scalar_subquery()
+    )
+
+    def current_promotion(column: Any) -> Any:  # as `PromotionRepository.current` picks it
+        return (
+            select(column)
+            .where(ModelPromotionRow.tenant_id == tenant, ModelPromotionRow.retired_at.is_(None))
+            .order_by(ModelPromotionRow.promoted_at.desc(), ModelPromotionRow.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    table = TenantRow.__table__.c
+    return select(
+        table.slug,
+        table.name,
+        table.active,
+        table.max_concurrent_sessions,
+        table.monthly_token_budget,
+        table.created_at,
+        tokens.label("tokens_used"),
+        existing.label("existing_id"),
+        current_promotion(ModelPromotionRow.id).label("promotion_id"),
+        current_promotion(ModelPromotionRow.model).label("promoted_model"),
+    ).where(table.slug == tenant, table.deleted_at.is_(None))
+
+
+# Statements whose values come as parameters, so each is compiled once and then reused (an
+# INSERT ... ON CONFLICT is never cached by SQLAlchemy: recompiled per submission, it cost more
+# than the savepoint it would spare).
+_INSERT_SESSION = insert(SessionRow.__table__)
+_INSERT_EVENT = insert(SessionEventRow.__table__)
+KEY_CONSTRAINT = "uq_sessions_tenant_id"  # (tenant_id, idempotency_key): migration 0001
+
+
+def _is_key_conflict(error: IntegrityError) -> bool:
+    """The unique (tenant, idempotency key) was violated (PostgreSQL names the constraint,
+    SQLite the columns)."""
+    diagnostics = getattr(error.orig, "diag", None)
+    if diagnostics is not None:
+        return getattr(diagnostics, "constraint_name", None) == KEY_CONSTRAINT
+    return "sessions.idempotency_key" in str(error.orig)
 
 
 def _to_domain(row: SessionRow, checkpoints: list[Checkpoint] | None = None) -> Session:
@@ -203,12 +296,14 @@ class SessionRepository(TenantScopedRepository):
     kind = "session"
 
     def add(self, session: Session) -> Session:
-        """Insert a new session and its first event (`session.created`, seq 1)."""
+        """Insert a new session and its first event (`session.created`, seq 1); a key already
+        used by one of the tenant's sessions is `AlreadyExists`, after which the transaction is
+        to be rolled back (no savepoint per insert: `SessionService.submit` looks the key's
+        session up in a new transaction)."""
         tenant = self._owned(session.tenant_id)
         self._require_own(SessionRow, session.parent_id, self.kind)
         columns = _mutable_columns(session)
-        metadata = columns.pop("metadata")
-        row = SessionRow(
+        columns.update(
             id=session.id,
             tenant_id=tenant,
             title=session.title,
@@ -229,21 +324,42 @@ class SessionRepository(TenantScopedRepository):
             version=session.version,
             last_event_seq=1,
             created_at=session.created_at,
-            metadata_=metadata,
-            **columns,
         )
         try:
-            with self._session.begin_nested():  # a savepoint: the transaction stays usable
-                self._session.add(row)
-                self._session.flush()
-        except IntegrityError:
-            if session.idempotency_key and self.find_by_idempotency_key(session.idempotency_key):
+            self._session.execute(_INSERT_SESSION, columns)
+        except IntegrityError as error:
+            if session.idempotency_key and _is_key_conflict(error):
                 raise AlreadyExists("session idempotency key", session.idempotency_key) from None
             raise
         self._insert_event(
             session.id, 1, CREATED_EVENT, None, session.status.value, "", {}, session.created_at
         )
         return session
+
+    def submission_context(self, idempotency_key: str | None, since: date) -> SubmissionContext:
+        """The current tenant and what its next submission checks, in one statement: tokens
+        used from `since` on, the id of its session with `idempotency_key` (None: no key, or
+        unused), its current promotion. `NotFound` for a deleted or missing tenant."""
+        tenant_id = self.tenant_id
+        row = self._session.execute(
+            _submission_context_query(),
+            {"tenant": tenant_id, "since": since, "key": idempotency_key},
+        ).first()
+        if row is None:
+            raise NotFound("tenant", tenant_id)
+        tenant = tenant_from_row(row)
+        promoted_model = None
+        if row.promotion_id is not None:
+            promoted_model = ModelPromotion(
+                id=row.promotion_id, tenant_id=tenant_id, model=row.promoted_model
+            ).opencode_model
+        return SubmissionContext(
+            tenant=tenant,
+            tokens_used=int(row.tokens_used or 0),
+            existing_id=row.existing_id,
+            promotion_id=row.promotion_id,
+            promoted_model=promoted_model,
+        )
 
     def _row(self, session_id: str) -> SessionRow:
         row = self._session.scalars(
@@ -631,17 +747,18 @@ class SessionRepository(TenantScopedRepository):
             at=at,
         )
         self._session.execute(
-            insert(SessionEventRow).values(
-                tenant_id=event.tenant_id,
-                session_id=session_id,
-                seq=seq,
-                event_type=event_type,
-                old_status=old_status,
-                new_status=new_status,
-                reason=reason,
-                data=data,
-                created_at=at,
-            )
+            _INSERT_EVENT,
+            {
+                "tenant_id": event.tenant_id,
+                "session_id": session_id,
+                "seq": seq,
+                "event_type": event_type,
+                "old_status": old_status,
+                "new_status": new_status,
+                "reason": reason,
+                "data": data,
+                "created_at": at,
+            },
         )
         return event
 

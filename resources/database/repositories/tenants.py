@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -12,7 +14,8 @@ from domain.tenant import Tenant
 from resources.database.schema import TenantRow
 
 
-def _to_domain(row: TenantRow) -> Tenant:
+def tenant_from_row(row: Any) -> Tenant:
+    """The tenant of a `TenantRow`, or of any row with its columns (a Core query's)."""
     return Tenant(
         slug=row.slug,
         name=row.name,
@@ -53,7 +56,7 @@ class TenantRepository:
         return row
 
     def get(self, slug: str) -> Tenant:
-        return _to_domain(self._row(slug))
+        return tenant_from_row(self._row(slug))
 
     def get_for_update(self, slug: str) -> Tenant:
         """The tenant, its row locked until the transaction ends (serializes quota decisions)."""
@@ -70,13 +73,13 @@ class TenantRepository:
         ).first()
         if row is None:
             raise NotFound("tenant", slug)
-        return _to_domain(row)
+        return tenant_from_row(row)
 
     def list(self, include_inactive: bool = True) -> list[Tenant]:
         query = select(TenantRow).where(TenantRow.deleted_at.is_(None)).order_by(TenantRow.slug)
         if not include_inactive:
             query = query.where(TenantRow.active.is_(True))
-        return [_to_domain(row) for row in self._session.scalars(query)]
+        return [tenant_from_row(row) for row in self._session.scalars(query)]
 
     def active_slugs(self) -> list[str]:
         query = (
