@@ -12,7 +12,6 @@ import httpx
 from domain.agent import Agent
 from domain.tenant import Tenant
 from resources.database import Database, tenant_scope, unit_of_work
-from resources.database.migrate import upgrade
 from resources.database_resource import DatabaseResource
 from resources.opencode.resource import OpenCodeResource
 from resources.redis.resource import RedisResource
@@ -30,9 +29,9 @@ def test_live_agents_beat_and_dead_ones_are_reported(
     opencode_home: Path,
     scripted_model_url: str,
     redis_url: str,
+    migrated_sqlite_url: str,
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'indorch.db'}"
-    upgrade(url)
+    url = migrated_sqlite_url
     database = Database(url)
     with unit_of_work(database) as uow:
         uow.tenants.add(Tenant(slug="acme", name="Acme"))
@@ -67,9 +66,9 @@ def test_a_live_server_gets_its_tenants_workspace_before_any_wave(
     opencode_binary: Path,
     opencode_home: Path,
     scripted_model_url: str,
+    migrated_sqlite_url: str,
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'indorch.db'}"
-    upgrade(url)
+    url = migrated_sqlite_url
     database = Database(url)
     with unit_of_work(database) as uow:
         for slug in TENANTS:

@@ -30,7 +30,6 @@ from domain.supervision_policy import SupervisionSettings
 from domain.tenant import Tenant
 from orchestrator_defs.sessions.job import session_wave
 from resources.database import Database, tenant_scope, unit_of_work
-from resources.database.migrate import upgrade
 from resources.database_resource import DatabaseResource
 from resources.opencode.resource import OpenCodeResource
 from resources.redis.resource import RedisResource
@@ -97,9 +96,10 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path, opencode_server: OpenCodeServer) -> Iterator[World]:
-    url = f"sqlite:///{tmp_path / 'indorch.db'}"
-    upgrade(url)
+def world(
+    tmp_path: Path, opencode_server: OpenCodeServer, migrated_sqlite_url: str
+) -> Iterator[World]:
+    url = migrated_sqlite_url  # the run's migrated template, copied: no migration per test
     database = Database(url)
     with unit_of_work(database) as uow:
         uow.tenants.add(Tenant(slug=TENANT, name="Acme"))

@@ -29,7 +29,6 @@ from domain.tenant import Tenant
 from orchestrator_defs.sensor_evaluation import sensor_context
 from orchestrator_defs.sessions.job import session_wave
 from resources.database import Database, tenant_scope, unit_of_work
-from resources.database.migrate import upgrade
 from resources.database_resource import DatabaseResource
 from resources.opencode.resource import OpenCodeResource
 from resources.redis.live_events import RedisEventReader
@@ -108,12 +107,14 @@ class World:
 
 @pytest.fixture
 def world(
-    tmp_path: Path, servers: list[OpenCodeServer], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    servers: list[OpenCodeServer],
+    migrated_sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[World]:
     # Sessions get scratch workspaces of their own (the default): in the test's directory.
     monkeypatch.setenv("INDORCH_WORKSPACES_DIR", str(tmp_path / "workspaces"))
-    url = f"sqlite:///{tmp_path / 'indorch.db'}"
-    upgrade(url)
+    url = migrated_sqlite_url  # the run's migrated template, copied: no migration per test
     database = Database(url)
     with unit_of_work(database) as uow:
         uow.tenants.add(Tenant(slug=TENANT, name="Acme"))

@@ -23,7 +23,6 @@ from domain.promotion import TUNED_PROVIDER_ID
 from domain.tenant import Tenant
 from domain.training_examples import DatasetPolicy, TrainingExample
 from resources.database import Database, tenant_scope, unit_of_work
-from resources.database.migrate import upgrade
 from resources.dataset_store import DatasetStore
 from resources.opencode.client import OpenCodeClient
 from resources.training_provider.resource import TrainingProviderResource
@@ -54,10 +53,9 @@ def own_server(
 
 
 def test_the_promoted_model_prompts_the_next_session_on_the_real_server(
-    own_server: OpenCodeServer, tmp_path: Path
+    own_server: OpenCodeServer, tmp_path: Path, migrated_sqlite_url: str
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'indorch.db'}"
-    upgrade(url)
+    url = migrated_sqlite_url
     database = Database(url)
     with unit_of_work(database) as uow:
         uow.tenants.add(Tenant(slug=TENANT, name="Acme"))
