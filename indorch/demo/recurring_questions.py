@@ -182,16 +182,35 @@ def recurring_sessions(tenant: str = LEARNING_TENANT) -> list[DemoSession]:
 def wait_until_answered(
     service: SessionService, ids: set[str], say: Callable[[str], None], seconds: float
 ) -> int:
-    """Until every session of `ids` (the learning tenant's) completed, or `seconds`, saying how
-    many are done every few seconds; returns how many are."""
-    deadline = time.monotonic() + seconds
-    while True:
-        done = sum(
+    """Until every session of `ids` (the learning tenant's) completed, or none more did for
+    `seconds`, saying how many are done every few seconds; returns how many are."""
+
+    def answered() -> int:
+        return sum(
             1
             for session in service.list(Caller.operator(), LEARNING_TENANT, limit=1000)
             if session.id in ids and session.status.value in ANSWERED_STATES
         )
-        say(f"history: {done}/{len(ids)} recurring-question sessions completed")
-        if done == len(ids) or time.monotonic() > deadline:
-            return done
-        time.sleep(PROGRESS_EVERY_SECONDS)
+
+    return follow_progress(answered, len(ids), say, seconds)
+
+
+def follow_progress(
+    done: Callable[[], int],
+    total: int,
+    say: Callable[[str], None],
+    stall_seconds: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Polls `done()` until it reaches `total` or stops growing for `stall_seconds`: a loaded
+    machine answers slower, not never, so the wait follows the work rather than a fixed time."""
+    best, last_progress = -1, clock()
+    while True:
+        count = done()
+        if count > best:
+            best, last_progress = count, clock()
+        say(f"history: {count}/{total} recurring-question sessions completed")
+        if count >= total or clock() - last_progress > stall_seconds:
+            return count
+        sleep(PROGRESS_EVERY_SECONDS)
