@@ -258,13 +258,16 @@ class SessionWorkspaces:
                 await dispose()
             await asyncio.to_thread(_remove_tree, workspace.directory)
             return
-        if dispose is not None:
-            await dispose()
         mirror = place.mirror(workspace.repository)
         owner = _worktree_owner(place, session.id)
         async with git.locked(mirror):
             if _owning_attempt(owner) > workspace.attempt:
-                return  # a later attempt made the worktree again: it is that attempt's now
+                # A later attempt made the worktree again: it is that attempt's now, and so is
+                # the server's instance of the directory (disposing of it would cut the retry's
+                # agent session). Disposed under the lock: the retry cannot start in between.
+                return
+            if dispose is not None:
+                await dispose()
             await git.remove_worktree(mirror, workspace.directory, workspace.branch)
             owner.unlink(missing_ok=True)
 

@@ -131,11 +131,7 @@ class WorkspaceSlots:
 
     def _free_slots(self, place: SlotPlace, name: str) -> int:
         """Free slots of the same agent as slot `name` (made, not claimed)."""
-        prefix = name.rsplit("-", 1)[0] + "-"
-        try:
-            made = [e.name for e in os.scandir(place.sessions) if e.name.startswith(prefix)]
-        except FileNotFoundError:
-            return 0
+        made = _numbered_slots(place, name.rsplit("-", 1)[0] + "-")
         return sum(1 for made_name in made if not _claim_path(place, made_name).exists())
 
     def _stale(self, place: SlotPlace, tenant_id: str, names: Iterable[str]) -> list[str]:
@@ -158,7 +154,11 @@ class WorkspaceSlots:
 
 def _made_slots(place: SlotPlace, agent_id: str | None) -> list[str]:
     """The agent's slot directories, lowest number first."""
-    prefix = slot_name(agent_id, 0)[:-1]
+    return _numbered_slots(place, slot_name(agent_id, 0)[:-1])
+
+
+def _numbered_slots(place: SlotPlace, prefix: str) -> list[str]:
+    """The slot directories named `prefix` and a number, lowest number first."""
     try:
         names = [e.name for e in os.scandir(place.sessions) if e.name.startswith(prefix)]
     except FileNotFoundError:

@@ -165,13 +165,19 @@ def test_a_late_release_by_the_previous_attempt_leaves_the_retry_s_worktree(
     )
     second = asyncio.run(service.prepare(retried, print))
     (second.directory / "work.txt").write_text("the retry's work\n")
+    disposed: list[str] = []
 
-    asyncio.run(service.release(first_attempt, first))
+    async def dispose() -> None:  # the server's instance of the directory: the retry's now
+        disposed.append(str(second.directory))
+
+    asyncio.run(service.release(first_attempt, first, dispose))
 
     assert (second.directory / "work.txt").read_text() == "the retry's work\n"
     assert git(second.directory, "branch", "--show-current").strip() == second.branch
-    asyncio.run(service.release(retried, second))
+    assert disposed == []  # the retry's agent session keeps its server instance
+    asyncio.run(service.release(retried, second, dispose))
     assert not second.directory.exists()
+    assert disposed == [str(second.directory)]
 
 
 def test_a_missing_ref_fails_without_retry(database: Database, tmp_path: Path) -> None:
