@@ -9,6 +9,7 @@ with the last id it received: it must then have every event exactly once, in seq
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -353,6 +354,34 @@ def test_redis_stopped_while_streaming_the_streams_go_on_from_the_database(
         assert served.publisher.dropped > 0
         assert _seqs(one.events) == list(range(1, 10))
         assert _seqs(everything.events) == list(range(2, 10))
+
+
+def test_an_event_recorded_before_the_source_starts_is_still_delivered(stack: Stack) -> None:
+    """The route reads the session's newest seq, then subscribes; the hub's source thread may
+    start only after another event was recorded and published. It follows from the seq the
+    route read, so that event reaches the subscriber (had it followed from what the database
+    held when it started, the reader would wait for it forever: found under load)."""
+    hub = LiveEventHub(stack.wiring.factory.live_events(), stack.wiring.redis_url)
+    tenant = _new_tenant(stack.wiring.factory)
+    session_id = stack.submit(tenant)  # seq 1
+    newest = hub.log.latest_seq(tenant.slug, session_id)  # what the route read
+    stack.record(tenant, session_id, 2)  # recorded and published before the source runs
+
+    async def follow() -> list[SessionEvent]:
+        subscription = hub.subscribe_session(tenant.slug, session_id, newest)
+        received: list[SessionEvent] = []
+        try:
+            while not _has(session_id, 2)(received):
+                received.extend(await asyncio.wait_for(subscription.next(), WAIT_SECONDS) or [])
+        finally:
+            hub.unsubscribe(subscription)
+        return received
+
+    try:
+        assert newest == 1
+        assert _seqs(asyncio.run(follow())) == [2]
+    finally:
+        hub.close()
 
 
 def test_many_readers_of_one_session_share_one_source(stack: Stack) -> None:
