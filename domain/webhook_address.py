@@ -40,11 +40,17 @@ class UnsafeWebhookUrl(Exception):
 @dataclass(frozen=True)
 class WebhookDestination:
     """Where one delivery goes: the URL's host (for the Host header and TLS) and port, and the
-    address it resolved to, checked, which the connection must use."""
+    addresses it resolved to, every one checked, in the resolver's order: the connection uses
+    them (the next when one refuses it), never a second look-up."""
 
     host: str
     port: int
-    address: Address
+    addresses: tuple[Address, ...]
+
+    @property
+    def address(self) -> Address:
+        """The first address to try."""
+        return self.addresses[0]
 
 
 def webhook_url_problem(
@@ -64,14 +70,17 @@ def webhook_url_problem(
 def webhook_destination(
     url: str, allow_private: bool, resolve: Resolver | None = None
 ) -> WebhookDestination:
-    """The checked address to connect to for `url` now (one look-up); `UnsafeWebhookUrl` when
+    """The checked addresses to connect to for `url` now (one look-up); `UnsafeWebhookUrl` when
     the URL or any address its host resolves to is refused."""
     host, port = _host_and_port(url)
     addresses = _checked_addresses(host, port, allow_private, resolve or resolved_addresses)
-    address = addresses[0]
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return WebhookDestination(host=host, port=port, address=address)
+    unmapped = [
+        address.ipv4_mapped
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None
+        else address
+        for address in addresses
+    ]
+    return WebhookDestination(host=host, port=port, addresses=tuple(dict.fromkeys(unmapped)))
 
 
 def _host_and_port(url: str) -> tuple[str, int]:

@@ -21,6 +21,7 @@ sessions, and the outbox in the database makes either crash-safe.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -47,6 +48,7 @@ from domain.webhook import (
     generate_secret,
 )
 from domain.webhook_address import (
+    Address,
     Resolver,
     UnsafeWebhookUrl,
     WebhookDestination,
@@ -64,9 +66,9 @@ TIMEOUT_SECONDS = 10.0
 MAX_LISTED = 100
 
 
-def _pinned(url: httpx.URL, destination: WebhookDestination) -> httpx.URL:
-    """The URL with its host replaced by the checked address (nothing left to look up)."""
-    return url.copy_with(host=str(destination.address))
+def _pinned(url: httpx.URL, address: Address) -> httpx.URL:
+    """The URL with its host replaced by a checked address (nothing left to look up)."""
+    return url.copy_with(host=str(address))
 
 
 @dataclass(frozen=True)
@@ -217,12 +219,7 @@ class Webhooks:
         }
         started = time.monotonic()
         try:
-            answer = client.post(
-                _pinned(url, destination),
-                content=body,
-                headers=headers,
-                extensions={"sni_hostname": url.raw_host.decode("ascii")},
-            )
+            answer = self._post(client, url, destination, body, headers)
         except httpx.HTTPError as error:
             return DeliveryAttempt(
                 at=at,
@@ -235,6 +232,31 @@ class Webhooks:
             error=None if answer.is_success else f"answered {answer.status_code}",
             duration_ms=int((time.monotonic() - started) * 1000),
         )
+
+    @staticmethod
+    def _post(
+        client: httpx.Client,
+        url: httpx.URL,
+        destination: WebhookDestination,
+        body: bytes,
+        headers: dict[str, str],
+    ) -> httpx.Response:
+        """Posted to the first checked address that takes the connection: one that refuses it
+        (or does not answer the connect) received nothing, so the next is tried; any later
+        error ends the attempt (the receiver may have the body: the retry is the delivery's)."""
+
+        def send(address: Address) -> httpx.Response:
+            return client.post(
+                _pinned(url, address),
+                content=body,
+                headers=headers,
+                extensions={"sni_hostname": url.raw_host.decode("ascii")},
+            )
+
+        for address in destination.addresses[:-1]:
+            with contextlib.suppress(httpx.ConnectError, httpx.ConnectTimeout):
+                return send(address)
+        return send(destination.addresses[-1])
 
     def _secret_box(self) -> SecretBox:
         if self._box is None:

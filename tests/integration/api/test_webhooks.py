@@ -393,7 +393,7 @@ class Dns:
     def __call__(self, host: str, port: int) -> list[Address]:
         if host not in self.names:
             raise OSError(f"{host} does not resolve")
-        return [ipaddress.ip_address(self.names[host])]
+        return [ipaddress.ip_address(address) for address in self.names[host].split(",")]
 
 
 TENANT_HOST = "hooks.tenant.example"
@@ -444,6 +444,45 @@ def test_a_delivery_connects_to_the_address_it_checked_and_names_the_host_it_was
     ((headers, body),) = sink.received
     assert headers["host"] == f"{TENANT_HOST}:{port}"
     assert verified(secret, headers, body)
+
+
+def test_an_address_that_refuses_the_connection_gives_way_to_the_next_checked_one(
+    client: TestClient, wiring: Services, tenant_a: ApiTenant, receiver
+) -> None:
+    """A name with two addresses, the first unreachable (nothing listens on 127.0.0.2; the
+    receiver is on 127.0.0.1): the delivery goes through the second, also checked; never
+    through a new look-up."""
+    sink, url = receiver
+    webhooks = Webhooks(wiring.database, resolve=Dns(hooks_tenant_example="127.0.0.2,127.0.0.1"))
+    port = httpx.URL(url).port
+    lead = Caller.for_tenant(tenant_a.slug, Role.LEAD)
+    _, secret = webhooks.create(lead, tenant_a.slug, f"http://{TENANT_HOST}:{port}/hook")
+    _cancelled_session(wiring, tenant_a)
+
+    [report] = webhooks.deliver_due(OPERATOR, tenant_a.slug)
+
+    assert (report.status, report.status_code) == ("DELIVERED", 200)
+    ((headers, body),) = sink.received
+    assert headers["host"] == f"{TENANT_HOST}:{port}"
+    assert verified(secret, headers, body)
+
+
+def test_when_no_checked_address_answers_the_delivery_waits_for_its_retry(
+    client: TestClient, wiring: Services, tenant_a: ApiTenant, receiver
+) -> None:
+    sink, url = receiver
+    webhooks = Webhooks(wiring.database, resolve=Dns(hooks_tenant_example="127.0.0.2,127.0.0.3"))
+    port = httpx.URL(url).port
+    lead = Caller.for_tenant(tenant_a.slug, Role.LEAD)
+    endpoint, _ = webhooks.create(lead, tenant_a.slug, f"http://{TENANT_HOST}:{port}/hook")
+    _cancelled_session(wiring, tenant_a)
+
+    [report] = webhooks.deliver_due(OPERATOR, tenant_a.slug)
+
+    assert sink.received == []
+    assert (report.status, report.status_code) == ("PENDING", None)
+    (delivery,) = _deliveries(client, tenant_a, endpoint.id)
+    assert delivery["last_error"] == "no answer (ConnectError)"
 
 
 def _certificate_for(host: str, directory: Path) -> tuple[str, str]:

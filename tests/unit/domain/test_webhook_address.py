@@ -66,3 +66,11 @@ def test_with_private_addresses_allowed_registration_does_not_look_up_but_delive
 def test_the_problem_never_echoes_the_url() -> None:
     problem = webhook_url_problem(URL, allow_private=False, resolve=resolving_to("127.0.0.1"))
     assert problem is not None and "token" not in problem and "hooks" not in problem
+
+
+def test_every_checked_address_is_kept_in_order_once_ipv4_mapped_ones_as_ipv4() -> None:
+    destination = webhook_destination(
+        URL, False, resolving_to("93.184.215.14", "::ffff:93.184.215.14", "2606:2800:21f::1")
+    )
+    assert [str(a) for a in destination.addresses] == ["93.184.215.14", "2606:2800:21f::1"]
+    assert destination.address == ipaddress.ip_address("93.184.215.14")
