@@ -19,6 +19,11 @@ The scripts (parameters are optional unless marked required):
     the working directory OpenCode states in its system prompt, and ``content`` (default
     ``"hello\\n"``). Once the tool's result is in the conversation: answer the final text
     ``reply``. ``path`` is required; an absolute ``path`` is used as it is.
+``[script:read path=notes/hello.md reply="..."]``
+    Turn 1: call OpenCode's ``read`` tool with ``filePath`` = ``path`` (required), made absolute
+    like ``write``'s. Once the tool's result is in the conversation: answer the final text
+    ``reply``. What the tool read (or its error) is in the session's messages (the tool part's
+    ``state.output`` or ``state.error``): how tests read files as the agent.
 ``[script:bash command="ls -la" reply="..."]``
     Turn 1: call OpenCode's ``bash`` tool with ``command`` (required). Once the tool's result is
     in the conversation: answer the final text ``reply``. The command's output is in the
@@ -45,7 +50,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-SCRIPT_NAMES = frozenset({"text", "write", "bash", "fail-401", "fail-5xx", "hang", "slow"})
+SCRIPT_NAMES = frozenset({"text", "write", "read", "bash", "fail-401", "fail-5xx", "hang", "slow"})
 DEFAULT_REPLY = "Done. This is the scripted model's answer."
 DEFAULT_WRITE_CONTENT = "hello\n"
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 529})
@@ -59,6 +64,7 @@ _ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
 _ALLOWED_PARAMETERS = {
     "text": {"reply"},
     "write": {"path", "content", "reply"},
+    "read": {"path", "reply"},
     "bash": {"command", "reply"},
     "fail-401": {"message", "attempts", "reply"},
     "fail-5xx": {"times", "status", "message", "retry_after", "reply"},
@@ -152,8 +158,8 @@ def parse_script(text: str) -> Script:
 
 def _validate(script: Script) -> None:
     try:
-        if script.name == "write" and not script.parameters.get("path"):
-            raise ScriptError("script 'write' needs path=...")
+        if script.name in {"write", "read"} and not script.parameters.get("path"):
+            raise ScriptError(f"script {script.name!r} needs path=...")
         if script.name == "bash" and not script.parameters.get("command"):
             raise ScriptError("script 'bash' needs command=...")
         if script.name == "fail-5xx":

@@ -2,12 +2,14 @@
 
 OpenCode (or any OpenAI-compatible client) talks to it as to a model provider; a marker in the
 conversation's first user message picks the script, so a test decides in its prompt whether the
-"model" answers text, calls OpenCode's ``write`` tool (a real file, a real diff), fails with 401,
-fails with 5xx a few times, hangs, or answers slowly. The marker syntax and the scripts are
-documented in :mod:`standins.model_script`; in short::
+"model" answers text, calls OpenCode's ``write`` tool (a real file, a real diff), its ``read`` or
+``bash`` tool, fails with 401, fails with 5xx a few times, hangs, or answers slowly. The marker
+syntax and the scripts are documented in :mod:`standins.model_script`; in short::
 
     [script:text reply="..."]
     [script:write path=notes/hello.md content="# Hello\\n" reply="..."]
+    [script:read path=notes/hello.md reply="..."]
+    [script:bash command="ls -la" reply="..."]
     [script:fail-401 message="..."]
     [script:fail-5xx times=2 status=500]
     [script:hang]
@@ -66,6 +68,7 @@ TITLE_GENERATOR_HINT = "title generator"
 WORKING_DIRECTORY = re.compile(r"Working directory:\s*(\S[^\n]*)")
 DISCONNECT_POLL_SECONDS = 0.2
 WRITE_TOOL = "write"
+READ_TOOL = "read"
 BASH_TOOL = "bash"
 SESSION_HEADER = "x-session-id"  # OpenCode's session id, on every model request
 
@@ -244,6 +247,8 @@ class ScriptedModel:
             return Turn("text", text=script.reply, seconds=script.seconds)
         if script.name == "write" and count_tool_results(messages) == 0:
             return Turn("tool_calls", tool_calls=[self._write_call(script, messages)])
+        if script.name == "read" and count_tool_results(messages) == 0:
+            return Turn("tool_calls", tool_calls=[self._read_call(script, messages)])
         if script.name == "bash" and count_tool_results(messages) == 0:
             call_id = (
                 "call_"
@@ -256,18 +261,28 @@ class ScriptedModel:
         return Turn("text", text=script.reply)
 
     def _write_call(self, script: Script, messages: list[dict[str, Any]]) -> dict[str, Any]:
-        path = script.path
-        if not os.path.isabs(path):
-            directory = working_directory(messages)
-            if directory is None:
-                raise ScriptError(
-                    "no 'Working directory:' in the system prompt; use an absolute path"
-                )
-            path = os.path.join(directory, path)
-        call_id = "call_" + hashlib.sha256(f"{path}{len(messages)}".encode()).hexdigest()[:12]
+        path = _absolute_path(script.path, messages)
         return openai_chat.tool_call(
-            call_id, WRITE_TOOL, {"filePath": path, "content": script.content}
+            _call_id(path, messages), WRITE_TOOL, {"filePath": path, "content": script.content}
         )
+
+    def _read_call(self, script: Script, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        path = _absolute_path(script.path, messages)
+        return openai_chat.tool_call(_call_id(path, messages), READ_TOOL, {"filePath": path})
+
+
+def _absolute_path(path: str, messages: list[dict[str, Any]]) -> str:
+    """`path` as it is when absolute, else against the working directory OpenCode states."""
+    if os.path.isabs(path):
+        return path
+    directory = working_directory(messages)
+    if directory is None:
+        raise ScriptError("no 'Working directory:' in the system prompt; use an absolute path")
+    return os.path.join(directory, path)
+
+
+def _call_id(path: str, messages: list[dict[str, Any]]) -> str:
+    return "call_" + hashlib.sha256(f"{path}{len(messages)}".encode()).hexdigest()[:12]
 
 
 # --- HTTP ------------------------------------------------------------------------------------

@@ -127,6 +127,41 @@ def test_write_script_calls_the_write_tool_then_answers(url: str) -> None:
     assert answer["choices"][0]["finish_reason"] == "stop"
 
 
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [("docs/a.md", "/srv/work/repo/docs/a.md"), ("/elsewhere/b.txt", "/elsewhere/b.txt")],
+)
+def test_read_script_calls_the_read_tool_then_answers(url: str, path: str, expected: str) -> None:
+    prompt = f"[script:read path={path} reply=Read.]"
+    chunks = stream_chunks(url, chat(prompt, stream=True))
+    choices = [chunk["choices"][0] for chunk in chunks[:-2]]
+    (call,) = [call for choice in choices for call in choice["delta"].get("tool_calls") or []]
+    assert call["function"]["name"] == "read"
+    assert json.loads(call["function"]["arguments"]) == {"filePath": expected}
+    assert choices[-1]["finish_reason"] == "tool_calls"
+    follow_up = chat(
+        prompt,
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "1: # project"},
+    )
+    answer = httpx.post(f"{url}/v1/chat/completions", json=follow_up).json()
+    assert answer["choices"][0]["message"]["content"] == "Read."
+    assert answer["choices"][0]["finish_reason"] == "stop"
+
+
+def test_read_script_with_a_relative_path_needs_a_working_directory(url: str) -> None:
+    body = {
+        "model": "coder",
+        "messages": [
+            {"role": "system", "content": "You are opencode."},
+            {"role": "user", "content": "[script:read path=a.md]"},
+        ],
+    }
+    response = httpx.post(f"{url}/v1/chat/completions", json=body)
+    assert response.status_code == 400
+    assert "Working directory" in response.json()["error"]["message"]
+
+
 def test_bash_script_calls_the_bash_tool_then_answers(url: str) -> None:
     prompt = '[script:bash command="cat /etc/hostname; env" reply=Ran.]'
     chunks = stream_chunks(url, chat(prompt, stream=True))
@@ -231,6 +266,7 @@ def test_requests_are_recorded_and_reset(url: str) -> None:
         ("[script:fail-5xx times=3]", "fail-5xx", {"times": "3"}),
         ('x [script:write path=a.md content="a b\\n\\"q\\""] y', "write", {"path": "a.md"}),
         ("[script:slow seconds=0.5 reply=ok]", "slow", {"seconds": "0.5", "reply": "ok"}),
+        ('[script:read path="/a b/c.txt" reply=ok]', "read", {"path": "/a b/c.txt"}),
     ],
 )
 def test_parse_script(text: str, name: str, parameters: dict[str, str]) -> None:
@@ -247,6 +283,8 @@ def test_parse_script(text: str, name: str, parameters: dict[str, str]) -> None:
         "[script:nope]",
         "[script:write]",
         "[script:bash]",
+        "[script:read]",
+        "[script:read path=a.md content=x]",
         "[script:fail-5xx status=404]",
         "[script:slow seconds=-1]",
         "[script:text colour=blue]",
