@@ -2,11 +2,12 @@
 real OS users, real bubblewrap) started by the runtime manager on PostgreSQL, driven by the
 scripted model.
 
-Adversarial: tenant A's agent runs commands through a real session (OpenCode's `bash` tool, every
-permission allowed, so only the sandbox stands in the way) and gets nothing of B's files, no
-platform secret from its environment, no sight of the control plane's processes; B's server
-refuses A's password. Then: a runtime that dies is restarted, an idle one is stopped and started
-again when work comes, and the memory budget makes a third tenant wait (queued, not failed).
+Adversarial: tenant A's agent runs commands and reads files through a real session (OpenCode's
+`bash` and `read` tools, every permission allowed, so only the sandbox stands in the way) and gets
+nothing of B's files, no platform secret from its environment, no sight of the control plane's
+processes; B's server refuses A's password. Then: a runtime that dies is restarted, an idle one
+is stopped and started again when work comes, and the memory budget makes a third tenant wait
+(queued, not failed).
 """
 
 from __future__ import annotations
@@ -136,14 +137,25 @@ def world(
 def run_bash(world: World, tenant: str, command: str) -> str:
     """A real session on the tenant's server: the scripted model has OpenCode's bash tool run
     `command`; answers the tool's output."""
+    marker = json.dumps(command)  # a quoted script value: \" and \\ escapes
+    return run_tool(world, tenant, f"[script:bash command={marker} reply=Ran.]")
+
+
+def run_read(world: World, tenant: str, path: Path) -> str:
+    """A real session on the tenant's server: the scripted model has OpenCode's `read` tool
+    read `path`; answers the tool's output (or its error)."""
+    return run_tool(world, tenant, f"[script:read path={json.dumps(str(path))} reply=Read.]")
+
+
+def run_tool(world: World, tenant: str, prompt: str) -> str:
+    """A real session on the tenant's server prompted with `prompt` (one scripted tool call);
+    the tool's output, or its error."""
     runtime = world.runtime(tenant)
     auth = ("opencode", world.password(tenant))
     directory = str(world.settings.root / tenant / "workspaces")
-    marker = json.dumps(command)  # a quoted script value: \" and \\ escapes
     with httpx.Client(base_url=runtime.server_url or "", auth=auth, timeout=30) as client:
         params = {"directory": directory}
         session = client.post("/session", params=params, json={}).json()
-        prompt = f"[script:bash command={marker} reply=Ran.]"
         client.post(
             f"/session/{session['id']}/prompt_async",
             params=params,
@@ -158,7 +170,7 @@ def run_bash(world: World, tenant: str, command: str) -> str:
                     if part.get("type") == "tool" and state.get("status") in ("completed", "error"):
                         return str(state.get("output") or state.get("error") or "")
             time.sleep(0.5)
-    raise AssertionError(f"the bash tool did not finish: {messages}")
+    raise AssertionError(f"the tool did not finish: {messages}")
 
 
 def test_each_tenant_runs_its_own_sandboxed_server_as_its_agent(world: World) -> None:
@@ -278,6 +290,29 @@ def test_as_agent_cannot_read_bs_files(world: World) -> None:
     assert "a-own-file" in output and "END" in output  # the route works: A reads its own
     assert SECRET not in output
     assert "No such file" in output or "Permission denied" in output
+
+
+def test_as_agent_cannot_read_bs_files_with_the_read_tool(world: World) -> None:
+    """OpenCode's own `read` tool (not a shell): A's agent reads its own file, then B's file
+    and B's directories (every permission allowed): an error each time, nothing of B's."""
+    a_dir, b_dir = world.settings.root / world.a, world.settings.root / world.b
+    own = a_dir / "workspaces" / "own-read.txt"
+    own.write_text("a-own-read-file\n")
+    home_a = (a_dir / "home").stat()
+    os.chown(own, home_a.st_uid, home_a.st_gid)
+    own.chmod(0o600)
+    mine = run_read(world, world.a, own)
+    assert "a-own-read-file" in mine, mine  # the probe works: A's read tool reads A's file
+    (b_own := b_dir / "workspaces" / "b-work.txt").write_text(SECRET)
+    home_b = (b_dir / "home").stat()
+    os.chown(b_own, home_b.st_uid, home_b.st_gid)
+    for target in (b_dir / "home" / "secret.txt", b_own, b_dir / "home", b_dir / "workspaces"):
+        output = run_read(world, world.a, target)
+        print(target, output)
+        beyond_the_path = output.replace(str(target), "")  # its error names the path asked
+        assert SECRET not in output, output
+        assert "b-work.txt" not in beyond_the_path and "secret.txt" not in beyond_the_path, output
+        assert "not found" in output.lower() or "permission denied" in output.lower(), output
 
 
 def test_as_agent_sees_no_platform_secret_and_no_control_plane(world: World) -> None:

@@ -2,7 +2,9 @@
 are made inside the runtime's workspaces (owned by the tenant's OS user, 0700, mounted by its
 sandbox), git and the setup script run as that user in its sandbox (the credentials reach git's
 environment only), the agent works there and the wave pushes `indorch/<id>` with its change.
-Another tenant's agent cannot read the worktree or the mirror.
+Another tenant's agent cannot read the worktree or the mirror: not with `cat`, not with git
+(`git -C`, `--git-dir`, `clone file://`), not with OpenCode's `read` tool, while the same probes by
+the tenant's own agent see them.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from services.session_service import SubmitSession
 from standins.git_http_server import GitHttpServer
 from standins.opencode_config import provider_config
 from tests.integration.database.support import new_tenant
-from tests.integration.repositories.support import bare_remote, remote_branch_files
+from tests.integration.repositories.support import bare_remote, git, remote_branch_files
 
 pytestmark = pytest.mark.timeout(400)
 OPERATOR = Caller.operator()
@@ -45,23 +47,57 @@ SETTINGS = SupervisionSettings(poll_seconds=0.3)
 PASSWORD = "git-pa55-of-tenant-a"
 SETUP = "id -un > .setup-user\n"
 ALLOW_ALL = [{"permission": "*", "pattern": "*", "action": "allow"}]
-AGENT_COMMAND = "echo done-by-a > change.txt; sleep 8"
+PROBED = "probes-done"  # in the runtime's workspaces: the test's sign that its probes are over
+# A's agent makes its change, then works on until the probes are done (at most 90 s).
+AGENT_COMMAND = (
+    f"echo done-by-a > change.txt; for i in $(seq 450); do [ -e ../../{PROBED} ] && break; "
+    "sleep 0.2; done"
+)
+
+
+PRINTABLE = "tr -c '[:print:]\\n' '?'"  # raw tree objects are binary
+
+
+def git_probe(worktree: Path, mirror: Path) -> str:
+    """Shell reads of a worktree and its mirror, then every git route to them an agent can
+    name (`-C`, `--git-dir`, `clone file://`); ends with `probe-end`."""
+    bare = mirror / "app.git"
+    return (
+        f"cat {worktree}/README.md; ls {worktree} {bare}; cat {bare}/config; "
+        f"git -C {worktree} log; git -C {worktree} show HEAD:README.md; "
+        f"git --git-dir={bare} cat-file -p HEAD; git --git-dir={bare} log --all; "
+        f"git --git-dir={bare} cat-file --batch-all-objects --batch | {PRINTABLE}; "
+        f"d=$(mktemp -d); git clone --mirror file://{bare} $d/stolen.git; "
+        "git --git-dir=$d/stolen.git log --all; "
+        f"git --git-dir=$d/stolen.git cat-file --batch-all-objects --batch | {PRINTABLE}; "
+        "echo probe-end"
+    )
 
 
 def bash_on_server(server_url: str, password: str, directory: Path, command: str) -> str:
     """A session on that server whose agent (the scripted model) runs `command` with the bash
     tool, allowed everything (outside its directory too: only the sandbox stops it); the
     tool's output."""
-    marker = json.dumps(command)
+    prompt = f"[script:bash command={json.dumps(command)} reply=Ran.]"
+    return tool_on_server(server_url, password, directory, prompt)
+
+
+def read_on_server(server_url: str, password: str, directory: Path, path: Path) -> str:
+    """As `bash_on_server`, with OpenCode's `read` tool on `path`: what it read, or its error."""
+    prompt = f"[script:read path={json.dumps(str(path))} reply=Read.]"
+    return tool_on_server(server_url, password, directory, prompt)
+
+
+def tool_on_server(server_url: str, password: str, directory: Path, prompt: str) -> str:
+    """A session on that server prompted with `prompt` (one scripted tool call), allowed
+    everything; the tool's output or error."""
     params = {"directory": str(directory)}
     with httpx.Client(base_url=server_url, auth=("opencode", password), timeout=30) as client:
         session = client.post("/session", params=params, json={"permission": ALLOW_ALL}).json()
         client.post(
             f"/session/{session['id']}/prompt_async",
             params=params,
-            json={
-                "parts": [{"type": "text", "text": f"[script:bash command={marker} reply=Ran.]"}]
-            },
+            json={"parts": [{"type": "text", "text": prompt}]},
         ).raise_for_status()
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -71,7 +107,7 @@ def bash_on_server(server_url: str, password: str, directory: Path, command: str
                     if part.get("type") == "tool" and state.get("status") in ("completed", "error"):
                         return str(state.get("output") or state.get("error") or "")
             time.sleep(0.5)
-    raise AssertionError("the bash tool did not finish")
+    raise AssertionError("the tool did not finish")
 
 
 def test_a_repository_session_works_inside_its_tenants_runtime(
@@ -95,7 +131,8 @@ def test_a_repository_session_works_inside_its_tenants_runtime(
     a, b = new_tenant(database, "a"), new_tenant(database, "b")
     served = tmp_path / "served"
     served.mkdir()
-    remote = bare_remote(served)
+    remote = bare_remote(served, files={"README.md": "# project of tenant a\n"})
+    first_commit = git(remote, "rev-parse", "main").strip()
     git_server = GitHttpServer(served, username="ann", password=PASSWORD)
     # A git server on the loopback: the runtimes reach it only as the operator allows.
     monkeypatch.setenv("INDORCH_RUNTIME_NETWORK_ALLOW", git_server.url.removeprefix("http://"))
@@ -126,7 +163,7 @@ def test_a_repository_session_works_inside_its_tenants_runtime(
             worktree, mirror = workspaces / "sessions" / session.id, workspaces / "mirrors"
             user_a = os.stat(runtime_root / a / "home")
 
-            async def run_and_probe() -> tuple[SessionOutcome, str]:
+            async def run_and_probe() -> tuple[SessionOutcome, dict[str, str]]:
                 claimed = factory.sessions().claim_pending(
                     a, 10, timedelta(seconds=60), lambda _: "wave-a"
                 )
@@ -144,23 +181,33 @@ def test_a_repository_session_works_inside_its_tenants_runtime(
                             assert os.lstat(name).st_uid == user_a.st_uid, name
                 mode = os.stat(workspaces)
                 assert stat.S_IMODE(mode.st_mode) == 0o700 and mode.st_uid == user_a.st_uid
-                # B's agent, on B's runtime, tries to read A's worktree and mirror.
-                password_b = agent_password(
-                    factory.agents().get(OPERATOR, b, runtime_b.agent_id or "").agent
-                )
-                assert password_b
-                probe = await asyncio.to_thread(
-                    bash_on_server,
-                    runtime_b.server_url or "",
-                    password_b,
-                    runtime_root / b / "workspaces",
-                    f"cat {worktree}/README.md; ls {worktree} {mirror}/app.git; "
-                    f"cat {mirror}/app.git/config; echo probe-end",
-                )
+                # The probes, first by A's agent on A's runtime (they must see A's worktree and
+                # mirror: a broken probe cannot pass), then by B's agent on B's runtime.
+                probes: dict[str, str] = {}
+                for tenant, runtime in (("a", runtime_a), ("b", runtime_b)):
+                    owner = a if tenant == "a" else b
+                    server = (
+                        runtime.server_url or "",
+                        agent_password(
+                            factory.agents().get(OPERATOR, owner, runtime.agent_id or "").agent
+                        )
+                        or "",
+                        runtime_root / owner / "workspaces",
+                    )
+                    probes[f"{tenant} git"] = await asyncio.to_thread(
+                        bash_on_server, *server, git_probe(worktree, mirror)
+                    )
+                    probes[f"{tenant} read"] = await asyncio.to_thread(
+                        read_on_server, *server, worktree / "README.md"
+                    )
+                    probes[f"{tenant} read mirror"] = await asyncio.to_thread(
+                        read_on_server, *server, mirror / "app.git" / "config"
+                    )
+                (workspaces / PROBED).touch()  # A's agent may finish
                 [outcome] = await task
-                return outcome, probe
+                return outcome, probes
 
-            outcome, probe = asyncio.run(run_and_probe())
+            outcome, probes = asyncio.run(run_and_probe())
     finally:
         for runtime in manager.list(OPERATOR):
             if runtime.pid and runtime.process_start:
@@ -177,6 +224,33 @@ def test_a_repository_session_works_inside_its_tenants_runtime(
     assert not worktree.exists()  # gone with the session; its branch is on the remote
     # The control plane's own workspaces directory holds nothing of A's.
     assert not (tmp_path / "control-plane-workspaces" / a / "sessions").exists()
-    # B's agent saw neither (B's sandbox does not even mount them).
-    assert "probe-end" in probe and "# project" not in probe and "[core]" not in probe, probe
-    assert "No such file" in probe, probe
+    # A's agent saw its worktree and mirror by every route: the probes work.
+    for name in ("a git", "a read", "a read mirror"):
+        print(name, probes[name], sep="\n")
+    probe_a = probes["a git"]
+    # cat, show, the mirror's objects, the clone's objects
+    assert probe_a.count("# project of tenant a") >= 4, probe_a
+    # log, the mirror's log --all and objects, the clone's log --all and objects
+    assert probe_a.count(first_commit) >= 5, probe_a
+    assert probe_a.count("author Test <test@example.invalid>") >= 2, probe_a  # the raw commits
+    assert "[core]" in probe_a and "probe-end" in probe_a, probe_a
+    assert "# project of tenant a" in probes["a read"]
+    assert "[core]" in probes["a read mirror"]
+    # B's agent saw none of it (B's sandbox does not even mount them).
+    for name in ("b git", "b read", "b read mirror"):
+        probe = probes[name]
+        print(name, probe, sep="\n")
+        assert "# project" not in probe and "[core]" not in probe, probe
+        assert first_commit not in probe and first_commit[:7] not in probe, probe
+        assert "test@example.invalid" not in probe, probe
+    probe_b = probes["b git"]
+    assert "probe-end" in probe_b, probe_b
+    for error in (
+        "No such file",  # cat, ls
+        "cannot change to",  # git -C
+        "not a git repository",  # git --git-dir
+        "does not appear to be a git repository",  # git clone file://
+    ):
+        assert error in probe_b, (error, probe_b)
+    for name in ("b read", "b read mirror"):
+        assert "File not found" in probes[name] or "Permission denied" in probes[name], probes
