@@ -5,11 +5,15 @@ templating it brings, ~9 MB and ~0.1 CPU-s to import) is for migrating; the answ
 migration scripts' `revision` / `down_revision` lines and the one row of `alembic_version`. The
 CLI's commands no longer load it (a run process still does: Dagster's own SQL storage uses it).
 Migrating stays with Alembic (`migrate.py`); tests hold both answers equal.
+
+The lines are read with a pattern, not `ast.parse`: on CPython 3.11 building Python AST objects
+while another thread does too can fail (`SystemError: AST constructor recursion depth
+mismatch`), and a wave run's check did, once, in CI.
 """
 
 from __future__ import annotations
 
-import ast
+import re
 from functools import cache
 from pathlib import Path
 
@@ -34,22 +38,24 @@ class SchemaNotCurrent(DomainError):
         )
 
 
+# A module-level `revision` / `down_revision` assignment (annotated or not): a string, None, or a
+# tuple or list of strings (over several lines too), a comment after it.
+_ASSIGNMENT = re.compile(
+    r"^(?P<name>revision|down_revision)[ \t]*(?::[^=\n]*)?=[ \t]*"
+    r"(?P<value>[(\[][^)\]]*[)\]]|[^\n#]*)",
+    re.MULTILINE,
+)
+_STRING = re.compile(r"""(["'])(?P<text>[^"'\n]*)\1""")
+
+
 def _script_revisions(source: str) -> tuple[str | None, tuple[str, ...]]:
     """A migration script's own revision and the ones it follows (its module-level constants)."""
-    found: dict[str, object] = {}
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target, value = node.targets[0], node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            target, value = node.target, node.value
-        else:
-            continue
-        if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
-            found[target.id] = ast.literal_eval(value)
-    revision = found.get("revision")
-    down = found.get("down_revision")
-    follows = (down,) if isinstance(down, str) else tuple(down or ())
-    return (revision if isinstance(revision, str) else None), follows
+    found: dict[str, tuple[str, ...]] = {}
+    for match in _ASSIGNMENT.finditer(source):
+        if match["name"] not in found:
+            found[match["name"]] = tuple(s["text"] for s in _STRING.finditer(match["value"]))
+    revision = found.get("revision", ())
+    return (revision[0] if revision else None), found.get("down_revision", ())
 
 
 @cache  # the code's migrations do not change while it runs
