@@ -240,32 +240,39 @@ def learning_figures(document: dict[str, Any]) -> list[Figure]:
 
 
 def api_figures(document: dict[str, Any]) -> list[Figure]:
-    """Submissions through `indorch api serve`, against the same server's no-op answer."""
+    """Submissions through `indorch api serve`, per database and worker count: the capacity
+    (closed loop) and the p95 when offered 300/s on a schedule (open loop), each beside the same
+    server's no-op answer."""
     command, figures = document["command"], []
     for result in document["results"]:
         database, floor = result["database"], result["floor"]
+        workers = result["workers"]
+        row = f"API submissions ({database}, {workers} worker{'s' if workers != 1 else ''})"
+        capacity, open_loop = result["capacity"], result["open_loop"]
         all_created = result["all_created"]
+        offered = open_loop["offered_per_second"]
+        p95 = open_loop["latency_ms"]["p95"]
         figures += [
             Figure(
                 "api",
-                f"API submissions ({database}): per second",
-                result["per_second"],
+                f"{row}: capacity per second (closed loop)",
+                capacity["per_second"],
                 "/s",
                 "GET /health/live, same server",
                 floor["per_second"],
                 f">= {API_PER_SECOND:g}/s, every answer 201 (issue 12)",
-                all_created and result["per_second"] >= API_PER_SECOND,
+                all_created and capacity["per_second"] >= API_PER_SECOND,
                 command,
             ),
             Figure(
                 "api",
-                f"API submissions ({database}): latency p95",
-                result["latency_ms"]["p95"],
+                f"{row}: p95 at {offered:g}/s offered (open loop)",
+                p95,
                 "ms",
-                "GET /health/live, same server",
+                "GET /health/live, same server (closed loop)",
                 floor["latency_ms"]["p95"],
-                f"<= {API_P95_MS:g} ms (issue 12)",
-                result["latency_ms"]["p95"] <= API_P95_MS,
+                f"<= {API_P95_MS:g} ms at {API_PER_SECOND:g}/s offered (issue 12)",
+                offered >= API_PER_SECOND and p95 <= API_P95_MS,
                 command,
             ),
         ]

@@ -74,8 +74,13 @@ API = {
     "results": [
         {
             "database": "sqlite",
-            "per_second": 150.0,
-            "latency_ms": {"p50": 80.0, "p95": 40.0, "p99": 300.0},
+            "workers": 1,
+            "capacity": {"per_second": 150.0, "latency_ms": {"p50": 80.0, "p95": 90.0}},
+            "open_loop": {
+                "offered_per_second": 300.0,
+                "achieved_per_second": 150.0,
+                "latency_ms": {"p50": 80.0, "p95": 40.0, "p99": 300.0},
+            },
             "all_created": True,
             "floor": {"per_second": 600.0, "latency_ms": {"p50": 20.0, "p95": 30.0}},
         }
@@ -150,9 +155,10 @@ def test_figures_without_a_target_are_neither_met_nor_missed() -> None:
 
 def test_api_figures_are_set_beside_the_same_servers_no_op_answer() -> None:
     figures = _by_name(_full_report())
-    rate = figures["API submissions (sqlite): per second"]
+    rate = figures["API submissions (sqlite, 1 worker): capacity per second (closed loop)"]
     assert (rate["ratio"], rate["met"]) == (0.25, False)  # 150/s < 300/s
-    assert figures["API submissions (sqlite): latency p95"]["met"] is True
+    p95 = figures["API submissions (sqlite, 1 worker): p95 at 300/s offered (open loop)"]
+    assert (p95["value"], p95["baseline"], p95["met"]) == (40.0, 30.0, True)
     sse = figures["SSE fan-out to 200 readers: event latency p95"]
     assert sse["met"] is True and "here 200" in sse["target"]
     complete = figures["SSE fan-out: readers that got every event once, in order"]
