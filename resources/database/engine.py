@@ -11,8 +11,11 @@ repositories' own filter is the only one.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
@@ -49,7 +52,85 @@ def normalized_url(url: str | URL, setting: str = "database URL") -> URL:
     return parsed
 
 
+# How long a writer waits for this process's other writers before going on to SQLite's own busy
+# handler anyway (the same 30 s as SQLite's busy timeout).
+WRITE_LOCK_TIMEOUT_SECONDS = 30.0
+_DML = ("insert", "update", "delete", "replace")  # what makes sqlite3 open a transaction
+_write_locks: dict[str, threading.Lock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def _write_lock(database_file: str) -> threading.Lock:
+    """The process's one lock for the writers of `database_file` (every engine on it)."""
+    key = str(Path(database_file).resolve())
+    with _write_locks_guard:
+        return _write_locks.setdefault(key, threading.Lock())
+
+
+class _QueuedWriterConnection(sqlite3.Connection):
+    """A sqlite3 connection whose write transaction holds its file's lock of this process from
+    its first write (taken by `_take_write_lock`) until its COMMIT or ROLLBACK is done (or the
+    connection closed). SQLite lets one writer in at a time; another that tries meanwhile
+    sleeps in SQLite's busy handler in growing steps (1, 2, 5 ... 100 ms) however soon the
+    first commits, which made the API's tail on SQLite: queued on a lock it is woken at once."""
+
+    write_lock: threading.Lock | None = None
+    holds_write_lock = False
+
+    def _give_back(self) -> None:
+        if self.holds_write_lock:
+            self.holds_write_lock = False
+            assert self.write_lock is not None
+            self.write_lock.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._give_back()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._give_back()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._give_back()
+
+
+def _take_write_lock(_connection: Connection, cursor: Any, statement: str, *_args: Any) -> None:
+    """Before the statement that opens a write transaction (sqlite3 sends BEGIN before the
+    first INSERT, UPDATE, DELETE or REPLACE outside one), queue for the file's lock."""
+    dbapi_connection = cursor.connection
+    if (
+        not isinstance(dbapi_connection, _QueuedWriterConnection)
+        or dbapi_connection.write_lock is None
+        or dbapi_connection.holds_write_lock
+        or dbapi_connection.in_transaction
+        or not statement.lstrip()[:7].lower().startswith(_DML)
+    ):
+        return
+    # Past the timeout (a writer of this thread holding it, say) SQLite's busy handler decides.
+    if dbapi_connection.write_lock.acquire(timeout=WRITE_LOCK_TIMEOUT_SECONDS):
+        dbapi_connection.holds_write_lock = True
+
+
 def _configure_sqlite(engine: Engine) -> None:
+    database_file = engine.url.database or ""
+    if database_file and database_file != ":memory:" and not database_file.startswith("file:"):
+        lock = _write_lock(database_file)
+
+        @event.listens_for(engine, "connect")
+        def _queue_writers(dbapi_connection: Any, _record: Any) -> None:
+            if isinstance(dbapi_connection, _QueuedWriterConnection):
+                dbapi_connection.write_lock = lock
+
+        event.listen(engine, "before_cursor_execute", _take_write_lock)
+
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
@@ -159,7 +240,11 @@ class Database:
         self.url = normalized_url(url)
         options: dict[str, Any] = {"echo": echo, "future": True}
         if self.is_sqlite:
-            options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            options["connect_args"] = {
+                "check_same_thread": False,
+                "timeout": 30,
+                "factory": _QueuedWriterConnection,
+            }
             options.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
         else:
             options.update(pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
