@@ -142,15 +142,25 @@ def latency_ms(seconds: list[float]) -> dict[str, float]:
     return figures
 
 
-def _statuses(counts: dict[int, int]) -> dict[str, int]:
-    return {str(code): count for code, count in sorted(counts.items())}
+def _statuses(counts: dict[int | str, int]) -> dict[str, int]:
+    """Answers by status code, and requests that got none by the client's error (ReadError)."""
+    return {str(code): count for code, count in sorted(counts.items(), key=lambda c: str(c[0]))}
+
+
+async def _answer(request: Request, client: httpx.AsyncClient, number: int) -> int | str:
+    """The status code, or the error's name when no answer came (counted, never raised: a
+    connection the server dropped under load is a failed request, not the end of the run)."""
+    try:
+        return (await request(client, number)).status_code
+    except httpx.TransportError as error:
+        return type(error).__name__
 
 
 def open_loop_figures(
     scheduled: list[float],
     sent: list[float],
     done: list[float],
-    statuses: dict[int, int],
+    statuses: dict[int | str, int],
     rate: float,
 ) -> dict[str, Any]:
     """The measured part of an open loop (same clock for all three lists, one entry per
@@ -210,7 +220,7 @@ async def _closed_loop(
 ) -> dict[str, Any]:
     """`concurrency` requests in flight, each sent as the previous one is answered."""
     latencies: list[float] = []
-    statuses: dict[int, int] = {}
+    statuses: dict[int | str, int] = {}
     counter = iter(range(warmup + total))
     started_at = 0.0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -219,11 +229,11 @@ async def _closed_loop(
 
         async def one(number: int) -> None:
             sent = time.perf_counter()
-            answer = await request(client, number)
+            status = await _answer(request, client, number)
             took = time.perf_counter() - sent
             if number >= warmup:
                 latencies.append(took)
-                statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+                statuses[status] = statuses.get(status, 0) + 1
 
         async def worker() -> None:
             nonlocal started_at
@@ -254,7 +264,7 @@ async def _open_loop(
     waits for one, and the wait counts); the last `total` measured."""
     count = warmup + total
     scheduled, sent, done = [0.0] * count, [0.0] * count, [0.0] * count
-    statuses: dict[int, int] = {}
+    statuses: dict[int | str, int] = {}
     limits = httpx.Limits(
         max_connections=OPEN_LOOP_CONNECTIONS, max_keepalive_connections=OPEN_LOOP_CONNECTIONS
     )
@@ -262,10 +272,10 @@ async def _open_loop(
 
         async def one(number: int) -> None:
             sent[number] = time.perf_counter()
-            answer = await request(client, number)
+            status = await _answer(request, client, number)
             done[number] = time.perf_counter()
             if number >= warmup:
-                statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+                statuses[status] = statuses.get(status, 0) + 1
 
         start = time.perf_counter()
         tasks = []
