@@ -55,7 +55,7 @@ def runtime_root() -> Iterator[Path]:
     try:
         yield root
     finally:
-        _remove_users_made_since(users_before, chained_before)
+        _remove_users_made_since(root, users_before, chained_before)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -70,16 +70,25 @@ def module_runtime_root() -> Iterator[Path]:
     try:
         yield root
     finally:
-        _remove_users_made_since(users_before, chained_before)
+        _remove_users_made_since(root, users_before, chained_before)
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _remove_users_made_since(users_before: set[str], chained_before: set[int]) -> None:
-    """Delete the tenant users the test made, after killing their processes (by pid); release
-    the firewall rules it made (also for a user it found made, e.g. another run's `acme`)."""
+def _remove_users_made_since(root: Path, users_before: set[str], chained_before: set[int]) -> None:
+    """Delete the tenant users this fixture's runtimes made (their HOME is under `root`), after
+    killing their processes; release the firewall rules made since for them and for uids no
+    user holds any more. Another test run on this host (a CI beside a developer's run) makes
+    users and rules meanwhile: those are its own, and are left alone (releasing them let that
+    run's agent reach Redis, and killing its users' processes stopped its servers)."""
+    made = {
+        entry.pw_name: entry.pw_uid
+        for entry in pwd.getpwall()
+        if entry.pw_name not in users_before and Path(entry.pw_dir).is_relative_to(root)
+    }
+    held = {entry.pw_uid for entry in pwd.getpwall()}
     for uid in network_rules.confined_uids() - chained_before:
-        network_rules.release(uid)
-    made = {e.pw_name: e.pw_uid for e in pwd.getpwall() if e.pw_name not in users_before}
+        if uid in made.values() or uid not in held:
+            network_rules.release(uid)
     _remove_users(made)
 
 
