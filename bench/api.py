@@ -24,7 +24,9 @@ every answer is 201.
 Per database and per `--workers` count (1, `indorch api serve`'s default; 2, one per core on this
 machine; each its own row): a new migrated database with one tenant and a MEMBER key;
 `indorch api serve --workers N` (uvicorn, a real process) on it; then this process, the load
-generator (httpx), sends `POST /api/v1/sessions`, each with its own prompt and Idempotency-Key,
+generator (`bench.wire_client`: HTTP/1.1 keep-alive connections written as bytes, about a tenth
+of httpx's CPU per request, which on two cores took CPU the server needed), sends
+`POST /api/v1/sessions`, each with its own prompt and Idempotency-Key,
 the first `--warmup` of each measurement unmeasured. Every answer must be 201. The rate limit
 stays on (counted in Redis when `--redis-url` is given) but far above the load. Beside each
 measurement, the server's CPU time per submission (its process tree, from /proc): on a shared
@@ -38,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
@@ -55,6 +56,7 @@ import httpx
 
 from bench.analysis import percentile
 from bench.procstat import all_processes, descendants
+from bench.wire_client import WireConnection, WireError
 from bench.world import database
 from domain.caller import Caller
 from domain.tenant import Role, Tenant
@@ -148,13 +150,14 @@ def _statuses(counts: dict[int | str, int]) -> dict[str, int]:
     return {str(code): count for code, count in sorted(counts.items(), key=lambda c: str(c[0]))}
 
 
-async def _answer(request: Request, client: httpx.AsyncClient, number: int) -> int | str:
-    """The status code, or the error's name when no answer came (counted, never raised: a
-    connection the server dropped under load is a failed request, not the end of the run)."""
+async def _answer(request: Request, connection: WireConnection, number: int) -> int | str:
+    """The status code, or the error when no answer came (counted, never raised: a connection
+    the server dropped under load is a failed request, not the end of the run)."""
     try:
-        return (await request(client, number)).status_code
-    except httpx.TransportError as error:
-        return type(error).__name__
+        status, _body = await request(connection, number)
+    except WireError as error:
+        return f"no answer ({error})"
+    return status
 
 
 def open_loop_figures(
@@ -194,58 +197,58 @@ def target_met(
     )
 
 
-Request = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
+Request = Callable[[WireConnection, int], Awaitable[tuple[int, bytes]]]
 
 
 def _submission(key: str, prefix: str) -> Request:
     headers = {"Authorization": f"Bearer {key}", "X-Tenant-ID": TENANT}
 
-    def submit(client: httpx.AsyncClient, number: int) -> Awaitable[httpx.Response]:
+    def submit(connection: WireConnection, number: int) -> Awaitable[tuple[int, bytes]]:
         body = {"prompt": f"Bench request {number}: fix the parser.", "tags": ["bench"]}
-        return client.post(
+        return connection.request(
+            "POST",
             "/api/v1/sessions",
-            json=body,
-            headers={**headers, "Idempotency-Key": f"bench-{prefix}-{number}"},
+            {**headers, "Idempotency-Key": f"bench-{prefix}-{number}"},
+            json.dumps(body).encode(),
         )
 
     return submit
 
 
-def _liveness(client: httpx.AsyncClient, _number: int) -> Awaitable[httpx.Response]:
+def _liveness(connection: WireConnection, _number: int) -> Awaitable[tuple[int, bytes]]:
     """The floor: the same server, client and concurrency, an answer that does no work."""
-    return client.get("/health/live")
+    return connection.request("GET", "/health/live", {}, b"")
 
 
 async def _closed_loop(
-    base: str, request: Request, total: int, warmup: int, concurrency: int
+    port: int, request: Request, total: int, warmup: int, concurrency: int
 ) -> dict[str, Any]:
-    """`concurrency` requests in flight, each sent as the previous one is answered."""
+    """`concurrency` requests in flight, each sent as the previous one is answered (one
+    keep-alive connection each)."""
     latencies: list[float] = []
     statuses: dict[int | str, int] = {}
     counter = iter(range(warmup + total))
     started_at = 0.0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-
-        async def one(number: int) -> None:
-            sent = time.perf_counter()
-            status = await _answer(request, client, number)
-            took = time.perf_counter() - sent
-            if number >= warmup:
-                latencies.append(took)
-                statuses[status] = statuses.get(status, 0) + 1
-
-        async def worker() -> None:
-            nonlocal started_at
+    async def worker() -> None:
+        nonlocal started_at
+        connection = WireConnection("127.0.0.1", port)
+        try:
             for number in counter:
                 if number == warmup:
                     started_at = time.perf_counter()
-                await one(number)
+                sent = time.perf_counter()
+                status = await _answer(request, connection, number)
+                took = time.perf_counter() - sent
+                if number >= warmup:
+                    latencies.append(took)
+                    statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            await connection.close()
 
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        ended = time.perf_counter()
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    ended = time.perf_counter()
     wall = ended - (started_at or began)
     return {
         "concurrency": concurrency,
@@ -258,35 +261,32 @@ async def _closed_loop(
 
 
 async def _open_loop(
-    base: str, request: Request, total: int, warmup: int, rate: float
+    port: int, request: Request, total: int, warmup: int, rate: float
 ) -> dict[str, Any]:
     """`warmup + total` requests, one every 1/rate s on a fixed schedule whatever the answers
     do; the last `total` measured. Up to OPEN_LOOP_CONNECTIONS are in flight, each on a
-    keep-alive connection of its own client; past that a request waits here for one (its wait
-    counts in its latency, and shows as the client's send lag). One client per connection:
-    httpx's pool checks every connection it holds at each request, which with 64 made the
-    load generator use more CPU per request than the server."""
+    keep-alive connection of its own; past that a request waits here for one (its wait counts
+    in its latency, and shows as the client's send lag)."""
     count = warmup + total
     scheduled, sent, done = [0.0] * count, [0.0] * count, [0.0] * count
     statuses: dict[int | str, int] = {}
-    one_connection = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    idle: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
-    async with contextlib.AsyncExitStack() as stack:
-        for _ in range(OPEN_LOOP_CONNECTIONS):
-            client = httpx.AsyncClient(base_url=base, limits=one_connection, timeout=30)
-            idle.put_nowait(await stack.enter_async_context(client))
+    idle: asyncio.Queue[WireConnection] = asyncio.Queue()
+    connections = [WireConnection("127.0.0.1", port) for _ in range(OPEN_LOOP_CONNECTIONS)]
+    for connection in connections:
+        idle.put_nowait(connection)
 
-        async def one(number: int) -> None:
-            client = await idle.get()
-            try:
-                sent[number] = time.perf_counter()
-                status = await _answer(request, client, number)
-                done[number] = time.perf_counter()
-            finally:
-                idle.put_nowait(client)
-            if number >= warmup:
-                statuses[status] = statuses.get(status, 0) + 1
+    async def one(number: int) -> None:
+        connection = await idle.get()
+        try:
+            sent[number] = time.perf_counter()
+            status = await _answer(request, connection, number)
+            done[number] = time.perf_counter()
+        finally:
+            idle.put_nowait(connection)
+        if number >= warmup:
+            statuses[status] = statuses.get(status, 0) + 1
 
+    try:
         start = time.perf_counter()
         tasks = []
         for number, offset in enumerate(schedule(rate, count)):
@@ -296,6 +296,9 @@ async def _open_loop(
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(number)))
         await asyncio.gather(*tasks)
+    finally:
+        for connection in connections:
+            await connection.close()
     return open_loop_figures(scheduled[warmup:], sent[warmup:], done[warmup:], statuses, rate)
 
 
@@ -323,14 +326,14 @@ def run_one(kind: str, workers: int, args: argparse.Namespace, scratch: Path) ->
         try:
             _wait_ready(base, server, log)
             floor = asyncio.run(
-                _closed_loop(base, _liveness, args.requests, args.warmup, args.concurrency)
+                _closed_loop(port, _liveness, args.requests, args.warmup, args.concurrency)
             )
             capacity = _measure_cpu(
                 server.pid,
                 sent,
                 lambda: asyncio.run(
                     _closed_loop(
-                        base,
+                        port,
                         _submission(key, "closed"),
                         args.requests,
                         args.warmup,
@@ -343,7 +346,7 @@ def run_one(kind: str, workers: int, args: argparse.Namespace, scratch: Path) ->
                 sent,
                 lambda: asyncio.run(
                     _open_loop(
-                        base, _submission(key, "open"), args.requests, args.warmup, args.rate
+                        port, _submission(key, "open"), args.requests, args.warmup, args.rate
                     )
                 ),
             )
