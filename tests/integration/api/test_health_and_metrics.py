@@ -27,7 +27,6 @@ from domain.agent import Agent
 from domain.caller import Caller
 from domain.tenant import Role
 from resources.database import Database, tenant_scope, unit_of_work
-from resources.database.migrate import upgrade
 from services.factory import ServiceFactory
 from services.session_service import SubmitSession
 from standins.opencode_server import OpenCodeServer
@@ -46,7 +45,6 @@ DAEMON_START_SECONDS = 120.0
 
 
 def _wiring(url: str, redis_url: str | None, dagster_home: str | None = None) -> Services:
-    upgrade(url)
     database = Database(url)
     return Services(database, ServiceFactory(database), redis_url, dagster_home=dagster_home)
 
@@ -57,7 +55,7 @@ def database_url(request: pytest.FixtureRequest, migrated_sqlite_url: str) -> st
     agents other tests registered in a shared database would be counted too."""
     if request.param == "sqlite":
         return migrated_sqlite_url
-    return request.getfixturevalue("fresh_postgres_url")
+    return request.getfixturevalue("migrated_postgres_copy")
 
 
 def _ready(wiring: Services) -> tuple[int, dict, str]:

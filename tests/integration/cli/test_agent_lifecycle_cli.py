@@ -17,7 +17,6 @@ import pytest
 from domain.caller import Caller
 from domain.session import SessionStatus
 from resources.database import Database, tenant_scope, unit_of_work
-from resources.database.migrate import upgrade
 from services.session_service import SessionService, SubmitSession
 from standins.opencode_server import free_port
 from tests.integration.cli.support import ok, refused
@@ -30,8 +29,7 @@ def url(request: pytest.FixtureRequest, db_url: str) -> str:
     """A database at the current schema with the tenant acme, on each backend in turn."""
     if request.param == "sqlite":
         return db_url
-    postgres = request.getfixturevalue("fresh_postgres_url")
-    upgrade(postgres)
+    postgres = request.getfixturevalue("migrated_postgres_copy")
     ok(postgres, "tenant", "create", "acme")
     return postgres
 

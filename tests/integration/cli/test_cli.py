@@ -17,7 +17,6 @@ from sqlalchemy import create_engine, text
 from domain.caller import Caller
 from domain.workspace import TenantWorkspace
 from resources.database import Database, tenant_scope, unit_of_work
-from resources.database.migrate import upgrade
 from resources.database.schema import TENANT_TABLES
 from services.session_service import SessionService, SubmitSession
 from tests.integration.cli.support import indorch, ok, refused
@@ -134,8 +133,7 @@ def test_a_tenant_with_active_sessions_is_not_deleted(
     and nothing changes (on PostgreSQL the count is taken under the tenant's row-level scope)."""
     url = db_url
     if backend == "postgres":
-        url = request.getfixturevalue("fresh_postgres_url")
-        upgrade(url)
+        url = request.getfixturevalue("migrated_postgres_copy")
         ok(url, "tenant", "create", "acme", "--name", "Acme")
     session_id = _claim_one_session(url, "acme")
     database = Database(url)

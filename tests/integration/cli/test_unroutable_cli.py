@@ -14,7 +14,6 @@ import pytest
 
 from domain.session import SessionStatus
 from resources.database import Database
-from resources.database.migrate import upgrade
 from services.session_service import SessionService
 from tests.integration.cli.support import indorch, ok, one_line_error
 
@@ -33,8 +32,7 @@ def test_submit_warns_when_no_agent_could_serve_it_and_show_says_why_it_waits(
 ) -> None:
     url = db_url
     if backend == "postgres":
-        url = request.getfixturevalue("fresh_postgres_url")
-        upgrade(url)
+        url = request.getfixturevalue("migrated_postgres_copy")
         ok(url, "tenant", "create", "acme")
     agent = ("agent", "register", "-t", "acme", "--name", "py", "--url", NO_SERVER)
     ok(url, *agent, "--capability", "python", "--no-check")

@@ -1,7 +1,8 @@
 """Fixtures for the persistence tests: migrated databases per backend, `Database`s, seeded tenants.
 
-- ``migrated_postgres_url`` / ``migrated_sqlite_url``: one database per test module, upgraded to
-  head with the real migrations (``fresh_postgres_url`` is for tests that need a pristine one).
+- ``migrated_postgres_url`` / ``migrated_sqlite_url``: one database per test module at head (the
+  PostgreSQL one a copy of the run's database the real migrations brought there, see
+  ``tests/conftest.py``; ``fresh_postgres_url`` is for tests that need a pristine one).
 - ``database``: a ``Database`` on each backend in turn (parametrized sqlite / postgresql).
 - ``pg_database`` / ``pg_admin_engine``: PostgreSQL only; the admin engine connects as the
   server's superuser (no ``SET ROLE``), which row-level security does not filter.
@@ -37,21 +38,25 @@ def _module_database_name(module_name: str) -> str:
 
 @pytest.fixture(scope="module")
 def migrated_postgres_url(
-    postgres_url: str, database_dropper: DatabaseDropper, request: pytest.FixtureRequest
+    postgres_url: str,
+    migrated_postgres_template: str,
+    database_dropper: DatabaseDropper,
+    request: pytest.FixtureRequest,
 ) -> Iterator[str]:
-    """A new database on the test server for this module, migrated to head; dropped afterwards."""
+    """A new database on the test server for this module, at head (a copy of the run's migrated
+    template); dropped afterwards."""
     server_url = make_url(postgres_url)
     name = _module_database_name(request.module.__name__)
     admin = create_engine(server_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
+            connection.execute(
+                text(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_postgres_template}"')
+            )
     finally:
         admin.dispose()
     try:
-        url = server_url.set(database=name).render_as_string(hide_password=False)
-        upgrade(url)
-        yield url
+        yield server_url.set(database=name).render_as_string(hide_password=False)
     finally:
         database_dropper.drop(name)
 

@@ -22,13 +22,12 @@ from sqlalchemy.engine import make_url
 from api.app import create_app
 from api.services import Services
 from resources.database import Database
-from resources.database.migrate import upgrade
 from resources.redis.link import ProbeBackoff
 from resources.redis.live_events import RedisEventPublisher
 from services.factory import ServiceFactory
 from services.region_replication import RegionReplicator
 from standins.link_proxy import LinkProxy, free_port
-from tests.conftest import created_database
+from tests.conftest import DatabaseDropper, created_database
 from tests.integration.api.support import served
 from tests.integration.redis.conftest import RedisServerProcess, redis_server_binary
 
@@ -47,13 +46,31 @@ class Region:
     api_url: str | None = None
 
 
+@dataclass(frozen=True)
+class RegionDatabases:
+    """Where a region's database comes from: a copy of the run's migrated template on the test
+    server, dropped by the run's dropper after the test."""
+
+    server_url: str
+    template: str
+    dropper: DatabaseDropper
+
+
+@pytest.fixture
+def region_databases(
+    postgres_url: str, migrated_postgres_template: str, database_dropper: DatabaseDropper
+) -> RegionDatabases:
+    return RegionDatabases(postgres_url, migrated_postgres_template, database_dropper)
+
+
 @contextmanager
 def _region(
-    name: str, postgres_url: str, node: str, workdir: Path, serve: bool
+    name: str, databases: RegionDatabases, node: str, workdir: Path, serve: bool
 ) -> Iterator[Region]:
     binary = redis_server_binary()
-    with created_database(postgres_url, f"{node}_{name}") as url:
-        upgrade(url)
+    with created_database(
+        databases.server_url, f"{node}_{name}", databases.dropper, databases.template
+    ) as url:
         redis_server = RedisServerProcess(binary, free_port(), workdir)
         redis_server.start()
         database = Database(url)
@@ -74,16 +91,20 @@ def _region(
 
 
 @pytest.fixture
-def region_a(postgres_url: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Region]:
+def region_a(
+    region_databases: RegionDatabases, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Region]:
     (tmp_path / "a").mkdir()
-    with _region("a", postgres_url, request.node.name, tmp_path / "a", serve=False) as region:
+    with _region("a", region_databases, request.node.name, tmp_path / "a", serve=False) as region:
         yield region
 
 
 @pytest.fixture
-def region_b(postgres_url: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Region]:
+def region_b(
+    region_databases: RegionDatabases, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Region]:
     (tmp_path / "b").mkdir()
-    with _region("b", postgres_url, request.node.name, tmp_path / "b", serve=True) as region:
+    with _region("b", region_databases, request.node.name, tmp_path / "b", serve=True) as region:
         yield region
 
 

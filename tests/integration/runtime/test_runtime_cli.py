@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from resources.database.migrate import upgrade
 from standins.opencode_config import provider_config
 from tests.integration.cli.support import INDORCH, indorch, ok
 from tests.integration.runtime.conftest import unique_tenant
@@ -40,9 +38,8 @@ def env(runtime_root: Path, scripted_model_url: str, opencode_binary: Path) -> d
 
 
 @pytest.fixture
-def url(fresh_postgres_url: str) -> Iterator[str]:
-    upgrade(fresh_postgres_url)
-    yield fresh_postgres_url
+def url(migrated_postgres_copy: str) -> str:
+    return migrated_postgres_copy
 
 
 def test_start_list_wait_show_stop(url: str, env: dict[str, str]) -> None:

@@ -25,7 +25,6 @@ from domain.caller import Caller
 from domain.code_repository import CodeRepository
 from domain.supervision_policy import SupervisionSettings
 from resources.database import Database
-from resources.database.migrate import upgrade
 from resources.opencode.resource import OpenCodeResource
 from resources.runtime_host import processes
 from resources.runtime_host.host import RuntimeHost, RuntimeSettings
@@ -62,7 +61,7 @@ def give_to(path: Path, uid: int, gid: int) -> None:
 
 
 def test_a_tenants_file_remote_works_in_its_runtime_and_another_tenant_cannot_name_it(
-    fresh_postgres_url: str,
+    migrated_postgres_copy: str,
     runtime_root: Path,
     scripted_model_url: str,
     opencode_binary: Path,
@@ -72,8 +71,7 @@ def test_a_tenants_file_remote_works_in_its_runtime_and_another_tenant_cannot_na
 ) -> None:
     monkeypatch.setenv(SECRET_KEY_VAR, Fernet.generate_key().decode())
     monkeypatch.setenv("INDORCH_WORKSPACES_DIR", str(tmp_path / "control-plane-workspaces"))
-    upgrade(fresh_postgres_url)
-    database = Database(fresh_postgres_url)
+    database = Database(migrated_postgres_copy)
     settings = RuntimeSettings(
         root=runtime_root, opencode_config_json=json.dumps(provider_config(scripted_model_url))
     )

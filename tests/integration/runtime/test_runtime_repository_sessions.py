@@ -27,7 +27,6 @@ from domain.runtime import os_user_for
 from domain.session import SessionStatus
 from domain.supervision_policy import SupervisionSettings
 from resources.database import Database
-from resources.database.migrate import upgrade
 from resources.opencode.control import agent_password
 from resources.opencode.resource import OpenCodeResource
 from resources.runtime_host import processes
@@ -111,7 +110,7 @@ def tool_on_server(server_url: str, password: str, directory: Path, prompt: str)
 
 
 def test_a_repository_session_works_inside_its_tenants_runtime(
-    fresh_postgres_url: str,
+    migrated_postgres_copy: str,
     runtime_root: Path,
     scripted_model_url: str,
     opencode_binary: Path,
@@ -120,8 +119,7 @@ def test_a_repository_session_works_inside_its_tenants_runtime(
 ) -> None:
     monkeypatch.setenv(SECRET_KEY_VAR, Fernet.generate_key().decode())
     monkeypatch.setenv("INDORCH_WORKSPACES_DIR", str(tmp_path / "control-plane-workspaces"))
-    upgrade(fresh_postgres_url)
-    database = Database(fresh_postgres_url)
+    database = Database(migrated_postgres_copy)
     settings = RuntimeSettings(
         root=runtime_root, opencode_config_json=json.dumps(provider_config(scripted_model_url))
     )

@@ -19,7 +19,6 @@ from domain.caller import Caller
 from domain.session import SessionStatus
 from domain.supervision_policy import SupervisionSettings
 from resources.database import Database
-from resources.database.migrate import upgrade
 from resources.opencode.resource import OpenCodeResource
 from resources.runtime_host import processes
 from resources.runtime_host.host import RuntimeHost, RuntimeSettings
@@ -35,7 +34,7 @@ OPERATOR = Caller.operator()
 
 
 def test_two_concurrent_sessions_of_one_tenant_never_share_a_directory(
-    fresh_postgres_url: str,
+    migrated_postgres_copy: str,
     runtime_root: Path,
     scripted_model_url: str,
     opencode_binary: Path,
@@ -44,8 +43,7 @@ def test_two_concurrent_sessions_of_one_tenant_never_share_a_directory(
 ) -> None:
     monkeypatch.setenv(SECRET_KEY_VAR, Fernet.generate_key().decode())
     monkeypatch.setenv("INDORCH_WORKSPACES_DIR", str(tmp_path / "control-plane-workspaces"))
-    upgrade(fresh_postgres_url)
-    database = Database(fresh_postgres_url)
+    database = Database(migrated_postgres_copy)
     settings = RuntimeSettings(
         root=runtime_root, opencode_config_json=json.dumps(provider_config(scripted_model_url))
     )

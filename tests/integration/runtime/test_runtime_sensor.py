@@ -13,7 +13,6 @@ from cryptography.fernet import Fernet
 from domain.caller import Caller
 from domain.runtime import RuntimeStatus
 from resources.database import Database
-from resources.database.migrate import upgrade
 from resources.database_resource import DatabaseResource
 from sensors.runtimes import runtime_sensor
 from services.factory import ServiceFactory
@@ -32,7 +31,7 @@ def tick(url: str) -> str:
 
 
 def test_runtime_starts_on_work_and_stops_when_idle(
-    fresh_postgres_url: str,
+    migrated_postgres_copy: str,
     runtime_root: Path,
     scripted_model_url: str,
     opencode_binary: Path,
@@ -43,17 +42,16 @@ def test_runtime_starts_on_work_and_stops_when_idle(
     monkeypatch.setenv("INDORCH_RUNTIME_ROOT", str(runtime_root))
     monkeypatch.setenv("INDORCH_RUNTIME_OPENCODE_CONFIG", str(config))
     monkeypatch.setenv("INDORCH_SECRET_KEY", Fernet.generate_key().decode())
-    upgrade(fresh_postgres_url)
-    database = Database(fresh_postgres_url)
+    database = Database(migrated_postgres_copy)
     try:
         tenant = new_tenant(database, "s")
         factory = ServiceFactory(database)
         factory.runtimes().start(Caller.operator(), tenant)  # enables managed runtimes
         factory.runtimes().stop(Caller.operator(), tenant)
-        assert "nothing to do" in tick(fresh_postgres_url)  # no work: stays stopped
+        assert "nothing to do" in tick(migrated_postgres_copy)  # no work: stays stopped
 
         factory.sessions().submit(Caller.operator(), tenant, SubmitSession(title="t", prompt="p"))
-        assert f"started {tenant}" in tick(fresh_postgres_url)
+        assert f"started {tenant}" in tick(migrated_postgres_copy)
         (runtime,) = factory.runtimes().list(Caller.operator(), tenant)
         assert runtime.status is RuntimeStatus.LIVE
 
@@ -61,7 +59,7 @@ def test_runtime_starts_on_work_and_stops_when_idle(
             Caller.operator(), tenant, factory.sessions().list(Caller.operator(), tenant)[0].id
         )
         monkeypatch.setenv("INDORCH_RUNTIME_IDLE_SECONDS", "0")
-        assert f"stopped idle {tenant}" in tick(fresh_postgres_url)
+        assert f"stopped idle {tenant}" in tick(migrated_postgres_copy)
         (runtime,) = factory.runtimes().list(Caller.operator(), tenant)
         assert runtime.status is RuntimeStatus.STOPPED and runtime.pid is None
     finally:

@@ -22,7 +22,6 @@ from domain.caller import Caller
 from domain.session import SessionStatus
 from domain.supervision_policy import SupervisionSettings
 from resources.database import Database
-from resources.database.migrate import upgrade
 from resources.opencode.resource import OpenCodeResource
 from resources.runtime_host import processes
 from resources.runtime_host.host import RuntimeHost, RuntimeSettings
@@ -62,7 +61,7 @@ def wave(
 
 
 def test_a_dead_runtimes_session_is_orphaned_and_its_retry_completes_on_the_restarted_one(
-    fresh_postgres_url: str,
+    migrated_postgres_copy: str,
     runtime_root: Path,
     scripted_model_url: str,
     scripted_model: ScriptedModel,
@@ -70,8 +69,7 @@ def test_a_dead_runtimes_session_is_orphaned_and_its_retry_completes_on_the_rest
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(SECRET_KEY_VAR, Fernet.generate_key().decode())
-    upgrade(fresh_postgres_url)
-    database = Database(fresh_postgres_url)
+    database = Database(migrated_postgres_copy)
     settings = RuntimeSettings(
         root=runtime_root, opencode_config_json=json.dumps(provider_config(scripted_model_url))
     )

@@ -25,7 +25,6 @@ from domain.session import Session, SessionStatus
 from domain.tenant import Tenant
 from orchestrator_defs.sensor_evaluation import sensor_context
 from resources.database import Database, tenant_scope, unit_of_work
-from resources.database.migrate import upgrade
 from resources.database_resource import DatabaseResource
 from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
@@ -47,8 +46,7 @@ def database(request: pytest.FixtureRequest) -> Iterator[Database]:
     if request.param == "sqlite":
         url = request.getfixturevalue("migrated_sqlite_url")
     else:
-        url = request.getfixturevalue("fresh_postgres_url")
-        upgrade(url)
+        url = request.getfixturevalue("migrated_postgres_copy")
     database = Database(url)
     yield database
     database.dispose()
