@@ -11,7 +11,8 @@ ends up skipped anyway (say a ``pytest.skip`` inside the test) is reported as a 
 never pass with its service tests silently skipped.
 
 Tests under ``tests/integration`` that use ``postgres_url``/``fresh_postgres_url``/
-``migrated_postgres_copy`` are marked ``postgres``, those that use ``redis_url`` are marked ``redis`` (``-m "not postgres"`` etc.).
+``migrated_postgres_copy`` are marked ``postgres``, those that use ``redis_url`` are marked
+``redis`` (``-m "not postgres"`` etc.).
 OpenCode: tests that use ``opencode_binary`` (every fixture of ``tests/integration/opencode``
 depends on it) are marked ``opencode`` and follow the same skip/fail rule; their fixtures live in
 ``tests/integration/opencode/conftest.py``.
