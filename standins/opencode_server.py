@@ -50,6 +50,10 @@ BINARY_ENV = "INDORCH_OPENCODE_BIN"
 BASIC_AUTH_USER = "opencode"
 STARTUP_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 5.0
+# How long `stop` waits after SIGTERM before SIGKILL: OpenCode 1.18 does not exit on SIGTERM
+# once it has run a prompt (still there 15 s later, measured), so every such stop waited out
+# the whole grace, then killed it anyway (5 s per test module's server when it was 5 s).
+TERM_GRACE_SECONDS = 1.0
 LOG_TAIL_CHARS = 3000
 
 
@@ -249,7 +253,7 @@ class OpenCodeServer:
         if process is not None:
             _signal_group(process, signal.SIGTERM)
             try:
-                process.wait(STOP_TIMEOUT_SECONDS)
+                process.wait(TERM_GRACE_SECONDS)
             except subprocess.TimeoutExpired:
                 _signal_group(process, signal.SIGKILL)
                 process.wait(STOP_TIMEOUT_SECONDS)
