@@ -36,7 +36,7 @@ from indorch.demo.watchdog import DEMO_ID_VAR, leftover_processes
 from standins.opencode_server import free_port
 from tests.integration.repositories.support import git, remote_branch_files
 
-pytestmark = [pytest.mark.opencode, pytest.mark.timeout(1020)]
+pytestmark = [pytest.mark.opencode, pytest.mark.slow, pytest.mark.timeout(1020)]
 INDORCH = shutil.which("indorch", path=str(Path(sys.executable).parent)) or "indorch"
 DEMO_TIMEOUT_SECONDS = 900
 ON_REPOSITORIES = {  # the sessions on their tenant's repository, and the file each one writes
