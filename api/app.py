@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
@@ -80,6 +81,11 @@ def create_app(wiring: Services | None = None, bounds: ApiBounds | None = None) 
         if owned:  # else both were set up with the app, below
             app.state.services = Services.from_environment()
             app.state.rate_limiter = RateLimiter.for_wiring(bounds, app.state.services.redis_url)
+        # The routes' blocking work (their transactions) on as many threads as the pool has
+        # connections: anyio's 40 would only wait for one, contending for the GIL meanwhile.
+        to_thread.current_default_thread_limiter().total_tokens = (
+            app.state.services.database.pool_size
+        )
         if app.state.services.dagster_home:
             from resources.dagster_daemon_health import preload
 

@@ -55,7 +55,7 @@ from typing import Any
 import httpx
 
 from bench.analysis import percentile
-from bench.procstat import all_processes, descendants
+from bench.procstat import all_processes, cpu_seconds_of, descendants
 from bench.wire_client import WireConnection, WireError
 from bench.world import database
 from domain.caller import Caller
@@ -69,6 +69,7 @@ TENANT = "bench-api"
 TARGET_PER_SECOND = 300.0
 TARGET_P95_MS = 50.0
 START_TIMEOUT_SECONDS = 60.0
+SERVICE_PROCESSES = {"postgres": "postgres", "redis": "redis-server"}
 OPEN_LOOP_CONNECTIONS = 64  # in flight at most: 64 at 300/s is a 213 ms queue already
 
 
@@ -303,9 +304,16 @@ async def _open_loop(
 
 
 def _measure_cpu(server_pid: int, sent: int, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """`run`, with the server's and this process's CPU per request beside its figures."""
+    """`run`, with the CPU per request of the server, this process (the load generator), the
+    PostgreSQL server (all its processes: only the bench's database works meanwhile) and Redis
+    beside its figures: together what two cores must hold at the offered rate."""
     server_cpu, client_cpu = _tree_cpu_seconds(server_pid), time.process_time()
+    services_cpu = {name: cpu_seconds_of(command) for name, command in SERVICE_PROCESSES.items()}
     figures = run()
+    for name, before in services_cpu.items():
+        figures[f"{name}_cpu_ms_per_request"] = round(
+            1000 * (cpu_seconds_of(SERVICE_PROCESSES[name]) - before) / sent, 2
+        )
     figures["server_cpu_ms_per_request"] = round(
         1000 * (_tree_cpu_seconds(server_pid) - server_cpu) / sent, 2
     )
@@ -377,7 +385,8 @@ def _table(results: list[dict[str, Any]]) -> str:
     lines = [
         f"{'database':<9} {'workers':>7} | {'capacity/s':>10} {'srv CPU ms':>10} | "
         f"{'offered/s':>9} {'achieved/s':>10} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
-        f"{'srv CPU ms':>10} {'lag p95':>7} | {'floor/s':>7}  target (capacity >= "
+        f"{'srv CPU ms':>10} {'pg ms':>6} {'redis ms':>8} {'lag p95':>7} | {'floor/s':>7}  "
+        f"target (capacity >= "
         f"{TARGET_PER_SECOND:.0f}/s, open-loop p95 <= {TARGET_P95_MS:.0f} ms)"
     ]
     for r in results:
@@ -388,7 +397,9 @@ def _table(results: list[dict[str, Any]]) -> str:
             f"{closed['server_cpu_ms_per_request']:>10.2f} | "
             f"{open_['offered_per_second']:>9.1f} {open_['achieved_per_second']:>10.1f} "
             f"{ms['p50']:>7.1f} {ms['p95']:>7.1f} {ms['p99']:>7.1f} "
-            f"{open_['server_cpu_ms_per_request']:>10.2f} {open_['send_lag_ms']['p95']:>7.1f} | "
+            f"{open_['server_cpu_ms_per_request']:>10.2f} "
+            f"{open_['postgres_cpu_ms_per_request']:>6.2f} "
+            f"{open_['redis_cpu_ms_per_request']:>8.2f} {open_['send_lag_ms']['p95']:>7.1f} | "
             f"{r['floor']['per_second']:>7.1f}  "
             f"{'met' if r['target_met'] else 'NOT met'}"
             f"{'' if r['all_created'] else ' (an answer other than 201)'}"

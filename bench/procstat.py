@@ -65,6 +65,22 @@ def all_processes() -> dict[int, ProcInfo]:
     return found
 
 
+def cpu_seconds_of(command: str) -> float:
+    """CPU time so far of the processes whose command name (/proc/PID/comm) is `command`, and
+    of their children they reaped (`postgres`: the server, its live backends, and those that
+    exited, which the server reaped)."""
+    total = 0.0
+    for pid, info in all_processes().items():
+        try:
+            with open(f"/proc/{pid}/comm", "rb") as handle:
+                name = handle.read().decode(errors="replace").strip()
+        except OSError:
+            continue
+        if name == command:
+            total += info.cpu_seconds + info.children_cpu_seconds
+    return total
+
+
 def descendants(root: int, table: dict[int, ProcInfo]) -> list[ProcInfo]:
     children: dict[int, list[int]] = {}
     for info in table.values():
