@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from domain.errors import NotFound, TenantMismatch
@@ -22,6 +23,14 @@ class TenantScopedRepository:
     @property
     def tenant_id(self) -> str:
         return current_tenant_id(f"{type(self).__name__} query")
+
+    def _connection(self) -> Connection:
+        """The transaction's connection, for a Core statement that needs nothing of the ORM
+        (going through `Session.execute`, its ORM compile step was a quarter of a statement's
+        cost on the API's submission path); what the ORM holds unsent is flushed first, as
+        `Session.execute` would."""
+        self._session.flush()
+        return self._session.connection()
 
     def _owned(self, record_tenant: str) -> str:
         """The current tenant, after checking a record to be written belongs to it."""

@@ -141,6 +141,7 @@ class SubmissionContext(NamedTuple):
 
 
 @cache  # built once, with bind parameters: each submission reuses the compiled statement
+@cache  # built once: its parameters come at execution
 def _submission_context_query() -> Select[Any]:
     tenant = bindparam("tenant", type_=String)
     tokens = (
@@ -326,7 +327,7 @@ class SessionRepository(TenantScopedRepository):
             created_at=session.created_at,
         )
         try:
-            self._session.execute(_INSERT_SESSION, columns)
+            self._connection().execute(_INSERT_SESSION, columns)
         except IntegrityError as error:
             if session.idempotency_key and _is_key_conflict(error):
                 raise AlreadyExists("session idempotency key", session.idempotency_key) from None
@@ -341,10 +342,14 @@ class SessionRepository(TenantScopedRepository):
         used from `since` on, the id of its session with `idempotency_key` (None: no key, or
         unused), its current promotion. `NotFound` for a deleted or missing tenant."""
         tenant_id = self.tenant_id
-        row = self._session.execute(
-            _submission_context_query(),
-            {"tenant": tenant_id, "since": since, "key": idempotency_key},
-        ).first()
+        row = (
+            self._connection()
+            .execute(
+                _submission_context_query(),
+                {"tenant": tenant_id, "since": since, "key": idempotency_key},
+            )
+            .first()
+        )
         if row is None:
             raise NotFound("tenant", tenant_id)
         tenant = tenant_from_row(row)
@@ -746,7 +751,7 @@ class SessionRepository(TenantScopedRepository):
             data=data,
             at=at,
         )
-        self._session.execute(
+        self._connection().execute(
             _INSERT_EVENT,
             {
                 "tenant_id": event.tenant_id,
