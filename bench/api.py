@@ -1,7 +1,7 @@
 """Session submissions per second through the HTTP API, and their latency, on loopback.
 
     .venv/bin/python -m bench.api [--databases sqlite,postgres] [--workers 1,2]
-        [--requests 3000] [--warmup 200] [--concurrency 16] [--rate 300]
+        [--requests 3000] [--warmup 200] [--concurrency 16] [--rate 300] [--repeat 5]
         [--redis-url redis://127.0.0.1:6379/6]
         [--postgres-url postgresql://postgres@127.0.0.1:5432/postgres]
 
@@ -12,14 +12,16 @@ neither stands in for the other:
   each sent as the previous one is answered; the submissions/s it reaches is the most the server
   sustains. Its latency is mostly waiting in line (Little's law: 16 in flight at 300/s is 53 ms
   on average), so it is reported but not held to the p95 target.
-- open loop: `--requests` submissions sent on a fixed schedule, one every 1/`--rate` s (default
+- open loop, `--repeat` times (default 5) on the same server: `--requests` submissions sent on
+  a fixed schedule, one every 1/`--rate` s (default
   the target, 300/s), whatever the answers do; latency is counted from each request's scheduled
   send time, so a request the client could only send late (a slow answer holding the loop or a
   connection) counts its wait (no coordinated omission). Offered and achieved rates are both
   reported, and the client's own send lag.
 
-The target is met when the capacity is >= 300/s, the open-loop p95 at 300/s is <= 50 ms, and
-every answer is 201.
+The target is met when the capacity is >= 300/s, the open-loop p95 at 300/s is <= 50 ms in the
+median run (one run's p95 swings several-fold with the load of this shared machine's
+neighbours; every run's is shown), and every answer is 201.
 
 Per database and per `--workers` count (1, `indorch api serve`'s default; 2, one per core on this
 machine; each its own row): a new migrated database with one tenant and a MEMBER key;
@@ -180,6 +182,13 @@ def open_loop_figures(
         "latency_ms": latency_ms([d - s for s, d in zip(scheduled, done, strict=True)]),
         "send_lag_ms": latency_ms([t - s for s, t in zip(scheduled, sent, strict=True)]),
     }
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run whose p95 is the median of the runs' (of an even number, the upper of the two
+    middle ones: the stricter)."""
+    ordered = sorted(runs, key=lambda run: run["latency_ms"]["p95"])
+    return ordered[len(ordered) // 2]
 
 
 def target_met(
@@ -349,27 +358,38 @@ def run_one(kind: str, workers: int, args: argparse.Namespace, scratch: Path) ->
                     )
                 ),
             )
-            open_loop = _measure_cpu(
-                server.pid,
-                sent,
-                lambda: asyncio.run(
-                    _open_loop(
-                        port, _submission(key, "open"), args.requests, args.warmup, args.rate
-                    )
-                ),
-            )
+            open_loops = [
+                _measure_cpu(
+                    server.pid,
+                    sent,
+                    lambda run=run: asyncio.run(
+                        _open_loop(
+                            port,
+                            _submission(key, f"open{run}"),
+                            args.requests,
+                            args.warmup,
+                            args.rate,
+                        )
+                    ),
+                )
+                for run in range(args.repeat)
+            ]
         finally:
             server.terminate()
             try:
                 server.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 server.kill()
-    all_created = capacity["statuses"] == open_loop["statuses"] == {"201": args.requests}
+    open_loop = median_run(open_loops)
+    all_created = all(
+        measured["statuses"] == {"201": args.requests} for measured in [capacity, *open_loops]
+    )
     return {
         "database": kind,
         "workers": workers,
         "capacity": capacity,
         "open_loop": open_loop,
+        "open_loop_runs": open_loops,
         "floor": {k: floor[k] for k in ("statuses", "per_second", "latency_ms")},
         "all_created": all_created,
         "target_met": target_met(
@@ -387,7 +407,7 @@ def _table(results: list[dict[str, Any]]) -> str:
         f"{'offered/s':>9} {'achieved/s':>10} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
         f"{'srv CPU ms':>10} {'pg ms':>6} {'redis ms':>8} {'lag p95':>7} | {'floor/s':>7}  "
         f"target (capacity >= "
-        f"{TARGET_PER_SECOND:.0f}/s, open-loop p95 <= {TARGET_P95_MS:.0f} ms)"
+        f"{TARGET_PER_SECOND:.0f}/s, open-loop p95 <= {TARGET_P95_MS:.0f} ms)  the runs' p95"
     ]
     for r in results:
         closed, open_ = r["capacity"], r["open_loop"]
@@ -402,7 +422,8 @@ def _table(results: list[dict[str, Any]]) -> str:
             f"{open_['redis_cpu_ms_per_request']:>8.2f} {open_['send_lag_ms']['p95']:>7.1f} | "
             f"{r['floor']['per_second']:>7.1f}  "
             f"{'met' if r['target_met'] else 'NOT met'}"
-            f"{'' if r['all_created'] else ' (an answer other than 201)'}"
+            f"{'' if r['all_created'] else ' (an answer other than 201)'}  "
+            + ", ".join(f"{run['latency_ms']['p95']:.0f}" for run in r["open_loop_runs"])
         )
     return "\n".join(lines)
 
@@ -422,6 +443,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16, help="the closed loop's")
     parser.add_argument(
         "--rate", type=float, default=TARGET_PER_SECOND, help="the open loop's requests/s"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=5,
+        help="open-loop runs on the same server; the median run's p95 is judged (default 5)",
     )
     parser.add_argument("--redis-url", default=None)
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
@@ -454,8 +481,11 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "open_loop": "--rate requests/s on a fixed schedule; latency from each request's "
             "scheduled send time (no coordinated omission); send_lag_ms: the client's lateness",
             "floor": "GET /health/live closed loop through the same server and client",
+            "open_loop_runs": "--repeat open-loop runs on the same server, in order; open_loop "
+            "is the one with the median p95 (the machine is shared: one run's p95 swings with "
+            "the neighbours' load)",
             "target_met": "capacity.per_second >= 300 and open_loop.latency_ms.p95 <= 50 at "
-            "300/s offered, every answer 201",
+            "300/s offered (the median run), every answer 201",
         },
         "targets": {"per_second": TARGET_PER_SECOND, "p95_ms": TARGET_P95_MS},
         "results": results,
