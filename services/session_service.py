@@ -32,7 +32,6 @@ from domain.decomposed_requests import plan_decomposition
 from domain.decomposition import SubtaskSpec, decompose
 from domain.domain_model import ValueObject
 from domain.errors import (
-    AlreadyExists,
     ConcurrentModification,
     DomainError,
     IdempotencyKeyReused,
@@ -181,8 +180,11 @@ class SessionService:
             caller.require(Role.LEAD, "submit a CRITICAL session")
         try:
             return self._submit(tenant_id, request)
-        except AlreadyExists:
-            # A concurrent submit with the same key won the race: answer with its session.
+        except InactiveTenant:
+            raise
+        except DomainError:
+            # The key used already (its insert conflicted), or the request is refused now (over
+            # the token budget since, say): a replay is answered with the key's session.
             existing = self._find_by_key(tenant_id, request.idempotency_key)
             if existing is None:
                 raise
@@ -190,16 +192,10 @@ class SessionService:
 
     def _submit(self, tenant_id: str, request: SubmitSession) -> Session:
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
-            # One statement: the tenant, its tokens this month, the key's session, the promotion.
-            context = uow.sessions.submission_context(
-                request.idempotency_key, month_start(self._clock())
-            )
+            # One statement: the tenant, its tokens this month, its promotion.
+            context = uow.sessions.submission_context(month_start(self._clock()))
             if not context.tenant.active:
                 raise InactiveTenant(tenant_id)
-            if request.idempotency_key and context.existing_id is not None:
-                existing = uow.sessions.find_by_idempotency_key(request.idempotency_key)
-                if existing is not None:
-                    return _same_request(existing, request)
             if request.parent_id:
                 uow.sessions.get(request.parent_id)  # the tenant's own session, else NotFound
             check_token_budget(context.tenant, context.tokens_used)

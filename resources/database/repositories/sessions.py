@@ -130,12 +130,13 @@ def _parent_not_coordinating() -> ColumnElement[bool]:
 
 class SubmissionContext(NamedTuple):
     """What a submission decides on, read in one statement: the tenant, its tokens since the
-    month began, the session already submitted with the idempotency key (its id) and the
-    tenant's current promoted model (its promotion's id and the model as OpenCode names it)."""
+    month began and its current promoted model (its promotion's id and the model as OpenCode
+    names it). Not the idempotency key's session: the unique key finds it on insert (read
+    first, its look-up was planned once per connection, and on a table new at the time
+    PostgreSQL planned it to scan all the tenant's sessions)."""
 
     tenant: Tenant
     tokens_used: int
-    existing_id: str | None
     promotion_id: str | None
     promoted_model: str | None
 
@@ -151,14 +152,6 @@ def _submission_context_query() -> Select[Any]:
             )
         )
         .where(UsageRow.tenant_id == tenant, UsageRow.day >= bindparam("since", type_=Date))
-        .scalar_subquery()
-    )
-    existing = (
-        select(SessionRow.id)
-        .where(
-            SessionRow.tenant_id == tenant,
-            SessionRow.idempotency_key == bindparam("key", type_=String),
-        )
         .scalar_subquery()
     )
 
@@ -180,7 +173,6 @@ def _submission_context_query() -> Select[Any]:
         table.monthly_token_budget,
         table.created_at,
         tokens.label("tokens_used"),
-        existing.label("existing_id"),
         current_promotion(ModelPromotionRow.id).label("promotion_id"),
         current_promotion(ModelPromotionRow.model).label("promoted_model"),
     ).where(table.slug == tenant, table.deleted_at.is_(None))
@@ -337,16 +329,16 @@ class SessionRepository(TenantScopedRepository):
         )
         return session
 
-    def submission_context(self, idempotency_key: str | None, since: date) -> SubmissionContext:
+    def submission_context(self, since: date) -> SubmissionContext:
         """The current tenant and what its next submission checks, in one statement: tokens
-        used from `since` on, the id of its session with `idempotency_key` (None: no key, or
-        unused), its current promotion. `NotFound` for a deleted or missing tenant."""
+        used from `since` on, its current promotion. `NotFound` for a deleted or missing
+        tenant."""
         tenant_id = self.tenant_id
         row = (
             self._connection()
             .execute(
                 _submission_context_query(),
-                {"tenant": tenant_id, "since": since, "key": idempotency_key},
+                {"tenant": tenant_id, "since": since},
             )
             .first()
         )
@@ -361,7 +353,6 @@ class SessionRepository(TenantScopedRepository):
         return SubmissionContext(
             tenant=tenant,
             tokens_used=int(row.tokens_used or 0),
-            existing_id=row.existing_id,
             promotion_id=row.promotion_id,
             promoted_model=promoted_model,
         )

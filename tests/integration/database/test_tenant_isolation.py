@@ -141,10 +141,10 @@ def _record_b_usage(uow: UnitOfWork, a: Seed, b: Seed) -> int:
     return uow.usage.tokens_since(a.usage_day)
 
 
-def _submission_context_of(uow: UnitOfWork, a: Seed) -> tuple[str, int, str | None, str | None]:
-    """As B, with the key both tenants used, from A's usage day on."""
-    found = uow.sessions.submission_context(IDEMPOTENCY_KEY, a.usage_day)
-    return found.tenant.slug, found.tokens_used, found.existing_id, found.promotion_id
+def _submission_context_of(uow: UnitOfWork, a: Seed) -> tuple[str, int, str | None]:
+    """As B, from A's usage day on."""
+    found = uow.sessions.submission_context(a.usage_day)
+    return found.tenant.slug, found.tokens_used, found.promotion_id
 
 
 def _transitioned_session(a: Seed) -> tuple[Session, Any]:
@@ -459,9 +459,9 @@ CASES: list[Case] = [
     ),
     Case(
         "SessionRepository.submission_context",
-        "B's tenant, tokens, key and promotion",
+        "B's tenant, tokens and promotion",
         lambda uow, a, b: _submission_context_of(uow, a),
-        check=equals(lambda b: (b.tenant, 150, b.session.id, b.promotion.id)),
+        check=equals(lambda b: (b.tenant, 150, b.promotion.id)),
     ),
     Case(
         "SessionRepository.list",
@@ -1123,7 +1123,7 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
         uow.sessions.find_by_idempotency_key(IDEMPOTENCY_KEY)
     ),
     "SessionRepository.submission_context": lambda uow, a: uow.sessions.submission_context(
-        IDEMPOTENCY_KEY, a.usage_day
+        a.usage_day
     ),
     "SessionRepository.list": lambda uow, a: uow.sessions.list(),
     "SessionRepository.count_active": lambda uow, a: uow.sessions.count_active(),

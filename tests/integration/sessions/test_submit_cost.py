@@ -141,3 +141,22 @@ def test_the_promoted_model_and_the_token_budget_are_read_in_the_same_statement(
         uow.usage.record(promoted.created_at.date(), tokens_in=100)
     with pytest.raises(TokenBudgetExceeded):
         service.submit(_member(tenant), tenant, _request(3))
+
+
+def test_a_replay_of_a_keyed_submission_answers_with_its_session_whatever_changed_since(
+    database: Database, tenant: str
+) -> None:
+    """The key's session is found through the unique key, not read first: a replay (a client
+    retrying after a lost answer) still gets its session when the tenant went over its token
+    budget meanwhile, and another request with the key is still refused."""
+    factory = _factory(database, tenant, budget=100)
+    service = factory.sessions()
+    first = service.submit(_member(tenant), tenant, _request(1))
+    with tenant_scope(tenant), unit_of_work(database) as uow:
+        uow.usage.record(first.created_at.date(), tokens_in=100)
+
+    assert service.submit(_member(tenant), tenant, _request(1)).id == first.id
+    with pytest.raises(IdempotencyKeyReused):
+        service.submit(_member(tenant), tenant, _request(1, description="another request"))
+    with pytest.raises(TokenBudgetExceeded):
+        service.submit(_member(tenant), tenant, _request(2))
