@@ -38,10 +38,12 @@ def test_a_day_of_a_tenant_is_materialized_and_the_schedule_then_skips_it(databa
         (materialization,) = result.asset_materializations_for_node("tenant_usage")
         assert materialization.metadata["tokens_in"].value == 7
         assert materialization.metadata["tenant"].value == acme
-        context = dg.build_schedule_context(
+        # Closed when done: left open, it left Dagster's current definitions-state storage set
+        # to this instance's, dead once the instance was, for every later test of the process.
+        with dg.build_schedule_context(
             instance=instance, scheduled_execution_time=datetime(2026, 12, 1, 0, 15, tzinfo=UTC)
-        )
-        requests = tenant_usage_schedule(context)
+        ) as context:
+            requests = tenant_usage_schedule(context)
         wanted = {request.partition_key for request in requests}
         assert key not in wanted  # done already
         assert dg.MultiPartitionKey({"day": "2026-11-30", "tenant": globex}) in wanted
