@@ -1,11 +1,11 @@
 """A submission costs one read and two inserts, each statement compiled once and then reused.
 
 What the API's `POST /sessions` spends most of its time on is `SessionService.submit`: the tenant,
-its tokens this month, the idempotency key's session and the current promotion are read in one
-statement, then the session and its first event are inserted (no savepoint). Counted on the
-engine, on SQLite and on PostgreSQL (under row-level security, `app.tenant_id` set once per
-transaction); every statement after the first submission is served from SQLAlchemy's compiled
-cache. The guarantees stay: the same key and request give the same session, another request
+its tokens this month and the current promotion are read in one statement, then the session and
+its first event are inserted (no savepoint); the idempotency key is checked by the unique index
+on that insert. Counted on the engine, on SQLite and on PostgreSQL (under row-level security,
+`app.tenant_id` set once per transaction); every statement after the first submission is served
+from SQLAlchemy's compiled cache. The guarantees stay: the same key and request give the same session, another request
 with a used key is refused, a promoted model is chosen unless the submitter names one.
 """
 
