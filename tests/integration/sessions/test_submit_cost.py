@@ -5,8 +5,9 @@ its tokens this month and the current promotion are read in one statement, then 
 its first event are inserted (no savepoint); the idempotency key is checked by the unique index
 on that insert. Counted on the engine, on SQLite and on PostgreSQL (under row-level security,
 `app.tenant_id` set once per transaction); every statement after the first submission is served
-from SQLAlchemy's compiled cache. The guarantees stay: the same key and request give the same session, another request
-with a used key is refused, a promoted model is chosen unless the submitter names one.
+from SQLAlchemy's compiled cache. The guarantees stay: the same key and request give the same
+session, another request with a used key is refused, a promoted model is chosen unless the
+submitter names one.
 """
 
 from __future__ import annotations
