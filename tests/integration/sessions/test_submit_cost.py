@@ -161,3 +161,23 @@ def test_a_replay_of_a_keyed_submission_answers_with_its_session_whatever_change
         service.submit(_member(tenant), tenant, _request(1, description="another request"))
     with pytest.raises(TokenBudgetExceeded):
         service.submit(_member(tenant), tenant, _request(2))
+
+
+def test_another_tenants_key_never_answers_with_its_session_even_when_refused(
+    database: Database, tenant: str
+) -> None:
+    """A hostile tenant replays the victim's idempotency key and request: it gets a session of its
+    own, and, refused (over its budget), the refusal, never the victim's session or its id."""
+    victim = _factory(database, tenant).sessions()
+    theirs = victim.submit(_member(tenant), tenant, _request(1))
+    victim.submit(_member(tenant), tenant, _request(2))  # a key the attacker is refused with
+    hostile = f"hostile-{uuid.uuid4().hex[:8]}"
+    attacker = _factory(database, hostile, budget=100).sessions()
+
+    own = attacker.submit(_member(hostile), hostile, _request(1))
+    assert own.id != theirs.id and own.tenant_id == hostile
+    with tenant_scope(hostile), unit_of_work(database) as uow:
+        uow.usage.record(own.created_at.date(), tokens_in=100)
+    with pytest.raises(TokenBudgetExceeded) as refused:
+        attacker.submit(_member(hostile), hostile, _request(2))
+    assert theirs.id not in str(refused.value)
