@@ -12,6 +12,9 @@ from datetime import timedelta
 # How long beyond its first sessions' time a wave may take on its tenant's new sessions (the
 # supervision resource's default; a wave launched on submit is sized with it too).
 DEFAULT_TOP_UP_SECONDS = 1800.0
+# Free scratch slots kept per agent for the tenant's next sessions, and made ahead of them
+# (services.workspace_slots).
+DEFAULT_WARM_SLOTS_PER_AGENT = 4
 
 
 @dataclass(frozen=True)

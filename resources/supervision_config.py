@@ -7,7 +7,11 @@ from datetime import timedelta
 import dagster as dg
 from pydantic import Field
 
-from domain.supervision_policy import DEFAULT_TOP_UP_SECONDS, SupervisionSettings
+from domain.supervision_policy import (
+    DEFAULT_TOP_UP_SECONDS,
+    DEFAULT_WARM_SLOTS_PER_AGENT,
+    SupervisionSettings,
+)
 
 
 class SupervisionConfig(dg.ConfigurableResource):
@@ -37,12 +41,22 @@ class SupervisionConfig(dg.ConfigurableResource):
         "(sessions on a repository always have their own worktree); false: a tenant's sessions "
         "share its worktree on each server.",
     )
+    warm_slots_per_agent: int = Field(
+        default=DEFAULT_WARM_SLOTS_PER_AGENT,
+        ge=0,
+        le=50,
+        description="Scratch workspaces (sessions' own) kept free per agent for the tenant's "
+        "next sessions, their server's instance warm; the agent-health sensor makes and warms "
+        "this many ahead of the first sessions (one short prompt each, every tool denied). "
+        "0: none kept, none made ahead.",
+    )
     workspaces_per_health_tick: int = Field(
         default=10,
         ge=1,
-        description="Tenant worktrees the agent-health sensor makes ahead of waves in one tick "
-        "(about: a tenant's servers are done together), so its first tick after many tenants' "
-        "agents appeared stays within the sensor's evaluation timeout.",
+        description="Tenant worktrees made, or scratch slots warmed, by the agent-health sensor "
+        "ahead of waves in one tick (tenant worktrees: about, a tenant's servers are done "
+        "together), so its first tick after many tenants' agents appeared stays within the "
+        "sensor's evaluation timeout.",
     )
     starts_per_agent: int = Field(
         default=8,

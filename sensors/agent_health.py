@@ -7,6 +7,10 @@ not answer keeps its last heartbeat, so its age says how long it has been silent
 A server that answers and holds no workspace of the agent's tenant yet gets it now
 (`services.tenant_workspaces.prepare_tenant_workspace`): a worktree takes seconds to make on a
 busy server, which the first wave of a burst would otherwise spend before its first session.
+When sessions have workspaces of their own (the default), each live agent's scratch slots are
+made and warmed ahead instead (`services.slot_warming`): a new directory's first prompt is the
+costly part of a burst's start on its server. Both are bounded per tick
+(`workspaces_per_health_tick`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from resources.opencode.resource import OpenCodeResource
 from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
 from services.factory import ServiceFactory
+from services.session_workspaces import WorkspaceFailed
+from services.slot_warming import SlotWarming, WarmUpBudget
 from services.tenant_workspaces import prepare_tenant_workspace
 
 TICK_INTERVAL_SECONDS = 15
@@ -36,10 +42,13 @@ async def _probe(
     agents: list[Agent],
     workspaces_for: Database | None,
     log: logging.Logger,
-) -> tuple[dict[str, bool], int]:
-    """Each agent's health, and how many workspaces were made: with `workspaces_for`, a live
-    server (one agent of the tenant's per server) also gets the tenant's workspace if it has
-    none recorded."""
+    warming: SlotWarming | None = None,
+    budget: WarmUpBudget | None = None,
+) -> tuple[dict[str, bool], int, int]:
+    """Each agent's health, how many tenant workspaces were made and how many slots warmed:
+    with `workspaces_for`, a live server (one agent of the tenant's per server) also gets the
+    tenant's workspace if it has none recorded; with `warming`, a live agent gets its scratch
+    slots made and warmed while `budget` lasts."""
     preparers = {agent.server_url: agent.id for agent in agents} if workspaces_for else {}
 
     async def one(agent: Agent) -> tuple[str, bool]:
@@ -55,11 +64,17 @@ async def _probe(
                         made.append(agent.id)
                 except AgentServerError as error:  # the tenant's first wave tries again
                     log.warning(f"tenant {agent.tenant_id}: no workspace on {agent.id}: {error}")
+            if warming is not None and budget is not None:
+                try:
+                    warmed.append((await warming.warm_agent(client, agent, budget)).slots)
+                except (AgentServerError, WorkspaceFailed) as error:  # the next tick tries again
+                    log.warning(f"tenant {agent.tenant_id}: slot not warmed on {agent.id}: {error}")
             return agent.id, True
 
     made: list[str] = []
+    warmed: list[int] = []
     healthy = dict(await asyncio.gather(*(one(agent) for agent in agents)))
-    return healthy, len(made)
+    return healthy, len(made), sum(warmed)
 
 
 @dg.sensor(
@@ -75,10 +90,12 @@ def agent_health_sensor(
     supervision: SupervisionConfig,
 ) -> dg.SkipReason:
     store = redis.heartbeat_store()
-    registry = ServiceFactory(database.get_database()).agents()
-    workspaces_for = (
-        database.get_database() if supervision.settings().in_tenant_workspaces else None
-    )
+    services = ServiceFactory.from_resources(database, redis, supervision)
+    registry = services.agents()
+    settings = supervision.settings()
+    workspaces_for = database.get_database() if settings.in_tenant_workspaces else None
+    warming = SlotWarming(services.session_workspaces()) if settings.session_workspaces else None
+    budget = WarmUpBudget(supervision.workspaces_per_health_tick)
     with database.unit_of_work() as uow:
         tenants = uow.tenants.active_slugs()
     summary: list[str] = []
@@ -92,8 +109,10 @@ def agent_health_sensor(
             making = (
                 workspaces_for if workspaces_made < supervision.workspaces_per_health_tick else None
             )
-            healthy, made = (
-                asyncio.run(_probe(opencode, agents, making, context.log)) if agents else ({}, 0)
+            healthy, made, warmed = (
+                asyncio.run(_probe(opencode, agents, making, context.log, warming, budget))
+                if agents
+                else ({}, 0, 0)
             )
             workspaces_made += made
             alive = {agent_id for agent_id, up in healthy.items() if up}
@@ -103,7 +122,10 @@ def agent_health_sensor(
                 for agent in agents:
                     store.beat(tenant, agent.id, load.get(agent.id, 0), healthy[agent.id])
         down = [agent.name for agent in agents if not healthy[agent.id]]
-        summary.append(f"{tenant}: {len(agents) - len(down)}/{len(agents)} up")
+        summary.append(
+            f"{tenant}: {len(agents) - len(down)}/{len(agents)} up"
+            + (f", {warmed} slot(s) warmed" if warmed else "")
+        )
         if down:
             context.log.warning(f"tenant {tenant}: agents not answering: {', '.join(down)}")
     return dg.SkipReason("; ".join(summary) or "no active tenants")

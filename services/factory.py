@@ -74,6 +74,9 @@ class ServiceFactory:
     # This host's managed runtimes (None: from the environment when needed): a session whose
     # agent is one of them gets its workspace inside it, git run in the tenant's sandbox.
     runtime_host: RuntimeHost | None = None
+    # Free scratch slots kept per agent for the tenant's next sessions, and made and warmed
+    # ahead of them (services.workspace_slots, services.slot_warming); None: the default.
+    warm_slots_per_agent: int | None = None
     # Told of each tenant's new sessions, to launch its wave at once (services.wave_trigger);
     # None: the dispatch sensor's next tick takes them (the sensors' and ops' own wiring).
     wave_trigger: WaveTrigger | None = None
@@ -94,6 +97,7 @@ class ServiceFactory:
             database.get_database(),
             publish=redis.event_publisher().publish,
             retry_base_seconds=supervision.retry_base_seconds,
+            warm_slots_per_agent=supervision.warm_slots_per_agent,
         )
 
     def sessions(self) -> SessionService:
@@ -135,6 +139,7 @@ class ServiceFactory:
         )
 
     def session_workspaces(self) -> SessionWorkspaces:
+        from domain.supervision_policy import DEFAULT_WARM_SLOTS_PER_AGENT
         from resources.settings import workspaces_dir
         from services.session_workspaces import SessionWorkspaces, WorkspaceLayout
 
@@ -144,6 +149,11 @@ class ServiceFactory:
             runner=self.command_runner,
             secrets=self.tenant_secrets or self.secrets(),
             runtime_host=(lambda: host) if (host := self.runtime_host) else None,
+            warm_slots_per_agent=(
+                DEFAULT_WARM_SLOTS_PER_AGENT
+                if self.warm_slots_per_agent is None
+                else self.warm_slots_per_agent
+            ),
         )
 
     def unroutable(self) -> UnroutableSessions:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from domain.code_repository import CodeRepository, session_branch
 from domain.errors import NotFound
 from domain.session import Session
+from domain.supervision_policy import DEFAULT_WARM_SLOTS_PER_AGENT
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.git.checkout import GitCheckouts, GitCredentials, GitFailed
 from resources.git.command_runner import CommandRunner
@@ -35,7 +36,6 @@ from services.workspace_places import (
     WorkspacePlaces,
 )
 from services.workspace_slots import (
-    DEFAULT_IDLE_PER_AGENT,
     SlotPlace,
     WorkspaceSlots,
     is_slot,
@@ -111,7 +111,7 @@ class SessionWorkspaces:
         runner: CommandRunner | None = None,
         secrets: SecretReader | None = None,
         runtime_host: RuntimeHostSource | None = None,
-        warm_slots_per_agent: int = DEFAULT_IDLE_PER_AGENT,
+        warm_slots_per_agent: int = DEFAULT_WARM_SLOTS_PER_AGENT,
     ) -> None:
         """`runner`: git's and setup scripts' outside managed runtimes (default: as the current
         user); `runtime_host`: this host's managed runtimes (default: from the environment);
@@ -188,6 +188,36 @@ class SessionWorkspaces:
                 await self.release(session, workspace)  # the attempt ends: nothing to keep
                 raise
         return workspace
+
+    async def warm_slots_ahead(
+        self,
+        tenant: str,
+        agent_id: str | None,
+        warm: Callable[[Path], Awaitable[None]],
+        limit: int,
+    ) -> int:
+        """Up to `limit` new scratch slots of the agent made and handed to `warm` (its server's
+        first prompt there) before any session needs them, while it has fewer than are kept
+        free; how many. A slot whose warm-up raised is removed, and the error raised."""
+        place = self._place(tenant, agent_id)
+        slots = _slot_place(place)
+        git = self._git(place)
+        made = 0
+        while made < limit:
+            held = await asyncio.to_thread(self._slots.claim_ahead, slots, agent_id)
+            if held is None:
+                break
+            warmed = False
+            try:
+                await git.init_scratch(held.directory)
+                await warm(held.directory)
+                warmed = True
+            except GitFailed as error:
+                raise WorkspaceFailed(f"scratch workspace: {error.reason}") from None
+            finally:
+                await asyncio.to_thread(self._slots.release_ahead, slots, held, warmed=warmed)
+            made += 1
+        return made
 
     async def _run_setup(
         self,

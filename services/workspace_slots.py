@@ -8,6 +8,12 @@ and a new repository made in it for the next, while the server's instance for it
 A slot freed while `idle_per_agent` others of the agent are already free is retired instead: its
 instance disposed, its directory removed (an instance holds tens of MB of the server's memory).
 
+A burst's first sessions would still each need a new directory, and the server's instance for it
+does its expensive set-up on its first prompt (~4 CPU-s on the scripted model; asking it
+anything else first saves nothing, measured): so slots are also made ahead, up to the same
+number, and warmed by their agent's server before any session needs them (`claim_ahead`, by
+`services.slot_warming`).
+
 Claims are files beside the mirrors' locks (the control plane's, never in a directory the tenant
 writes in), made with `O_EXCL` (two waves never hold one slot) and naming the session and its
 attempt. A claim left by a wave that died is taken back, when the pool would otherwise grow, once
@@ -21,6 +27,8 @@ import hashlib
 import os
 import shutil
 import stat
+import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +36,14 @@ from typing import Literal
 
 from domain.errors import NotFound
 from domain.session import Session, SessionStatus
+from domain.supervision_policy import DEFAULT_WARM_SLOTS_PER_AGENT
 from resources.database import Database, tenant_scope, unit_of_work
 
 SLOT_PREFIX = "slot-"
 CLAIM_SUFFIX = ".claim"
-DEFAULT_IDLE_PER_AGENT = 4
+WARMING_PREFIX = "warming-"
+# A warm-up's claim older than this is its warmer's that died: the slot may be taken back.
+WARM_UP_CLAIM_SECONDS = 300.0
 # A claim's session in one of these, at the claim's attempt, may still work in the slot.
 _MAY_BE_WORKING = frozenset(
     {
@@ -75,12 +86,22 @@ def slot_name(agent_id: str | None, number: int) -> str:
 SlotRelease = Literal["kept", "retire", "not_held"]
 
 
+@dataclass(frozen=True)
+class HeldSlot:
+    """A slot made ahead, held by its warm-up until released."""
+
+    directory: Path
+    claim: Claim
+
+
 def is_slot(directory: Path) -> bool:
     return directory.name.startswith(SLOT_PREFIX)
 
 
 class WorkspaceSlots:
-    def __init__(self, database: Database, idle_per_agent: int = DEFAULT_IDLE_PER_AGENT) -> None:
+    def __init__(
+        self, database: Database, idle_per_agent: int = DEFAULT_WARM_SLOTS_PER_AGENT
+    ) -> None:
         self._database = database
         self._idle_per_agent = idle_per_agent
 
@@ -103,6 +124,31 @@ class WorkspaceSlots:
         ):
             number += 1  # made, or claimed by another wave first
         return place.sessions / slot_name(agent_id, number)
+
+    def claim_ahead(self, place: SlotPlace, agent_id: str | None) -> HeldSlot | None:
+        """A new slot of `agent_id`, held for its warm-up, while the agent has fewer slots made
+        (free or held) than are kept free; None when it has enough."""
+        if len(_made_slots(place, agent_id)) >= self._idle_per_agent:
+            return None
+        place.claims.mkdir(parents=True, exist_ok=True, mode=0o700)
+        held = Claim(f"{WARMING_PREFIX}{uuid.uuid4().hex}", 0)
+        number = 0
+        while (place.sessions / slot_name(agent_id, number)).exists() or not _create_claim(
+            place, slot_name(agent_id, number), held
+        ):
+            number += 1
+        return HeldSlot(place.sessions / slot_name(agent_id, number), held)
+
+    def release_ahead(self, place: SlotPlace, slot: HeldSlot, *, warmed: bool) -> None:
+        """A warm-up's slot free for sessions; when it was not warmed, removed instead (a slot
+        made counts as warm)."""
+        path = _claim_path(place, slot.directory.name)
+        if _read_claim(path) != slot.claim:
+            return
+        if not warmed:
+            with contextlib.suppress(FileNotFoundError):
+                _remove_directory(slot.directory)
+        path.unlink(missing_ok=True)
 
     def release(
         self, place: SlotPlace, directory: Path, session: Session, attempt: int
@@ -142,6 +188,10 @@ class WorkspaceSlots:
             for name, claim in claims.items():
                 if claim is None:
                     continue
+                if claim.session_id.startswith(WARMING_PREFIX):
+                    if _claim_age(place, name) > WARM_UP_CLAIM_SECONDS:
+                        stale.append(name)
+                    continue
                 try:
                     holder = uow.sessions.get(claim.session_id)
                 except NotFound:
@@ -169,6 +219,13 @@ def _numbered_slots(place: SlotPlace, prefix: str) -> list[str]:
 
 def _claim_path(place: SlotPlace, name: str) -> Path:
     return place.claims / f"{name}{CLAIM_SUFFIX}"
+
+
+def _claim_age(place: SlotPlace, name: str) -> float:
+    try:
+        return time.time() - _claim_path(place, name).stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def _create_claim(place: SlotPlace, name: str, claim: Claim) -> bool:

@@ -228,6 +228,37 @@ class OpenCodeClient:
             directory=directory,
         )
 
+    async def prompt(
+        self,
+        session_id: str,
+        text: str,
+        *,
+        directory: str | None = None,
+        tools: dict[str, bool] | None = None,
+        read_timeout: float | None = None,
+    ) -> Message:
+        """Send a prompt and wait for the server's final answer to it (`POST .../message`).
+        `tools`: tools allowed (true) or denied (false) for this prompt; "*" names them all."""
+        body: dict[str, Any] = {"parts": [{"type": "text", "text": text}]}
+        if tools is not None:
+            body["tools"] = tools
+        response = await self._request(
+            "POST",
+            f"/session/{session_id}/message",
+            json=body,
+            idempotent=False,
+            session_id=session_id,
+            directory=directory,
+            read_timeout=read_timeout,
+        )
+        return Message.model_validate(response.json())
+
+    async def delete_session(self, session_id: str, *, directory: str | None = None) -> bool:
+        response = await self._request(
+            "DELETE", f"/session/{session_id}", session_id=session_id, directory=directory
+        )
+        return bool(response.json())
+
     async def statuses(self, *, directory: str | None = None) -> dict[str, SessionStatus]:
         """Status of the non-idle sessions of ONE directory (default: the server's workspace);
         a session missing from it is idle, or works in another directory."""

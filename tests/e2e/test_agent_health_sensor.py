@@ -1,6 +1,7 @@
 """The agent-health sensor probes real OpenCode servers: a live one gets a heartbeat in the
 database and in Redis; a dead one keeps its old heartbeat and is reported down. A live server
-gets its tenant's workspace before any wave needs it (once), unless sessions have their own."""
+gets its tenant's workspace before any wave needs it (once), unless sessions have their own: then
+each live agent gets its scratch slots made and warmed ahead, as many as are kept free."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path, PurePosixPath
 
 import dagster as dg
 import httpx
+import pytest
 
 from domain.agent import Agent
 from domain.tenant import Tenant
@@ -15,6 +17,7 @@ from resources.database import Database, tenant_scope, unit_of_work
 from resources.database_resource import DatabaseResource
 from resources.opencode.resource import OpenCodeResource
 from resources.redis.resource import RedisResource
+from resources.settings import WORKSPACES_DIR_VAR
 from resources.supervision_config import SupervisionConfig
 from sensors.agent_health import agent_health_sensor
 from services.tenant_workspaces import workspace_name
@@ -108,7 +111,8 @@ def test_a_live_server_gets_its_tenants_workspace_before_any_wave(
                     for slug in TENANTS
                 }
 
-            tick(SupervisionConfig(session_workspaces=True))  # sessions have their own: none
+            # Sessions have their own workspaces: no tenant worktree (none made ahead either).
+            tick(SupervisionConfig(session_workspaces=True, warm_slots_per_agent=0))
             # The tenant's shared worktree, one tenant's made per tick.
             shared = SupervisionConfig(session_workspaces=False, workspaces_per_health_tick=1)
             assert recorded() == on_server() == {"acme": [], "globex": []}
@@ -124,4 +128,73 @@ def test_a_live_server_gets_its_tenants_workspace_before_any_wave(
 
             tick(shared)  # recorded already: not made again
             assert recorded() == made and on_server() == made
+    database.dispose()
+
+
+def test_a_live_agent_gets_its_scratch_slots_made_and_warmed_before_any_session(
+    tmp_path: Path,
+    opencode_binary: Path,
+    opencode_home: Path,
+    scripted_model_url: str,
+    migrated_sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    from domain.session import Session
+    from services.factory import ServiceFactory
+
+    monkeypatch.setenv(WORKSPACES_DIR_VAR, str(tmp_path / "workspaces"))
+    url = migrated_sqlite_url
+    database = Database(url)
+    with unit_of_work(database) as uow:
+        for slug in TENANTS:
+            uow.tenants.add(Tenant(slug=slug, name=slug.title()))
+    supervision = SupervisionConfig(warm_slots_per_agent=2, workspaces_per_health_tick=3)
+
+    def tick() -> str | None:
+        resources = {
+            "database": DatabaseResource(url=url),
+            "opencode": OpenCodeResource(connect_timeout_seconds=1),
+            "redis": RedisResource(url=None),
+            "supervision": supervision,
+        }
+        with dg.build_sensor_context(resources=resources) as context:
+            return agent_health_sensor.evaluate_tick(context).skip_message
+
+    def slots(tenant: str) -> list[Path]:
+        return sorted((tmp_path / "workspaces" / tenant / "sessions").glob("slot-*"))
+
+    agents: dict[str, Agent] = {}
+    with OpenCodeServer(scripted_model_url, home=opencode_home, binary=opencode_binary) as live:
+        for slug, names in TENANTS.items():
+            with tenant_scope(slug), unit_of_work(database) as uow:
+                for name in names:  # acme: two agents on one server
+                    agents[name] = uow.agents.add(
+                        Agent(tenant_id=slug, name=name, server_url=live.url)
+                    )
+                if slug == "globex":  # a dead agent is not warmed
+                    dead = f"http://127.0.0.1:{free_port()}"
+                    uow.agents.add(Agent(tenant_id=slug, name="dead", server_url=dead))
+
+        # Three warm-ups a tick (the budget), two slots per live agent.
+        assert tick() == "acme: 2/2 up, 3 slot(s) warmed; globex: 1/2 up"
+        assert tick() == "acme: 2/2 up, 1 slot(s) warmed; globex: 1/2 up, 2 slot(s) warmed"
+        assert tick() == "acme: 2/2 up; globex: 1/2 up"  # enough made: none more
+
+        assert len(slots("acme")) == 4 and len(slots("globex")) == 2
+        with httpx.Client(base_url=live.url, timeout=30) as client:
+            for directory in slots("acme") + slots("globex"):
+                assert sorted(p.name for p in directory.iterdir()) == [".git"]
+                listed = client.get("/session", params={"directory": str(directory)}).json()
+                assert [s for s in listed if s.get("directory") == str(directory)] == []
+        assert list((tmp_path / "workspaces").rglob("*.claim")) == []  # all free
+
+        # A session of acme's on agent "one" takes one of its warm slots.
+        session = Session(tenant_id="acme", title="first", initial_prompt="do it")
+        with tenant_scope("acme"), unit_of_work(database) as uow:
+            uow.sessions.add(session)
+        workspaces = ServiceFactory(database).session_workspaces()
+        workspace = asyncio.run(workspaces.prepare(session, print, agents["one"].id))
+        assert workspace.directory in slots("acme")
     database.dispose()

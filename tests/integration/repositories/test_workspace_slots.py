@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,117 @@ def test_a_link_planted_where_a_slot_was_is_not_followed(
     os.symlink(outside, workspace.directory)
     asyncio.run(service.release(session, workspace))
     assert (outside / "precious.txt").read_text() == "keep\n"
+
+
+def warm_ahead(service: SessionWorkspaces, agent: str = "agent-1", limit: int = 10, warm=None):
+    warmed: list[Path] = []
+
+    async def record(directory: Path) -> None:
+        assert sorted(os.listdir(directory)) == [".git"]  # a repository, as a session's is
+        warmed.append(directory)
+
+    made = asyncio.run(service.warm_slots_ahead(TENANT, agent, warm or record, limit))
+    return made, warmed
+
+
+def test_slots_are_made_and_warmed_ahead_up_to_the_number_kept_and_taken_by_the_next_sessions(
+    database: Database, tmp_path: Path
+) -> None:
+    service = SessionWorkspaces(database, WorkspaceLayout(tmp_path / "ws"), warm_slots_per_agent=2)
+    made, warmed = warm_ahead(service, limit=1)  # the tick's budget: one
+    assert made == 1 and len(warmed) == 1
+    made, more = warm_ahead(service)
+    assert made == 1 and len(more) == 1 and more != warmed
+    warmed += more
+    assert warm_ahead(service) == (0, [])  # as many as are kept free: none more
+
+    sessions = [stored(database) for _ in range(3)]
+
+    async def three_at_once() -> list[SessionWorkspace]:
+        return list(await asyncio.gather(*(service.prepare(s, print, "agent-1") for s in sessions)))
+
+    taken = [w.directory for w in asyncio.run(three_at_once())]
+    assert set(warmed) <= set(taken)  # the warm ones first
+    assert len(set(taken)) == 3  # the third a new one: the warm ones were held
+    # While all are held, a warm-up makes none (the made ones count, free or not).
+    assert warm_ahead(service) == (0, [])
+    # Another tenant's warm-up never makes or warms one in this tenant's place.
+    other = asyncio.run(service.warm_slots_ahead("globex", "agent-1", _refuse_acme, 10))
+    assert other == 2
+
+
+async def _refuse_acme(directory: Path) -> None:
+    assert TENANT not in directory.parts, f"globex's warm-up in acme's place: {directory}"
+
+
+def test_a_slot_being_warmed_is_not_taken_back_until_its_warm_up_is_overdue(
+    database: Database, tmp_path: Path
+) -> None:
+    service = SessionWorkspaces(database, WorkspaceLayout(tmp_path / "ws"), warm_slots_per_agent=1)
+    during: list[Path] = []
+
+    async def a_session_starts_meanwhile(directory: Path) -> None:
+        session_slot = await service.prepare(stored(database), print, "agent-1")
+        assert session_slot.directory != directory  # held by the warm-up: not taken back
+        during.append(session_slot.directory)
+
+    assert warm_ahead(service, warm=a_session_starts_meanwhile)[0] == 1
+    assert during
+
+
+DIES_WHILE_WARMING = """
+import asyncio, os, sys
+from pathlib import Path
+from resources.database import Database
+from services.session_workspaces import SessionWorkspaces, WorkspaceLayout
+
+async def dies(directory):
+    print(directory, flush=True)
+    os._exit(0)  # killed mid-warm-up: nothing after this runs
+
+layout = WorkspaceLayout(Path(sys.argv[2]))
+service = SessionWorkspaces(Database(sys.argv[1]), layout, warm_slots_per_agent=1)
+asyncio.run(service.warm_slots_ahead(sys.argv[3], "agent-1", dies, 1))
+"""
+
+
+def test_a_warm_up_claim_left_by_a_dead_warmer_is_taken_back_once_overdue(
+    database: Database, tmp_path: Path, migrated_sqlite_url: str
+) -> None:
+    from services.workspace_slots import WARM_UP_CLAIM_SECONDS
+
+    root = tmp_path / "ws"
+    service = SessionWorkspaces(database, WorkspaceLayout(root), warm_slots_per_agent=1)
+    child = subprocess.run(
+        [sys.executable, "-c", DIES_WHILE_WARMING, migrated_sqlite_url, str(root), TENANT],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    left = Path(child.stdout.strip())
+    claims = list(root.rglob("*.claim"))
+    assert len(claims) == 1 and left.is_dir()
+    # Fresh: a session makes a new slot rather than take it.
+    assert prepare(service, stored(database)).directory != left
+    overdue = claims[0].stat().st_mtime - WARM_UP_CLAIM_SECONDS - 1
+    os.utime(claims[0], (overdue, overdue))
+    assert prepare(service, stored(database)).directory == left
+
+
+def test_a_slot_whose_warm_up_failed_is_not_kept(database: Database, tmp_path: Path) -> None:
+    from resources.opencode.errors import AgentServerError
+
+    service = SessionWorkspaces(database, WorkspaceLayout(tmp_path / "ws"), warm_slots_per_agent=1)
+    tried: list[Path] = []
+
+    async def server_fails(directory: Path) -> None:
+        tried.append(directory)
+        raise AgentServerError("http://agent", "POST /session: 500", 500)
+
+    with pytest.raises(AgentServerError):
+        warm_ahead(service, warm=server_fails)
+    assert not tried[0].exists()  # not counted as a warm slot
+    assert list((tmp_path / "ws").rglob("*.claim")) == []
+    made, warmed = warm_ahead(service)  # the next tick tries again
+    assert made == 1 and warmed == tried
