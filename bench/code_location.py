@@ -3,7 +3,8 @@ whether waves top up taken from the environment (`INDORCH_BENCH_WAVE_SIZE`,
 `INDORCH_BENCH_TOP_UP`), so one definitions module serves every scenario. For experiments, the
 environment may also set the starts in flight per agent (`INDORCH_BENCH_STARTS_PER_AGENT`) and
 switch tenant worktrees off (`INDORCH_BENCH_TENANT_WORKSPACES=0`) or have sessions share their
-tenant's worktree (`INDORCH_BENCH_SESSION_WORKSPACES=0`). Everything else
+tenant's worktree (`INDORCH_BENCH_SESSION_WORKSPACES=0`), and set the scratch slots kept and
+warmed ahead per agent (`INDORCH_BENCH_WARM_SLOTS`). Everything else
 (jobs, ops, sensors, resources) is the project's.
 """
 
@@ -23,6 +24,7 @@ WORKSPACES_VAR = "INDORCH_BENCH_TENANT_WORKSPACES"  # "0": sessions in the serve
 SESSION_WORKSPACES_VAR = "INDORCH_BENCH_SESSION_WORKSPACES"
 STARTS_VAR = "INDORCH_BENCH_STARTS_PER_AGENT"  # session starts in flight per agent (default: the
 # project's)
+WARM_SLOTS_VAR = "INDORCH_BENCH_WARM_SLOTS"  # scratch slots kept and warmed ahead per agent
 
 
 def bench_supervision() -> SupervisionConfig:
@@ -34,6 +36,7 @@ def bench_supervision() -> SupervisionConfig:
         tenant_workspaces=os.environ.get(WORKSPACES_VAR, "1") != "0",
         session_workspaces=os.environ.get(SESSION_WORKSPACES_VAR, "1") != "0",
         starts_per_agent=int(os.environ.get(STARTS_VAR, str(default.starts_per_agent))),
+        warm_slots_per_agent=int(os.environ.get(WARM_SLOTS_VAR, str(default.warm_slots_per_agent))),
     )
 
 

@@ -140,6 +140,7 @@ def _measure(
             "PYTHONWARNINGS": "ignore",
         }
     )
+    agent_cpu_at_start = fleet.agent_side_cpu_seconds()
     with (folder / "worker.log").open("wb") as worker_log:
         worker = subprocess.Popen(
             [sys.executable, "-m", "bench.worker", str(spec_path)],
@@ -184,6 +185,8 @@ def _measure(
         "peak_rss_mb": peak.rss_mb,
         "peak_processes": max(s.processes for s in samples),
         "agent_side_cpu_seconds": agent_cpu,
+        # The agents' CPU while the worker got ready (warm-ups ahead of the burst: slots warmed).
+        "agent_side_setup_cpu_seconds": agent_cpu_at_go - agent_cpu_at_start,
         "agent_side_rss_mb": agent_rss,
     }
 
@@ -235,5 +238,6 @@ def _summary(
         "peak_processes": measured["peak_processes"],
         "mb_per_in_flight_session": round(grown / in_flight, 3) if in_flight else None,
         "agent_side_cpu_seconds": round(measured["agent_side_cpu_seconds"], 1),
+        "agent_side_setup_cpu_seconds": round(measured["agent_side_setup_cpu_seconds"], 1),
         "agent_side_rss_mb": measured["agent_side_rss_mb"],
     }

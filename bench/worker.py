@@ -92,6 +92,10 @@ def floor(spec: dict[str, Any]) -> dict[str, Any]:
     return {"started_at": started, "ended_at": time.time(), "floor_sessions": records}
 
 
+# The agent-health ticks before the baseline stop once one warms no slot, or after these.
+MAX_HEALTH_TICKS_AHEAD = 60
+
+
 class Orchestrated:
     """Submit, dispatch with the real sensor, run the waves; until every session has ended."""
 
@@ -146,9 +150,9 @@ class Orchestrated:
             self.submit_error = repr(error)
             raise
 
-    def health_tick(self) -> None:
+    def health_tick(self) -> str:
         with sensor_context(self.instance, self.resources) as context:
-            agent_health_sensor.evaluate_tick(context)
+            return agent_health_sensor.evaluate_tick(context).skip_message or ""
 
     def retry_tick(self) -> None:
         with sensor_context(self.instance, self.resources) as context:
@@ -193,17 +197,22 @@ class Orchestrated:
         return all(future.done() for future in self.futures)
 
     def warm_up(self) -> None:
-        """Before the baseline: one dispatch tick (nothing to claim yet), one agent-health
-        tick (the daemon's, every 15 s, since the agents were registered: it makes each
-        tenant's workspace on its agents' servers) and, in process or in the run worker, one
-        empty wave run, so Dagster's lazily imported execution code is loaded before we
-        measure (a long-lived worker pays that once: the daemon's worker stays while runs come
-        within its idle time; launched runs pay it in every run process). `cold_worker`: the
-        run worker is started by the first measured launch."""
+        """Before the baseline: one dispatch tick (nothing to claim yet), the agent-health
+        ticks the daemon's (every 15 s) would have made since the agents were registered
+        (each tenant's workspace on its agents' servers, or, with sessions in workspaces of
+        their own, each agent's scratch slots warmed: until a tick warms none) and, in process
+        or in the run worker, one empty wave run, so Dagster's lazily imported execution code
+        is loaded before we measure (a long-lived worker pays that once: the daemon's worker
+        stays while runs come within its idle time; launched runs pay it in every run
+        process). `cold_worker`: the run worker is started by the first measured launch."""
         self.tick()
         self.retry_tick()
         if self.spec.get("workspaces_ahead", True):
-            self.health_tick()
+            for _ in range(MAX_HEALTH_TICKS_AHEAD):
+                said = self.health_tick()
+                print(f"agent-health tick: {said}", flush=True)
+                if "warmed" not in said:
+                    break
         config = {"tenant": self.spec["tenants"][0], "session_ids": [], "wave_id": "warm-up"}
         warm_up_run = dg.RunRequest(run_config={"ops": {WAVE_OP: {"config": config}}})
         if self.pool is not None:

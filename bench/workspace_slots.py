@@ -58,14 +58,16 @@ def _tree_rss_mb(pid: int) -> float:
     return sum(info.rss_mb for info in tree)
 
 
-async def _one_session(client: httpx.AsyncClient, directory: str | None) -> float:
+async def _one_session(
+    client: httpx.AsyncClient, directory: str | None, prompt: str = PROMPT
+) -> float:
     """Create, prompt and wait for the final answer; the wall time it took."""
     started = time.perf_counter()
     params = {"directory": directory} if directory else None
     created = await client.post("/session", params=params, json={"title": "slots"})
     created.raise_for_status()
     session_id = created.json()["id"]
-    body = {"parts": [{"type": "text", "text": PROMPT}], "agent": "build"}
+    body = {"parts": [{"type": "text", "text": prompt}], "agent": "build"}
     sent = await client.post(f"/session/{session_id}/prompt_async", params=params, json=body)
     sent.raise_for_status()
     deadline = time.monotonic() + ANSWER_TIMEOUT_SECONDS

@@ -48,7 +48,8 @@ def test_live_agents_beat_and_dead_ones_are_reported(
             "database": DatabaseResource(url=url),
             "opencode": OpenCodeResource(connect_timeout_seconds=1),
             "redis": redis,
-            "supervision": SupervisionConfig(),
+            # Heartbeats only: slots warmed ahead are the last test's.
+            "supervision": SupervisionConfig(warm_slots_per_agent=0),
         }
         with dg.build_sensor_context(resources=resources) as context:
             result = agent_health_sensor.evaluate_tick(context)

@@ -7,7 +7,10 @@ knows it as the same project) and differs from other slots'; a slot is kept for 
 (instance disposed first, directory removed); each agent has its own slots; a claim left by a
 dead wave is taken back once its session has ended or been retried, never while it may still
 work there; an attempt whose slot was taken back touches nothing on release; a link planted
-where a slot was is not followed.
+where a slot was is not followed. Slots are made and warmed ahead up to the number kept free
+(free or held, they count), one tenant's never in another's place; the next sessions take them
+first; a slot held by its warm-up is not taken back until the warm-up is overdue (its warmer
+died); a slot whose warm-up failed is removed, not counted as warm.
 """
 
 from __future__ import annotations
