@@ -4,7 +4,8 @@ whether waves top up taken from the environment (`INDORCH_BENCH_WAVE_SIZE`,
 environment may also set the starts in flight per agent (`INDORCH_BENCH_STARTS_PER_AGENT`) and
 switch tenant worktrees off (`INDORCH_BENCH_TENANT_WORKSPACES=0`) or have sessions share their
 tenant's worktree (`INDORCH_BENCH_SESSION_WORKSPACES=0`), and set the scratch slots kept and
-warmed ahead per agent (`INDORCH_BENCH_WARM_SLOTS`). Everything else
+warmed ahead per agent (`INDORCH_BENCH_WARM_SLOTS`), and have the agent-health sensor warm them
+ahead of the burst (`INDORCH_BENCH_WARM_SLOTS_AHEAD=1`). Everything else
 (jobs, ops, sensors, resources) is the project's.
 """
 
@@ -24,7 +25,8 @@ WORKSPACES_VAR = "INDORCH_BENCH_TENANT_WORKSPACES"  # "0": sessions in the serve
 SESSION_WORKSPACES_VAR = "INDORCH_BENCH_SESSION_WORKSPACES"
 STARTS_VAR = "INDORCH_BENCH_STARTS_PER_AGENT"  # session starts in flight per agent (default: the
 # project's)
-WARM_SLOTS_VAR = "INDORCH_BENCH_WARM_SLOTS"  # scratch slots kept and warmed ahead per agent
+WARM_SLOTS_VAR = "INDORCH_BENCH_WARM_SLOTS"  # scratch slots kept (and warmed ahead) per agent
+WARM_AHEAD_VAR = "INDORCH_BENCH_WARM_SLOTS_AHEAD"  # "1": slots made and warmed before the burst
 
 
 def bench_supervision() -> SupervisionConfig:
@@ -36,6 +38,7 @@ def bench_supervision() -> SupervisionConfig:
         tenant_workspaces=os.environ.get(WORKSPACES_VAR, "1") != "0",
         session_workspaces=os.environ.get(SESSION_WORKSPACES_VAR, "1") != "0",
         starts_per_agent=int(os.environ.get(STARTS_VAR, str(default.starts_per_agent))),
+        warm_slots_ahead=os.environ.get(WARM_AHEAD_VAR, "0") == "1",
         warm_slots_per_agent=int(os.environ.get(WARM_SLOTS_VAR, str(default.warm_slots_per_agent))),
     )
 

@@ -46,9 +46,15 @@ class SupervisionConfig(dg.ConfigurableResource):
         ge=0,
         le=50,
         description="Scratch workspaces (sessions' own) kept free per agent for the tenant's "
-        "next sessions, their server's instance warm; the agent-health sensor makes and warms "
-        "this many ahead of the first sessions (one short prompt each, every tool denied). "
-        "0: none kept, none made ahead.",
+        "next sessions, their server's instance warm (0: none kept).",
+    )
+    warm_slots_ahead: bool = Field(
+        default=False,
+        description="The agent-health sensor makes and warms each live agent's scratch slots "
+        "(`warm_slots_per_agent` of them) before the first sessions need them: one short prompt "
+        "each with every tool denied, on the tenant's model. Off by default: it costs each "
+        "agent's server a few CPU-seconds and an instance's memory per slot, for every tenant, "
+        "used or not, and the tenant's model a short answer per slot.",
     )
     workspaces_per_health_tick: int = Field(
         default=10,

@@ -7,10 +7,10 @@ not answer keeps its last heartbeat, so its age says how long it has been silent
 A server that answers and holds no workspace of the agent's tenant yet gets it now
 (`services.tenant_workspaces.prepare_tenant_workspace`): a worktree takes seconds to make on a
 busy server, which the first wave of a burst would otherwise spend before its first session.
-When sessions have workspaces of their own (the default), each live agent's scratch slots are
-made and warmed ahead instead (`services.slot_warming`): a new directory's first prompt is the
-costly part of a burst's start on its server. Both are bounded per tick
-(`workspaces_per_health_tick`).
+When sessions have workspaces of their own (the default) and `warm_slots_ahead` is set, each
+live agent's scratch slots are made and warmed ahead instead (`services.slot_warming`): a new
+directory's first prompt is the costly part of a burst's start on its server. Both are bounded
+per tick (`workspaces_per_health_tick`).
 """
 
 from __future__ import annotations
@@ -94,7 +94,11 @@ def agent_health_sensor(
     registry = services.agents()
     settings = supervision.settings()
     workspaces_for = database.get_database() if settings.in_tenant_workspaces else None
-    warming = SlotWarming(services.session_workspaces()) if settings.session_workspaces else None
+    warming = (
+        SlotWarming(services.session_workspaces())
+        if settings.session_workspaces and supervision.warm_slots_ahead
+        else None
+    )
     budget = WarmUpBudget(supervision.workspaces_per_health_tick)
     with database.unit_of_work() as uow:
         tenants = uow.tenants.active_slugs()

@@ -1,7 +1,8 @@
 """The agent-health sensor probes real OpenCode servers: a live one gets a heartbeat in the
 database and in Redis; a dead one keeps its old heartbeat and is reported down. A live server
-gets its tenant's workspace before any wave needs it (once), unless sessions have their own: then
-each live agent gets its scratch slots made and warmed ahead, as many as are kept free."""
+gets its tenant's workspace before any wave needs it (once), unless sessions have their own: then,
+with `warm_slots_ahead`, each live agent gets its scratch slots made and warmed ahead, as many as
+are kept free."""
 
 from __future__ import annotations
 
@@ -48,8 +49,7 @@ def test_live_agents_beat_and_dead_ones_are_reported(
             "database": DatabaseResource(url=url),
             "opencode": OpenCodeResource(connect_timeout_seconds=1),
             "redis": redis,
-            # Heartbeats only: slots warmed ahead are the last test's.
-            "supervision": SupervisionConfig(warm_slots_per_agent=0),
+            "supervision": SupervisionConfig(),
         }
         with dg.build_sensor_context(resources=resources) as context:
             result = agent_health_sensor.evaluate_tick(context)
@@ -112,8 +112,7 @@ def test_a_live_server_gets_its_tenants_workspace_before_any_wave(
                     for slug in TENANTS
                 }
 
-            # Sessions have their own workspaces: no tenant worktree (none made ahead either).
-            tick(SupervisionConfig(session_workspaces=True, warm_slots_per_agent=0))
+            tick(SupervisionConfig(session_workspaces=True))  # sessions have their own: none
             # The tenant's shared worktree, one tenant's made per tick.
             shared = SupervisionConfig(session_workspaces=False, workspaces_per_health_tick=1)
             assert recorded() == on_server() == {"acme": [], "globex": []}
@@ -151,7 +150,9 @@ def test_a_live_agent_gets_its_scratch_slots_made_and_warmed_before_any_session(
     with unit_of_work(database) as uow:
         for slug in TENANTS:
             uow.tenants.add(Tenant(slug=slug, name=slug.title()))
-    supervision = SupervisionConfig(warm_slots_per_agent=2, workspaces_per_health_tick=3)
+    supervision = SupervisionConfig(
+        warm_slots_ahead=True, warm_slots_per_agent=2, workspaces_per_health_tick=3
+    )
 
     def tick() -> str | None:
         resources = {
