@@ -90,12 +90,13 @@ def agent_health_sensor(
     supervision: SupervisionConfig,
 ) -> dg.SkipReason:
     store = redis.heartbeat_store()
-    services = ServiceFactory.from_resources(database, redis, supervision)
-    registry = services.agents()
+    registry = ServiceFactory(database.get_database()).agents()
     settings = supervision.settings()
     workspaces_for = database.get_database() if settings.in_tenant_workspaces else None
     warming = (
-        SlotWarming(services.session_workspaces())
+        SlotWarming(
+            ServiceFactory.from_resources(database, redis, supervision).session_workspaces()
+        )
         if settings.session_workspaces and supervision.warm_slots_ahead
         else None
     )

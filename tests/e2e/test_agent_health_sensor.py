@@ -27,6 +27,18 @@ from standins.opencode_server import OpenCodeServer, free_port
 TENANTS = {"acme": ("one", "two"), "globex": ("three",)}
 
 
+def health_tick(url: str, supervision: SupervisionConfig) -> str | None:
+    """One evaluation of the sensor on the database at `url`, without Redis; its message."""
+    resources = {
+        "database": DatabaseResource(url=url),
+        "opencode": OpenCodeResource(connect_timeout_seconds=1),
+        "redis": RedisResource(url=None),
+        "supervision": supervision,
+    }
+    with dg.build_sensor_context(resources=resources) as context:
+        return agent_health_sensor.evaluate_tick(context).skip_message
+
+
 def test_live_agents_beat_and_dead_ones_are_reported(
     tmp_path: Path,
     opencode_binary: Path,
@@ -79,15 +91,7 @@ def test_a_live_server_gets_its_tenants_workspace_before_any_wave(
             uow.tenants.add(Tenant(slug=slug, name=slug.title()))
 
     def tick(supervision: SupervisionConfig) -> None:
-        resources = {
-            "database": DatabaseResource(url=url),
-            "opencode": OpenCodeResource(connect_timeout_seconds=1),
-            "redis": RedisResource(url=None),
-            "supervision": supervision,
-        }
-        with dg.build_sensor_context(resources=resources) as context:
-            result = agent_health_sensor.evaluate_tick(context)
-        assert result.skip_message == "acme: 2/2 up; globex: 1/1 up"
+        assert health_tick(url, supervision) == "acme: 2/2 up; globex: 1/1 up"
 
     def recorded() -> dict[str, list[str]]:
         made = {}
@@ -155,14 +159,7 @@ def test_a_live_agent_gets_its_scratch_slots_made_and_warmed_before_any_session(
     )
 
     def tick() -> str | None:
-        resources = {
-            "database": DatabaseResource(url=url),
-            "opencode": OpenCodeResource(connect_timeout_seconds=1),
-            "redis": RedisResource(url=None),
-            "supervision": supervision,
-        }
-        with dg.build_sensor_context(resources=resources) as context:
-            return agent_health_sensor.evaluate_tick(context).skip_message
+        return health_tick(url, supervision)
 
     def slots(tenant: str) -> list[Path]:
         return sorted((tmp_path / "workspaces" / tenant / "sessions").glob("slot-*"))
