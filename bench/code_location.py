@@ -5,8 +5,9 @@ environment may also set the starts in flight per agent (`INDORCH_BENCH_STARTS_P
 switch tenant worktrees off (`INDORCH_BENCH_TENANT_WORKSPACES=0`) or have sessions share their
 tenant's worktree (`INDORCH_BENCH_SESSION_WORKSPACES=0`), and set the scratch slots kept and
 warmed ahead per agent (`INDORCH_BENCH_WARM_SLOTS`), and have the agent-health sensor warm them
-ahead of the burst (`INDORCH_BENCH_WARM_SLOTS_AHEAD=1`). Everything else
-(jobs, ops, sensors, resources) is the project's.
+ahead of the burst (`INDORCH_BENCH_WARM_SLOTS_AHEAD=1`), and bound the sessions in
+workspaces of their own in flight per agent (`INDORCH_BENCH_WORKSPACES_PER_AGENT`, 0: no
+bound). Everything else (jobs, ops, sensors, resources) is the project's.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ STARTS_VAR = "INDORCH_BENCH_STARTS_PER_AGENT"  # session starts in flight per ag
 # project's)
 WARM_SLOTS_VAR = "INDORCH_BENCH_WARM_SLOTS"  # scratch slots kept (and warmed ahead) per agent
 WARM_AHEAD_VAR = "INDORCH_BENCH_WARM_SLOTS_AHEAD"  # "1": slots made and warmed before the burst
+# sessions in workspaces of their own in flight per agent in a wave (default: unbounded)
+WORKSPACES_BOUND_VAR = "INDORCH_BENCH_WORKSPACES_PER_AGENT"
 
 
 def bench_supervision() -> SupervisionConfig:
@@ -40,7 +43,16 @@ def bench_supervision() -> SupervisionConfig:
         starts_per_agent=int(os.environ.get(STARTS_VAR, str(default.starts_per_agent))),
         warm_slots_ahead=os.environ.get(WARM_AHEAD_VAR, "0") == "1",
         warm_slots_per_agent=int(os.environ.get(WARM_SLOTS_VAR, str(default.warm_slots_per_agent))),
+        workspaces_per_agent=workspaces_bound(default.workspaces_per_agent),
     )
+
+
+def workspaces_bound(default: int | None) -> int | None:
+    """The variable's bound; 0 for none; the resource's default when unset."""
+    value = os.environ.get(WORKSPACES_BOUND_VAR)
+    if not value:
+        return default
+    return int(value) or None
 
 
 @dg.definitions

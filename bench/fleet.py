@@ -56,16 +56,19 @@ class Fleet:
 
     def _start_servers(self, count: int) -> None:
         binary = find_opencode_binary()
-        home = self.scratch / "opencode-home"
+        # Each server its own HOME, as each agent machine (or managed runtime) has: a HOME holds
+        # the server's SQLite storage, and three servers writing one file at a 300-session burst
+        # waited on its lock with their event loops blocked ("database is locked"; health
+        # checks timed out, sessions ORPHANED). Each installs the provider package on warm-up.
         self.servers = [
-            OpenCodeServer(self.model_url, home=home, binary=binary) for _ in range(count)
+            OpenCodeServer(
+                self.model_url, home=self.scratch / f"opencode-home-{number}", binary=binary
+            )
+            for number in range(count)
         ]
-        # The first server alone: it installs the provider package into the shared HOME.
-        self.servers[0].start()
-        warm_up(self.servers[0].url)
         with ThreadPoolExecutor(max_workers=count) as pool:
-            list(pool.map(lambda server: server.start(), self.servers[1:]))
-            list(pool.map(lambda server: warm_up(server.url), self.servers[1:]))
+            list(pool.map(lambda server: server.start(), self.servers))
+            list(pool.map(lambda server: warm_up(server.url), self.servers))
 
     def restart_servers(self) -> None:
         """Fresh servers (new workspaces, no session history), so every scenario starts alike."""

@@ -15,6 +15,10 @@ DEFAULT_TOP_UP_SECONDS = 1800.0
 # Free scratch slots kept per agent for the tenant's next sessions, and made ahead of them
 # (services.workspace_slots).
 DEFAULT_WARM_SLOTS_PER_AGENT = 4
+# An agent's sessions in workspaces of their own in flight at once in a wave: each is an OpenCode
+# instance on its server; a 300-session burst on 3 servers completed with 8 per agent and wedged
+# the servers without a bound and with 24 (README, Performance).
+DEFAULT_WORKSPACES_PER_AGENT = 8
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,9 @@ class SupervisionSettings:
     # (its server restarted mid-answer); the session ends ORPHANED and is retried.
     interrupted_turn_seconds: float = 30.0
     starts_per_agent: int = 8  # session starts (create + prompt) in flight at once per agent
+    # An agent's sessions in workspaces of their own in flight at once in one wave (each an
+    # OpenCode instance on its server); the rest wait for a slot to free. None: unbounded.
+    workspaces_per_agent: int | None = DEFAULT_WORKSPACES_PER_AGENT
     event_flush_seconds: float = 0.25  # observational events wait at most this long (EventBatch)
     # External agents (EAP): each assignment POST waits this long, tried this many times with
     # a doubling pause; an agent silent past its heartbeat TTL leaves routing, and the

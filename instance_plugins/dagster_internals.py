@@ -21,7 +21,6 @@ from dagster._core.storage.local_compute_log_manager import (
     LocalComputeLogManager,
 )
 from dagster._core.storage.tags import GRPC_INFO_TAG, RUN_KEY_TAG
-from dagster._core.test_utils import create_run_for_test
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import GrpcServerTarget, ModuleTarget
 from dagster._grpc.client import DagsterGrpcClient
@@ -57,7 +56,6 @@ __all__ = [
     "WorkerStatus",
     "WorkspaceProcessContext",
     "core_execute_run",
-    "create_run_for_test",
     "deserialize_value",
     "ensure_file",
     "recon_job_from_origin",
@@ -65,3 +63,17 @@ __all__ = [
     "serializable_error_info_from_exc_info",
     "touch_file",
 ]
+
+
+# Names resolved on first use (`__getattr__`), not at import.
+LAZY_NAMES = ("create_run_for_test",)
+
+
+def __getattr__(name: str) -> object:
+    """`create_run_for_test` on first use only: `dagster._core.test_utils` imports Alembic, which
+    the code location (its sensors import this module) must not load."""
+    if name == "create_run_for_test":
+        from dagster._core.test_utils import create_run_for_test
+
+        return create_run_for_test
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,6 +10,7 @@ from pydantic import Field
 from domain.supervision_policy import (
     DEFAULT_TOP_UP_SECONDS,
     DEFAULT_WARM_SLOTS_PER_AGENT,
+    DEFAULT_WORKSPACES_PER_AGENT,
     SupervisionSettings,
 )
 
@@ -47,6 +48,15 @@ class SupervisionConfig(dg.ConfigurableResource):
         le=50,
         description="Scratch workspaces (sessions' own) kept free per agent for the tenant's "
         "next sessions, their server's instance warm (0: none kept).",
+    )
+    workspaces_per_agent: int | None = Field(
+        default=DEFAULT_WORKSPACES_PER_AGENT,
+        ge=1,
+        le=500,
+        description="At most this many of an agent's sessions in workspaces of their own at once "
+        "in one wave (each is an OpenCode instance on the agent's server: tens of MB and seconds "
+        "of CPU to set up); the others wait and take the slot a finished session freed, its "
+        "instance warm. Null: bounded only by the agent's capacity.",
     )
     warm_slots_ahead: bool = Field(
         default=False,
@@ -102,6 +112,7 @@ class SupervisionConfig(dg.ConfigurableResource):
             tenant_workspaces=self.tenant_workspaces,
             session_workspaces=self.session_workspaces,
             starts_per_agent=self.starts_per_agent,
+            workspaces_per_agent=self.workspaces_per_agent,
         )
 
     @property

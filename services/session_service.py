@@ -607,12 +607,16 @@ class SessionService:
         recorded: list[SessionEvent] = []
         owner = ""
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
-            # Nothing due: no tenant lock (on SQLite a write) for the sensor's and the waves'
-            # frequent empty looks; the locked path below decides on its own reads.
+            # Nothing due, or no free slot: no tenant lock (on SQLite a write, queued behind
+            # every other writer) for the sensor's and the waves' frequent looks that find
+            # nothing to take; the locked path below decides on its own reads.
             due = uow.sessions.due_pending(
                 now, 1, due_by=due_by, max_duration_seconds=max_duration_seconds
             )
             if not due:
+                return Claim(owner, claimed)
+            tenant = uow.tenants.get(tenant_id)
+            if not tenant.active or free_session_slots(tenant, uow.sessions.count_active()) <= 0:
                 return Claim(owner, claimed)
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
             tenant = uow.tenants.get_for_update(tenant_id)

@@ -25,11 +25,13 @@ from instance_plugins.dagster_internals import (
     WorkerStatus,
 )
 from instance_plugins.run_worker.worker import (
+    DEFAULT_POLL_SECONDS,
     WORKER_LOG,
     WORKER_MODULE,
     WORKER_PID_TAG,
     is_served,
     nudge,
+    nudge_worker,
     worker_alive,
 )
 
@@ -41,7 +43,7 @@ class RunWorkerLauncher(RunLauncher, ConfigurableClass):
 
     def __init__(
         self,
-        poll_seconds: float = 0.5,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
         idle_exit_seconds: float = 60.0,
         inst_data: ConfigurableClassData | None = None,
     ) -> None:
@@ -143,7 +145,8 @@ class RunWorkerLauncher(RunLauncher, ConfigurableClass):
                 cls=self.__class__,
             )
             return False
-        return True  # the worker sees CANCELING and interrupts the run's thread
+        nudge_worker(int(owner))  # it sees CANCELING now, not at its next poll
+        return True
 
     @property
     def supports_check_run_worker_health(self) -> bool:

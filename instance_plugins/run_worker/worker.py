@@ -15,7 +15,9 @@ Protocol, through the instance (no socket to secure):
 - The serving worker takes every STARTING run that no live worker has taken: it tags the run with
   its pid (`WORKER_PID_TAG`, read by the launcher's health check) and executes it in a thread.
 - A run that turns CANCELING is interrupted in its thread (`DagsterExecutionInterruptedError`,
-  as a run process's SIGTERM handler would raise).
+  as a run process's SIGTERM handler would raise); the launcher's `terminate` nudges the worker
+  that runs it, so it sees the cancel at once. The poll (every `--poll-seconds`) is the fallback
+  for a nudge missed.
 - When the project's code changes on disk the worker stops serving (releases the lock) and exits
   once its runs end, so the next launch starts a worker with the new code. It also exits after
   `idle_exit_seconds` without runs.
@@ -49,14 +51,17 @@ if TYPE_CHECKING:  # dagster is imported after the serve lock is known to be fre
     from dagster import DagsterInstance, DagsterRun
 
 WORKER_PID_TAG = "indorch/run_worker_pid"
-NUDGE_SIGNAL = signal.SIGUSR1  # "a run was handed over": look for STARTING runs now
+# The run storage is read this often without a nudge (two queries each time): launches and
+# cancels nudge, so this only bounds how long a missed nudge waits.
+DEFAULT_POLL_SECONDS = 2.0
+NUDGE_SIGNAL = signal.SIGUSR1  # "look at the run storage now": runs handed over or canceled
 WORKER_MODULE = "instance_plugins.run_worker.worker"
 SERVE_LOCK = "serve.lock"
 WORKER_LOG = "worker.log"
 CODE_CHECK_SECONDS = 2.0
 
 log = logging.getLogger(__name__)
-NUDGED = threading.Event()  # set by the nudge signal's handler: runs were handed over
+NUDGED = threading.Event()  # set by the nudge signal's handler
 
 
 def worker_alive(pid: int) -> bool:
@@ -110,7 +115,13 @@ def nudge(directory: Path) -> None:
     """Tell the worker serving `directory` to look for STARTING runs now (best effort: a worker
     that misses it takes them at its next poll)."""
     pid = serving_pid(directory)
-    if pid is None or not worker_alive(pid):
+    if pid is not None:
+        nudge_worker(pid)
+
+
+def nudge_worker(pid: int) -> None:
+    """Tell worker `pid` to look at the run storage now: runs handed over, runs to cancel."""
+    if not worker_alive(pid):
         return
     with contextlib.suppress(OSError):  # gone meanwhile
         os.kill(pid, NUDGE_SIGNAL)
@@ -379,7 +390,7 @@ def _raise_in_thread(ident: int, error: type[BaseException]) -> None:
 def _parse(argv: Iterable[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=f"python -m {WORKER_MODULE}")
     parser.add_argument("--directory", type=Path, required=True)
-    parser.add_argument("--poll-seconds", type=float, default=0.5)
+    parser.add_argument("--poll-seconds", type=float, default=DEFAULT_POLL_SECONDS)
     parser.add_argument("--idle-exit-seconds", type=float, default=60.0)
     return parser.parse_args(list(argv))
 

@@ -95,6 +95,7 @@ class OpenCodeClient:
         self._auth = httpx.BasicAuth(BASIC_AUTH_USER, password) if password else None
         self._attempts = max(1, attempts)
         self._retry_backoff = retry_backoff
+        self._transport = transport
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             auth=self._auth,
@@ -309,7 +310,14 @@ class OpenCodeClient:
         (`services.supervision.agent_server.AgentServer`)."""
         from resources.opencode.event_stream import ServerEventStream  # it builds on this client
 
-        return ServerEventStream(self, directory)
+        return ServerEventStream(self, directory, transport=self._transport)
+
+    def global_event_stream(self) -> ServerEventStream:
+        """A new, not yet started, `GET /global/event` stream: every directory's sessions (each
+        subscribed with the directory it works in)."""
+        from resources.opencode.event_stream import ServerEventStream
+
+        return ServerEventStream(self, every_directory=True, transport=self._transport)
 
     async def update_global_config(self, patch: dict[str, Any]) -> None:
         """Merge `patch` into the server's global configuration (a provider, a model); the

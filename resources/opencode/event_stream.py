@@ -1,10 +1,18 @@
-"""One `GET /event` stream per OpenCode server (and workspace directory), shared by every
-session supervised there. The server scopes `/event` to one directory: a stream opened with
-`directory` carries the events of the sessions working in it, and no one else's.
+"""An OpenCode server's event stream, shared by every session supervised there.
+
+Two scopes: `GET /event?directory=` carries the events of the sessions working in that one
+directory (a tenant's worktree, the server's own workspace); `GET /global/event` those of every
+directory, each wrapped with its directory: one stream then serves all the sessions in workspaces
+of their own, where a stream per session would cost the server a connection and its CPU each
+(measured, `bench.instance_warm_up`) and the session's start a connection's wait. On a server
+shared by tenants it carries the others' events too: they reach no queue (routed by the session
+ids this process subscribed). Routing never goes by the envelope's directory: the server names
+the directory as it resolved it (a symlink on the way resolved), not as it was asked.
 
 Events are routed to per-session queues. When the stream drops it reconnects with backoff and
-re-syncs each subscribed session from `GET /session/status` (a synthetic `session.status` event
-marked `resync`), so a session that went idle while we were disconnected is not waited on forever.
+re-syncs each subscribed session from `GET /session/status` of the directory it works in (a
+synthetic `session.status` event marked `resync`), so a session that went idle while we were
+disconnected is not waited on forever.
 """
 
 from __future__ import annotations
@@ -14,30 +22,57 @@ import contextlib
 import json
 import logging
 import time
+from typing import Any
 
 import httpx
 from httpx_sse import aconnect_sse
 
 from resources.opencode.client import OpenCodeClient, shared_ssl_context
-from resources.opencode.models import ServerEvent
+from resources.opencode.models import ServerEvent, session_id_of
 
 logger = logging.getLogger(__name__)
 # The server sends `server.heartbeat` every few seconds: silence this long means a dead stream.
 READ_TIMEOUT_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 5.0
+# Directories re-synced at once after a reconnection (one `GET /session/status` each).
+RESYNC_CONCURRENCY = 8
+
+
+_PAYLOAD_KEY = '"payload":'
+_SYNC_PAYLOAD = '{"type":"sync"'
+
+
+def _sync_copy(data: str) -> bool:
+    """Whether an envelope holds the server's `sync` copy of an event (it names no session; half
+    of the stream), read from its head without parsing it. The first `"payload":` is the
+    envelope's own (a quote inside a string value is escaped)."""
+    payload = data.find(_PAYLOAD_KEY)
+    return payload > 0 and data.startswith(_SYNC_PAYLOAD, payload + len(_PAYLOAD_KEY))
 
 
 class ServerEventStream:
-    def __init__(self, client: OpenCodeClient, directory: str | None = None) -> None:
+    def __init__(
+        self,
+        client: OpenCodeClient,
+        directory: str | None = None,
+        *,
+        every_directory: bool = False,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """Scoped to `directory` (None: the server's own), or of `every_directory`."""
         self._client = client
         self._directory = directory
+        self._every_directory = every_directory
         self._http = httpx.AsyncClient(
             base_url=client.base_url,
             auth=client.auth,
             timeout=httpx.Timeout(READ_TIMEOUT_SECONDS, connect=3.0),
             verify=shared_ssl_context(),
+            transport=transport,
         )
         self._queues: dict[str, asyncio.Queue[ServerEvent]] = {}
+        # Where each subscribed session works (its re-sync asks that directory).
+        self._directories: dict[str, str | None] = {}
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
         self.down_since: float | None = None
@@ -58,11 +93,18 @@ class ServerEventStream:
             self._task = None
         await self._http.aclose()
 
-    def subscribe(self, session_id: str) -> asyncio.Queue[ServerEvent]:
+    def subscribe(
+        self, session_id: str, directory: str | None = None
+    ) -> asyncio.Queue[ServerEvent]:
+        """The session's queue (the same on every call); `directory`, where it works, is kept
+        from the first call that names it (default: the stream's directory)."""
+        if self._directories.get(session_id) is None:
+            self._directories[session_id] = directory or self._directory
         return self._queues.setdefault(session_id, asyncio.Queue())
 
     def unsubscribe(self, session_id: str) -> None:
         self._queues.pop(session_id, None)
+        self._directories.pop(session_id, None)
 
     def seconds_down(self) -> float:
         """How long the stream has been disconnected (0 while connected)."""
@@ -72,8 +114,10 @@ class ServerEventStream:
         backoff = 0.2
         while True:
             try:
-                params = {"directory": self._directory} if self._directory else None
-                async with aconnect_sse(self._http, "GET", "/event", params=params) as source:
+                path, params = "/event", {"directory": self._directory} if self._directory else None
+                if self._every_directory:
+                    path, params = "/global/event", None
+                async with aconnect_sse(self._http, "GET", path, params=params) as source:
                     source.response.raise_for_status()
                     self.connected.set()
                     self.down_since = None
@@ -93,21 +137,37 @@ class ServerEventStream:
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     def _route(self, data: str) -> None:
-        try:
-            event = ServerEvent.model_validate(json.loads(data))
-        except ValueError:
-            logger.warning("unreadable event from %s: %.200s", self._client.base_url, data)
+        if self._every_directory and _sync_copy(data):
             return
-        session_id = event.session_id
-        if session_id and session_id in self._queues:
-            self._queues[session_id].put_nowait(event)
+        try:
+            found: Any = json.loads(data)
+            if self._every_directory:  # `{"directory": ..., "payload": <the event>}`
+                found = found["payload"]
+            queue = self._queues.get(session_id_of(found.get("properties") or {}) or "")
+            if queue is None:
+                return  # a server event, or a session not followed here
+            queue.put_nowait(ServerEvent.model_validate(found))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            logger.warning("unreadable event from %s: %.200s", self._client.base_url, data)
 
     async def _resync(self) -> None:
-        if not self._queues:
+        """A `session.status` for each subscribed session, from its directory's statuses."""
+        directories = set(self._directories.values())
+        if not directories:
             return
-        statuses = await self._client.statuses(directory=self._directory)
-        for session_id, queue in list(self._queues.items()):
-            status = statuses.get(session_id)
+        bound = asyncio.Semaphore(RESYNC_CONCURRENCY)
+
+        async def statuses_of(directory: str | None) -> dict[str, Any]:
+            async with bound:
+                return await self._client.statuses(directory=directory)
+
+        found = await asyncio.gather(*(statuses_of(directory) for directory in directories))
+        statuses = dict(zip(directories, found, strict=True))
+        for session_id, directory in list(self._directories.items()):
+            queue = self._queues.get(session_id)
+            if queue is None:
+                continue
+            status = statuses.get(directory, {}).get(session_id)
             properties = {
                 "sessionID": session_id,
                 "status": status.model_dump(exclude_none=True) if status else {"type": "idle"},

@@ -101,6 +101,12 @@ class FileDiff(_Lenient):
     status: str | None = None
 
 
+def session_id_of(properties: dict[str, Any]) -> str | None:
+    """The session an event's `properties` name (routing reads it before building the model)."""
+    found = properties.get("sessionID") or (properties.get("info") or {}).get("sessionID")
+    return found or (properties.get("part") or {}).get("sessionID")
+
+
 class ServerEvent(_Lenient):
     """One event of `GET /event`; `session_id` is None for server-wide events."""
 
@@ -110,9 +116,7 @@ class ServerEvent(_Lenient):
 
     @property
     def session_id(self) -> str | None:
-        props = self.properties
-        found = props.get("sessionID") or (props.get("info") or {}).get("sessionID")
-        return found or (props.get("part") or {}).get("sessionID")
+        return session_id_of(self.properties)
 
     @property
     def status(self) -> SessionStatus | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from domain.agent import Agent
@@ -37,20 +37,36 @@ STREAM_START_WAIT_SECONDS = 5.0
 
 
 class StartPacer:
-    """At most `limit` session starts (create + prompt) in flight on one agent; the rest queue
-    here rather than all hitting the server at once (it answers slowly, then not).
+    """At most `limit` session starts in flight on one agent; the rest queue here rather than
+    all hitting the server at once (it answers slowly, then not). A start is held from the
+    agent session's creation until its agent is seen answering (`SessionStart`): the first
+    prompt in a directory new to the server is where it sets up its instance for it.
     `on_release` is told whenever a start ends."""
 
     def __init__(self, limit: int, on_release: Callable[[], None]) -> None:
         self._slots = asyncio.Semaphore(limit)
         self._on_release = on_release
 
-    async def __aenter__(self) -> None:
+    async def hold(self) -> HeldSlot:
         await self._slots.acquire()
+        return HeldSlot(self._release)
 
-    async def __aexit__(self, *_exc: object) -> None:
+    def _release(self) -> None:
         self._slots.release()
         self._on_release()
+
+
+class HeldSlot:
+    """One slot of a bound (an agent's start, a workspace), released once (later calls do
+    nothing)."""
+
+    def __init__(self, release: Callable[[], None]) -> None:
+        self._release: Callable[[], None] | None = release
+
+    def release(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,40 @@ class AgentLink:
     starting: StartPacer
     directory: str | None = None  # the tenant's workspace on the server (None: its default)
     workspace_ready: bool = True  # False: the tenant's workspace could not be made there
+    # Its sessions in workspaces of their own in flight at once, when bounded.
+    workspaces: asyncio.Semaphore | None = None
+    # For the sessions in workspaces of their own: one stream of every directory, made at the
+    # first such session (a stream each would cost the server and each start a connection).
+    _workspaces_stream: asyncio.Future[AgentEventStream] | None = field(
+        default=None, init=False, repr=False
+    )
+
+    async def hold_workspace(self) -> HeldSlot | None:
+        """One of the agent's workspaces in flight, once one is free (None: unbounded)."""
+        if self.workspaces is None:
+            return None
+        await self.workspaces.acquire()
+        return HeldSlot(self.workspaces.release)
+
+    async def workspaces_stream(self) -> AgentEventStream:
+        """The server's stream of every directory, started once (callers meanwhile wait)."""
+        if self._workspaces_stream is None:
+            self._workspaces_stream = asyncio.ensure_future(self._start_workspaces_stream())
+        return await asyncio.shield(self._workspaces_stream)
+
+    async def _start_workspaces_stream(self) -> AgentEventStream:
+        stream = self.client.global_event_stream()
+        await stream.start(wait_seconds=STREAM_START_WAIT_SECONDS)
+        return stream
+
+    async def close_streams(self) -> None:
+        await self.stream.close()
+        if self._workspaces_stream is not None:
+            making, self._workspaces_stream = self._workspaces_stream, None
+            if making.done() and not making.cancelled() and making.exception() is None:
+                await making.result().close()
+            else:
+                making.cancel()
 
     @property
     def healthy(self) -> bool:
@@ -229,6 +279,11 @@ class AgentPool:
                 directory=directory,
                 starting=StartPacer(self._settings.starts_per_agent, self._start_ended),
                 workspace_ready=workspace_ready,
+                workspaces=(
+                    asyncio.Semaphore(self._settings.workspaces_per_agent)
+                    if self._settings.workspaces_per_agent
+                    else None
+                ),
             )
             self._links[agent.id] = link
             await stream.start(wait_seconds=STREAM_START_WAIT_SECONDS)
@@ -238,7 +293,7 @@ class AgentPool:
         for making in self._linking.values():
             making.cancel()
         for link in self._links.values():
-            await link.stream.close()
+            await link.close_streams()
             await link.client.aclose()
 
     def _read_registry(self) -> tuple[list[Agent], dict[str, int]]:

@@ -23,7 +23,8 @@ from resources.opencode.models import (
 
 
 class AgentEventStream(Protocol):
-    """One event stream per server (and workspace), shared by the sessions followed there."""
+    """One event stream per server and workspace (or of every directory), shared by the sessions
+    followed there."""
 
     connected: asyncio.Event
 
@@ -32,8 +33,11 @@ class AgentEventStream(Protocol):
 
     async def close(self) -> None: ...
 
-    def subscribe(self, session_id: str) -> asyncio.Queue[ServerEvent]:
-        """The queue of that agent session's events (the same queue on every call)."""
+    def subscribe(
+        self, session_id: str, directory: str | None = None
+    ) -> asyncio.Queue[ServerEvent]:
+        """The queue of that agent session's events (the same queue on every call); `directory`
+        is where it works (on a stream of every directory, what its re-sync asks)."""
 
     def unsubscribe(self, session_id: str) -> None: ...
 
@@ -98,6 +102,9 @@ class AgentServer(WorktreeHost, Protocol):
 
     def event_stream(self, directory: str | None = None) -> AgentEventStream:
         """A new (not yet started) event stream of this server, scoped to `directory`."""
+
+    def global_event_stream(self) -> AgentEventStream:
+        """A new (not yet started) stream of every directory's events on this server."""
 
     async def aclose(self) -> None: ...
 

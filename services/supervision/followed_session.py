@@ -7,13 +7,15 @@ from datetime import datetime
 
 from domain.session import Session, SessionStatus
 from resources.opencode.errors import AgentSessionGone
-from resources.opencode.models import Message
+from resources.opencode.models import Message, ServerEvent
 from services.session_workspaces import SessionWorkspace
-from services.supervision.agent_pool import AgentLink
+from services.supervision.agent_pool import AgentLink, HeldSlot
 from services.supervision.agent_server import AgentEventStream
 from services.turn_tracker import TurnTracker
 
 SUPERVISED = frozenset({SessionStatus.RUNNING, SessionStatus.DEGRADED})
+# A start is held at most this long for an agent that stays silent after its prompt.
+FIRST_TURN_HOLD_SECONDS = 30.0
 
 
 @dataclass
@@ -21,8 +23,8 @@ class FollowedSession:
     session: Session
     link: AgentLink
     tracker: TurnTracker
-    # Where it works: its own workspace (with a stream of that directory's events), else the
-    # link's (the tenant's worktree on the server, or the server's own).
+    # Where it works: its own workspace (its events on the server's stream of every directory),
+    # else the link's (the tenant's worktree on the server, or the server's own).
     stream: AgentEventStream
     directory: str | None = None
     workspace: SessionWorkspace | None = None
@@ -36,6 +38,29 @@ class FollowedSession:
     delivered_messages: set[str] = field(default_factory=set)
     # Since when the agent has been idle with its answer unfinished and silent (None: it is not).
     unfinished_since: datetime | None = None
+    # The agent's start slot, held from the start until the agent is seen answering.
+    start_hold: HeldSlot | None = None
+    prompted_at: datetime | None = None
+    # Its place among the agent's workspaces in flight, when they are bounded.
+    workspace_hold: HeldSlot | None = None
+
+    def first_turn_begun(self) -> None:
+        """The agent took the prompt up (or the hold ran out): its start is free for the next."""
+        if self.start_hold is not None:
+            self.start_hold.release()
+            self.start_hold = None
+
+    def workspace_done(self) -> None:
+        """Its workspace released: the next waiting session may take one."""
+        if self.workspace_hold is not None:
+            self.workspace_hold.release()
+            self.workspace_hold = None
+
+    def first_turn_held_since(self, now: datetime) -> float:
+        """Seconds the start has been held for a first answer (0 once released)."""
+        if self.start_hold is None or self.prompted_at is None:
+            return 0.0
+        return (now - self.prompted_at).total_seconds()
 
     @classmethod
     def on(
@@ -54,9 +79,12 @@ class FollowedSession:
             workspace=workspace,
         )
 
-    @property
-    def own_stream(self) -> bool:
-        return self.stream is not self.link.stream
+
+def agent_answering(event: ServerEvent) -> bool:
+    """The agent has taken its prompt up: its assistant message exists (or the turn ended)."""
+    if event.type == "message.updated":
+        return (event.properties.get("info") or {}).get("role") == "assistant"
+    return event.type in ("session.idle", "session.error")
 
 
 async def turn_finished(sup: FollowedSession) -> bool:

@@ -25,7 +25,13 @@ from resources.opencode.errors import AgentServerError
 from resources.opencode.models import ServerEvent
 from services.session_outcome import SessionOutcome, outcome_of
 from services.session_workspaces import SessionWorkspaces, WorkspaceFailed
-from services.supervision.followed_session import SUPERVISED, FollowedSession, turn_finished
+from services.supervision.followed_session import (
+    FIRST_TURN_HOLD_SECONDS,
+    SUPERVISED,
+    FollowedSession,
+    agent_answering,
+    turn_finished,
+)
 from services.supervision.lease_keeper import LeaseKeeper
 from services.supervision.session_recorder import SessionRecorder
 from services.turn_tracker import WRITING_TOOLS, workspace_relative
@@ -62,6 +68,9 @@ class SessionFollower:
                 sup.unfinished_since = sup.unfinished_since or self._clock()
             sup.tracker.idle_seen = False
             event = await self._next_event(queue)
+            answering = event is not None and agent_answering(event)
+            if answering or sup.first_turn_held_since(self._clock()) >= FIRST_TURN_HOLD_SECONDS:
+                sup.first_turn_begun()  # its agent's start is free for the next session
             if event is not None:
                 sup.unfinished_since = None  # the agent is at it
                 self._observe(sup, event)

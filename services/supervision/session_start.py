@@ -50,15 +50,47 @@ class SessionStart:
             return None
         if isinstance(link, ExternalRoute):
             return link
+        # One of the agent's workspaces in flight, when bounded: the rest wait here.
+        room = await link.hold_workspace() if self._workspaces.wanted(session) else None
+        supervision = None
+        try:
+            supervision = await self._start_in_workspace(link, session)
+        finally:
+            if supervision is None and room is not None:
+                room.release()
+        if supervision is not None:
+            supervision.workspace_hold = room
+        return supervision
+
+    async def _start_in_workspace(
+        self, link: AgentLink, session: Session
+    ) -> FollowedSession | None:
         workspace = None
-        if self._workspaces.wanted(session):
+        if self._workspaces.wanted(session) and session.repository is not None:
             # Before taking one of the agent's start slots: a setup script may run for minutes.
             workspace = await self._workspaces.prepare(session, link.agent.id)
             if workspace is None:  # failed, and recorded as such
                 self._pool.load.start_failed(link.agent.id)
                 return None
-        async with link.starting:
-            return await self._start_on(link, session, workspace)
+        held = await link.starting.hold()
+        supervision = None
+        try:
+            if workspace is None and self._workspaces.wanted(session):
+                # A scratch slot once a start is free: one a session freed meanwhile is taken,
+                # its server's instance warm, rather than a new directory per waiting session.
+                workspace = await self._workspaces.prepare(session, link.agent.id)
+                if workspace is None:
+                    self._pool.load.start_failed(link.agent.id)
+                    return None
+            supervision = await self._start_on(link, session, workspace)
+        finally:
+            if supervision is None:
+                held.release()
+        if supervision is None:  # the start failed, and was recorded as such
+            return None
+        # Held until the agent answers: the server sets the directory's instance up meanwhile.
+        supervision.start_hold, supervision.prompted_at = held, self._clock()
+        return supervision
 
     async def _start_on(
         self, link: AgentLink, session: Session, workspace: SessionWorkspace | None
@@ -93,7 +125,7 @@ class SessionStart:
             raise
         load.started(link.agent.id)
         stream = await self._workspaces.stream(link, workspace)
-        stream.subscribe(agent_session.id)
+        stream.subscribe(agent_session.id, directory)
         supervision = FollowedSession.on(session, link, workspace, stream)
         try:
             await link.client.prompt_async(
@@ -158,7 +190,7 @@ class SessionStart:
         except ConcurrentModification:
             return None  # another wave adopted it first
         stream = await self._workspaces.stream(link, workspace)
-        stream.subscribe(session.agent_session_id)
+        stream.subscribe(session.agent_session_id, directory)
         supervision = FollowedSession.on(session, link, workspace, stream)
         try:
             messages = await link.client.messages(session.agent_session_id, directory=directory)

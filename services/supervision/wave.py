@@ -187,5 +187,9 @@ class WaveSupervisor:
                 self._continue_follow_ups(session_id)
                 return outcome
             finally:
+                supervision.first_turn_begun()
                 supervision.stream.unsubscribe(supervision.session.agent_session_id or "")
-                await self._workspaces.end(supervision)
+                try:
+                    await self._workspaces.end(supervision)
+                finally:
+                    supervision.workspace_done()  # after: the next session takes the slot warm

@@ -29,7 +29,6 @@ from services.supervision.followed_session import SUPERVISED, FollowedSession
 from services.supervision.session_recorder import SessionRecorder
 
 logger = logging.getLogger(__name__)
-STREAM_START_WAIT_SECONDS = 5.0
 OUTPUT_LINES_PER_EVENT = 20
 SETUP_EVENT = "workspace.setup"
 
@@ -72,18 +71,15 @@ class WaveWorkspaces:
         return workspace
 
     async def stream(self, link: AgentLink, workspace: SessionWorkspace | None) -> AgentEventStream:
-        """The stream its events come on: of its own directory, else the link's."""
+        """The stream its events come on: the server's stream of every directory when it works
+        in a workspace of its own, else the link's (subscribe it with its directory)."""
         if workspace is None:
             return link.stream
-        stream = link.client.event_stream(str(workspace.directory))
-        await stream.start(wait_seconds=STREAM_START_WAIT_SECONDS)
-        return stream
+        return await link.workspaces_stream()
 
     async def end(self, sup: FollowedSession) -> None:
-        """After its supervision: its own stream closed; once the session ended (not when the
-        wave stops under it), the server's instance of its directory and its worktree gone."""
-        if sup.own_stream:
-            await sup.stream.close()
+        """After its supervision, once the session ended (not when the wave stops under it):
+        the server's instance of its directory and its worktree gone."""
         if sup.workspace is None or sup.session.status in SUPERVISED:
             return
         await self.release(sup.session, sup.workspace, sup.link)

@@ -67,6 +67,7 @@ SESSIONS_PER_TENANT_PER_BATCH = 1
 SESSION_SECONDS = 6  # the scripted model's answer takes this long: faults land mid-session
 SERVERS = 2
 BETWEEN_FAULTS_SECONDS = 8
+IN_FLIGHT = frozenset({"PENDING", "QUEUED", "RUNNING"})
 SETTLE_SECONDS = 420  # leases 60 s, monitoring 60 s, start timeout 300 s, retry backoff
 
 
@@ -116,8 +117,33 @@ class Chaos:
     def completed(self) -> int:
         return sum(1 for session in self.sessions() if session.status == "COMPLETED")
 
-    def running(self) -> int:
-        return sum(1 for session in self.sessions() if session.status == "RUNNING")
+    def busy(self) -> bool:
+        """Whether sessions are running; when none is left to run, another batch is submitted."""
+        statuses = {session.status for session in self.sessions()}
+        if not statuses & IN_FLIGHT:
+            self.submit_batch()
+        return "RUNNING" in statuses
+
+    def explain(self) -> str:
+        """For a failed wait: each session's state, the latest Dagster runs, the processes' logs."""
+        lines = [f"faults so far: {self.faults}", "sessions:"]
+        lines += [
+            f"  {s.id} {s.tenant} {s.status} retries={s.retry_count} {s.reason[:120]!r}"
+            for s in self.sessions()
+        ]
+        dagster_dsn = self.superuser_dsn.rsplit("/", 1)[0] + "/dagster"
+        with psycopg.connect(dagster_dsn, connect_timeout=5) as connection:
+            runs = connection.execute(
+                "SELECT run_id, status, create_timestamp, update_timestamp FROM runs "
+                "ORDER BY create_timestamp DESC LIMIT 15"
+            ).fetchall()
+        lines.append("latest Dagster runs:")
+        lines += [
+            f"  {run_id[:8]} {status} created {made} updated {at}"
+            for run_id, status, made, at in runs
+        ]
+        lines.append(self.host.tails(60))
+        return "\n".join(lines)
 
     # --- the faults ----------------------------------------------------------------------------
 
@@ -245,7 +271,12 @@ def test_sessions_survive_every_fault_without_loss_duplicate_or_gap(
         chaos.submit_batch()
         # The first prompt installs the model provider's package into OpenCode's HOME (npm):
         # the faults start once sessions complete.
-        wait_for("the first session completed", lambda: chaos.completed() > 0, within=300)
+        wait_for(
+            "the first session completed",
+            lambda: chaos.completed() > 0,
+            within=300,
+            explain=chaos.explain,
+        )
         faults: list[tuple[str, Callable[[], str]]] = [
             ("daemon", chaos.kill_daemon),
             ("run process", chaos.kill_run_process),
@@ -257,12 +288,22 @@ def test_sessions_survive_every_fault_without_loss_duplicate_or_gap(
         for name, action in faults:
             chaos.submit_batch()
             completed = chaos.completed()
-            # Progress since the last fault (a session completed), and sessions in flight.
+            # Progress since the last fault (a session completed), then sessions running for the
+            # fault to land on. Two waits, not one: a batch's sessions may all end within one
+            # look, so "completed more and some running" could never be seen at once.
             wait_for(
-                f"sessions completing and running before the {name} fault",
-                lambda: chaos.completed() > completed and chaos.running() > 0,  # noqa: B023
+                f"a session completed before the {name} fault",
+                lambda: chaos.completed() > completed,  # noqa: B023
                 within=240,
                 every=0.5,
+                explain=chaos.explain,
+            )
+            wait_for(
+                f"sessions running for the {name} fault",
+                chaos.busy,
+                within=120,
+                every=0.5,
+                explain=chaos.explain,
             )
             chaos.inject(name, action)
             time.sleep(BETWEEN_FAULTS_SECONDS)

@@ -7,8 +7,10 @@ runtime (a run process killed alone is failed by its code server itself)."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -16,12 +18,15 @@ import pytest
 
 from instance_plugins.code_server_launcher import CodeServerRunLauncher
 from instance_plugins.dagster_internals import (
+    GRPC_INFO_TAG,
     DagsterGrpcClient,
     GrpcServerTarget,
     JobSubsetSelector,
     WorkerStatus,
     WorkspaceProcessContext,
+    create_run_for_test,
 )
+from sensors.lost_starts import fail_lost_starts, lost_start_sensor
 from tests.integration.deploy.host import BIN, ProductionHost, free_port, wait_for
 
 LOCATION = "sleeping"
@@ -121,3 +126,57 @@ def test_a_run_lost_with_its_code_server_is_reported_failed(
     health = launcher.check_run_worker_health(run())
     assert health.status is WorkerStatus.FAILED, health.msg
     assert run().status is dg.DagsterRunStatus.STARTED  # until run monitoring fails it
+
+
+def starting_run(instance: dg.DagsterInstance, port: int) -> str:
+    """A run the daemon marked STARTING and handed to the code server on `port` (its tag says
+    so), whose process never reported it started: killed while starting, as in the chaos suite."""
+    where = {"host": "127.0.0.1", "port": port, "socket": None, "use_ssl": False}
+    run = create_run_for_test(
+        instance,
+        job_name="sleeping",
+        status=dg.DagsterRunStatus.STARTING,
+        tags={GRPC_INFO_TAG: json.dumps(where)},
+    )
+    return run.run_id
+
+
+def status_of(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRunStatus:
+    run = instance.get_run_by_id(run_id)
+    assert run is not None
+    return run.status
+
+
+@pytest.mark.timeout(300)
+def test_a_run_lost_while_starting_is_failed_not_one_young_or_on_a_silent_code_server(
+    instance: dg.DagsterInstance, code_server: tuple[ProductionHost, int]
+) -> None:
+    host, port = code_server
+    client = DagsterGrpcClient(host="127.0.0.1", port=port)
+    wait_for("the code server", lambda: bool(client.ping("ready")), within=120)
+    lost = starting_run(instance, port)
+    before_it = datetime.now(UTC) - timedelta(minutes=5)
+
+    assert fail_lost_starts(instance, starting_before=before_it) == []  # too young to judge
+    assert status_of(instance, lost) is dg.DagsterRunStatus.STARTING
+
+    after_it = datetime.now(UTC) + timedelta(seconds=1)
+    assert fail_lost_starts(instance, starting_before=after_it) == [lost]
+    assert status_of(instance, lost) is dg.DagsterRunStatus.FAILURE
+    failure = instance.all_logs(lost, of_type=dg.DagsterEventType.RUN_FAILURE)
+    assert "lost before it started" in (failure[0].message or "")
+
+    host.kill("code")  # a code server that does not answer tells nothing: the run stays
+    unknown = starting_run(instance, port)
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    assert fail_lost_starts(instance, starting_before=later) == []
+    assert status_of(instance, unknown) is dg.DagsterRunStatus.STARTING
+
+
+def test_the_sensor_leaves_a_run_that_has_just_begun_starting(
+    instance: dg.DagsterInstance,
+) -> None:
+    run_id = starting_run(instance, free_port())  # nothing listens there: cannot tell
+    result = lost_start_sensor(dg.build_sensor_context(instance=instance))
+    assert isinstance(result, dg.SkipReason)
+    assert status_of(instance, run_id) is dg.DagsterRunStatus.STARTING

@@ -325,3 +325,14 @@ def test_a_run_handed_to_a_serving_worker_starts_without_waiting_for_its_next_po
         )
         assert first.status is second.status is DagsterRunStatus.SUCCESS
         assert second.tags[WORKER_PID_TAG] == first.tags[WORKER_PID_TAG]
+
+
+def test_a_terminated_run_is_interrupted_without_waiting_for_the_next_poll(
+    tmp_path: Path, jobs_file: Path
+) -> None:
+    """The launcher nudges the worker that runs it: a cancel in the UI takes effect at once."""
+    with worker_instance(tmp_path, poll_seconds=60.0) as instance:
+        run = start_waiting_run(instance, jobs_file)
+        assert instance.run_launcher.terminate(run.run_id)
+        ended = wait_for(instance, run.run_id, ENDED, seconds=20)
+        assert ended.status is DagsterRunStatus.CANCELED

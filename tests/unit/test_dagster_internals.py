@@ -10,7 +10,7 @@ import pytest
 from instance_plugins import dagster_internals
 
 
-@pytest.mark.parametrize("name", dagster_internals.__all__)
+@pytest.mark.parametrize("name", [*dagster_internals.__all__, *dagster_internals.LAZY_NAMES])
 def test_each_private_dagster_name_still_resolves(name: str) -> None:
     assert getattr(dagster_internals, name) is not None
 

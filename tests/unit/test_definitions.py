@@ -13,6 +13,7 @@ def test_definitions_load_and_sensor_and_database_resolve(monkeypatch, tmp_path)
     dg.Definitions.validate_loadable(definitions)
     assert definitions.get_repository_def().get_sensor_def("tenant_partition_sensor")
     assert definitions.get_repository_def().get_sensor_def("runtime_sensor")
+    assert definitions.get_repository_def().get_sensor_def("lost_start_sensor")
     assert definitions.get_job_def("retention")
     schedule = definitions.get_schedule_def("retention_schedule")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING

@@ -142,7 +142,6 @@ class SubmissionContext(NamedTuple):
 
 
 @cache  # built once, with bind parameters: each submission reuses the compiled statement
-@cache  # built once: its parameters come at execution
 def _submission_context_query() -> Select[Any]:
     tenant = bindparam("tenant", type_=String)
     tokens = (
@@ -176,6 +175,61 @@ def _submission_context_query() -> Select[Any]:
         current_promotion(ModelPromotionRow.id).label("promotion_id"),
         current_promotion(ModelPromotionRow.model).label("promoted_model"),
     ).where(table.slug == tenant, table.deleted_at.is_(None))
+
+
+@cache  # built once per shape: the waves look every second (building it cost ~40 % of a look)
+def _due_pending_query(by_due_time: bool, by_max_duration: bool) -> Select[Any]:
+    """`SessionRepository.due_pending`'s statement; its values come as parameters."""
+    due_at = func.coalesce(SessionRow.next_attempt_at, SessionRow.created_at)
+    now = bindparam("now", type_=SessionRow.next_attempt_at.type)
+    query = (
+        select(SessionRow)
+        .where(
+            SessionRow.tenant_id == bindparam("tenant", type_=String),
+            SessionRow.status == SessionStatus.PENDING.value,
+            SessionRow.unroutable_since.is_(None),
+            or_(SessionRow.next_attempt_at.is_(None), SessionRow.next_attempt_at <= now),
+            ~_coordinates(),
+            ~_waits_for_prerequisites(),
+            ~_parent_not_coordinating(),
+        )
+        .order_by(SessionRow.priority, SessionRow.id)
+        .limit(bindparam("limit"))
+    )
+    if by_due_time:
+        query = query.where(due_at <= bindparam("due_by", type_=SessionRow.created_at.type))
+    if by_max_duration:
+        query = query.where(
+            SessionRow.max_duration_seconds
+            <= bindparam("max_duration", type_=SessionRow.max_duration_seconds.type)
+        )
+    return query
+
+
+@cache  # built once: every claim and every look at a full quota counts
+def _count_active_query() -> Select[Any]:
+    return select(func.count()).where(
+        SessionRow.tenant_id == bindparam("tenant", type_=String),
+        SessionRow.status.in_([s.value for s in ACTIVE_STATES]),
+        ~_coordinates(),
+    )
+
+
+@cache  # built once: the waves look every second
+def _expired_lease_query() -> Select[Any]:
+    """`SessionRepository.with_expired_lease`'s statement; its values come as parameters."""
+    now = bindparam("now", type_=SessionRow.lease_expires_at.type)
+    return (
+        select(SessionRow)
+        .where(
+            SessionRow.tenant_id == bindparam("tenant", type_=String),
+            SessionRow.status.in_(bindparam("statuses", expanding=True)),
+            or_(SessionRow.lease_expires_at.is_(None), SessionRow.lease_expires_at <= now),
+            ~_coordinates(),
+        )
+        .order_by(SessionRow.id)
+        .limit(bindparam("limit"))
+    )
 
 
 # Statements whose values come as parameters, so each is compiled once and then reused (an
@@ -455,12 +509,7 @@ class SessionRepository(TenantScopedRepository):
 
     def count_active(self) -> int:
         """Sessions holding a concurrency slot (a coordinating parent holds none)."""
-        query = select(func.count()).where(
-            SessionRow.tenant_id == self.tenant_id,
-            SessionRow.status.in_([s.value for s in ACTIVE_STATES]),
-            ~_coordinates(),
-        )
-        return int(self._session.scalar(query) or 0)
+        return int(self._session.scalar(_count_active_query(), {"tenant": self.tenant_id}) or 0)
 
     def count_by_status(self) -> dict[str, int]:
         """The tenant's sessions per status (monitoring's figures)."""
@@ -519,26 +568,15 @@ class SessionRepository(TenantScopedRepository):
         is not PENDING/RUNNING. `due_by`: only those due (submitted, or their
         retry's backoff over) by then; `max_duration_seconds`: only those allowed no longer.
         """
-        due_at = func.coalesce(SessionRow.next_attempt_at, SessionRow.created_at)
-        query = (
-            select(SessionRow)
-            .where(
-                SessionRow.tenant_id == self.tenant_id,
-                SessionRow.status == SessionStatus.PENDING.value,
-                SessionRow.unroutable_since.is_(None),
-                or_(SessionRow.next_attempt_at.is_(None), SessionRow.next_attempt_at <= now),
-                ~_coordinates(),
-                ~_waits_for_prerequisites(),
-                ~_parent_not_coordinating(),
-            )
-            .order_by(SessionRow.priority, SessionRow.id)
-            .limit(limit)
-        )
-        if due_by is not None:
-            query = query.where(due_at <= due_by)
-        if max_duration_seconds is not None:
-            query = query.where(SessionRow.max_duration_seconds <= max_duration_seconds)
-        return [_to_domain(row) for row in self._session.scalars(query)]
+        query = _due_pending_query(due_by is not None, max_duration_seconds is not None)
+        parameters = {
+            "tenant": self.tenant_id,
+            "now": now,
+            "limit": limit,
+            "due_by": due_by,
+            "max_duration": max_duration_seconds,
+        }
+        return [_to_domain(row) for row in self._session.scalars(query, parameters)]
 
     def unroutable(self, limit: int = 100) -> list[Session]:
         """PENDING sessions waiting for an agent that offers their capabilities, longest first."""
@@ -621,18 +659,15 @@ class SessionRepository(TenantScopedRepository):
 
         Coordinating parents never have one (they run on no agent): they are left out.
         """
-        query = (
-            select(SessionRow)
-            .where(
-                SessionRow.tenant_id == self.tenant_id,
-                SessionRow.status.in_([s.value for s in statuses]),
-                or_(SessionRow.lease_expires_at.is_(None), SessionRow.lease_expires_at <= now),
-                ~_coordinates(),
-            )
-            .order_by(SessionRow.id)
-            .limit(limit)
-        )
-        return [_to_domain(row) for row in self._session.scalars(query)]
+        parameters = {
+            "tenant": self.tenant_id,
+            "statuses": [s.value for s in statuses],
+            "now": now,
+            "limit": limit,
+        }
+        return [
+            _to_domain(row) for row in self._session.scalars(_expired_lease_query(), parameters)
+        ]
 
     def save_transition(self, session: Session, event: StatusChanged) -> SessionEvent:
         """Persist `session` after `event`, if the row is still at event.old_status and

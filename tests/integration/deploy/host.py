@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shlex
 import signal
 import socket
@@ -19,6 +20,8 @@ from tests.integration.deploy.support import DEPLOY, ROOT, dagster_home, psycopg
 
 BIN = Path(sys.executable).parent
 STOP_WITHIN_SECONDS = 30
+# Ports the host's servers listen on (`free_ports`).
+LISTEN_PORTS = (20000, 32768)
 # A host's stop (a test's end) gives its processes this long in all after SIGTERM, then SIGKILL:
 # alone they stop in 1-6 s, but in CI runs three tests each spent the whole 30 s the stop gave
 # them before (a code server finishes its current RPC calls first, for up to 60 s).
@@ -32,9 +35,25 @@ def procfile() -> dict[str, str]:
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports below the kernel's ephemeral range (32768-60999 by default),
+    where no outgoing connection of the processes starting at the same time can take one before
+    its server binds it; each probe stays bound until all are picked."""
+    chosen = random.Random()
+    with contextlib.ExitStack() as probes:
+        ports: list[int] = []
+        while len(ports) < count:
+            port = chosen.randrange(*LISTEN_PORTS)
+            probe = probes.enter_context(socket.socket())
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            ports.append(port)
+        return ports
 
 
 def wait_for(
@@ -71,7 +90,7 @@ def production_environment(
 ) -> dict[str, str]:
     """The environment deploy/Procfile's header names, with free ports and a DAGSTER_HOME holding
     deploy/dagster.yaml."""
-    webserver_port = free_port()
+    webserver_port, code_server_port, api_port = free_ports(3)
     return {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -81,8 +100,8 @@ def production_environment(
         "REDIS_URL": redis_url,
         "INDORCH_STATE_DIR": str(tmp_path / "state"),
         "DAGSTER_CODE_SERVER_HOST": "127.0.0.1",
-        "DAGSTER_CODE_SERVER_PORT": str(free_port()),
-        "INDORCH_API_PORT": str(free_port()),
+        "DAGSTER_CODE_SERVER_PORT": str(code_server_port),
+        "INDORCH_API_PORT": str(api_port),
         "DAGSTER_WEBSERVER_PORT": str(webserver_port),
         "INDORCH_DAGSTER_WEBSERVER_URL": f"http://127.0.0.1:{webserver_port}",
         **extra,

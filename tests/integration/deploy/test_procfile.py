@@ -34,7 +34,7 @@ LOCATIONS = """
 @pytest.fixture
 def processes(
     tmp_path: Path, fresh_postgres_url: str, migrated_postgres_url: str, redis_url: str
-) -> Iterator[dict[str, str]]:
+) -> Iterator[ProductionHost]:
     environment = production_environment(
         tmp_path,
         dagster_postgres_url=fresh_postgres_url,
@@ -43,7 +43,7 @@ def processes(
     )
     with ProductionHost(environment, tmp_path / "logs") as host:
         host.start("code", "daemon", "webserver", "api")
-        yield environment
+        yield host
 
 
 def test_the_procfile_lists_every_production_process() -> None:
@@ -55,9 +55,20 @@ def test_the_procfile_lists_every_production_process() -> None:
 
 @pytest.mark.timeout(600)  # three processes start on a shared machine
 def test_the_processes_run_together_on_the_production_instance(
-    processes: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    processes: ProductionHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = processes
+    host, env = processes, processes.environment
+    last_listing: list[subprocess.CompletedProcess[str]] = []
+
+    def explain() -> str:
+        listing = ""
+        if last_listing:
+            answer = last_listing[-1]
+            listing = (
+                f"last `dagster sensor list`: exit {answer.returncode}\n"
+                f"{answer.stdout[-2000:]}{answer.stderr[-2000:]}\n"
+            )
+        return listing + host.tails()
 
     def code_location_served() -> bool:
         listed = subprocess.run(
@@ -68,9 +79,10 @@ def test_the_processes_run_together_on_the_production_instance(
             text=True,
             timeout=60,
         )
+        last_listing[:] = [listed]
         return listed.returncode == 0 and "dispatch_sensor" in listed.stdout
 
-    wait_for("the code location on the gRPC code server", code_location_served)
+    wait_for("the code location on the gRPC code server", code_location_served, explain=explain)
 
     dagster_db = create_engine(
         env["DAGSTER_PG_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
@@ -81,12 +93,18 @@ def test_the_processes_run_together_on_the_production_instance(
             with dagster_db.connect() as connection:
                 return connection.execute(text("SELECT count(*) FROM job_ticks")).scalar_one() > 0
 
-        wait_for("a sensor tick by the daemon in Dagster's PostgreSQL", sensors_ticked)
+        wait_for(
+            "a sensor tick by the daemon in Dagster's PostgreSQL", sensors_ticked, explain=explain
+        )
     finally:
         dagster_db.dispose()
 
     api = f"http://127.0.0.1:{env['INDORCH_API_PORT']}/health/live"
-    wait_for("the API's health answer", lambda: httpx.get(api, timeout=5).status_code == 200)
+    wait_for(
+        "the API's health answer",
+        lambda: httpx.get(api, timeout=5).status_code == 200,
+        explain=host.tails,
+    )
 
     webserver = f"http://127.0.0.1:{env['DAGSTER_WEBSERVER_PORT']}/graphql"
 
@@ -97,7 +115,9 @@ def test_the_processes_run_together_on_the_production_instance(
             (entry["name"], entry["locationOrLoadError"]["__typename"]) for entry in entries
         ] == [("industrial_orchestrator", "RepositoryLocation")]
 
-    wait_for("the code location in the webserver", location_loaded_in_the_webserver)
+    wait_for(
+        "the code location in the webserver", location_loaded_in_the_webserver, explain=explain
+    )
 
     monkeypatch.setenv("DAGSTER_PG_URL", env["DAGSTER_PG_URL"])
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
+
+import pytest
+from sqlalchemy import event
 
 from domain.caller import Caller
 from domain.clock import utcnow
@@ -200,3 +204,42 @@ def test_submits_racing_with_one_idempotency_key_for_other_prompts_get_one_sessi
     assert {(error.key, error.session_id) for error in refused} == {("req-1", ids[0])}
     with tenant_scope(tenant), unit_of_work(database) as uow:
         assert [s.id for s in uow.sessions.list()] == ids
+
+
+def statement_kinds(database: Database, work: Callable[[], object]) -> list[str]:
+    """The first word of every statement `work` sends (and "FOR UPDATE" for a row lock)."""
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement.lstrip().split(None, 1)[0].upper())
+        if "FOR UPDATE" in statement.upper():
+            statements.append("FOR UPDATE")
+
+    event.listen(database.engine, "before_cursor_execute", record)
+    try:
+        work()
+    finally:
+        event.remove(database.engine, "before_cursor_execute", record)
+    return statements
+
+
+@pytest.mark.parametrize("submitted", [0, 5], ids=["nothing-due", "quota-full"])
+def test_a_look_that_finds_nothing_to_take_only_reads(database: Database, submitted: int) -> None:
+    """The waves look for their tenant's due sessions every second and after every session they
+    finish, the dispatcher every tick: a look that can take nothing (none due, or the quota
+    full) must not lock the tenant row (on SQLite a write, queued behind every other writer)."""
+    tenant = new_tenant(database, limit=2)
+    service = SessionService(database)
+    submit(service, tenant, submitted)
+    taken = service.claim_pending(tenant, 100, LEASE, lambda s: "wave-1").sessions
+    assert len(taken) == min(submitted, 2)
+
+    found: list[Claim] = []
+    kinds = statement_kinds(
+        database,
+        lambda: found.append(service.claim_pending(tenant, 100, LEASE, lambda s: "wave-1")),
+    )
+    assert found[0].sessions == []
+    assert kinds and set(kinds) <= {"SELECT", "BEGIN"}, kinds
+    with tenant_scope(tenant), unit_of_work(database) as uow:
+        assert uow.sessions.count_active() == min(submitted, 2)

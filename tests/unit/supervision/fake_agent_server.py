@@ -4,8 +4,9 @@ One `FakeServer` per URL holds its agent sessions (messages, diff), worktrees, e
 permission replies. What its agent does with a prompt is the next `Turn` the test queued (by
 default: answer at once): answer, write files, spend tokens and dollars, ask a permission first,
 or keep working until aborted. Its events reach the streams scoped to the session's directory, as
-OpenCode's `/event` does; a killed server refuses every call and its streams go down, measured on
-the test's clock. `FakeAgentControl` is the sync `AgentControl` the session service aborts with.
+OpenCode's `/event` does, and the streams of every directory (`/global/event`); a killed server
+refuses every call and its streams go down, measured on the test's clock. `FakeAgentControl` is
+the sync `AgentControl` the session service aborts with.
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ class FakeServer:
         self._working: dict[str, tuple[Turn, str]] = {}  # agent session -> unfinished turn
         self.worktree_gate: asyncio.Event | None = None  # set: a slow server's worktree waits
         self.create_gate: asyncio.Event | None = None  # set: its session creates wait for it
+        self.refused_creates = 0  # this many next session creates answer 503
+        # Set: the agent answers no prompt until it is (a first turn's instance still set up).
+        self.answer_gate: asyncio.Event | None = None
 
     # -- what the test does ---------------------------------------------------------------------
 
@@ -127,6 +131,10 @@ class FakeServer:
         """The permission requests waiting for a reply."""
         return list(self._waiting)
 
+    def working(self, agent_session_id: str) -> bool:
+        """Whether the session's turn is at work (answered, not finished): `finish` may end it."""
+        return agent_session_id in self._working
+
     def finish(self, agent_session_id: str) -> None:
         """The turn that kept working ends now, answered."""
         turn, message_id = self._working.pop(agent_session_id)
@@ -134,6 +142,12 @@ class FakeServer:
         self._work(self.sessions[agent_session_id], finished, message_id)
 
     # -- what the agent does --------------------------------------------------------------------
+
+    async def answer(self, session: AgentSessionState, turn: Turn) -> None:
+        """The agent takes the prompt up (once `answer_gate` opens, if one is set)."""
+        if self.answer_gate is not None:
+            await self.answer_gate.wait()
+        self.play(session, turn)
 
     def play(self, session: AgentSessionState, turn: Turn) -> None:
         self._emit(session, "session.status", {"status": {"type": "busy"}})
@@ -224,12 +238,16 @@ class FakeServer:
     def _emit(self, session: AgentSessionState, event_type: str, properties: dict) -> None:
         event = ServerEvent(type=event_type, properties={"sessionID": session.id, **properties})
         for stream in self.streams:
-            if stream.directory == session.directory:
+            if stream.directory in (session.directory, EVERY_DIRECTORY):
                 stream.route(event)
 
 
+EVERY_DIRECTORY = "*"  # a stream of every directory's events (`/global/event`)
+
+
 class FakeEventStream:
-    """`AgentEventStream`: the server's events of one directory, per subscribed session."""
+    """`AgentEventStream`: the server's events of one directory (or of every one), per
+    subscribed session."""
 
     def __init__(self, server: FakeServer, directory: str | None) -> None:
         self.server = server
@@ -249,7 +267,9 @@ class FakeEventStream:
         if self in self.server.streams:
             self.server.streams.remove(self)
 
-    def subscribe(self, session_id: str) -> asyncio.Queue[ServerEvent]:
+    def subscribe(
+        self, session_id: str, directory: str | None = None
+    ) -> asyncio.Queue[ServerEvent]:
         return self._queues.setdefault(session_id, asyncio.Queue())
 
     def unsubscribe(self, session_id: str) -> None:
@@ -296,6 +316,9 @@ class FakeAgentClient:
         self._reachable("POST /session")
         if self.server.create_gate is not None:
             await self.server.create_gate.wait()
+        if self.server.refused_creates > 0:
+            self.server.refused_creates -= 1
+            raise AgentServerError(self.server.url, "POST /session: 503 Service Unavailable")
         session = AgentSessionState(id=_new_id("ses"), directory=directory or self.server.url)
         self.server.session_permissions[session.id] = list(permission or [])
         self.server.sessions[session.id] = session
@@ -315,7 +338,7 @@ class FakeAgentClient:
         info = {"id": _new_id("msg"), "role": "user", "sessionID": session_id}
         session.messages.append(Message(info=MessageInfo.model_validate(info)))
         turn = self.server.turns.popleft() if self.server.turns else Turn()
-        asyncio.get_running_loop().call_soon(self.server.play, session, turn)
+        asyncio.get_running_loop().create_task(self.server.answer(session, turn))
 
     async def messages(self, session_id: str, *, directory: str | None = None) -> list[Message]:
         return list(self._session(session_id).messages)
@@ -362,6 +385,9 @@ class FakeAgentClient:
 
     def event_stream(self, directory: str | None = None) -> FakeEventStream:
         return FakeEventStream(self.server, directory)
+
+    def global_event_stream(self) -> FakeEventStream:
+        return FakeEventStream(self.server, EVERY_DIRECTORY)
 
     async def aclose(self) -> None:
         self.closed = True
