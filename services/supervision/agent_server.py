@@ -18,6 +18,7 @@ from resources.opencode.models import (
     Health,
     Message,
     ServerEvent,
+    SessionStatus,
     Worktree,
 )
 
@@ -87,6 +88,9 @@ class AgentServer(WorktreeHost, Protocol):
         """Queue a prompt; the server answers at once and works on it in the background."""
 
     async def messages(self, session_id: str, *, directory: str | None = None) -> list[Message]: ...
+
+    async def statuses(self, *, directory: str | None = None) -> dict[str, SessionStatus]:
+        """The sessions of `directory` that are not idle (busy, or retrying the model)."""
 
     async def diff(
         self, session_id: str, message_id: str | None = None, *, directory: str | None = None

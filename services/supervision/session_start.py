@@ -215,6 +215,19 @@ class SessionStart:
                 agent=agent.opencode_agent,
                 directory=directory,
             )
-        elif await turn_finished(supervision):
+        elif await turn_finished(supervision) or not await self._at_work(supervision):
+            # Idle: finished (completed next), or its turn died with its server, whose restart
+            # announced no idle to anyone (the follower's wait for an interrupted turn starts).
             supervision.tracker.idle_seen = True
         return supervision
+
+    async def _at_work(self, supervision: FollowedSession) -> bool:
+        """Whether the agent session's turn is in progress on its server (busy or retrying); an
+        unreachable server is taken as at work (the follower's wait for a lost server decides)."""
+        agent_session_id = supervision.session.agent_session_id
+        try:
+            statuses = await supervision.link.client.statuses(directory=supervision.directory)
+        except AgentServerError:
+            return True
+        status = statuses.get(agent_session_id or "")
+        return status is not None and status.type != "idle"

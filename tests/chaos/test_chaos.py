@@ -145,6 +145,23 @@ class Chaos:
         lines.append(self.host.tails(60))
         return "\n".join(lines)
 
+    def history(self, session_ids: list[str], last: int = 20) -> str:
+        """The last events of these sessions (what their waves did last), for a lost session."""
+        lines: list[str] = []
+        with psycopg.connect(self.superuser_dsn, connect_timeout=5) as connection:
+            for session_id in session_ids:
+                events = connection.execute(
+                    "SELECT seq, created_at, event_type, new_status, reason, data::text "
+                    "FROM session_events WHERE session_id = %s ORDER BY seq DESC LIMIT %s",
+                    (session_id, last),
+                ).fetchall()
+                lines.append(f"{session_id}, its last {len(events)} events:")
+                lines += [
+                    f"  {seq} {at:%H:%M:%S} {kind} {status or ''} {reason[:80]!r} {data[:160]}"
+                    for seq, at, kind, status, reason, data in reversed(events)
+                ]
+        return "\n".join(lines)
+
     # --- the faults ----------------------------------------------------------------------------
 
     def kill_daemon(self) -> str:
@@ -361,7 +378,12 @@ def test_sessions_survive_every_fault_without_loss_duplicate_or_gap(
         Path(report).write_text(json.dumps(summary, indent=2) + "\n")
 
     assert len(sessions) == len(chaos.submitted)
-    assert lost == [], f"sessions lost (not settled {SETTLE_SECONDS} s after the last fault)"
+    assert lost == [], (
+        f"sessions lost (not settled {SETTLE_SECONDS} s after the last fault)\n"
+        + chaos.history([s.id for s in sessions if not s.settled])
+        + "\n"
+        + chaos.explain()
+    )
     assert unexplained == [], "sessions that ended without saying why"
     assert duplicates == []
     assert gaps == []

@@ -28,6 +28,7 @@ from resources.opencode.models import (
     Message,
     MessageInfo,
     ServerEvent,
+    SessionStatus,
     Worktree,
 )
 
@@ -134,6 +135,10 @@ class FakeServer:
     def working(self, agent_session_id: str) -> bool:
         """Whether the session's turn is at work (answered, not finished): `finish` may end it."""
         return agent_session_id in self._working
+
+    def at_work(self) -> set[str]:
+        """The sessions whose turn is in progress (working, or waiting for a permission)."""
+        return set(self._working) | {waiting.session.id for waiting in self._waiting.values()}
 
     def finish(self, agent_session_id: str) -> None:
         """The turn that kept working ends now, answered."""
@@ -342,6 +347,15 @@ class FakeAgentClient:
 
     async def messages(self, session_id: str, *, directory: str | None = None) -> list[Message]:
         return list(self._session(session_id).messages)
+
+    async def statuses(self, *, directory: str | None = None) -> dict[str, SessionStatus]:
+        self._reachable("GET /session/status")
+        where = directory or self.server.url
+        return {
+            session_id: SessionStatus(type="busy")
+            for session_id in self.server.at_work()
+            if self.server.sessions[session_id].directory == where
+        }
 
     async def diff(
         self, session_id: str, message_id: str | None = None, *, directory: str | None = None

@@ -358,6 +358,72 @@ def test_a_dead_waves_session_is_adopted_on_its_one_agent_session(world: World) 
     assert world.session(session_id).retry_count == 0
 
 
+def test_an_adopted_session_whose_turn_died_with_its_server_ends_orphaned(world: World) -> None:
+    """Its wave and its server died mid-turn: the restarted server lists the session idle, its
+    answer never finished, and says nothing more. The adopting wave asks the server whether the
+    turn is at work (found by the chaos suite: the session stayed RUNNING until its deadline)."""
+    world.server.queue(WORKING)
+    session_id = world.submit()
+
+    async def die_mid_session() -> None:
+        task = asyncio.create_task(world.wave().run([session_id]))
+        await until(lambda: bool(world.server.prompted()))
+        task.cancel()
+        async with asyncio.timeout(5):
+            await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(die_mid_session())
+    world.server.restart_mid_turn(world.server.prompted()[0].id)  # its idle reaches no wave
+    world.clock.advance(61)  # the dead wave's lease ran out
+
+    async def wait_past_the_interrupted_turn() -> None:
+        await until(lambda: "session.adopted" in world.event_types(session_id))
+        await asyncio.sleep(0.05)
+        assert world.session(session_id).status is SessionStatus.RUNNING
+        world.clock.advance(31)
+
+    [outcome] = supervise(
+        world.wave(owner="wave-2", interrupted_turn_seconds=30.0),
+        [session_id],
+        wait_past_the_interrupted_turn,
+    )
+
+    assert outcome.status == "ORPHANED"
+    assert "turn interrupted" in world.session(session_id).status_reason
+
+
+def test_an_adopted_session_at_work_on_its_server_is_followed_to_its_end(world: World) -> None:
+    """The same adoption while the turn is at work (busy, silent for longer than the wait for an
+    interrupted turn, as in a long tool call): followed, not orphaned."""
+    world.server.queue(WORKING)
+    session_id = world.submit()
+
+    async def die_mid_session() -> None:
+        task = asyncio.create_task(world.wave().run([session_id]))
+        await until(lambda: bool(world.server.prompted()))
+        task.cancel()
+        async with asyncio.timeout(5):
+            await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(die_mid_session())
+    world.clock.advance(61)
+
+    async def a_long_silent_step_then_the_end() -> None:
+        await until(lambda: "session.adopted" in world.event_types(session_id))
+        world.clock.advance(31)
+        await asyncio.sleep(0.05)
+        assert world.session(session_id).status is SessionStatus.RUNNING
+        world.server.finish(world.server.prompted()[0].id)
+
+    [outcome] = supervise(
+        world.wave(owner="wave-2", interrupted_turn_seconds=30.0),
+        [session_id],
+        a_long_silent_step_then_the_end,
+    )
+
+    assert outcome.status == "COMPLETED"
+
+
 def test_a_session_whose_agent_session_is_gone_is_orphaned_when_adopted(world: World) -> None:
     world.server.queue(WORKING)
     session_id = world.submit()
