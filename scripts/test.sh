@@ -120,9 +120,17 @@ else
     fi
 fi
 
-log "pytest $*"
+# The tests run on PYTEST_WORKERS processes (pytest-xdist; 0 or 1: in this one): most of their time
+# is spent waiting on real servers, so two cores keep more than two busy. A module's tests stay on
+# one worker, those starting managed runtimes all on one (tests/conftest.py: xdist_group_of).
+PYTEST_WORKERS=${PYTEST_WORKERS:-3}
+parallel=()
+if ((PYTEST_WORKERS > 1)); then
+    parallel=(-n "$PYTEST_WORKERS" --dist loadgroup)
+fi
+log "pytest ${parallel[*]} $*"
 test_status=0
-.venv/bin/pytest "$@" || test_status=$?
+.venv/bin/pytest "${parallel[@]}" "$@" || test_status=$?
 
 if ((lint_status != 0)); then
     log "FAILED: lint (ruff format --check / ruff check / lint-imports) reported problems" >&2

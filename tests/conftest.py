@@ -29,19 +29,28 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 
-INTEGRATION_DIR = Path(__file__).parent / "integration"
+TESTS_DIR = Path(__file__).parent
+INTEGRATION_DIR = TESTS_DIR / "integration"
+# Tests that start managed runtimes on this host (its OS users, firewall rules, cgroups).
+RUNTIME_HOST_TESTS = (
+    INTEGRATION_DIR / "runtime",
+    INTEGRATION_DIR / "deploy" / "test_production_sessions.py",
+    TESTS_DIR / "e2e" / "test_demo.py",
+)
 POSTGRES_FIXTURES = frozenset({"postgres_url", "fresh_postgres_url", "migrated_postgres_copy"})
 REDIS_FIXTURES = frozenset({"redis_url"})
 OPENCODE_FIXTURES = frozenset({"opencode_binary"})  # see tests/integration/opencode/conftest.py
 SERVICE_MARKERS = ("postgres", "redis", "opencode")
 CONNECT_TIMEOUT_SECONDS = 5
 MAX_IDENTIFIER_LENGTH = 63  # PostgreSQL's limit for a database name
+REDIS_DATABASES = 16  # a Redis server's logical databases (its default `databases`)
 
 
 def services_required() -> bool:
@@ -71,9 +80,26 @@ def _safe_url(url: str) -> str:
 # --- PostgreSQL -------------------------------------------------------------------------------
 
 
+def xdist_worker() -> str | None:
+    """This process's name among pytest-xdist's workers (``gw0``, ``gw1``...), None when alone."""
+    return os.environ.get("PYTEST_XDIST_WORKER")
+
+
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """URL of the test database on the real PostgreSQL server (checked with ``SELECT 1``)."""
+def postgres_url() -> Iterator[str]:
+    """URL of the test database on the real PostgreSQL server (checked with ``SELECT 1``); under
+    pytest-xdist, a database of this worker's own beside it (created empty, dropped at the end):
+    the tests that share the run's database assume no other test writes it meanwhile."""
+    url = _reachable_postgres_url()
+    worker = xdist_worker()
+    if worker is None:
+        yield url
+        return
+    with created_database(url, f"{make_url(url).database}_{worker}") as own:
+        yield own
+
+
+def _reachable_postgres_url() -> str:
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:
         _unavailable(
@@ -266,8 +292,10 @@ def migrated_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    """URL of the real Redis server for tests (checked with ``PING``)."""
-    url = os.environ.get("TEST_REDIS_URL")
+    """URL of the real Redis server for tests (checked with ``PING``); under pytest-xdist, the
+    worker's own logical database below the one named (``gw0`` the one named, ``gw1`` the one
+    below...), so that no worker's keys meet another's."""
+    url = _worker_redis_url(os.environ.get("TEST_REDIS_URL"))
     if not url:
         _unavailable(
             "Redis not available: set TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/15) "
@@ -291,6 +319,16 @@ def redis_url() -> str:
     return url
 
 
+def _worker_redis_url(url: str | None) -> str | None:
+    worker = xdist_worker()
+    if not url or worker is None:
+        return url
+    parsed = urlsplit(url)
+    base = int(parsed.path.strip("/") or 0)
+    database = (base - int(worker.removeprefix("gw"))) % REDIS_DATABASES
+    return urlunsplit(parsed._replace(path=f"/{database}"))
+
+
 # --- hooks ------------------------------------------------------------------------------------
 
 
@@ -307,6 +345,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
+        item.add_marker(pytest.mark.xdist_group(xdist_group_of(Path(item.path))))
         if not Path(item.path).is_relative_to(INTEGRATION_DIR):
             continue
         fixtures = set(getattr(item, "fixturenames", ()))
@@ -316,6 +355,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.redis)
         if fixtures & OPENCODE_FIXTURES:
             item.add_marker(pytest.mark.opencode)
+
+
+def xdist_group_of(path: Path) -> str:
+    """The pytest-xdist group a test file's tests run in (`--dist loadgroup`, scripts/test.sh):
+    its module (its module-scoped servers started once), or, for the tests that start managed
+    runtimes, one group for all: a runtime's start rebuilds the host's firewall rules and makes
+    the tenant's OS user, which two workers must not do at once."""
+    if any(path.is_relative_to(shared) for shared in RUNTIME_HOST_TESTS):
+        return "runtime-host"
+    return str(path.relative_to(TESTS_DIR))
 
 
 def _is_service_test(item: pytest.Item) -> bool:
