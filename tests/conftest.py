@@ -343,6 +343,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("INDORCH_TEST_CPU_REPORT"):
+        from tests import cpu_report
+
+        config.pluginmanager.register(cpu_report, "cpu_report")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(pytest.mark.xdist_group(xdist_group_of(Path(item.path))))
