@@ -120,9 +120,9 @@ else
     fi
 fi
 
-# The tests run on PYTEST_WORKERS processes (pytest-xdist; 0 or 1: in this one): most of their time
-# is spent waiting on real servers, so two cores keep more than two busy. A module's tests stay on
-# one worker, those starting managed runtimes all on one (tests/conftest.py: xdist_group_of).
+# The tests run on PYTEST_WORKERS processes (pytest-xdist; 0 or 1: in this one): one test's waits
+# for its servers overlap another's work, and both cores stay busy. A module's tests stay on one
+# worker, those starting managed runtimes all on one (tests/conftest.py: xdist_group_of).
 PYTEST_WORKERS=${PYTEST_WORKERS:-3}
 parallel=()
 if ((PYTEST_WORKERS > 1)); then
