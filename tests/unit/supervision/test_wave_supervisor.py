@@ -60,6 +60,20 @@ def supervise(
     return asyncio.run(scenario())
 
 
+def wave_dies_mid_session(world: World, session_id: str) -> None:
+    """A wave takes the session on and is killed once its agent has the prompt (its lease
+    stays, until the test's clock runs it out)."""
+
+    async def die_mid_session() -> None:
+        task = asyncio.create_task(world.wave().run([session_id]))
+        await until(lambda: bool(world.server.prompted()))
+        task.cancel()
+        async with asyncio.timeout(5):
+            await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(die_mid_session())
+
+
 def test_a_session_its_agent_finishes_completes_with_its_result_and_usage_recorded(
     world: World,
 ) -> None:
@@ -337,14 +351,7 @@ def test_a_dead_waves_session_is_adopted_on_its_one_agent_session(world: World) 
     world.server.queue(WORKING)
     session_id = world.submit()
 
-    async def die_mid_session() -> None:
-        task = asyncio.create_task(world.wave().run([session_id]))
-        await until(lambda: bool(world.server.prompted()))
-        task.cancel()
-        async with asyncio.timeout(5):
-            await asyncio.gather(task, return_exceptions=True)
-
-    asyncio.run(die_mid_session())
+    wave_dies_mid_session(world, session_id)
     world.clock.advance(61)  # its lease ran out
 
     async def finish_the_turn() -> None:
@@ -365,14 +372,7 @@ def test_an_adopted_session_whose_turn_died_with_its_server_ends_orphaned(world:
     world.server.queue(WORKING)
     session_id = world.submit()
 
-    async def die_mid_session() -> None:
-        task = asyncio.create_task(world.wave().run([session_id]))
-        await until(lambda: bool(world.server.prompted()))
-        task.cancel()
-        async with asyncio.timeout(5):
-            await asyncio.gather(task, return_exceptions=True)
-
-    asyncio.run(die_mid_session())
+    wave_dies_mid_session(world, session_id)
     world.server.restart_mid_turn(world.server.prompted()[0].id)  # its idle reaches no wave
     world.clock.advance(61)  # the dead wave's lease ran out
 
@@ -398,14 +398,7 @@ def test_an_adopted_session_at_work_on_its_server_is_followed_to_its_end(world: 
     world.server.queue(WORKING)
     session_id = world.submit()
 
-    async def die_mid_session() -> None:
-        task = asyncio.create_task(world.wave().run([session_id]))
-        await until(lambda: bool(world.server.prompted()))
-        task.cancel()
-        async with asyncio.timeout(5):
-            await asyncio.gather(task, return_exceptions=True)
-
-    asyncio.run(die_mid_session())
+    wave_dies_mid_session(world, session_id)
     world.clock.advance(61)
 
     async def a_long_silent_step_then_the_end() -> None:
@@ -428,14 +421,7 @@ def test_a_session_whose_agent_session_is_gone_is_orphaned_when_adopted(world: W
     world.server.queue(WORKING)
     session_id = world.submit()
 
-    async def die_mid_session() -> None:
-        task = asyncio.create_task(world.wave().run([session_id]))
-        await until(lambda: bool(world.server.prompted()))
-        task.cancel()
-        async with asyncio.timeout(5):
-            await asyncio.gather(task, return_exceptions=True)
-
-    asyncio.run(die_mid_session())
+    wave_dies_mid_session(world, session_id)
     world.server.sessions.clear()  # the server restarted without it
     world.clock.advance(61)
 
