@@ -451,11 +451,6 @@ class WebhookDeliveryRow(Base):
     delivered_at: Mapped[datetime | None]
 
 
-TENANT_TABLES: tuple[str, ...] = tuple(
-    table.name for table in Base.metadata.sorted_tables if "tenant_id" in table.columns
-)
-
-
 class RuntimeRow(Base):
     """A tenant's managed OpenCode runtime on a host (domain.runtime; migration 0012)."""
 
@@ -481,3 +476,9 @@ class RuntimeRow(Base):
     waiting_since: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime]
+
+
+# After every table is declared (it was once above `RuntimeRow`, which it then left out).
+TENANT_TABLES: tuple[str, ...] = tuple(
+    table.name for table in Base.metadata.sorted_tables if "tenant_id" in table.columns
+)

@@ -31,7 +31,9 @@ from tests.integration.database.support import (
 )
 
 APPEND_ONLY_TABLES = ("session_events", "status_events")
-FINDER_ROLE, FINDER_POLICY = "indorch_tenant_finder", "tenant_finder_reads"  # see migration 0006
+FINDER_ROLE = "indorch_tenant_finder"  # see migration 0006
+# The finder role's policies: sessions and fine-tuning jobs (0006, 0009), runtimes (0012).
+FINDER_POLICIES = frozenset({"tenant_finder_reads", "tenant_finder_reads_runtimes"})
 EXPIRY_POLICY = "session_history_expiry"  # migration 0013
 
 
@@ -96,7 +98,7 @@ def test_every_tenant_table_has_forced_row_level_security_and_a_policy(
                 "WHERE schemaname = 'public'"
             )
         ):
-            if name == FINDER_POLICY:
+            if name in FINDER_POLICIES:
                 readers.append((table, command, using, list(roles), check))
             elif name == EXPIRY_POLICY:
                 expiry.append((table, command, permissive))
@@ -114,10 +116,12 @@ def test_every_tenant_table_has_forced_row_level_security_and_a_policy(
     # Deleting session events is narrowed further (restrictive: ANDed with the tenant policy;
     # migration 0013, tested by test_history_retention.py).
     assert expiry == [("session_events", "DELETE", "RESTRICTIVE")]
-    # The one exception: the role that owns the tenant finder functions reads sessions and
-    # fine-tuning jobs (only; migrations 0006 and 0009).
+    # The one exception: the role that owns the tenant finder functions reads sessions,
+    # fine-tuning jobs and runtimes (only; migrations 0006, 0009 and 0012; of runtimes its
+    # grant is the tenant column alone).
     assert sorted(readers) == [
         ("fine_tuning_jobs", "SELECT", "true", [FINDER_ROLE], None),
+        ("runtimes", "SELECT", "true", [FINDER_ROLE], None),
         ("sessions", "SELECT", "true", [FINDER_ROLE], None),
     ]
 
