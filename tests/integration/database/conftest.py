@@ -6,8 +6,8 @@
 - ``database``: a ``Database`` on each backend in turn (parametrized sqlite / postgresql).
 - ``pg_database`` / ``pg_admin_engine``: PostgreSQL only; the admin engine connects as the
   server's superuser (no ``SET ROLE``), which row-level security does not filter.
-- ``tenant`` / ``seeded_pair``: new tenants (unique slugs: the tests of a module share its
-  database), empty or seeded with one record of every kind (see ``support.seed_tenant``).
+- ``tenant``: a new, empty tenant (unique slugs: the tests of a module share its database);
+  ``support.seed_tenant`` gives one a record of every kind.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sqlalchemy.pool import NullPool
 from resources.database import Database
 from resources.database.migrate import upgrade
 from tests.conftest import DatabaseDropper
-from tests.integration.database.support import BACKENDS, Seed, new_tenant, seed_tenant
+from tests.integration.database.support import BACKENDS, new_tenant
 
 # --- databases --------------------------------------------------------------------------------
 
@@ -108,12 +108,3 @@ def pg_admin_engine(migrated_postgres_url: str) -> Iterator[Engine]:
 def tenant(database: Database) -> str:
     """A new, empty tenant on the current backend."""
     return new_tenant(database)
-
-
-@pytest.fixture
-def seeded_pair(database: Database) -> tuple[Seed, Seed]:
-    """Two new tenants, A and B, each seeded with one record of every kind."""
-    return (
-        seed_tenant(database, new_tenant(database, "a")),
-        seed_tenant(database, new_tenant(database, "b")),
-    )

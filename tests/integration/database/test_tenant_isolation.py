@@ -4,7 +4,8 @@ Two tenants, A and B, are seeded with one record of every kind. Then every publi
 tenant-scoped repository is called as B on A's records: reads answer `NotFound` or leave A's rows
 out, writes to A's records answer `NotFound` (and A's data is unchanged afterwards), a record
 stamped with A's tenant is refused with `TenantMismatch`, and with no tenant set every method
-raises `TenantNotSet`.
+raises `TenantNotSet`. A is seeded once per backend and shared by the tests, which each end by
+showing it is still as seeded (see `tenant_a`); B is new for every test.
 
 The tables below are checked against the repositories by introspection: a public method added
 later without an isolation case (and a no-tenant call) fails `test_every_public_method_is_covered`.
@@ -12,10 +13,11 @@ later without an isolation case (and a no-tenant call) fails `test_every_public_
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import pkgutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -59,7 +61,9 @@ from tests.integration.database.support import (
     SHARED_HOST,
     SHARED_SERVER,
     Seed,
+    new_tenant,
     run_as,
+    seed_tenant,
 )
 
 Call = Callable[[UnitOfWork, Seed, Seed], Any]  # (unit of work as B, seed A, seed B)
@@ -1294,13 +1298,27 @@ def test_the_unit_of_work_exposes_every_tenant_scoped_repository() -> None:
 # --- what A owns, to show nothing of it changed -----------------------------------------------
 
 
+def _row_counts(uow: UnitOfWork, tenant: str) -> dict[str, int]:
+    """The tenant's rows in every tenant table, in one statement (a count subquery per table)."""
+    counts = select(
+        *(
+            select(func.count())
+            .select_from(table)
+            .where(table.c.tenant_id == tenant)
+            .scalar_subquery()
+            .label(table.name)
+            for table in (Base.metadata.tables[name] for name in TENANT_TABLES)
+        )
+    )
+    return dict(uow.session.execute(counts).one()._mapping)
+
+
 def _snapshot(uow: UnitOfWork) -> dict[str, Any]:
     """Everything the current tenant owns, through the repositories and as row counts."""
     tenant = uow.users.tenant_id
     sessions = uow.sessions.list()
     tasks = uow.tasks.list()
     jobs = uow.fine_tuning_jobs.list()
-    tables = Base.metadata.tables
     return {
         "users": [user.model_dump() for user in uow.users.list()],
         "api_keys": [key.model_dump() for key in uow.api_keys.list()],
@@ -1319,17 +1337,64 @@ def _snapshot(uow: UnitOfWork) -> dict[str, Any]:
         "promotions": [p.model_dump() for p in uow.promotions.history()],
         "workspaces": [w.model_dump() for w in uow.workspaces.list()],
         "repositories": [r.model_dump() for r in uow.code_repositories.list()],
+        "runtimes": [r.model_dump() for r in uow.runtimes.list()],
         "agent_servers": uow.agent_servers.list(),
         "secrets": {s.name: uow.secrets.sealed(s.name) for s in uow.secrets.list()},
-        "rows": {
-            name: uow.session.scalar(
-                select(func.count())
-                .select_from(tables[name])
-                .where(tables[name].c.tenant_id == tenant)
-            )
-            for name in TENANT_TABLES
-        },
+        "rows": _row_counts(uow, tenant),
     }
+
+
+# --- tenant A, shared; tenant B, new for each test -------------------------------------------
+
+
+@dataclass
+class TenantA:
+    """Tenant A as one test sees it: its seed, and its snapshot taken right after seeding."""
+
+    database: Database
+    seed: Seed
+    seeded: dict[str, Any]
+    unchanged: bool = False  # set once this test has shown A is as it was seeded
+
+    def assert_unchanged(self) -> None:
+        after = run_as(self.database, self.seed.tenant, _snapshot)
+        assert after == self.seeded, "tenant A changed"
+        self.unchanged = True
+
+
+@pytest.fixture(scope="module")
+def shared_tenant_a(database: Database) -> dict[str, tuple[Seed, dict[str, Any]]]:
+    """The current backend's tenant A (seed and snapshot) while the tests leave it unchanged."""
+    return {}
+
+
+@pytest.fixture
+def tenant_a(
+    database: Database, shared_tenant_a: dict[str, tuple[Seed, dict[str, Any]]]
+) -> Iterator[TenantA]:
+    """Tenant A, seeded with one record of every kind: once per module and backend, not per test.
+
+    Seeding and snapshotting A dominated this module's cost, and a passing test never changes A:
+    it ends comparing A's snapshot with the one taken after seeding. A test that did not get that
+    far, or found A changed, may have left A changed, so the next test seeds a new A rather than
+    failing on this one's damage. A change the snapshot cannot see would outlive the test that
+    made it and could fail later tests too; that would be a real isolation break all the same.
+    """
+    if "a" not in shared_tenant_a:
+        seed = seed_tenant(database, new_tenant(database, "a"))
+        shared_tenant_a["a"] = (seed, run_as(database, seed.tenant, _snapshot))
+    seed, seeded = shared_tenant_a["a"]
+    # A copy: calls get A's records as arguments, and none may see another test's changes to them.
+    a = TenantA(database, copy.deepcopy(seed), seeded)
+    yield a
+    if not a.unchanged:
+        shared_tenant_a.pop("a", None)
+
+
+@pytest.fixture
+def tenant_b(database: Database) -> Seed:
+    """Tenant B, new and seeded for each test: cases may write B's own records."""
+    return seed_tenant(database, new_tenant(database, "b"))
 
 
 # --- the tests --------------------------------------------------------------------------------
@@ -1337,11 +1402,10 @@ def _snapshot(uow: UnitOfWork) -> dict[str, Any]:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_tenant_b_cannot_reach_tenant_a(
-    database: Database, seeded_pair: tuple[Seed, Seed], case: Case
+    database: Database, tenant_a: TenantA, tenant_b: Seed, case: Case
 ) -> None:
-    a, b = seeded_pair
-    before = run_as(database, a.tenant, _snapshot)
-    assert all(before["rows"].values()), "the seed should put rows of A in every tenant table"
+    a, b = tenant_a.seed, tenant_b
+    assert all(tenant_a.seeded["rows"].values()), "the seed should put rows of A in every table"
 
     if case.raises is not None:
         with pytest.raises(case.raises):
@@ -1351,26 +1415,24 @@ def test_tenant_b_cannot_reach_tenant_a(
         assert case.check is not None
         case.check(result, a, b)
 
-    assert run_as(database, a.tenant, _snapshot) == before
+    tenant_a.assert_unchanged()
 
 
 @pytest.mark.parametrize("method", sorted(NO_TENANT_CALLS))
-def test_no_tenant_set_is_refused(
-    database: Database, seeded_pair: tuple[Seed, Seed], method: str
-) -> None:
-    a, _ = seeded_pair
-    before = run_as(database, a.tenant, _snapshot)
+def test_no_tenant_set_is_refused(database: Database, tenant_a: TenantA, method: str) -> None:
+    a = tenant_a.seed
     with pytest.raises(TenantNotSet) as raised:
         run_as(database, None, lambda uow: NO_TENANT_CALLS[method](uow, a))
     assert "needs a current tenant" in str(raised.value)
-    assert run_as(database, a.tenant, _snapshot) == before
+    tenant_a.assert_unchanged()
 
 
 def test_tenant_mismatch_names_both_tenants(
-    database: Database, seeded_pair: tuple[Seed, Seed]
+    database: Database, tenant_a: TenantA, tenant_b: Seed
 ) -> None:
-    a, b = seeded_pair
+    a, b = tenant_a.seed, tenant_b
     with pytest.raises(TenantMismatch) as raised:
         run_as(database, b.tenant, lambda uow: uow.sessions.add(_new_session(a.tenant)))
     assert (raised.value.scoped, raised.value.record_tenant) == (b.tenant, a.tenant)
     assert a.tenant in str(raised.value) and b.tenant in str(raised.value)
+    tenant_a.assert_unchanged()
