@@ -5,23 +5,25 @@ processes migrated (`db upgrade`) and, for `db_url`, gave the tenant acme (`tena
 per run: a process per test for that setup took a large share of these tests' time, and the
 migrations and `tenant create` have tests of their own.
 
-OpenCode: the real server fixtures of tests/integration/opencode, for the agent and session CLI
-tests that register an agent or abort a turn on a real server (module-scoped, started on demand;
-a test module that sets ``OPENCODE_PASSWORD`` gets a server with Basic auth).
+OpenCode: one real server with Basic auth (`OPENCODE_PASSWORD`), for the agent and session CLI
+tests that register an agent or abort a turn on a real server: started on demand and shared by
+the package's tests (a server's start-up took seconds of CPU and wall per module), stopped when
+they are done. Its binary, HOME and scripted model are those of tests/integration/opencode.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.cli.support import ok
+from standins.opencode_server import OpenCodeServer
+from tests.integration.cli.support import OPENCODE_PASSWORD, ok
 from tests.integration.opencode.conftest import (  # noqa: F401
     opencode_binary,
     opencode_home,
-    opencode_server,
     scripted_model,
     scripted_model_url,
 )
@@ -71,3 +73,19 @@ def migrated_db_url(migrated_template: Path, sqlite_url: str) -> str:
 def db_url(acme_template: Path, sqlite_url: str) -> str:
     """This test's own SQLite database, at the current schema, with the tenant acme."""
     return _copy(acme_template, sqlite_url)
+
+
+@pytest.fixture(scope="package")
+def opencode_server(
+    opencode_binary: Path,  # noqa: F811 (the fixtures imported above)
+    opencode_home: Path,  # noqa: F811
+    scripted_model_url: str,  # noqa: F811
+) -> Iterator[OpenCodeServer]:
+    server = OpenCodeServer(
+        scripted_model_url, home=opencode_home, binary=opencode_binary, password=OPENCODE_PASSWORD
+    )
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

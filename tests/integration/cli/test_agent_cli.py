@@ -4,6 +4,10 @@ Contract: registering checks the server's `GET /global/health` (with the Basic-a
 from the environment variable the agent names) unless `--no-check`, and refuses, writing nothing,
 when it does not answer; only the variable's name is stored, never the password; invalid URL,
 capacity outside 1-50, a duplicate name or an unknown agent print one line and exit 2.
+
+The commands run by their entry point in this process (the support module's in-process runner);
+the first registration runs the installed `indorch` script, end to end, the password in the
+environment of a process of its own.
 """
 
 from __future__ import annotations
@@ -15,11 +19,10 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from standins.opencode_server import OpenCodeServer, free_port
-from tests.integration.cli.support import ok, refused
-
-OPENCODE_PASSWORD = "cli-agent-secret"  # read by the opencode_server fixture
-PASSWORD_VAR = "INDORCH_AGENT_PASSWORD_OC"
-PASSWORD_ENV = {PASSWORD_VAR: OPENCODE_PASSWORD}
+from tests.integration.cli import support
+from tests.integration.cli.support import OPENCODE_PASSWORD, PASSWORD_ENV, PASSWORD_VAR
+from tests.integration.cli.support import ok_in_process as ok
+from tests.integration.cli.support import refused_in_process as refused
 
 
 def dead_url() -> str:
@@ -34,8 +37,13 @@ def agent_count(url: str) -> int:
     return int(count)
 
 
-def register(url: str, *args: str, env: dict[str, str] | None = None) -> dict:
-    return json.loads(ok(url, "agent", "register", "-t", "acme", "--json", *args, env=env))
+def register(
+    url: str, *args: str, env: dict[str, str] | None = None, installed: bool = False
+) -> dict:
+    command = ("agent", "register", "-t", "acme", "--json", *args)
+    if installed:
+        return json.loads(support.ok(url, *command, env=env, runner=support.indorch_process))
+    return json.loads(ok(url, *command, env=env))
 
 
 def test_register_checks_the_real_server_and_stores_no_password(
@@ -58,6 +66,7 @@ def test_register_checks_the_real_server_and_stores_no_password(
         "--capacity",
         "3",
         env=PASSWORD_ENV,
+        installed=True,
     )
     assert agent["id"].startswith("AGENT-")
     assert agent["server_url"] == opencode_server.url  # trailing slash dropped

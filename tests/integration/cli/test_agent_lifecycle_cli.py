@@ -5,6 +5,9 @@ ACTIVE agents only) and show it in `list`/`show`; activate puts it back; a move 
 does not allow (drain an inactive agent, activate an active one) prints one line and exits 2;
 remove deletes the agent, but is refused (one line, exit 2, nothing changed) while a session is
 queued, running, degraded or paused on it.
+
+The commands run by their entry point in this process (the support module's in-process runner);
+the refused removal runs the installed `indorch` script, end to end.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from domain.session import SessionStatus
 from resources.database import Database, tenant_scope, unit_of_work
 from services.session_service import SessionService, SubmitSession
 from standins.opencode_server import free_port
-from tests.integration.cli.support import ok, refused
+from tests.integration.cli import support
+from tests.integration.cli.support import ok_in_process as ok
+from tests.integration.cli.support import refused_in_process as refused
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -124,7 +129,9 @@ def test_remove_is_refused_while_a_session_runs_on_the_agent_then_deletes_it(url
     agent_json(url, "drain", agent_id)
     assert agent_json(url, "show", agent_id)["active_sessions"] == 1
 
-    line = refused(url, "agent", "remove", "-t", "acme", agent_id)
+    line = support.refused(
+        url, "agent", "remove", "-t", "acme", agent_id, runner=support.indorch_process
+    )
 
     assert agent_id in line and "1 session on it" in line and "drain" in line
     assert agent_json(url, "show", agent_id)["status"] == "DRAINING"  # nothing changed

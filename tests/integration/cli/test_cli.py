@@ -1,8 +1,11 @@
-"""The `indorch` command as operators run it: a real process, a real database, exit codes.
+"""The `indorch` command as operators run it: a real database, exit codes, the installed script.
 
 Contract: bad input (invalid slug, duplicate tenant, unknown tenant, ...) prints one clear line on
 stderr, exits 2, and writes nothing; listings take --json; an API key is printed once and only
 its hash is stored; a tenant's deletion names each worktree it could not remove from a server.
+
+The commands run by their entry point in this process (the support module's in-process runner);
+a command on an unmigrated database runs the installed `indorch` script, end to end.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from domain.workspace import TenantWorkspace
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.schema import TENANT_TABLES
 from services.session_service import SessionService, SubmitSession
-from tests.integration.cli.support import indorch, ok, refused
+from tests.integration.cli import support
+from tests.integration.cli.support import indorch_in_process as indorch
+from tests.integration.cli.support import ok_in_process as ok
+from tests.integration.cli.support import refused_in_process as refused
 
 UNREACHABLE = "http://127.0.0.1:1"  # nothing listens on port 1
 
@@ -29,7 +35,7 @@ def tenant_slugs(url: str) -> list[str]:
 
 
 def test_commands_on_an_unmigrated_database_say_to_run_db_upgrade(sqlite_url: str) -> None:
-    line = refused(sqlite_url, "tenant", "list")
+    line = support.refused(sqlite_url, "tenant", "list", runner=support.indorch_process)
     assert "indorch db upgrade" in line
 
 

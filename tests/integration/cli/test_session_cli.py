@@ -1,4 +1,4 @@
-"""`indorch session ...` as operators run it: real processes, a real database, exit codes.
+"""`indorch session ...` as operators run it: a real database, exit codes, processes left running.
 
 Contract: a session is submitted through the session service (title defaults to the prompt's first
 line); bad input (blank title, oversized prompt, unknown tenant or session, invalid priority or
@@ -9,6 +9,11 @@ queued on a session that is to run or runs and continues an ended one as a child
 `--wait` exits 0 on success, 1 on any other end, 3 when it gives up; `events --follow` ends when
 the session does; stopping a session that runs on a real OpenCode server aborts the agent's turn
 there.
+
+The commands run by their entry point in this process (`ok`, `refused`, `indorch`: the support
+module's in-process runner), those left running (`--wait`, `--follow`) in a process of their own
+while the test changes the session; `--wait` until the session completes runs the installed
+`indorch` script, end to end.
 """
 
 from __future__ import annotations
@@ -25,7 +30,10 @@ from domain.session import SessionStatus
 from resources.database import Database, tenant_scope, unit_of_work
 from services.session_service import SessionService
 from standins.opencode_server import OpenCodeServer
-from tests.integration.cli.support import indorch, ok, one_line_error, refused, start_indorch
+from tests.integration.cli.support import PASSWORD_ENV, PASSWORD_VAR, Background, one_line_error
+from tests.integration.cli.support import indorch_in_process as indorch
+from tests.integration.cli.support import ok_in_process as ok
+from tests.integration.cli.support import refused_in_process as refused
 
 S = SessionStatus
 PROMPT = "Fix the flaky login test\n\nIt fails one run in ten on CI."
@@ -76,7 +84,7 @@ def wait_for_session(url: str, timeout: float = 20) -> str:
                 listed = uow.sessions.list(limit=1)
             if listed:
                 return listed[0].id
-            time.sleep(0.2)
+            time.sleep(0.05)
     finally:
         database.dispose()
     raise AssertionError("no session was submitted")
@@ -380,21 +388,19 @@ def test_pause_resume_and_stop_a_running_session(db_url: str) -> None:
 def test_stopping_a_session_aborts_the_agents_turn_on_the_real_server(
     db_url: str, opencode_server: OpenCodeServer
 ) -> None:
+    """The package's server asks for a password: the agent names its variable, which the
+    commands read from their environment."""
     agent = json.loads(
         ok(
             db_url,
-            "agent",
-            "register",
-            "-t",
-            "acme",
-            "--name",
-            "oc",
-            "--url",
-            opencode_server.url,
-            "--json",
+            *("agent", "register", "-t", "acme", "--name", "oc", "--url", opencode_server.url),
+            *("--password-env", PASSWORD_VAR, "--json"),
+            env=PASSWORD_ENV,
         )
     )
-    with httpx.Client(base_url=opencode_server.url, timeout=30) as server:
+    with httpx.Client(
+        base_url=opencode_server.url, auth=opencode_server.auth, timeout=30
+    ) as server:
         agent_session = server.post("/session", json={"title": "cli stop"}).json()["id"]
         server.post(
             f"/session/{agent_session}/prompt_async",
@@ -413,7 +419,7 @@ def test_stopping_a_session_aborts_the_agents_turn_on_the_real_server(
             agent_id=agent["id"],
             agent_session_id=agent_session,
         )
-        ok(db_url, "session", "stop", "-t", "acme", session_id)
+        ok(db_url, "session", "stop", "-t", "acme", session_id, env=PASSWORD_ENV)
         assert show(db_url, session_id)["status"] == "STOPPED"
         deadline = time.monotonic() + 30
         while agent_session in server.get("/session/status").json():  # busy until aborted
@@ -438,36 +444,40 @@ def test_wait_gives_up_after_its_timeout_with_exit_3(db_url: str) -> None:
 
 
 def test_wait_exits_0_when_the_session_completes(db_url: str) -> None:
-    waiting = start_indorch(db_url, "session", "submit", "-t", "acme", "--prompt", PROMPT, "--wait")
+    """The installed script, end to end: a process of its own waits while the session runs."""
+    waiting = Background.installed(
+        db_url, "session", "submit", "-t", "acme", "--prompt", PROMPT, "--wait"
+    )
     try:
         session_id = wait_for_session(db_url)
+        waiting.wait_for_output("  PENDING  ")
         move(db_url, session_id, S.RUNNING)
-        time.sleep(0.8)  # let the waiter see RUNNING
+        waiting.wait_for_output("  RUNNING  ")  # the waiter saw RUNNING before the session ends
         move(db_url, session_id, S.COMPLETED, result={"summary": "fixed"})
-        stdout, stderr = waiting.communicate(timeout=30)
+        done = waiting.finish(timeout=30)
     finally:
         waiting.kill()
-    assert waiting.returncode == 0, (stdout, stderr)
-    assert "RUNNING" in stdout and "COMPLETED" in stdout  # plain lines when not on a TTY
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert "RUNNING" in done.stdout and "COMPLETED" in done.stdout  # plain lines, not a TTY
 
 
 def test_wait_exits_1_when_the_session_ends_otherwise(db_url: str) -> None:
-    waiting = start_indorch(
+    waiting = Background.forked(
         db_url, "session", "submit", "-t", "acme", "--prompt", PROMPT, "--wait", "--json"
     )
     try:
         session_id = wait_for_session(db_url)
         ok(db_url, "session", "cancel", "-t", "acme", session_id)
-        stdout, stderr = waiting.communicate(timeout=30)
+        done = waiting.finish(timeout=30)
     finally:
         waiting.kill()
-    assert waiting.returncode == 1, (stdout, stderr)
-    final = json.loads(stdout)  # with --json, stdout is the session as it ended
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    final = json.loads(done.stdout)  # with --json, stdout is the session as it ended
     assert (final["id"], final["status"]) == (session_id, "CANCELLED")
 
 
 def test_wait_keeps_waiting_while_a_failed_session_has_retries_left(db_url: str) -> None:
-    waiting = start_indorch(
+    waiting = Background.forked(
         db_url,
         "session",
         "submit",
@@ -482,27 +492,27 @@ def test_wait_keeps_waiting_while_a_failed_session_has_retries_left(db_url: str)
     try:
         session_id = wait_for_session(db_url)
         move(db_url, session_id, S.RUNNING, S.FAILED)  # no retries: FAILED is the end
-        stdout, stderr = waiting.communicate(timeout=30)
+        done = waiting.finish(timeout=30)
     finally:
         waiting.kill()
-    assert waiting.returncode == 1, (stdout, stderr)
-    assert "FAILED" in stdout
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "FAILED" in done.stdout
 
 
 def test_follow_prints_events_until_the_session_ends(db_url: str) -> None:
     session_id = submit(db_url, "--prompt", PROMPT)["id"]
-    following = start_indorch(db_url, "session", "events", "-t", "acme", session_id, "--follow")
+    following = Background.forked(db_url, "session", "events", "-t", "acme", session_id, "--follow")
     try:
-        time.sleep(1.0)
+        following.wait_for_output("session.created")  # it follows before the session moves
         move(db_url, session_id, S.RUNNING)
-        time.sleep(0.8)
+        following.wait_for_output("PENDING -> RUNNING")
         move(db_url, session_id, S.PARTIALLY_COMPLETED)
-        stdout, stderr = following.communicate(timeout=30)
+        done = following.finish(timeout=30)
     finally:
         following.kill()
-    assert following.returncode == 0, (stdout, stderr)
-    lines = stdout.strip().splitlines()
-    assert len(lines) == 3, stdout
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 3, done.stdout
     assert "session.created" in lines[0]
     assert "PENDING -> RUNNING" in lines[1]
     assert "RUNNING -> PARTIALLY_COMPLETED" in lines[2]
