@@ -30,6 +30,7 @@ from sensors.lost_starts import fail_lost_starts, lost_start_sensor
 from tests.integration.deploy.host import BIN, ProductionHost, free_port, wait_for
 
 LOCATION = "sleeping"
+POLL_SECONDS = 0.1  # how often a wait looks again (the default, 1 s, is most of the wait)
 INSTANCE_YAML = """\
 telemetry:
   enabled: false
@@ -49,19 +50,36 @@ def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
         yield instance
 
 
-@pytest.fixture
-def code_server(tmp_path: Path) -> Iterator[tuple[ProductionHost, int]]:
-    """`dagster code-server start` of the sleeping job's location, as deploy/Procfile runs it."""
+@pytest.fixture(scope="module")
+def code_server_host(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[ProductionHost, int]]:
+    """`dagster code-server start` of the sleeping job's location, as deploy/Procfile runs it, on
+    one port for the module: its start is seconds of CPU, and the tests' runs carry their own
+    instance to it. Killed at the end (how it stops is no test's subject here)."""
+    home = tmp_path_factory.mktemp("code_server_home")
+    (home / "dagster.yaml").write_text(INSTANCE_YAML)
     port = free_port()
-    environment = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
-    host = ProductionHost(environment, tmp_path / "logs")
+    environment = {**os.environ, "DAGSTER_HOME": str(home)}
+    host = ProductionHost(environment, home / "logs")
     host.commands = {
         "code": f"{BIN}/dagster code-server start -h 127.0.0.1 -p {port} "
         f"-m tests.integration.sleeping_job_location --location-name {LOCATION}"
     }
-    with host:
-        host.start("code")
+    try:
         yield host, port
+    finally:
+        if host.running("code"):
+            host.kill("code")
+
+
+@pytest.fixture
+def code_server(code_server_host: tuple[ProductionHost, int]) -> tuple[ProductionHost, int]:
+    """The module's code server, running: started again if a test before killed it."""
+    host, port = code_server_host
+    if not host.running("code"):
+        host.start("code")
+    return host, port
 
 
 def launch_sleeping_run(instance: dg.DagsterInstance, context: WorkspaceProcessContext) -> str:
@@ -105,7 +123,7 @@ def test_a_run_lost_with_its_code_server_is_reported_failed(
     target = GrpcServerTarget(host="127.0.0.1", port=port, socket=None, location_name=LOCATION)
 
     client = DagsterGrpcClient(host="127.0.0.1", port=port)
-    wait_for("the code server", lambda: bool(client.ping("ready")), within=120)
+    wait_for("the code server", lambda: bool(client.ping("ready")), within=120, every=POLL_SECONDS)
     with WorkspaceProcessContext(instance, target) as context:
         run_id = launch_sleeping_run(instance, context)
 
@@ -114,7 +132,12 @@ def test_a_run_lost_with_its_code_server_is_reported_failed(
         assert found is not None
         return found
 
-    wait_for("the run started", lambda: run().status is dg.DagsterRunStatus.STARTED, within=180)
+    wait_for(
+        "the run started",
+        lambda: run().status is dg.DagsterRunStatus.STARTED,
+        within=180,
+        every=POLL_SECONDS,
+    )
     assert launcher.check_run_worker_health(run()).status is WorkerStatus.RUNNING
 
     host.kill("code")  # the run goes with its code server
@@ -122,7 +145,9 @@ def test_a_run_lost_with_its_code_server_is_reported_failed(
     assert down.status is WorkerStatus.RUNNING, "a code server that does not answer tells nothing"
 
     host.start("code")
-    wait_for("the code server again", lambda: bool(client.ping("ready")), within=120)
+    wait_for(
+        "the code server again", lambda: bool(client.ping("ready")), within=120, every=POLL_SECONDS
+    )
     health = launcher.check_run_worker_health(run())
     assert health.status is WorkerStatus.FAILED, health.msg
     assert run().status is dg.DagsterRunStatus.STARTED  # until run monitoring fails it
@@ -153,7 +178,7 @@ def test_a_run_lost_while_starting_is_failed_not_one_young_or_on_a_silent_code_s
 ) -> None:
     host, port = code_server
     client = DagsterGrpcClient(host="127.0.0.1", port=port)
-    wait_for("the code server", lambda: bool(client.ping("ready")), within=120)
+    wait_for("the code server", lambda: bool(client.ping("ready")), within=120, every=POLL_SECONDS)
     lost = starting_run(instance, port)
     before_it = datetime.now(UTC) - timedelta(minutes=5)
 

@@ -16,14 +16,18 @@ import signal
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from domain.runtime import OS_USER_PREFIX, os_user_for
+from domain.caller import Caller
+from domain.runtime import OS_USER_PREFIX, Runtime, os_user_for
 from resources.runtime_host import network_rules
+from resources.runtime_host.host import RuntimeHost
 from resources.runtime_host.sandbox import sandbox_problem
+from services.runtime_manager import RuntimeManager
 from tests.conftest import services_required
 from tests.integration.opencode.conftest import (  # noqa: F401  (fixtures, used by name)
     opencode_binary,
@@ -43,6 +47,19 @@ def require_sandbox() -> None:
 
 def unique_tenant(prefix: str = "rt") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def start_runtimes(
+    manager: RuntimeManager, host: RuntimeHost, tenants: Sequence[str]
+) -> list[Runtime]:
+    """The tenants' runtimes (`manager.start`, as the operator) started at once: a server's
+    start is seconds of one core's work, and the host has more than one. Their OS users are
+    made first, one at a time (two `useradd`s at once: one fails to lock /etc/passwd)."""
+    sandboxed = host.sandboxed()
+    for tenant in tenants:
+        host.prepare(tenant, sandboxed)
+    with ThreadPoolExecutor(max_workers=len(tenants)) as pool:
+        return list(pool.map(lambda tenant: manager.start(Caller.operator(), tenant), tenants))
 
 
 @pytest.fixture

@@ -42,6 +42,7 @@ from services.runtime_manager import RuntimeManager, runtime_wait
 from services.session_service import SubmitSession
 from standins.opencode_config import provider_config
 from tests.integration.database.support import new_tenant
+from tests.integration.runtime.conftest import start_runtimes
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -115,11 +116,11 @@ def world(
         idle_seconds=3600,
         opencode_config_json=json.dumps(config),
     )
-    manager = ServiceFactory(database).runtimes(RuntimeHost(settings))
+    host = RuntimeHost(settings)
+    manager = ServiceFactory(database).runtimes(host)
     a, b = new_tenant(database, "a"), new_tenant(database, "b")
     try:
-        for tenant in (a, b):
-            manager.start(OPERATOR, tenant)
+        start_runtimes(manager, host, (a, b))
         world = World(database, manager, settings, SecretBox([os.environ[SECRET_KEY_VAR]]), a, b)
         home_b = module_runtime_root / b / "home"
         (home_b / "secret.txt").write_text(SECRET)
@@ -169,7 +170,7 @@ def run_tool(world: World, tenant: str, prompt: str) -> str:
                     state = part.get("state") or {}
                     if part.get("type") == "tool" and state.get("status") in ("completed", "error"):
                         return str(state.get("output") or state.get("error") or "")
-            time.sleep(0.5)
+            time.sleep(0.1)
     raise AssertionError(f"the tool did not finish: {messages}")
 
 

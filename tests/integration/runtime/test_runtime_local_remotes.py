@@ -35,6 +35,7 @@ from services.session_service import SubmitSession
 from standins.opencode_config import provider_config
 from tests.integration.database.support import new_tenant
 from tests.integration.repositories.support import bare_remote, git, remote_branch_files
+from tests.integration.runtime.conftest import start_runtimes
 
 pytestmark = pytest.mark.timeout(400)
 OPERATOR = Caller.operator()
@@ -80,7 +81,7 @@ def test_a_tenants_file_remote_works_in_its_runtime_and_another_tenant_cannot_na
     manager = factory.runtimes(host)
     a, b = new_tenant(database, "a"), new_tenant(database, "b")
     try:
-        runtime_a, runtime_b = manager.start(OPERATOR, a), manager.start(OPERATOR, b)
+        runtime_a, runtime_b = start_runtimes(manager, host, (a, b))
         owner = os.stat(runtime_root / a / "home")
         remote = bare_remote(served / "a", files={"README.md": f"{A_ONLY}\n"})
         give_to(served / "a", owner.st_uid, owner.st_gid)  # A's user's, 0700

@@ -39,6 +39,7 @@ from standins.git_http_server import GitHttpServer
 from standins.opencode_config import provider_config
 from tests.integration.database.support import new_tenant
 from tests.integration.repositories.support import bare_remote, git, remote_branch_files
+from tests.integration.runtime.conftest import start_runtimes
 
 pytestmark = pytest.mark.timeout(400)
 OPERATOR = Caller.operator()
@@ -105,7 +106,7 @@ def tool_on_server(server_url: str, password: str, directory: Path, prompt: str)
                     state = part.get("state") or {}
                     if part.get("type") == "tool" and state.get("status") in ("completed", "error"):
                         return str(state.get("output") or state.get("error") or "")
-            time.sleep(0.5)
+            time.sleep(0.1)
     raise AssertionError("the tool did not finish")
 
 
@@ -135,7 +136,7 @@ def test_a_repository_session_works_inside_its_tenants_runtime(
     # A git server on the loopback: the runtimes reach it only as the operator allows.
     monkeypatch.setenv("INDORCH_RUNTIME_NETWORK_ALLOW", git_server.url.removeprefix("http://"))
     try:
-        runtime_a, runtime_b = manager.start(OPERATOR, a), manager.start(OPERATOR, b)
+        runtime_a, runtime_b = start_runtimes(manager, host, (a, b))
         factory.secrets().set(OPERATOR, a, "git-token", f"ann:{PASSWORD}")
         with git_server as server:
             factory.repositories().register(

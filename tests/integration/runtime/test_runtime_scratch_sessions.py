@@ -31,6 +31,9 @@ from tests.integration.database.support import new_tenant
 
 pytestmark = pytest.mark.timeout(400)
 OPERATOR = Caller.operator()
+RELEASED = "sessions-seen"  # in the runtime's workspaces, two levels above each session's slot
+# A session's agent waits for it (at most 90 s) instead of sleeping a fixed time.
+LINGER = f"for i in $(seq 450); do [ -e ../../{RELEASED} ] && break; sleep 0.2; done"
 
 
 def test_two_concurrent_sessions_of_one_tenant_never_share_a_directory(
@@ -61,9 +64,10 @@ def test_two_concurrent_sessions_of_one_tenant_never_share_a_directory(
                 tenant,
                 SubmitSession(
                     title=f"Scratch {n}",
-                    # Both write the same path, then linger so that both run at once.
+                    # Both write the same path, then linger until the test has seen both at
+                    # work at once (it drops RELEASED in the runtime's workspaces).
                     prompt="[script:bash command="
-                    + json.dumps(f"echo session-{n} >> same.txt; ls -a > seen.txt; sleep 6")
+                    + json.dumps(f"echo session-{n} >> same.txt; ls -a > seen.txt; {LINGER}")
                     + " reply=Done.]",
                     max_retries=0,
                 ),
@@ -97,6 +101,7 @@ def test_two_concurrent_sessions_of_one_tenant_never_share_a_directory(
             seen = {i: (d / "same.txt").read_text() for i, d in directories.items() if d}
             owner = os.stat(runtime_root / tenant / "home").st_uid
             assert all(d and os.stat(d).st_uid == owner for d in directories.values())
+            (runtime_root / tenant / "workspaces" / RELEASED).touch()  # both may finish now
             return await task, seen
 
         outcomes, seen = asyncio.run(run_and_look())

@@ -11,7 +11,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from domain.caller import Caller
-from domain.runtime import RuntimeStatus
+from domain.runtime import RuntimeSlotUnavailable, RuntimeStatus
 from resources.database import Database
 from resources.database_resource import DatabaseResource
 from sensors.runtimes import runtime_sensor
@@ -46,8 +46,14 @@ def test_runtime_starts_on_work_and_stops_when_idle(
     try:
         tenant = new_tenant(database, "s")
         factory = ServiceFactory(database)
-        factory.runtimes().start(Caller.operator(), tenant)  # enables managed runtimes
+        # A start enables managed runtimes: here one with no room in the budget (its record
+        # WAITING_FOR_SLOT, no server started for nothing), then stopped, as an operator would.
+        with monkeypatch.context() as no_room, pytest.raises(RuntimeSlotUnavailable):
+            no_room.setenv("INDORCH_RUNTIME_MEMORY_BUDGET_MB", "0")
+            factory.runtimes().start(Caller.operator(), tenant)
         factory.runtimes().stop(Caller.operator(), tenant)
+        (runtime,) = factory.runtimes().list(Caller.operator(), tenant)
+        assert runtime.status is RuntimeStatus.STOPPED and runtime.pid is None
         assert "nothing to do" in tick(migrated_postgres_copy)  # no work: stays stopped
 
         factory.sessions().submit(Caller.operator(), tenant, SubmitSession(title="t", prompt="p"))
