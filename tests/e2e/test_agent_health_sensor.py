@@ -2,7 +2,10 @@
 database and in Redis; a dead one keeps its old heartbeat and is reported down. A live server
 gets its tenant's workspace before any wave needs it (once), unless sessions have their own: then,
 with `warm_slots_ahead`, each live agent gets its scratch slots made and warmed ahead, as many as
-are kept free."""
+are kept free.
+
+The tests share the module's server (`opencode_server`): each has tenants and agents of its own in
+a database of its own, and none stops the server."""
 
 from __future__ import annotations
 
@@ -41,9 +44,7 @@ def health_tick(url: str, supervision: SupervisionConfig) -> str | None:
 
 def test_live_agents_beat_and_dead_ones_are_reported(
     tmp_path: Path,
-    opencode_binary: Path,
-    opencode_home: Path,
-    scripted_model_url: str,
+    opencode_server: OpenCodeServer,
     redis_url: str,
     migrated_sqlite_url: str,
 ) -> None:
@@ -51,20 +52,19 @@ def test_live_agents_beat_and_dead_ones_are_reported(
     database = Database(url)
     with unit_of_work(database) as uow:
         uow.tenants.add(Tenant(slug="acme", name="Acme"))
-    with OpenCodeServer(scripted_model_url, home=opencode_home, binary=opencode_binary) as live:
-        with tenant_scope("acme"), unit_of_work(database) as uow:
-            up = uow.agents.add(Agent(tenant_id="acme", name="up", server_url=live.url))
-            dead_url = f"http://127.0.0.1:{free_port()}"
-            down = uow.agents.add(Agent(tenant_id="acme", name="down", server_url=dead_url))
-        redis = RedisResource(url=redis_url, heartbeat_ttl_seconds=30)
-        resources = {
-            "database": DatabaseResource(url=url),
-            "opencode": OpenCodeResource(connect_timeout_seconds=1),
-            "redis": redis,
-            "supervision": SupervisionConfig(),
-        }
-        with dg.build_sensor_context(resources=resources) as context:
-            result = agent_health_sensor.evaluate_tick(context)
+    with tenant_scope("acme"), unit_of_work(database) as uow:
+        up = uow.agents.add(Agent(tenant_id="acme", name="up", server_url=opencode_server.url))
+        dead_url = f"http://127.0.0.1:{free_port()}"
+        down = uow.agents.add(Agent(tenant_id="acme", name="down", server_url=dead_url))
+    redis = RedisResource(url=redis_url, heartbeat_ttl_seconds=30)
+    resources = {
+        "database": DatabaseResource(url=url),
+        "opencode": OpenCodeResource(connect_timeout_seconds=1),
+        "redis": redis,
+        "supervision": SupervisionConfig(),
+    }
+    with dg.build_sensor_context(resources=resources) as context:
+        result = agent_health_sensor.evaluate_tick(context)
 
     assert result.skip_message == "acme: 1/2 up"
     with tenant_scope("acme"), unit_of_work(database) as uow:
@@ -79,9 +79,7 @@ def test_live_agents_beat_and_dead_ones_are_reported(
 
 def test_a_live_server_gets_its_tenants_workspace_before_any_wave(
     tmp_path: Path,
-    opencode_binary: Path,
-    opencode_home: Path,
-    scripted_model_url: str,
+    opencode_server: OpenCodeServer,
     migrated_sqlite_url: str,
 ) -> None:
     url = migrated_sqlite_url
@@ -100,46 +98,41 @@ def test_a_live_server_gets_its_tenants_workspace_before_any_wave(
                 made[slug] = [workspace.directory for workspace in uow.workspaces.list()]
         return made
 
-    with OpenCodeServer(scripted_model_url, home=opencode_home, binary=opencode_binary) as live:
-        for slug, names in TENANTS.items():
-            with tenant_scope(slug), unit_of_work(database) as uow:
-                for name in names:  # acme: two agents on one server, one workspace
-                    uow.agents.add(Agent(tenant_id=slug, name=name, server_url=live.url))
-        with httpx.Client(base_url=live.url, timeout=30) as client:
+    for slug, names in TENANTS.items():
+        with tenant_scope(slug), unit_of_work(database) as uow:
+            for name in names:  # acme: two agents on one server, one workspace
+                uow.agents.add(Agent(tenant_id=slug, name=name, server_url=opencode_server.url))
+    with httpx.Client(base_url=opencode_server.url, timeout=30) as client:
 
-            def on_server() -> dict[str, list[str]]:
-                listed = client.get("/experimental/worktree").json()
-                return {
-                    slug: [
-                        d for d in listed if PurePosixPath(d).name.startswith(workspace_name(slug))
-                    ]
-                    for slug in TENANTS
-                }
+        def on_server() -> dict[str, list[str]]:
+            listed = client.get("/experimental/worktree").json()
+            return {
+                slug: [d for d in listed if PurePosixPath(d).name.startswith(workspace_name(slug))]
+                for slug in TENANTS
+            }
 
-            tick(SupervisionConfig(session_workspaces=True))  # sessions have their own: none
-            # The tenant's shared worktree, one tenant's made per tick.
-            shared = SupervisionConfig(session_workspaces=False, workspaces_per_health_tick=1)
-            assert recorded() == on_server() == {"acme": [], "globex": []}
+        tick(SupervisionConfig(session_workspaces=True))  # sessions have their own: none
+        # The tenant's shared worktree, one tenant's made per tick.
+        shared = SupervisionConfig(session_workspaces=False, workspaces_per_health_tick=1)
+        assert recorded() == on_server() == {"acme": [], "globex": []}
 
-            tick(shared)  # one tenant's this tick (the limit), the other's next
-            first = recorded()
-            assert sorted(len(dirs) for dirs in first.values()) == [0, 1]
-            assert on_server() == first
+        tick(shared)  # one tenant's this tick (the limit), the other's next
+        first = recorded()
+        assert sorted(len(dirs) for dirs in first.values()) == [0, 1]
+        assert on_server() == first
 
-            tick(shared)
-            made = recorded()
-            assert all(len(dirs) == 1 for dirs in made.values()) and on_server() == made
+        tick(shared)
+        made = recorded()
+        assert all(len(dirs) == 1 for dirs in made.values()) and on_server() == made
 
-            tick(shared)  # recorded already: not made again
-            assert recorded() == made and on_server() == made
+        tick(shared)  # recorded already: not made again
+        assert recorded() == made and on_server() == made
     database.dispose()
 
 
 def test_a_live_agent_gets_its_scratch_slots_made_and_warmed_before_any_session(
     tmp_path: Path,
-    opencode_binary: Path,
-    opencode_home: Path,
-    scripted_model_url: str,
+    opencode_server: OpenCodeServer,
     migrated_sqlite_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -165,35 +158,34 @@ def test_a_live_agent_gets_its_scratch_slots_made_and_warmed_before_any_session(
         return sorted((tmp_path / "workspaces" / tenant / "sessions").glob("slot-*"))
 
     agents: dict[str, Agent] = {}
-    with OpenCodeServer(scripted_model_url, home=opencode_home, binary=opencode_binary) as live:
-        for slug, names in TENANTS.items():
-            with tenant_scope(slug), unit_of_work(database) as uow:
-                for name in names:  # acme: two agents on one server
-                    agents[name] = uow.agents.add(
-                        Agent(tenant_id=slug, name=name, server_url=live.url)
-                    )
-                if slug == "globex":  # a dead agent is not warmed
-                    dead = f"http://127.0.0.1:{free_port()}"
-                    uow.agents.add(Agent(tenant_id=slug, name="dead", server_url=dead))
+    for slug, names in TENANTS.items():
+        with tenant_scope(slug), unit_of_work(database) as uow:
+            for name in names:  # acme: two agents on one server
+                agents[name] = uow.agents.add(
+                    Agent(tenant_id=slug, name=name, server_url=opencode_server.url)
+                )
+            if slug == "globex":  # a dead agent is not warmed
+                dead = f"http://127.0.0.1:{free_port()}"
+                uow.agents.add(Agent(tenant_id=slug, name="dead", server_url=dead))
 
-        # Three warm-ups a tick (the budget), two slots per live agent.
-        assert tick() == "acme: 2/2 up, 3 slot(s) warmed; globex: 1/2 up"
-        assert tick() == "acme: 2/2 up, 1 slot(s) warmed; globex: 1/2 up, 2 slot(s) warmed"
-        assert tick() == "acme: 2/2 up; globex: 1/2 up"  # enough made: none more
+    # Three warm-ups a tick (the budget), two slots per live agent.
+    assert tick() == "acme: 2/2 up, 3 slot(s) warmed; globex: 1/2 up"
+    assert tick() == "acme: 2/2 up, 1 slot(s) warmed; globex: 1/2 up, 2 slot(s) warmed"
+    assert tick() == "acme: 2/2 up; globex: 1/2 up"  # enough made: none more
 
-        assert len(slots("acme")) == 4 and len(slots("globex")) == 2
-        with httpx.Client(base_url=live.url, timeout=30) as client:
-            for directory in slots("acme") + slots("globex"):
-                assert sorted(p.name for p in directory.iterdir()) == [".git"]
-                listed = client.get("/session", params={"directory": str(directory)}).json()
-                assert [s for s in listed if s.get("directory") == str(directory)] == []
-        assert list((tmp_path / "workspaces").rglob("*.claim")) == []  # all free
+    assert len(slots("acme")) == 4 and len(slots("globex")) == 2
+    with httpx.Client(base_url=opencode_server.url, timeout=30) as client:
+        for directory in slots("acme") + slots("globex"):
+            assert sorted(p.name for p in directory.iterdir()) == [".git"]
+            listed = client.get("/session", params={"directory": str(directory)}).json()
+            assert [s for s in listed if s.get("directory") == str(directory)] == []
+    assert list((tmp_path / "workspaces").rglob("*.claim")) == []  # all free
 
-        # A session of acme's on agent "one" takes one of its warm slots.
-        session = Session(tenant_id="acme", title="first", initial_prompt="do it")
-        with tenant_scope("acme"), unit_of_work(database) as uow:
-            uow.sessions.add(session)
-        workspaces = ServiceFactory(database).session_workspaces()
-        workspace = asyncio.run(workspaces.prepare(session, print, agents["one"].id))
-        assert workspace.directory in slots("acme")
+    # A session of acme's on agent "one" takes one of its warm slots.
+    session = Session(tenant_id="acme", title="first", initial_prompt="do it")
+    with tenant_scope("acme"), unit_of_work(database) as uow:
+        uow.sessions.add(session)
+    workspaces = ServiceFactory(database).session_workspaces()
+    workspace = asyncio.run(workspaces.prepare(session, print, agents["one"].id))
+    assert workspace.directory in slots("acme")
     database.dispose()

@@ -22,7 +22,11 @@ from tests.e2e import test_session_waves as waves
 from tests.e2e.test_session_waves import TENANT, World, run_until_final, statuses
 
 S = SessionStatus
-servers = waves.servers  # the fixtures: two OpenCode servers (per module), a fresh world per test
+# The fixtures: two OpenCode servers, their agents' ids and the slots' directory (per module),
+# a fresh world per test.
+servers = waves.servers
+agent_ids = waves.agent_ids
+workspaces_dir = waves.workspaces_dir
 world = waves.world
 
 

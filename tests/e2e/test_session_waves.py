@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ import pytest
 
 from domain.agent import Agent
 from domain.caller import Caller
+from domain.ids import new_agent_id
 from domain.session import Session, SessionStatus
 from domain.supervision_policy import SupervisionSettings
 from domain.tenant import Tenant
@@ -70,12 +72,30 @@ def servers(
             started.append(
                 OpenCodeServer(scripted_model_url, home=opencode_home, binary=opencode_binary)
             )
-        for server in started:
+        for server in started:  # in turn: two first starts on one new HOME lock its database
             server.start()
         yield started
     finally:
-        for server in started:
-            server.stop()
+        # Stopped together: each waits out its SIGTERM grace (`TERM_GRACE_SECONDS`).
+        with ThreadPoolExecutor(len(started) or 1) as pool:
+            list(pool.map(OpenCodeServer.stop, started))
+
+
+@pytest.fixture(scope="module")
+def agent_ids(servers: list[OpenCodeServer]) -> list[str]:
+    """One agent id per server, the same in every test of the module (each test's database is
+    new): a session's scratch slot is named from its agent's id, so the tests' sessions reuse
+    the slots earlier tests left warm on the module's servers, the steady state slots are made
+    for, instead of each paying its server a new instance (several CPU-seconds)."""
+    return [new_agent_id() for _ in servers]
+
+
+@pytest.fixture(scope="module")
+def workspaces_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the module's sessions get their scratch slots (`INDORCH_WORKSPACES_DIR`): kept
+    across its tests with the servers. A claim a test left (its wave did not release the slot)
+    names a session the next test's new database does not have: the slot is taken back."""
+    return tmp_path_factory.mktemp("workspaces")
 
 
 @dataclass
@@ -107,23 +127,29 @@ class World:
 
 @pytest.fixture
 def world(
-    tmp_path: Path,
     servers: list[OpenCodeServer],
+    agent_ids: list[str],
+    workspaces_dir: Path,
     migrated_sqlite_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[World]:
-    # Sessions get scratch workspaces of their own (the default): in the test's directory.
-    monkeypatch.setenv("INDORCH_WORKSPACES_DIR", str(tmp_path / "workspaces"))
+    # Sessions get scratch workspaces of their own (the default): slots of the module's.
+    monkeypatch.setenv("INDORCH_WORKSPACES_DIR", str(workspaces_dir))
     url = migrated_sqlite_url  # the run's migrated template, copied: no migration per test
     database = Database(url)
     with unit_of_work(database) as uow:
         uow.tenants.add(Tenant(slug=TENANT, name="Acme"))
     agents = []
     with tenant_scope(TENANT), unit_of_work(database) as uow:
-        for number, server in enumerate(servers, start=1):
+        for number, (server, agent_id) in enumerate(zip(servers, agent_ids, strict=True), 1):
             agents.append(
                 uow.agents.add(
-                    Agent(tenant_id=TENANT, name=f"agent-{number}", server_url=server.url)
+                    Agent(
+                        id=agent_id,
+                        tenant_id=TENANT,
+                        name=f"agent-{number}",
+                        server_url=server.url,
+                    )
                 )
             )
     try:
