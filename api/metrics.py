@@ -145,7 +145,8 @@ def _quantiles(ordered: list[float]) -> dict[str, float]:
 
 class RouteTemplates:
     """The route template a path matches (``/api/v1/sessions/{session_id}/events``), from the
-    app's OpenAPI paths: fixed paths before those with parameters, "unmatched" for the rest."""
+    app's route paths (`paths`, read at the first request): fixed paths before those with
+    parameters, "unmatched" for the rest."""
 
     def __init__(self, paths: Callable[[], list[str]]) -> None:
         self._paths = paths

@@ -21,7 +21,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from api.app import create_app
 from api.services import Services
 from domain.clock import utcnow
 from domain.session import SessionStatus
@@ -33,6 +32,7 @@ from services.session_service import SubmitSession
 from standins.background_server import BackgroundServer
 from standins.eap_agent import ReferenceAgent
 from tests.integration.api.conftest import OPERATOR, ApiTenant
+from tests.integration.deploy.host import wait_for
 
 REGISTER = "/api/v1/eap/agents"
 HEARTBEAT = "/api/v1/eap/heartbeat"
@@ -51,8 +51,9 @@ WAVE_SECONDS = 30.0
 
 
 @pytest.fixture
-def api_url(wiring: Services) -> Iterator[str]:
-    with BackgroundServer(create_app(wiring)) as server:
+def api_url(client: TestClient) -> Iterator[str]:
+    """The app `client` calls, served over HTTP too (for the agent): one app on the wiring."""
+    with BackgroundServer(client.app) as server:
         yield server.url
 
 
@@ -138,6 +139,14 @@ def test_an_external_agent_registers_beats_takes_a_task_and_its_result_ends_the_
     assert agent.refused == ["busy"]
     (assignment,) = agent.assignments
     assert assignment["session_id"] == session_id
+    # The platform commits the result before it answers: the wave may end before the agent
+    # has the answer.
+    wait_for(
+        "the platform's answer to the agent's result",
+        lambda: bool(agent.results),
+        within=WAVE_SECONDS,
+        every=0.02,
+    )
     assert assignment["prompt"] == "Add a greeting."
     assert assignment["protocol"] == "eap/1"
     assert agent.results == [(202, {"session_id": session_id, "status": "COMPLETED"})]

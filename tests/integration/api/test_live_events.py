@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
@@ -38,10 +39,15 @@ from services.session_service import SubmitSession
 from tests.conftest import migrated_url
 from tests.integration.api.conftest import ApiTenant, _new_tenant
 from tests.integration.api.support import served
+from tests.integration.deploy.host import wait_for
 from tests.integration.redis.conftest import RedisServerProcess, own_redis  # noqa: F401
 
 WAIT_SECONDS = 10.0
 NOTHING_LISTENS = "redis://127.0.0.1:1/0"  # port 1: refused at once
+# The hub's timings here (configuration, not what is tested): a source's blocking read on Redis
+# (its thread ends within one when the test closes the hub: the default 1 s was each test's
+# last second), and its pause between database reads while Redis is down (default 0.5 s).
+HUB_TIMINGS: dict[str, Any] = {"block_ms": 200, "poll_interval": 0.05}
 
 
 @dataclass
@@ -52,6 +58,19 @@ class Stack:
     publisher: RedisEventPublisher
     url: str
     app: FastAPI
+
+    def use_hub(self, **options: Any) -> LiveEventHub:
+        """A new live event hub for the app (`HUB_TIMINGS`, then `options`), the last closed."""
+        previous = getattr(self.app.state, "live_event_hub", None)
+        if previous is not None:
+            previous.close()
+        hub = LiveEventHub(
+            self.wiring.factory.live_events(),
+            self.wiring.redis_url,
+            **{**HUB_TIMINGS, **options},
+        )
+        self.app.state.live_event_hub = hub
+        return hub
 
     def submit(self, tenant: ApiTenant, title: str = "watch me") -> str:
         request = SubmitSession(title=title, prompt="say hello")
@@ -90,10 +109,12 @@ def _stack(database_url: str, redis_url: str) -> Iterator[Stack]:
     database = Database(database_url)
     publisher = RedisEventPublisher(redis_url)
     wiring = Services(database, ServiceFactory(database, publish=publisher.publish), redis_url)
-    app = create_app(wiring)
     try:
+        app = create_app(wiring)
         with served(app) as url:
-            yield Stack(wiring, publisher, url, app)
+            stack = Stack(wiring, publisher, url, app)
+            stack.use_hub()
+            yield stack
     finally:
         publisher.close()
         database.dispose()
@@ -361,7 +382,7 @@ def test_an_event_recorded_before_the_source_starts_is_still_delivered(stack: St
     start only after another event was recorded and published. It follows from the seq the
     route read, so that event reaches the subscriber (had it followed from what the database
     held when it started, the reader would wait for it forever: found under load)."""
-    hub = LiveEventHub(stack.wiring.factory.live_events(), stack.wiring.redis_url)
+    hub = LiveEventHub(stack.wiring.factory.live_events(), stack.wiring.redis_url, **HUB_TIMINGS)
     tenant = _new_tenant(stack.wiring.factory)
     session_id = stack.submit(tenant)  # seq 1
     newest = hub.log.latest_seq(tenant.slug, session_id)  # what the route read
@@ -405,12 +426,7 @@ def test_a_tenant_stream_of_many_sessions_keeps_its_id_short_and_still_resumes_e
 ) -> None:
     """Past 32 listed sessions the cursor's anchor moves to the horizon (here after 0.5 s) and
     the sessions it accounts for leave the list: the id stays bounded, resuming is still exact."""
-    stack.app.state.live_event_hub = LiveEventHub(
-        stack.wiring.factory.live_events(),
-        stack.wiring.redis_url,
-        grace_seconds=0.5,
-        resync_interval=0.5,
-    )
+    hub = stack.use_hub(grace_seconds=0.5, resync_interval=0.5)
     tenant = _new_tenant(stack.wiring.factory)
     sessions = [stack.submit(tenant, f"session {n}") for n in range(40)]
     first_session, second_session = sessions[0], sessions[1]
@@ -422,7 +438,13 @@ def test_a_tenant_stream_of_many_sessions_keeps_its_id_short_and_still_resumes_e
         stack.record(tenant, session_id, 2)
     first.wait_for(lambda events: len(events) == 40)
     assert max(event_id.count(":") for event_id in first.ids) > 32  # the list grew
-    time.sleep(2.5)  # the horizon passes them all
+    newest = hub.log.newest_event_id(tenant.slug)
+    wait_for(
+        "the horizon",
+        lambda: (hub.tenant_horizon(tenant.slug) or 0) >= newest,
+        within=WAIT_SECONDS,
+        every=0.02,
+    )
     stack.record(tenant, first_session, 3)
     first.finish()
     short = first.ids[-1]
@@ -441,9 +463,7 @@ def test_a_tenant_stream_of_many_sessions_keeps_its_id_short_and_still_resumes_e
 
 
 def test_an_idle_stream_gets_keepalive_comments(stack: Stack) -> None:
-    stack.app.state.live_event_hub = LiveEventHub(
-        stack.wiring.factory.live_events(), stack.wiring.redis_url, keepalive_seconds=0.2
-    )
+    stack.use_hub(keepalive_seconds=0.2)
     tenant = _new_tenant(stack.wiring.factory)
     session_id = stack.submit(tenant)
     lines: list[str] = []
