@@ -431,6 +431,8 @@ class WebhookDeliveryRow(Base):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         Index("ix_webhook_deliveries_due", "tenant_id", "status", "next_attempt_at"),
+        # The tenants with a delivery due, across tenants (the sensor's finder; migration 0018).
+        Index("ix_webhook_deliveries_pending_due", "status", "next_attempt_at", "tenant_id"),
         Index("ix_webhook_deliveries_endpoint", "endpoint_id", "created_at"),
     )
 

@@ -9,7 +9,8 @@ with work is never missed.
 To dispatch: a PENDING session due (no backoff, or its backoff over), or an unsupervised one
 (QUEUED, RUNNING or DEGRADED with its lease missing or run out). To retry: a FAILED, TIMEOUT or
 ORPHANED session with a retry left, or a decomposed request to settle (a PENDING subtask, or a
-PENDING/RUNNING session with children). Only active, undeleted tenants.
+PENDING/RUNNING session with children). To train: a fine-tuning job in flight. To deliver webhooks:
+a PENDING delivery whose next attempt is due. Only active, undeleted tenants.
 
 On PostgreSQL the application role sees no other tenant's rows: the queries run inside SECURITY
 DEFINER functions of migration 0006, owned by a role that reads a few columns of sessions and
@@ -67,6 +68,12 @@ _TRAINING_SQL = """
       AND (SELECT t.active AND t.deleted_at IS NULL FROM tenants t WHERE t.slug = j.tenant_id)
     ORDER BY j.tenant_id
 """  # migration 0009's function body
+_WEBHOOKS_SQL = """
+    SELECT DISTINCT d.tenant_id FROM webhook_deliveries d
+    WHERE d.status = 'PENDING' AND d.next_attempt_at <= :as_of
+      AND (SELECT t.active AND t.deleted_at IS NULL FROM tenants t WHERE t.slug = d.tenant_id)
+    ORDER BY d.tenant_id
+"""  # migration 0018's function body
 _AS_OF = bindparam("as_of", type_=UtcDateTime())
 
 
@@ -99,3 +106,12 @@ class TenantWorkRepository:
         """Slugs of the tenants with a fine-tuning job to submit or follow, in order."""
         sql = "SELECT * FROM tenants_with_training()" if self._is_postgres else _TRAINING_SQL
         return list(self._session.scalars(text(sql)))
+
+    def with_due_webhooks(self, now: datetime) -> list[str]:
+        """Slugs of the tenants with a webhook delivery due, in order."""
+        sql = (
+            "SELECT * FROM tenants_with_due_webhooks(:as_of)"
+            if self._is_postgres
+            else _WEBHOOKS_SQL
+        )
+        return list(self._session.scalars(text(sql).bindparams(_AS_OF), {"as_of": now}))

@@ -32,8 +32,15 @@ from tests.integration.database.support import (
 
 APPEND_ONLY_TABLES = ("session_events", "status_events")
 FINDER_ROLE = "indorch_tenant_finder"  # see migration 0006
-# The finder role's policies: sessions and fine-tuning jobs (0006, 0009), runtimes (0012).
-FINDER_POLICIES = frozenset({"tenant_finder_reads", "tenant_finder_reads_runtimes"})
+# The finder role's policies: sessions and fine-tuning jobs (0006, 0009), runtimes (0012),
+# webhook deliveries (0018).
+FINDER_POLICIES = frozenset(
+    {
+        "tenant_finder_reads",
+        "tenant_finder_reads_runtimes",
+        "tenant_finder_reads_webhook_deliveries",
+    }
+)
 EXPIRY_POLICY = "session_history_expiry"  # migration 0013
 
 
@@ -117,12 +124,13 @@ def test_every_tenant_table_has_forced_row_level_security_and_a_policy(
     # migration 0013, tested by test_history_retention.py).
     assert expiry == [("session_events", "DELETE", "RESTRICTIVE")]
     # The one exception: the role that owns the tenant finder functions reads sessions,
-    # fine-tuning jobs and runtimes (only; migrations 0006, 0009 and 0012; of runtimes its
-    # grant is the tenant column alone).
+    # fine-tuning jobs, runtimes and webhook deliveries (only; migrations 0006, 0009, 0012 and
+    # 0018; a few columns of each, see test_tenants_with_work.py).
     assert sorted(readers) == [
         ("fine_tuning_jobs", "SELECT", "true", [FINDER_ROLE], None),
         ("runtimes", "SELECT", "true", [FINDER_ROLE], None),
         ("sessions", "SELECT", "true", [FINDER_ROLE], None),
+        ("webhook_deliveries", "SELECT", "true", [FINDER_ROLE], None),
     ]
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from domain.clock import utcnow
 from domain.session import Session, SessionStatus
 from domain.task import Task
+from domain.webhook import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
 from resources.database import Database, tenant_scope, unit_of_work
 from tests.integration.database.support import APP_ROLE, new_tenant
 
@@ -26,6 +27,7 @@ FINDER_FUNCTIONS = (
     "tenants_to_retry",
     "tenants_to_settle",
     "tenants_with_training",
+    "tenants_with_due_webhooks",
 )
 NOW = utcnow()
 LATER = NOW + timedelta(minutes=5)
@@ -195,6 +197,15 @@ def test_the_finder_functions_return_only_slugs_as_a_role_nobody_can_become_read
             ).scalar_one()
             for column in ("tenant_id", "status", "initial_prompt", "result", "error")
         }
+        delivery_reads = {
+            column: connection.execute(
+                text(
+                    "SELECT has_column_privilege(:finder, 'webhook_deliveries', :column, 'SELECT')"
+                ),
+                {"finder": FINDER_ROLE, "column": column},
+            ).scalar_one()
+            for column in ("tenant_id", "status", "next_attempt_at", "payload", "event_type")
+        }
         job_reads = {
             column: connection.execute(
                 text("SELECT has_column_privilege(:finder, 'fine_tuning_jobs', :column, 'SELECT')"),
@@ -202,6 +213,13 @@ def test_the_finder_functions_return_only_slugs_as_a_role_nobody_can_become_read
             ).scalar_one()
             for column in ("tenant_id", "status", "base_model", "dataset_uri", "error")
         }
+    assert delivery_reads == {
+        "tenant_id": True,
+        "status": True,
+        "next_attempt_at": True,
+        "payload": False,
+        "event_type": False,
+    }
     assert job_reads == {
         "tenant_id": True,
         "status": True,
@@ -239,3 +257,38 @@ def test_a_tenant_with_a_fine_tuning_job_in_flight_is_found_and_one_with_finishe
     with unit_of_work(database) as uow:
         found = uow.tenant_work.with_training()
     assert training in found and finished not in found
+
+
+def _delivery_for(database: Database, tenant: str) -> WebhookDelivery:
+    """A webhook of the tenant's, and the delivery a session's state change writes for it."""
+    with tenant_scope(tenant), unit_of_work(database) as uow:
+        uow.webhooks.add(
+            WebhookEndpoint(tenant_id=tenant, url=f"https://{tenant}.example/h", events=["*"]),
+            "sealed",
+        )
+        session = uow.sessions.add(Session(tenant_id=tenant, title="w", initial_prompt="Do it."))
+        uow.sessions.save_transition(session, session.transition_to(_S.CANCELLED))
+        (delivery,) = uow.webhooks.due(utcnow() + timedelta(minutes=1), 10)
+    return delivery
+
+
+def test_a_tenant_with_a_webhook_delivery_due_is_found_and_one_waiting_or_done_is_not(
+    database: Database,
+) -> None:
+    due, waiting, delivered, quiet = (
+        new_tenant(database, name) for name in ("hook", "wait", "sent", "quiet")
+    )
+    _delivery_for(database, due)
+    later = _delivery_for(database, waiting)
+    sent = _delivery_for(database, delivered)
+    with tenant_scope(waiting), unit_of_work(database) as uow:
+        assert uow.webhooks.postpone(later, utcnow() + timedelta(minutes=5))
+    taken = utcnow() + timedelta(seconds=30)  # as a runner takes a delivery for its attempt
+    with tenant_scope(delivered), unit_of_work(database) as uow:
+        assert uow.webhooks.postpone(sent, taken)
+        sent.record(DeliveryAttempt(at=utcnow(), status_code=200))
+        uow.webhooks.save(sent, taken)
+    with unit_of_work(database) as uow:
+        found = uow.tenant_work.with_due_webhooks(utcnow() + timedelta(seconds=1))
+    assert due in found
+    assert waiting not in found and delivered not in found and quiet not in found

@@ -1,9 +1,10 @@
 """A sensor tick costs O(tenants with work), not O(tenants): idle tenants are never visited.
 
-The dispatch and retry ticks first ask the database which tenants have work (one query) and visit
-only those. Shown by what a tick returns (the tenants it visited) and by the SQL statements it
-runs, counted on the engine: the same for 5 idle tenants as for 45. Each test gets an empty
-database, on SQLite and on PostgreSQL (where the application role runs under row-level security).
+The dispatch, retry, settlement and webhook ticks first ask the database which tenants have work
+(one query) and visit only those. Shown by what a tick returns (the tenants it visited) and by
+the SQL statements it runs, counted on the engine: the same for 5 idle tenants as for 45. Each
+test gets an empty database, on SQLite and on PostgreSQL (where the application role runs under
+row-level security).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from domain.clock import utcnow
 from domain.decomposition import SubtaskSpec
 from domain.session import Session, SessionStatus
 from domain.tenant import Tenant
+from domain.webhook import WebhookEndpoint
 from orchestrator_defs.sensor_evaluation import sensor_context
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database_resource import DatabaseResource
@@ -31,6 +33,7 @@ from resources.supervision_config import SupervisionConfig
 from sensors.dispatch import dispatch_sensor, dispatch_tick
 from sensors.retry import retry_sensor, retry_tick
 from sensors.settlement import settle_tick
+from sensors.webhooks import webhook_tick
 from services.factory import ServiceFactory
 from services.request_settlement import CoordinationService
 from services.session_service import SessionService, SubmitSession
@@ -254,3 +257,42 @@ def test_the_sensors_launch_waves_for_the_tenants_with_work_only(database: Datab
     assert retried.skip_message is not None
     assert "1 sessions sent back to PENDING" in retried.skip_message
     assert "across 1 tenants with a retry left" in retried.skip_message
+
+
+def _webhook_due(database: Database, tenant: str) -> None:
+    """A webhook of the tenant's, and a delivery due for it (a session's state change)."""
+    with tenant_scope(tenant), unit_of_work(database) as uow:
+        # An address the guard refuses (loopback): the attempt fails at once, nothing is sent.
+        uow.webhooks.add(
+            WebhookEndpoint(tenant_id=tenant, url="http://127.0.0.1:9/h", events=["*"]), "x"
+        )
+        session = uow.sessions.add(Session(tenant_id=tenant, title="w", initial_prompt="Do."))
+        uow.sessions.save_transition(session, session.transition_to(_S.CANCELLED))
+
+
+def _webhooks(database: Database) -> Any:
+    return webhook_tick(ServiceFactory(database).webhooks(), database)
+
+
+def test_a_webhook_tick_visits_only_the_tenants_with_a_delivery_due(database: Database) -> None:
+    _idle_tenants(database, 12)
+    (hooked,) = _tenants(database, 1)
+    _webhook_due(database, hooked)
+
+    tick = _webhooks(database)
+
+    assert tick.visited == [hooked]
+    assert tick.summary == [f"{hooked}: 0/1 delivered"]  # refused: tried again later
+    assert _webhooks(database).visited == []  # its next attempt is not due yet
+
+
+def test_an_idle_webhook_tick_runs_the_same_statements_for_5_idle_tenants_as_for_45(
+    database: Database,
+) -> None:
+    _idle_tenants(database, 5)
+    with _statements(database) as few:
+        assert _webhooks(database).visited == []
+    _idle_tenants(database, 40)
+    with _statements(database) as many:
+        assert _webhooks(database).visited == []
+    assert len(many) == len(few)
