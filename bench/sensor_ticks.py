@@ -1,4 +1,4 @@
-"""Sensor tick cost: the dispatch and retry ticks at 1,000 idle tenants, and 10,000 queued.
+"""Sensor tick cost: the dispatch, retry and webhook ticks at 1,000 idle tenants; 10,000 queued.
 
     .venv/bin/python -m bench.sensor_ticks [--tenants 1000] [--sessions 10000]
         [--databases sqlite,postgres] [--ticks 10] [--old-ticks 3] [--skip-queued]
@@ -12,10 +12,10 @@ application role, under row-level security). The sensors are evaluated as the da
 tick), without launching the runs: the sessions only need claiming.
 
 1. **idle** -- `--tenants` tenants with history (two COMPLETED sessions and one FAILED out of
-   retries each) and nothing to do: `--ticks` dispatch and retry ticks. With `--old-ticks`, the
-   loops the sensors ran before (every active tenant, two transactions each; replayed here with
-   the same services and a fresh resource, outside a sensor context) are timed too, on the same
-   data, for comparison.
+   retries each) and nothing to do: `--ticks` dispatch, retry and webhook delivery ticks. With
+   `--old-ticks`, the loops the sensors ran before (every active tenant, one or two transactions
+   each; replayed here with the same services and a fresh resource, outside a sensor context)
+   are timed too, on the same data, for comparison.
 2. **queued** -- `--sessions` PENDING sessions spread over `--tenants` tenants: dispatch ticks,
    back to back, until every session is claimed. Every tick's duration is kept (max, p95).
 
@@ -41,6 +41,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.world import TENANT_LIMIT, database
+from domain.caller import Caller
 from domain.session import Session, SessionStatus
 from domain.tenant import Tenant
 from orchestrator_defs.sensor_evaluation import sensor_context
@@ -52,8 +53,11 @@ from sensors.dispatch import TICK_INTERVAL_SECONDS as DISPATCH_INTERVAL
 from sensors.dispatch import dispatch_sensor, tenant_waves
 from sensors.retry import TICK_INTERVAL_SECONDS as RETRY_INTERVAL
 from sensors.retry import retry_sensor
+from sensors.webhooks import PER_TENANT_PER_TICK, webhook_delivery_sensor
+from sensors.webhooks import TICK_INTERVAL_SECONDS as WEBHOOK_INTERVAL
 from services.request_settlement import CoordinationService
 from services.session_service import SessionService
+from services.webhooks import Webhooks
 
 RESULTS = Path(__file__).parent / "results" / "sensor_ticks.json"
 SUPERVISION = SupervisionConfig()
@@ -144,6 +148,17 @@ def _old_retry(url: str) -> None:
             coordination.settle(tenant)
 
 
+def _old_webhooks(url: str) -> None:
+    """The webhook tick before: every active tenant's due deliveries looked for."""
+    with _old_database(url) as db:
+        webhooks = Webhooks(db)
+        with unit_of_work(db) as uow:
+            tenants = uow.tenants.active_slugs()
+        for tenant in tenants:
+            with tenant_scope(tenant):
+                webhooks.deliver_due(Caller.operator(), tenant, PER_TENANT_PER_TICK)
+
+
 def _timed(action: Callable[[], None], count: int) -> list[float]:
     durations = []
     for _ in range(count):
@@ -163,7 +178,12 @@ def idle(kind: str, scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
             db.dispose()
         result: dict[str, Any] = {"tenants": args.tenants}
         with dg.instance_for_test() as instance:
-            for name, sensor in (("dispatch", dispatch_sensor), ("retry", retry_sensor)):
+            sensors = (
+                ("dispatch", dispatch_sensor),
+                ("retry", retry_sensor),
+                ("webhooks", webhook_delivery_sensor),
+            )
+            for name, sensor in sensors:
                 durations = []
                 for _ in range(args.ticks):
                     seconds, outcome = _timed_tick(instance, url, sensor)
@@ -175,6 +195,9 @@ def idle(kind: str, scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
                 _timed(lambda: _old_dispatch(url), args.old_ticks)
             )
             result["retry_before"] = _seconds_stats(_timed(lambda: _old_retry(url), args.old_ticks))
+            result["webhooks_before"] = _seconds_stats(
+                _timed(lambda: _old_webhooks(url), args.old_ticks)
+            )
         return result
 
 
@@ -234,6 +257,8 @@ def _table(document: dict[str, Any]) -> Table:
                 ("dispatch_before", DISPATCH_INTERVAL),
                 ("retry", RETRY_INTERVAL),
                 ("retry_before", RETRY_INTERVAL),
+                ("webhooks", WEBHOOK_INTERVAL),
+                ("webhooks_before", WEBHOOK_INTERVAL),
             ):
                 stats = figures.get(sensor)
                 if stats is None:
