@@ -19,6 +19,8 @@ from tests.conftest import services_required
 from tests.integration.deploy.host import ProductionHost, free_port, wait_for
 
 SCRAPE_INTERVAL = "1s"
+# A readiness probe is one local HTTP request: polled often, the test goes on as soon as it is up.
+READY_POLL_SECONDS = 0.2
 INSTALL_HINT = "`make bootstrap` as root installs it (apt-get install prometheus)"
 
 
@@ -57,6 +59,13 @@ class Prometheus:
         self.url = f"http://127.0.0.1:{self.port}"
 
     def start(self, binary: Path, job: str, targets: list[str]) -> None:
+        """`launch`, then `wait_ready`."""
+        self.launch(binary, job, targets)
+        self.wait_ready()
+
+    def launch(self, binary: Path, job: str, targets: list[str]) -> None:
+        """Starts the server without waiting for it (`wait_ready`): a test does other set-up
+        meanwhile."""
         self.directory.mkdir(parents=True, exist_ok=True)
         config = self.directory / "prometheus.yml"
         config.write_text(scrape_config(job, targets))
@@ -71,10 +80,13 @@ class Prometheus:
             ],
         )
         self.host.start("prometheus")
+
+    def wait_ready(self) -> None:
         wait_for(
             "Prometheus ready",
             lambda: httpx.get(f"{self.url}/-/ready", timeout=5).status_code == 200,
             within=60,
+            every=READY_POLL_SECONDS,
             explain=self.host.tails,
         )
 

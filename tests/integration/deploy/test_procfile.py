@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from instance_plugins.dagster_internals import DagsterGrpcClient
 from tests.integration.deploy.host import (
     BIN,
     ProductionHost,
@@ -25,6 +26,9 @@ from tests.integration.deploy.host import (
 )
 from tests.integration.deploy.support import ROOT
 
+# Polls of cheap local reads (a gRPC ping, one SQL count, an HTTP answer): the test goes on as
+# soon as what it waits for is there.
+PROBE_POLL_SECONDS = 0.25
 LOCATIONS = """
 { workspaceOrError { ... on Workspace { locationEntries {
     name locationOrLoadError { __typename } } } } }
@@ -82,6 +86,17 @@ def test_the_processes_run_together_on_the_production_instance(
         last_listing[:] = [listed]
         return listed.returncode == 0 and "dispatch_sensor" in listed.stdout
 
+    # `dagster sensor list` is a new interpreter importing Dagster (seconds of CPU): it runs once
+    # the code server answers a ping (its code loaded), a cheap gRPC call polled often.
+    code_server = DagsterGrpcClient(
+        host=env["DAGSTER_CODE_SERVER_HOST"], port=int(env["DAGSTER_CODE_SERVER_PORT"])
+    )
+    wait_for(
+        "the gRPC code server's answer to a ping",
+        lambda: bool(code_server.ping("ready")),
+        every=PROBE_POLL_SECONDS,
+        explain=explain,
+    )
     wait_for("the code location on the gRPC code server", code_location_served, explain=explain)
 
     dagster_db = create_engine(
@@ -94,7 +109,10 @@ def test_the_processes_run_together_on_the_production_instance(
                 return connection.execute(text("SELECT count(*) FROM job_ticks")).scalar_one() > 0
 
         wait_for(
-            "a sensor tick by the daemon in Dagster's PostgreSQL", sensors_ticked, explain=explain
+            "a sensor tick by the daemon in Dagster's PostgreSQL",
+            sensors_ticked,
+            every=PROBE_POLL_SECONDS,
+            explain=explain,
         )
     finally:
         dagster_db.dispose()
@@ -103,6 +121,7 @@ def test_the_processes_run_together_on_the_production_instance(
     wait_for(
         "the API's health answer",
         lambda: httpx.get(api, timeout=5).status_code == 200,
+        every=PROBE_POLL_SECONDS,
         explain=host.tails,
     )
 
@@ -116,7 +135,10 @@ def test_the_processes_run_together_on_the_production_instance(
         ] == [("industrial_orchestrator", "RepositoryLocation")]
 
     wait_for(
-        "the code location in the webserver", location_loaded_in_the_webserver, explain=explain
+        "the code location in the webserver",
+        location_loaded_in_the_webserver,
+        every=PROBE_POLL_SECONDS,
+        explain=explain,
     )
 
     monkeypatch.setenv("DAGSTER_PG_URL", env["DAGSTER_PG_URL"])
