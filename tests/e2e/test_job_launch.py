@@ -48,6 +48,7 @@ LAUNCH_TIMEOUT_SECONDS = 120
 RUN_TIMEOUT_SECONDS = 180
 DAEMON_STOP_SECONDS = 20.0
 LOG_TAIL_CHARS = 4000
+POLL_SECONDS = 0.25  # `done` is a query of the instance's SQLite storage: cheap
 
 
 @contextmanager
@@ -57,6 +58,15 @@ def dagster_process(
     """`<program> <args>` (a Dagster command beside this Python) from the project root, in its
     own process group; stopped on the way out (SIGINT: its own shutdown, e.g. the daemon's of
     its code server, then the group is terminated)."""
+    child = start_dagster(program, args, env, log_path)
+    try:
+        yield child
+    finally:
+        child.stop(DAEMON_STOP_SECONDS)
+
+
+def start_dagster(program: str, args: list[str], env: dict[str, str], log_path: Path) -> Child:
+    """`<program> <args>` started as `dagster_process` starts it; stopping it is the caller's."""
     executable = Path(sys.executable).with_name(program)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -68,11 +78,7 @@ def dagster_process(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    child = Child(program, process, log_path)
-    try:
-        yield child
-    finally:
-        child.stop(DAEMON_STOP_SECONDS)
+    return Child(program, process, log_path)
 
 
 def dagster_daemon(env: dict[str, str], log_path: Path) -> AbstractContextManager[Child]:
@@ -135,7 +141,7 @@ def wait_until(
                 f"{daemon.log_path} ends with:\n{log_tail(daemon.log_path, LOG_TAIL_CHARS)}",
                 pytrace=False,
             )
-        time.sleep(1.0)
+        time.sleep(POLL_SECONDS)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ wave itself (`services.wave_trigger`), where before it waited for the dispatch s
 A real `dagster-webserver` and `dagster-daemon run` on a fresh DAGSTER_HOME made from the dev
 `dagster_instance/dagster.yaml` (the run queue, the run worker), a real OpenCode server and the
 scripted model, a fresh SQLite application database set up with `indorch`. The dispatch sensor
-is stopped first (`dagster sensor stop`), so only the trigger can launch a wave.
+is stopped (through the webserver) before the daemon starts, so only the trigger can launch a
+wave.
 
 Contract: the CLI's submit, with `INDORCH_DAGSTER_WEBSERVER_URL` naming the webserver, makes
 exactly one `session_wave` run, tagged as launched on submit, in the tenant's partition and with
@@ -16,14 +17,15 @@ No process started here is left running.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+import httpx
 import pytest
 
 from domain.caller import Caller
@@ -41,12 +43,13 @@ from services.wave_trigger import LAUNCHED_BY_TAG, LAUNCHED_ON_SUBMIT
 from services.waves import JOB_NAME, PARTITION_TAG, TENANT_TAG
 from standins.opencode_server import OpenCodeServer
 from tests.e2e.test_job_launch import (
+    DAEMON_STOP_SECONDS,
+    POLL_SECONDS,
     DevWorld,
-    dagster_daemon,
-    dagster_process,
     run_ended,
     run_state,
     sessions_state,
+    start_dagster,
     wait_until,
 )
 from tests.integration.cli.support import ok
@@ -57,15 +60,71 @@ TENANT = "acme"
 PROMPT = '[script:write path=x.md content="hi" reply="Done."] Write x.md.'
 DAGSTER_TEMPLATE = PROJECT_ROOT / "dagster_instance" / "dagster.yaml"
 RUN_TIMEOUT_SECONDS = 180
+CODE_LOCATION = "industrial_orchestrator"  # workspace.yaml's location_name
+SENSOR_QUERY = """
+query Sensor($selector: SensorSelector!) {
+  sensorOrError(sensorSelector: $selector) { __typename ... on Sensor { id } }
+}
+"""
+STOP_SENSOR = """
+mutation StopSensor($id: String!) {
+  stopSensor(id: $id) {
+    __typename
+    ... on StopSensorMutationResult { instigationState { status } }
+    ... on PythonError { message }
+  }
+}
+"""
 
 
 @contextmanager
-def dagster_webserver(env: dict[str, str], port: int, log_path: Path) -> Iterator[Child]:
-    """`dagster-webserver -w workspace.yaml` on 127.0.0.1:`port`, answering before it yields."""
-    args = ["-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
-    with dagster_process("dagster-webserver", args, env, log_path) as child:
-        wait_for("the webserver", lambda: _answers(f"http://127.0.0.1:{port}/server_info"))
-        yield child
+def webserver_and_daemon(env: dict[str, str], port: int, logs: Path) -> Iterator[Child]:
+    """`dagster-webserver` on 127.0.0.1:`port`, then, once it answered and the dispatch sensor
+    (on by default) is stopped through it, `dagster-daemon run`: only the trigger may launch a
+    wave, so the sensor is stopped before the daemon's first tick. Yields the daemon; both are
+    stopped together on the way out, each as `dagster_process` stops it."""
+    children: list[Child] = []
+    try:
+        args = ["-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+        children.append(start_dagster("dagster-webserver", args, env, logs / "webserver.log"))
+        url = f"http://127.0.0.1:{port}"
+        wait_for("the webserver", lambda: _answers(f"{url}/server_info"), every=POLL_SECONDS)
+        stop_sensor(url, "dispatch_sensor")
+        daemon = start_dagster(
+            "dagster-daemon", ["run", "-w", "workspace.yaml"], env, logs / "daemon.log"
+        )
+        children.append(daemon)
+        yield daemon
+    finally:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(lambda child: child.stop(DAEMON_STOP_SECONDS), children))
+
+
+def stop_sensor(webserver_url: str, name: str) -> None:
+    """Stops the sensor through the webserver's GraphQL API, as the UI's toggle does (no
+    `dagster sensor stop` process loading the code location once more)."""
+
+    def graphql(document: str, variables: dict[str, object]) -> dict[str, Any]:
+        answer = httpx.post(
+            f"{webserver_url}/graphql",
+            json={"query": document, "variables": variables},
+            timeout=60,
+        )
+        answer.raise_for_status()
+        body = answer.json()
+        assert "errors" not in body, body
+        return body["data"]
+
+    selector = {
+        "repositoryLocationName": CODE_LOCATION,
+        "repositoryName": "__repository__",
+        "sensorName": name,
+    }
+    sensor = graphql(SENSOR_QUERY, {"selector": selector})["sensorOrError"]
+    assert sensor["__typename"] == "Sensor", sensor
+    stopped = graphql(STOP_SENSOR, {"id": sensor["id"]})["stopSensor"]
+    assert stopped["__typename"] == "StopSensorMutationResult", stopped
+    assert stopped["instigationState"]["status"] == "STOPPED", stopped
 
 
 def _answers(url: str) -> bool:
@@ -99,40 +158,31 @@ def test_a_submit_launches_its_tenants_wave_through_the_webserver(
     database = Database(database_url)
     service = SessionService(database)
     try:
-        with dg.DagsterInstance.from_config(str(world.dagster_home)) as instance:
-            # Only the trigger may launch a wave: the dispatch sensor (on by default) is stopped
-            # before the daemon's first tick.
-            dagster = Path(sys.executable).with_name("dagster")
-            stop = [str(dagster), "sensor", "stop", "dispatch_sensor", "-w", "workspace.yaml"]
-            stopped = subprocess.run(
-                stop, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120
+        with (
+            dg.DagsterInstance.from_config(str(world.dagster_home)) as instance,
+            webserver_and_daemon(env, port, tmp_path) as daemon,
+        ):
+            ok(database_url, *submit, env=triggering)
+            [run] = submitted_runs(instance)
+            assert run.tags[TENANT_TAG] == TENANT
+            assert run.tags[PARTITION_TAG] == TENANT
+            webserver = DagsterWebserver(triggering[DAGSTER_WEBSERVER_URL_VAR])
+            assert webserver.has_live_run(JOB_NAME, {TENANT_TAG: TENANT})
+            # A second submit while the wave lives (it lingers 10 s after its last
+            # session): taken on by that wave, no second run.
+            ok(database_url, *submit, env=triggering)
+            wait_until(
+                lambda: run_ended(instance, run.run_id),
+                f"run {run.run_id} to end",
+                daemon,
+                RUN_TIMEOUT_SECONDS,
+                lambda: sessions_state(service) + "\n" + run_state(instance, run.run_id),
             )
-            assert stopped.returncode == 0, stopped.stderr[-3000:]
-            with (
-                dagster_webserver(env, port, tmp_path / "webserver.log"),
-                dagster_daemon(env, tmp_path / "daemon.log") as daemon,
-            ):
-                ok(database_url, *submit, env=triggering)
-                [run] = submitted_runs(instance)
-                assert run.tags[TENANT_TAG] == TENANT
-                assert run.tags[PARTITION_TAG] == TENANT
-                webserver = DagsterWebserver(triggering[DAGSTER_WEBSERVER_URL_VAR])
-                assert webserver.has_live_run(JOB_NAME, {TENANT_TAG: TENANT})
-                # A second submit while the wave lives (it lingers 10 s after its last
-                # session): taken on by that wave, no second run.
-                ok(database_url, *submit, env=triggering)
-                wait_until(
-                    lambda: run_ended(instance, run.run_id),
-                    f"run {run.run_id} to end",
-                    daemon,
-                    RUN_TIMEOUT_SECONDS,
-                    lambda: sessions_state(service) + "\n" + run_state(instance, run.run_id),
-                )
-                assert len(submitted_runs(instance)) == 1
-                assert not webserver.has_live_run(JOB_NAME, {TENANT_TAG: TENANT})
-                sessions = service.list(Caller.operator(), TENANT)
-                ended = instance.get_run_by_id(run.run_id)
-                logs = " ".join(entry.message or "" for entry in instance.all_logs(run.run_id))
+            assert len(submitted_runs(instance)) == 1
+            assert not webserver.has_live_run(JOB_NAME, {TENANT_TAG: TENANT})
+            sessions = service.list(Caller.operator(), TENANT)
+            ended = instance.get_run_by_id(run.run_id)
+            logs = " ".join(entry.message or "" for entry in instance.all_logs(run.run_id))
     finally:
         left = terminate_leftovers(marker)
         database.dispose()
