@@ -9,7 +9,13 @@
   installed into it from npm on the first prompt, once).
 - ``opencode_server`` (module): one real server per test module, in its own git workspace,
   stopped (terminate, then kill) when the module is done, whatever happened. A module that sets
-  ``OPENCODE_PASSWORD = "..."`` gets a server with HTTP Basic auth.
+  ``OPENCODE_PASSWORD = "..."`` gets a server with HTTP Basic auth. A module that sets
+  ``OPENCODE_SHARED_SERVER = True`` gets ``shared_opencode_server`` instead (each start costs
+  seconds of CPU, and so does each new directory's instance): only for modules that neither
+  stop nor reconfigure the server and whose checks hold whatever other modules left in its
+  workspace (nonce'd files, sessions and worktrees, filtered by session or name).
+- ``shared_opencode_server`` (package): one server (no password) for those modules, stopped
+  when the package is done.
 - ``opencode_client`` / ``opencode_events`` (module): an httpx client with the server's
   credentials, and the server's ``GET /event`` stream followed from before the first test.
 - ``opencode_global_events`` (module): the server's ``GET /global/event`` stream (every
@@ -69,6 +75,26 @@ def opencode_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("opencode-home")
 
 
+def _running_server(
+    opencode_binary: Path, opencode_home: Path, scripted_model_url: str, password: str | None
+) -> Iterator[OpenCodeServer]:
+    server = OpenCodeServer(
+        scripted_model_url, home=opencode_home, binary=opencode_binary, password=password
+    )
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="package")
+def shared_opencode_server(
+    opencode_binary: Path, opencode_home: Path, scripted_model_url: str
+) -> Iterator[OpenCodeServer]:
+    yield from _running_server(opencode_binary, opencode_home, scripted_model_url, None)
+
+
 @pytest.fixture(scope="module")
 def opencode_server(
     request: pytest.FixtureRequest,
@@ -76,17 +102,12 @@ def opencode_server(
     opencode_home: Path,
     scripted_model_url: str,
 ) -> Iterator[OpenCodeServer]:
-    server = OpenCodeServer(
-        scripted_model_url,
-        home=opencode_home,
-        binary=opencode_binary,
-        password=getattr(request.module, "OPENCODE_PASSWORD", None),
-    )
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+    password = getattr(request.module, "OPENCODE_PASSWORD", None)
+    if getattr(request.module, "OPENCODE_SHARED_SERVER", False):
+        assert password is None, "the shared OpenCode server has no password"
+        yield request.getfixturevalue("shared_opencode_server")
+        return
+    yield from _running_server(opencode_binary, opencode_home, scripted_model_url, password)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from standins.opencode_server import OpenCodeServer
 from tests.integration.opencode.test_slot_warm_up import a_scratch_repository
 
 WAIT_SECONDS = 60.0
+OPENCODE_SHARED_SERVER = True  # read by the opencode_server fixture: one server for the package
 
 
 async def _until_idle(queue: asyncio.Queue[ServerEvent]) -> list[ServerEvent]:

@@ -27,6 +27,7 @@ from standins.scripted_model import ScriptedModel
 pytestmark = pytest.mark.timeout(120)
 
 SESSION_TIMEOUT_SECONDS = 45.0
+OPENCODE_SHARED_SERVER = True  # read by the opencode_server fixture: one server for the package
 ASK_BEFORE_EDIT = [{"permission": "edit", "pattern": "*", "action": "ask"}]
 T = TypeVar("T")
 

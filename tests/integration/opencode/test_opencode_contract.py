@@ -30,6 +30,7 @@ from tests.integration.opencode.support import settled_diff
 pytestmark = pytest.mark.timeout(120)
 
 SESSION_TIMEOUT_SECONDS = 45.0
+OPENCODE_SHARED_SERVER = True  # read by the opencode_server fixture: one server for the package
 PROMPT_TRACE = "events-prompt-sync-and-async.sse"
 ERRORS_TRACE = "events-errors-retry-permission.sse"
 

@@ -33,6 +33,7 @@ from tests.integration.database.support import BACKENDS, in_threads, new_tenant
 pytestmark = pytest.mark.timeout(120)
 
 RACERS = 2
+OPENCODE_SHARED_SERVER = True  # read by the opencode_server fixture: one server for the package
 
 
 @pytest.fixture(params=BACKENDS)
