@@ -1,12 +1,14 @@
 """Dagster's runs through the webserver's GraphQL API: Dagster's public way in from outside the
 daemon and the code location (what its UI's launchpad and `DagsterGraphQLClient` use).
 
-Two documents: `runsOrError` (is a run of the job with these tags queued or running?) and
+Its documents: `runsOrError` (is a run of the job with these tags queued or running?),
 `launchRun` (create the run; under the instance's run queue it waits there for its turn, under
-the per-tenant tag limits, like a sensor's run). Plain httpx rather than `dagster-graphql`'s
-client: that one fetches the whole schema per client and imports Dagster, which the CLI and the
-API otherwise never load. Explicit timeouts; a query answered 429/5xx is tried once more, a
-launch never (a launch whose answer was lost may have created its run).
+the per-tenant tag limits, like a sensor's run), and `sensorOrError` then `stopSensor` (what the
+UI's toggle does: no `dagster sensor stop` process loading the code location once more). Plain
+httpx rather than `dagster-graphql`'s client: that one fetches the whole schema per client and
+imports Dagster, which the CLI and the API otherwise never load. Explicit timeouts; a query
+answered 429/5xx is tried once more, a launch never (a launch whose answer was lost may have
+created its run).
 """
 
 from __future__ import annotations
@@ -36,6 +38,27 @@ mutation LaunchRun($executionParams: ExecutionParams!) {
     __typename
     ... on LaunchRunSuccess { run { runId } }
     ... on RunConfigValidationInvalid { errors { message } }
+    ... on Error { message }
+  }
+}
+"""
+
+
+SENSOR_QUERY = """
+query Sensor($selector: SensorSelector!) {
+  sensorOrError(sensorSelector: $selector) {
+    __typename
+    ... on Sensor { id }
+    ... on Error { message }
+  }
+}
+"""
+
+STOP_SENSOR_MUTATION = """
+mutation StopSensor($id: String!) {
+  stopSensor(id: $id) {
+    __typename
+    ... on StopSensorMutationResult { instigationState { status } }
     ... on Error { message }
   }
 }
@@ -101,6 +124,22 @@ class DagsterWebserver:
             )
             raise DagsterWebserverError("launchRun", kind, detail or str(answer))
         return str(answer["run"]["runId"])
+
+    def stop_sensor(self, name: str) -> None:
+        """Stops the code location's sensor `name` (it stays stopped across daemon restarts)."""
+        selector = {
+            "repositoryLocationName": self._location,
+            "repositoryName": self._repository,
+            "sensorName": name,
+        }
+        sensor = self._post("sensorOrError", SENSOR_QUERY, {"selector": selector}, retry=True)
+        if sensor.get("__typename") != "Sensor":
+            kind = sensor.get("__typename", "?")
+            raise DagsterWebserverError("sensorOrError", kind, sensor.get("message", name))
+        stopped = self._post("stopSensor", STOP_SENSOR_MUTATION, {"id": sensor["id"]})
+        if stopped.get("__typename") != "StopSensorMutationResult":
+            kind = stopped.get("__typename", "?")
+            raise DagsterWebserverError("stopSensor", kind, stopped.get("message", str(stopped)))
 
     def _post(
         self, field: str, document: str, variables: dict[str, Any], *, retry: bool = False

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from domain.caller import Caller
-from indorch.demo.dagster_dev import LOCATION, ask
+from indorch.demo.dagster_dev import GRAPHQL_TIMEOUT_SECONDS, LOCATION, ask
 from indorch.demo.recurring_questions import EVAL_FRACTION, PROMOTED_QUESTION
+from resources.dagster_webserver import DagsterWebserver, DagsterWebserverError
 from resources.settings import PROJECT_ROOT
 
 if TYPE_CHECKING:
@@ -42,26 +43,6 @@ SENSOR_WAIT_SECONDS = 120.0
 # provider on its first prompt: ~10 s here, over 120 s once on a CI machine loaded by other runs.
 SESSION_WAIT_SECONDS = 300.0
 FINAL_STATES = frozenset({"COMPLETED", "PARTIALLY_COMPLETED", "FAILED", "STOPPED", "CANCELLED"})
-
-SENSOR_QUERY = """
-query DemoSensor($selector: SensorSelector!) {
-  sensorOrError(sensorSelector: $selector) {
-    __typename
-    ... on Sensor { id }
-    ... on PythonError { message }
-  }
-}
-"""
-
-STOP_SENSOR = """
-mutation DemoStopSensor($id: String!) {
-  stopSensor(id: $id) {
-    __typename
-    ... on StopSensorMutationResult { instigationState { status } }
-    ... on PythonError { message }
-  }
-}
-"""
 
 LATEST_QUERY = """
 query DemoLatest($path: [String!]!, $partition: String!) {
@@ -140,17 +121,18 @@ def asset_url(base: str, asset: str, partition: str) -> str:
 
 def pause_automation(base: str) -> None:
     """Stop `learning_automation` in the demo's instance (the UI's Automation tab shows it)."""
-    selector = {
-        "repositoryLocationName": LOCATION,
-        "repositoryName": REPOSITORY,
-        "sensorName": AUTOMATION_SENSOR,
-    }
-    sensor = ask(base, SENSOR_QUERY, {"selector": selector})["sensorOrError"]
-    if sensor.get("__typename") != "Sensor":
-        raise LoopFailed(f"{AUTOMATION_SENSOR}: {sensor.get('message', sensor['__typename'])}")
-    stopped = ask(base, STOP_SENSOR, {"id": sensor["id"]})["stopSensor"]
-    if stopped.get("__typename") != "StopSensorMutationResult":
-        raise LoopFailed(f"stopping {AUTOMATION_SENSOR}: {stopped.get('message', stopped)}")
+    webserver = DagsterWebserver(
+        base,
+        location_name=LOCATION,
+        repository_name=REPOSITORY,
+        timeout_seconds=GRAPHQL_TIMEOUT_SECONDS,
+    )
+    try:
+        webserver.stop_sensor(AUTOMATION_SENSOR)
+    except DagsterWebserverError as error:
+        raise LoopFailed(f"stopping {AUTOMATION_SENSOR}: {error}") from error
+    finally:
+        webserver.close()
 
 
 def latest_materialization(base: str, asset: str, partition: str) -> Materialization | None:

@@ -22,10 +22,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
-import httpx
 import pytest
 
 from domain.caller import Caller
@@ -60,21 +58,6 @@ TENANT = "acme"
 PROMPT = '[script:write path=x.md content="hi" reply="Done."] Write x.md.'
 DAGSTER_TEMPLATE = PROJECT_ROOT / "dagster_instance" / "dagster.yaml"
 RUN_TIMEOUT_SECONDS = 180
-CODE_LOCATION = "industrial_orchestrator"  # workspace.yaml's location_name
-SENSOR_QUERY = """
-query Sensor($selector: SensorSelector!) {
-  sensorOrError(sensorSelector: $selector) { __typename ... on Sensor { id } }
-}
-"""
-STOP_SENSOR = """
-mutation StopSensor($id: String!) {
-  stopSensor(id: $id) {
-    __typename
-    ... on StopSensorMutationResult { instigationState { status } }
-    ... on PythonError { message }
-  }
-}
-"""
 
 
 @contextmanager
@@ -89,7 +72,11 @@ def webserver_and_daemon(env: dict[str, str], port: int, logs: Path) -> Iterator
         children.append(start_dagster("dagster-webserver", args, env, logs / "webserver.log"))
         url = f"http://127.0.0.1:{port}"
         wait_for("the webserver", lambda: _answers(f"{url}/server_info"), every=POLL_SECONDS)
-        stop_sensor(url, "dispatch_sensor")
+        stopping = DagsterWebserver(url, timeout_seconds=60)
+        try:  # as the UI's toggle does: no second load of the code location
+            stopping.stop_sensor("dispatch_sensor")
+        finally:
+            stopping.close()
         daemon = start_dagster(
             "dagster-daemon", ["run", "-w", "workspace.yaml"], env, logs / "daemon.log"
         )
@@ -98,33 +85,6 @@ def webserver_and_daemon(env: dict[str, str], port: int, logs: Path) -> Iterator
     finally:
         with ThreadPoolExecutor(max_workers=2) as pool:
             list(pool.map(lambda child: child.stop(DAEMON_STOP_SECONDS), children))
-
-
-def stop_sensor(webserver_url: str, name: str) -> None:
-    """Stops the sensor through the webserver's GraphQL API, as the UI's toggle does (no
-    `dagster sensor stop` process loading the code location once more)."""
-
-    def graphql(document: str, variables: dict[str, object]) -> dict[str, Any]:
-        answer = httpx.post(
-            f"{webserver_url}/graphql",
-            json={"query": document, "variables": variables},
-            timeout=60,
-        )
-        answer.raise_for_status()
-        body = answer.json()
-        assert "errors" not in body, body
-        return body["data"]
-
-    selector = {
-        "repositoryLocationName": CODE_LOCATION,
-        "repositoryName": "__repository__",
-        "sensorName": name,
-    }
-    sensor = graphql(SENSOR_QUERY, {"selector": selector})["sensorOrError"]
-    assert sensor["__typename"] == "Sensor", sensor
-    stopped = graphql(STOP_SENSOR, {"id": sensor["id"]})["stopSensor"]
-    assert stopped["__typename"] == "StopSensorMutationResult", stopped
-    assert stopped["instigationState"]["status"] == "STOPPED", stopped
 
 
 def _answers(url: str) -> bool:

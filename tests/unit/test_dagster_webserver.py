@@ -89,3 +89,44 @@ def test_a_query_answered_503_is_tried_once_more_a_launch_never() -> None:
     with pytest.raises(httpx.HTTPStatusError):
         runs.launch_run("session_wave", {}, {})
     assert len(sent) == 1
+
+
+def test_stopping_a_sensor_finds_it_in_the_location_then_stops_it_by_id() -> None:
+    sent: list[dict[str, Any]] = []
+    stopped = {"__typename": "StopSensorMutationResult", "instigationState": {"status": "STOPPED"}}
+
+    def answer(body: dict[str, Any]) -> httpx.Response:
+        if "sensorSelector" in body["query"]:
+            return data("sensorOrError", {"__typename": "Sensor", "id": "s-1"})
+        return data("stopSensor", stopped)
+
+    webserver(answer, sent).stop_sensor("dispatch_sensor")
+    assert sent[0]["variables"]["selector"] == {
+        "repositoryLocationName": "industrial_orchestrator",
+        "repositoryName": "__repository__",
+        "sensorName": "dispatch_sensor",
+    }
+    assert sent[1]["variables"] == {"id": "s-1"}
+
+
+@pytest.mark.parametrize(
+    "sensor, stop, match",
+    [
+        ({"__typename": "SensorNotFoundError", "message": "no such"}, None, "no such"),
+        (
+            {"__typename": "Sensor", "id": "s-1"},
+            {"__typename": "PythonError", "message": "boom"},
+            "PythonError: boom",
+        ),
+    ],
+)
+def test_a_sensor_not_found_or_not_stopped_raises(
+    sensor: dict[str, Any], stop: dict[str, Any] | None, match: str
+) -> None:
+    def answer(body: dict[str, Any]) -> httpx.Response:
+        if "sensorSelector" in body["query"]:
+            return data("sensorOrError", sensor)
+        return data("stopSensor", stop or {})
+
+    with pytest.raises(DagsterWebserverError, match=match):
+        webserver(answer, []).stop_sensor("dispatch_sensor")
