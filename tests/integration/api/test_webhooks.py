@@ -117,8 +117,8 @@ def _deliveries(client: TestClient, tenant: ApiTenant, webhook_id: str) -> list[
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def own_wiring(request: pytest.FixtureRequest, migrated_sqlite_url: str) -> Iterator[Services]:
-    """The API's wiring on a database of this test's own: the sensor tries every tenant of its
-    database, and the run's shared one holds every tenant the earlier tests made."""
+    """The API's wiring on a database of this test's own: the sensor attempts every tenant's due
+    deliveries, and the run's shared database holds those the earlier tests left due."""
     if request.param == "sqlite":
         url = migrated_sqlite_url
     else:
