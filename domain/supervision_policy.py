@@ -39,7 +39,9 @@ class SupervisionSettings:
     # Idle with its answer unfinished and nothing more from the agent this long: the turn died
     # (its server restarted mid-answer); the session ends ORPHANED and is retried.
     interrupted_turn_seconds: float = 30.0
-    starts_per_agent: int = 8  # session starts (create + prompt) in flight at once per agent
+    # Starts in workspaces of their own in flight at once per agent, each until its agent answers
+    # (the server sets the directory's instance up meanwhile); in the tenant's worktree, not paced.
+    starts_per_agent: int = 8
     # An agent's sessions in workspaces of their own in flight at once in one wave (each an
     # OpenCode instance on its server); the rest wait for a slot to free. None: unbounded.
     workspaces_per_agent: int | None = DEFAULT_WORKSPACES_PER_AGENT

@@ -77,8 +77,9 @@ class SupervisionConfig(dg.ConfigurableResource):
     starts_per_agent: int = Field(
         default=8,
         ge=1,
-        description="Session starts (create + prompt) in flight at once per agent; the rest "
-        "wait their turn rather than all hitting the server at once.",
+        description="Starts of sessions in workspaces of their own (each a new directory for "
+        "the server to set up) in flight at once per agent, each until its agent answers; the "
+        "rest wait their turn. Sessions in the tenant's worktree are not paced.",
     )
     top_up_seconds: float = Field(
         default=DEFAULT_TOP_UP_SECONDS,

@@ -1,8 +1,9 @@
 """The wave's agents: which one takes a session, and one link to each agent's server.
 
 A link holds the server's client, its one shared event stream (scoped to the tenant's workspace
-there) and a bound on the session starts in flight on it. Routing reads the agents and their load
-through `AgentLoadView`, not with a query per session; while every agent is full, a session waits.
+there) and a bound on the starts in flight on it of sessions in workspaces of their own. Routing
+reads the agents and their load through `AgentLoadView`, not with a query per session; while every
+agent is full, a session waits.
 The wave's agents are linked all at once and routed to as they come up: while some are still
 being linked, a linked agent takes only the sessions it can start at once, so the wave starts
 work at the first link without piling its sessions onto that one agent.
@@ -37,10 +38,11 @@ STREAM_START_WAIT_SECONDS = 5.0
 
 
 class StartPacer:
-    """At most `limit` session starts in flight on one agent; the rest queue here rather than
-    all hitting the server at once (it answers slowly, then not). A start is held from the
-    agent session's creation until its agent is seen answering (`SessionStart`): the first
-    prompt in a directory new to the server is where it sets up its instance for it.
+    """At most `limit` starts of sessions in workspaces of their own in flight on one agent;
+    the rest queue here rather than all asking the server to set up an instance at once (it
+    answers slowly, then not). A start is held from the agent session's creation until its
+    agent is seen answering (`SessionStart`): the first prompt in a directory new to the server
+    is where it sets up its instance for it.
     `on_release` is told whenever a start ends."""
 
     def __init__(self, limit: int, on_release: Callable[[], None]) -> None:

@@ -65,8 +65,12 @@ class SessionStart:
     async def _start_in_workspace(
         self, link: AgentLink, session: Session
     ) -> FollowedSession | None:
+        if not self._workspaces.wanted(session):
+            # In the link's directory (the tenant's worktree, or the server's own): its instance
+            # is one for all such sessions, nothing to set up per start, so no start is paced.
+            return await self._start_on(link, session, None)
         workspace = None
-        if self._workspaces.wanted(session) and session.repository is not None:
+        if session.repository is not None:
             # Before taking one of the agent's start slots: a setup script may run for minutes.
             workspace = await self._workspaces.prepare(session, link.agent.id)
             if workspace is None:  # failed, and recorded as such
@@ -75,7 +79,7 @@ class SessionStart:
         held = await link.starting.hold()
         supervision = None
         try:
-            if workspace is None and self._workspaces.wanted(session):
+            if workspace is None:
                 # A scratch slot once a start is free: one a session freed meanwhile is taken,
                 # its server's instance warm, rather than a new directory per waiting session.
                 workspace = await self._workspaces.prepare(session, link.agent.id)

@@ -22,6 +22,7 @@ from domain.tenant import Tenant
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database.migrate import upgrade
 from services.session_service import SessionService, SubmitSession
+from services.session_workspaces import SessionWorkspaces, WorkspaceLayout
 from services.supervision.wave import WaveSupervisor
 from services.top_up import TopUp, claim_next_for
 from tests.unit.supervision.fake_agent_server import FakeAgentServers, FakeClock, FakeServer
@@ -98,7 +99,13 @@ class World:
             event.event_type for event in self.service.events(Caller.operator(), TENANT, session_id)
         ]
 
-    def wave(self, owner: str = OWNER, **settings: object) -> WaveSupervisor:
+    def wave(
+        self, owner: str = OWNER, *, workspaces_dir: Path | None = None, **settings: object
+    ) -> WaveSupervisor:
+        """With `workspaces_dir`, each session in a scratch workspace of its own made there
+        (real git, local disk: the fake server takes any directory)."""
+        if workspaces_dir is not None:
+            settings = {"session_workspaces": True, **settings}
         return WaveSupervisor(
             self.database,
             self.servers,
@@ -107,6 +114,11 @@ class World:
             publish=self.published.append,
             settings=replace(FAST, **settings),  # type: ignore[arg-type]
             clock=self.clock,
+            workspaces=(
+                SessionWorkspaces(self.database, WorkspaceLayout(workspaces_dir))
+                if workspaces_dir is not None
+                else None
+            ),
         )
 
     def top_up(self, size: int) -> TopUp:

@@ -8,27 +8,12 @@ burst of 300 sessions completed with 8, wedged the servers unbounded and with 24
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from pathlib import Path
 
 from domain.supervision_policy import SupervisionSettings
 from resources.supervision_config import SupervisionConfig
-from services.session_workspaces import SessionWorkspaces, WorkspaceLayout
-from services.supervision.wave import WaveSupervisor
-from tests.unit.supervision.conftest import FAST, OWNER, TENANT, World
+from tests.unit.supervision.conftest import World
 from tests.unit.supervision.test_wave_supervisor import WORKING, supervise, until
-
-
-def _wave(world: World, scratch: Path, bound: int | None) -> WaveSupervisor:
-    return WaveSupervisor(
-        world.database,
-        world.servers,
-        tenant=TENANT,
-        owner=OWNER,
-        settings=replace(FAST, session_workspaces=True, workspaces_per_agent=bound),
-        clock=world.clock,
-        workspaces=SessionWorkspaces(world.database, WorkspaceLayout(scratch)),
-    )
 
 
 def test_sessions_beyond_the_bound_wait_and_take_a_freed_slot(world: World, tmp_path: Path) -> None:
@@ -51,7 +36,9 @@ def test_sessions_beyond_the_bound_wait_and_take_a_freed_slot(world: World, tmp_
             await until(lambda s=session: world.server.working(s.id))
             world.server.finish(session.id)
 
-    outcomes = supervise(_wave(world, tmp_path, bound=2), ids, meanwhile)
+    outcomes = supervise(
+        world.wave(workspaces_dir=tmp_path, workspaces_per_agent=2), ids, meanwhile
+    )
 
     assert [o.status for o in outcomes] == ["COMPLETED"] * 4
 
@@ -66,7 +53,9 @@ def test_unbounded_when_set_so(world: World, tmp_path: Path) -> None:
             await until(lambda s=session: world.server.working(s.id))
             world.server.finish(session.id)
 
-    outcomes = supervise(_wave(world, tmp_path, bound=None), ids, meanwhile)
+    outcomes = supervise(
+        world.wave(workspaces_dir=tmp_path, workspaces_per_agent=None), ids, meanwhile
+    )
 
     assert [o.status for o in outcomes] == ["COMPLETED"] * 4
 
