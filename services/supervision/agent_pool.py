@@ -173,7 +173,7 @@ class AgentPool:
             # first agent linked.
             agents = self.load.agents()
             linking = [
-                self._start_link(a) for a in agents if a.id not in self._links and not a.external
+                self._start_link(a) for a in agents if not (a.external or self._linked(a.id))
             ]
             changed = self._changed
             async with self._routing_lock:
@@ -186,7 +186,7 @@ class AgentPool:
                             AgentState(agent, busy[agent.id], now=self._clock(), heartbeat_ttl=ttl)
                         )
                         continue
-                    link = self._links.get(agent.id)
+                    link = self._linked(agent.id)
                     if link is None or (linking and not self._can_start_now(agent.id)):
                         continue  # still being linked, or (meanwhile) no start free
                     states.append(
@@ -232,6 +232,15 @@ class AgentPool:
             )
         finally:
             start_ended.cancel()
+
+    def _linked(self, agent_id: str) -> AgentLink | None:
+        """The agent's link once made: its worktree there and its event stream started (or
+        given up waiting for). A link whose stream still connects is not routed to yet: as
+        unhealthy it would leave the first agent connected all the tenant's sessions."""
+        making = self._linking.get(agent_id)
+        if making is None or not making.done():
+            return None
+        return self._links.get(agent_id)
 
     def _can_start_now(self, agent_id: str) -> bool:
         """Whether the agent's starts are not all taken by the sessions routed to it and not

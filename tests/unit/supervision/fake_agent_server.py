@@ -99,6 +99,7 @@ class FakeServer:
         self._working: dict[str, tuple[Turn, str]] = {}  # agent session -> unfinished turn
         self.worktree_gate: asyncio.Event | None = None  # set: a slow server's worktree waits
         self.create_gate: asyncio.Event | None = None  # set: its session creates wait for it
+        self.stream_gate: asyncio.Event | None = None  # set: its event streams connect only then
         self.refused_creates = 0  # this many next session creates answer 503
         # Set: the agent answers no prompt until it is (a first turn's instance still set up).
         self.answer_gate: asyncio.Event | None = None
@@ -262,6 +263,8 @@ class FakeEventStream:
         self._queues: dict[str, asyncio.Queue[ServerEvent]] = {}
 
     async def start(self, wait_seconds: float = 10.0) -> None:
+        if self.server.stream_gate is not None:
+            await self.server.stream_gate.wait()
         self.server.streams.append(self)
         if self.server.up:
             self.connected.set()

@@ -587,14 +587,18 @@ def test_a_slow_server_does_not_hold_up_the_sessions_routed_to_the_others(world:
     assert world.server.prompted() and not slow.prompted()
 
 
+@pytest.mark.parametrize("slow_part", ["worktree_gate", "stream_gate"])
 def test_sessions_wait_for_a_linking_agent_rather_than_queue_on_a_busy_linked_one(
-    world: World,
+    world: World, slow_part: str
 ) -> None:
-    """While an agent is still being linked, a linked one takes only the sessions it can start
-    at once; the others go to whichever agent can start them first (here the one linked later),
-    not into the busy agent's queue."""
+    """While an agent is still being linked (its worktree made, its event stream connected), a
+    linked one takes only the sessions it can start at once; the others go to whichever agent
+    can start them first (here the one linked later), not into the busy agent's queue. (A
+    300-session burst put 125 sessions on each of two servers and 50 on the third while one
+    agent's stream connected first: the crowded servers' prompts took up to 14 s.)"""
     slow = world.servers.server("http://agent-slow.test")
-    slow.worktree_gate = asyncio.Event()
+    gate = asyncio.Event()
+    setattr(slow, slow_part, gate)
     world.server.create_gate = asyncio.Event()  # the linked agent's one start does not finish
     with tenant_scope(TENANT), unit_of_work(world.database) as uow:
         uow.agents.add(Agent(tenant_id=TENANT, name="slow", server_url=slow.url))
@@ -606,7 +610,7 @@ def test_sessions_wait_for_a_linking_agent_rather_than_queue_on_a_busy_linked_on
         await asyncio.sleep(0.05)  # the other session is not put in the busy agent's queue
         routed = [s for s in (first, second) if "session.routed" in world.event_types(s)]
         assert len(routed) == 1
-        slow.worktree_gate.set()  # the slow agent links: the other session starts there
+        gate.set()  # the slow agent links: the other session starts there
         await until(lambda: len(slow.prompted()) == 1)
         world.server.create_gate.set()
         await until(lambda: len(world.server.prompted()) == 1)
