@@ -70,6 +70,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -307,8 +308,18 @@ def run(args: argparse.Namespace, command: str, console: Console) -> dict[str, A
     }
 
 
-def command_line(argv: list[str]) -> str:
-    return " ".join([".venv/bin/python -m bench.sessions", *map(shlex.quote, argv)])
+BENCH_VARIABLES = "INDORCH_BENCH_"  # the code location's settings for experiments
+
+
+def command_line(argv: list[str], environment: Mapping[str, str] | None = None) -> str:
+    """How to run it again, with the bench settings of `environment` (default: ours)."""
+    environment = os.environ if environment is None else environment
+    settings = [
+        f"{name}={shlex.quote(value)}"
+        for name, value in sorted(environment.items())
+        if name.startswith(BENCH_VARIABLES)
+    ]
+    return " ".join([*settings, ".venv/bin/python -m bench.sessions", *map(shlex.quote, argv)])
 
 
 def main(argv: list[str] | None = None) -> None:
