@@ -81,6 +81,44 @@ def cpu_seconds_of(command: str) -> float:
     return total
 
 
+# What a process of the measured tree is, by its command line: the first rule that matches.
+ROLES = (
+    ("instance_plugins.run_worker.worker", "run worker"),
+    ("bench.worker", "bench worker"),  # the daemon's stand-in: sensor ticks, run queue, submits
+    ("grpc", "code server"),
+    ("code-server", "code server"),
+)
+
+
+def process_role(argv: list[str]) -> str:
+    """What the process runs (`ROLES`), else its program's name."""
+    for marker, role in ROLES:
+        if marker in argv:
+            return role
+    return os.path.basename(argv[0]) if argv else "other"
+
+
+def command_line(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def cpu_by_role(
+    before: dict[int, float], after: dict[int, float], roles: dict[int, str]
+) -> dict[str, float]:
+    """Own CPU seconds per role between two readings of each process (a process absent from
+    `before` started in between)."""
+    spent: dict[str, float] = {}
+    for pid, cpu in after.items():
+        role = roles.get(pid, "other")
+        spent[role] = spent.get(role, 0.0) + cpu - before.get(pid, 0.0)
+    return spent
+
+
 def descendants(root: int, table: dict[int, ProcInfo]) -> list[ProcInfo]:
     children: dict[int, list[int]] = {}
     for info in table.values():
@@ -119,6 +157,7 @@ class TreeMonitor:
     samples: list[TreeSample] = field(default_factory=list)
     seen: set[int] = field(default_factory=set)
     last_cpu: dict[int, float] = field(default_factory=dict)  # own CPU per pid, last sample
+    roles: dict[int, str] = field(default_factory=dict)  # what each pid seen runs
     orphan_cpu: float = 0.0
     worker_cpu: float | None = None
     worker_status: int | None = None
@@ -147,6 +186,9 @@ class TreeMonitor:
                 live = tree + [info for info in orphans if info.pid not in tree_pids]
                 rss = sum(info.rss_mb for info in live if info.state != "Z")
                 self.last_cpu.update((info.pid, info.cpu_seconds) for info in live)
+                for info in live:
+                    if info.pid not in self.roles:
+                        self.roles[info.pid] = process_role(command_line(info.pid))
                 self.samples.append(TreeSample(time.time(), rss, len(live)))
             for info in orphans:
                 if info.state == "Z":
@@ -214,6 +256,23 @@ class TreeMonitor:
         with self._lock:
             reaped = self.orphan_cpu
         return reaped + sum(info.cpu_seconds + info.children_cpu_seconds for info in tree)
+
+    def own_cpu(self) -> dict[int, float]:
+        """Each process's own CPU as last sampled (a copy: subtract one from a later one)."""
+        with self._lock:
+            return dict(self.last_cpu)
+
+    def cpu_by_role_since(self, before: dict[int, float]) -> dict[str, float]:
+        """Own CPU per role (`process_role`) since `before` (an `own_cpu()`), from the samples:
+        what a process used after its last sample is missed, as in `sampled_cpu`."""
+        with self._lock:
+            return {
+                role: round(seconds, 2)
+                for role, seconds in sorted(
+                    cpu_by_role(before, self.last_cpu, self.roles).items(),
+                    key=lambda item: -item[1],
+                )
+            }
 
     def rss_between(self, start: float, end: float) -> list[TreeSample]:
         with self._lock:

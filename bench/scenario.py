@@ -157,6 +157,7 @@ def _measure(
             baseline = statistics.median(s.rss_mb for s in window)
             cpu_at_go = monitor.cpu_so_far()
             sampled_at_go = monitor.sampled_cpu()
+            own_cpu_at_go = monitor.own_cpu()
             agent_cpu_at_go = fleet.agent_side_cpu_seconds()
             go_at = time.time()
             Path(spec["go_path"]).write_text("go")
@@ -180,6 +181,7 @@ def _measure(
         "result": result,
         "cpu_seconds": monitor.cpu_seconds() - cpu_at_go,
         "cpu_seconds_sampled": monitor.sampled_cpu() - sampled_at_go,
+        "cpu_seconds_by_process": monitor.cpu_by_role_since(own_cpu_at_go),
         "setup_cpu_seconds": cpu_at_go,
         "baseline_rss_mb": baseline,
         "peak_rss_mb": peak.rss_mb,
@@ -232,6 +234,8 @@ def _summary(
         "cpu_seconds": round(measured["cpu_seconds"], 2),
         "cpu_seconds_per_session": round(measured["cpu_seconds"] / sessions, 4),
         "cpu_seconds_sampled": round(measured["cpu_seconds_sampled"], 2),
+        # Which processes spent it (sampled: sums to about `cpu_seconds_sampled`).
+        "cpu_seconds_by_process": measured["cpu_seconds_by_process"],
         "setup_cpu_seconds": round(measured["setup_cpu_seconds"], 2),
         "baseline_rss_mb": round(measured["baseline_rss_mb"], 1),
         "peak_rss_mb": round(measured["peak_rss_mb"], 1),
