@@ -56,6 +56,7 @@ def test_the_cluster_instance_launches_runs_as_kubernetes_jobs(
         assert [(limit["key"], limit["limit"]) for limit in queue.tag_concurrency_limits] == [
             ("tenant", 2)
         ]
+        assert instance.run_coordinator.dequeue_interval_seconds == 1  # a new wave waits for it
 
 
 def test_the_helm_values_say_what_the_cluster_instance_says() -> None:
@@ -63,6 +64,10 @@ def test_the_helm_values_say_what_the_cluster_instance_says() -> None:
     instance = _load(K8S / "dagster-instance.yaml")
     queue = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
     assert queue["maxConcurrentRuns"] == instance["concurrency"]["runs"]["max_concurrent_runs"]
+    assert queue["dequeueIntervalSeconds"] == instance["run_queue"]["dequeue_interval_seconds"]
+    # The same dequeue as the one-machine instance and the embedded default.
+    for other in (DEPLOY / "dagster.yaml", DEPLOY.parent / "dagster_instance" / "dagster.yaml"):
+        assert _load(other)["run_queue"] == instance["run_queue"]
     assert (
         queue["tagConcurrencyLimits"] == (instance["concurrency"]["runs"]["tag_concurrency_limits"])
     )

@@ -35,6 +35,9 @@ def test_the_production_instance_runs_on_postgres(
         assert instance.run_launcher.supports_check_run_worker_health
         queue = instance.get_concurrency_config().run_queue_config
         assert queue.max_concurrent_runs == 30
+        # A new wave (one launched on submit too) waits for the daemon's next dequeue before it
+        # supervises anything: Dagster's smallest interval, as in the embedded default.
+        assert instance.run_coordinator.dequeue_interval_seconds == 1
         assert [
             (limit["key"], limit["value"], limit["limit"]) for limit in queue.tag_concurrency_limits
         ] == [("tenant", {"applyLimitPerUniqueValue": True}, 2)]
