@@ -6,6 +6,13 @@ for `session.idle` on the server's `GET /event` stream (one stream per server), 
 message -- what the wave supervisor does, minus the orchestration (no database, no Dagster).
 Every session is "submitted" at once; at most `per_server` are in progress on a server at a time
 (the summed capacity of the agents the orchestrated runs register on it).
+
+Isolated (`directories` per server): each session works in a scratch directory of its own, as
+the orchestrator's default gives it (a git repository with one empty commit, a new OpenCode
+instance on its server the first time), at most `directories` of them per server, each reused
+by the next session once its files are cleaned (as the orchestrator reuses a warm slot), the
+events on one `GET /global/event` stream per server. The floor for the default configuration:
+the same agent calls with the same isolation and the same bound on instances, no orchestration.
 """
 
 from __future__ import annotations
@@ -13,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,22 +44,27 @@ class FloorSession:
 
 
 class _Server:
-    def __init__(self, url: str, per_server: int) -> None:
+    def __init__(self, url: str, per_server: int, directories: _Directories | None) -> None:
         limits = httpx.Limits(max_connections=per_server + 8, max_keepalive_connections=per_server)
         self.http = httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits)
         self.events = httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(None, connect=5.0))
-        self.slots = asyncio.Semaphore(per_server)
+        self.directories = directories
+        self.slots = asyncio.Semaphore(
+            per_server if directories is None else min(per_server, directories.limit)
+        )
         self.idle: dict[str, asyncio.Future[None]] = {}
         self.connected = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
     async def follow(self) -> None:
-        async with self.events.stream("GET", "/event") as response:
+        path = "/event" if self.directories is None else "/global/event"
+        async with self.events.stream("GET", path) as response:
             self.connected.set()
             async for line in response.aiter_lines():
                 if not line.startswith("data:"):
                     continue
                 event = json.loads(line[5:])
+                event = event.get("payload", event)  # /global/event wraps it with its directory
                 kind = event.get("type")
                 props = event.get("properties") or {}
                 if kind == "session.idle" or (
@@ -69,37 +83,92 @@ class _Server:
         await self.events.aclose()
 
 
+class _Directories:
+    """A server's scratch directories: made on first need, at most `limit`, each reused."""
+
+    def __init__(self, root: Path, limit: int) -> None:
+        self.root = root
+        self.limit = limit
+        self._free: list[Path] = []
+        self._made = 0
+
+    async def take(self) -> Path:
+        if self._free:
+            return self._free.pop()
+        self._made += 1
+        directory = self.root / f"slot-{self._made}"
+        await asyncio.to_thread(_init_scratch, directory)
+        return directory
+
+    async def give_back(self, directory: Path) -> None:
+        await asyncio.to_thread(_git, directory, "clean", "-fdxq")  # its files gone
+        self._free.append(directory)
+
+
+def _git(directory: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(directory), *args], check=True, capture_output=True)
+
+
+def _init_scratch(directory: Path) -> None:
+    """As the orchestrator makes a scratch workspace: a repository with one empty commit."""
+    directory.mkdir(parents=True)
+    _git(directory, "init", "-q", "-b", "main")
+    _git(
+        directory,
+        "-c",
+        "user.name=floor",
+        "-c",
+        "user.email=floor@localhost",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        f"scratch {directory.name}",
+    )
+
+
 async def _one(server: _Server, record: FloorSession, prompt: str) -> None:
     async with server.slots:
         record.started_at = time.time()
+        directory = await server.directories.take() if server.directories else None
+        params = {"directory": str(directory)} if directory else None
         try:
-            created = await server.http.post("/session", json={"title": f"floor {record.number}"})
+            created = await server.http.post(
+                "/session", params=params, json={"title": f"floor {record.number}"}
+            )
             created.raise_for_status()
             session_id = created.json()["id"]
             idle = asyncio.get_running_loop().create_future()
             server.idle[session_id] = idle
             body = {"parts": [{"type": "text", "text": prompt}], "agent": "build"}
-            sent = await server.http.post(f"/session/{session_id}/prompt_async", json=body)
+            sent = await server.http.post(
+                f"/session/{session_id}/prompt_async", params=params, json=body
+            )
             sent.raise_for_status()
             record.prompted_at = time.time()
             await asyncio.wait_for(idle, IDLE_TIMEOUT_SECONDS)
-            messages = await _answered_messages(server.http, session_id)
+            messages = await _answered_messages(server.http, session_id, params)
             first_user = next(m for m in messages if m["info"]["role"] == "user")
             diff = await server.http.get(
-                f"/session/{session_id}/diff", params={"messageID": first_user["info"]["id"]}
+                f"/session/{session_id}/diff",
+                params={**(params or {}), "messageID": first_user["info"]["id"]},
             )
             diff.raise_for_status()
             record.ok = not any(m["info"].get("error") for m in messages)
         except Exception as error:  # a failed session is counted, never hidden
             record.error = repr(error)[:300]
         finally:
+            if directory is not None and server.directories is not None:
+                await server.directories.give_back(directory)
             record.done_at = time.time()
 
 
-async def _answered_messages(http: httpx.AsyncClient, session_id: str) -> list[dict[str, Any]]:
+async def _answered_messages(
+    http: httpx.AsyncClient, session_id: str, params: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """`session.idle` comes before the last assistant message is final: read until it is."""
     while True:
-        response = await http.get(f"/session/{session_id}/message")
+        response = await http.get(f"/session/{session_id}/message", params=params)
         response.raise_for_status()
         messages = response.json()
         replies = [m for m in messages if m["info"]["role"] == "assistant"]
@@ -109,9 +178,23 @@ async def _answered_messages(http: httpx.AsyncClient, session_id: str) -> list[d
 
 
 async def run_floor(
-    urls: list[str], sessions: int, per_server: int, prompt_for: Any
+    urls: list[str],
+    sessions: int,
+    per_server: int,
+    prompt_for: Any,
+    *,
+    directories: int = 0,
+    scratch: Path | None = None,
 ) -> list[dict[str, Any]]:
-    servers = [_Server(url, per_server) for url in urls]
+    """`directories` (with `scratch`, where they are made): the isolated floor (module doc)."""
+    servers = [
+        _Server(
+            url,
+            per_server,
+            _Directories(scratch / f"server-{n}", directories) if directories and scratch else None,
+        )
+        for n, url in enumerate(urls)
+    ]
     try:
         for server in servers:
             server.task = asyncio.create_task(server.follow())

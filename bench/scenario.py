@@ -32,7 +32,8 @@ from bench.runtime_world import (
     pushed_branches,
     runtime_world,
 )
-from bench.world import agents_per_tenant, database, register
+from bench.world import AGENT_CAPACITY, agents_per_tenant, database, register
+from domain.supervision_policy import DEFAULT_WORKSPACES_PER_AGENT
 from resources.settings import DATABASE_URL_VAR, REDIS_URL_VAR, STATE_DIR_VAR
 from sensors.dispatch import TICK_INTERVAL_SECONDS
 from standins.opencode_server import PROJECT_ROOT
@@ -52,6 +53,9 @@ class Scenario:
     top_up: bool = True  # waves take on new sessions while they run (False: the naive design)
     max_runs: int = 30
     per_server_concurrency: int = 0  # floor only
+    # Floor only: each session in a scratch directory of its own, at most the orchestrator's
+    # default workspaces per agent of them per server, reused (`bench.floor`, isolated).
+    isolated: bool = False
     cold_worker: bool = False  # run worker only: started by the first measured launch
     # Tenant workspaces made before the burst by the agent-health sensor's tick (False: by the
     # tenants' first waves, inside the measured window, as before that sensor made them)
@@ -104,6 +108,10 @@ def run(scenario: Scenario, fleet: Fleet, setting: Setting, log: Any) -> dict[st
         }
         if scenario.mode == "floor" and not scenario.per_server_concurrency:
             spec["per_server_concurrency"] = max(world.capacity_per_server.values())
+        if scenario.mode == "floor" and scenario.isolated:
+            agents_on_server = max(world.capacity_per_server.values()) // AGENT_CAPACITY
+            spec["directories_per_server"] = agents_on_server * DEFAULT_WORKSPACES_PER_AGENT
+            spec["directories_root"] = str(folder / "floor-directories")
         measured = _measure(spec, folder, agent_side, log)
         if scenario.mode == "floor":
             timelines = analysis.floor_timelines(measured["result"]["floor_sessions"])
@@ -224,6 +232,7 @@ def _summary(
         "managed_runtimes": scenario.runtimes,
         "launch_on_submit": scenario.launch_on_submit,
         "per_server_concurrency": spec.get("per_server_concurrency") or None,
+        "directories_per_server": spec.get("directories_per_server"),
         "agents": agents,
         "prompt": scenario.prompt,
         **{k: v for k, v in figures.items() if k not in ("first_submit", "last_end")},

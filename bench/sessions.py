@@ -10,6 +10,10 @@ The unit of work is a two-turn session: `[script:write ...]` makes the model cal
 Scenarios, each in its own worker process whose whole process tree is measured:
 
 1. **floor** -- the agent calls without orchestration (`bench.floor`).
+1a. **the floor, isolated** (`floor_isolated`): the same calls, each session in a scratch
+   directory of its own as the orchestrator's default gives it, at most 8 per agent on a server
+   (the default `workspaces_per_agent`), reused: the floor of the default configuration. Run only
+   when named.
 2. **wave size 1, launched** -- the naive design: one real Dagster run per session, launched
    through the instance's DefaultRunLauncher (a run process each; waves do not top up).
    Fewer sessions (`--wave1-sessions`); rates are per session.
@@ -92,7 +96,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "sessions.json"
 TWO_TURNS = '[script:write path=bench/s{n}.md content="bench {n}\\n" reply="Written."] Note {n}.'
 HELD = '[script:slow seconds={hold} reply="Held."] Hold {{n}}.'
 PRODUCTION_MAX_RUNS = 30  # deploy/dagster.yaml: max_concurrent_runs
-NAMED_ONLY = frozenset({"worker_triggered", "worker_late_workspaces"})
+NAMED_ONLY = frozenset({"worker_triggered", "worker_late_workspaces", "floor_isolated"})
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -128,8 +132,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--only",
         default="",
         help="comma-separated scenario keys "
-        "(floor,wave1,wave,worker,worker_triggered,worker_late_workspaces,runtime,inprocess,"
-        "inflight)",
+        "(floor,floor_isolated,wave1,wave,worker,worker_triggered,worker_late_workspaces,"
+        "runtime,inprocess,inflight)",
     )
     parser.add_argument(
         "--cold-run-worker",
@@ -155,6 +159,14 @@ def plan(args: argparse.Namespace) -> list[Scenario]:
     inflight_wave = args.inflight_wave_size or math.ceil(args.inflight / args.tenants)
     scenarios = [
         Scenario("floor", "floor: direct agent calls", "floor", n, TWO_TURNS),
+        Scenario(
+            "floor_isolated",
+            "floor: direct agent calls, a scratch directory each (8 per agent)",
+            "floor",
+            n,
+            TWO_TURNS,
+            isolated=True,
+        ),
         Scenario(
             "wave1",
             "wave size 1, launched runs",

@@ -81,12 +81,15 @@ def wait_for_go(spec: dict[str, Any]) -> float:
 
 def floor(spec: dict[str, Any]) -> dict[str, Any]:
     started = wait_for_go(spec)
+    root = spec.get("directories_root")
     records = asyncio.run(
         run_floor(
             spec["servers"],
             spec["sessions"],
             spec["per_server_concurrency"],
             lambda n: prompt_for(spec["prompt"], n),
+            directories=spec.get("directories_per_server") or 0,
+            scratch=Path(root) if root else None,
         )
     )
     return {"started_at": started, "ended_at": time.time(), "floor_sessions": records}

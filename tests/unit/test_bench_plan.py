@@ -36,3 +36,13 @@ def test_the_command_recorded_names_the_bench_variables_it_ran_with() -> None:
         ".venv/bin/python -m bench.sessions --sessions 300 --only floor,worker"
     )
     assert command_line(["--quick"], {}) == ".venv/bin/python -m bench.sessions --quick"
+
+
+def test_the_isolated_floor_runs_only_when_named_with_the_default_bound() -> None:
+    """The floor of the default configuration: a scratch directory per session, bounded as the
+    orchestrator bounds them (`bench.floor`)."""
+    assert "floor_isolated" not in [s.key for s in plan(parse([]))]
+    named = {s.key: s for s in plan(parse(["--only", "floor,floor_isolated"]))}
+    assert list(named) == ["floor", "floor_isolated"]
+    assert named["floor_isolated"].isolated and not named["floor"].isolated
+    assert named["floor_isolated"].mode == "floor"
