@@ -98,7 +98,7 @@ def process_role(argv: list[str]) -> str:
     return os.path.basename(argv[0]) if argv else "other"
 
 
-def command_line(pid: int) -> list[str]:
+def process_argv(pid: int) -> list[str]:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
             raw = handle.read()
@@ -188,7 +188,7 @@ class TreeMonitor:
                 self.last_cpu.update((info.pid, info.cpu_seconds) for info in live)
                 for info in live:
                     if info.pid not in self.roles:
-                        self.roles[info.pid] = process_role(command_line(info.pid))
+                        self.roles[info.pid] = process_role(process_argv(info.pid))
                 self.samples.append(TreeSample(time.time(), rss, len(live)))
             for info in orphans:
                 if info.state == "Z":
