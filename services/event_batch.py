@@ -14,6 +14,7 @@ the same transaction as its event; the event keeps the step's text (scrubbed and
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,7 @@ from domain.checkpoint import STEP_EVENT
 from domain.clock import utcnow
 from domain.errors import NotFound
 from domain.events import SessionEvent
-from resources.database import Database, UnitOfWork, unit_of_work
+from resources.database import Database, NewEvent, UnitOfWork, unit_of_work
 
 logger = logging.getLogger(__name__)
 
@@ -69,32 +70,35 @@ class EventBatch:
 
     @staticmethod
     def write(uow: UnitOfWork, events: list[PendingEvent]) -> list[SessionEvent]:
-        """Append `events` in `uow` (in the caller's tenant scope).
+        """Append `events` in `uow` (in the caller's tenant scope), in the order they were added,
+        each session's together (`SessionRepository.append_events`).
 
-        An event of a session that no longer exists is dropped with a warning; the others are
+        The events of a session that no longer exists are dropped with a warning; the others are
         written (the failed look-up changed nothing, so the transaction stays usable).
         """
-        written = []
+        by_session: dict[str, list[PendingEvent]] = {}
         for pending in events:
+            by_session.setdefault(pending.session_id, []).append(pending)
+        written: dict[str, Iterator[SessionEvent]] = {}
+        for session_id, pending_events in by_session.items():
             try:
-                data = pending.data
-                if pending.event_type == STEP_EVENT:  # a step's checkpoint, numbered here
-                    checkpoint = uow.sessions.add_next_checkpoint(
-                        pending.session_id, data, pending.at
-                    )
-                    data = {**data, "checkpoint": checkpoint.sequence}
-                written.append(
-                    uow.sessions.append_event(
-                        pending.session_id, pending.event_type, data, at=pending.at
-                    )
+                appended = uow.sessions.append_events(
+                    session_id,
+                    [
+                        NewEvent(e.event_type, e.data, e.at, checkpoint=e.event_type == STEP_EVENT)
+                        for e in pending_events
+                    ],
                 )
             except NotFound:
                 logger.warning(
-                    "session %s is gone: its %s event was dropped",
-                    pending.session_id,
-                    pending.event_type,
+                    "session %s is gone: its %d events were dropped (%s)",
+                    session_id,
+                    len(pending_events),
+                    ", ".join(sorted({e.event_type for e in pending_events})),
                 )
-        return written
+                continue
+            written[session_id] = iter(appended)
+        return [next(written[e.session_id]) for e in events if e.session_id in written]
 
     def flush(self, database: Database) -> list[SessionEvent]:
         """Write every pending event in one transaction; on failure they stay pending."""

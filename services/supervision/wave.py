@@ -147,7 +147,10 @@ class WaveSupervisor:
 
     def _continue_follow_ups(self, session_id: str) -> None:
         """Messages queued as the session ended (too late for its agent) continue it as new
-        sessions; the same message sent through the service at that moment makes the same one."""
+        sessions; the same message sent through the service at that moment makes the same one.
+        Most sessions have none: one read says so, before the session is loaded."""
+        if not self._recorder.queued_messages(session_id):
+            return
         session = self._recorder.load(session_id)
         if session.settled:
             self._sessions.deliver_queued(self._tenant, session)

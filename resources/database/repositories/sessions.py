@@ -13,7 +13,7 @@ row, in the caller's transaction: a stale or concurrent change matches no row, r
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from functools import cache
 from typing import Any, NamedTuple
@@ -21,8 +21,10 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     ColumnElement,
     Date,
+    Integer,
     Select,
     String,
+    Update,
     bindparam,
     delete,
     exists,
@@ -32,6 +34,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -237,6 +240,33 @@ def _expired_lease_query() -> Select[Any]:
 # than the savepoint it would spare).
 _INSERT_SESSION = insert(SessionRow.__table__)
 _INSERT_EVENT = insert(SessionEventRow.__table__)
+_INSERT_CHECKPOINT = insert(CheckpointRow.__table__)
+_SESSIONS = SessionRow.__table__
+_CHECKPOINTS = CheckpointRow.__table__
+_IN_TENANT = (_SESSIONS.c.id == bindparam("session_id", type_=String)) & (
+    _SESSIONS.c.tenant_id == bindparam("tenant", type_=String)
+)
+# The session's next `n` event seqs (its newest seq comes back); no row: not this tenant's.
+_RESERVE_SEQS = (
+    update(_SESSIONS)
+    .where(_IN_TENANT)
+    .values(last_event_seq=_SESSIONS.c.last_event_seq + bindparam("n", type_=Integer))
+    .returning(_SESSIONS.c.last_event_seq)
+)
+_EVENTS = SessionEventRow.__table__
+_EVENTS_OF_TYPES = (  # a wave asks, as each of its sessions ends, for follow-ups queued on it
+    select(_EVENTS)
+    .where(
+        _EVENTS.c.tenant_id == bindparam("tenant", type_=String),
+        _EVENTS.c.session_id == bindparam("session_id", type_=String),
+        _EVENTS.c.event_type.in_(bindparam("event_types", expanding=True)),
+    )
+    .order_by(_EVENTS.c.seq)
+)
+_LAST_CHECKPOINT = select(func.max(_CHECKPOINTS.c.sequence)).where(
+    _CHECKPOINTS.c.tenant_id == bindparam("tenant", type_=String),
+    _CHECKPOINTS.c.session_id == bindparam("session_id", type_=String),
+)
 KEY_CONSTRAINT = "uq_sessions_tenant_id"  # (tenant_id, idempotency_key): migration 0001
 
 
@@ -289,6 +319,25 @@ def _to_domain(row: SessionRow, checkpoints: list[Checkpoint] | None = None) -> 
     )
 
 
+MUTABLE_COLUMNS = (
+    "status",
+    "status_reason",
+    "retry_count",
+    "next_attempt_at",
+    "metrics",
+    "result",
+    "error",
+    "agent_id",
+    "agent_session_id",
+    "lease_owner",
+    "lease_expires_at",
+    "unroutable_since",
+    "tags",
+    "metadata",
+    "updated_at",
+)
+
+
 def _mutable_columns(session: Session) -> dict[str, Any]:
     """What a transition or an update may change; identity and the request itself never change."""
     return {
@@ -310,7 +359,55 @@ def _mutable_columns(session: Session) -> dict[str, Any]:
     }
 
 
-def _event_to_domain(row: SessionEventRow) -> SessionEvent:
+class NewEvent(NamedTuple):
+    """An event to append (`SessionRepository.append_events`); `checkpoint`: a completed agent
+    step, its data stored as the session's next checkpoint too."""
+
+    event_type: str
+    data: dict[str, Any]
+    at: datetime
+    reason: str = ""
+    checkpoint: bool = False
+
+
+def _event_columns(event: SessionEvent) -> dict[str, Any]:
+    return {
+        "tenant_id": event.tenant_id,
+        "session_id": event.session_id,
+        "seq": event.seq,
+        "event_type": event.event_type,
+        "old_status": event.old_status,
+        "new_status": event.new_status,
+        "reason": event.reason,
+        "data": event.data,
+        "created_at": event.at,
+    }
+
+
+@cache  # built once: every state change of every session runs one
+def _conditional_update_statement(bump_seq: bool) -> Update:
+    """The session's mutable columns (`new_<column>`), if it is still at `expected_status` and
+    `expected_version`; its version bumped, and its event seq when a state change brings an
+    event. Its (new) newest seq comes back; no row: changed meanwhile, or not this tenant's."""
+    values: dict[str, Any] = {
+        name: bindparam(f"new_{name}", type_=_SESSIONS.c[name].type) for name in MUTABLE_COLUMNS
+    }
+    values["version"] = _SESSIONS.c.version + 1
+    if bump_seq:
+        values["last_event_seq"] = _SESSIONS.c.last_event_seq + 1
+    return (
+        update(_SESSIONS)
+        .where(
+            _IN_TENANT,
+            _SESSIONS.c.status == bindparam("expected_status", type_=String),
+            _SESSIONS.c.version == bindparam("expected_version", type_=Integer),
+        )
+        .values(values)
+        .returning(_SESSIONS.c.last_event_seq)
+    )
+
+
+def _event_to_domain(row: SessionEventRow | Row[Any]) -> SessionEvent:
     return SessionEvent(
         session_id=row.session_id,
         tenant_id=row.tenant_id,
@@ -496,16 +593,11 @@ class SessionRepository(TenantScopedRepository):
 
     def events_of_types(self, session_id: str, event_types: Collection[str]) -> list[SessionEvent]:
         """The session's events of these types, oldest first (follow-up messages, ...)."""
-        query = (
-            select(SessionEventRow)
-            .where(
-                SessionEventRow.tenant_id == self.tenant_id,
-                SessionEventRow.session_id == session_id,
-                SessionEventRow.event_type.in_(list(event_types)),
-            )
-            .order_by(SessionEventRow.seq)
+        rows = self._connection().execute(
+            _EVENTS_OF_TYPES,
+            {"tenant": self.tenant_id, "session_id": session_id, "event_types": list(event_types)},
         )
-        return [_event_to_domain(row) for row in self._session.scalars(query)]
+        return [_event_to_domain(row) for row in rows]
 
     def count_active(self) -> int:
         """Sessions holding a concurrency slot (a coordinating parent holds none)."""
@@ -707,24 +799,18 @@ class SessionRepository(TenantScopedRepository):
         expected_version: int,
         bump_seq: bool = True,
     ) -> int:
-        values = _mutable_columns(session)
-        values["metadata_"] = values.pop("metadata")
-        values["version"] = SessionRow.version + 1
-        if bump_seq:
-            values["last_event_seq"] = SessionRow.last_event_seq + 1
-        statement = (
-            update(SessionRow)
-            .where(
-                SessionRow.id == session.id,
-                SessionRow.tenant_id == self.tenant_id,
-                SessionRow.status == expected_status,
-                SessionRow.version == expected_version,
-            )
-            .values(**values)
-            .returning(SessionRow.last_event_seq)
-            .execution_options(synchronize_session=False)
+        parameters = {f"new_{name}": value for name, value in _mutable_columns(session).items()}
+        parameters.update(
+            session_id=session.id,
+            tenant=self.tenant_id,
+            expected_status=expected_status,
+            expected_version=expected_version,
         )
-        seq = self._session.execute(statement).scalar_one_or_none()
+        seq = (
+            self._connection()
+            .execute(_conditional_update_statement(bump_seq), parameters)
+            .scalar_one_or_none()
+        )
         if seq is None:
             self._row(session.id)  # NotFound when it is not this tenant's
             raise ConcurrentModification(self.kind, session.id, expected_status, expected_version)
@@ -741,19 +827,82 @@ class SessionRepository(TenantScopedRepository):
         """Record a non-transition event (agent message, tool call, diff, cost), next seq.
 
         `at`: when it happened, if it is written later (a wave batches them); default now."""
-        statement = (
-            update(SessionRow)
-            .where(SessionRow.id == session_id, SessionRow.tenant_id == self.tenant_id)
-            .values(last_event_seq=SessionRow.last_event_seq + 1)
-            .returning(SessionRow.last_event_seq, SessionRow.status)
-            .execution_options(synchronize_session=False)
+        [event] = self.append_events(
+            session_id, [NewEvent(event_type, data, at or utcnow(), reason)]
         )
-        found = self._session.execute(statement).first()
+        return event
+
+    def append_events(self, session_id: str, events: Sequence[NewEvent]) -> list[SessionEvent]:
+        """Append `events` after the session's newest, in order: one UPDATE reserves their seqs
+        and one INSERT writes them, however many they are (a wave writes several per session).
+        A `checkpoint` event's data is also stored as the session's next checkpoint, whose
+        number its event carries (`checkpoint`). NotFound: not a session of this tenant."""
+        tenant = self.tenant_id
+        if not events:
+            return []
+        connection = self._connection()
+        found = connection.execute(
+            _RESERVE_SEQS, {"session_id": session_id, "tenant": tenant, "n": len(events)}
+        ).first()
         if found is None:
             raise NotFound(self.kind, session_id)
-        return self._insert_event(
-            session_id, int(found[0]), event_type, None, None, reason, data, at or utcnow()
+        first_seq = int(found[0]) - len(events) + 1
+        numbered = self._checkpoints_of(session_id, events)
+        written = [
+            SessionEvent(
+                session_id=session_id,
+                tenant_id=self.tenant_id,
+                seq=first_seq + offset,
+                event_type=event.event_type,
+                reason=event.reason,
+                data=numbered.get(offset, event.data),
+                at=event.at,
+            )
+            for offset, event in enumerate(events)
+        ]
+        connection.execute(_INSERT_EVENT, [_event_columns(event) for event in written])
+        return written
+
+    def _checkpoints_of(
+        self, session_id: str, events: Sequence[NewEvent]
+    ) -> dict[int, dict[str, Any]]:
+        """Store the checkpoints of `events` (the session's seqs are reserved: it exists); the
+        data of their events by position, with each checkpoint's number."""
+        steps = [(offset, e) for offset, e in enumerate(events) if e.checkpoint]
+        if not steps:
+            return {}
+        first = self._store_checkpoints(session_id, [(e.data, e.at) for _, e in steps])
+        return {
+            offset: {**event.data, "checkpoint": number}
+            for number, (offset, event) in enumerate(steps, start=first)
+        }
+
+    def _store_checkpoints(
+        self, session_id: str, steps: list[tuple[dict[str, Any], datetime]]
+    ) -> int:
+        """Store each step's data as the next checkpoint (one wave follows a session at a time,
+        so one writer numbers them); the first one's number. The oldest beyond
+        `MAX_CHECKPOINTS_KEPT` are dropped."""
+        connection = self._connection()
+        last = connection.execute(
+            _LAST_CHECKPOINT, {"session_id": session_id, "tenant": self.tenant_id}
+        ).scalar()
+        first = (last or 0) + 1
+        connection.execute(
+            _INSERT_CHECKPOINT,
+            [
+                {
+                    "session_id": session_id,
+                    "sequence": number,
+                    "tenant_id": self.tenant_id,
+                    "data": data,
+                    "created_at": at,
+                }
+                for number, (data, at) in enumerate(steps, start=first)
+            ],
         )
+        self._drop_checkpoints_before(session_id, first + len(steps) - MAX_CHECKPOINTS_KEPT)
+        return first
 
     def _insert_event(
         self,
@@ -777,20 +926,7 @@ class SessionRepository(TenantScopedRepository):
             data=data,
             at=at,
         )
-        self._connection().execute(
-            _INSERT_EVENT,
-            {
-                "tenant_id": event.tenant_id,
-                "session_id": session_id,
-                "seq": seq,
-                "event_type": event_type,
-                "old_status": old_status,
-                "new_status": new_status,
-                "reason": reason,
-                "data": data,
-                "created_at": at,
-            },
-        )
+        self._connection().execute(_INSERT_EVENT, _event_columns(event))
         return event
 
     def events(self, session_id: str, after_seq: int = 0, limit: int = 1000) -> list[SessionEvent]:
@@ -859,42 +995,39 @@ class SessionRepository(TenantScopedRepository):
     def add_checkpoint(self, session_id: str, checkpoint: Checkpoint) -> Checkpoint:
         """Store checkpoint n and drop those older than the newest `MAX_CHECKPOINTS_KEPT`."""
         self._row(session_id)
-        return self._insert_checkpoint(session_id, checkpoint)
-
-    def _insert_checkpoint(self, session_id: str, checkpoint: Checkpoint) -> Checkpoint:
-        tenant = self.tenant_id
-        self._session.execute(
-            insert(CheckpointRow).values(
-                session_id=session_id,
-                sequence=checkpoint.sequence,
-                tenant_id=tenant,
-                data=checkpoint.data,
-                created_at=checkpoint.created_at,
-            )
+        self._connection().execute(
+            _INSERT_CHECKPOINT,
+            {
+                "session_id": session_id,
+                "sequence": checkpoint.sequence,
+                "tenant_id": self.tenant_id,
+                "data": checkpoint.data,
+                "created_at": checkpoint.created_at,
+            },
         )
-        if checkpoint.sequence > MAX_CHECKPOINTS_KEPT:  # none to drop before
-            self._session.execute(
-                delete(CheckpointRow).where(
-                    CheckpointRow.tenant_id == tenant,
-                    CheckpointRow.session_id == session_id,
-                    CheckpointRow.sequence <= checkpoint.sequence - MAX_CHECKPOINTS_KEPT,
-                )
-            )
+        self._drop_checkpoints_before(session_id, checkpoint.sequence - MAX_CHECKPOINTS_KEPT + 1)
         return checkpoint
 
     def add_next_checkpoint(
         self, session_id: str, data: dict[str, Any], at: datetime
     ) -> Checkpoint:
-        """Store the checkpoint after the newest one, numbered in this transaction (one wave
-        follows a session at a time, so one writer numbers its checkpoints)."""
+        """Store the checkpoint after the newest one (a step's event brings its own through
+        `append_events`)."""
         self._row(session_id)
-        last = self._session.scalar(
-            select(func.max(CheckpointRow.sequence)).where(
-                CheckpointRow.tenant_id == self.tenant_id, CheckpointRow.session_id == session_id
+        return Checkpoint(
+            sequence=self._store_checkpoints(session_id, [(data, at)]), data=data, created_at=at
+        )
+
+    def _drop_checkpoints_before(self, session_id: str, sequence: int) -> None:
+        if sequence <= 1:  # none to drop
+            return
+        self._session.execute(
+            delete(CheckpointRow).where(
+                CheckpointRow.tenant_id == self.tenant_id,
+                CheckpointRow.session_id == session_id,
+                CheckpointRow.sequence < sequence,
             )
         )
-        checkpoint = Checkpoint(sequence=(last or 0) + 1, data=data, created_at=at)
-        return self._insert_checkpoint(session_id, checkpoint)
 
     def checkpoints(self, session_id: str) -> list[Checkpoint]:
         query = (

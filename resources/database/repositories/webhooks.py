@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import String, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from domain.errors import ConcurrentModification, NotFound
@@ -58,6 +58,13 @@ def _delivery(row: WebhookDeliveryRow) -> WebhookDelivery:
     )
 
 
+_ENDPOINTS = WebhookEndpointRow.__table__
+# Built once: every state change of every session asks which of its tenant's endpoints want it.
+_TENANT_ENDPOINTS = select(_ENDPOINTS.c.id, _ENDPOINTS.c.events).where(
+    _ENDPOINTS.c.tenant_id == bindparam("tenant", type_=String)
+)
+
+
 def enqueue_deliveries(
     session: Session, tenant_id: str, event: StatusChanged, extra: dict[str, Any] | None = None
 ) -> int:
@@ -65,11 +72,7 @@ def enqueue_deliveries(
     event_type = event_type_for(event.entity_kind, event.new_status)
     if event_type is None:
         return 0
-    endpoints = session.execute(
-        select(WebhookEndpointRow.id, WebhookEndpointRow.events).where(
-            WebhookEndpointRow.tenant_id == tenant_id
-        )
-    ).all()
+    endpoints = session.connection().execute(_TENANT_ENDPOINTS, {"tenant": tenant_id}).all()
     chosen = [endpoint_id for endpoint_id, events in endpoints if wants(events, event_type)]
     if not chosen:
         return 0

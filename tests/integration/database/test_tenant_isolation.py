@@ -50,7 +50,7 @@ from domain.task import Task, TaskDependency, TaskStatus
 from domain.tenant import Role, User
 from domain.webhook import WebhookEndpoint
 from domain.workspace import TenantWorkspace
-from resources.database import Database
+from resources.database import Database, NewEvent
 from resources.database.repositories.base import TenantScopedRepository
 from resources.database.repositories.region_replica import SessionShipment
 from resources.database.schema import TENANT_TABLES, Base
@@ -568,6 +568,18 @@ CASES: list[Case] = [
         "SessionRepository.add_checkpoint",
         "to A's session",
         lambda uow, a, b: uow.sessions.add_checkpoint(a.session.id, Checkpoint(sequence=3)),
+        NotFound,
+    ),
+    Case(
+        "SessionRepository.append_events",
+        "to A's session, a checkpoint with them",
+        lambda uow, a, b: uow.sessions.append_events(
+            a.session.id,
+            [
+                NewEvent("agent.message", {"x": 1}, utcnow()),
+                NewEvent("agent.step", {"text": "planted"}, utcnow(), checkpoint=True),
+            ],
+        ),
         NotFound,
     ),
     Case(
@@ -1152,6 +1164,9 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
     "SessionRepository.save": lambda uow, a: uow.sessions.save(_copy(a.session)),
     "SessionRepository.append_event": lambda uow, a: uow.sessions.append_event(
         a.session.id, "agent.message", {}
+    ),
+    "SessionRepository.append_events": lambda uow, a: uow.sessions.append_events(
+        a.session.id, [NewEvent("agent.step", {}, utcnow(), checkpoint=True)]
     ),
     "SessionRepository.events": lambda uow, a: uow.sessions.events(a.session.id),
     "SessionRepository.add_checkpoint": lambda uow, a: uow.sessions.add_checkpoint(

@@ -9,12 +9,14 @@ gone does not cost the others theirs.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import event
 
 from domain.caller import Caller
+from domain.checkpoint import STEP_EVENT
 from domain.clock import utcnow
 from domain.errors import NotFound
 from domain.session import SessionStatus
@@ -125,3 +127,83 @@ def test_writing_outside_a_batch_still_refuses_a_missing_session(database: Datab
     tenant = new_tenant(database)
     with pytest.raises(NotFound), tenant_scope(tenant), unit_of_work(database) as uow:
         uow.sessions.append_event("SESSION-missing", "agent.tool", {})
+
+
+def _statements_during(database: Database, action: Callable[[], object]) -> list[str]:
+    statements: list[str] = []
+    listener = lambda conn, cursor, statement, *rest: statements.append(statement)  # noqa: E731
+    event.listen(database.engine, "before_cursor_execute", listener)
+    try:
+        action()
+    finally:
+        event.remove(database.engine, "before_cursor_execute", listener)
+    return [s for s in statements if s.lstrip().upper().startswith(("INSERT", "UPDATE", "SELECT"))]
+
+
+def test_a_sessions_events_cost_the_same_statements_however_many_they_are(
+    database: Database,
+) -> None:
+    """One UPDATE reserves the session's next seqs and one INSERT writes its rows, so a wave's
+    CPU grows with its sessions, not with what their agents did."""
+    tenant = new_tenant(database)
+    first, second = _submit(database, tenant, 2)
+    batch = EventBatch()
+    for n in range(6):
+        batch.add(first, "agent.tool", {"n": n})
+    batch.add(second, "agent.tool", {"n": 0})
+    with tenant_scope(tenant):
+        statements = _statements_during(database, lambda: batch.flush(database))
+
+    updates = [s for s in statements if s.lstrip().upper().startswith("UPDATE")]
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
+    assert (len(updates), len(inserts)) == (2, 2), statements
+    assert [seq for seq, _ in _history(database, tenant, first)] == list(range(1, 8))
+    assert [e[1] for e in _history(database, tenant, first)][1:] == ["agent.tool"] * 6
+
+
+def test_steps_in_one_batch_get_consecutive_checkpoints_and_their_events_name_them(
+    database: Database,
+) -> None:
+    tenant = new_tenant(database)
+    (session_id,) = _submit(database, tenant, 1)
+    batch = EventBatch()
+    batch.add(session_id, STEP_EVENT, {"step": 1, "text": "first"})
+    batch.add(session_id, "agent.tool", {"tool": "edit"})
+    batch.add(session_id, STEP_EVENT, {"step": 2, "text": "second"})
+    with tenant_scope(tenant):
+        batch.flush(database)
+    batch.add(session_id, STEP_EVENT, {"step": 3, "text": "third"})
+    with tenant_scope(tenant):
+        written = batch.flush(database)
+
+    assert written[0].data["checkpoint"] == 3
+    with tenant_scope(tenant), unit_of_work(database) as uow:
+        steps = [e for e in uow.sessions.events(session_id) if e.event_type == STEP_EVENT]
+        checkpoints = uow.sessions.checkpoints(session_id)
+    assert [e.data["checkpoint"] for e in steps] == [1, 2, 3]
+    assert [(c.sequence, c.data["text"]) for c in checkpoints] == [
+        (1, "first"),
+        (2, "second"),
+        (3, "third"),
+    ]
+
+
+def test_a_batch_cannot_write_into_another_tenants_session(database: Database) -> None:
+    """A wave writes in its tenant's scope: a session id of another tenant is as good as gone,
+    its history untouched, and this tenant's own events still written."""
+    victim = new_tenant(database)
+    (victims_session,) = _submit(database, victim, 1)
+    attacker = new_tenant(database)
+    (own_session,) = _submit(database, attacker, 1)
+    before = _history(database, victim, victims_session)
+    batch = EventBatch()
+    batch.add(victims_session, STEP_EVENT, {"step": 1, "text": "planted"})
+    batch.add(victims_session, "agent.tool", {"tool": "rm -rf"})
+    batch.add(own_session, "agent.tool", {"tool": "edit"})
+    with tenant_scope(attacker):
+        written = batch.flush(database)
+
+    assert [e.session_id for e in written] == [own_session]
+    assert _history(database, victim, victims_session) == before
+    with tenant_scope(victim), unit_of_work(database) as uow:
+        assert uow.sessions.checkpoints(victims_session) == []
