@@ -16,7 +16,6 @@ from collections.abc import Sequence
 
 import numpy as np
 from pydantic import Field
-from scipy.stats import binomtest
 
 from domain.domain_model import ValueObject
 from domain.errors import InvalidInput
@@ -127,4 +126,8 @@ def _mcnemar_exact(wins: int, losses: int) -> float:
     """Two-sided exact McNemar: the discordant items as a binomial with p = 1/2."""
     if wins + losses == 0:
         return 1.0
+    # Imported here: scipy.stats is 0.6 s of imports that every process loading the code
+    # location would otherwise pay (the run worker, the daemon, the code server, the webserver).
+    from scipy.stats import binomtest
+
     return float(binomtest(wins, wins + losses, 0.5).pvalue)

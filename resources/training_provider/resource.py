@@ -8,15 +8,17 @@ point the base URL at it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
-import openai
 from pydantic import Field
 
 from domain.errors import InvalidSetting
 from resources import settings
-from resources.training_provider.client import TrainingProviderClient
+
+if TYPE_CHECKING:
+    from resources.training_provider.client import TrainingProviderClient
 
 
 class TrainingProviderResource(dg.ConfigurableResource):
@@ -37,6 +39,12 @@ class TrainingProviderResource(dg.ConfigurableResource):
             raise InvalidSetting(settings.PROVIDER_BASE_URL_VAR, "not set: the provider's /v1 URL")
         if not self.api_key:
             raise InvalidSetting(settings.PROVIDER_API_KEY_VAR, "not set: the provider's API key")
+        # Imported here: the openai client is ~0.5 s of imports that every process loading the
+        # code location would otherwise pay; only a fine-tuning or evaluation step needs it.
+        import openai
+
+        from resources.training_provider.client import TrainingProviderClient
+
         return TrainingProviderClient(
             openai.OpenAI(
                 base_url=self.base_url,
