@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Integer, String, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from domain.agent import Agent, AgentKind, AgentPerformance, AgentStatus
@@ -32,6 +32,35 @@ def _to_domain(row: AgentRow) -> Agent:
         version=row.version,
         created_at=row.created_at,
     )
+
+
+_AGENTS = AgentRow.__table__
+_SAVED_COLUMNS = (
+    "server_url",
+    "password_env",
+    "password_sealed",
+    "opencode_agent",
+    "permission_policy",
+    "model",
+    "capabilities",
+    "capacity",
+    "status",
+    "performance",
+    "last_heartbeat_at",
+)
+# Built once: a wave saves its agent's performance with every session it ends.
+_SAVE_AGENT = (
+    update(_AGENTS)
+    .where(
+        _AGENTS.c.id == bindparam("agent_id", type_=String),
+        _AGENTS.c.tenant_id == bindparam("tenant", type_=String),
+        _AGENTS.c.version == bindparam("expected_version", type_=Integer),
+    )
+    .values(
+        {name: bindparam(f"new_{name}", type_=_AGENTS.c[name].type) for name in _SAVED_COLUMNS}
+        | {"version": _AGENTS.c.version + 1}
+    )
+)
 
 
 class AgentRepository(TenantScopedRepository):
@@ -108,28 +137,24 @@ class AgentRepository(TenantScopedRepository):
     def save(self, agent: Agent) -> None:
         """Persist heartbeat, performance, capacity and lifecycle status, version-checked."""
         expected_version = agent.version
-        result = self._session.execute(
-            update(AgentRow)
-            .where(
-                AgentRow.id == agent.id,
-                AgentRow.tenant_id == self.tenant_id,
-                AgentRow.version == expected_version,
-            )
-            .values(
-                server_url=agent.server_url,
-                password_env=agent.password_env,
-                password_sealed=agent.password_sealed,
-                opencode_agent=agent.opencode_agent,
-                permission_policy=agent.permission_policy,
-                model=agent.model,
-                capabilities=agent.capabilities,
-                capacity=agent.capacity,
-                status=agent.status.value,
-                performance=agent.performance.model_dump(mode="json"),
-                last_heartbeat_at=agent.last_heartbeat_at,
-                version=AgentRow.version + 1,
-            )
-            .execution_options(synchronize_session=False)
+        result = self._connection().execute(
+            _SAVE_AGENT,
+            {
+                "agent_id": agent.id,
+                "tenant": self.tenant_id,
+                "expected_version": expected_version,
+                "new_server_url": agent.server_url,
+                "new_password_env": agent.password_env,
+                "new_password_sealed": agent.password_sealed,
+                "new_opencode_agent": agent.opencode_agent,
+                "new_permission_policy": agent.permission_policy,
+                "new_model": agent.model,
+                "new_capabilities": agent.capabilities,
+                "new_capacity": agent.capacity,
+                "new_status": agent.status.value,
+                "new_performance": agent.performance.model_dump(mode="json"),
+                "new_last_heartbeat_at": agent.last_heartbeat_at,
+            },
         )
         if result.rowcount != 1:
             self.get(agent.id)

@@ -5,13 +5,28 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import String, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from domain.usage import DailyUsage
 from resources.database.repositories.base import TenantScopedRepository
 from resources.database.schema import UsageRow
+
+_USAGE = UsageRow.__table__
+_ADD_TO_DAY = (
+    update(_USAGE)
+    .where(
+        _USAGE.c.tenant_id == bindparam("tenant", type_=String),
+        _USAGE.c.day == bindparam("on_day", type_=_USAGE.c.day.type),
+    )
+    .values(
+        {
+            name: _USAGE.c[name] + bindparam(f"add_{name}", type_=_USAGE.c[name].type)
+            for name in ("sessions", "tokens_in", "tokens_out", "cost_usd")
+        }
+    )
+)
 
 
 class UsageRepository(TenantScopedRepository):
@@ -23,8 +38,23 @@ class UsageRepository(TenantScopedRepository):
         tokens_out: int = 0,
         cost_usd: Decimal | float = Decimal(0),
     ) -> None:
-        """Add to the day's counters in one upsert, so concurrent writers never lose an update."""
+        """Add to the day's counters atomically, so concurrent writers never lose an update: an
+        UPDATE of the day's row (a statement built once: a wave records every session it ends
+        here), and the first record of a day an upsert (never cached by SQLAlchemy)."""
         cost = Decimal(str(cost_usd))
+        added = self._connection().execute(
+            _ADD_TO_DAY,
+            {
+                "tenant": self.tenant_id,
+                "on_day": day,
+                "add_sessions": sessions,
+                "add_tokens_in": tokens_in,
+                "add_tokens_out": tokens_out,
+                "add_cost_usd": cost,
+            },
+        )
+        if added.rowcount == 1:
+            return
         dialect = self._session.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
         statement = insert(UsageRow).values(
