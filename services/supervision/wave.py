@@ -92,24 +92,29 @@ class WaveSupervisor:
                 running[asyncio.create_task(self._supervise(session_id))] = session_id
 
         start(session_ids)
+        loop = asyncio.get_running_loop()
         idle_since: float | None = None
+        next_claim = loop.time()  # claim rounds (two transactions) at most every `every_seconds`
         try:
             while running or top_up is not None:
                 if running:
                     done, _ = await asyncio.wait(
                         running,
-                        timeout=top_up.every_seconds if top_up else None,
+                        timeout=max(0.0, next_claim - loop.time()) if top_up else None,
                         return_when=asyncio.FIRST_COMPLETED,
                     )
                     for task in done:
                         outcomes.append(self._outcome(running.pop(task), task))
                 if top_up is None:
                     continue
+                loop_time = loop.time()
+                if running and loop_time < next_claim:
+                    continue  # an ending's room waits for the next round (an empty wave not)
+                next_claim = loop_time + top_up.every_seconds
                 start(self._top_up(top_up, room=top_up.size - len(running)))
                 if running:
                     idle_since = None
                     continue
-                loop_time = asyncio.get_running_loop().time()
                 idle_since = idle_since if idle_since is not None else loop_time
                 if loop_time - idle_since >= top_up.linger_seconds:
                     break

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Integer, String, bindparam, delete, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from domain.agent import Agent, AgentKind, AgentPerformance, AgentStatus
@@ -11,7 +14,7 @@ from resources.database.repositories.base import TenantScopedRepository
 from resources.database.schema import AgentRow
 
 
-def _to_domain(row: AgentRow) -> Agent:
+def _to_domain(row: AgentRow | Row[Any]) -> Agent:
     return Agent(
         id=row.id,
         tenant_id=row.tenant_id,
@@ -62,6 +65,15 @@ _SAVE_AGENT = (
     )
 )
 
+_AGENT_FOR_UPDATE = (
+    select(_AGENTS)
+    .where(
+        _AGENTS.c.id == bindparam("agent_id", type_=String),
+        _AGENTS.c.tenant_id == bindparam("tenant", type_=String),
+    )
+    .with_for_update()
+)
+
 
 class AgentRepository(TenantScopedRepository):
     kind = "agent"
@@ -107,11 +119,11 @@ class AgentRepository(TenantScopedRepository):
     def get_for_update(self, agent_id: str) -> Agent:
         """The agent, its row locked until the transaction ends: concurrent read-modify-writes
         (waves recording finished sessions) queue instead of failing on the version check."""
-        row = self._session.scalars(
-            select(AgentRow)
-            .where(AgentRow.tenant_id == self.tenant_id, AgentRow.id == agent_id)
-            .with_for_update()
-        ).first()
+        row = (
+            self._connection()
+            .execute(_AGENT_FOR_UPDATE, {"agent_id": agent_id, "tenant": self.tenant_id})
+            .first()
+        )
         if row is None:
             raise NotFound(self.kind, agent_id)
         return _to_domain(row)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -619,3 +620,35 @@ def test_sessions_wait_for_a_linking_agent_rather_than_queue_on_a_busy_linked_on
             await task
 
     asyncio.run(scenario())
+
+
+def test_a_wave_claims_new_sessions_at_most_once_per_interval_however_fast_its_own_end(
+    world: World,
+) -> None:
+    """Each claim round is two transactions; a wave of a hundred sessions ending within a few
+    seconds must not spend one round per ending (found in the 300-session burst's profile)."""
+    for _ in range(4):
+        world.server.queue(WORKING)
+    session_ids = [world.submit() for _ in range(4)]
+    top_up = replace(world.top_up(4), every_seconds=30.0, linger_seconds=0.0)
+    rounds: list[int] = []
+
+    def counted(room: int, within_seconds: float) -> list[str]:
+        rounds.append(room)
+        return top_up.claim(room, within_seconds)
+
+    async def finish_them_one_by_one() -> None:
+        await until(lambda: len(world.server.prompted()) == 4)
+        for state in world.server.prompted():
+            world.server.finish(state.id)
+            await asyncio.sleep(0.02)  # each ending wakes the wave on its own
+
+    outcomes = supervise(
+        world.wave(),
+        session_ids,
+        finish_them_one_by_one,
+        top_up=replace(top_up, claim=counted),
+    )
+
+    assert [o.status for o in outcomes] == ["COMPLETED"] * 4
+    assert rounds == [4]  # once it is empty (full until then; each ending alone does not claim)
