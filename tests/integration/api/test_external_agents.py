@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -59,8 +60,13 @@ def api_url(client: TestClient) -> Iterator[str]:
 
 @pytest.fixture
 def reference_agent() -> Iterator[tuple[ReferenceAgent, str]]:
+    """On a loopback address of its own (127.0.0.0/8 is all loopback): a PostgreSQL run's tests
+    share one database, where an earlier test's tenant still holds its agent's server (one
+    server serves one tenant), and the OS hands ports out again: on 127.0.0.1 a reused port made
+    this agent's endpoint that tenant's server (`server_in_use`, seen once in CI)."""
     agent = ReferenceAgent(heartbeat_seconds=0.2)
-    with BackgroundServer(agent.app) as server:
+    host = "127.{}.{}.{}".format(*secrets.token_bytes(3))
+    with BackgroundServer(agent.app, host=host) as server:
         yield agent, f"{server.url}/tasks"
     agent.stop_heartbeats()
 
