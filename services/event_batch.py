@@ -35,6 +35,12 @@ class PendingEvent:
     data: dict[str, Any]
     at: datetime = field(default_factory=utcnow)
 
+    def new_event(self) -> NewEvent:
+        """As the repository appends it; a completed step brings its checkpoint."""
+        return NewEvent(
+            self.event_type, self.data, self.at, checkpoint=self.event_type == STEP_EVENT
+        )
+
 
 class EventBatch:
     """Pending events of one tenant's sessions, in the order they happened."""
@@ -83,11 +89,7 @@ class EventBatch:
         for session_id, pending_events in by_session.items():
             try:
                 appended = uow.sessions.append_events(
-                    session_id,
-                    [
-                        NewEvent(e.event_type, e.data, e.at, checkpoint=e.event_type == STEP_EVENT)
-                        for e in pending_events
-                    ],
+                    session_id, [e.new_event() for e in pending_events]
                 )
             except NotFound:
                 logger.warning(

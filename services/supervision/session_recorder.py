@@ -14,12 +14,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from domain.errors import ConcurrentModification
-from domain.events import SessionEvent
+from domain.events import SessionEvent, StatusChanged
 from domain.follow_up import FOLLOW_UP_EVENTS, undelivered
 from domain.routing import unserved_reason
 from domain.session import Session, SessionStatus
 from resources.database import Database, UnitOfWork, tenant_scope, unit_of_work
-from services.event_batch import EventBatch
+from services.event_batch import EventBatch, PendingEvent
 from services.session_outcome import SessionOutcome, outcome_of
 from services.unroutable import offered_capabilities
 
@@ -28,6 +28,21 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 EventSink = Callable[[SessionEvent], None]
+
+
+class StateChange:
+    """A state change's transaction: its session's `pending` events go in with its transition."""
+
+    uow: UnitOfWork
+
+    def __init__(self, pending: list[PendingEvent]) -> None:
+        self.pending = pending
+        self.recorded: list[SessionEvent] = []
+
+    def transition(self, session: Session, event: StatusChanged) -> None:
+        observed = [e.new_event() for e in self.pending if e.session_id == session.id]
+        self.pending = [e for e in self.pending if e.session_id != session.id]
+        self.recorded += self.uow.sessions.save_transition_after(session, event, observed)
 
 
 class SessionRecorder:
@@ -59,27 +74,24 @@ class SessionRecorder:
             uow.sessions.save(session)
 
     def save_transition(self, session: Session, target: SessionStatus, reason: str) -> None:
-        with self.state_change(session) as (uow, recorded):
-            event = session.transition_to(target, reason, at=self._clock())
-            recorded.append(uow.sessions.save_transition(session, event))
+        with self.state_change(session) as change:
+            change.transition(session, session.transition_to(target, reason, at=self._clock()))
 
     def release_unroutable(self, session: Session) -> bool:
         """Hand a claimed session that no active agent can serve back to PENDING, set aside (as
         the dispatcher sets aside one it cannot route), in one transaction after its pending
         events. True when this wave is done with it: released, or no longer its QUEUED session;
         False when a fresh read finds an agent that serves it (keep waiting for one)."""
-        with self.state_change(session) as (uow, recorded):
-            current = uow.sessions.get(session.id)
+        with self.state_change(session) as change:
+            current = change.uow.sessions.get(session.id)
             if current.status is not SessionStatus.QUEUED or current.lease_owner != self._owner:
                 return True
-            reason = unserved_reason(current.required_capabilities, offered_capabilities(uow))
+            reason = unserved_reason(
+                current.required_capabilities, offered_capabilities(change.uow)
+            )
             if reason is None:
                 return False
-            recorded.append(
-                uow.sessions.save_transition(
-                    current, current.release_unroutable(reason, self._clock())
-                )
-            )
+            change.transition(current, current.release_unroutable(reason, self._clock()))
         logger.info("tenant %s: session %s handed back: %s", self._tenant, session.id, reason)
         return True
 
@@ -110,9 +122,9 @@ class SessionRecorder:
         session.lease_owner = None
         session.lease_expires_at = None
         try:
-            with self.state_change(session) as (uow, recorded):
-                event = session.transition_to(target, reason, at=self._clock())
-                recorded.append(uow.sessions.save_transition(session, event))
+            with self.state_change(session) as change:
+                uow = change.uow
+                change.transition(session, session.transition_to(target, reason, at=self._clock()))
                 if sup is not None:
                     delta = sup.tracker.usage_delta()
                     uow.usage.record(
@@ -134,19 +146,22 @@ class SessionRecorder:
         return outcome_of(session, reason)
 
     @contextmanager
-    def state_change(self, session: Session) -> Iterator[tuple[UnitOfWork, list[SessionEvent]]]:
-        """One transaction for a state change, the session's pending events written first (its
-        history keeps its order); what the caller adds to the list is published after the
-        commit, with them. If the transaction fails, the events stay pending."""
+    def state_change(self, session: Session) -> Iterator[StateChange]:
+        """One transaction for a state change, the session's pending events written before it
+        (its history keeps its order) with its own statements; what it recorded is published
+        after the commit. If the transaction fails, the events stay pending."""
         pending = self._events.take(session.id)
+        change = StateChange(pending)
         try:
             with unit_of_work(self._database) as uow:
-                recorded = self._events.write(uow, pending)
-                yield uow, recorded
+                change.uow = uow
+                yield change
+                if change.pending:  # no transition made: written on their own
+                    change.recorded += self._events.write(uow, change.pending)
         except BaseException:
             self._events.restore(pending)
             raise
-        for event in recorded:
+        for event in change.recorded:
             self._publish(event)
 
     def queued_messages(self, session_id: str) -> list[SessionEvent]:

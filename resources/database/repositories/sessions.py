@@ -387,14 +387,17 @@ def _event_columns(event: SessionEvent) -> dict[str, Any]:
 @cache  # built once: every state change of every session runs one
 def _conditional_update_statement(bump_seq: bool) -> Update:
     """The session's mutable columns (`new_<column>`), if it is still at `expected_status` and
-    `expected_version`; its version bumped, and its event seq when a state change brings an
-    event. Its (new) newest seq comes back; no row: changed meanwhile, or not this tenant's."""
+    `expected_version`; its version bumped, and its event seq by `event_count` when a state
+    change brings events. Its (new) newest seq comes back; no row: changed meanwhile, or not
+    this tenant's."""
     values: dict[str, Any] = {
         name: bindparam(f"new_{name}", type_=_SESSIONS.c[name].type) for name in MUTABLE_COLUMNS
     }
     values["version"] = _SESSIONS.c.version + 1
     if bump_seq:
-        values["last_event_seq"] = _SESSIONS.c.last_event_seq + 1
+        values["last_event_seq"] = _SESSIONS.c.last_event_seq + bindparam(
+            "event_count", type_=Integer
+        )
     return (
         update(_SESSIONS)
         .where(
@@ -475,9 +478,10 @@ class SessionRepository(TenantScopedRepository):
             if session.idempotency_key and _is_key_conflict(error):
                 raise AlreadyExists("session idempotency key", session.idempotency_key) from None
             raise
-        self._insert_event(
+        created = self._event(
             session.id, 1, CREATED_EVENT, None, session.status.value, "", {}, session.created_at
         )
+        self._connection().execute(_INSERT_EVENT, _event_columns(created))
         return session
 
     def submission_context(self, since: date) -> SubmissionContext:
@@ -764,22 +768,38 @@ class SessionRepository(TenantScopedRepository):
     def save_transition(self, session: Session, event: StatusChanged) -> SessionEvent:
         """Persist `session` after `event`, if the row is still at event.old_status and
         session.version; bumps the version and appends the event row."""
+        return self.save_transition_after(session, event, ())[-1]
+
+    def save_transition_after(
+        self, session: Session, event: StatusChanged, observed: Sequence[NewEvent]
+    ) -> list[SessionEvent]:
+        """`save_transition`, the session's `observed` events appended before its own, in the
+        same UPDATE (their seqs reserved with its) and the same INSERT; what was written, in
+        order. ConcurrentModification: nothing is (the caller's transaction rolls back)."""
         expected_version = session.version
-        seq = self._conditional_update(
-            session, expected_status=event.old_status, expected_version=expected_version
+        last_seq = self._conditional_update(
+            session,
+            expected_status=event.old_status,
+            expected_version=expected_version,
+            event_count=len(observed) + 1,
         )
         session.version = expected_version + 1
         enqueue_deliveries(self._session, self.tenant_id, event)  # webhooks' outbox, same commit
-        return self._insert_event(
-            session.id,
-            seq,
-            STATUS_EVENT,
-            event.old_status,
-            event.new_status,
-            event.reason,
-            event.data,
-            event.at,
+        written = self._numbered(session.id, last_seq - len(observed), observed)
+        written.append(
+            self._event(
+                session.id,
+                last_seq,
+                STATUS_EVENT,
+                event.old_status,
+                event.new_status,
+                event.reason,
+                event.data,
+                event.at,
+            )
         )
+        self._connection().execute(_INSERT_EVENT, [_event_columns(e) for e in written])
+        return written
 
     def save(self, session: Session) -> None:
         """Persist non-status changes (metrics, result, agent) under the same version check."""
@@ -788,7 +808,6 @@ class SessionRepository(TenantScopedRepository):
             session,
             expected_status=session.status.value,
             expected_version=expected_version,
-            bump_seq=False,
         )
         session.version = expected_version + 1
 
@@ -797,7 +816,7 @@ class SessionRepository(TenantScopedRepository):
         session: Session,
         expected_status: str,
         expected_version: int,
-        bump_seq: bool = True,
+        event_count: int = 0,
     ) -> int:
         parameters = {f"new_{name}": value for name, value in _mutable_columns(session).items()}
         parameters.update(
@@ -806,9 +825,11 @@ class SessionRepository(TenantScopedRepository):
             expected_status=expected_status,
             expected_version=expected_version,
         )
+        if event_count:
+            parameters["event_count"] = event_count
         seq = (
             self._connection()
-            .execute(_conditional_update_statement(bump_seq), parameters)
+            .execute(_conditional_update_statement(event_count > 0), parameters)
             .scalar_one_or_none()
         )
         if seq is None:
@@ -846,22 +867,28 @@ class SessionRepository(TenantScopedRepository):
         ).first()
         if found is None:
             raise NotFound(self.kind, session_id)
-        first_seq = int(found[0]) - len(events) + 1
+        written = self._numbered(session_id, int(found[0]) - len(events) + 1, events)
+        connection.execute(_INSERT_EVENT, [_event_columns(event) for event in written])
+        return written
+
+    def _numbered(
+        self, session_id: str, first_seq: int, events: Sequence[NewEvent]
+    ) -> list[SessionEvent]:
+        """`events` as the session's, from `first_seq` on (reserved), their checkpoints stored."""
         numbered = self._checkpoints_of(session_id, events)
-        written = [
-            SessionEvent(
-                session_id=session_id,
-                tenant_id=self.tenant_id,
-                seq=first_seq + offset,
-                event_type=event.event_type,
-                reason=event.reason,
-                data=numbered.get(offset, event.data),
-                at=event.at,
+        return [
+            self._event(
+                session_id,
+                first_seq + offset,
+                event.event_type,
+                None,
+                None,
+                event.reason,
+                numbered.get(offset, event.data),
+                event.at,
             )
             for offset, event in enumerate(events)
         ]
-        connection.execute(_INSERT_EVENT, [_event_columns(event) for event in written])
-        return written
 
     def _checkpoints_of(
         self, session_id: str, events: Sequence[NewEvent]
@@ -904,7 +931,7 @@ class SessionRepository(TenantScopedRepository):
         self._drop_checkpoints_before(session_id, first + len(steps) - MAX_CHECKPOINTS_KEPT)
         return first
 
-    def _insert_event(
+    def _event(
         self,
         session_id: str,
         seq: int,
@@ -915,7 +942,7 @@ class SessionRepository(TenantScopedRepository):
         data: dict[str, Any],
         at: datetime,
     ) -> SessionEvent:
-        event = SessionEvent(
+        return SessionEvent(
             session_id=session_id,
             tenant_id=self.tenant_id,
             seq=seq,
@@ -926,8 +953,6 @@ class SessionRepository(TenantScopedRepository):
             data=data,
             at=at,
         )
-        self._connection().execute(_INSERT_EVENT, _event_columns(event))
-        return event
 
     def events(self, session_id: str, after_seq: int = 0, limit: int = 1000) -> list[SessionEvent]:
         self._row(session_id)

@@ -551,6 +551,18 @@ CASES: list[Case] = [
         lambda uow, a, b: uow.sessions.save_transition(*_transitioned_session(a)),
         NotFound,
     ),
+    Case(
+        "SessionRepository.save_transition_after",
+        "A's session, events and a checkpoint before it",
+        lambda uow, a, b: uow.sessions.save_transition_after(
+            *_transitioned_session(a),
+            [
+                NewEvent("agent.message", {"x": 1}, utcnow()),
+                NewEvent("agent.step", {"text": "planted"}, utcnow(), checkpoint=True),
+            ],
+        ),
+        NotFound,
+    ),
     Case("SessionRepository.save", "A's session", _saved_session, NotFound),
     Case(
         "SessionRepository.append_event",
@@ -1160,6 +1172,9 @@ NO_TENANT_CALLS: dict[str, Callable[[UnitOfWork, Seed], Any]] = {
     ),
     "SessionRepository.save_transition": lambda uow, a: uow.sessions.save_transition(
         *_transitioned_session(a)
+    ),
+    "SessionRepository.save_transition_after": lambda uow, a: uow.sessions.save_transition_after(
+        *_transitioned_session(a), [NewEvent("agent.step", {}, utcnow(), checkpoint=True)]
     ),
     "SessionRepository.save": lambda uow, a: uow.sessions.save(_copy(a.session)),
     "SessionRepository.append_event": lambda uow, a: uow.sessions.append_event(

@@ -19,8 +19,9 @@ from domain.caller import Caller
 from domain.checkpoint import STEP_EVENT
 from domain.clock import utcnow
 from domain.errors import NotFound
+from domain.events import SessionEvent
 from domain.session import SessionStatus
-from resources.database import Database, tenant_scope, unit_of_work
+from resources.database import Database, NewEvent, tenant_scope, unit_of_work
 from services.event_batch import EventBatch
 from services.session_service import SessionService, SubmitSession
 from tests.integration.database.support import new_tenant
@@ -207,3 +208,43 @@ def test_a_batch_cannot_write_into_another_tenants_session(database: Database) -
     assert _history(database, victim, victims_session) == before
     with tenant_scope(victim), unit_of_work(database) as uow:
         assert uow.sessions.checkpoints(victims_session) == []
+
+
+def test_a_state_change_writes_the_sessions_pending_events_in_its_own_two_statements(
+    database: Database,
+) -> None:
+    """The events a session's state change finds pending go into its conditional UPDATE (the
+    seqs of all of them reserved at once) and its INSERT, before its own event: a wave's every
+    state change costs the same statements whether or not observations wait."""
+    tenant = new_tenant(database)
+    (session_id,) = _submit(database, tenant, 1)
+    observed = [
+        NewEvent("session.routed", {"agent_id": "AGENT-x"}, utcnow()),
+        NewEvent(STEP_EVENT, {"step": 1, "text": "looked"}, utcnow(), checkpoint=True),
+        NewEvent("agent.tool", {"tool": "edit"}, utcnow()),
+    ]
+
+    def change() -> list[SessionEvent]:
+        with tenant_scope(tenant), unit_of_work(database) as uow:
+            session = uow.sessions.get(session_id)
+            transition = session.transition_to(SessionStatus.CANCELLED, "test", at=utcnow())
+            return uow.sessions.save_transition_after(session, transition, observed)
+
+    written: list[SessionEvent] = []
+    statements = _statements_during(database, lambda: written.extend(change()))
+
+    session_updates = [s for s in statements if s.lstrip().upper().startswith("UPDATE SESSIONS")]
+    event_inserts = [s for s in statements if "INSERT INTO SESSION_EVENTS" in s.upper()]
+    assert (len(session_updates), len(event_inserts)) == (1, 1), statements
+    history = _history(database, tenant, session_id)
+    assert [kind for _, kind in history][-4:] == [
+        "session.routed",
+        STEP_EVENT,
+        "agent.tool",
+        "session.status_changed",
+    ]
+    assert [(e.seq, e.event_type) for e in written] == history[-4:]
+    assert written[1].data["checkpoint"] == 1
+    assert written[-1].new_status == "CANCELLED"
+    with tenant_scope(tenant), unit_of_work(database) as uow:
+        assert [c.data["text"] for c in uow.sessions.checkpoints(session_id)] == ["looked"]
