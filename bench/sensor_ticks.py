@@ -1,4 +1,5 @@
-"""Sensor tick cost: the dispatch, retry and webhook ticks at 1,000 idle tenants; 10,000 queued.
+"""Sensor tick cost: the dispatch, retry, webhook and agent-health ticks at 1,000 idle tenants;
+10,000 queued.
 
     .venv/bin/python -m bench.sensor_ticks [--tenants 1000] [--sessions 10000]
         [--databases sqlite,postgres] [--ticks 10] [--old-ticks 3] [--skip-queued]
@@ -12,7 +13,8 @@ application role, under row-level security). The sensors are evaluated as the da
 tick), without launching the runs: the sessions only need claiming.
 
 1. **idle** -- `--tenants` tenants with history (two COMPLETED sessions and one FAILED out of
-   retries each) and nothing to do: `--ticks` dispatch, retry and webhook delivery ticks. With
+   retries each), no agent, and nothing to do: `--ticks` dispatch, retry, webhook delivery and
+   agent-health ticks. With
    `--old-ticks`, the loops the sensors ran before (every active tenant, one or two transactions
    each; replayed here with the same services and a fresh resource, outside a sensor context)
    are timed too, on the same data, for comparison.
@@ -47,8 +49,11 @@ from domain.tenant import Tenant
 from orchestrator_defs.sensor_evaluation import sensor_context
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database_resource import DatabaseResource
+from resources.opencode.resource import OpenCodeResource
 from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
+from sensors.agent_health import TICK_INTERVAL_SECONDS as HEALTH_INTERVAL
+from sensors.agent_health import agent_health_sensor
 from sensors.dispatch import TICK_INTERVAL_SECONDS as DISPATCH_INTERVAL
 from sensors.dispatch import dispatch_sensor, tenant_waves
 from sensors.retry import TICK_INTERVAL_SECONDS as RETRY_INTERVAL
@@ -99,12 +104,17 @@ HISTORY = [
 ]
 
 
-def _resources(url: str) -> dict[str, Any]:
-    return {
+def _resources(url: str, sensor: Any = None) -> dict[str, Any]:
+    """The resources the daemon builds for `sensor`'s tick (the OpenCode one for the health
+    sensor only)."""
+    resources: dict[str, Any] = {
         "database": DatabaseResource(url=url),
         "supervision": SUPERVISION,
         "redis": RedisResource(url=None),
     }
+    if sensor is agent_health_sensor:
+        resources["opencode"] = OpenCodeResource()
+    return resources
 
 
 def _timed_tick(
@@ -112,7 +122,7 @@ def _timed_tick(
 ) -> tuple[float, Any]:
     """One evaluation as the daemon runs it (the previous tick's cursor, fresh resources)."""
     started = time.perf_counter()
-    with sensor_context(instance, _resources(url), cursor) as context:
+    with sensor_context(instance, _resources(url, sensor), cursor) as context:
         result = sensor.evaluate_tick(context)
     return time.perf_counter() - started, result
 
@@ -159,6 +169,18 @@ def _old_webhooks(url: str) -> None:
                 webhooks.deliver_due(Caller.operator(), tenant, PER_TENANT_PER_TICK)
 
 
+def _old_health(url: str) -> None:
+    """The agent-health tick before: every active tenant's agents and their load read (a
+    tenant without agents has no server to probe)."""
+    with _old_database(url) as db:
+        with unit_of_work(db) as uow:
+            tenants = uow.tenants.active_slugs()
+        for tenant in tenants:
+            with tenant_scope(tenant), unit_of_work(db) as uow:
+                uow.agents.list(active_only=True)
+                uow.sessions.active_by_agent()
+
+
 def _timed(action: Callable[[], None], count: int) -> list[float]:
     durations = []
     for _ in range(count):
@@ -182,6 +204,7 @@ def idle(kind: str, scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
                 ("dispatch", dispatch_sensor),
                 ("retry", retry_sensor),
                 ("webhooks", webhook_delivery_sensor),
+                ("health", agent_health_sensor),
             )
             for name, sensor in sensors:
                 durations = []
@@ -197,6 +220,9 @@ def idle(kind: str, scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
             result["retry_before"] = _seconds_stats(_timed(lambda: _old_retry(url), args.old_ticks))
             result["webhooks_before"] = _seconds_stats(
                 _timed(lambda: _old_webhooks(url), args.old_ticks)
+            )
+            result["health_before"] = _seconds_stats(
+                _timed(lambda: _old_health(url), args.old_ticks)
             )
         return result
 
@@ -259,6 +285,8 @@ def _table(document: dict[str, Any]) -> Table:
                 ("retry_before", RETRY_INTERVAL),
                 ("webhooks", WEBHOOK_INTERVAL),
                 ("webhooks_before", WEBHOOK_INTERVAL),
+                ("health", HEALTH_INTERVAL),
+                ("health_before", HEALTH_INTERVAL),
             ):
                 stats = figures.get(sensor)
                 if stats is None:

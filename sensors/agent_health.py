@@ -2,7 +2,9 @@
 
 The result lands in the database (`last_heartbeat_at`, the truth) and, when Redis is configured,
 in the heartbeat store with a TTL (what live readers and dashboards look at). A server that does
-not answer keeps its last heartbeat, so its age says how long it has been silent.
+not answer keeps its last heartbeat, so its age says how long it has been silent. A tick visits
+only the tenants with an ACTIVE agent on an OpenCode server (one indexed query across tenants,
+`TenantWorkRepository.with_probed_agents`): tenants without one cost it nothing.
 
 A server that answers and holds no workspace of the agent's tenant yet gets it now
 (`services.tenant_workspaces.prepare_tenant_workspace`): a worktree takes seconds to make on a
@@ -101,8 +103,8 @@ def agent_health_sensor(
         else None
     )
     budget = WarmUpBudget(supervision.workspaces_per_health_tick)
-    with database.unit_of_work() as uow:
-        tenants = uow.tenants.active_slugs()
+    with database.unit_of_work() as uow:  # only tenants with a server to probe: O(agents)
+        tenants = uow.tenant_work.with_probed_agents()
     summary: list[str] = []
     workspaces_made = 0
     for tenant in tenants:
@@ -133,4 +135,4 @@ def agent_health_sensor(
         )
         if down:
             context.log.warning(f"tenant {tenant}: agents not answering: {', '.join(down)}")
-    return dg.SkipReason("; ".join(summary) or "no active tenants")
+    return dg.SkipReason("; ".join(summary) or "no agent server to probe")

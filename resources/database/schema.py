@@ -97,7 +97,10 @@ class ApiKeyRow(Base):
 
 class AgentRow(Base):
     __tablename__ = "agents"
-    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name"),
+        Index("ix_agents_probed", "status", "kind", "tenant_id"),  # the health sensor's (0019)
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     tenant_id: Mapped[str] = tenant_fk()

@@ -10,7 +10,8 @@ To dispatch: a PENDING session due (no backoff, or its backoff over), or an unsu
 (QUEUED, RUNNING or DEGRADED with its lease missing or run out). To retry: a FAILED, TIMEOUT or
 ORPHANED session with a retry left, or a decomposed request to settle (a PENDING subtask, or a
 PENDING/RUNNING session with children). To train: a fine-tuning job in flight. To deliver webhooks:
-a PENDING delivery whose next attempt is due. Only active, undeleted tenants.
+a PENDING delivery whose next attempt is due. To probe agents: an ACTIVE agent on an OpenCode
+server. Only active, undeleted tenants.
 
 On PostgreSQL the application role sees no other tenant's rows: the queries run inside SECURITY
 DEFINER functions of migration 0006, owned by a role that reads a few columns of sessions and
@@ -74,6 +75,12 @@ _WEBHOOKS_SQL = """
       AND (SELECT t.active AND t.deleted_at IS NULL FROM tenants t WHERE t.slug = d.tenant_id)
     ORDER BY d.tenant_id
 """  # migration 0018's function body
+_PROBED_AGENTS_SQL = """
+    SELECT DISTINCT a.tenant_id FROM agents a
+    WHERE a.status = 'ACTIVE' AND a.kind = 'opencode'
+      AND (SELECT t.active AND t.deleted_at IS NULL FROM tenants t WHERE t.slug = a.tenant_id)
+    ORDER BY a.tenant_id
+"""  # migration 0019's function body
 _AS_OF = bindparam("as_of", type_=UtcDateTime())
 
 
@@ -115,3 +122,12 @@ class TenantWorkRepository:
             else _WEBHOOKS_SQL
         )
         return list(self._session.scalars(text(sql).bindparams(_AS_OF), {"as_of": now}))
+
+    def with_probed_agents(self) -> list[str]:
+        """Slugs of the tenants with an ACTIVE agent on an OpenCode server, in order."""
+        sql = (
+            "SELECT * FROM tenants_with_probed_agents()"
+            if self._is_postgres
+            else _PROBED_AGENTS_SQL
+        )
+        return list(self._session.scalars(text(sql)))

@@ -33,10 +33,11 @@ from tests.integration.database.support import (
 APPEND_ONLY_TABLES = ("session_events", "status_events")
 FINDER_ROLE = "indorch_tenant_finder"  # see migration 0006
 # The finder role's policies: sessions and fine-tuning jobs (0006, 0009), runtimes (0012),
-# webhook deliveries (0018).
+# webhook deliveries (0018), agents (0019).
 FINDER_POLICIES = frozenset(
     {
         "tenant_finder_reads",
+        "tenant_finder_reads_agents",
         "tenant_finder_reads_runtimes",
         "tenant_finder_reads_webhook_deliveries",
     }
@@ -123,10 +124,11 @@ def test_every_tenant_table_has_forced_row_level_security_and_a_policy(
     # Deleting session events is narrowed further (restrictive: ANDed with the tenant policy;
     # migration 0013, tested by test_history_retention.py).
     assert expiry == [("session_events", "DELETE", "RESTRICTIVE")]
-    # The one exception: the role that owns the tenant finder functions reads sessions,
-    # fine-tuning jobs, runtimes and webhook deliveries (only; migrations 0006, 0009, 0012 and
-    # 0018; a few columns of each, see test_tenants_with_work.py).
+    # The one exception: the role that owns the tenant finder functions reads agents, sessions,
+    # fine-tuning jobs, runtimes and webhook deliveries (only; migrations 0006, 0009, 0012, 0018
+    # and 0019; a few columns of each, see test_tenants_with_work.py).
     assert sorted(readers) == [
+        ("agents", "SELECT", "true", [FINDER_ROLE], None),
         ("fine_tuning_jobs", "SELECT", "true", [FINDER_ROLE], None),
         ("runtimes", "SELECT", "true", [FINDER_ROLE], None),
         ("sessions", "SELECT", "true", [FINDER_ROLE], None),

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from domain.agent import Agent, AgentKind, AgentStatus
 from domain.clock import utcnow
 from domain.session import Session, SessionStatus
 from domain.task import Task
@@ -28,6 +29,7 @@ FINDER_FUNCTIONS = (
     "tenants_to_settle",
     "tenants_with_training",
     "tenants_with_due_webhooks",
+    "tenants_with_probed_agents",
 )
 NOW = utcnow()
 LATER = NOW + timedelta(minutes=5)
@@ -206,6 +208,21 @@ def test_the_finder_functions_return_only_slugs_as_a_role_nobody_can_become_read
             ).scalar_one()
             for column in ("tenant_id", "status", "next_attempt_at", "payload", "event_type")
         }
+        agent_reads = {
+            column: connection.execute(
+                text("SELECT has_column_privilege(:finder, 'agents', :column, 'SELECT')"),
+                {"finder": FINDER_ROLE, "column": column},
+            ).scalar_one()
+            for column in (
+                "tenant_id",
+                "status",
+                "kind",
+                "server_url",
+                "password_sealed",
+                "password_env",
+                "token_hash",
+            )
+        }
         job_reads = {
             column: connection.execute(
                 text("SELECT has_column_privilege(:finder, 'fine_tuning_jobs', :column, 'SELECT')"),
@@ -219,6 +236,15 @@ def test_the_finder_functions_return_only_slugs_as_a_role_nobody_can_become_read
         "next_attempt_at": True,
         "payload": False,
         "event_type": False,
+    }
+    assert agent_reads == {  # never an agent's address or any secret of it
+        "tenant_id": True,
+        "status": True,
+        "kind": True,
+        "server_url": False,
+        "password_sealed": False,
+        "password_env": False,
+        "token_hash": False,
     }
     assert job_reads == {
         "tenant_id": True,
@@ -292,3 +318,29 @@ def test_a_tenant_with_a_webhook_delivery_due_is_found_and_one_waiting_or_done_i
         found = uow.tenant_work.with_due_webhooks(utcnow() + timedelta(seconds=1))
     assert due in found
     assert waiting not in found and delivered not in found and quiet not in found
+
+
+def _agent(database: Database, tenant: str, **fields: object) -> None:
+    agent = Agent(tenant_id=tenant, name="agent", server_url="http://agent.test", **fields)
+    with tenant_scope(tenant), unit_of_work(database) as uow:
+        uow.agents.add(agent)
+
+
+def test_a_tenant_with_an_active_agent_on_a_server_is_probed_and_the_others_are_not(
+    database: Database,
+) -> None:
+    """The agent-health sensor probes servers: a tenant with none to probe is not visited."""
+    probed, external, draining, inactive, none, deleted = (
+        new_tenant(database, name) for name in ("probe", "eap", "drain", "off", "none", "gone")
+    )
+    _agent(database, probed)
+    _agent(database, external, kind=AgentKind.EXTERNAL)
+    _agent(database, draining, status=AgentStatus.DRAINING)
+    _agent(database, inactive, status=AgentStatus.INACTIVE)
+    _agent(database, deleted)
+    with unit_of_work(database) as uow:
+        uow.tenants.delete(deleted)
+    with unit_of_work(database) as uow:
+        found = uow.tenant_work.with_probed_agents()
+    assert probed in found
+    assert not {external, draining, inactive, none, deleted} & set(found)

@@ -18,7 +18,9 @@ from typing import Any
 import dagster as dg
 import pytest
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
+from domain.agent import Agent
 from domain.caller import Caller
 from domain.clock import utcnow
 from domain.decomposition import SubtaskSpec
@@ -28,8 +30,10 @@ from domain.webhook import WebhookEndpoint
 from orchestrator_defs.sensor_evaluation import sensor_context
 from resources.database import Database, tenant_scope, unit_of_work
 from resources.database_resource import DatabaseResource
+from resources.opencode.resource import OpenCodeResource
 from resources.redis.resource import RedisResource
 from resources.supervision_config import SupervisionConfig
+from sensors.agent_health import agent_health_sensor
 from sensors.dispatch import dispatch_sensor, dispatch_tick
 from sensors.retry import retry_sensor, retry_tick
 from sensors.settlement import settle_tick
@@ -295,4 +299,41 @@ def test_an_idle_webhook_tick_runs_the_same_statements_for_5_idle_tenants_as_for
     _idle_tenants(database, 40)
     with _statements(database) as many:
         assert _webhooks(database).visited == []
+    assert len(many) == len(few)
+
+
+def _health(database: Database) -> str:
+    """One agent-health tick (as the daemon evaluates it) and its message."""
+    resources = {**_resources(database), "opencode": OpenCodeResource(connect_timeout_seconds=1)}
+    with dg.instance_for_test() as instance, sensor_context(instance, resources) as context:
+        return agent_health_sensor.evaluate_tick(context).skip_message or ""
+
+
+@contextmanager
+def _statements_of_every_engine() -> Iterator[list[str]]:
+    """The sensor builds its own engine each tick: count the statements of every engine."""
+    executed: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        executed.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        yield executed
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+
+def test_an_agent_health_tick_visits_only_the_tenants_with_an_agent_to_probe(
+    database: Database,
+) -> None:
+    _idle_tenants(database, 5)
+    (served,) = _tenants(database, 1)
+    with tenant_scope(served), unit_of_work(database) as uow:  # nothing listens there
+        uow.agents.add(Agent(tenant_id=served, name="gone", server_url="http://127.0.0.1:9"))
+    with _statements_of_every_engine() as few:
+        assert _health(database) == f"{served}: 0/1 up"
+    _idle_tenants(database, 40)
+    with _statements_of_every_engine() as many:
+        assert _health(database) == f"{served}: 0/1 up"
     assert len(many) == len(few)
