@@ -31,11 +31,11 @@ EventSink = Callable[[SessionEvent], None]
 
 
 class StateChange:
-    """A state change's transaction: its session's `pending` events go in with its transition."""
+    """A state change's transaction: its session's `pending` events go in with its transition
+    (or on their own at the end, when it made none)."""
 
-    uow: UnitOfWork
-
-    def __init__(self, pending: list[PendingEvent]) -> None:
+    def __init__(self, uow: UnitOfWork, pending: list[PendingEvent]) -> None:
+        self.uow = uow
         self.pending = pending
         self.recorded: list[SessionEvent] = []
 
@@ -43,6 +43,11 @@ class StateChange:
         observed = [e.new_event() for e in self.pending if e.session_id == session.id]
         self.pending = [e for e in self.pending if e.session_id != session.id]
         self.recorded += self.uow.sessions.save_transition_after(session, event, observed)
+
+    def write_the_rest(self) -> None:
+        if self.pending:
+            self.recorded += EventBatch.write(self.uow, self.pending)
+            self.pending = []
 
 
 class SessionRecorder:
@@ -151,13 +156,11 @@ class SessionRecorder:
         (its history keeps its order) with its own statements; what it recorded is published
         after the commit. If the transaction fails, the events stay pending."""
         pending = self._events.take(session.id)
-        change = StateChange(pending)
         try:
             with unit_of_work(self._database) as uow:
-                change.uow = uow
+                change = StateChange(uow, pending)
                 yield change
-                if change.pending:  # no transition made: written on their own
-                    change.recorded += self._events.write(uow, change.pending)
+                change.write_the_rest()
         except BaseException:
             self._events.restore(pending)
             raise
