@@ -120,11 +120,12 @@ else
     fi
 fi
 
-# PYTEST_WORKERS=3: the tests on three processes (pytest-xdist): one test's waits for its servers
-# overlap another's work. A module's tests stay on one worker, those starting managed runtimes all
-# on one (tests/conftest.py: xdist_group_of). Not the default: on two cores the suite is bound by
-# CPU, and the demo, slowed by the others, once missed its own 240 s settle limit (README).
-PYTEST_WORKERS=${PYTEST_WORKERS:-1}
+# The tests on two processes (pytest-xdist) by default: a third of the suite's wall time is
+# spent waiting for servers, runtimes and sessions, which the other process fills with its work.
+# A module's tests stay on one process; the tests that take the whole machine (managed runtimes,
+# the demo, the chaos suite) all on one, one after the other (tests/conftest.py: xdist_group_of).
+# PYTEST_WORKERS=1 runs them in this process, one at a time.
+PYTEST_WORKERS=${PYTEST_WORKERS:-2}
 parallel=()
 if ((PYTEST_WORKERS > 1)); then
     parallel=(-n "$PYTEST_WORKERS" --dist loadgroup)

@@ -38,11 +38,12 @@ from sqlalchemy.engine import URL, make_url
 
 TESTS_DIR = Path(__file__).parent
 INTEGRATION_DIR = TESTS_DIR / "integration"
-# Tests that start managed runtimes on this host (its OS users, firewall rules, cgroups).
-RUNTIME_HOST_TESTS = (
-    INTEGRATION_DIR / "runtime",
-    INTEGRATION_DIR / "deploy" / "test_production_sessions.py",
-    TESTS_DIR / "e2e" / "test_demo.py",
+# Tests that take the whole machine, one at a time under pytest-xdist (xdist_group_of).
+WHOLE_MACHINE_TESTS = (
+    INTEGRATION_DIR / "runtime",  # managed runtimes: the host's OS users, firewall rules, cgroups
+    INTEGRATION_DIR / "deploy" / "test_production_sessions.py",  # managed runtimes too
+    TESTS_DIR / "e2e" / "test_demo.py",  # managed runtimes, and both cores for minutes
+    TESTS_DIR / "chaos",  # both cores for minutes (production leases and monitoring)
 )
 POSTGRES_FIXTURES = frozenset({"postgres_url", "fresh_postgres_url", "migrated_postgres_copy"})
 REDIS_FIXTURES = frozenset({"redis_url"})
@@ -366,11 +367,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def xdist_group_of(path: Path) -> str:
     """The pytest-xdist group a test file's tests run in (`--dist loadgroup`, scripts/test.sh):
-    its module (its module-scoped servers started once), or, for the tests that start managed
-    runtimes, one group for all: a runtime's start rebuilds the host's firewall rules and makes
-    the tenant's OS user, which two workers must not do at once."""
-    if any(path.is_relative_to(shared) for shared in RUNTIME_HOST_TESTS):
-        return "runtime-host"
+    its module (its module-scoped servers started once), or one group for the tests that take the
+    whole machine: a managed runtime's start rebuilds the host's firewall rules and makes the
+    tenant's OS user, which two workers must not do at once; and the demo and the chaos suite
+    each fill both cores, so neither must share its minutes with the other."""
+    if any(path.is_relative_to(shared) for shared in WHOLE_MACHINE_TESTS):
+        return "whole-machine"
     return str(path.relative_to(TESTS_DIR))
 
 

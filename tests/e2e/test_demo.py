@@ -50,7 +50,7 @@ ON_REPOSITORIES = {  # the sessions on their tenant's repository, and the file e
 def run_demo(state_dir: Path, port: int) -> subprocess.CompletedProcess[str]:
     command = [
         INDORCH, "demo", "--exit", "--quick", "--port", str(port),
-        "--state-dir", str(state_dir), "--timeout", "240",
+        "--state-dir", str(state_dir),
     ]  # fmt: skip
     env = {key: value for key, value in os.environ.items() if key != DEMO_ID_VAR}
     process = subprocess.Popen(

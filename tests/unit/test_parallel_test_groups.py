@@ -7,14 +7,15 @@ import pytest
 from tests.conftest import INTEGRATION_DIR, TESTS_DIR, _worker_redis_url, xdist_group_of
 
 
-def test_the_tests_that_start_managed_runtimes_share_one_group_and_the_rest_go_by_module() -> None:
-    runtime_host = {
+def test_the_tests_that_take_the_whole_machine_share_one_group_and_the_rest_go_by_module() -> None:
+    whole_machine = {
         xdist_group_of(INTEGRATION_DIR / "runtime" / "test_managed_runtimes.py"),
         xdist_group_of(INTEGRATION_DIR / "runtime" / "test_runtime_cli.py"),
         xdist_group_of(INTEGRATION_DIR / "deploy" / "test_production_sessions.py"),
         xdist_group_of(TESTS_DIR / "e2e" / "test_demo.py"),
+        xdist_group_of(TESTS_DIR / "chaos" / "test_chaos.py"),
     }
-    assert runtime_host == {"runtime-host"}
+    assert whole_machine == {"whole-machine"}
     assert xdist_group_of(INTEGRATION_DIR / "api" / "test_sessions_api.py") == (
         "integration/api/test_sessions_api.py"
     )
