@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Container
 from typing import Any
 
 import httpx
@@ -48,6 +49,28 @@ def _sync_copy(data: str) -> bool:
     envelope's own (a quote inside a string value is escaped)."""
     payload = data.find(_PAYLOAD_KEY)
     return payload > 0 and data.startswith(_SYNC_PAYLOAD, payload + len(_PAYLOAD_KEY))
+
+
+_SESSION_KEY = '"sessionID"'
+_SESSION_KEY_AS_WRITTEN = '"sessionID":"'
+
+
+def names_a_followed_session(data: str, followed: Container[str]) -> bool:
+    """Whether an event's text names a session in `followed`, read without parsing it. On a
+    server several waves (tenants) share, most of each wave's stream is the others' sessions:
+    parsing only its own spares it the rest. A key starts with the only unescaped quotes a string
+    value cannot hold, so a text quoting another session's id does not count; a key written
+    otherwise than the server writes it (`"sessionID":"...`, no spaces) is left to the parse."""
+    start = data.find(_SESSION_KEY_AS_WRITTEN)
+    if start < 0:
+        return _SESSION_KEY in data
+    while start >= 0:
+        start += len(_SESSION_KEY_AS_WRITTEN)
+        end = data.find('"', start)
+        if data[start:end] in followed:
+            return True
+        start = data.find(_SESSION_KEY_AS_WRITTEN, end)
+    return False
 
 
 class ServerEventStream:
@@ -137,6 +160,8 @@ class ServerEventStream:
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     def _route(self, data: str) -> None:
+        if not names_a_followed_session(data, self._queues):
+            return  # a server event, or a session not followed here
         if self._every_directory and _sync_copy(data):
             return
         try:

@@ -7,19 +7,27 @@
   /session/status`` of the directory it works in (that call answers for one directory only), so
   a session that went idle while the stream was down is not waited on forever.
 - A stream scoped to one directory (``GET /event?directory=``) works as before.
+- An event is parsed only when its text names a session followed here: on a server shared by
+  several waves (tenants), most of its stream is the others' sessions, read by every wave.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from resources.opencode.client import OpenCodeClient
-from resources.opencode.models import ServerEvent
+from resources.opencode.event_stream import names_a_followed_session
+from resources.opencode.models import ServerEvent, session_id_of
+
+TRACES = Path(__file__).parents[1] / "integration" / "opencode" / "traces"
 
 DIRECTORY_A = "/srv/slots/acme/slot-a"
 DIRECTORY_B = "/srv/slots/acme/slot-b"
@@ -207,3 +215,89 @@ def test_events_reach_their_session_whatever_directory_the_server_names() -> Non
     events = asyncio.run(run())
     assert [e.type for e in events] == ["session.status", "message.updated", "session.idle"]
     assert server.status_directories() == [asked]
+
+
+def _recorded_events() -> list[str]:
+    """Every event the real server sent in the recorded traces, as its stream's text."""
+    return [
+        line.removeprefix("data: ")
+        for trace in sorted(TRACES.glob("*.sse"))
+        for line in trace.read_text().splitlines()
+        if line.startswith("data: ")
+    ]
+
+
+def test_the_recorded_events_that_name_a_followed_session_are_told_apart_without_parsing() -> None:
+    events = _recorded_events()
+    sessions = {session_id_of(json.loads(e).get("properties") or {}) for e in events} - {None}
+    assert len(sessions) == 5 and len(events) > 200
+    for followed in [set(), *({s} for s in sessions), sessions, {"ses_not_on_this_server"}]:
+        for event in events:
+            parsed = session_id_of(json.loads(event).get("properties") or {})
+            envelope = f'{{"directory":"/srv/a","payload":{event}}}'  # as /global/event sends
+            expected = parsed in followed
+            assert names_a_followed_session(event, followed) is expected, (followed, event)
+            assert names_a_followed_session(envelope, followed) is expected, (followed, event)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        # another session's text quoting a followed one's id: inside a string, quotes are escaped
+        (
+            '{"type":"message.part.updated","properties":{"part":{"sessionID":"ses_b",'
+            '"text":"see \\"sessionID\\":\\"ses_a\\""}}}',
+            False,
+        ),
+        # the key written otherwise than the server writes it: left to the full parse
+        ('{"type":"session.idle","properties":{"sessionID": "ses_b"}}', True),
+        ('{"type":"server.heartbeat","properties":{}}', False),
+        ('{"type":"session.idle","properties":{"sessionID":"ses_a"}}', True),
+    ],
+)
+def test_an_event_names_a_followed_session_only_by_a_key_of_its_own(
+    data: str, expected: bool
+) -> None:
+    assert names_a_followed_session(data, {"ses_a"}) is expected
+
+
+def test_another_sessions_events_are_not_read_at_all(caplog: pytest.LogCaptureFixture) -> None:
+    """An event of a session not followed here is not parsed: even one the stream could not
+    read (cut short) is passed over without a word, where a followed session's is reported."""
+    server = _Server(
+        events=[
+            {"payload": {"type": "server.connected", "properties": {}}},
+            _envelope(ELSEWHERE, "session.idle", "ses_x"),
+            _envelope(DIRECTORY_A, "session.idle", "ses_a"),
+        ],
+        statuses={},
+    )
+    cut_short = '{"directory":"/srv","payload":{"type":"message.updated","properties":{"sessionID"'
+
+    class _CutShort(_EventsThenOpen):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield f'data: {cut_short}:"ses_x","info":\n\n'.encode()
+            async for chunk in super().__aiter__():
+                yield chunk
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        answer = server(request)
+        if request.url.path == "/global/event":
+            return httpx.Response(200, headers=answer.headers, stream=_CutShort(server.events))
+        return answer
+
+    async def run() -> list[ServerEvent]:
+        transport = httpx.MockTransport(respond)
+        async with OpenCodeClient("http://opencode.test", transport=transport) as client:
+            stream = client.global_event_stream()
+            queue = stream.subscribe("ses_a", DIRECTORY_A)
+            await stream.start(wait_seconds=5.0)
+            try:
+                return await _drain(queue, 2)
+            finally:
+                await stream.close()
+
+    with caplog.at_level(logging.WARNING, logger="resources.opencode.event_stream"):
+        events = asyncio.run(run())
+    assert [e.type for e in events] == ["session.status", "session.idle"]
+    assert not [r for r in caplog.records if "unreadable" in r.getMessage()]
