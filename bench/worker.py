@@ -71,6 +71,12 @@ def prompt_for(template: str, number: int) -> str:
     return template.replace("{n}", str(number))
 
 
+def resources_for(sensor: dg.SensorDefinition, resources: dict[str, Any]) -> dict[str, Any]:
+    """The resources `sensor` asks for, as the daemon builds for its tick: only those (each is
+    built anew per tick; the dispatch and retry sensors need no OpenCode resource)."""
+    return {key: value for key, value in resources.items() if key in sensor.required_resource_keys}
+
+
 def wait_for_go(spec: dict[str, Any]) -> float:
     Path(spec["ready_path"]).write_text("ready")
     go = Path(spec["go_path"])
@@ -123,6 +129,7 @@ class Orchestrated:
             "supervision": bench_supervision(),
             "redis": RedisResource(url=None),
         }
+        self._sensor_resources: dict[str, dict[str, Any]] = {}
         self.launcher: RunLauncher | None = None
         self.pool: ThreadPoolExecutor | None = None
         self.futures: list[Future[bool]] = []
@@ -153,16 +160,22 @@ class Orchestrated:
             self.submit_error = repr(error)
             raise
 
+    def _resources_of(self, sensor: dg.SensorDefinition) -> dict[str, Any]:
+        """One dict per sensor, kept: `sensor_context` builds its definitions once per dict."""
+        if sensor.name not in self._sensor_resources:
+            self._sensor_resources[sensor.name] = resources_for(sensor, self.resources)
+        return self._sensor_resources[sensor.name]
+
     def health_tick(self) -> str:
-        with sensor_context(self.instance, self.resources) as context:
+        with sensor_context(self.instance, self._resources_of(agent_health_sensor)) as context:
             return agent_health_sensor.evaluate_tick(context).skip_message or ""
 
     def retry_tick(self) -> None:
-        with sensor_context(self.instance, self.resources) as context:
+        with sensor_context(self.instance, self._resources_of(retry_sensor)) as context:
             retry_sensor.evaluate_tick(context)
 
     def tick(self) -> int:
-        with sensor_context(self.instance, self.resources) as context:
+        with sensor_context(self.instance, self._resources_of(dispatch_sensor)) as context:
             result = dispatch_sensor.evaluate_tick(context)
         requests = list(result.run_requests or [])
         if self.launcher is not None:
