@@ -82,6 +82,8 @@ EventSink = Callable[[SessionEvent], None]
 OwnerNaming = Callable[[list[Session]], str]
 CANCELLABLE_BEFORE_START = frozenset({SessionStatus.PENDING, SessionStatus.QUEUED})
 STOPPABLE = frozenset({SessionStatus.RUNNING, SessionStatus.DEGRADED, SessionStatus.PAUSED})
+# A wave's sessions, claimed or followed: one whose lease ran out has lost its wave.
+SUPERVISED_STATES = frozenset({SessionStatus.QUEUED, SessionStatus.RUNNING, SessionStatus.DEGRADED})
 _S = SessionStatus
 MAX_TREE_NODES = 1000
 REQUEST_DIGEST = "request_digest"  # metadata of a session submitted with an idempotency key
@@ -673,6 +675,17 @@ class SessionService:
             self._publish(event)
         return session
 
+    def anything_for_a_wave(self, tenant_id: str, max_duration_seconds: float) -> bool:
+        """Whether a wave of the tenant would find work: a session whose supervisor is gone, or
+        a due one allowed no longer than `max_duration_seconds`. One transaction of two short
+        reads, for the wave's frequent looks that mostly find nothing (`services.top_up`)."""
+        now = self._clock()
+        with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
+            return bool(
+                uow.sessions.with_expired_lease(now, SUPERVISED_STATES, limit=1)
+                or uow.sessions.due_pending(now, 1, max_duration_seconds=max_duration_seconds)
+            )
+
     def lease_unsupervised(
         self,
         tenant_id: str,
@@ -694,7 +707,7 @@ class SessionService:
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
             stale = uow.sessions.with_expired_lease(
                 min(now, expired_by) if expired_by is not None else now,
-                {SessionStatus.QUEUED, SessionStatus.RUNNING, SessionStatus.DEGRADED},
+                SUPERVISED_STATES,
                 limit=limit,
             )
             if any(s.status is SessionStatus.QUEUED and s.required_capabilities for s in stale):
