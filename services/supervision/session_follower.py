@@ -1,7 +1,6 @@
 """Following one session on its agent's event stream to its end, and enforcing its limits.
 
-After each event, and each `poll_seconds` the wave's ticker wakes a session that heard nothing
-(`PollTicker`), the limits are checked: past its deadline the
+Between events (at least every `poll_seconds`) the limits are checked: past its deadline the
 agent is aborted and the session ends TIMEOUT; past its cost cap, STOPPED; its server
 unreachable for `orphan_after_seconds`, ORPHANED; taken over by another wave, let go. A
 permission request is answered by the session's policy; an idle agent whose last answer is final
@@ -34,7 +33,6 @@ from services.supervision.followed_session import (
     turn_finished,
 )
 from services.supervision.lease_keeper import LeaseKeeper
-from services.supervision.poll_ticker import PollTicker, is_tick
 from services.supervision.session_recorder import SessionRecorder
 from services.turn_tracker import WRITING_TOOLS, workspace_relative
 
@@ -56,17 +54,10 @@ class SessionFollower:
         self._leases = leases
         self._settings = settings
         self._clock = clock
-        self._ticker = PollTicker(settings.poll_seconds)
 
     async def follow(self, sup: FollowedSession) -> SessionOutcome:
         assert sup.session.agent_session_id is not None
         queue = sup.stream.subscribe(sup.session.agent_session_id)
-        with self._ticker.waking(queue):
-            return await self._follow(sup, queue)
-
-    async def _follow(
-        self, sup: FollowedSession, queue: asyncio.Queue[ServerEvent]
-    ) -> SessionOutcome:
         while True:
             if sup.tracker.idle_seen:
                 if await turn_finished(sup):
@@ -147,12 +138,14 @@ class SessionFollower:
         return True
 
     async def _next_event(self, queue: asyncio.Queue[ServerEvent]) -> ServerEvent | None:
-        """The next event, or None when the wave's ticker woke the session (nothing heard for
-        an interval). No timeout of its own: not `asyncio.wait_for` either, which on Python 3.11
-        returns an event that arrives together with the task's cancellation and drops the
-        cancellation (a cancelled wave waited forever on a session that went on)."""
-        event = await queue.get()
-        return None if is_tick(event) else event
+        """The next event, or None after `poll_seconds`. Not `asyncio.wait_for`: on Python
+        3.11 it returns an event that arrives together with the task's cancellation and drops
+        the cancellation, so a cancelled wave waited forever on a session that went on."""
+        try:
+            async with asyncio.timeout(self._settings.poll_seconds):
+                return await queue.get()
+        except TimeoutError:
+            return None
 
     def _observe(self, sup: FollowedSession, event: ServerEvent) -> None:
         session_id = sup.session.id
