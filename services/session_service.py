@@ -65,7 +65,7 @@ from domain.session import (
 from domain.task import Task
 from domain.tenant import Role
 from resources.database import Database, UnitOfWork, tenant_scope, unit_of_work
-from resources.database.repositories.sessions import created_event
+from resources.database.repositories.sessions import LEASED_STATES, created_event
 from services.agent_control import AgentControl
 from services.request_settlement import sync_task
 from services.session_checkout import check_submitted_permission, resolve_checkout
@@ -82,8 +82,6 @@ EventSink = Callable[[SessionEvent], None]
 OwnerNaming = Callable[[list[Session]], str]
 CANCELLABLE_BEFORE_START = frozenset({SessionStatus.PENDING, SessionStatus.QUEUED})
 STOPPABLE = frozenset({SessionStatus.RUNNING, SessionStatus.DEGRADED, SessionStatus.PAUSED})
-# A wave's sessions, claimed or followed: one whose lease ran out has lost its wave.
-SUPERVISED_STATES = frozenset({SessionStatus.QUEUED, SessionStatus.RUNNING, SessionStatus.DEGRADED})
 _S = SessionStatus
 MAX_TREE_NODES = 1000
 REQUEST_DIGEST = "request_digest"  # metadata of a session submitted with an idempotency key
@@ -682,7 +680,7 @@ class SessionService:
         now = self._clock()
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
             return bool(
-                uow.sessions.with_expired_lease(now, SUPERVISED_STATES, limit=1)
+                uow.sessions.with_expired_lease(now, LEASED_STATES, limit=1)
                 or uow.sessions.due_pending(now, 1, max_duration_seconds=max_duration_seconds)
             )
 
@@ -707,7 +705,7 @@ class SessionService:
         with tenant_scope(tenant_id), unit_of_work(self._database) as uow:
             stale = uow.sessions.with_expired_lease(
                 min(now, expired_by) if expired_by is not None else now,
-                SUPERVISED_STATES,
+                LEASED_STATES,
                 limit=limit,
             )
             if any(s.status is SessionStatus.QUEUED and s.required_capabilities for s in stale):

@@ -11,10 +11,15 @@ from typing import Any
 
 from sqlalchemy import event
 
+from domain.caller import Caller
 from domain.session import SessionStatus
+from domain.tenant import Tenant
 from resources.database import tenant_scope, unit_of_work
+from services.session_service import SubmitSession
 from services.top_up import claim_next_for
 from tests.unit.supervision.conftest import LEASE, OWNER, TENANT, World
+
+OTHER = "globex"
 
 
 @contextmanager
@@ -52,3 +57,28 @@ def test_a_look_still_takes_a_due_session_and_one_whose_wave_died(world: World) 
     with tenant_scope(TENANT), unit_of_work(world.database) as uow:
         owners = {uow.sessions.get(s).lease_owner for s in (due, orphaned)}
     assert owners == {OWNER}
+
+
+def test_another_tenants_work_is_neither_seen_nor_taken_by_the_look(world: World) -> None:
+    """A hostile neighbour's due session and its orphaned one (an expired lease) must not make
+    this tenant's look say "work" nor end up leased to this tenant's wave."""
+    with unit_of_work(world.database) as uow:
+        uow.tenants.add(Tenant(slug=OTHER, name="Other"))
+    other_due = world.service.submit(
+        Caller.operator(), OTHER, SubmitSession(title="theirs", prompt="theirs")
+    ).id
+    other_orphan = world.service.submit(
+        Caller.operator(), OTHER, SubmitSession(title="theirs too", prompt="theirs too")
+    ).id
+    world.service.claim(OTHER, other_orphan, "their-dead-wave", LEASE)
+    with tenant_scope(OTHER), unit_of_work(world.database) as uow:
+        session = uow.sessions.get(other_orphan)
+        session.lease_expires_at = world.clock() - LEASE
+        uow.sessions.save(session)
+
+    assert world.service.anything_for_a_wave(TENANT, 7200.0) is False
+    assert claim_next_for(world.service, TENANT, OWNER, LEASE)(5, 7200.0) == []
+    with tenant_scope(OTHER), unit_of_work(world.database) as uow:
+        assert uow.sessions.get(other_due).status is SessionStatus.PENDING
+        assert uow.sessions.get(other_orphan).lease_owner == "their-dead-wave"
+    assert world.service.anything_for_a_wave(OTHER, 7200.0) is True  # its own look sees them
