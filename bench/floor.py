@@ -7,6 +7,10 @@ message -- what the wave supervisor does, minus the orchestration (no database, 
 Every session is "submitted" at once; at most `per_server` are in progress on a server at a time
 (the summed capacity of the agents the orchestrated runs register on it).
 
+`INDORCH_BENCH_FLOOR_OTHER_READERS=N`: N more readers of each server's stream of every directory,
+reading and dropping all of it, as the waves of N other tenants sharing the server each read one
+(a wave reads that stream once per server): what they cost the server is then measured.
+
 Isolated (`directories` per server): each session works in a scratch directory of its own, as
 the orchestrator's default gives it (a git repository with one empty commit, a new OpenCode
 instance on its server the first time), at most `directories` of them per server, each reused
@@ -22,6 +26,7 @@ import contextlib
 import json
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,14 @@ from typing import Any
 import httpx
 
 IDLE_TIMEOUT_SECONDS = 600.0
+OTHER_READERS_VAR = "INDORCH_BENCH_FLOOR_OTHER_READERS"
+
+
+def other_readers_from(environment: Mapping[str, str]) -> int:
+    value = environment.get(OTHER_READERS_VAR, "0")
+    if not value.isdigit():
+        raise ValueError(f"{OTHER_READERS_VAR}={value!r}: a count of readers (0, 1, 2, ...)")
+    return int(value)
 
 
 @dataclass
@@ -55,6 +68,7 @@ class _Server:
         self.idle: dict[str, asyncio.Future[None]] = {}
         self.connected = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.other_readers: list[asyncio.Task[None]] = []
 
     async def follow(self) -> None:
         path = "/event" if self.directories is None else "/global/event"
@@ -74,11 +88,19 @@ class _Server:
                     if future is not None and not future.done():
                         future.set_result(None)
 
+    async def read_and_drop(self) -> None:
+        """Another tenant's wave on this server, as far as the server can tell."""
+        async with self.events.stream("GET", "/global/event") as response:
+            async for _ in response.aiter_raw():
+                pass
+
     async def close(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
+        for task in [self.task, *self.other_readers]:
+            if task is None:
+                continue
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
-                await self.task
+                await task
         await self.http.aclose()
         await self.events.aclose()
 
@@ -185,8 +207,10 @@ async def run_floor(
     *,
     directories: int = 0,
     scratch: Path | None = None,
+    other_readers: int = 0,
 ) -> list[dict[str, Any]]:
-    """`directories` (with `scratch`, where they are made): the isolated floor (module doc)."""
+    """`directories` (with `scratch`, where they are made): the isolated floor; `other_readers`
+    per server (module doc)."""
     servers = [
         _Server(
             url,
@@ -199,6 +223,9 @@ async def run_floor(
         for server in servers:
             server.task = asyncio.create_task(server.follow())
             await asyncio.wait_for(server.connected.wait(), 10.0)
+            server.other_readers = [
+                asyncio.create_task(server.read_and_drop()) for _ in range(other_readers)
+            ]
         started = time.time()
         records = [FloorSession(n, urls[n % len(urls)], started) for n in range(sessions)]
         await asyncio.gather(
