@@ -23,7 +23,7 @@ import functools
 import json as jsonlib
 import logging
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -42,6 +42,7 @@ from resources.opencode.models import (
 
 if TYPE_CHECKING:
     from resources.opencode.event_stream import ServerEventStream
+    from resources.opencode.shared_event_stream import SharedStreamView
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ class OpenCodeClient:
         """`attempts` bounds every retry; the waits are `retry_backoff` * 1, 2, 4, ...
         `transport` replaces the network (tests)."""
         self.base_url = base_url.rstrip("/")
+        self._password = password
+        self._timeout = timeout
         self._auth = httpx.BasicAuth(BASIC_AUTH_USER, password) if password else None
         self._attempts = max(1, attempts)
         self._retry_backoff = retry_backoff
@@ -107,6 +110,26 @@ class OpenCodeClient:
     @property
     def auth(self) -> httpx.BasicAuth | None:
         return self._auth
+
+    @property
+    def password(self) -> str | None:
+        return self._password
+
+    @property
+    def transport(self) -> httpx.AsyncBaseTransport | None:
+        return self._transport
+
+    def copy(self) -> OpenCodeClient:
+        """A client of the same server, as the same caller, with connections of its own (one
+        for another thread's event loop)."""
+        return OpenCodeClient(
+            self.base_url,
+            self._password,
+            self._timeout,
+            self._attempts,
+            self._retry_backoff,
+            self._transport,
+        )
 
     async def __aenter__(self) -> OpenCodeClient:
         return self
@@ -312,12 +335,24 @@ class OpenCodeClient:
 
         return ServerEventStream(self, directory, transport=self._transport)
 
-    def global_event_stream(self) -> ServerEventStream:
+    def global_event_stream(
+        self, on_connection: Callable[[bool], None] | None = None
+    ) -> ServerEventStream:
         """A new, not yet started, `GET /global/event` stream: every directory's sessions (each
         subscribed with the directory it works in)."""
         from resources.opencode.event_stream import ServerEventStream
 
-        return ServerEventStream(self, every_directory=True, transport=self._transport)
+        return ServerEventStream(
+            self, every_directory=True, transport=self._transport, on_connection=on_connection
+        )
+
+    def shared_event_stream(self) -> SharedStreamView:
+        """A view, not yet started, of this process's one `GET /global/event` stream of this
+        server, shared with every other caller's (`shared_event_stream`): it gets the events of
+        the sessions it subscribes, and no others."""
+        from resources.opencode.shared_event_stream import shared_view
+
+        return shared_view(self)
 
     async def update_global_config(self, patch: dict[str, Any]) -> None:
         """Merge `patch` into the server's global configuration (a provider, a model); the

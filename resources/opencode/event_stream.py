@@ -21,9 +21,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 import time
-from collections.abc import Container
-from typing import Any
+from collections.abc import Callable, Container
+from typing import Any, Protocol
 
 import httpx
 from httpx_sse import aconnect_sse
@@ -73,6 +74,12 @@ def names_a_followed_session(data: str, followed: Container[str]) -> bool:
     return False
 
 
+class EventSink(Protocol):
+    """Where a subscribed session's events go: its queue, or a hand-over to another loop's."""
+
+    def put_nowait(self, event: ServerEvent, /) -> None: ...
+
+
 class ServerEventStream:
     def __init__(
         self,
@@ -81,9 +88,12 @@ class ServerEventStream:
         *,
         every_directory: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
+        on_connection: Callable[[bool], None] | None = None,
     ) -> None:
-        """Scoped to `directory` (None: the server's own), or of `every_directory`."""
+        """Scoped to `directory` (None: the server's own), or of `every_directory`;
+        `on_connection` is told each time the stream connects (True) or drops (False)."""
         self._client = client
+        self._on_connection = on_connection
         self._directory = directory
         self._every_directory = every_directory
         self._http = httpx.AsyncClient(
@@ -93,9 +103,12 @@ class ServerEventStream:
             verify=shared_ssl_context(),
             transport=transport,
         )
-        self._queues: dict[str, asyncio.Queue[ServerEvent]] = {}
+        self._queues: dict[str, EventSink] = {}
         # Where each subscribed session works (its re-sync asks that directory).
         self._directories: dict[str, str | None] = {}
+        # Subscriptions may change from other threads (`shared_event_stream`); routing reads
+        # one session's sink at a time, a re-sync a copy taken under this lock.
+        self._subscriptions = threading.Lock()
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
         self.down_since: float | None = None
@@ -121,13 +134,33 @@ class ServerEventStream:
     ) -> asyncio.Queue[ServerEvent]:
         """The session's queue (the same on every call); `directory`, where it works, is kept
         from the first call that names it (default: the stream's directory)."""
-        if self._directories.get(session_id) is None:
-            self._directories[session_id] = directory or self._directory
-        return self._queues.setdefault(session_id, asyncio.Queue())
+        with self._subscriptions:
+            if self._directories.get(session_id) is None:
+                self._directories[session_id] = directory or self._directory
+            queue = self._queues.get(session_id)
+            if not isinstance(queue, asyncio.Queue):  # new here, or attached elsewhere
+                queue = self._queues[session_id] = asyncio.Queue()
+        return queue
 
     def unsubscribe(self, session_id: str) -> None:
-        self._queues.pop(session_id, None)
-        self._directories.pop(session_id, None)
+        with self._subscriptions:
+            self._queues.pop(session_id, None)
+            self._directories.pop(session_id, None)
+
+    def attach(self, session_id: str, directory: str | None, sink: EventSink) -> None:
+        """The session's events go to `sink` from now on (a later attach takes it over);
+        `directory` as in `subscribe`."""
+        with self._subscriptions:
+            if self._directories.get(session_id) is None:
+                self._directories[session_id] = directory or self._directory
+            self._queues[session_id] = sink
+
+    def detach(self, session_id: str, sink: EventSink) -> None:
+        """Stop sending the session's events to `sink`: nothing if it went elsewhere since."""
+        with self._subscriptions:
+            if self._queues.get(session_id) is sink:
+                del self._queues[session_id]
+                self._directories.pop(session_id, None)
 
     def seconds_down(self) -> float:
         """How long the stream has been disconnected (0 while connected)."""
@@ -144,6 +177,8 @@ class ServerEventStream:
                     source.response.raise_for_status()
                     self.connected.set()
                     self.down_since = None
+                    if self._on_connection is not None:
+                        self._on_connection(True)
                     backoff = 0.2
                     await self._resync()
                     async for message in source.aiter_sse():
@@ -156,6 +191,8 @@ class ServerEventStream:
             if self.connected.is_set():
                 self.connected.clear()
                 self.down_since = time.monotonic()
+                if self._on_connection is not None:
+                    self._on_connection(False)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
@@ -177,7 +214,9 @@ class ServerEventStream:
 
     async def _resync(self) -> None:
         """A `session.status` for each subscribed session, from its directory's statuses."""
-        directories = set(self._directories.values())
+        with self._subscriptions:
+            subscribed = list(self._directories.items())
+        directories = {directory for _, directory in subscribed}
         if not directories:
             return
         bound = asyncio.Semaphore(RESYNC_CONCURRENCY)
@@ -188,7 +227,7 @@ class ServerEventStream:
 
         found = await asyncio.gather(*(statuses_of(directory) for directory in directories))
         statuses = dict(zip(directories, found, strict=True))
-        for session_id, directory in list(self._directories.items()):
+        for session_id, directory in subscribed:
             queue = self._queues.get(session_id)
             if queue is None:
                 continue

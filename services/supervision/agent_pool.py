@@ -88,8 +88,10 @@ class AgentLink:
     workspace_ready: bool = True  # False: the tenant's workspace could not be made there
     # Its sessions in workspaces of their own in flight at once, when bounded.
     workspaces: asyncio.Semaphore | None = None
-    # For the sessions in workspaces of their own: one stream of every directory, made at the
-    # first such session (a stream each would cost the server and each start a connection).
+    # For the sessions in workspaces of their own: a view of the process's one stream of every
+    # directory on the server (shared by every wave), joined at the first such session (a stream
+    # each would cost the server and each start a connection; one per wave, each event sent
+    # once per tenant).
     _workspaces_stream: asyncio.Future[AgentEventStream] | None = field(
         default=None, init=False, repr=False
     )
@@ -102,13 +104,14 @@ class AgentLink:
         return HeldSlot(self.workspaces.release)
 
     async def workspaces_stream(self) -> AgentEventStream:
-        """The server's stream of every directory, started once (callers meanwhile wait)."""
+        """The link's view of the server's stream of every directory, joined once (callers
+        meanwhile wait)."""
         if self._workspaces_stream is None:
             self._workspaces_stream = asyncio.ensure_future(self._start_workspaces_stream())
         return await asyncio.shield(self._workspaces_stream)
 
     async def _start_workspaces_stream(self) -> AgentEventStream:
-        stream = self.client.global_event_stream()
+        stream = self.client.shared_event_stream()
         await stream.start(wait_seconds=STREAM_START_WAIT_SECONDS)
         return stream
 

@@ -107,8 +107,9 @@ class AgentServer(WorktreeHost, Protocol):
     def event_stream(self, directory: str | None = None) -> AgentEventStream:
         """A new (not yet started) event stream of this server, scoped to `directory`."""
 
-    def global_event_stream(self) -> AgentEventStream:
-        """A new (not yet started) stream of every directory's events on this server."""
+    def shared_event_stream(self) -> AgentEventStream:
+        """A new (not yet started) view of the process's one stream of every directory on this
+        server, shared by every wave: a server sends each event once per stream."""
 
     async def aclose(self) -> None: ...
 

@@ -5,9 +5,9 @@ the session ends, unless the directory is a scratch slot kept warm for the next 
 OpenCode keeps an instance per directory it was asked about (tens of MB of the server's memory): a
 session's directory is disposed of on the server when the session ends, and its worktree removed;
 a scratch slot kept for the next session keeps its instance (`workspace_slots`). A wave that stops
-while its session runs on leaves both: the wave that adopts it needs them. Events of a session's
-own directory only come on a stream scoped to it, so such a session has a stream of its own (the
-link's stream serves the sessions in the link's directory).
+while its session runs on leaves both: the wave that adopts it needs them. Such a session's events
+come on the server's stream of every directory, one per server in the process, shared by every
+wave (the link's own stream serves the sessions in the link's directory).
 """
 
 from __future__ import annotations
@@ -71,8 +71,9 @@ class WaveWorkspaces:
         return workspace
 
     async def stream(self, link: AgentLink, workspace: SessionWorkspace | None) -> AgentEventStream:
-        """The stream its events come on: the server's stream of every directory when it works
-        in a workspace of its own, else the link's (subscribe it with its directory)."""
+        """The stream its events come on: the server's stream of every directory (shared by the
+        process's waves) when it works in a workspace of its own, else the link's (subscribe it
+        with its directory)."""
         if workspace is None:
             return link.stream
         return await link.workspaces_stream()

@@ -403,7 +403,7 @@ class FakeAgentClient:
     def event_stream(self, directory: str | None = None) -> FakeEventStream:
         return FakeEventStream(self.server, directory)
 
-    def global_event_stream(self) -> FakeEventStream:
+    def shared_event_stream(self) -> FakeEventStream:
         return FakeEventStream(self.server, EVERY_DIRECTORY)
 
     async def aclose(self) -> None:
