@@ -113,6 +113,7 @@ class SharedEventStreams:
             if shared is None or view not in shared.views:
                 return None
             shared.views.discard(view)
+            shared.views = {v for v in shared.views if not v.loop_closed()}
             if shared.views or self._loop is None:
                 return None
             del self._shared[key]
