@@ -5,11 +5,16 @@ on): each gets its own events, from its first step to its idle, whatever directo
 (one asked for under a symlink, which the server names resolved);
 a session no one subscribed (another tenant's on a shared server) reaches no queue. A session
 subscribed after it went idle is told so by the re-sync of its own directory.
+
+The process's shared stream (`OpenCodeClient.shared_event_stream`), read by two waves on two
+threads (each its own event loop, as in the run worker): each wave's view gets its own session's
+events and never the other's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 from resources.opencode.client import OpenCodeClient
@@ -88,3 +93,38 @@ def test_one_stream_follows_sessions_in_many_directories(
     resynced = [e for e in late_events if e.properties.get("resync")]
     assert len(resynced) == 1 and resynced[0].session_id == next(iter(seen))
     assert resynced[0].status is not None and resynced[0].status.type == "idle"
+
+
+def test_waves_on_two_threads_share_the_stream_and_see_only_their_own_sessions(
+    tmp_path: Path, opencode_server: OpenCodeServer
+) -> None:
+    directories = [a_scratch_repository(tmp_path / f"tenant-{n}") for n in range(2)]
+    both_subscribed = threading.Barrier(2, timeout=WAIT_SECONDS)
+    seen: dict[str, list[ServerEvent]] = {}
+
+    async def wave(directory: Path) -> None:
+        async with OpenCodeClient(opencode_server.url, password=opencode_server.password) as client:
+            view = client.shared_event_stream()
+            await view.start(wait_seconds=10.0)
+            try:
+                session = await client.create_session("shared", directory=str(directory))
+                queue = view.subscribe(session.id, str(directory))
+                await asyncio.to_thread(both_subscribed.wait)  # both on the stream at once
+                await client.prompt_async(
+                    session.id, "[script:reply text=Done.] Say done.", directory=str(directory)
+                )
+                seen[session.id] = await _until_idle(queue)
+                await asyncio.sleep(0.5)  # anything else on its way has arrived
+                seen[session.id] += [queue.get_nowait() for _ in range(queue.qsize())]
+            finally:
+                await view.close()
+
+    waves = [threading.Thread(target=asyncio.run, args=(wave(d),)) for d in directories]
+    for thread in waves:
+        thread.start()
+    for thread in waves:
+        thread.join(WAIT_SECONDS * 2)
+    assert len(seen) == 2
+    for session_id, events in seen.items():
+        assert {e.session_id for e in events} == {session_id}
+        assert "message.updated" in [e.type for e in events]
