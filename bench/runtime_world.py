@@ -27,6 +27,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
@@ -41,6 +42,7 @@ from resources.database import Database, tenant_scope, unit_of_work
 from resources.opencode.control import agent_password
 from resources.runtime_host import processes
 from resources.runtime_host.host import ROOT_VAR, RuntimeHost, RuntimeSettings
+from resources.runtime_host.network_rules import ALLOW_VAR, allowing
 from resources.runtime_host.opencode_runtime import RuntimeStartError
 from resources.runtime_host.sandbox import sandbox_problem
 from resources.runtime_host.tenant_users import ROOT_MODE
@@ -190,6 +192,8 @@ def runtime_world(
                 )
         git_url = git_server.start()
         git_started = True
+        # The runtimes' network rules refuse the loopback but for what is allowed when they start.
+        os.environ[ALLOW_VAR] = allowing(urlsplit(git_url).netloc)
         pids: dict[str, int] = {}
         for slug in tenants:
             _bare_repository(served, slug)

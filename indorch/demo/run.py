@@ -381,7 +381,7 @@ class Demo:
         """One bare repository per tenant, served over HTTP on the loopback; the tenants'
         runtimes are allowed to reach it (their network rules refuse the loopback otherwise:
         `INDORCH_RUNTIME_NETWORK_ALLOW`, in the environment of this process and its children)."""
-        from resources.runtime_host.network_rules import ALLOW_VAR
+        from resources.runtime_host.network_rules import ALLOW_VAR, allowing
 
         assert self.paths is not None and self.processes is not None
         for repository in repositories.REPOSITORIES:
@@ -392,7 +392,7 @@ class Demo:
             {tenant: (tenant, password) for tenant, password in self.git_passwords.items()},
         )
         endpoint = urlsplit(self.git_url).netloc
-        allowed = ",".join(filter(None, [os.environ.get(ALLOW_VAR), endpoint]))
+        allowed = allowing(endpoint)
         os.environ[ALLOW_VAR] = self.processes.env[ALLOW_VAR] = allowed
         self.say(
             f"git server over HTTP on {self.git_url} (git http-backend, an account per tenant)"

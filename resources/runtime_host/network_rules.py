@@ -67,6 +67,12 @@ def network_problem() -> str | None:
     return None
 
 
+def allowing(endpoint: str) -> str:
+    """What the operator allows (`ALLOW_VAR`), with `endpoint` (`host:port`, e.g. a git server
+    the platform serves on the loopback) added: the value to set before runtimes start."""
+    return ",".join(filter(None, [os.environ.get(ALLOW_VAR), endpoint]))
+
+
 def chain_for(uid: int) -> str:
     return f"{CHAIN_PREFIX}{uid}"
 

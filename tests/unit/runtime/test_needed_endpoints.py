@@ -34,3 +34,17 @@ def test_without_a_platform_provider_only_the_runtimes_own_are_reachable(
     monkeypatch.delenv(network_rules.ALLOW_VAR, raising=False)
     config = {"provider": {"scripted": {"options": {"baseURL": "http://127.0.0.1:5005/v1"}}}}
     assert _ports(network_rules.needed_endpoints(json.dumps(config))) - {53} == {5005}
+
+
+def test_a_served_endpoint_is_added_to_the_operators_allowances(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The demo's and the bench's git server on the loopback: added to what the operator
+    allows, not in place of it."""
+    monkeypatch.setenv(network_rules.ALLOW_VAR, "127.0.0.1:9418")
+    assert network_rules.allowing("127.0.0.1:8080") == "127.0.0.1:9418,127.0.0.1:8080"
+    monkeypatch.delenv(network_rules.ALLOW_VAR)
+    assert network_rules.allowing("127.0.0.1:8080") == "127.0.0.1:8080"
+    monkeypatch.setenv(network_rules.ALLOW_VAR, network_rules.allowing("127.0.0.1:8080"))
+    config = {"provider": {"scripted": {"options": {"baseURL": "http://127.0.0.1:5005/v1"}}}}
+    assert 8080 in _ports(network_rules.needed_endpoints(json.dumps(config)))
