@@ -1,12 +1,14 @@
 """One stream of every directory per agent server in this process, shared by all its waves.
 
 Waves run in threads of the run worker, each on an event loop of its own. When each read
-`GET /global/event` of a server on a connection of its own, the server sent every event once per
-wave (tenant): two more readers per server cost it +3 to +20 % CPU and the floor 4 to 17 % of its
-throughput (`INDORCH_BENCH_FLOOR_OTHER_READERS`, README → Performance). Here one stream per
-server and credentials is read on a thread of its own, and each wave holds a `SharedStreamView`:
-on its own loop it gets the events of the sessions it subscribed, and no others (routed by
-session id, as `ServerEventStream` routes). The connection closes with the last view.
+`GET /global/event` of a server on a connection of its own, every event was sent, read and
+prefiltered once per wave (tenant): ~0.08 CPU-s per stream through a 300-session burst for its
+reader (the servers' own cost was not measurable at ten readers per server:
+`INDORCH_BENCH_FLOOR_OTHER_READERS`, README → Performance), so a run worker's reading grew with
+its tenants. Here one stream per server and credentials is read on a thread of its own, and
+each wave holds a `SharedStreamView`: on its own loop it gets the events of the sessions it
+subscribed, and no others (routed by session id, as `ServerEventStream` routes). The connection
+closes with the last view.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ class _Shared:
     stream: ServerEventStream
     client: OpenCodeClient
     views: set[SharedStreamView] = field(default_factory=set)
+
+    def forget_gone_views(self) -> None:
+        """Drop the views of waves whose loop closed without leaving (a killed run's thread)."""
+        self.views = {v for v in self.views if not v.loop_closed()}
 
 
 class SharedEventStreams:
@@ -100,7 +106,7 @@ class SharedEventStreams:
                 )
                 self._shared[key] = shared
                 self._run(loop, shared.stream.start(wait_seconds=0.0))
-            shared.views = {v for v in shared.views if not v.loop_closed()}
+            shared.forget_gone_views()
             shared.views.add(view)
             view.connection_changed(shared.stream.connected.is_set())
             return shared
@@ -113,7 +119,7 @@ class SharedEventStreams:
             if shared is None or view not in shared.views:
                 return None
             shared.views.discard(view)
-            shared.views = {v for v in shared.views if not v.loop_closed()}
+            shared.forget_gone_views()
             if shared.views or self._loop is None:
                 return None
             del self._shared[key]
