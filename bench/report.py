@@ -12,6 +12,7 @@ TARGET_SPEEDUP_OVER_WAVE1 = 10.0
 TARGET_SHARE_OF_FLOOR = 0.8
 TARGET_CPU_PER_SESSION = 0.1
 TARGET_MB_PER_IN_FLIGHT = 1.0
+FLOOR_NAMES = {"floor": "floor", "floor_isolated": "isolated floor"}
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -47,19 +48,28 @@ def comparisons(results: list[dict[str, Any]]) -> dict[str, Any]:
             return round(by_key[a]["sessions_per_minute"] / by_key[b]["sessions_per_minute"], 2)
         return None
 
+    # Their sessions each have a workspace of their own: the floor that does the same is theirs
+    # (the unisolated floor's share is the cost of that isolation).
+    floor = "floor_isolated" if "floor_isolated" in by_key else "floor"
     for key in ("wave", "worker", "runtime", "inprocess"):
         if key not in by_key:
             continue
         s = by_key[key]
-        speedup, share = ratio(key, "wave1"), ratio(key, "floor")
+        speedup, share = ratio(key, "wave1"), ratio(key, floor)
+        floor_cpu = by_key[floor]["cpu_seconds_per_session"] if floor in by_key else None
         out[key] = {
             "speedup_over_wave1": speedup,
+            "floor": floor,
             "share_of_floor": share,
+            "share_of_unisolated_floor": ratio(key, "floor"),
             "throughput_target_met": bool(
                 (speedup is not None and speedup >= TARGET_SPEEDUP_OVER_WAVE1)
                 or (share is not None and share >= TARGET_SHARE_OF_FLOOR)
             ),
             "cpu_seconds_per_session": s["cpu_seconds_per_session"],
+            "cpu_over_floor": (
+                round(s["cpu_seconds_per_session"] / floor_cpu, 2) if floor_cpu else None
+            ),
             "cpu_target_met": s["cpu_seconds_per_session"] <= TARGET_CPU_PER_SESSION,
             "mb_per_in_flight_session": s["mb_per_in_flight_session"],
             "memory_target_met": (s["mb_per_in_flight_session"] or 0) <= TARGET_MB_PER_IN_FLIGHT,
@@ -139,10 +149,23 @@ def comparison_table(document: dict[str, Any]) -> Table:
             "",
         )
         table.add_row(
-            f"{label}: throughput vs floor",
+            f"{label}: throughput vs {FLOOR_NAMES[row['floor']]}",
             f"{_fmt(row['share_of_floor'])}",
             f">= {TARGET_SHARE_OF_FLOOR:g} (agent-bound)",
             _yes(row["throughput_target_met"]),
+        )
+        if row["floor"] != "floor":
+            table.add_row(
+                f"{label}: throughput vs the unisolated floor (cost of isolation)",
+                f"{_fmt(row['share_of_unisolated_floor'])}",
+                "",
+                "",
+            )
+        table.add_row(
+            f"{label}: CPU-s per session vs the {FLOOR_NAMES[row['floor']]}'s",
+            f"{_fmt(row['cpu_over_floor'])}x",
+            "",
+            "",
         )
         table.add_row(
             f"{label}: CPU-s per session",

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import analysis
-from bench.code_location import TOP_UP_VAR, WAVE_SIZE_VAR
+from bench.code_location import SESSION_WORKSPACES_VAR, TOP_UP_VAR, WAVE_SIZE_VAR
 from bench.fleet import Fleet
 from bench.launch import write_instance_yaml
 from bench.procstat import TreeMonitor
@@ -67,6 +67,9 @@ class Scenario:
     timeout_seconds: float = 1800.0
     note: str = ""
     runtimes: bool = False  # each tenant on its managed runtime, sessions on its repository
+    # Each session in a workspace of its own (an OpenCode instance each), as by default; False:
+    # the tenant's sessions share its worktree on each server (SESSION_WORKSPACES_VAR "0").
+    session_workspaces: bool = True
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,8 @@ def _measure(
             "PYTHONWARNINGS": "ignore",
         }
     )
+    if not spec["session_workspaces"]:  # else as the bench's environment says (default: on)
+        env[SESSION_WORKSPACES_VAR] = "0"
     agent_cpu_at_start = fleet.agent_side_cpu_seconds()
     with (folder / "worker.log").open("wb") as worker_log:
         worker = subprocess.Popen(

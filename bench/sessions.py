@@ -12,8 +12,9 @@ Scenarios, each in its own worker process whose whole process tree is measured:
 1. **floor** -- the agent calls without orchestration (`bench.floor`).
 1a. **the floor, isolated** (`floor_isolated`): the same calls, each session in a scratch
    directory of its own as the orchestrator's default gives it, at most 8 per agent on a server
-   (the default `workspaces_per_agent`), reused: the floor of the default configuration. Run only
-   when named.
+   (the default `workspaces_per_agent`), reused: the floor of the default configuration, which
+   the orchestrated rows' throughput and CPU are compared with (the unisolated floor's share is
+   the cost of isolation).
 2. **wave size 1, launched** -- the naive design: one real Dagster run per session, launched
    through the instance's DefaultRunLauncher (a run process each; waves do not top up).
    Fewer sessions (`--wave1-sessions`); rates are per session.
@@ -48,7 +49,9 @@ Scenarios, each in its own worker process whose whole process tree is measured:
    registered so that all fit at once (capacity 50 each, several per server), one wave per
    tenant by default (`--inflight-wave-size`), runs in the run worker (`--inflight-mode`:
    `launched` for a process per run, about 130 MB each; `inprocess`); how many were really in
-   flight at once is measured.
+   flight at once is measured. The sessions share their tenant's worktree on each server: each
+   in a workspace of its own would be an OpenCode instance each, a thousand on three servers
+   (the row measures the control plane's memory per held session, not the servers').
 
 The orchestrated scenarios evaluate the real `dispatch_sensor` every 2 s and `retry_sensor`
 every 5 s, as the daemon would (sessions that fail an attempt are retried; the table counts
@@ -96,7 +99,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "sessions.json"
 TWO_TURNS = '[script:write path=bench/s{n}.md content="bench {n}\\n" reply="Written."] Note {n}.'
 HELD = '[script:slow seconds={hold} reply="Held."] Hold {{n}}.'
 PRODUCTION_MAX_RUNS = 30  # deploy/dagster.yaml: max_concurrent_runs
-NAMED_ONLY = frozenset({"worker_triggered", "worker_late_workspaces", "floor_isolated"})
+NAMED_ONLY = frozenset({"worker_triggered", "worker_late_workspaces"})
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -249,7 +252,9 @@ def plan(args: argparse.Namespace) -> list[Scenario]:
             wave_size=inflight_wave,
             max_runs=inflight_runs,
             cold_worker=args.cold_run_worker,
-            note=f"model holds each reply {args.hold_seconds:g} s",
+            session_workspaces=False,
+            note=f"model holds each reply {args.hold_seconds:g} s; sessions in their tenant's "
+            "worktree (each in its own would be an OpenCode instance each)",
         ),
     ]
     only = {key.strip() for key in args.only.split(",") if key.strip()}

@@ -2,6 +2,7 @@
 agent-health sensor made them ahead; waves launched on submit) run only when named, beside the
 default row."""
 
+from bench.report import comparisons
 from bench.sessions import command_line, parse, plan
 
 
@@ -38,11 +39,53 @@ def test_the_command_recorded_names_the_bench_variables_it_ran_with() -> None:
     assert command_line(["--quick"], {}) == ".venv/bin/python -m bench.sessions --quick"
 
 
-def test_the_isolated_floor_runs_only_when_named_with_the_default_bound() -> None:
+def test_the_isolated_floor_runs_by_default_with_the_default_bound() -> None:
     """The floor of the default configuration: a scratch directory per session, bounded as the
-    orchestrator bounds them (`bench.floor`)."""
-    assert "floor_isolated" not in [s.key for s in plan(parse([]))]
-    named = {s.key: s for s in plan(parse(["--only", "floor,floor_isolated"]))}
-    assert list(named) == ["floor", "floor_isolated"]
-    assert named["floor_isolated"].isolated and not named["floor"].isolated
-    assert named["floor_isolated"].mode == "floor"
+    orchestrator bounds them (`bench.floor`); the default run has it beside the unisolated one."""
+    default = {s.key: s for s in plan(parse([]))}
+    assert {"floor", "floor_isolated"} <= set(default)
+    assert default["floor_isolated"].isolated and not default["floor"].isolated
+    assert default["floor_isolated"].mode == "floor"
+
+
+def test_the_held_row_keeps_its_sessions_in_their_tenants_worktree() -> None:
+    """A thousand held sessions each in a workspace of its own would be a thousand OpenCode
+    instances on three servers; the row measures the control plane's memory per held session."""
+    default = {s.key: s for s in plan(parse([]))}
+    assert not default["inflight"].session_workspaces
+    assert all(s.session_workspaces for key, s in default.items() if key != "inflight")
+
+
+def _row(key: str, per_minute: float, cpu: float = 0.05) -> dict[str, object]:
+    return {
+        "key": key,
+        "sessions_per_minute": per_minute,
+        "cpu_seconds_per_session": cpu,
+        "mb_per_in_flight_session": 0.5,
+        "cpu_seconds": cpu * 300,
+        "runs": 10,
+    }
+
+
+def test_the_default_configuration_is_compared_with_the_isolated_floor() -> None:
+    """Its sessions each have a workspace of their own: the floor that does the same is its
+    measure; the unisolated floor's share is kept as the cost of isolation."""
+    results = [
+        _row("floor", 200.0, 0.02),
+        _row("floor_isolated", 160.0, 0.025),
+        _row("wave1", 10.0),
+        _row("worker", 144.0, 0.075),
+    ]
+    worker = comparisons(results)["worker"]
+    assert worker["share_of_floor"] == 0.9
+    assert worker["floor"] == "floor_isolated"
+    assert worker["share_of_unisolated_floor"] == 0.72
+    assert worker["cpu_over_floor"] == 3.0
+    assert worker["throughput_target_met"]
+
+
+def test_without_an_isolated_floor_the_unisolated_one_is_the_measure() -> None:
+    worker = comparisons([_row("floor", 200.0), _row("worker", 150.0)])["worker"]
+    assert worker["floor"] == "floor"
+    assert worker["share_of_floor"] == 0.75
+    assert not worker["throughput_target_met"]
