@@ -55,10 +55,12 @@ NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # The server sends `server.heartbeat` every few seconds: silence this long means a dead stream.
 EVENT_READ_TIMEOUT_SECONDS = 30.0
 WORKTREE_READY_TIMEOUT_SECONDS = 60.0
-# A create answers late while the server makes the instance for a new directory and serves the
-# first prompts of others (seen: >10 s with 20 starting at once); giving up then fails the
-# session's attempt, which costs it a retry's back-off and the whole start again.
-CREATE_READ_TIMEOUT_SECONDS = 60.0
+# The calls sent once (a create, a prompt) answer late while the server makes the instance for a
+# new directory and serves the first prompts of others (a create: >10 s with 20 starting at once;
+# a prompt: >10 s with ~330 sessions in one instance); giving up then fails the session's
+# attempt, which costs it a retry's back-off and the whole start again, while the server may
+# well have acted on it.
+SENT_ONCE_READ_TIMEOUT_SECONDS = 60.0
 
 
 @functools.cache
@@ -217,7 +219,7 @@ class OpenCodeClient:
             json=body,
             idempotent=False,
             directory=directory,
-            read_timeout=CREATE_READ_TIMEOUT_SECONDS,
+            read_timeout=SENT_ONCE_READ_TIMEOUT_SECONDS,
         )
         return AgentSession.model_validate(response.json())
 
@@ -250,6 +252,7 @@ class OpenCodeClient:
             idempotent=False,
             session_id=session_id,
             directory=directory,
+            read_timeout=SENT_ONCE_READ_TIMEOUT_SECONDS,
         )
 
     async def prompt(
