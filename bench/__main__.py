@@ -36,7 +36,9 @@ from bench import api, api_events, learning, machine, sessions, summary
 
 RESULTS = Path(__file__).resolve().parent / "results" / "report.json"
 BENCHES = ("learning", "api", "api_events", "sessions")
-SESSION_ROWS = "floor,wave1,worker,inflight"  # the floor, the naive design, the default, held
+# The floors (direct; a directory each, the default configuration's), the naive design, the
+# default, held.
+SESSION_ROWS = "floor,floor_isolated,wave1,worker,inflight"
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

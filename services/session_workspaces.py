@@ -151,7 +151,7 @@ class SessionWorkspaces:
                 directory, in_runtime=place.in_runtime, attempt=session.retry_count
             )
             try:
-                await git.init_scratch(directory)
+                await git.init_scratch(directory, _kept_repository(place, directory))
             except GitFailed as error:
                 await self.release(session, workspace)
                 raise WorkspaceFailed(f"scratch workspace: {error.reason}") from None
@@ -209,7 +209,7 @@ class SessionWorkspaces:
                 break
             warmed = False
             try:
-                await git.init_scratch(held.directory)
+                await git.init_scratch(held.directory, _kept_repository(place, held.directory))
                 await warm(held.directory)
                 warmed = True
             except GitFailed as error:
@@ -357,6 +357,13 @@ class SessionWorkspaces:
                 retryable=False,
             ) from None
         return GitCredentials.from_secret(value)
+
+
+def _kept_repository(place: WorkspacePlace, slot: Path) -> Path | None:
+    """Where the slot's repository as git first made it is kept, for the next sessions' copies:
+    with the mirrors' locks (the control plane's). None inside a managed runtime, where git
+    makes it as the tenant's user (a copy by this process would be this process's user's)."""
+    return None if place.in_runtime else place.locks / "slot-repositories" / slot.name
 
 
 def _slot_place(place: WorkspacePlace) -> SlotPlace:

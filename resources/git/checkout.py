@@ -224,14 +224,25 @@ class GitCheckouts:
         finally:
             into.unlink(missing_ok=True)
 
-    async def init_scratch(self, directory: Path) -> None:
+    async def init_scratch(self, directory: Path, kept_at: Path | None = None) -> None:
         """An empty repository with one empty commit (OpenCode tracks changes in git projects).
 
         The commit is the same whenever the same directory is made again, and differs between
         directories: OpenCode names a project by its first commit, so a directory made again
         for another session stays the project its server knows, and two directories never
-        share one (nor the server's snapshots of it)."""
-        if directory.exists():
+        share one (nor the server's snapshots of it).
+        `kept_at` (where no session writes; only where this process's user owns the
+        directory): the repository as git first made it is kept there, and copied from there
+        when the directory is made again, without a git process (two per session start)."""
+        if kept_at is not None and kept_at.is_dir():
+            try:
+                await asyncio.to_thread(_copy_repository, kept_at, directory)
+            except OSError as error:
+                raise GitFailed(f"scratch repository not copied: {error}") from None
+            return
+        if directory.is_symlink():  # planted: removed, not followed
+            directory.unlink()
+        elif directory.exists():
             await asyncio.to_thread(shutil.rmtree, directory, True)
         directory.parent.mkdir(parents=True, exist_ok=True)
         await self._must(
@@ -249,12 +260,35 @@ class GitCheckouts:
                 "GIT_COMMITTER_DATE": SCRATCH_COMMIT_DATE,
             },
         )
+        if kept_at is not None:
+            await asyncio.to_thread(_keep_repository, directory / ".git", kept_at)
 
     async def _must(self, args: list[str], cwd: Path, step: str) -> str:
         result = await self._git(args, cwd)
         if not result.ok:
             raise GitFailed(f"git {step} failed: {_tail(result.output)}")
         return result.output
+
+
+def _copy_repository(kept: Path, directory: Path) -> None:
+    if directory.is_symlink():  # planted: removed, not followed
+        directory.unlink()
+    elif directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    shutil.copytree(kept, directory / ".git", symlinks=True)
+
+
+def _keep_repository(git_dir: Path, kept_at: Path) -> None:
+    """A copy of `git_dir` at `kept_at`, whole or not at all."""
+    kept_at.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    partial = kept_at.with_name(f"{kept_at.name}.{os.getpid()}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(git_dir, partial, symlinks=True)
+    try:
+        partial.rename(kept_at)
+    except OSError:  # kept meanwhile by another process: theirs is the same repository
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _read_own_file(path: Path, owner_uid: int) -> str:

@@ -133,6 +133,23 @@ def test_latency_and_cpu_are_held_to_the_floor_plus_or_times_the_issue_allows() 
     assert held["met"] is False  # 1.3 MB > 1 MB
 
 
+def test_with_the_isolated_floor_the_default_configuration_is_measured_against_it() -> None:
+    """Its sessions each have a directory of their own, as the isolated floor's do: that floor
+    is its baseline for throughput, latency and CPU (the direct floor stays in its own row)."""
+    isolated = _scenario("floor_isolated", 160.0, p50=60.0, p95=80.0, cpu=0.02)
+    sessions = {**SESSIONS, "scenarios": [*SESSIONS["scenarios"], isolated]}
+    documents = {"sessions": sessions}
+    figures = _by_name(assemble(documents, MACHINE, "python -m bench", "quick"))
+    row = "sessions, run worker, wave size 100: "
+    rate = figures[row + "sessions/min"]
+    assert (rate["baseline"], rate["ratio"], rate["met"]) == (160.0, 1.12, True)
+    assert rate["baseline_name"].startswith("isolated floor")
+    assert figures[row + "submit -> prompt p50"]["baseline"] == 60.0
+    assert figures[row + "submit -> prompt p95"]["met"] is True  # 12 <= 80 + 3
+    cpu = figures[row + "control-plane CPU-s / session vs floor"]
+    assert (cpu["baseline"], cpu["ratio"], cpu["met"]) == (0.02, 4.0, False)
+
+
 def test_a_row_that_timed_out_before_every_session_completed_says_so() -> None:
     figures = _by_name(_full_report())
     worker = figures["sessions, run worker, wave size 100: sessions completed (0 retried)"]

@@ -19,12 +19,15 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from domain.session import Session, SessionStatus
 from resources.database import Database, tenant_scope, unit_of_work
+from resources.git.command_runner import CommandResult, LocalCommandRunner
 from services.session_workspaces import SessionWorkspace, SessionWorkspaces, WorkspaceLayout
 from tests.integration.repositories.conftest import TENANT
 
@@ -104,6 +107,78 @@ def test_concurrent_sessions_get_their_own_slots_and_a_freed_one_is_reused_clean
     assert third.directory == first.directory  # the freed slot, not a new directory
     assert sorted(os.listdir(third.directory)) == [".git"]
     assert first_commit(third.directory) == commit  # the same project for the server
+
+
+class CountingRunner(LocalCommandRunner):
+    """The real runner, counting the git commands it runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.git_commands: list[str] = []
+
+    async def run(self, argv: Sequence[str], **kwargs: Any) -> CommandResult:
+        if argv and argv[0] == "git":
+            self.git_commands.append(_git_subcommand(list(argv[1:])))
+        return await super().run(argv, **kwargs)
+
+
+def _git_subcommand(args: list[str]) -> str:
+    while args and args[0].startswith("-"):
+        args = args[2:] if args[0] == "-c" else args[1:]
+    return args[0] if args else ""
+
+
+def test_a_slot_made_again_is_its_first_repository_copied_without_git_and_untampered(
+    database: Database, tmp_path: Path
+) -> None:
+    """A slot's repository is made by git once; made again for the next session, it is a copy
+    of that first one kept where the sessions cannot write (no git process: two per start
+    were ~5 % of the run worker's CPU), so whatever a session did to `.git` (a hook, a
+    config that runs a command, commits) is gone."""
+    runner = CountingRunner()
+    service = SessionWorkspaces(
+        database, WorkspaceLayout(tmp_path / "ws"), runner=runner, warm_slots_per_agent=1
+    )
+    one, two = stored(database), stored(database)
+    first = prepare(service, one)
+    assert runner.git_commands.count("init") == 1
+    commit = first_commit(first.directory)
+    git_dir = first.directory / ".git"
+    (git_dir / "hooks" / "post-checkout").write_text("#!/bin/sh\necho planted\n")
+    with (git_dir / "config").open("a") as config:
+        config.write("[core]\n\tfsmonitor = echo planted\n")
+    (first.directory / "work.txt").write_text("one's\n")
+    subprocess.run(["git", "add", "."], cwd=first.directory, check=True)
+    subprocess.run(
+        ["git", "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "one's"],
+        cwd=first.directory,
+        check=True,
+    )
+    asyncio.run(service.release(one, first, Disposals().of(first)))
+    made = len(runner.git_commands)
+
+    second = prepare(service, two)
+    assert second.directory == first.directory
+    assert len(runner.git_commands) == made  # copied, no git process
+    assert sorted(os.listdir(second.directory)) == [".git"]
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"],
+        cwd=second.directory,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert head == commit == first_commit(second.directory)  # one's commit gone
+    assert "planted" not in (second.directory / ".git" / "config").read_text()
+    assert not (second.directory / ".git" / "hooks" / "post-checkout").exists()
+    status = subprocess.run(
+        ["git", "status", "--porcelain"],
+        cwd=second.directory,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert status == ""
 
 
 def test_a_slot_freed_while_enough_others_are_free_is_retired(
