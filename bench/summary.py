@@ -1,9 +1,10 @@
 """One benchmark report from the session, learning-loop and API benches' results documents.
 
 Pure: each figure is read from a bench's own document, set beside its baseline measured in the
-same run (for sessions the isolated floor when it ran, else the direct one; the stand-in provider's own phases for fine-tuning,
-`GET /health/live` through the same server for submissions), and checked against its issue's
-target. `python -m bench` runs the benches and renders what this assembles.
+same run (for sessions the isolated floor when it ran, else the direct one; the stand-in
+provider's own phases for fine-tuning, `GET /health/live` through the same server for
+submissions), and checked against its issue's target. `python -m bench` runs the benches and
+renders what this assembles.
 """
 
 from __future__ import annotations

@@ -233,7 +233,8 @@ class GitCheckouts:
         share one (nor the server's snapshots of it).
         `kept_at` (where no session writes; only where this process's user owns the
         directory): the repository as git first made it is kept there, and copied from there
-        when the directory is made again, without a git process (two per session start)."""
+        when the directory is made again, without a git process (two per session start). No
+        template: its sample hooks never run here (`core.hooksPath`), and the copy is smaller."""
         if kept_at is not None and kept_at.is_dir():
             try:
                 await asyncio.to_thread(_copy_repository, kept_at, directory)
@@ -246,7 +247,9 @@ class GitCheckouts:
             await asyncio.to_thread(shutil.rmtree, directory, True)
         directory.parent.mkdir(parents=True, exist_ok=True)
         await self._must(
-            ["init", "--quiet", "-b", "main", str(directory)], directory.parent, "init"
+            ["init", "--quiet", "--template=", "-b", "main", str(directory)],
+            directory.parent,
+            "init",
         )
         await self._git(
             ["commit", "--quiet", "--allow-empty", "-m", f"scratch workspace {directory.name}"],

@@ -144,6 +144,7 @@ def test_a_slot_made_again_is_its_first_repository_copied_without_git_and_untamp
     assert runner.git_commands.count("init") == 1
     commit = first_commit(first.directory)
     git_dir = first.directory / ".git"
+    (git_dir / "hooks").mkdir(exist_ok=True)
     (git_dir / "hooks" / "post-checkout").write_text("#!/bin/sh\necho planted\n")
     with (git_dir / "config").open("a") as config:
         config.write("[core]\n\tfsmonitor = echo planted\n")
