@@ -7,6 +7,10 @@ message -- what the wave supervisor does, minus the orchestration (no database, 
 Every session is "submitted" at once; at most `per_server` are in progress on a server at a time
 (the summed capacity of the agents the orchestrated runs register on it).
 
+`INDORCH_BENCH_FLOOR_REMADE=1` (isolated only): a directory given back is made again as the
+orchestrator makes a slot again (emptied, its repository a copy of the one git first made for
+it) instead of `git clean`, which keeps its `.git`: what that costs the servers is then measured.
+
 `INDORCH_BENCH_FLOOR_OTHER_READERS=N`: N more readers of each server's stream of every directory,
 reading and dropping all of it, as the waves of N other tenants sharing the server each read one
 (a wave reads that stream once per server): what they cost the server is then measured.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import subprocess
 import time
 from collections.abc import Mapping
@@ -35,6 +40,7 @@ import httpx
 
 IDLE_TIMEOUT_SECONDS = 600.0
 OTHER_READERS_VAR = "INDORCH_BENCH_FLOOR_OTHER_READERS"
+REMADE_VAR = "INDORCH_BENCH_FLOOR_REMADE"
 
 
 def other_readers_from(environment: Mapping[str, str]) -> int:
@@ -108,9 +114,10 @@ class _Server:
 class _Directories:
     """A server's scratch directories: made on first need, at most `limit`, each reused."""
 
-    def __init__(self, root: Path, limit: int) -> None:
+    def __init__(self, root: Path, limit: int, remade: bool = False) -> None:
         self.root = root
         self.limit = limit
+        self.remade = remade
         self._free: list[Path] = []
         self._made = 0
 
@@ -120,11 +127,25 @@ class _Directories:
         self._made += 1
         directory = self.root / f"slot-{self._made}"
         await asyncio.to_thread(_init_scratch, directory)
+        if self.remade:
+            await asyncio.to_thread(shutil.copytree, directory / ".git", self._kept(directory))
         return directory
 
     async def give_back(self, directory: Path) -> None:
-        await asyncio.to_thread(_git, directory, "clean", "-fdxq")  # its files gone
+        if self.remade:
+            await asyncio.to_thread(_made_again, directory, self._kept(directory))
+        else:
+            await asyncio.to_thread(_git, directory, "clean", "-fdxq")  # its files gone
         self._free.append(directory)
+
+    def _kept(self, directory: Path) -> Path:
+        return self.root / "kept" / directory.name
+
+
+def _made_again(directory: Path, kept: Path) -> None:
+    shutil.rmtree(directory)
+    directory.mkdir()
+    shutil.copytree(kept, directory / ".git", symlinks=True)
 
 
 def _git(directory: Path, *args: str) -> None:
@@ -208,14 +229,17 @@ async def run_floor(
     directories: int = 0,
     scratch: Path | None = None,
     other_readers: int = 0,
+    remade: bool = False,
 ) -> list[dict[str, Any]]:
     """`directories` (with `scratch`, where they are made): the isolated floor; `other_readers`
-    per server (module doc)."""
+    per server, `remade` (module doc)."""
     servers = [
         _Server(
             url,
             per_server,
-            _Directories(scratch / f"server-{n}", directories) if directories and scratch else None,
+            _Directories(scratch / f"server-{n}", directories, remade)
+            if directories and scratch
+            else None,
         )
         for n, url in enumerate(urls)
     ]
