@@ -2,9 +2,9 @@
 
 Both run as processes of their own, outside the measured control plane: the model as
 `python -m standins.scripted_model` (instant answers; `[script:slow seconds=S]` holds a reply),
-the servers as real `opencode serve` processes sharing one HOME (the provider package installs
-once) with a workspace each. Each server is warmed up with one session before anything is
-measured (its first prompt loads plugins and catalogs, ~2 s).
+the servers as real `opencode serve` processes, each with a HOME and a workspace of its own, both
+new at every (re)start. Each server is warmed up with one session before anything is measured
+(its first prompt loads plugins and catalogs, and installs the provider package, ~2 s).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ class Fleet:
     servers: list[OpenCodeServer] = field(default_factory=list)
     _model: subprocess.Popen[bytes] | None = None
     _model_log: object = None
+    _homes_made: Counter[int] = field(default_factory=Counter)
 
     @property
     def urls(self) -> list[str]:
@@ -61,14 +63,19 @@ class Fleet:
         # waited on its lock with their event loops blocked ("database is locked"; health
         # checks timed out, sessions ORPHANED). Each installs the provider package on warm-up.
         self.servers = [
-            OpenCodeServer(
-                self.model_url, home=self.scratch / f"opencode-home-{number}", binary=binary
-            )
+            OpenCodeServer(self.model_url, home=self.next_home(number), binary=binary)
             for number in range(count)
         ]
         with ThreadPoolExecutor(max_workers=count) as pool:
             list(pool.map(lambda server: server.start(), self.servers))
             list(pool.map(lambda server: warm_up(server.url), self.servers))
+
+    def next_home(self, number: int) -> Path:
+        """A HOME never used before for server `number`: a HOME holds the server's storage
+        (every session it ran), and a server grows slower with the sessions it holds, so a
+        restart on the old one would measure each later scenario on slower servers."""
+        self._homes_made[number] += 1
+        return self.scratch / f"opencode-home-{number}-{self._homes_made[number]}"
 
     def restart_servers(self) -> None:
         """Fresh servers (new workspaces, no session history), so every scenario starts alike."""
