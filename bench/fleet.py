@@ -113,14 +113,21 @@ class Fleet:
 
     def agent_side_cpu_seconds(self) -> float:
         """CPU time the servers and the model have used so far (informational)."""
-        total = 0.0
-        pids = [server.pid for server in self.servers if server.pid]
-        if self._model is not None:
-            pids.append(self._model.pid)
-        for pid in pids:
-            info = read_proc(pid)
-            total += info.cpu_seconds + info.children_cpu_seconds if info else 0.0
-        return total
+        return sum(self.agent_side_cpu_by_role().values())
+
+    def agent_side_cpu_by_role(self) -> dict[str, float]:
+        """The same, the servers' (their reaped children, git, included) and the model's."""
+        servers = [server.pid for server in self.servers if server.pid]
+        model = [self._model.pid] if self._model is not None else []
+        return {"servers": _cpu_of(servers), "model": _cpu_of(model)}
+
+
+def _cpu_of(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        info = read_proc(pid)
+        total += info.cpu_seconds + info.children_cpu_seconds if info else 0.0
+    return total
 
 
 def _wait_for(url: str, timeout: float) -> None:

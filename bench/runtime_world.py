@@ -105,6 +105,9 @@ class RuntimeAgents:
                 total += info.cpu_seconds if info else 0.0
         return total
 
+    def agent_side_cpu_by_role(self) -> dict[str, float]:
+        return {"runtimes": self.agent_side_cpu_seconds()}
+
     def agent_side_rss_mb(self) -> dict[str, float]:
         return {
             tenant: round(processes.resident_kb(pid) / 1024, 1) for tenant, pid in self.pids.items()

@@ -172,12 +172,14 @@ def _measure(
             sampled_at_go = monitor.sampled_cpu()
             own_cpu_at_go = monitor.own_cpu()
             agent_cpu_at_go = fleet.agent_side_cpu_seconds()
+            agent_roles_at_go = fleet.agent_side_cpu_by_role()
             go_at = time.time()
             Path(spec["go_path"]).write_text("go")
             log(f"  {spec['label']}: running (worker pid {worker.pid}, log {folder}/worker.log)")
             status = monitor.wait_worker()
             worker.returncode = status  # reaped by the monitor, not by Popen
             agent_cpu = fleet.agent_side_cpu_seconds() - agent_cpu_at_go
+            agent_roles = cpu_by_role_since(agent_roles_at_go, fleet.agent_side_cpu_by_role())
             agent_rss = fleet.agent_side_rss_mb()
         finally:
             if worker.returncode is None:
@@ -200,10 +202,16 @@ def _measure(
         "peak_rss_mb": peak.rss_mb,
         "peak_processes": max(s.processes for s in samples),
         "agent_side_cpu_seconds": agent_cpu,
+        "agent_side_cpu_by_role": agent_roles,
         # The agents' CPU while the worker got ready (warm-ups ahead of the burst: slots warmed).
         "agent_side_setup_cpu_seconds": agent_cpu_at_go - agent_cpu_at_start,
         "agent_side_rss_mb": agent_rss,
     }
+
+
+def cpu_by_role_since(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Each role's CPU seconds between two readings."""
+    return {role: round(value - before.get(role, 0.0), 2) for role, value in after.items()}
 
 
 def _wait_ready(ready: Path, worker: subprocess.Popen[bytes], folder: Path) -> None:
@@ -256,6 +264,8 @@ def _summary(
         "peak_processes": measured["peak_processes"],
         "mb_per_in_flight_session": round(grown / in_flight, 3) if in_flight else None,
         "agent_side_cpu_seconds": round(measured["agent_side_cpu_seconds"], 1),
+        # The servers' and the model's (the managed runtimes' in the runtime row).
+        "agent_side_cpu_by_role": measured["agent_side_cpu_by_role"],
         "agent_side_setup_cpu_seconds": round(measured["agent_side_setup_cpu_seconds"], 1),
         "agent_side_rss_mb": measured["agent_side_rss_mb"],
     }
