@@ -11,6 +11,10 @@ Every session is "submitted" at once; at most `per_server` are in progress on a 
 orchestrator makes a slot again (emptied, its repository a copy of the one git first made for
 it) instead of `git clean`, which keeps its `.git`: what that costs the servers is then measured.
 
+`INDORCH_BENCH_FLOOR_ORCHESTRATOR_BODIES=1`: each session created as the orchestrator creates
+it (its permission rules, a title as long as the orchestrator's), to see whether the servers'
+per-session work differs by the request bodies.
+
 `INDORCH_BENCH_FLOOR_OTHER_READERS=N`: N more readers of each server's stream of every directory,
 reading and dropping all of it, as the waves of N other tenants sharing the server each read one
 (a wave reads that stream once per server): what they cost the server is then measured.
@@ -38,9 +42,13 @@ from typing import Any
 
 import httpx
 
+from domain.ids import new_session_id
+from domain.session_permissions import session_rules
+
 IDLE_TIMEOUT_SECONDS = 600.0
 OTHER_READERS_VAR = "INDORCH_BENCH_FLOOR_OTHER_READERS"
 REMADE_VAR = "INDORCH_BENCH_FLOOR_REMADE"
+ORCHESTRATOR_BODIES_VAR = "INDORCH_BENCH_FLOOR_ORCHESTRATOR_BODIES"
 
 
 def other_readers_from(environment: Mapping[str, str]) -> int:
@@ -75,6 +83,7 @@ class _Server:
         self.connected = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.other_readers: list[asyncio.Task[None]] = []
+        self.as_orchestrator = False  # sessions created with the orchestrator's bodies
 
     async def follow(self) -> None:
         path = "/event" if self.directories is None else "/global/event"
@@ -142,6 +151,13 @@ class _Directories:
         return self.root / "kept" / directory.name
 
 
+def _create_body(number: int, as_orchestrator: bool) -> dict[str, Any]:
+    if not as_orchestrator:
+        return {"title": f"floor {number}"}
+    title = f"{new_session_id()} Note {number}."  # the orchestrator's: "<session id> <title>"
+    return {"title": title, "permission": session_rules()}
+
+
 def _made_again(directory: Path, kept: Path) -> None:
     shutil.rmtree(directory)
     directory.mkdir()
@@ -177,7 +193,7 @@ async def _one(server: _Server, record: FloorSession, prompt: str) -> None:
         params = {"directory": str(directory)} if directory else None
         try:
             created = await server.http.post(
-                "/session", params=params, json={"title": f"floor {record.number}"}
+                "/session", params=params, json=_create_body(record.number, server.as_orchestrator)
             )
             created.raise_for_status()
             session_id = created.json()["id"]
@@ -230,9 +246,10 @@ async def run_floor(
     scratch: Path | None = None,
     other_readers: int = 0,
     remade: bool = False,
+    orchestrator_bodies: bool = False,
 ) -> list[dict[str, Any]]:
     """`directories` (with `scratch`, where they are made): the isolated floor; `other_readers`
-    per server, `remade` (module doc)."""
+    per server, `remade`, `orchestrator_bodies` (module doc)."""
     servers = [
         _Server(
             url,
@@ -245,6 +262,7 @@ async def run_floor(
     ]
     try:
         for server in servers:
+            server.as_orchestrator = orchestrator_bodies
             server.task = asyncio.create_task(server.follow())
             await asyncio.wait_for(server.connected.wait(), 10.0)
             server.other_readers = [

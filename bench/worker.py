@@ -41,7 +41,7 @@ import dagster as dg
 from sqlalchemy import and_, func, not_, select
 
 from bench.code_location import WAVE_SIZE_VAR, bench_supervision
-from bench.floor import REMADE_VAR, other_readers_from, run_floor
+from bench.floor import ORCHESTRATOR_BODIES_VAR, REMADE_VAR, other_readers_from, run_floor
 from bench.launch import RunLauncher, SubmitLaunches
 from domain.caller import Caller
 from orchestrator_defs.sensor_evaluation import sensor_context
@@ -98,6 +98,7 @@ def floor(spec: dict[str, Any]) -> dict[str, Any]:
             scratch=Path(root) if root else None,
             other_readers=other_readers_from(os.environ),
             remade=os.environ.get(REMADE_VAR) == "1",
+            orchestrator_bodies=os.environ.get(ORCHESTRATOR_BODIES_VAR) == "1",
         )
     )
     return {"started_at": started, "ended_at": time.time(), "floor_sessions": records}
