@@ -251,7 +251,7 @@ class GitCheckouts:
             directory.parent,
             "init",
         )
-        await self._git(
+        committed = await self._git(
             ["commit", "--quiet", "--allow-empty", "-m", f"scratch workspace {directory.name}"],
             directory,
             env={
@@ -263,7 +263,7 @@ class GitCheckouts:
                 "GIT_COMMITTER_DATE": SCRATCH_COMMIT_DATE,
             },
         )
-        if kept_at is not None:
+        if kept_at is not None and committed.ok:  # not kept without its commit: made again
             await asyncio.to_thread(_keep_repository, directory / ".git", kept_at)
 
     async def _must(self, args: list[str], cwd: Path, step: str) -> str:

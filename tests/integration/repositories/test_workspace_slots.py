@@ -47,14 +47,14 @@ def orphaned(database: Database, session_id: str) -> None:
         uow.sessions.save_transition(session, event)
 
 
-def first_commit(directory: Path) -> str:
+def git_output(directory: Path, *args: str) -> str:
     return subprocess.run(
-        ["git", "rev-list", "--max-parents=0", "HEAD"],
-        cwd=directory,
-        check=True,
-        capture_output=True,
-        text=True,
+        ["git", *args], cwd=directory, check=True, capture_output=True, text=True
     ).stdout.strip()
+
+
+def first_commit(directory: Path) -> str:
+    return git_output(directory, "rev-list", "--max-parents=0", "HEAD")
 
 
 class Disposals:
@@ -162,24 +162,11 @@ def test_a_slot_made_again_is_its_first_repository_copied_without_git_and_untamp
     assert second.directory == first.directory
     assert len(runner.git_commands) == made  # copied, no git process
     assert sorted(os.listdir(second.directory)) == [".git"]
-    head = subprocess.run(
-        ["git", "rev-parse", "HEAD"],
-        cwd=second.directory,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    head = git_output(second.directory, "rev-parse", "HEAD")
     assert head == commit == first_commit(second.directory)  # one's commit gone
     assert "planted" not in (second.directory / ".git" / "config").read_text()
     assert not (second.directory / ".git" / "hooks" / "post-checkout").exists()
-    status = subprocess.run(
-        ["git", "status", "--porcelain"],
-        cwd=second.directory,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    assert status == ""
+    assert git_output(second.directory, "status", "--porcelain") == ""
 
 
 def test_a_slot_freed_while_enough_others_are_free_is_retired(
