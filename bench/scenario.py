@@ -171,15 +171,15 @@ def _measure(
             cpu_at_go = monitor.cpu_so_far()
             sampled_at_go = monitor.sampled_cpu()
             own_cpu_at_go = monitor.own_cpu()
-            agent_cpu_at_go = fleet.agent_side_cpu_seconds()
             agent_roles_at_go = fleet.agent_side_cpu_by_role()
+            agent_cpu_at_go = sum(agent_roles_at_go.values())
             go_at = time.time()
             Path(spec["go_path"]).write_text("go")
             log(f"  {spec['label']}: running (worker pid {worker.pid}, log {folder}/worker.log)")
             status = monitor.wait_worker()
             worker.returncode = status  # reaped by the monitor, not by Popen
-            agent_cpu = fleet.agent_side_cpu_seconds() - agent_cpu_at_go
             agent_roles = cpu_by_role_since(agent_roles_at_go, fleet.agent_side_cpu_by_role())
+            agent_cpu = sum(agent_roles.values())
             agent_rss = fleet.agent_side_rss_mb()
         finally:
             if worker.returncode is None:
